@@ -1,0 +1,2 @@
+"""refcr: a checkpoint/restore engine for Linux processes."""
+__version__ = "0.1.0"
