@@ -1,0 +1,127 @@
+/*
+ * zdtm test library for refcr.
+ *
+ * A scenario is a small C program:
+ *
+ *	int main(int argc, char **argv)
+ *	{
+ *		test_init(argc, argv);	// forks; the child returns here
+ *		... set up state ...
+ *		test_daemon();		// state ready: pidfile written
+ *		test_waitsig();		// the harness dumps/restores, then SIGTERM
+ *		... check state ...
+ *		pass();			// or fail("...")
+ *		return 0;
+ *	}
+ */
+#ifndef ZDTM_TST_H
+#define ZDTM_TST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Name of the test (basename of argv[0]), set by test_init(). */
+extern const char *test_name;
+/* The paths given on the command line. */
+extern const char *test_pidfile;
+extern const char *test_outfile;
+/* Set by the SIGTERM handler. */
+extern volatile sig_atomic_t test_sigterm_seen;
+
+/*
+ * Parse --pidfile=PATH --outfile=PATH (or "--pidfile PATH"), fork and
+ * daemonize.  Returns in the child only; the parent exits once the child has
+ * called test_daemon() (status 0) or died (status 1).
+ */
+void test_init(int argc, char **argv);
+
+/* State is set up: write the pidfile and release the parent. */
+void test_daemon(void);
+
+/* Nonzero while SIGTERM has not arrived yet. */
+int test_go(void);
+
+/* Sleep until SIGTERM arrives (returns at once if it already has). */
+void test_waitsig(void);
+
+/* Print "PASS" as the result line. */
+void test_pass(void);
+/* Print "FAIL: file:line: message (errno=N: strerror)" and exit(1). */
+void test_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), noreturn));
+/*
+ * Record a failed check without stopping: prints an "ERR: ..." info line and
+ * counts it.  test_result() then prints PASS, or FAIL naming the count.
+ */
+void test_err(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+extern int test_errors;
+void test_result(void);
+
+/* An informational line in the outfile. */
+void test_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define pass()		test_pass()
+#define fail(...)	test_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define pr_err(...)	test_err(__FILE__, __LINE__, __VA_ARGS__)
+
+/* fail() unless cond holds. */
+#define check(cond, ...)						\
+	do {								\
+		if (!(cond))						\
+			fail(__VA_ARGS__);				\
+	} while (0)
+
+/* Deterministic data patterns. */
+void datagen(void *buf, size_t len, uint64_t seed);
+/* 0 if buf holds datagen(len, seed); nonzero otherwise. */
+int datachk(const void *buf, size_t len, uint64_t seed);
+/* Like datachk, returns the offset of the first bad byte or -1 if all match. */
+ssize_t datachk_off(const void *buf, size_t len, uint64_t seed);
+/* Fill a region of a pattern that starts at pattern offset 'off'. */
+void datagen_at(void *buf, size_t len, uint64_t seed, size_t off);
+int datachk_at(const void *buf, size_t len, uint64_t seed, size_t off);
+
+uint32_t crc32(uint32_t crc, const void *buf, size_t len);
+
+/* /proc/self/maps helpers */
+struct test_vma {
+	unsigned long start, end;
+	char perms[5];
+	unsigned long long pgoff;
+	unsigned int dev_major, dev_minor;
+	unsigned long ino;
+	char path[512];
+};
+/* Find the VMA containing addr; 0 on success, -1 if none. */
+int test_find_vma(const void *addr, struct test_vma *vma);
+/*
+ * Collect all VMAs that intersect [start, end) into out (up to max);
+ * returns the count or -1.
+ */
+int test_collect_vmas(unsigned long start, unsigned long end,
+		      struct test_vma *out, int max);
+/* Compare two VMA lists; pr_err()s each difference and returns their count. */
+int test_cmp_vmas(const char *what, const struct test_vma *a, int na,
+		  const struct test_vma *b, int nb);
+
+/* Read a whole file into a malloc()ed buffer; returns length or -1. */
+ssize_t test_read_file(const char *path, char **out);
+
+/* Full read/write that retry on short transfers and EINTR. */
+ssize_t test_read_all(int fd, void *buf, size_t len);
+ssize_t test_write_all(int fd, const void *buf, size_t len);
+
+#endif /* ZDTM_TST_H */
