@@ -70,6 +70,8 @@ def run_one(name, workroot, sleep, keep):
     def bad(why):
         return False, why + "\n" + "".join("    | " + l + "\n" for l in out().splitlines())
 
+    if not os.access(binary, os.X_OK):
+        return False, "no binary %s (build failed?)" % binary
     p = subprocess.run([binary, "--pidfile=" + pidfile, "--outfile=" + outfile],
                        cwd=work, stdin=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, timeout=60)

@@ -104,6 +104,7 @@ struct test_vma {
 	unsigned int dev_major, dev_minor;
 	unsigned long ino;
 	char path[512];
+	char vmflags[160];	/* from smaps ("rd wr mr mw me ..."), or "" */
 };
 /* Find the VMA containing addr; 0 on success, -1 if none. */
 int test_find_vma(const void *addr, struct test_vma *vma);
@@ -113,7 +114,15 @@ int test_find_vma(const void *addr, struct test_vma *vma);
  */
 int test_collect_vmas(unsigned long start, unsigned long end,
 		      struct test_vma *out, int max);
-/* Compare two VMA lists; pr_err()s each difference and returns their count. */
+/* Like test_collect_vmas, from /proc/self/smaps, filling vmflags too. */
+int test_collect_smaps(unsigned long start, unsigned long end,
+		       struct test_vma *out, int max);
+/*
+ * Compare two VMA lists (bounds, perms, path, file offset, inode of named
+ * files, and VmFlags when both lists have them, ignoring the flags "sd",
+ * "ac" and "nr" that a restore may legitimately change);
+ * pr_err()s each difference and returns their count.
+ */
 int test_cmp_vmas(const char *what, const struct test_vma *a, int na,
 		  const struct test_vma *b, int nb);
 
