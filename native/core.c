@@ -1,0 +1,532 @@
+/*
+ * refcr native core. Everything here is a thin, stateless wrapper around a
+ * syscall Python's os module lacks (ptrace, process_vm_*, clone3, pidfd_*),
+ * or a loop too hot for Python (pagemap scanning). See core.h for the
+ * return convention (>= 0 ok, -errno failure).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cpuid.h>
+#include <elf.h>
+#include <sched.h>
+#include <limits.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include "core.h"
+
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* ptrace() returns -1/errno; turn that into our -errno convention. */
+static long pt(int req, int pid, unsigned long addr, unsigned long data)
+{
+	long r = ptrace(req, pid, (void *)addr, (void *)data);
+	return r < 0 ? -errno : r;
+}
+
+long rc_seize(int pid, unsigned long options)
+{
+	return pt(PTRACE_SEIZE, pid, 0, options);
+}
+
+long rc_interrupt(int pid)
+{
+	return pt(PTRACE_INTERRUPT, pid, 0, 0);
+}
+
+long rc_cont(int pid, int sig)
+{
+	return pt(PTRACE_CONT, pid, 0, (unsigned long)sig);
+}
+
+long rc_detach(int pid, int sig)
+{
+	return pt(PTRACE_DETACH, pid, 0, (unsigned long)sig);
+}
+
+long rc_set_options(int pid, unsigned long options)
+{
+	return pt(PTRACE_SETOPTIONS, pid, 0, options);
+}
+
+long rc_get_event_msg(int pid, unsigned long *msg)
+{
+	return pt(PTRACE_GETEVENTMSG, pid, 0, (unsigned long)msg);
+}
+
+int rc_wait(int pid, int *status)
+{
+	int r;
+
+	do
+		r = waitpid(pid, status, __WALL);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+/* ---- registers ---------------------------------------------------------- */
+
+static long regset(int req, int pid, int type, void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	long r = pt(req, pid, (unsigned long)type, (unsigned long)&iov);
+
+	return r < 0 ? r : (long)iov.iov_len;
+}
+
+int rc_get_regs(int pid, struct user_regs_struct *regs)
+{
+	long r = regset(PTRACE_GETREGSET, pid, NT_PRSTATUS, regs, sizeof(*regs));
+
+	return r < 0 ? (int)r : 0;
+}
+
+int rc_set_regs(int pid, const struct user_regs_struct *regs)
+{
+	long r = regset(PTRACE_SETREGSET, pid, NT_PRSTATUS, (void *)regs, sizeof(*regs));
+
+	return r < 0 ? (int)r : 0;
+}
+
+long rc_get_xstate(int pid, void *buf, size_t len)
+{
+	return regset(PTRACE_GETREGSET, pid, NT_X86_XSTATE, buf, len);
+}
+
+int rc_set_xstate(int pid, const void *buf, size_t len)
+{
+	long r = regset(PTRACE_SETREGSET, pid, NT_X86_XSTATE, (void *)buf, len);
+
+	return r < 0 ? (int)r : 0;
+}
+
+long rc_xstate_size(void)
+{
+	unsigned int a, b, c, d;
+
+	/* Leaf 0xD sub-leaf 0: ECX is the XSAVE size for all supported features. */
+	if (!__get_cpuid_count(0xd, 0, &a, &b, &c, &d))
+		return -ENOTSUP;
+	return c > b ? c : b;
+}
+
+/* ---- signals, rseq ------------------------------------------------------ */
+
+int rc_get_sigmask(int pid, uint64_t *mask)
+{
+	long r = pt(PTRACE_GETSIGMASK, pid, sizeof(*mask), (unsigned long)mask);
+
+	return r < 0 ? (int)r : 0;
+}
+
+int rc_set_sigmask(int pid, uint64_t mask)
+{
+	long r = pt(PTRACE_SETSIGMASK, pid, sizeof(mask), (unsigned long)&mask);
+
+	return r < 0 ? (int)r : 0;
+}
+
+int rc_peek_siginfo(int pid, int shared, uint64_t off, int nr, void *buf)
+{
+	/* Layout of the kernel's struct ptrace_peeksiginfo_args. */
+	struct { uint64_t off; uint32_t flags; int32_t nr; } args = {
+		.off = off, .flags = shared ? 1 /* PTRACE_PEEKSIGINFO_SHARED */ : 0, .nr = nr,
+	};
+
+	return (int)pt(PTRACE_PEEKSIGINFO, pid, (unsigned long)&args, (unsigned long)buf);
+}
+
+int rc_get_rseq_conf(int pid, struct rc_rseq_conf *conf)
+{
+	long r;
+
+	memset(conf, 0, sizeof(*conf));
+	r = pt(0x420f /* PTRACE_GET_RSEQ_CONFIGURATION */, pid, sizeof(*conf),
+	       (unsigned long)conf);
+	return r < 0 ? (int)r : 0;
+}
+
+/* ---- syscall injection -------------------------------------------------- */
+
+/*
+ * Why orig_rax = -1: if the tracee was stopped while inside an interrupted
+ * syscall, the kernel would otherwise "restart" it (rewind rip, reload rax)
+ * when we resume it to run our code. With -1 it leaves our call alone; once
+ * the original registers (including orig_rax) are back, the original restart
+ * happens as if we had never been there.
+ */
+int rc_inject_syscall(int pid, long nr, const unsigned long *args,
+		      unsigned long addr, int patch, int fault_ok,
+		      long *result, int *stop_status)
+{
+	static const unsigned char code[3] = { 0x0f, 0x05, 0xcc }; /* syscall; int3 */
+	struct user_regs_struct saved, regs;
+	unsigned long orig_word = 0, word;
+	int r, st, ret = 0, gone = 0;
+
+	*stop_status = 0;
+	r = rc_get_regs(pid, &saved);
+	if (r < 0)
+		return r;
+
+	if (patch) {
+		errno = 0;
+		orig_word = ptrace(PTRACE_PEEKDATA, pid, (void *)addr, NULL);
+		if (errno)
+			return -errno;
+		word = orig_word;
+		memcpy(&word, code, sizeof(code));
+		if (pt(PTRACE_POKEDATA, pid, addr, word) < 0)
+			return -errno;
+	}
+
+	regs = saved;
+	regs.rip = addr;
+	regs.rax = nr;
+	regs.orig_rax = (unsigned long long)-1;
+	regs.rdi = args[0];
+	regs.rsi = args[1];
+	regs.rdx = args[2];
+	regs.r10 = args[3];
+	regs.r8 = args[4];
+	regs.r9 = args[5];
+	ret = rc_set_regs(pid, &regs);
+	if (ret < 0)
+		goto restore;
+
+	for (;;) {
+		ret = (int)rc_cont(pid, 0);
+		if (ret < 0)
+			goto restore;
+		ret = rc_wait(pid, &st);
+		if (ret < 0)
+			goto restore;
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			ret = -ESRCH;
+			gone = 1;
+			goto restore;
+		}
+		if (!WIFSTOPPED(st)) {
+			continue;
+		}
+		/*
+		 * Group-stop/PTRACE_INTERRUPT stops and fork/clone events (an
+		 * injected clone3 with PTRACE_O_TRACECLONE) need nothing but
+		 * another PTRACE_CONT.
+		 */
+		switch (st >> 16) {
+		case 0:
+			break;
+		case PTRACE_EVENT_STOP:
+		case PTRACE_EVENT_FORK:
+		case PTRACE_EVENT_VFORK:
+		case PTRACE_EVENT_CLONE:
+		case PTRACE_EVENT_VFORK_DONE:
+			continue;
+		case PTRACE_EVENT_EXIT:
+			*stop_status = st;
+			ret = -ESRCH;
+			gone = 1;
+			goto restore;
+		default:
+			*stop_status = st;
+			ret = -EIO;
+			goto restore;
+		}
+		ret = rc_get_regs(pid, &regs);
+		if (ret < 0)
+			goto restore;
+		if (WSTOPSIG(st) == SIGTRAP && regs.rip == addr + 3)
+			break;	/* our int3 */
+		if (fault_ok && (WSTOPSIG(st) == SIGSEGV || WSTOPSIG(st) == SIGBUS) &&
+		    regs.rip == addr + 2)
+			break;	/* the call unmapped its own code: int3 is gone */
+		*stop_status = st;
+		ret = -EIO;
+		goto restore;
+	}
+	*result = (long)regs.rax;
+	ret = 0;
+
+restore:
+	if (gone)
+		return ret;
+	/* When the call unmapped the page, there is nothing to put back. */
+	if (patch && pt(PTRACE_POKEDATA, pid, addr, orig_word) < 0 && !fault_ok && ret == 0)
+		ret = -errno;
+	r = rc_set_regs(pid, &saved);
+	if (r < 0 && ret == 0)
+		ret = r;
+	return ret;
+}
+
+/* ---- memory ------------------------------------------------------------- */
+
+/*
+ * Transfers ranges [i..n) starting 'skip' bytes into range i, at most
+ * IOV_MAX remote iovecs per call. The kernel may stop short (a fault, or its
+ * per-call size cap); we resume where it stopped and only give up when a
+ * call makes no progress.
+ */
+static long vm_rw(int pid, const unsigned long *addrs, const unsigned long *lens,
+		  size_t n, char *buf, int write)
+{
+	struct iovec remote[IOV_MAX], local;
+	size_t i = 0, skip = 0, total = 0;
+
+	while (i < n) {
+		size_t cnt = 0, want = 0, j;
+		ssize_t r;
+
+		for (j = i; j < n && cnt < IOV_MAX; j++) {
+			size_t off = j == i ? skip : 0;
+
+			if (lens[j] == off)
+				continue;
+			remote[cnt].iov_base = (void *)(addrs[j] + off);
+			remote[cnt].iov_len = lens[j] - off;
+			want += lens[j] - off;
+			cnt++;
+		}
+		if (cnt == 0)
+			break;
+		local.iov_base = buf + total;
+		local.iov_len = want;
+		if (write)
+			r = process_vm_writev(pid, &local, 1, remote, cnt, 0);
+		else
+			r = process_vm_readv(pid, &local, 1, remote, cnt, 0);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EFAULT;
+		total += r;
+		/* Advance (i, skip) by r bytes. */
+		while (r > 0 && i < n) {
+			size_t left = lens[i] - skip;
+
+			if ((size_t)r < left) {
+				skip += r;
+				r = 0;
+			} else {
+				r -= left;
+				i++;
+				skip = 0;
+			}
+		}
+		while (i < n && lens[i] == skip) {
+			i++;
+			skip = 0;
+		}
+	}
+	return (long)total;
+}
+
+long rc_vm_read(int pid, const unsigned long *addrs, const unsigned long *lens,
+		size_t n, void *buf)
+{
+	return vm_rw(pid, addrs, lens, n, buf, 0);
+}
+
+long rc_vm_write(int pid, const unsigned long *addrs, const unsigned long *lens,
+		 size_t n, const void *buf)
+{
+	return vm_rw(pid, addrs, lens, n, (char *)buf, 1);
+}
+
+#define PM_PRESENT	(1ULL << 63)
+#define PM_SWAPPED	(1ULL << 62)
+#define PM_FILE_SHARED	(1ULL << 61)	/* file page or shared anon */
+#define PM_CHUNK	4096		/* entries per pread: 32 KiB */
+
+long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
+		     int anon_only, unsigned long *runs, size_t max_runs,
+		     unsigned long *next)
+{
+	uint64_t *ents;
+	char path[64];
+	long psize = sysconf(_SC_PAGESIZE);
+	unsigned long addr = start;
+	size_t nruns = 0;
+	int fd;
+
+	*next = start;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ents = malloc(PM_CHUNK * sizeof(*ents));
+	if (!ents) {
+		close(fd);
+		return -ENOMEM;
+	}
+
+	while (addr < end) {
+		size_t want = (end - addr) / psize, k;
+		ssize_t got;
+
+		if (want > PM_CHUNK)
+			want = PM_CHUNK;
+		got = pread(fd, ents, want * 8, (off_t)(addr / psize) * 8);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = errno;
+
+			free(ents);
+			close(fd);
+			return -e;
+		}
+		if (got < 8)
+			break;	/* past the end of the address space */
+		got /= 8;
+		for (k = 0; k < (size_t)got; k++, addr += psize) {
+			uint64_t e = ents[k];
+
+			if (!(e & (PM_PRESENT | PM_SWAPPED)))
+				continue;
+			if (anon_only && (e & PM_FILE_SHARED))
+				continue;
+			if (nruns && runs[2 * nruns - 2] + runs[2 * nruns - 1] * psize == addr) {
+				runs[2 * nruns - 1]++;
+				continue;
+			}
+			if (nruns == max_runs) {
+				/* Out of room: the caller resumes at this page. */
+				free(ents);
+				close(fd);
+				*next = addr;
+				return (long)nruns;
+			}
+			runs[2 * nruns] = addr;
+			runs[2 * nruns + 1] = 1;
+			nruns++;
+		}
+	}
+	free(ents);
+	close(fd);
+	*next = end;
+	return (long)nruns;
+}
+
+/* ---- processes, fds, namespaces ----------------------------------------- */
+
+int rc_pidfd_open(int pid, unsigned int flags)
+{
+	long r = syscall(SYS_pidfd_open, pid, flags);
+
+	return r < 0 ? -errno : (int)r;
+}
+
+int rc_pidfd_getfd(int pidfd, int fd, unsigned int flags)
+{
+	long r = syscall(SYS_pidfd_getfd, pidfd, fd, flags);
+
+	return r < 0 ? -errno : (int)r;
+}
+
+/*
+ * The clone3 child shares nothing with libc's view of the world (its TLS
+ * thread id is stale, other Python threads are gone), so after the syscall it
+ * must run only raw syscalls: these inline helpers touch neither errno nor
+ * any libc state.
+ */
+static inline long raw_syscall2(long nr, long a1, long a2)
+{
+	long ret;
+
+	asm volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2)
+		     : "rcx", "r11", "memory");
+	return ret;
+}
+
+static inline long raw_syscall0(long nr)
+{
+	long ret;
+
+	asm volatile("syscall" : "=a"(ret) : "a"(nr) : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* struct clone_args, as of the kernel ABI version with set_tid (v2). */
+struct rc_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+	uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+static __attribute__((noreturn)) void puppet_body(void)
+{
+	/* A pid-ns init ignores its own SIGSTOP: it then just sits in pause(). */
+	raw_syscall2(SYS_kill, raw_syscall0(SYS_getpid), SIGSTOP);
+	for (;;)
+		raw_syscall0(SYS_pause);
+}
+
+int rc_clone3_puppet(const int *set_tid, size_t set_tid_size,
+		     uint64_t flags, int exit_signal)
+{
+	struct rc_clone_args args;
+	long ret;
+
+	memset(&args, 0, sizeof(args));
+	args.flags = flags;
+	args.exit_signal = (uint64_t)(unsigned int)exit_signal;
+	args.set_tid = (uint64_t)(unsigned long)set_tid;
+	args.set_tid_size = set_tid_size;
+
+	/* No stack given: fork-like, the child returns here on a copy of ours. */
+	ret = raw_syscall2(SYS_clone3, (long)&args, sizeof(args));
+	if (ret == 0)
+		puppet_body();
+	return (int)ret;	/* child pid or -errno, straight from the kernel */
+}
+
+int rc_get_robust_list(int tid, unsigned long *head, size_t *len)
+{
+	return syscall(SYS_get_robust_list, tid, head, len) < 0 ? -errno : 0;
+}
+
+int rc_tgkill(int tgid, int tid, int sig)
+{
+	return syscall(SYS_tgkill, tgid, tid, sig) < 0 ? -errno : 0;
+}
+
+long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags)
+{
+	ssize_t r = tee(fd_in, fd_out, len, flags);
+
+	return r < 0 ? -errno : (long)r;
+}
+
+int rc_setns(int fd, int nstype)
+{
+	return setns(fd, nstype) < 0 ? -errno : 0;
+}
+
+int rc_unshare(int flags)
+{
+	return unshare(flags) < 0 ? -errno : 0;
+}

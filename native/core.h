@@ -1,0 +1,94 @@
+/*
+ * refcr native core: the few things Python cannot do by itself.
+ *
+ * This header is shared by native/core.c and by the cffi builder
+ * (native/build_native.py feeds it to ffibuilder.cdef() after dropping the
+ * preprocessor lines), so it must stay plain C declarations: no macros in
+ * declarations, no system types other than the fixed-width ones cffi knows.
+ * struct user_regs_struct comes from <sys/user.h> in C; the builder spells its
+ * fields out for cffi.
+ *
+ * Convention: every function returns a value >= 0 on success and -errno on
+ * failure; results that do not fit go through out-parameters.
+ */
+#ifndef REFCR_NATIVE_CORE_H
+#define REFCR_NATIVE_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/user.h>
+
+/* ---- ptrace basics ---------------------------------------------------- */
+long rc_seize(int pid, unsigned long options);
+long rc_interrupt(int pid);
+long rc_cont(int pid, int sig);
+long rc_detach(int pid, int sig);
+long rc_set_options(int pid, unsigned long options);
+long rc_get_event_msg(int pid, unsigned long *msg);
+/* waitpid(pid, status, __WALL), retried on EINTR; returns the pid waited for. */
+int rc_wait(int pid, int *status);
+
+/* ---- registers -------------------------------------------------------- */
+int rc_get_regs(int pid, struct user_regs_struct *regs);
+int rc_set_regs(int pid, const struct user_regs_struct *regs);
+/* Returns the number of bytes the kernel filled in. */
+long rc_get_xstate(int pid, void *buf, size_t len);
+int rc_set_xstate(int pid, const void *buf, size_t len);
+/* XSAVE area size (CPUID leaf 0xD) for every feature the CPU can enable. */
+long rc_xstate_size(void);
+
+/* ---- signals, rseq ---------------------------------------------------- */
+int rc_get_sigmask(int pid, uint64_t *mask);
+int rc_set_sigmask(int pid, uint64_t mask);
+/* Copies up to nr siginfos (128 bytes each) from position off; returns the count. */
+int rc_peek_siginfo(int pid, int shared, uint64_t off, int nr, void *buf);
+
+struct rc_rseq_conf {
+	uint64_t rseq_abi_pointer;
+	uint32_t rseq_abi_size;
+	uint32_t signature;
+	uint32_t flags;
+	uint32_t pad;
+};
+int rc_get_rseq_conf(int pid, struct rc_rseq_conf *conf);
+
+/* ---- syscall injection ------------------------------------------------ */
+/*
+ * Runs syscall nr(args[0..5]) in the ptrace-stopped tracee pid, with the
+ * "syscall; int3" sequence at addr (written there first when patch != 0).
+ * On success returns 0 and stores the syscall's raw return in *result.
+ * On failure of the machinery returns -errno; *stop_status then holds the
+ * wait status of an unexpected stop (or 0).
+ */
+int rc_inject_syscall(int pid, long nr, const unsigned long *args,
+		      unsigned long addr, int patch, int fault_ok,
+		      long *result, int *stop_status);
+
+/* ---- memory ------------------------------------------------------------ */
+/* Reads/writes n remote ranges (addrs[i], lens[i]) from/to one local buffer. */
+long rc_vm_read(int pid, const unsigned long *addrs, const unsigned long *lens,
+		size_t n, void *buf);
+long rc_vm_write(int pid, const unsigned long *addrs, const unsigned long *lens,
+		 size_t n, const void *buf);
+/*
+ * Scans /proc/pid/pagemap over [start, end) and stores up to max_runs runs
+ * as (addr, nr_pages) pairs in runs[]. Returns the number of runs stored;
+ * *next is where the scan stopped (end when finished, else call again).
+ */
+long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
+		     int anon_only, unsigned long *runs, size_t max_runs,
+		     unsigned long *next);
+
+/* ---- processes, fds, namespaces --------------------------------------- */
+int rc_pidfd_open(int pid, unsigned int flags);
+int rc_pidfd_getfd(int pidfd, int fd, unsigned int flags);
+/* Fork-like raw clone3; the child stops itself and pauses forever. */
+int rc_clone3_puppet(const int *set_tid, size_t set_tid_size,
+		     uint64_t flags, int exit_signal);
+int rc_get_robust_list(int tid, unsigned long *head, size_t *len);
+int rc_tgkill(int tgid, int tid, int sig);
+long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags);
+int rc_setns(int fd, int nstype);
+int rc_unshare(int flags);
+
+#endif

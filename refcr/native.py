@@ -1,0 +1,351 @@
+"""Thin Pythonic wrapper over refcr's native core (``refcr._native``).
+
+Only what Python's ``os`` module cannot do lives in C (native/core.c): ptrace,
+syscall injection, process_vm_readv/writev, clone3 with set_tid, pidfd_getfd,
+pagemap scanning.  This module turns the C convention (a negative -errno on
+failure) into ``OSError(errno, strerror, what)`` where *what* names the call
+and its target, so a log line says which task and which operation failed.
+
+Build the extension in place with ``python3 native/build_native.py`` (or
+install the package, which builds it through setup.py's cffi_modules).
+"""
+from __future__ import annotations
+
+import errno as _errno
+import os
+import signal
+from typing import Iterable, Sequence
+
+from refcr._native import ffi, lib
+
+__all__ = [
+    "seize", "interrupt", "cont", "detach", "set_options", "get_event_msg",
+    "wait", "get_regs", "set_regs", "get_xstate", "set_xstate", "xstate_size",
+    "get_sigmask", "set_sigmask", "peek_siginfo", "get_rseq_conf",
+    "inject_syscall", "vm_read", "vm_read_into", "vm_write", "pidfd_open",
+    "pidfd_getfd", "clone3_puppet", "scan_pagemap", "get_robust_list",
+    "tgkill", "tee", "setns", "unshare", "REGS_FIELDS", "SIGINFO_SIZE",
+]
+
+# Re-export the constants cffi read from the system headers.
+for _name in dir(lib):
+    if _name.startswith(("PTRACE_", "CLONE_")):
+        globals()[_name] = getattr(lib, _name)
+        __all__.append(_name)
+del _name
+
+PTRACE_PEEKSIGINFO_SHARED = 1
+PTRACE_GET_RSEQ_CONFIGURATION = 0x420F
+SIGINFO_SIZE = 128
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_PEEK_BATCH = 32
+_PAGEMAP_RUNS = 1 << 16
+_U64 = (1 << 64) - 1
+
+REGS_FIELDS: tuple[str, ...] = (
+    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
+    "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
+    "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
+)
+
+
+def _check(ret: int, what: str) -> int:
+    """Raise OSError for a -errno result, else hand the value back."""
+    if ret < 0:
+        raise OSError(-ret, os.strerror(-ret), what)
+    return ret
+
+
+# ---- ptrace basics ---------------------------------------------------------
+
+def seize(pid: int, options: int = 0) -> None:
+    """PTRACE_SEIZE: attach without stopping, so nothing in the target changes
+    until we decide to interrupt it (and PTRACE_INTERRUPT becomes usable)."""
+    _check(lib.rc_seize(pid, options), f"ptrace(SEIZE, {pid})")
+
+
+def interrupt(pid: int) -> None:
+    """PTRACE_INTERRUPT: stop a seized task without sending it a signal."""
+    _check(lib.rc_interrupt(pid), f"ptrace(INTERRUPT, {pid})")
+
+
+def cont(pid: int, sig: int = 0) -> None:
+    """PTRACE_CONT: resume a stopped tracee, delivering *sig* (0 = none)."""
+    _check(lib.rc_cont(pid, sig), f"ptrace(CONT, {pid})")
+
+
+def detach(pid: int, sig: int = 0) -> None:
+    """PTRACE_DETACH: let the task go, optionally with a signal (SIGSTOP to
+    leave it stopped)."""
+    _check(lib.rc_detach(pid, sig), f"ptrace(DETACH, {pid})")
+
+
+def set_options(pid: int, options: int) -> None:
+    """PTRACE_SETOPTIONS: e.g. PTRACE_O_TRACECLONE before injecting clone3 so
+    the new puppet is traced from its first instruction."""
+    _check(lib.rc_set_options(pid, options), f"ptrace(SETOPTIONS, {pid})")
+
+
+def get_event_msg(pid: int) -> int:
+    """PTRACE_GETEVENTMSG: the new pid at a PTRACE_EVENT_CLONE/FORK stop, the
+    exit status at PTRACE_EVENT_EXIT."""
+    msg = ffi.new("unsigned long *")
+    _check(lib.rc_get_event_msg(pid, msg), f"ptrace(GETEVENTMSG, {pid})")
+    return int(msg[0])
+
+
+def wait(pid: int) -> int:
+    """waitpid(pid, __WALL), retried on EINTR; returns the raw status.
+
+    __WALL because threads (clone children) are traced too, and
+    os.waitpid would make every caller remember that flag."""
+    status = ffi.new("int *")
+    _check(lib.rc_wait(pid, status), f"waitpid({pid})")
+    return int(status[0])
+
+
+# ---- registers -------------------------------------------------------------
+
+def get_regs(pid: int) -> dict[str, int]:
+    """General registers (NT_PRSTATUS), as unsigned 64-bit ints by name."""
+    regs = ffi.new("struct user_regs_struct *")
+    _check(lib.rc_get_regs(pid, regs), f"ptrace(GETREGSET NT_PRSTATUS, {pid})")
+    return {name: int(getattr(regs, name)) for name in REGS_FIELDS}
+
+
+def set_regs(pid: int, regs: dict[str, int]) -> None:
+    """Set every general register; values may be signed or unsigned.
+
+    All fields are required: a partial dict would silently zero the rest."""
+    missing = [n for n in REGS_FIELDS if n not in regs]
+    if missing:
+        raise ValueError(f"set_regs({pid}): missing registers {missing}")
+    cregs = ffi.new("struct user_regs_struct *")
+    for name in REGS_FIELDS:
+        setattr(cregs, name, int(regs[name]) & _U64)
+    _check(lib.rc_set_regs(pid, cregs), f"ptrace(SETREGSET NT_PRSTATUS, {pid})")
+
+
+def xstate_size() -> int:
+    """Size of the XSAVE area (CPUID 0xD): the buffer GETREGSET needs."""
+    return _check(lib.rc_xstate_size(), "cpuid(0xd)")
+
+
+def get_xstate(pid: int) -> bytes:
+    """FPU/SSE/AVX/... state (NT_X86_XSTATE), as many bytes as the kernel gave."""
+    size = xstate_size()
+    buf = ffi.new("char[]", size)
+    n = _check(lib.rc_get_xstate(pid, buf, size), f"ptrace(GETREGSET NT_X86_XSTATE, {pid})")
+    return ffi.buffer(buf, n)[:]
+
+
+def set_xstate(pid: int, data: bytes) -> None:
+    """Put back an xstate blob from get_xstate (the kernel wants it whole)."""
+    _check(lib.rc_set_xstate(pid, ffi.from_buffer(data), len(data)),
+           f"ptrace(SETREGSET NT_X86_XSTATE, {pid})")
+
+
+# ---- signals, rseq ---------------------------------------------------------
+
+def get_sigmask(pid: int) -> int:
+    """Blocked-signal mask (bit n-1 = signal n). ptrace reports the mask the
+    task will return to, even while it sits in sigsuspend/ppoll."""
+    mask = ffi.new("uint64_t *")
+    _check(lib.rc_get_sigmask(pid, mask), f"ptrace(GETSIGMASK, {pid})")
+    return int(mask[0])
+
+
+def set_sigmask(pid: int, mask: int) -> None:
+    """Set the blocked-signal mask from outside the task."""
+    _check(lib.rc_set_sigmask(pid, mask & _U64), f"ptrace(SETSIGMASK, {pid})")
+
+
+def peek_siginfo(pid: int, shared: bool) -> list[bytes]:
+    """Every queued siginfo (128 raw bytes each), without dequeuing them:
+    the thread's private queue, or the process-wide one when *shared*."""
+    out: list[bytes] = []
+    buf = ffi.new("char[]", SIGINFO_SIZE * _PEEK_BATCH)
+    what = f"ptrace(PEEKSIGINFO{' SHARED' if shared else ''}, {pid})"
+    while True:
+        n = _check(lib.rc_peek_siginfo(pid, int(shared), len(out), _PEEK_BATCH, buf), what)
+        raw = ffi.buffer(buf, n * SIGINFO_SIZE)[:]
+        out.extend(raw[i * SIGINFO_SIZE:(i + 1) * SIGINFO_SIZE] for i in range(n))
+        if n < _PEEK_BATCH:
+            return out
+
+
+def get_rseq_conf(pid: int) -> dict[str, int]:
+    """The task's registered rseq area (pointer 0 / size 0 when none): it must
+    be re-registered at restore, and glibc registers one per thread."""
+    conf = ffi.new("struct rc_rseq_conf *")
+    _check(lib.rc_get_rseq_conf(pid, conf), f"ptrace(GET_RSEQ_CONFIGURATION, {pid})")
+    return {
+        "rseq_abi_pointer": int(conf.rseq_abi_pointer),
+        "rseq_abi_size": int(conf.rseq_abi_size),
+        "signature": int(conf.signature),
+        "flags": int(conf.flags),
+    }
+
+
+# ---- syscall injection -----------------------------------------------------
+
+def inject_syscall(pid: int, nr: int, args: Sequence[int] = (), *, addr: int,
+                   patch: bool = True, fault_ok: bool = False) -> int:
+    """Run syscall *nr* inside the ptrace-stopped task *pid* and return its raw
+    result (e.g. -2 for ENOENT: a failing syscall does not raise).
+
+    This is how refcr reads what only the task can tell (sigactions, timers,
+    ...) and drives restore puppets. *addr* must be executable in the task;
+    with *patch* the 8 bytes there are saved and "syscall; int3" written over
+    them, without it they must already hold that sequence. Registers and the
+    patched bytes are put back exactly. *fault_ok* accepts a SIGSEGV/SIGBUS
+    right after the syscall (it unmapped its own code page).
+
+    Raises OSError only when the injection itself fails: ESRCH if the task
+    died, EIO on an unexpected stop (a signal arrived; the task is left in
+    that signal-delivery-stop with its original registers)."""
+    if len(args) > 6:
+        raise ValueError("a syscall takes at most 6 arguments")
+    cargs = ffi.new("unsigned long[6]", [int(a) & _U64 for a in args])
+    result = ffi.new("long *")
+    stop = ffi.new("int *")
+    ret = lib.rc_inject_syscall(pid, nr, cargs, addr, int(patch), int(fault_ok),
+                                result, stop)
+    if ret < 0:
+        what = f"inject syscall {nr} into {pid} at {addr:#x}"
+        st = int(stop[0])
+        if st and os.WIFSTOPPED(st):
+            what += f" (unexpected stop: signal {os.WSTOPSIG(st)}, event {st >> 16})"
+        raise OSError(-ret, os.strerror(-ret), what)
+    return int(result[0])
+
+
+# ---- memory ----------------------------------------------------------------
+
+def _ranges(ranges: Iterable[tuple[int, int]]):
+    ranges = list(ranges)
+    addrs = ffi.new("unsigned long[]", [a for a, _ in ranges] or [0])
+    lens = ffi.new("unsigned long[]", [n for _, n in ranges] or [0])
+    return addrs, lens, len(ranges), sum(n for _, n in ranges)
+
+
+def vm_read(pid: int, ranges: Iterable[tuple[int, int]]) -> bytes:
+    """process_vm_readv of (addr, len) ranges, concatenated: the fast path for
+    dumping pages (IOV_MAX ranges per syscall). Short read -> EFAULT."""
+    addrs, lens, n, total = _ranges(ranges)
+    buf = ffi.new("char[]", total or 1)
+    _vm_io(lib.rc_vm_read, pid, addrs, lens, n, buf, total, "process_vm_readv")
+    return ffi.buffer(buf, total)[:]
+
+
+def vm_read_into(pid: int, ranges: Iterable[tuple[int, int]], out) -> int:
+    """vm_read into a caller's writable buffer (bytearray, mmap, memoryview),
+    avoiding a copy for large dumps. Returns the number of bytes read."""
+    addrs, lens, n, total = _ranges(ranges)
+    buf = ffi.from_buffer(out, require_writable=True)
+    if len(buf) < total:
+        raise ValueError(f"buffer of {len(buf)} bytes for {total} bytes of ranges")
+    _vm_io(lib.rc_vm_read, pid, addrs, lens, n, buf, total, "process_vm_readv")
+    return total
+
+
+def vm_write(pid: int, ranges: Iterable[tuple[int, int]], data: bytes) -> None:
+    """process_vm_writev: *data* is the concatenation of the ranges' contents
+    (restoring pages into a puppet)."""
+    addrs, lens, n, total = _ranges(ranges)
+    if len(data) != total:
+        raise ValueError(f"vm_write({pid}): {len(data)} bytes for {total} bytes of ranges")
+    _vm_io(lib.rc_vm_write, pid, addrs, lens, n, ffi.from_buffer(data), total,
+           "process_vm_writev")
+
+
+def _vm_io(fn, pid, addrs, lens, n, buf, total, name) -> None:
+    if n == 0:
+        return
+    got = _check(fn(pid, addrs, lens, n, buf), f"{name}({pid}, {n} ranges from {addrs[0]:#x})")
+    if got != total:
+        raise OSError(_errno.EFAULT, os.strerror(_errno.EFAULT),
+                      f"{name}({pid}): {got} of {total} bytes")
+
+
+def scan_pagemap(pid: int, start: int, end: int, anon_only: bool = False) -> list[tuple[int, int]]:
+    """Runs (addr, nr_pages) of pages in [start, end) that are present or
+    swapped out; with *anon_only*, only anonymous ones (the CoW'd pages of a
+    private file mapping). Only those pages need dumping."""
+    if start % PAGE_SIZE or end % PAGE_SIZE:
+        raise ValueError(f"scan_pagemap: unaligned range {start:#x}-{end:#x}")
+    runs = ffi.new("unsigned long[]", 2 * _PAGEMAP_RUNS)
+    nxt = ffi.new("unsigned long *")
+    out: list[tuple[int, int]] = []
+    addr = start
+    while addr < end:
+        n = _check(lib.rc_scan_pagemap(pid, addr, end, int(anon_only), runs,
+                                       _PAGEMAP_RUNS, nxt),
+                   f"/proc/{pid}/pagemap {addr:#x}-{end:#x}")
+        for i in range(n):
+            a, cnt = int(runs[2 * i]), int(runs[2 * i + 1])
+            if out and out[-1][0] + out[-1][1] * PAGE_SIZE == a:
+                out[-1] = (out[-1][0], out[-1][1] + cnt)  # split at a batch edge
+            else:
+                out.append((a, cnt))
+        addr = int(nxt[0])
+    return out
+
+
+# ---- processes, fds, namespaces -------------------------------------------
+
+def pidfd_open(pid: int) -> int:
+    """A pidfd for *pid* (needed by pidfd_getfd; immune to pid reuse)."""
+    return _check(lib.rc_pidfd_open(pid, 0), f"pidfd_open({pid})")
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """Duplicate the target's *fd* into our process (same open file
+    description): how refcr inspects a task's files without injecting code."""
+    return _check(lib.rc_pidfd_getfd(pidfd, fd, 0), f"pidfd_getfd({pidfd}, {fd})")
+
+
+def clone3_puppet(set_tid: Sequence[int], flags: int = 0,
+                  exit_signal: int = signal.SIGCHLD) -> int:
+    """Fork a restore puppet with raw clone3, at the pids in *set_tid*
+    (innermost namespace first; empty = any pid) and *flags* (CLONE_NEWPID,
+    ...). Returns the child's pid as seen here.
+
+    The child runs only raw syscalls: kill(getpid(), SIGSTOP), then pause()
+    forever. A child that is pid 1 of a new pid namespace ignores its own
+    SIGSTOP and just pauses, so drive it with seize() + interrupt() + wait()
+    rather than waiting for a stop. EEXIST: a requested pid is in use."""
+    tids = list(set_tid)
+    arr = ffi.new("int[]", tids or [0])
+    what = f"clone3(set_tid={tids}, flags={flags:#x})"
+    return _check(lib.rc_clone3_puppet(arr if tids else ffi.NULL, len(tids),
+                                       flags, int(exit_signal)), what)
+
+
+def get_robust_list(tid: int) -> tuple[int, int]:
+    """(head, len) of the thread's robust futex list, to re-register it."""
+    head = ffi.new("unsigned long *")
+    length = ffi.new("size_t *")
+    _check(lib.rc_get_robust_list(tid, head, length), f"get_robust_list({tid})")
+    return int(head[0]), int(length[0])
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    """Signal one thread (os has no tgkill)."""
+    _check(lib.rc_tgkill(tgid, tid, sig), f"tgkill({tgid}, {tid}, {sig})")
+
+
+def tee(fd_in: int, fd_out: int, length: int, flags: int = 0) -> int:
+    """tee(2): copy up to *length* queued pipe bytes without consuming them,
+    so a pipe's contents can be dumped and left in place."""
+    return _check(lib.rc_tee(fd_in, fd_out, length, flags), f"tee({fd_in}, {fd_out})")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """setns(2): Python 3.11's os lacks it."""
+    _check(lib.rc_setns(fd, nstype), f"setns({fd}, {nstype:#x})")
+
+
+def unshare(flags: int) -> None:
+    """unshare(2): Python 3.11's os lacks it."""
+    _check(lib.rc_unshare(flags), f"unshare({flags:#x})")
