@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The one entry point for setting refcr up from a fresh clone:
+#
+#   ./dev.sh demo [ARGS...]   set up, then dump and restore a demo counter process
+#   ./dev.sh test [ARGS...]   set up, then run the whole suite: pytest -n auto tests zdtm ARGS...
+#   ./dev.sh setup            set up only
+#
+# Setting up is idempotent and non-interactive: missing system packages are
+# installed with apt-get, a .venv is created with python3 -m venv, refcr is
+# installed into it in editable mode with its test extras (this builds the
+# native module and compiles the protos), and the zdtm scenarios are built.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+# Debian packages: compilers and make (native module, zdtm), ip and ps (tests).
+APT_PACKAGES=(build-essential iproute2 procps)
+
+setup_system() {
+    section "system packages"
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    # python3 -m venv needs ensurepip (a pyenv python has it; Debian's needs python3-venv).
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    if ((${#missing[@]} == 0)); then
+        echo "all present: ${APT_PACKAGES[*]}"
+        return
+    fi
+    echo "installing: ${missing[*]}"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo -n)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+setup_python() {
+    section "python environment (.venv)"
+    [[ -x .venv/bin/python ]] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    .venv/bin/python -c 'import refcr._native, refcr.pb' # fail here, not in the tests
+    echo "refcr installed: $(.venv/bin/python -c 'import refcr; print(refcr.__file__)')"
+}
+
+setup_zdtm() {
+    if [[ -f zdtm/Makefile ]]; then
+        section "zdtm scenarios"
+        make -s -C zdtm -j"$(nproc)"
+    fi
+}
+
+setup() {
+    setup_system
+    setup_python
+    setup_zdtm
+}
+
+cmd=${1:-}
+(($#)) && shift
+case "$cmd" in
+setup)
+    setup
+    ;;
+demo)
+    setup
+    section "demo: dump and restore a counter"
+    exec .venv/bin/python -m refcr.demo "$@"
+    ;;
+test)
+    setup
+    section "tests: pytest -n auto tests zdtm $*"
+    # Every pytest failure, including exit code 5 (no tests collected), fails this.
+    exec .venv/bin/python -m pytest -n auto tests zdtm "$@"
+    ;;
+*)
+    echo "usage: $0 {demo|test|setup} [ARGS...]" >&2
+    exit 2
+    ;;
+esac
