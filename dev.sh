@@ -39,7 +39,11 @@ setup_system() {
 
 setup_python() {
     section "python environment (.venv)"
-    [[ -x .venv/bin/python ]] || python3 -m venv .venv
+    # (re)create it when missing or when the python it was made from is gone
+    if ! .venv/bin/python -c '' 2>/dev/null; then
+        rm -rf .venv
+        python3 -m venv .venv
+    fi
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     .venv/bin/python -c 'import refcr._native, refcr.pb' # fail here, not in the tests
     echo "refcr installed: $(.venv/bin/python -c 'import refcr; print(refcr.__file__)')"
