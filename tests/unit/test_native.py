@@ -444,3 +444,17 @@ def test_unshare_and_setns_in_child():
     with pytest.raises(OSError) as exc:
         native.setns(9999, 0)
     assert exc.value.errno == errno.EBADF
+
+
+# ---- refcr check ------------------------------------------------------------
+
+def test_refcr_check_reports_every_feature(capsys):
+    from refcr import check
+
+    rc = check.main_check(None)
+    lines = capsys.readouterr().out.splitlines()
+    assert [l.split(":")[0] for l in lines] == [name for name, _, _ in check.FEATURES]
+    required_missing = [l for l, (_, req, _) in zip(lines, check.FEATURES)
+                        if req and not l.endswith(": works")]
+    assert required_missing == [] and rc == 0
+    assert any(l.startswith("soft-dirty: ") for l in lines)
