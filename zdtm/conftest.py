@@ -1,0 +1,25 @@
+"""pytest plugin for the zdtm suite: the hooks live in zdtm/harness/plugin.py.
+
+    pytest zdtm                      every scenario, flavor h, dump + restore
+    pytest -n auto zdtm              in parallel (pytest-xdist)
+    pytest zdtm/static/pipe00.c::h   one scenario
+    pytest zdtm --zdtm-no-cr         start -> SIGTERM -> PASS only
+"""
+import sys
+from pathlib import Path
+
+_repo = str(Path(__file__).resolve().parent.parent)
+if _repo not in sys.path:
+    sys.path.insert(0, _repo)
+
+from zdtm.harness.plugin import (  # noqa: E402,F401
+    pytest_addoption,
+    pytest_collect_file,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_report_header,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
+collect_ignore = ["work", "harness", "lib"]

@@ -1,0 +1,88 @@
+"""A scenario and its optional NAME.desc (a Python dict literal)."""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env"})
+KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid"})
+
+
+class DescError(Exception):
+    """A NAME.desc that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    source: Path
+    flags: frozenset[str] = frozenset()
+    opts: tuple[str, ...] = ()
+    dopts: tuple[str, ...] = ()
+    ropts: tuple[str, ...] = ()
+    flavors: tuple[str, ...] | None = None  # None: every flavor
+    features: tuple[str, ...] = ()
+    dump_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def binary(self) -> Path:
+        return self.source.with_suffix("")
+
+    @property
+    def crfail(self) -> bool:
+        return "crfail" in self.flags
+
+    @property
+    def noauto(self) -> bool:
+        return "noauto" in self.flags
+
+    def dump_opts(self) -> list[str]:
+        return [*self.opts, *self.dopts]
+
+    def restore_opts(self) -> list[str]:
+        return [*self.opts, *self.ropts]
+
+
+def _words(path: Path, key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise DescError(f"{path}: '{key}' must be a string or a list of strings, not {value!r}")
+
+
+def load(source: Path) -> Scenario:
+    """The scenario for zdtm/static/NAME.c, with NAME.desc applied if present."""
+    desc_path = source.with_suffix(".desc")
+    name = source.stem
+    if not desc_path.exists():
+        return Scenario(name=name, source=source)
+    try:
+        raw = ast.literal_eval(desc_path.read_text())
+    except (SyntaxError, ValueError) as e:
+        raise DescError(f"{desc_path}: not a Python literal: {e}") from None
+    if not isinstance(raw, dict):
+        raise DescError(f"{desc_path}: must be a dict literal, not {type(raw).__name__}")
+    unknown = set(raw) - KNOWN_KEYS
+    if unknown:
+        raise DescError(f"{desc_path}: unknown key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}")
+    flags = frozenset(_words(desc_path, "flags", raw.get("flags", "")))
+    bad_flags = flags - KNOWN_FLAGS
+    if bad_flags:
+        raise DescError(f"{desc_path}: unknown flag(s) {sorted(bad_flags)}; known: {sorted(KNOWN_FLAGS)}")
+    env = raw.get("dump_env", {})
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise DescError(f"{desc_path}: 'dump_env' must be a dict of strings")
+    flavors = _words(desc_path, "flavor", raw["flavor"]) if "flavor" in raw else None
+    return Scenario(
+        name=name,
+        source=source,
+        flags=flags,
+        opts=_words(desc_path, "opts", raw.get("opts", "")),
+        dopts=_words(desc_path, "dopts", raw.get("dopts", "")),
+        ropts=_words(desc_path, "ropts", raw.get("ropts", "")),
+        flavors=flavors,
+        features=_words(desc_path, "feature", raw.get("feature", "")),
+        dump_env=dict(env),
+    )

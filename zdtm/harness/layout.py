@@ -1,0 +1,38 @@
+"""Where the suite's files live."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of the suite, derived from the zdtm directory."""
+
+    zdtm: Path
+
+    @classmethod
+    def here(cls) -> "Layout":
+        return cls(Path(__file__).resolve().parent.parent)
+
+    @property
+    def repo(self) -> Path:
+        return self.zdtm.parent
+
+    @property
+    def static(self) -> Path:
+        return self.zdtm / "static"
+
+    @property
+    def work(self) -> Path:
+        return self.zdtm / "work"
+
+    @property
+    def required_list(self) -> Path:
+        return self.zdtm / "required.txt"
+
+    def workdir(self, flavor: str, name: str) -> Path:
+        return self.work / flavor / name
+
+    def is_scenario_source(self, path: Path) -> bool:
+        return path.suffix == ".c" and path.parent.resolve() == self.static.resolve()

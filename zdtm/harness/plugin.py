@@ -1,0 +1,306 @@
+"""pytest nodes and hooks: one item per scenario per flavor.
+
+zdtm/conftest.py re-exports the hooks defined here.  Item ids look like
+``zdtm/static/NAME.c::h``.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from . import features, procs
+from .build import BuildResult, build
+from .desc import DescError, Scenario, load
+from .flavors import DEFAULT_SELECTION, FLAVORS, Flavor, parse_selection
+from .layout import Layout
+from .report import RequiredTracker, read_required, skip_reason, tail
+from .runner import RunConfig, ScenarioRun, StepFailed, Timeouts
+
+
+@dataclass(frozen=True)
+class Options:
+    keep: bool
+    no_cr: bool
+    flavors: tuple[str, ...]
+    iterations: int
+    noauto: bool
+    build: bool
+    timeout_scale: float
+    refcr: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "Options":
+        def opt(name: str, default: object) -> object:
+            return config.getoption(name, default)
+
+        try:
+            flavors = parse_selection(str(opt("zdtm_flavor", ",".join(DEFAULT_SELECTION))))
+        except ValueError as e:
+            raise pytest.UsageError(f"--zdtm-flavor: {e}") from None
+        iterations = int(opt("zdtm_iters", 1))  # type: ignore[arg-type]
+        if iterations < 1:
+            raise pytest.UsageError("--zdtm-iters must be at least 1")
+        refcr_cmd = opt("zdtm_refcr", None)
+        refcr = tuple(shlex.split(str(refcr_cmd))) if refcr_cmd else (sys.executable, "-m", "refcr")
+        return cls(
+            keep=bool(opt("zdtm_keep", False)),
+            no_cr=bool(opt("zdtm_no_cr", False)),
+            flavors=flavors,
+            iterations=iterations,
+            noauto=bool(opt("zdtm_noauto", False)),
+            build=not bool(opt("zdtm_no_build", False)),
+            timeout_scale=float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
+            refcr=refcr,
+        )
+
+
+@dataclass
+class SessionState:
+    """Per-process state of the plugin (kept in config.stash, never global)."""
+
+    layout: Layout
+    options: Options
+    build_result: BuildResult | None = None
+    feature_cache: dict[str, str | None] | None = None
+    tracker: RequiredTracker | None = None
+    required_problems: list[str] | None = None
+
+
+STATE = pytest.StashKey[SessionState]()
+
+
+def _state(config: pytest.Config) -> SessionState:
+    return config.stash[STATE]
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def child_env(layout: Layout) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(layout.repo)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+# ---- hooks ------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("zdtm", "zdtm checkpoint/restore scenarios")
+    g.addoption("--zdtm-keep", action="store_true", help="keep every work dir (failed runs always keep theirs)")
+    g.addoption("--zdtm-no-cr", action="store_true",
+                help="no dump/restore: start, snapshot twice, SIGTERM, expect PASS (validates scenarios)")
+    g.addoption("--zdtm-flavor", default=",".join(DEFAULT_SELECTION), metavar="LIST",
+                help=f"comma-separated flavors to run, or 'all' (known: {', '.join(FLAVORS)}; default %(default)s)")
+    g.addoption("--zdtm-iters", type=int, default=1, metavar="N", help="dump/restore N times in a row")
+    g.addoption("--zdtm-noauto", action="store_true", help="also run scenarios flagged noauto")
+    g.addoption("--zdtm-no-build", action="store_true", help="do not run make -C zdtm first")
+    g.addoption("--zdtm-timeout-scale", type=float, default=1.0, metavar="X", help="multiply every timeout by X")
+    g.addoption("--zdtm-refcr", default=None, metavar="CMD",
+                help="command to run refcr (default: the current python -m refcr)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    layout = Layout.here()
+    state = SessionState(layout=layout, options=Options.from_config(config))
+    if not is_xdist_worker(config):
+        state.tracker = RequiredTracker(read_required(layout.required_list))
+        config.pluginmanager.register(RequiredRecorder(state.tracker), "zdtm-required")
+    config.stash[STATE] = state
+    config.addinivalue_line("markers", "zdtm: a zdtm checkpoint/restore scenario")
+    procs.become_subreaper()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _state(parent.config).layout.is_scenario_source(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _named_paths(config: pytest.Config) -> set[Path]:
+    rootdir = Path(str(config.invocation_params.dir))
+    return {(rootdir / str(a).split("::", 1)[0]).resolve() for a in config.args}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    if state.options.noauto:
+        return
+    named = _named_paths(config)
+    keep, drop = [], []
+    for item in items:
+        if isinstance(item, ScenarioItem) and item.scenario.noauto and item.path.resolve() not in named:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    o = _state(config).options
+    mode = "start/SIGTERM only (--zdtm-no-cr)" if o.no_cr else f"dump/restore x{o.iterations}"
+    return [f"zdtm: flavors {','.join(o.flavors)}, {mode}, refcr: {shlex.join(o.refcr)}"]
+
+
+def whole_suite(config: pytest.Config, layout: Layout) -> bool:
+    """True if this session was asked to run every scenario (no filtering)."""
+    o = config.option
+    if getattr(o, "keyword", "") or getattr(o, "markexpr", "") or getattr(o, "deselect", None):
+        return False
+    if getattr(o, "lf", False) or getattr(o, "failedfirst", False) or getattr(o, "stepwise", False):
+        return False
+    static = layout.static.resolve()
+    for arg in config.args:
+        if "::" in str(arg):
+            continue
+        p = (Path(str(config.invocation_params.dir)) / str(arg)).resolve()
+        if p == static or p in static.parents:
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or state.tracker is None or session.config.option.collectonly:
+        return
+    problems = state.tracker.problems(whole_suite(session.config, state.layout))
+    state.required_problems = problems
+    if problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    state = config.stash.get(STATE, None)
+    if state is None or not state.required_problems:
+        return
+    tr = terminalreporter
+    tr.section("zdtm: required scenarios not passed", sep="=", red=True, bold=True)
+    for line in state.required_problems:
+        tr.line(f"REQUIRED {line}", red=True)
+    tr.line(f"(the list is {state.layout.required_list})")
+
+
+# ---- nodes ------------------------------------------------------------------------
+
+class ScenarioFile(pytest.File):
+    """zdtm/static/NAME.c: one item per flavor."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        try:
+            scenario = load(self.path)
+        except DescError as e:
+            raise self.CollectError(str(e)) from None
+        selected = _state(self.config).options.flavors
+        wanted = scenario.flavors if scenario.flavors is not None else tuple(FLAVORS)
+        for name in wanted:
+            if name not in FLAVORS:
+                raise self.CollectError(f"{scenario.name}.desc: unknown flavor {name!r}")
+        chosen = [n for n in wanted if n in selected]
+        if chosen:
+            for name in chosen:
+                yield ScenarioItem.from_parent(self, name=name, scenario=scenario, flavor=FLAVORS[name])
+        else:
+            # Keep the scenario visible: its flavors were all left out.
+            for name in wanted:
+                yield ScenarioItem.from_parent(
+                    self, name=name, scenario=scenario, flavor=FLAVORS[name],
+                    not_selected=f"flavor {name!r} not selected (--zdtm-flavor={','.join(selected)})",
+                )
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, flavor: Flavor, not_selected: str | None = None, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.scenario = scenario
+        self.flavor = flavor
+        self.not_selected = not_selected
+        self.add_marker(pytest.mark.zdtm)
+        self.run_state: ScenarioRun | None = None
+
+    def setup(self) -> None:
+        if self.not_selected:
+            pytest.skip(self.not_selected)
+        if self.flavor.unavailable:
+            pytest.skip(self.flavor.unavailable)
+        state = _state(self.config)
+        if state.options.build:
+            if state.build_result is None:
+                state.build_result = build(state.layout)
+            if not state.build_result.ok:
+                pytest.fail(
+                    f"make -C zdtm failed (log: {state.build_result.log_path}):\n{state.build_result.tail}",
+                    pytrace=False,
+                )
+        if state.feature_cache is None:
+            state.feature_cache = {}
+        for feat in self.scenario.features:
+            if feat not in state.feature_cache:
+                state.feature_cache[feat] = features.probe(feat, child_env(state.layout), state.layout.repo)
+            why = state.feature_cache[feat]
+            if why is not None:
+                pytest.skip(f"kernel feature {feat!r} missing: {why}")
+
+    def runtest(self) -> None:
+        state = _state(self.config)
+        o = state.options
+        workdir = state.layout.workdir(self.flavor.name, self.scenario.name)
+        run = ScenarioRun(RunConfig(
+            scenario=self.scenario,
+            flavor=self.flavor,
+            workdir=workdir,
+            env=child_env(state.layout),
+            no_cr=o.no_cr,
+            iterations=o.iterations,
+            timeouts=Timeouts().scaled(o.timeout_scale),
+            refcr=o.refcr,
+        ))
+        self.run_state = run
+        try:
+            run.run()
+        except BaseException:
+            for path in run.artifacts():
+                self.add_report_section("call", f"{path.name} (last lines)", tail(path))
+            raise
+        if not o.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def repr_failure(self, excinfo, style=None):  # type: ignore[no-untyped-def]
+        if isinstance(excinfo.value, StepFailed):
+            e = excinfo.value
+            run = self.run_state
+            done = " -> ".join(run.steps_done) if run else ""
+            lines = [f"{self.scenario.name}::{self.flavor.name}: step '{e.step}' failed: {e.message}"]
+            lines += e.details
+            if run:
+                lines.append(f"steps passed: {done or '(none)'}")
+                lines.append(f"work dir kept: {run.cfg.workdir}")
+            return "\n".join(lines)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):  # type: ignore[no-untyped-def]
+        return self.path, None, f"{self.scenario.name}::{self.flavor.name}"
+
+
+class RequiredRecorder:
+    """Feeds every test report to the RequiredTracker.
+
+    A plugin object rather than a conftest hook because pytest_runtest_logreport
+    gets no config; registered only where the tracker lives (xdist controller).
+    """
+
+    def __init__(self, tracker: RequiredTracker) -> None:
+        self.tracker = tracker
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reason = skip_reason(report.longrepr) if report.outcome == "skipped" else None
+        self.tracker.record(report.nodeid, report.when, report.outcome, reason)

@@ -1,0 +1,299 @@
+"""Run one scenario in one flavor: start -> dump -> restore -> verify.
+
+Every step is named; a failure raises StepFailed naming the step, so the
+report says where it broke.  Whatever happens, the scenario's process tree and
+any refcr process left behind are killed and reaped before run() returns.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import procs, snapshot
+from .desc import Scenario
+from .flavors import Flavor
+
+
+class StepFailed(Exception):
+    """A step of the run did not go as expected."""
+
+    def __init__(self, step: str, message: str, details: list[str] | None = None) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    start: float = 30.0
+    pidfile: float = 10.0
+    dump: float = 180.0
+    restore: float = 180.0
+    gone: float = 10.0
+    exit: float = 30.0
+
+    def scaled(self, factor: float) -> "Timeouts":
+        return Timeouts(*(getattr(self, f) * factor for f in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    scenario: Scenario
+    flavor: Flavor
+    workdir: Path
+    env: dict[str, str]  # environment for the scenario and for refcr
+    no_cr: bool = False
+    iterations: int = 1
+    timeouts: Timeouts = Timeouts()
+    refcr: tuple[str, ...] = (sys.executable, "-m", "refcr")
+    verbosity: str = "-v4"
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    returncode: int
+    stderr_path: Path
+
+    def error_line(self) -> str:
+        lines = [ln for ln in self.stderr_path.read_text(errors="replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else "(nothing on stderr)"
+
+
+@dataclass
+class ScenarioRun:
+    """The state of one run; run() drives it."""
+
+    cfg: RunConfig
+    step: str = "setup"
+    steps_done: list[str] = field(default_factory=list)
+    pid: int | None = None
+    sid: int | None = None
+    tree: list[int] = field(default_factory=list)
+    crfail_confirmed: bool = False
+
+    # ---- files of the work dir -------------------------------------------------
+    @property
+    def pidfile(self) -> Path:
+        return self.cfg.workdir / f"{self.cfg.scenario.name}.pid"
+
+    @property
+    def outfile(self) -> Path:
+        return self.cfg.workdir / f"{self.cfg.scenario.name}.out"
+
+    @property
+    def start_log(self) -> Path:
+        return self.cfg.workdir / "start.log"
+
+    def _iter_name(self, base: str, it: int, ext: str = "") -> Path:
+        suffix = "" if self.cfg.iterations == 1 else f"-{it}"
+        return self.cfg.workdir / f"{base}{suffix}{ext}"
+
+    def artifacts(self) -> list[Path]:
+        """Files worth showing when the run failed, in a useful order."""
+        wd = self.cfg.workdir
+        found = [self.start_log]
+        for kind in ("dump", "restore"):
+            found += sorted(wd.glob(f"{kind}*.log"))[-1:]
+            found += sorted(wd.glob(f"{kind}*.stderr"))[-1:]
+        found.append(self.outfile)
+        return [p for p in found if p.is_file() and p.stat().st_size > 0]
+
+    # ---- driver --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        self.step = name
+        try:
+            yield
+        except StepFailed:
+            raise
+        except (OSError, ValueError, TimeoutError, subprocess.SubprocessError) as e:
+            raise StepFailed(name, f"{type(e).__name__}: {e}") from e
+        self.steps_done.append(name)
+
+    def run(self) -> None:
+        try:
+            self._prepare()
+            self._start()
+            before = self._snapshot("snapshot")
+            if self.cfg.no_cr:
+                time.sleep(0.1)
+                self._compare("snapshot-stable", before)
+            else:
+                for it in range(1, self.cfg.iterations + 1):
+                    if not self._checkpoint_restore(it, before):
+                        break  # crfail: dump failed as expected, no restore
+            self._stop()
+        finally:
+            self._cleanup()
+
+    def _prepare(self) -> None:
+        with self._step("prepare"):
+            wd = self.cfg.workdir
+            if wd.exists():
+                shutil.rmtree(wd)
+            wd.mkdir(parents=True)
+            if not self.cfg.scenario.binary.is_file():
+                raise StepFailed("prepare", f"{self.cfg.scenario.binary} is not built")
+
+    def _start(self) -> None:
+        sc = self.cfg.scenario
+        with self._step("start"):
+            argv = self.cfg.flavor.wrap(
+                [str(sc.binary), f"--pidfile={self.pidfile}", f"--outfile={self.outfile}"]
+            )
+            with open(self.start_log, "wb") as log:
+                launcher = subprocess.Popen(
+                    argv, cwd=self.cfg.workdir, env=self.cfg.env,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                )
+            try:
+                rc = launcher.wait(timeout=self.cfg.timeouts.start)
+            except subprocess.TimeoutExpired:
+                procs.kill_tree(launcher.pid)
+                launcher.wait()
+                self._adopt_pidfile()
+                raise StepFailed("start", f"not ready after {self.cfg.timeouts.start:g}s") from None
+            if rc != 0:
+                self._adopt_pidfile()
+                raise StepFailed("start", f"launcher exited with status {rc} (see start.log and the outfile)")
+        with self._step("pidfile"):
+            deadline = time.monotonic() + self.cfg.timeouts.pidfile
+            while not self._adopt_pidfile():
+                if time.monotonic() > deadline:
+                    raise StepFailed("pidfile", f"{self.pidfile} missing or malformed after a successful start")
+                time.sleep(0.02)
+            assert self.pid is not None
+            if not procs.is_alive(self.pid):
+                raise StepFailed("pidfile", f"test process {self.pid} is not running")
+
+    def _adopt_pidfile(self) -> bool:
+        """Read the pidfile into self.pid/self.sid; False if not there yet."""
+        try:
+            text = self.pidfile.read_text()
+        except FileNotFoundError:
+            return False
+        if not text.endswith("\n") or not text.strip().isdigit():
+            return False
+        self.pid = int(text)
+        self.sid = procs.own_session(self.pid)
+        return True
+
+    def _live_tree(self) -> list[int]:
+        assert self.pid is not None
+        return sorted(p for p in procs.tree_of(self.pid, self.sid) if procs.is_alive(p))
+
+    def _snapshot(self, step: str) -> snapshot.TreeState:
+        with self._step(step):
+            self.tree = self._live_tree()
+            return snapshot.take(self.tree)
+
+    def _compare(self, step: str, before: snapshot.TreeState) -> None:
+        with self._step(step):
+            after = snapshot.take(self._live_tree())
+            delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
+            if delta:
+                raise StepFailed(step, "the visible state changed", delta)
+
+    # ---- checkpoint / restore ------------------------------------------------
+    def _refcr(self, what: str, args: list[str], stderr_path: Path, timeout: float,
+               extra_env: dict[str, str] | None = None) -> ToolResult:
+        env = dict(self.cfg.env)
+        env.update(extra_env or {})
+        with open(stderr_path, "wb") as err:
+            p = subprocess.Popen(
+                [*self.cfg.refcr, what, *args], cwd=self.cfg.workdir, env=env,
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
+            )
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            procs.kill_tree(p.pid, p.pid)
+            p.wait()
+            raise StepFailed(what, f"refcr {what} did not finish in {timeout:g}s") from None
+        return ToolResult(rc, stderr_path)
+
+    def _checkpoint_restore(self, it: int, before: snapshot.TreeState) -> bool:
+        sc, fl, to = self.cfg.scenario, self.cfg.flavor, self.cfg.timeouts
+        assert self.pid is not None
+        images = self._iter_name("img", it)
+        images.mkdir()
+        with self._step("dump"):
+            res = self._refcr(
+                "dump",
+                ["-t", str(self.pid), "-D", str(images), "-o", str(self._iter_name("dump", it, ".log")),
+                 self.cfg.verbosity, *fl.cr_opts, *sc.dump_opts()],
+                self._iter_name("dump", it, ".stderr"), to.dump, sc.dump_env,
+            )
+            if sc.crfail and res.returncode == 0:
+                raise StepFailed("dump", "refcr dump succeeded, but the scenario is marked crfail")
+            if not sc.crfail and res.returncode != 0:
+                raise StepFailed("dump", f"refcr dump exited with status {res.returncode}: {res.error_line()}")
+        if sc.crfail:
+            with self._step("dump-survived"):
+                dead = [p for p in self.tree if not procs.is_alive(p)]
+                if dead:
+                    raise StepFailed("dump-survived", f"a failed dump killed {dead}")
+            self._compare("dump-survived-state", before)
+            self.crfail_confirmed = True
+            return False
+        with self._step("dump-gone"):
+            left = procs.wait_gone(set(self.tree), to.gone)
+            if left:
+                raise StepFailed("dump-gone", f"still running after a successful dump: {sorted(left)}")
+        restore_pidfile = self._iter_name("restore", it, ".pid")
+        with self._step("restore"):
+            res = self._refcr(
+                "restore",
+                ["-D", str(images), "-o", str(self._iter_name("restore", it, ".log")), self.cfg.verbosity,
+                 "-d", "--pidfile", str(restore_pidfile), *fl.cr_opts, *sc.restore_opts()],
+                self._iter_name("restore", it, ".stderr"), to.restore,
+            )
+            if res.returncode != 0:
+                raise StepFailed("restore", f"refcr restore exited with status {res.returncode}: {res.error_line()}")
+        with self._step("restore-pid"):
+            try:
+                text = restore_pidfile.read_text().strip()
+            except FileNotFoundError:
+                raise StepFailed("restore-pid", f"refcr restore wrote no {restore_pidfile.name}") from None
+            if text != str(self.pid):
+                raise StepFailed("restore-pid", f"restored pid is {text!r}, expected {self.pid}")
+            missing = [p for p in self.tree if not procs.is_alive(p)]
+            if missing:
+                raise StepFailed("restore-pid", f"not running after restore: {missing}")
+        self._compare("compare", before)
+        return True
+
+    # ---- the end -----------------------------------------------------------------
+    def _stop(self) -> None:
+        assert self.pid is not None
+        with self._step("sigterm"):
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                status = procs.wait_exit(self.pid, self.cfg.timeouts.exit)
+            except TimeoutError:
+                raise StepFailed("sigterm", f"test did not exit within {self.cfg.timeouts.exit:g}s of SIGTERM") from None
+            pid, self.pid = self.pid, None
+            procs.kill_tree(pid, self.sid)  # helpers the test left behind
+        with self._step("result"):
+            lines = self.outfile.read_text(errors="replace").splitlines() if self.outfile.exists() else []
+            fails = [ln for ln in lines if ln.startswith("FAIL")]
+            if fails:
+                raise StepFailed("result", fails[0])
+            if "PASS" not in lines:
+                raise StepFailed("result", f"no PASS in {self.outfile.name}; test {status.describe()}")
+            if status.status is not None and not status.success:
+                raise StepFailed("result", f"test printed PASS but {status.describe()}")
+
+    def _cleanup(self) -> None:
+        if self.pid is not None:
+            procs.kill_tree(self.pid, self.sid)
+        procs.reap_zombie_children()
