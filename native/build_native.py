@@ -13,7 +13,6 @@ constants, whose values cffi reads from the system headers.
 from __future__ import annotations
 
 import os
-import re
 
 from cffi import FFI
 
@@ -60,7 +59,8 @@ ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "refcr._native",
-    '#ifndef _GNU_SOURCE\n#define _GNU_SOURCE\n#endif\n#include <sched.h>\n#include <sys/ptrace.h>\n#include "core.h"\n',
+    "#ifndef _GNU_SOURCE\n#define _GNU_SOURCE\n#endif\n"
+    '#include <sched.h>\n#include <sys/ptrace.h>\n#include "core.h"\n',
     # setuptools wants paths relative to setup.py's directory; anywhere else
     # (and for the in-place build below) an absolute path is what works.
     sources=[_source("core.c")],

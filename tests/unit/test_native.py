@@ -454,7 +454,7 @@ def test_refcr_check_reports_every_feature(capsys):
     rc = check.main_check(None)
     lines = capsys.readouterr().out.splitlines()
     assert [l.split(":")[0] for l in lines] == [name for name, _, _ in check.FEATURES]
-    required_missing = [l for l, (_, req, _) in zip(lines, check.FEATURES)
+    required_missing = [l for l, (_, req, _) in zip(lines, check.FEATURES, strict=True)
                         if req and not l.endswith(": works")]
     assert required_missing == [] and rc == 0
     assert any(l.startswith("soft-dirty: ") for l in lines)
