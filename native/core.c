@@ -514,6 +514,13 @@ int rc_tgkill(int tgid, int tid, int sig)
 	return syscall(SYS_tgkill, tgid, tid, sig) < 0 ? -errno : 0;
 }
 
+int rc_kcmp(int pid1, int pid2, int type, unsigned long idx1, unsigned long idx2)
+{
+	long r = syscall(SYS_kcmp, pid1, pid2, type, idx1, idx2);
+
+	return r < 0 ? -errno : (int)r;
+}
+
 long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags)
 {
 	ssize_t r = tee(fd_in, fd_out, len, flags);

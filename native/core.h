@@ -87,6 +87,8 @@ int rc_clone3_puppet(const int *set_tid, size_t set_tid_size,
 		     uint64_t flags, int exit_signal);
 int rc_get_robust_list(int tid, unsigned long *head, size_t *len);
 int rc_tgkill(int tgid, int tid, int sig);
+/* kcmp(2): 0 equal, 1/2 ordered, 3 not equal; -errno on failure. */
+int rc_kcmp(int pid1, int pid2, int type, unsigned long idx1, unsigned long idx2);
 long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags);
 int rc_setns(int fd, int nstype);
 int rc_unshare(int flags);

@@ -24,7 +24,7 @@ __all__ = [
     "get_sigmask", "set_sigmask", "peek_siginfo", "get_rseq_conf",
     "inject_syscall", "vm_read", "vm_read_into", "vm_write", "pidfd_open",
     "pidfd_getfd", "clone3_puppet", "scan_pagemap", "get_robust_list",
-    "tgkill", "tee", "setns", "unshare", "REGS_FIELDS", "SIGINFO_SIZE",
+    "tgkill", "kcmp", "tee", "setns", "unshare", "REGS_FIELDS", "SIGINFO_SIZE",
 ]
 
 # Re-export the constants cffi read from the system headers.
@@ -333,6 +333,16 @@ def get_robust_list(tid: int) -> tuple[int, int]:
 def tgkill(tgid: int, tid: int, sig: int) -> None:
     """Signal one thread (os has no tgkill)."""
     _check(lib.rc_tgkill(tgid, tid, sig), f"tgkill({tgid}, {tid}, {sig})")
+
+
+KCMP_FILE, KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_IO, KCMP_SYSVSEM = range(7)
+
+
+def kcmp(pid1: int, pid2: int, type: int, idx1: int = 0, idx2: int = 0) -> int:
+    """kcmp(2): whether two tasks share a kernel object (KCMP_FILE: the same
+    open file description behind two fds). 0 means the same object."""
+    return _check(lib.rc_kcmp(pid1, pid2, type, idx1, idx2),
+                  f"kcmp({pid1}, {pid2}, {type}, {idx1}, {idx2})")
 
 
 def tee(fd_in: int, fd_out: int, length: int, flags: int = 0) -> int:

@@ -414,6 +414,21 @@ def test_clone3_puppet_new_pid_namespace():
         _reap(pid)
 
 
+def test_kcmp_file():
+    r, w = os.pipe()
+    dup = os.dup(w)
+    try:
+        me = os.getpid()
+        assert native.kcmp(me, me, native.KCMP_FILE, w, dup) == 0
+        assert native.kcmp(me, me, native.KCMP_FILE, r, w) != 0
+        with pytest.raises(OSError) as exc:
+            native.kcmp(me, me, native.KCMP_FILE, r, 9999)
+        assert exc.value.errno == errno.EBADF
+    finally:
+        for fd in (r, w, dup):
+            os.close(fd)
+
+
 def test_tee_copies_without_consuming():
     r1, w1 = os.pipe()
     r2, w2 = os.pipe()
