@@ -1,30 +1,20 @@
 """Kernel feature probes for a desc's ``feature`` key.
 
-Each probe returns None when the feature is present, else the reason it is
-missing.  A feature without a local probe is asked of ``refcr check --feature
-NAME`` (exit 0: present).  Results are cached per session by the caller.
+Feature names are those of ``refcr check`` (one ``name: works`` or ``name:
+missing (reason)`` line each), which tries every feature for real; it is run
+once per process and its answer cached.  A few features refcr itself does not
+need (namespaces the flavors use) are probed here.
 """
 from __future__ import annotations
 
 import os
-import platform
 import re
 import subprocess
-import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def _kernel_at_least(major: int, minor: int) -> Callable[[], str | None]:
-    def probe() -> str | None:
-        m = re.match(r"(\d+)\.(\d+)", platform.release())
-        if m is None:
-            return f"cannot parse kernel release {platform.release()!r}"
-        if (int(m.group(1)), int(m.group(2))) >= (major, minor):
-            return None
-        return f"needs kernel >= {major}.{minor}, running {platform.release()}"
-
-    return probe
+CHECK_LINE = re.compile(r"^([\w.-]+): (?:works|missing \((.*)\))$")
 
 
 def _path_exists(path: str) -> Callable[[], str | None]:
@@ -44,32 +34,64 @@ def _userns() -> str | None:
 
 
 LOCAL_PROBES: dict[str, Callable[[], str | None]] = {
-    "rseq": _kernel_at_least(4, 18),
-    "clone3": _kernel_at_least(5, 3),
-    "clone3_set_tid": _kernel_at_least(5, 5),
-    "pidfd_getfd": _kernel_at_least(5, 6),
-    "ptrace_get_rseq_conf": _kernel_at_least(5, 13),
-    "memfd": _kernel_at_least(3, 17),
-    "timens": _path_exists("/proc/self/ns/time"),
     "userns": _userns,
-    "mem_dirty_track": _path_exists("/proc/self/pagemap"),
+    "timens": _path_exists("/proc/self/ns/time"),
+    "cgroupns": _path_exists("/proc/self/ns/cgroup"),
 }
 
 
-def probe(name: str, env: dict[str, str], cwd: Path) -> str | None:
-    """None if feature ``name`` is available, else why not."""
-    local = LOCAL_PROBES.get(name)
-    if local is not None:
-        return local()
-    try:
-        p = subprocess.run(
-            [sys.executable, "-m", "refcr", "check", "--feature", name],
-            cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"feature {name!r}: refcr check failed to run: {e}"
-    if p.returncode == 0:
-        return None
-    why = (p.stderr.strip().splitlines() or ["no reason given"])[-1]
-    return f"feature {name!r} missing: {why}"
+class UnknownFeature(Exception):
+    pass
+
+
+@dataclass
+class FeatureProbe:
+    """Answers 'is feature X here?' with the reason when it is not."""
+
+    refcr: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+    _check: dict[str, str | None] | None = None
+    _check_error: str | None = None
+    _cache: dict[str, str | None] = field(default_factory=dict)
+
+    def _run_check(self) -> None:
+        try:
+            p = subprocess.run(
+                [*self.refcr, "check"], cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=120,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            self._check, self._check_error = {}, f"refcr check failed to run: {e}"
+            return
+        answers = {}
+        for line in p.stdout.splitlines():
+            m = CHECK_LINE.match(line.strip())
+            if m:
+                answers[m.group(1)] = None if m.group(2) is None and "works" in line else (m.group(2) or "missing")
+        self._check = answers
+        if not answers:
+            last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+            self._check_error = f"refcr check gave no answers: {last}"
+
+    def missing(self, name: str) -> str | None:
+        """None if the feature is available, else why not. Raises UnknownFeature."""
+        if name in self._cache:
+            return self._cache[name]
+        local = LOCAL_PROBES.get(name)
+        if local is not None:
+            why = local()
+        else:
+            if self._check is None:
+                self._run_check()
+            assert self._check is not None
+            if name in self._check:
+                why = self._check[name]
+            elif self._check_error:
+                why = self._check_error
+            else:
+                raise UnknownFeature(
+                    f"unknown feature {name!r}; known: {sorted(set(self._check) | set(LOCAL_PROBES))}"
+                )
+        self._cache[name] = why
+        return why

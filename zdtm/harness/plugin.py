@@ -67,7 +67,7 @@ class SessionState:
     layout: Layout
     options: Options
     build_result: BuildResult | None = None
-    feature_cache: dict[str, str | None] | None = None
+    probe: features.FeatureProbe | None = None
     tracker: RequiredTracker | None = None
     required_problems: list[str] | None = None
 
@@ -218,6 +218,11 @@ class ScenarioFile(pytest.File):
                 )
 
 
+def _skip(reason: str) -> None:
+    """Skip, reported at the scenario's location rather than this file's."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
 class ScenarioItem(pytest.Item):
     def __init__(self, *, scenario: Scenario, flavor: Flavor, not_selected: str | None = None, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kw)
@@ -229,9 +234,9 @@ class ScenarioItem(pytest.Item):
 
     def setup(self) -> None:
         if self.not_selected:
-            pytest.skip(self.not_selected)
+            _skip(self.not_selected)
         if self.flavor.unavailable:
-            pytest.skip(self.flavor.unavailable)
+            _skip(self.flavor.unavailable)
         state = _state(self.config)
         if state.options.build:
             if state.build_result is None:
@@ -241,14 +246,15 @@ class ScenarioItem(pytest.Item):
                     f"make -C zdtm failed (log: {state.build_result.log_path}):\n{state.build_result.tail}",
                     pytrace=False,
                 )
-        if state.feature_cache is None:
-            state.feature_cache = {}
+        if state.probe is None:
+            state.probe = features.FeatureProbe(state.options.refcr, child_env(state.layout), state.layout.repo)
         for feat in self.scenario.features:
-            if feat not in state.feature_cache:
-                state.feature_cache[feat] = features.probe(feat, child_env(state.layout), state.layout.repo)
-            why = state.feature_cache[feat]
+            try:
+                why = state.probe.missing(feat)
+            except features.UnknownFeature as e:
+                pytest.fail(f"{self.scenario.name}.desc: {e}", pytrace=False)
             if why is not None:
-                pytest.skip(f"kernel feature {feat!r} missing: {why}")
+                _skip(f"kernel feature {feat!r} missing: {why}")
 
     def runtest(self) -> None:
         state = _state(self.config)
@@ -288,7 +294,7 @@ class ScenarioItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
-        return self.path, None, f"{self.scenario.name}::{self.flavor.name}"
+        return self.path, 0, f"{self.scenario.name}::{self.flavor.name}"
 
 
 class RequiredRecorder:
