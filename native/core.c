@@ -479,8 +479,11 @@ struct rc_clone_args {
 
 static __attribute__((noreturn)) void puppet_body(void)
 {
-	/* A pid-ns init ignores its own SIGSTOP: it then just sits in pause(). */
-	raw_syscall2(SYS_kill, raw_syscall0(SYS_getpid), SIGSTOP);
+	/*
+	 * Just wait to be seized and interrupted.  No SIGSTOP to itself: a
+	 * group stop would still be in effect when refcr finally detaches, and
+	 * the restored process would come back stopped.
+	 */
 	for (;;)
 		raw_syscall0(SYS_pause);
 }

@@ -311,10 +311,9 @@ def clone3_puppet(set_tid: Sequence[int], flags: int = 0,
     (innermost namespace first; empty = any pid) and *flags* (CLONE_NEWPID,
     ...). Returns the child's pid as seen here.
 
-    The child runs only raw syscalls: kill(getpid(), SIGSTOP), then pause()
-    forever. A child that is pid 1 of a new pid namespace ignores its own
-    SIGSTOP and just pauses, so drive it with seize() + interrupt() + wait()
-    rather than waiting for a stop. EEXIST: a requested pid is in use."""
+    The child runs only raw syscalls: pause() forever, until it is taken with
+    seize() + interrupt() + wait(). It never stops itself: a group stop would
+    outlive refcr's detach. EEXIST: a requested pid is in use."""
     tids = list(set_tid)
     arr = ffi.new("int[]", tids or [0])
     what = f"clone3(set_tid={tids}, flags={flags:#x})"

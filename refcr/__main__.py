@@ -1,0 +1,5 @@
+import sys
+
+from refcr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""The `refcr` command line.  Option spellings follow CRIU's.
+
+Every failure refcr expects is a RefcrError and is printed as one line
+(``refcr: error: ...``) with a non-zero exit; anything else is a bug and is
+reported the same way, with the traceback only in the log.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from refcr import __version__
+from refcr import log as logmod
+from refcr.errors import OptionError, RefcrError
+from refcr.log import log
+from refcr.options import Options
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as RefcrError (one line, exit 1)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise OptionError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-D", "--images-dir", required=True, help="image directory")
+    p.add_argument("-o", "--log-file", help="log file (relative paths are inside the image directory)")
+    p.add_argument("-v", dest="verbosity", nargs="?", const=4, default=2, type=int, choices=range(5),
+                   metavar="0..4", help="log level: 1 errors, 2 warnings (default), 3 info, 4 debug")
+    p.add_argument("--shell-job", "-j", action="store_true",
+                   help="the process is a job of the calling shell (shares its session and terminal)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="refcr", description="checkpoint/restore of Linux processes")
+    parser.add_argument("-V", "--version", action="version", version=f"refcr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("dump", help="checkpoint a process into an image directory")
+    d.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process to dump")
+    _common(d)
+    mode = d.add_mutually_exclusive_group()
+    mode.add_argument("-R", "--leave-running", action="store_true", help="let the process run on after the dump")
+    mode.add_argument("-s", "--leave-stopped", action="store_true", help="leave the process stopped after the dump")
+
+    r = sub.add_parser("restore", help="restore a process from an image directory")
+    _common(r)
+    r.add_argument("-d", "--restore-detached", action="store_true",
+                   help="exit once restored instead of waiting for the restored process")
+    r.add_argument("--pidfile", help="write the restored root's pid to this file")
+    r.add_argument("-s", "--leave-stopped", action="store_true", help="leave the restored process stopped")
+
+    from refcr.show import add_arguments as show_arguments
+    show_arguments(sub.add_parser("show", help="print images as JSON"))
+
+    sub.add_parser("check", help="probe the kernel features refcr needs")
+    return parser
+
+
+def to_options(ns: argparse.Namespace) -> Options:
+    opts = Options(command=ns.command)
+    for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
+                 "shell_job", "restore_detached", "pidfile"):
+        if hasattr(ns, name) and getattr(ns, name) is not None:
+            setattr(opts, name, getattr(ns, name))
+    if opts.log_file and opts.images_dir and not os.path.isabs(opts.log_file) and opts.log_file != "-":
+        opts.log_file = os.path.join(opts.images_dir, opts.log_file)
+    return opts
+
+
+def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.dump import dump
+    from refcr.images import ImageDir
+    images = ImageDir(opts.images_dir, "w")      # checked before the log file lands in it
+    logmod.setup(opts.verbosity, opts.log_file)
+    dump(opts, images)
+    return 0
+
+
+def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.restore import restore, wait_root
+    if not os.path.isdir(opts.images_dir):
+        raise OptionError(f"image directory {opts.images_dir} does not exist")
+    logmod.setup(opts.verbosity, opts.log_file)
+    pid = restore(opts)
+    if opts.pidfile:
+        with open(opts.pidfile + ".tmp", "w") as f:
+            f.write(f"{pid}\n")
+        os.rename(opts.pidfile + ".tmp", opts.pidfile)
+    if opts.restore_detached:
+        return 0
+    return wait_root(pid)
+
+
+def cmd_show(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.show import main_show
+    return main_show(ns)
+
+
+def cmd_check(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.check import main_check
+    return main_check(opts)
+
+
+COMMANDS: dict[str, Callable[[Options, argparse.Namespace], int]] = {
+    "dump": cmd_dump, "restore": cmd_restore, "show": cmd_show, "check": cmd_check,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        ns = build_parser().parse_args(argv)
+        opts = to_options(ns)
+        return COMMANDS[ns.command](opts, ns)
+    except RefcrError as exc:
+        log.error("%s", exc)
+        _say(f"refcr: error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _say("refcr: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        log.debug("internal error", exc_info=True)
+        _say(f"refcr: internal error: {type(exc).__name__}: {exc}")
+        return 2
+
+
+def _say(line: str) -> None:
+    print(line.replace("\n", " "), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The file descriptor engine: fd tables and open file descriptions.
+
+A process's fd table maps numbers to open file descriptions; several
+numbers (in one or several processes) can share one description, and then
+they share its offset and status flags.  Dump records each description once
+(files.img) and each table (fdinfo-PID.img) by reference.  Restore opens or
+creates each description once in refcr's own process and hands it to every
+puppet that had it, so sharing comes back by construction.
+
+What a description is and how to dump and reopen it is the business of one
+small handler class per kind (regfile.py, pipes.py, tty.py ...), registered
+here in the order they are asked whether they claim an fd.
+"""
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from refcr import native, proc
+from refcr.errors import RestoreError, UnsupportedObject
+from refcr.images import ImageDir
+from refcr.options import Options
+from refcr.pb import fdinfo_pb2, files_pb2
+
+O_CLOEXEC = 0o2000000
+KCMP_FILE = 0
+
+
+@dataclass
+class FdTarget:
+    """What refcr knows about one fd of a frozen process."""
+
+    pid: int
+    fd: int
+    link: str                  # readlink of /proc/PID/fd/N
+    st: os.stat_result         # stat through the link
+    flags: int                 # open flags from fdinfo, without O_CLOEXEC
+    info: dict[str, str]       # the whole fdinfo
+
+    @property
+    def proc_path(self) -> str:
+        return proc.path(self.pid, "fd", str(self.fd))
+
+
+class FileKind(Protocol):
+    """One kind of open file description (see the registry below)."""
+
+    field: ClassVar[str]       # name of its member of the FileEntry oneof
+
+    def claims(self, t: FdTarget, ctx: "DumpFiles") -> bool: ...
+    def dump(self, t: FdTarget, ctx: "DumpFiles") -> object: ...
+    def open(self, entry: object, ctx: "RestoreFiles") -> int: ...
+
+
+def kinds() -> list[FileKind]:
+    from refcr import pipes, regfile, tty
+    return [pipes.PipeKind(), tty.ShellTtyKind(), regfile.RegFileKind()]
+
+
+def describe(t: FdTarget) -> str:
+    return f"process {t.pid}: fd {t.fd} ({t.link})"
+
+
+# ------------------------------------------------------------------ dump --
+
+@dataclass
+class DumpFiles:
+    """Collects open file descriptions while fd tables are dumped."""
+
+    opts: Options
+    entries: list[files_pb2.FileEntry] = field(default_factory=list)
+    extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
+    _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    def _same_description(self, t: FdTarget) -> int | None:
+        for pid, fd, file_id in self._by_inode.get((t.st.st_dev, t.st.st_ino), []):
+            if native.kcmp(t.pid, pid, KCMP_FILE, t.fd, fd) == 0:
+                return file_id
+        return None
+
+    def add(self, t: FdTarget) -> int:
+        """The FileEntry id of t's description, dumping it the first time."""
+        file_id = self._same_description(t)
+        if file_id is None:
+            kind = next((k for k in kinds() if k.claims(t, self)), None)
+            if kind is None:
+                raise UnsupportedObject(f"{describe(t)} is of a kind refcr cannot dump")
+            file_id = len(self.entries) + 1
+            entry = files_pb2.FileEntry(id=file_id)
+            getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
+            self.entries.append(entry)
+        self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), []).append((t.pid, t.fd, file_id))
+        return file_id
+
+
+def fd_target(pid: int, fd: int) -> FdTarget:
+    info = proc.fdinfo(pid, fd)
+    p = proc.path(pid, "fd", str(fd))
+    return FdTarget(pid=pid, fd=fd, link=os.readlink(p), st=os.stat(p),
+                    flags=int(info["flags"], 8) & ~O_CLOEXEC, info=info)
+
+
+def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
+    table = []
+    for fd in proc.fds(pid):
+        t = fd_target(pid, fd)
+        cloexec = bool(int(t.info["flags"], 8) & O_CLOEXEC)
+        table.append(fdinfo_pb2.FdinfoEntry(fd=fd, id=ctx.add(t), cloexec=cloexec))
+    return table
+
+
+# --------------------------------------------------------------- restore --
+
+@dataclass
+class RestoreFiles:
+    """Opens each dumped description once, in refcr, on demand."""
+
+    images: ImageDir
+    opts: Options
+    entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
+    extra: dict[str, dict] = field(default_factory=dict)
+    _local: dict[int, int] = field(default_factory=dict)
+    _owned: list[int] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, images: ImageDir, opts: Options) -> "RestoreFiles":
+        ctx = cls(images, opts)
+        if images.exists("files"):
+            ctx.entries = {e.id: e for e in images.read("files")}
+        return ctx
+
+    def keep(self, fd: int) -> int:
+        """Close fd when the restore is over."""
+        self._owned.append(fd)
+        return fd
+
+    def open(self, file_id: int) -> int:
+        if file_id not in self._local:
+            entry = self.entries.get(file_id)
+            if entry is None:
+                raise RestoreError(f"fdinfo refers to file id {file_id}, which files.img lacks")
+            which = entry.WhichOneof("file")
+            kind = next((k for k in kinds() if k.field == which), None)
+            if kind is None:
+                raise RestoreError(f"file id {file_id}: unknown kind {which!r}")
+            self._local[file_id] = self.keep(kind.open(getattr(entry, which), self))
+        return self._local[file_id]
+
+    def close_all(self) -> None:
+        for fd in self._owned:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._owned.clear()
+        self._local.clear()
+
+
+def check_type(path: str, fd: int, mode: int) -> None:
+    """Refuse a reopened file whose type differs from the dumped one."""
+    now = os.fstat(fd).st_mode
+    if stat_mod.S_IFMT(now) != stat_mod.S_IFMT(mode):
+        raise RestoreError(f"{path} is no longer the same kind of file as at dump time")

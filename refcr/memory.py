@@ -1,0 +1,376 @@
+"""The address space: areas (VMAs), their pages, and the mm_struct fields.
+
+Dump: every area from /proc/PID/smaps; page contents only where the kernel
+says a page is present or swapped (/proc/PID/pagemap) and, in private file
+mappings, only pages that were copied on write.  MAP_SHARED anonymous memory
+is a shmem object: its contents are read once through /proc/PID/map_files.
+
+Restore (inside a puppet): unmap everything the puppet had, move the kernel's
+vdso/vvar areas to their old addresses, map every area at its address, write
+the pages, put the protections back, and set the mm fields with PR_SET_MM_MAP.
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import stat as stat_mod
+import struct
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from refcr import native, proc
+from refcr.errors import RestoreError, UnsupportedObject
+from refcr.images import ImageDir
+from refcr.log import log
+from refcr.pb import mm_pb2, pagemap_pb2
+from refcr.syscalls import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN,
+                            MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED,
+                            MREMAP_MAYMOVE, PAGE_SIZE, PR_SET_MM,
+                            PR_SET_MM_MAP, PROT_EXEC, PROT_READ, PROT_WRITE)
+from refcr.tracee import Remote
+
+SPECIAL_KINDS = {
+    "[vdso]": mm_pb2.VMA_VDSO,
+    "[vvar]": mm_pb2.VMA_VVAR,
+    "[vvar_vclock]": mm_pb2.VMA_VVAR_VCLOCK,
+}
+SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
+SHMEM_NAME = "/dev/zero (deleted)"
+READ_CHUNK = 8 << 20        # bytes of pages copied per batch
+
+# smaps VmFlags mnemonic -> madvise() advice that recreates it
+MADVISE_BY_VMFLAG = {"dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
+
+
+# ---------------------------------------------------------------- dump ----
+
+def _prot(perms: str) -> int:
+    return ((PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0)
+            | (PROT_EXEC if perms[2] == "x" else 0))
+
+
+def _vma_kind(pid: int, m: proc.Mapping) -> int:
+    if m.name in SPECIAL_KINDS:
+        return SPECIAL_KINDS[m.name]
+    if m.inode == 0:
+        if m.shared:
+            raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
+        return mm_pb2.VMA_ANON
+    if m.name.endswith(" (deleted)"):
+        if m.shared and m.name == SHMEM_NAME:
+            return mm_pb2.VMA_SHMEM
+        raise UnsupportedObject(f"process {pid}: mapping of deleted file {m.name!r} at {m.start:x}")
+    if not m.name.startswith("/"):
+        raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")
+    return mm_pb2.VMA_FILE_SHARED if m.shared else mm_pb2.VMA_FILE_PRIVATE
+
+
+def _map_file_mode(pid: int, m: proc.Mapping) -> int:
+    """O_RDWR if the mapped file was opened for writing (map_files link mode)."""
+    st = os.lstat(proc.path(pid, "map_files", f"{m.start:x}-{m.end:x}"))
+    return os.O_RDWR if st.st_mode & stat_mod.S_IWUSR else os.O_RDONLY
+
+
+def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
+    kind = _vma_kind(pid, m)
+    vma = mm_pb2.VmaEntry(start=m.start, end=m.end, pgoff=m.offset, prot=_prot(m.perms),
+                          flags=MAP_SHARED if m.shared else MAP_PRIVATE, kind=kind, name=m.name)
+    if "gd" in m.vmflags:
+        vma.flags |= MAP_GROWSDOWN
+    vma.madvise.extend(adv for flag, adv in MADVISE_BY_VMFLAG.items() if flag in m.vmflags)
+    if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
+        vma.path = m.name
+        vma.fmode = _map_file_mode(pid, m)
+    elif kind == mm_pb2.VMA_SHMEM:
+        vma.shmid = m.inode
+        vma.name = ""
+    return vma
+
+
+@dataclass
+class PagesWriter:
+    """Appends page data to pages-N.img and records where it came from."""
+
+    images: ImageDir
+    pages_id: int
+
+    def __post_init__(self) -> None:
+        self.raw = self.images.open_raw("pages", id=self.pages_id, mode="wb")
+        self.entries: list[pagemap_pb2.PagemapEntry] = []
+
+    def add(self, vaddr: int, data: bytes) -> None:
+        self.raw.write(data)
+        npages = len(data) // PAGE_SIZE
+        last = self.entries[-1] if self.entries else None
+        if last and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
+            last.nr_pages += npages
+        else:
+            self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages))
+
+    def finish(self, type_name: str, id: int | str) -> None:
+        self.raw.close()
+        self.images.write(type_name, self.entries, id=id,
+                          head=pagemap_pb2.PagemapHead(pages_id=self.pages_id))
+
+
+def _chunks(runs: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Group (addr, nr_pages) runs into byte ranges of at most READ_CHUNK each."""
+    batch: list[tuple[int, int]] = []
+    size = 0
+    for addr, npages in runs:
+        length = npages * PAGE_SIZE
+        while length:
+            take = min(length, READ_CHUNK - size)
+            batch.append((addr, take))
+            size += take
+            addr += take
+            length -= take
+            if size == READ_CHUNK:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter) -> int:
+    """Copy present/swapped pages of private areas; returns the page count."""
+    total = 0
+    mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for vma in vmas:
+            if vma.kind not in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE):
+                continue
+            runs = native.scan_pagemap(pid, vma.start, vma.end,
+                                       anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
+            for batch in _chunks(runs):
+                if vma.prot & PROT_READ:
+                    data = native.vm_read(pid, batch)
+                else:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE
+                    data = b"".join(os.pread(mem_fd, n, a) for a, n in batch)
+                pos = 0
+                for addr, n in batch:
+                    out.add(addr, data[pos:pos + n])
+                    pos += n
+                total += len(data) // PAGE_SIZE
+    finally:
+        os.close(mem_fd)
+    return total
+
+
+def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
+    """Copy the allocated parts of a shmem object through map_files."""
+    fd = os.open(proc.path(pid, "map_files", f"{vma.start:x}-{vma.end:x}"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        vma.shmem_size = size
+        off = 0
+        while off < size:
+            try:
+                data_at = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data past off
+                break
+            hole_at = min(os.lseek(fd, data_at, os.SEEK_HOLE), size)
+            pos = data_at
+            while pos < hole_at:
+                n = min(READ_CHUNK, hole_at - pos)
+                out.add(pos, os.pread(fd, n, pos))
+                pos += n
+            off = hole_at
+    finally:
+        os.close(fd)
+
+
+def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
+    st = proc.stat(pid)
+    return mm_pb2.MmEntry(
+        start_code=st.start_code, end_code=st.end_code, start_data=st.start_data,
+        end_data=st.end_data, start_stack=st.start_stack, start_brk=st.start_brk,
+        brk=remote.check("brk", 0), arg_start=st.arg_start, arg_end=st.arg_end,
+        env_start=st.env_start, env_end=st.env_end, auxv=proc.auxv(pid),
+        exe_path=proc.readlink(pid, "exe"))
+
+
+def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
+         next_pages_id: Callable[[], int], dumped_shmem: set[int]) -> mm_pb2.MmEntry:
+    """Write mm-PID, pagemap-PID and pages images; returns the MmEntry."""
+    mm = mm_fields(pid, remote)
+    if mm.exe_path.endswith(" (deleted)"):
+        raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
+    mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
+    pages = PagesWriter(images, next_pages_id())
+    count = dump_private_pages(pid, list(mm.vmas), pages)
+    pages.finish("pagemap", pid)
+    for vma in mm.vmas:
+        if vma.kind == mm_pb2.VMA_SHMEM:
+            shm = PagesWriter(images, next_pages_id())
+            dump_shmem(pid, vma, shm)
+            if vma.shmid not in dumped_shmem:
+                shm.finish("pagemap-shmem", vma.shmid)
+                dumped_shmem.add(vma.shmid)
+            else:
+                shm.raw.close()
+    images.write("mm", [mm], id=pid)
+    log.info("process %d: %d areas, %d private pages", pid, len(mm.vmas), count)
+    return mm
+
+
+# -------------------------------------------------------------- restore ---
+
+def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, bytes]]:
+    """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
+    head, entries = images.read_head(type_name, id=id)
+    with images.open_raw("pages", id=head.pages_id) as raw:
+        for e in entries:
+            left, vaddr = e.nr_pages * PAGE_SIZE, e.vaddr
+            while left:
+                n = min(left, READ_CHUNK)
+                data = raw.read(n)
+                if len(data) != n:
+                    raise RestoreError(f"pages-{head.pages_id}.img is shorter than its pagemap says")
+                yield vaddr, data
+                vaddr += n
+                left -= n
+
+
+def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
+    """Create a shmem object like MAP_SHARED|MAP_ANONYMOUS does, filled from the
+    images, and return an fd for it (the object stays alive through the fd).
+
+    Mapping it in refcr itself and opening /proc/self/map_files gives exactly
+    the kind of object the kernel makes for shared anonymous memory, so the
+    restored areas look the same ("/dev/zero (deleted)") and several areas or
+    processes can map one object at their own offsets.
+    """
+    area = mmap.mmap(-1, max(size, PAGE_SIZE), flags=mmap.MAP_SHARED)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
+    try:
+        fd = os.open(f"/proc/self/map_files/{addr:x}-{addr + len(area):x}", os.O_RDWR | os.O_CLOEXEC)
+    finally:
+        area.close()
+    if images.exists("pagemap-shmem", id=shmid):
+        for off, data in read_pages(images, "pagemap-shmem", shmid):
+            os.pwrite(fd, data, off)
+    return fd
+
+
+def free_area(size: int, *taken: list[tuple[int, int]]) -> int:
+    """An address where `size` bytes overlap none of the given ranges."""
+    busy = sorted(r for ranges in taken for r in ranges)
+    for candidate in (0x100000000 * k for k in range(1, 1 << 15)):
+        end = candidate + size
+        if all(end <= s or candidate >= e for s, e in busy):
+            return candidate
+    raise RestoreError("no free address range for the restorer's code page")
+
+
+def unmap_all_but(remote: Remote, keep: list[tuple[int, int]], task_size: int) -> None:
+    """munmap every gap between the areas to keep (the puppet's old memory)."""
+    cursor = 0
+    for start, end in sorted(keep) + [(task_size, task_size)]:
+        if start > cursor:
+            remote.check("munmap", cursor, start - cursor)
+        cursor = max(cursor, end)
+
+
+def move_special_areas(remote: Remote, puppet_maps: list[proc.Mapping],
+                       vmas: list[mm_pb2.VmaEntry], parking: int) -> None:
+    """mremap the puppet's vdso/vvar areas to where the dumped ones were.
+
+    First every area is parked at a free address so that a target address
+    that overlaps another special area's current place is never a problem.
+    """
+    current = {m.name: m for m in puppet_maps if m.name in SPECIAL_KINDS}
+    wanted = {vma.name: vma for vma in vmas if vma.kind in SPECIAL_KINDS.values()}
+    for name, m in current.items():
+        if name not in wanted:
+            raise RestoreError(f"the dumped process had no {name}; this kernel provides one")
+        if wanted[name].end - wanted[name].start != m.size:
+            raise RestoreError(f"{name} has another size than at dump time (was the kernel changed?)")
+    for name in wanted:
+        if name not in current:
+            raise RestoreError(f"this kernel provides no {name}, the dumped process had one")
+    parked = {}
+    for name, m in current.items():
+        parked[name] = remote.check("mremap", m.start, m.size, m.size,
+                                    MREMAP_MAYMOVE | MREMAP_FIXED, parking)
+        parking += m.size
+    for name, vma in wanted.items():
+        remote.check("mremap", parked[name], vma.end - vma.start, vma.end - vma.start,
+                     MREMAP_MAYMOVE | MREMAP_FIXED, vma.start)
+
+
+@dataclass
+class AreaMapper:
+    """Maps the dumped areas into a puppet."""
+
+    remote: Remote
+    install_fd: Callable[[int], int]     # local fd -> temporary fd number in the puppet
+    shmem_fds: dict[int, int]            # shmid -> local fd of the recreated object
+
+    def map(self, vma: mm_pb2.VmaEntry) -> None:
+        length = vma.end - vma.start
+        flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+        if vma.kind == mm_pb2.VMA_ANON:
+            self.remote.check("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE,
+                              flags | MAP_ANONYMOUS, -1, 0)
+            return
+        if vma.kind == mm_pb2.VMA_SHMEM:
+            self._map_fd(vma, os.dup(self.shmem_fds[vma.shmid]), vma.prot)
+            return
+        try:
+            local = os.open(vma.path, vma.fmode | os.O_CLOEXEC)
+        except OSError as exc:
+            raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
+        prot = vma.prot | (PROT_READ | PROT_WRITE if vma.kind == mm_pb2.VMA_FILE_PRIVATE else 0)
+        self._map_fd(vma, local, prot)
+
+    def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int) -> None:
+        flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+        try:
+            remote_fd = self.install_fd(local)
+        finally:
+            os.close(local)
+        try:
+            self.remote.check("mmap", vma.start, vma.end - vma.start, prot, flags, remote_fd, vma.pgoff)
+        finally:
+            self.remote.call("close", remote_fd)
+
+    def finish(self, vma: mm_pb2.VmaEntry) -> None:
+        """Final protection and advice, after the pages were written."""
+        if vma.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and vma.prot != vma.prot | PROT_READ | PROT_WRITE:
+            self.remote.check("mprotect", vma.start, vma.end - vma.start, vma.prot)
+        for advice in vma.madvise:
+            self.remote.check("madvise", vma.start, vma.end - vma.start, advice)
+
+
+def write_private_pages(pid: int, images: ImageDir) -> int:
+    count = 0
+    for vaddr, data in read_pages(images, "pagemap", pid):
+        native.vm_write(pid, [(vaddr, len(data))], data)
+        count += len(data) // PAGE_SIZE
+    return count
+
+
+def set_mm_fields(remote: Remote, mm: mm_pb2.MmEntry, exe_fd: int) -> None:
+    """PR_SET_MM_MAP: code/data/brk/stack/args/env boundaries, auxv and exe."""
+    auxv = struct.pack(f"<{len(mm.auxv)}Q", *mm.auxv)
+    map_size = struct.calcsize("<12QII")
+    auxv_addr, map_addr = remote.put(auxv, bytes(map_size))
+    fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk,
+              mm.brk, mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start,
+              mm.env_end, auxv_addr)
+    remote.write(map_addr, struct.pack("<12QII", *fields, len(auxv), exe_fd & 0xFFFFFFFF))
+    remote.check("prctl", PR_SET_MM, PR_SET_MM_MAP, map_addr, map_size, 0)
+
+
+def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper) -> None:
+    """Map every dumped area (the puppet is empty but for its specials) and fill it."""
+    for vma in mm.vmas:
+        if vma.kind not in SPECIAL_KINDS.values():
+            mapper.map(vma)
+    pages = write_private_pages(remote.tid, images)
+    for vma in mm.vmas:
+        if vma.kind not in SPECIAL_KINDS.values():
+            mapper.finish(vma)
+    log.info("process %d: %d areas mapped, %d private pages written", remote.tid, len(mm.vmas), pages)
