@@ -59,21 +59,29 @@ def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: files.RestoreFiles) ->
     return out
 
 
-def restore_memory(p: Puppet, t: TaskImages, images: ImageDir, ctx: files.RestoreFiles) -> None:
-    mapper = memory.AreaMapper(p.remote, p.install_fd, open_shmem(images, t.mm, ctx))
-    memory.restore(p.remote, t.mm, images, mapper)
+def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry) -> None:
+    """PR_SET_MM_MAP with the new exe.  Done while the puppet maps nothing but
+    the restorer area: the kernel refuses to replace an exe file that is
+    still mapped, and the puppet's old exe (refcr's python) may well be
+    mapped again by the restored process."""
     try:
-        exe = os.open(t.mm.exe_path, os.O_RDONLY | os.O_CLOEXEC)
+        exe = os.open(mm.exe_path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise RestoreError(f"cannot open the executable {t.mm.exe_path}: {exc.strerror}") from exc
+        raise RestoreError(f"cannot open the executable {mm.exe_path}: {exc.strerror}") from exc
     try:
         slot = p.install_fd(exe)
     finally:
         os.close(exe)
     try:
-        memory.set_mm_fields(p.remote, t.mm, slot)
+        memory.set_mm_fields(p.remote, mm, slot)
     finally:
         p.remote.call("close", slot)
+
+
+def restore_memory(p: Puppet, t: TaskImages, images: ImageDir, ctx: files.RestoreFiles) -> None:
+    set_mm_and_exe(p, t.mm)
+    mapper = memory.AreaMapper(p.remote, p.install_fd, open_shmem(images, t.mm, ctx))
+    memory.restore(p.remote, t.mm, images, mapper)
 
 
 def restore_task(t: TaskImages, images: ImageDir, ctx: files.RestoreFiles, puppets: list[Puppet]) -> Puppet:
