@@ -9,7 +9,7 @@ import os
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -70,6 +70,7 @@ class SessionState:
     probe: features.FeatureProbe | None = None
     tracker: RequiredTracker | None = None
     required_problems: list[str] | None = None
+    noauto_deselected: list[str] = field(default_factory=list)
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -141,6 +142,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         else:
             keep.append(item)
     if drop:
+        state.noauto_deselected = [item.nodeid for item in drop]
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
@@ -181,9 +183,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
     state = config.stash.get(STATE, None)
-    if state is None or not state.required_problems:
+    if state is None:
         return
     tr = terminalreporter
+    if state.noauto_deselected and tr.verbosity >= 0:
+        tr.line(f"zdtm: deselected {len(state.noauto_deselected)} noauto scenario item(s) "
+                "(name them on the command line or pass --zdtm-noauto): " + " ".join(state.noauto_deselected))
+    if not state.required_problems:
+        return
     tr.section("zdtm: required scenarios not passed", sep="=", red=True, bold=True)
     for line in state.required_problems:
         tr.line(f"REQUIRED {line}", red=True)

@@ -280,7 +280,8 @@ class ScenarioRun:
             try:
                 status = procs.wait_exit(self.pid, self.cfg.timeouts.exit)
             except TimeoutError:
-                raise StepFailed("sigterm", f"test did not exit within {self.cfg.timeouts.exit:g}s of SIGTERM") from None
+                limit = self.cfg.timeouts.exit
+                raise StepFailed("sigterm", f"test did not exit within {limit:g}s of SIGTERM") from None
             pid, self.pid = self.pid, None
             procs.kill_tree(pid, self.sid)  # helpers the test left behind
         with self._step("result"):
