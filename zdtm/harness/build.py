@@ -1,11 +1,11 @@
 """Build the scenarios once per process, serialised across processes."""
 from __future__ import annotations
 
-import fcntl
 import subprocess
 from dataclasses import dataclass
 
 from .layout import Layout
+from .locks import locked
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,7 @@ def build(layout: Layout, jobs: int = 2, timeout: float = 600) -> BuildResult:
     """
     layout.work.mkdir(parents=True, exist_ok=True)
     log_path = layout.work / "build.log"
-    with open(layout.work / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(layout.work / ".build.lock"):
         try:
             with open(log_path, "w") as log:
                 p = subprocess.run(
@@ -38,7 +37,5 @@ def build(layout: Layout, jobs: int = 2, timeout: float = 600) -> BuildResult:
         except OSError as e:
             log_path.write_text(f"cannot run make: {e}\n")
             ok = False
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    tail = "" if ok else "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+        tail = "" if ok else "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
     return BuildResult(ok=ok, log_path=str(log_path), tail=tail)

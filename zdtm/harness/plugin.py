@@ -19,6 +19,7 @@ from .build import BuildResult, build
 from .desc import DescError, Scenario, load
 from .flavors import DEFAULT_SELECTION, FLAVORS, Flavor, parse_selection
 from .layout import Layout
+from .locks import locked
 from .report import RequiredTracker, read_required, skip_reason, tail
 from .runner import RunConfig, ScenarioRun, StepFailed, Timeouts
 
@@ -278,14 +279,16 @@ class ScenarioItem(pytest.Item):
             refcr=o.refcr,
         ))
         self.run_state = run
-        try:
-            run.run()
-        except BaseException:
-            for path in run.artifacts():
-                self.add_report_section("call", f"{path.name} (last lines)", tail(path))
-            raise
-        if not o.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        # Another pytest session may be running the same scenario: take turns.
+        with locked(workdir.parent / f".{workdir.name}.lock"):
+            try:
+                run.run()
+            except BaseException:
+                for path in run.artifacts():
+                    self.add_report_section("call", f"{path.name} (last lines)", tail(path))
+                raise
+            if not o.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def repr_failure(self, excinfo, style=None):  # type: ignore[no-untyped-def]
         if isinstance(excinfo.value, StepFailed):
