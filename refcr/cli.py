@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts = to_options(ns)
         return COMMANDS[ns.command](opts, ns)
     except RefcrError as exc:
-        log.error("%s", exc)
+        if logmod.logs_to_file():
+            log.error("%s", exc)
         _say(f"refcr: error: {exc}")
         return 1
     except KeyboardInterrupt:

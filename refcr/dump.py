@@ -21,7 +21,7 @@ from refcr.log import log
 from refcr.options import Options
 from refcr.pb import core_pb2, inventory_pb2
 from refcr.syscalls import PAGE_SIZE
-from refcr.tracee import ALL_SIGNALS, Remote, release, seize_thread
+from refcr.tracee import INJECT_MASK, Remote, release, seize_thread
 
 IMG_VERSION = 1
 PR_GET_DUMPABLE = 3
@@ -41,7 +41,7 @@ class FrozenTask:
         map a scratch buffer.  Code is patched in at the start of the vdso."""
         for tid in self.tids:
             self.masks[tid] = native.get_sigmask(tid)
-            native.set_sigmask(tid, ALL_SIGNALS)
+            native.set_sigmask(tid, INJECT_MASK)
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         code = vdso.start if vdso else native.get_regs(self.pid)["rip"] & ~(PAGE_SIZE - 1)
         self.remote = Remote(self.pid, code_addr=code, patch=True)

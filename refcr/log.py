@@ -21,6 +21,8 @@ _PY_LEVEL = {
 }
 
 log = logging.getLogger("refcr")
+log.addHandler(logging.NullHandler())   # nothing on stderr before setup(): the CLI says errors itself
+log.propagate = False
 
 
 def py_level(criu_level: int) -> int:
@@ -44,6 +46,11 @@ def setup(verbosity: int = LOG_WARN, logfile: str | None = None) -> None:
     handler.setFormatter(logging.Formatter("(%(relativeCreated)9.3f) %(levelname).1s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(py_level(verbosity))
+
+
+def logs_to_file() -> bool:
+    """True when the log goes to a file (so errors are not on stderr twice)."""
+    return any(isinstance(h, logging.FileHandler) for h in log.handlers)
 
 
 def print_on_level(criu_level: int, msg: str) -> None:

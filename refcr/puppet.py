@@ -29,7 +29,7 @@ from refcr.rlimits import raise_nofile
 from refcr.syscalls import (F_DUPFD_CLOEXEC, F_SETFD, MAP_ANONYMOUS,
                             MAP_FIXED_NOREPLACE, MAP_PRIVATE, O_CLOEXEC,
                             PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE)
-from refcr.tracee import ALL_SIGNALS, Remote, wait_stop
+from refcr.tracee import INJECT_MASK, Remote, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
@@ -58,7 +58,7 @@ class Puppet:
             native.seize(child, PTRACE_O_EXITKILL)
             native.interrupt(child)
             wait_stop(child)
-            native.set_sigmask(child, ALL_SIGNALS)
+            native.set_sigmask(child, INJECT_MASK)
             puppet = cls._empty(child, vmas, fd_floor)
         except BaseException:
             kill(child)

@@ -20,6 +20,11 @@ from refcr.syscalls import (MAP_ANONYMOUS, MAP_PRIVATE, NR, PROT_READ,
                             PROT_WRITE)
 
 ALL_SIGNALS = (1 << 64) - 1
+# Blocked in a task while refcr injects syscalls into it: everything but the
+# signals the injection itself raises (int3's SIGTRAP, the SIGSEGV of the
+# restorer's last munmap).  The kernel resets the handler of a forced signal
+# that is blocked, so those two must stay unblocked to keep their handlers.
+INJECT_MASK = ALL_SIGNALS & ~((1 << (signal.SIGTRAP - 1)) | (1 << (signal.SIGSEGV - 1)))
 SCRATCH_SIZE = 64 * 1024
 
 
