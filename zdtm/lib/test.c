@@ -269,6 +269,11 @@ void test_daemon(void)
 	ready_pipe = -1;
 }
 
+int test_ready_fd(void)
+{
+	return ready_pipe;
+}
+
 int test_go(void)
 {
 	return !test_sigterm_seen;

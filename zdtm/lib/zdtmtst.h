@@ -50,6 +50,12 @@ void test_init(int argc, char **argv);
 /* State is set up: write the pidfile and release the parent. */
 void test_daemon(void);
 
+/*
+ * The fd of the pipe to the waiting parent; test_daemon() closes it, so a
+ * test that lists its fds before test_daemon() should skip it.  -1 after.
+ */
+int test_ready_fd(void);
+
 /* Nonzero while SIGTERM has not arrived yet. */
 int test_go(void);
 
