@@ -25,10 +25,23 @@ def dump_itimers(remote: Remote) -> list[core_pb2.ItimerEntry]:
     return out
 
 
+def _arm(remote: Remote, which: int, interval_us: int, value_us: int) -> int:
+    """setitimer, then getitimer: returns the time to expiry the kernel now reports."""
+    blob = ITIMERVAL.pack(*divmod(interval_us, 1_000_000), *divmod(value_us, 1_000_000))
+    addr, = remote.put(blob)
+    remote.check("setitimer", which, addr, 0)
+    remote.check("getitimer", which, remote.scratch)
+    _, _, vsec, vusec = ITIMERVAL.unpack(remote.get(remote.scratch, ITIMERVAL.size))
+    return _us(vsec, vusec)
+
+
 def restore_itimers(remote: Remote, timers: list[core_pb2.ItimerEntry]) -> None:
     for t in timers:
         if not t.value_us:
             continue    # disarmed: nothing to do in a fresh puppet
-        blob = ITIMERVAL.pack(*divmod(t.interval_us, 1_000_000), *divmod(t.value_us, 1_000_000))
-        addr, = remote.put(blob)
-        remote.check("setitimer", t.which, addr, 0)
+        got = _arm(remote, t.which, t.interval_us, t.value_us)
+        # The kernel adds a tick when it arms a CPU-time timer (VIRTUAL, PROF);
+        # the puppet uses no CPU time while stopped, so take it off once.
+        extra = got - t.value_us
+        if t.which != 0 and 0 < extra < t.value_us:
+            _arm(remote, t.which, t.interval_us, t.value_us - extra)
