@@ -333,6 +333,11 @@ void test_msg(const char *fmt, ...)
 
 void test_pass(void)
 {
+	if (test_errors && !result_done) {
+		errno = 0;
+		test_fail(test_name, 0, "pass() after %d failed check(s), see the ERR lines above",
+			  test_errors);
+	}
 	if (result_done) {
 		printf("ERR: pass() called after the result was printed\n");
 		return;
@@ -370,11 +375,11 @@ void test_err(const char *file, int line, const char *fmt, ...)
 	errno = err;
 }
 
-void test_result(void)
+void test_result_at(const char *file, int line)
 {
 	if (test_errors) {
 		errno = 0;
-		test_fail(test_name, 0, "%d check(s) failed, see the ERR lines above",
+		test_fail(file, line, "%d check(s) failed, see the ERR lines above",
 			  test_errors);
 	}
 	test_pass();

@@ -62,7 +62,7 @@ int test_go(void);
 /* Sleep until SIGTERM arrives (returns at once if it already has). */
 void test_waitsig(void);
 
-/* Print "PASS" as the result line. */
+/* Print "PASS" as the result line (a FAIL if pr_err() was called). */
 void test_pass(void);
 /* Print "FAIL: file:line: message (errno=N: strerror)" and exit(1). */
 void test_fail(const char *file, int line, const char *fmt, ...)
@@ -74,7 +74,8 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 void test_err(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 extern int test_errors;
-void test_result(void);
+void test_result_at(const char *file, int line);
+#define test_result() test_result_at(__FILE__, __LINE__)
 
 /* An informational line in the outfile. */
 void test_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
