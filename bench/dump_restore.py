@@ -32,6 +32,20 @@ def tool_cmd(tool: str) -> list[str]:
     return [sys.executable, "-m", "refcr"] if tool == "refcr" else ["criu"]
 
 
+class ToolFailed(Exception):
+    """The tool failed; the message is the last error line of its log."""
+
+
+def _step(tool: str, args: list[str], log: str) -> None:
+    res = subprocess.run(tool_cmd(tool) + args, capture_output=True, text=True)
+    if res.returncode:
+        lines = res.stderr.strip().splitlines()
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                lines = [ln for ln in f.read().splitlines() if "rror" in ln] or lines
+        raise ToolFailed(f"{args[0]}: {lines[-1] if lines else f'exit {res.returncode}'}")
+
+
 def run_once(tool: str, argv: list[str]) -> tuple[float, float]:
     work = tempfile.mkdtemp(prefix=f"bench-{tool}-")
     images = os.path.join(work, "img")
@@ -41,12 +55,10 @@ def run_once(tool: str, argv: list[str]) -> tuple[float, float]:
     try:
         time.sleep(0.5 if "256" not in " ".join(argv) else 2.0)
         t0 = time.perf_counter()
-        subprocess.run(tool_cmd(tool) + ["dump", "-t", str(p.pid), "-D", images, "-o", "dump.log"],
-                       check=True, capture_output=True, text=True)
+        _step(tool, ["dump", "-t", str(p.pid), "-D", images, "-o", "dump.log"], os.path.join(images, "dump.log"))
         t1 = time.perf_counter()
         p.wait()
-        subprocess.run(tool_cmd(tool) + ["restore", "-D", images, "-o", "restore.log", "-d"],
-                       check=True, capture_output=True, text=True)
+        _step(tool, ["restore", "-D", images, "-o", "restore.log", "-d"], os.path.join(images, "restore.log"))
         t2 = time.perf_counter()
         os.kill(p.pid, 0)
         os.kill(p.pid, signal.SIGKILL)
@@ -74,9 +86,8 @@ def main() -> int:
         for tool in tools:
             try:
                 times = [run_once(tool, argv) for _ in range(args.runs)]
-            except (subprocess.CalledProcessError, OSError) as exc:
-                err = getattr(exc, "stderr", "") or str(exc)
-                print(f"{name:<16}{tool:<8}  failed: {err.strip().splitlines()[-1] if err.strip() else exc}")
+            except (ToolFailed, OSError) as exc:
+                print(f"{name:<16}{tool:<8}  failed: {exc}")
                 continue
             d = statistics.median(t[0] for t in times)
             r = statistics.median(t[1] for t in times)
