@@ -26,6 +26,23 @@ static void usage(void)
 	exit(2);
 }
 
+static const char *absolute(const char *path)
+{
+	char cwd[4096], *abs;
+
+	if (path[0] == '/')
+		return path;
+	if (!getcwd(cwd, sizeof(cwd))) {
+		perror("getcwd");
+		exit(1);
+	}
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0) {
+		perror("asprintf");
+		exit(1);
+	}
+	return abs;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	int i;
@@ -68,6 +85,9 @@ static void parse_args(int argc, char **argv)
 
 	if (!test_pidfile || !test_outfile)
 		usage();
+	/* Tests may chdir() before test_daemon(): make the paths absolute. */
+	test_pidfile = absolute(test_pidfile);
+	test_outfile = absolute(test_outfile);
 }
 
 static void sigterm_handler(int sig)
