@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -131,6 +132,29 @@ static void dump_outfile_tail(void)
 	}
 }
 
+/*
+ * Ready: also wait (a little) for the test to close its end, so that the
+ * harness never snapshots the test with the ready pipe still open.  Only
+ * the test process holds that end: forked children drop it (atfork).
+ */
+static void __attribute__((noreturn)) wait_closed_and_exit(int rfd)
+{
+	struct pollfd p = { .fd = rfd, .events = POLLIN };
+	char c;
+
+	while (poll(&p, 1, 5000) > 0 && read(rfd, &c, 1) > 0)
+		;
+	exit(0);
+}
+
+static void drop_ready_pipe(void)
+{
+	if (ready_pipe >= 0) {
+		close(ready_pipe);
+		ready_pipe = -1;
+	}
+}
+
 static void __attribute__((noreturn)) parent_wait(pid_t child, int rfd)
 {
 	int status;
@@ -148,7 +172,7 @@ static void __attribute__((noreturn)) parent_wait(pid_t child, int rfd)
 			ssize_t n = read(rfd, &c, 1);
 
 			if (n == 1)
-				exit(0);
+				wait_closed_and_exit(rfd);
 			if (n == 0)
 				break;	/* every write end closed: child died */
 			if (errno != EINTR && errno != EAGAIN) {
@@ -216,6 +240,7 @@ void test_init(int argc, char **argv)
 	/* The child: becomes the test process. */
 	close(p[0]);
 	ready_pipe = p[1];
+	pthread_atfork(NULL, NULL, drop_ready_pipe);
 	test_pid = getpid();
 
 	if (setsid() < 0) {
