@@ -103,6 +103,12 @@ _register("pages", None, "pages-{id}.img", None)
 _register("fdinfo", b"RCfd", "fdinfo-{id}.img", "fdinfo_pb2.FdinfoEntry")
 _register("files", b"RCfl", "files.img", "files_pb2.FileEntry")
 _register("pipes-data", b"RCpd", "pipes-data.img", "pipes_data_pb2.PipeDataEntry")
+_register("uts", b"RCut", "uts.img", "uts_pb2.UtsEntry")
+_register("ipc-ns", b"RCin", "ipc-ns.img", "ipc_pb2.IpcNsEntry")
+_register("ipc-shm", b"RCsh", "ipc-shm.img", "ipc_pb2.ShmEntry")
+_register("ipc-shm-pages", None, "ipc-shm-pages.img", None)
+_register("ipc-sem", b"RCsm", "ipc-sem.img", "ipc_pb2.SemEntry")
+_register("ipc-msg", b"RCmg", "ipc-msg.img", "ipc_pb2.MsgEntry")
 
 
 def _message_class(ref: str) -> type:

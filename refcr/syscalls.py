@@ -14,7 +14,8 @@ NR = {
     "gettid": 186, "set_tid_address": 218, "restart_syscall": 219,
     "clock_nanosleep": 230, "set_robust_list": 273, "dup3": 292,
     "rt_tgsigqueueinfo": 297, "prlimit64": 302, "kcmp": 312,
-    "rseq": 334, "pidfd_open": 434, "close_range": 436, "pidfd_getfd": 438,
+    "rseq": 334, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "uname": 63,
+    "sethostname": 170, "setdomainname": 171, "pidfd_open": 434, "close_range": 436, "pidfd_getfd": 438,
 }
 
 # errno values the kernel uses for syscall restart (never seen by user space)
