@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """Run zdtm scenarios WITHOUT checkpoint/restore (a sanity check of the tests).
 
-    zdtm/run_plain.py [-k] [--sleep SEC] [NAME ...]   (default: every scenario)
+    zdtm/run_plain.py [-k] [--ns] [--sleep SEC] [NAME ...]   (default: every scenario)
 
 For each scenario: start it in a fresh work directory, wait for its pidfile,
 let it run for a moment, send SIGTERM, wait for it to exit and check that the
 outfile ends with exactly one result line, which is PASS.  The test process is
 reparented to this script (PR_SET_CHILD_SUBREAPER) so its exit status is seen.
+
+--ns starts each scenario the way the harness's "ns" flavor does: as pid 1 of
+new PID, mount (with its own /proc), UTS, IPC and net namespaces, through
+util-linux `unshare --fork`.  The pidfile then says 1; the outer pid is the
+child of the unshare process, and unshare exits with the test's status.
+Scenarios whose .desc restricts them to other flavors are skipped in that mode,
+and those restricted to "ns" are skipped without it.
 """
+import ast
 import argparse
 import ctypes
 import os
@@ -53,6 +61,102 @@ def reap_others():
             return
 
 
+def flavors_of(name):
+    try:
+        with open(os.path.join(STATIC, name + ".desc")) as f:
+            desc = ast.literal_eval(f.read())
+    except FileNotFoundError:
+        return None
+    fl = desc.get("flavor")
+    return fl.split() if fl else None
+
+
+def start_ns(binary, pidfile, outfile, work):
+    """Start binary as pid 1 of new namespaces; returns (outer pid, Popen)."""
+    up = subprocess.Popen(["unshare", "--fork", "--pid", "--mount-proc", "--uts",
+                           "--ipc", "--net", binary,
+                           "--pidfile=" + pidfile, "--outfile=" + outfile],
+                          cwd=work, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    end = time.monotonic() + 30
+    while not os.path.exists(pidfile):
+        if up.poll() is not None or time.monotonic() > end:
+            if up.poll() is None:
+                up.kill()
+            up.wait()
+            raise RuntimeError("start failed (rc=%s): %s" %
+                               (up.returncode, up.stderr.read().decode().strip()))
+        time.sleep(0.02)
+    with open(pidfile) as f:
+        inner = f.read().strip()
+    if inner != "1":
+        up.kill()
+        up.wait()
+        raise RuntimeError("pidfile says %r, not 1" % inner)
+    with open("/proc/%d/task/%d/children" % (up.pid, up.pid)) as f:
+        kids = f.read().split()
+    if len(kids) != 1:
+        up.kill()
+        up.wait()
+        raise RuntimeError("unshare has children %r" % kids)
+    return int(kids[0]), up
+
+
+def run_one_ns(name, workroot, sleep, keep):
+    binary = os.path.join(STATIC, name)
+    work = os.path.join(workroot, name)
+    os.makedirs(work)
+    pidfile = os.path.join(work, name + ".pid")
+    outfile = os.path.join(work, name + ".out")
+
+    def out():
+        try:
+            with open(outfile) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def bad(why):
+        return False, why + "\n" + "".join("    | " + l + "\n" for l in out().splitlines())
+
+    if not os.access(binary, os.X_OK):
+        return False, "no binary %s (build failed?)" % binary
+    try:
+        pid, up = start_ns(binary, pidfile, outfile, work)
+    except RuntimeError as e:
+        return bad(str(e))
+    time.sleep(sleep)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return bad("test process %d died before SIGTERM" % pid)
+    try:
+        rc = up.wait(30)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        os.kill(pid, signal.SIGKILL)
+        up.wait()
+        return bad("test process %d did not exit after SIGTERM" % pid)
+    reap_others()
+    return verdict(out(), rc, bad, work, keep)
+
+
+def verdict(text, rc, bad, work, keep):
+    """rc: exit status, or -SIG if killed."""
+    lines = text.splitlines()
+    results = [l for l in lines if l == "PASS" or l.startswith("FAIL")]
+    if rc < 0:
+        return bad("killed by signal %d" % -rc)
+    if len(results) != 1:
+        return bad("%d result lines (want exactly 1), rc=%d" % (len(results), rc))
+    if not lines or lines[-1] != results[0]:
+        return bad("result line is not the last line")
+    if results[0] != "PASS" or rc != 0:
+        return bad("%s rc=%d" % (results[0], rc))
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return True, ""
+
+
 def run_one(name, workroot, sleep, keep):
     binary = os.path.join(STATIC, name)
     work = os.path.join(workroot, name)
@@ -96,21 +200,11 @@ def run_one(name, workroot, sleep, keep):
         wait_pid(pid, 5)
         return bad("test process %d did not exit after SIGTERM" % pid)
     reap_others()
-
-    lines = out().splitlines()
-    results = [l for l in lines if l == "PASS" or l.startswith("FAIL")]
     if os.WIFSIGNALED(status):
-        return bad("killed by signal %d" % os.WTERMSIG(status))
-    rc = os.WEXITSTATUS(status)
-    if len(results) != 1:
-        return bad("%d result lines (want exactly 1), rc=%d" % (len(results), rc))
-    if not lines or lines[-1] != results[0]:
-        return bad("result line is not the last line")
-    if results[0] != "PASS" or rc != 0:
-        return bad("%s rc=%d" % (results[0], rc))
-    if not keep:
-        shutil.rmtree(work, ignore_errors=True)
-    return True, ""
+        rc = -os.WTERMSIG(status)
+    else:
+        rc = os.WEXITSTATUS(status)
+    return verdict(out(), rc, bad, work, keep)
 
 
 def main():
@@ -121,6 +215,8 @@ def main():
                     help="seconds between ready and SIGTERM (default 0.5)")
     ap.add_argument("-k", "--keep", action="store_true", help="keep work dirs")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--ns", action="store_true",
+                    help="start each test as pid 1 of new pid/mnt/uts/ipc/net namespaces")
     args = ap.parse_args()
 
     if not args.no_build:
@@ -133,9 +229,19 @@ def main():
     set_subreaper()
     workroot = tempfile.mkdtemp(prefix="zdtm-plain-")
     failed = []
+    skipped = []
+    want = "ns" if args.ns else "h"
     for name in names:
+        fl = flavors_of(name)
+        if fl is not None and want not in fl:
+            skipped.append(name)
+            print("%-28s SKIP  (flavors: %s)" % (name, " ".join(fl)), flush=True)
+            continue
         t = time.monotonic()
-        ok, why = run_one(name, workroot, args.sleep, args.keep)
+        if args.ns:
+            ok, why = run_one_ns(name, workroot, args.sleep, args.keep)
+        else:
+            ok, why = run_one(name, workroot, args.sleep, args.keep)
         dt = time.monotonic() - t
         print("%-28s %s  (%.1fs)" % (name, "PASS" if ok else "FAIL", dt), flush=True)
         if not ok:
@@ -145,7 +251,9 @@ def main():
         shutil.rmtree(workroot, ignore_errors=True)
     else:
         print("work dirs in", workroot)
-    print("%d/%d passed" % (len(names) - len(failed), len(names)))
+    ran = len(names) - len(skipped)
+    print("%d/%d passed%s" % (ran - len(failed), ran,
+                              ", %d skipped" % len(skipped) if skipped else ""))
     return 1 if failed else 0
 
 

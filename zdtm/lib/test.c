@@ -20,6 +20,7 @@ int test_errors;
 static int ready_pipe = -1;	/* write end, child side, until test_daemon() */
 static pid_t test_pid;		/* the test process proper (the child) */
 static int result_done;		/* a PASS/FAIL line has been printed */
+static int daemon_done;		/* test_daemon() has run */
 
 static void usage(void)
 {
@@ -220,6 +221,14 @@ void test_init(int argc, char **argv)
 
 	parse_args(argc, argv);
 
+	/*
+	 * As pid 1 of a pid namespace (the "ns" flavor: the harness made the
+	 * namespaces and exec'd us as their init) there is no fork: exiting
+	 * would end the namespace.  Nobody waits on a ready pipe either.
+	 */
+	if (getpid() == 1)
+		goto init_proc;
+
 	if (pipe2(p, O_CLOEXEC)) {
 		perror("pipe");
 		exit(1);
@@ -240,10 +249,12 @@ void test_init(int argc, char **argv)
 	/* The child: becomes the test process. */
 	close(p[0]);
 	ready_pipe = p[1];
+init_proc:
 	pthread_atfork(NULL, NULL, drop_ready_pipe);
 	test_pid = getpid();
 
-	if (setsid() < 0) {
+	/* pid 1 may already lead its session (EPERM): that is fine. */
+	if (setsid() < 0 && !(test_pid == 1 && errno == EPERM)) {
 		perror("setsid");
 		exit(1);
 	}
@@ -290,8 +301,11 @@ void test_daemon(void)
 	char tmp[4096], buf[32];
 	int fd, len;
 
-	if (ready_pipe < 0)
+	if (daemon_done || !test_pid)
 		fail("test_daemon() called twice or before test_init()");
+	daemon_done = 1;
+	/* Every test_fork() child must have called test_child_ready(). */
+	test_children_wait_ready();
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", test_pidfile) >= (int)sizeof(tmp))
 		fail("pidfile path too long");
@@ -308,6 +322,8 @@ void test_daemon(void)
 		fail("can't rename %s to %s", tmp, test_pidfile);
 
 	test_msg("%s: ready", test_name);
+	if (ready_pipe < 0)
+		return;		/* pid 1: no launcher waits for us */
 	if (write(ready_pipe, "R", 1) != 1)
 		fail("can't notify the parent");
 	close(ready_pipe);

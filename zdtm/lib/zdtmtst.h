@@ -140,4 +140,53 @@ ssize_t test_read_file(const char *path, char **out);
 ssize_t test_read_all(int fd, void *buf, size_t len);
 ssize_t test_write_all(int fd, const void *buf, size_t len);
 
+/*
+ * Process trees.  The harness signals only the root; each process forwards
+ * "check now" to the children it made with test_fork() and collects them.
+ *
+ *	pid = test_fork();
+ *	if (pid == 0) {
+ *		... set up ...
+ *		test_child_ready();	// after its own children are ready
+ *		test_waitsig();
+ *		... checks with pr_err() ...
+ *		test_children_check();	// its own children, if any
+ *		test_child_exit();	// status 0 iff no check failed
+ *	}
+ *	...
+ *	test_daemon();			// waits for every child's readiness
+ *	test_waitsig();
+ *	test_children_check();		// SIGTERM each child, waitpid, pr_err
+ *	test_result();
+ *
+ * Up to 64 children per process.  Children of plain fork() are not
+ * tracked (zombie and process-group scenarios manage those themselves).
+ * As pid 1 (ns flavor) the test does not reap processes reparented to it.
+ */
+pid_t test_fork(void);
+/* In a test_fork() child: own children are ready, tell the parent. */
+void test_child_ready(void);
+/* Wait until every test_fork() child called test_child_ready(); fail() if
+ * one died first.  test_daemon() and test_child_ready() call it. */
+void test_children_wait_ready(void);
+/* Send sig to every child not yet waited for. */
+void test_children_kick(int sig);
+/* Wait (up to 30 s) for every child; pr_err() each one that did not exit
+ * 0 (or hung, it is then killed); returns the number of such children. */
+int test_children_wait(void);
+/* test_children_kick(SIGTERM) + test_children_wait(). */
+int test_children_check(void);
+/* In a child: exit(0) if no pr_err() happened in it, else exit(1). */
+void test_child_exit(void) __attribute__((noreturn));
+int test_nr_children(void);
+pid_t test_child_pid(int i);	/* in test_fork() order; -1 if none */
+
+/*
+ * pthread_create() with SIGTERM blocked in the new thread, so that the
+ * harness's process-directed SIGTERM always reaches the main thread's
+ * test_waitsig().
+ */
+#include <pthread.h>
+int test_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+
 #endif /* ZDTM_TST_H */
