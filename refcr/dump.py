@@ -1,4 +1,4 @@
-"""The dump pipeline: freeze, collect, write, then kill / resume / leave stopped.
+"""The dump pipeline: freeze the tree, collect, write, then kill / resume / leave stopped.
 
 Nothing in the target is changed before every task is frozen, and whatever
 happens afterwards, a failed dump puts every task back exactly as it was and
@@ -15,7 +15,7 @@ from itertools import count
 
 from refcr import (__version__, creds, fault, files, fs, memory, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers)
-from refcr.errors import DumpError, RefcrError
+from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
 from refcr.log import log
 from refcr.options import Options
@@ -25,89 +25,129 @@ from refcr.tracee import INJECT_MASK, Remote, release, seize_thread
 
 IMG_VERSION = 1
 PR_GET_DUMPABLE = 3
+PR_GET_TID_ADDRESS = 40
 
 
 @dataclass
 class FrozenTask:
     """A seized process and what must be undone before it may run again."""
 
-    pid: int
-    tids: list[int]
-    masks: dict[int, int] = field(default_factory=dict)   # tid -> blocked mask at the freeze
-    remote: Remote | None = None
+    member: pstree.Member
+    masks: dict[int, int] = field(default_factory=dict)   # host tid -> blocked mask at the freeze
+    remotes: dict[int, Remote] = field(default_factory=dict)
 
-    def open_remote(self, maps: list[proc.Mapping]) -> Remote:
-        """Block all signals (so nothing is delivered between injected calls) and
-        map a scratch buffer.  Code is patched in at the start of the vdso."""
+    @property
+    def pid(self) -> int:
+        return self.member.host_pid
+
+    @property
+    def tids(self) -> list[int]:
+        return self.member.host_tids
+
+    def open_remotes(self, maps: list[proc.Mapping]) -> Remote:
+        """Block signals (so nothing is delivered between injected calls), map
+        a scratch buffer, and make one Remote per thread.  Code is patched in
+        at the start of the vdso."""
         for tid in self.tids:
             self.masks[tid] = native.get_sigmask(tid)
             native.set_sigmask(tid, INJECT_MASK)
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         code = vdso.start if vdso else native.get_regs(self.pid)["rip"] & ~(PAGE_SIZE - 1)
-        self.remote = Remote(self.pid, code_addr=code, patch=True)
-        self.remote.alloc_scratch()
-        return self.remote
+        main = Remote(self.pid, code_addr=code, patch=True)
+        self.remotes[self.pid] = main
+        main.alloc_scratch()
+        for tid in self.tids[1:]:
+            self.remotes[tid] = Remote(tid, code_addr=code, patch=True, scratch=main.scratch,
+                                       scratch_size=main.scratch_size)
+        return main
 
     def undo(self) -> None:
         """Remove every trace of the dump: scratch buffer, blocked masks."""
-        if self.remote:
-            self.remote.free_scratch()
-            self.remote.close()
-            self.remote = None
+        main = self.remotes.pop(self.pid, None)
+        if main:
+            main.free_scratch()
+            main.close()
+        for r in self.remotes.values():
+            r.close()
+        self.remotes.clear()
         for tid, mask in self.masks.items():
             native.set_sigmask(tid, mask)
         self.masks.clear()
 
+    def release(self, stop: bool = False) -> None:
+        for tid in self.tids:
+            release(tid, stop=stop)
 
-def freeze(tree: list) -> list[FrozenTask]:
-    frozen: list[FrozenTask] = []
-    try:
-        for entry in tree:
-            t = FrozenTask(entry.pid, [])
-            frozen.append(t)
-            while True:     # threads may appear until all existing ones are stopped
-                new = [tid for tid in proc.threads(entry.pid) if tid not in t.tids]
-                if not new:
-                    break
-                for tid in new:
-                    seize_thread(tid)
-                    t.tids.append(tid)
-    except BaseException:
-        for t in frozen:
-            for tid in t.tids:
-                release(tid)
-        raise
-    return frozen
+
+def freeze_process(m: pstree.Member) -> None:
+    """Seize every thread; threads may appear until all existing ones are stopped."""
+    while True:
+        new = [tid for tid in proc.threads(m.host_pid) if tid not in m.host_tids]
+        if not new:
+            return
+        for tid in new:
+            seize_thread(tid)
+            m.host_tids.append(tid)
+
+
+def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member]) -> None:
+    """Freeze top down, appending to `frozen` as we go (so a failure can release them)."""
+    queue = [(root, 0)]
+    while queue:
+        host_pid, ppid = queue.pop(0)
+        try:
+            zombie = proc.stat(host_pid).state in ("Z", "X")
+            m = pstree.Member(host_pid, pstree.describe(host_pid, ppid, zombie))
+        except NoSuchProcess:
+            continue        # exited between listing and freezing: not part of the tree
+        if zombie:
+            zombies.append(m)
+            continue
+        if host_pid != root:
+            pstree.check_same_namespaces(root, host_pid)
+        frozen.append(FrozenTask(m))
+        freeze_process(m)
+        m.entry.threads.extend(pstree.inner_ids(host_pid, "NSpid", tid) for tid in m.host_tids)
+        queue.extend((kid, m.entry.pid) for kid in proc.children(host_pid))
+
+
+def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int) -> None:
+    remote = t.remotes[host_tid]
+    tc = core.threads.add(tid=tid, comm=proc.comm(t.pid, host_tid))
+    regs.dump_thread(host_tid, remote, tc)
+    signals.dump_thread(host_tid, remote, tc, t.masks[host_tid])
+    task.dump_rseq(host_tid, tc)
+    remote.check("prctl", PR_GET_TID_ADDRESS, remote.scratch, 0, 0, 0)
+    tc.clear_tid_addr = int.from_bytes(remote.get(remote.scratch, 8), "little")
+    tc.robust_list, tc.robust_list_len = native.get_robust_list(host_tid)
 
 
 def dump_task(t: FrozenTask, images: ImageDir, ctx: files.DumpFiles, pages_ids: "count[int]",
-              shmem_done: set[int]) -> None:
-    pid = t.pid
+              shmem_done: dict[int, int]) -> None:
+    pid, vpid = t.pid, t.member.entry.pid
     maps = proc.maps(pid)                 # before the scratch buffer exists
-    remote = t.open_remote(maps)
-    core = core_pb2.CoreEntry(pid=pid, comm=proc.comm(pid), personality=task.dump_personality(pid))
+    remote = t.open_remotes(maps)
+    core = core_pb2.CoreEntry(pid=vpid, comm=proc.comm(pid), personality=task.dump_personality(pid))
     fs.dump(pid, core)
     core.sigactions.extend(signals.dump_sigactions(remote))
     core.itimers.extend(timers.dump_itimers(remote))
     core.rlimits.extend(rlimits.dump_rlimits(remote))
     core.creds.CopyFrom(creds.dump(pid, remote))
     core.dumpable = remote.check("prctl", PR_GET_DUMPABLE, 0, 0, 0, 0)
-    for tid in t.tids:
-        tc = core.threads.add(tid=tid, comm=proc.comm(pid, tid))
-        regs.dump_thread(tid, remote, tc)
-        signals.dump_thread(tid, remote, tc, t.masks[tid])
-        task.dump_rseq(tid, tc)
+    for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
+        dump_thread(t, host_tid, core, tid)
     core.shared_pending.extend(signals.dump_shared_pending(pid))
-    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done)
+    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid)
     fault.point("dump-after-memory")
-    images.write("fdinfo", files.dump_fds(pid, ctx), id=pid)
-    images.write("core", [core], id=pid)
+    images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)
+    images.write("core", [core], id=vpid)
 
 
-def write_images(frozen: list[FrozenTask], tree: list, images: ImageDir, opts: Options) -> None:
+def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
+                 opts: Options) -> None:
     ctx = files.DumpFiles(opts)
     pages_ids = count(1)
-    shmem_done: set[int] = set()
+    shmem_done: dict[int, int] = {}
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done)
     images.write("files", ctx.entries)
@@ -116,7 +156,8 @@ def write_images(frozen: list[FrozenTask], tree: list, images: ImageDir, opts: O
     fault.point("dump-before-write")
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
-        kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job)])
+        kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
+        root_namespaces=namespaces)])
 
 
 def finish(frozen: list[FrozenTask], opts: Options) -> None:
@@ -125,8 +166,7 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
         t.undo()
     if opts.leave_running or opts.leave_stopped:
         for t in frozen:
-            for tid in t.tids:
-                release(tid, stop=opts.leave_stopped)
+            t.release(stop=opts.leave_stopped)
         return
     for t in frozen:
         os.kill(t.pid, signal.SIGKILL)
@@ -136,12 +176,18 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
 
 
 def dump(opts: Options, images: ImageDir) -> None:
-    tree = pstree.collect(opts.pid, opts)
-    frozen = freeze(tree)
-    log.info("froze %d process(es)", len(frozen))
+    pstree.check_target(opts.pid)
+    namespaces = pstree.root_namespaces(opts.pid)
+    frozen: list[FrozenTask] = []
+    zombies: list[pstree.Member] = []
     try:
+        freeze_tree(opts.pid, frozen, zombies)
+        members = [t.member for t in frozen] + zombies
+        pstree.check_ids(members, opts)
+        tree = [m.entry for m in members]
+        log.info("froze %d process(es), %d zombie(s)", len(frozen), len(zombies))
         fault.point("dump-after-seize")
-        write_images(frozen, tree, images, opts)
+        write_images(frozen, tree, namespaces, images, opts)
     except BaseException as exc:
         _resume_after_failure(frozen)
         images.mark_incomplete(str(exc))
@@ -158,5 +204,4 @@ def _resume_after_failure(frozen: list[FrozenTask]) -> None:
             t.undo()
         except Exception as exc:   # keep going: every task must be released
             log.error("process %d: cleanup after failed dump: %s", t.pid, exc)
-        for tid in t.tids:
-            release(tid)
+        t.release()

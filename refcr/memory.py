@@ -192,25 +192,26 @@ def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
 
 
 def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
-         next_pages_id: Callable[[], int], dumped_shmem: set[int]) -> mm_pb2.MmEntry:
-    """Write mm-PID, pagemap-PID and pages images; returns the MmEntry."""
+         next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int) -> mm_pb2.MmEntry:
+    """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
+    pid namespace); returns the MmEntry."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
     pages = PagesWriter(images, next_pages_id())
     count = dump_private_pages(pid, list(mm.vmas), pages)
-    pages.finish("pagemap", pid)
+    pages.finish("pagemap", image_id)
     for vma in mm.vmas:
-        if vma.kind == mm_pb2.VMA_SHMEM:
+        if vma.kind != mm_pb2.VMA_SHMEM:
+            continue
+        if vma.shmid not in dumped_shmem:   # one object may be mapped by many areas and processes
             shm = PagesWriter(images, next_pages_id())
             dump_shmem(pid, vma, shm)
-            if vma.shmid not in dumped_shmem:
-                shm.finish("pagemap-shmem", vma.shmid)
-                dumped_shmem.add(vma.shmid)
-            else:
-                shm.raw.close()
-    images.write("mm", [mm], id=pid)
+            shm.finish("pagemap-shmem", vma.shmid)
+            dumped_shmem[vma.shmid] = vma.shmem_size
+        vma.shmem_size = dumped_shmem[vma.shmid]
+    images.write("mm", [mm], id=image_id)
     log.info("process %d: %d areas, %d private pages", pid, len(mm.vmas), count)
     return mm
 

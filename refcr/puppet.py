@@ -1,26 +1,30 @@
 """Puppets: the processes a restore turns into the dumped ones.
 
-A puppet starts as a fork of refcr made with clone3(set_tid) so it has the
-dumped pid; it sits in pause() and never runs refcr's code again.  refcr
-seizes it and from then on drives it only with injected syscalls:
+The root puppet is a fork of refcr made with clone3(set_tid) (in new
+namespaces when the dumped root had its own); it sits in pause() and never
+runs refcr's code again.  refcr seizes it and from then on drives it only
+with injected syscalls:
 
-1. it maps a small "restorer area" at an address free in both the puppet's
-   and the dumped layout: one page holding `syscall; int3` (the injection
+1. it maps a small "restorer area" at an address that is free in refcr's and
+   in every dumped layout: one page holding `syscall; int3` (the injection
    point from then on) and a scratch buffer for syscall arguments;
 2. it drops everything inherited from refcr: fds, rseq, all memory but the
-   restorer area and the kernel's vdso areas;
-3. the pipeline modules rebuild the dumped state through it;
-4. last, the restorer area unmaps itself (the int3 after that munmap faults,
-   which ends the injection), the registers are set, and the puppet is let go.
+   restorer area and the kernel's vdso areas.
 
-refcr seizes puppets with PTRACE_O_EXITKILL: if refcr dies, so do they.
+Every other process is forked from its parent puppet by an injected clone3
+with set_tid, while the parent is still empty, so it starts as an empty
+puppet too, in the right session; threads are injected clone3 calls with
+CLONE_THREAD.  refcr traces them all with PTRACE_O_EXITKILL: if refcr dies,
+so do they.  Last, the restorer area unmaps itself (the int3 after that
+munmap faults, which ends the injection), and registers are set.
 """
 from __future__ import annotations
 
 import errno
 import os
 import signal
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 
 from refcr import memory, native, proc, task
 from refcr.errors import RestoreError
@@ -29,70 +33,129 @@ from refcr.rlimits import raise_nofile
 from refcr.syscalls import (F_DUPFD_CLOEXEC, F_SETFD, MAP_ANONYMOUS,
                             MAP_FIXED_NOREPLACE, MAP_PRIVATE, O_CLOEXEC,
                             PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE)
-from refcr.tracee import INJECT_MASK, Remote, wait_stop
+from refcr.tracee import INJECT_MASK, Remote, RemoteError, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
 AREA_SIZE = PAGE_SIZE + SCRATCH_SIZE
 TASK_SIZE = 0x7FFFFFFFF000
-PTRACE_O_EXITKILL = 0x100000
+TRACE_OPTIONS = native.PTRACE_O_EXITKILL | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEFORK
+NR_CLONE3 = 435
+CLONE_ARGS = struct.Struct("<11Q")     # struct clone_args (CLONE_ARGS_SIZE_VER2)
+THREAD_FLAGS = (native.CLONE_VM | native.CLONE_FS | native.CLONE_FILES | native.CLONE_SIGHAND
+                | native.CLONE_THREAD | native.CLONE_SYSVSEM)
+
+
+@dataclass
+class Layout:
+    """Addresses chosen once for the whole tree."""
+
+    area: int          # restorer area, free in refcr's and every dumped layout
+    parking: int       # where vdso areas wait while being moved
+    fd_floor: int      # refcr's pidfd lives at or above this fd number in every puppet
+
+    @classmethod
+    def choose(cls, dumped: list[tuple[int, int]], max_fd: int) -> "Layout":
+        own = [(m.start, m.end) for m in proc.maps(os.getpid())]
+        area = memory.free_area(AREA_SIZE, own, dumped)
+        parking = memory.free_area(16 << 20, own, dumped, [(area, area + AREA_SIZE)])
+        return cls(area, parking, max(max_fd, 1023) + 1)
+
+
+@dataclass
+class Thread:
+    tid: int           # host tid
+    remote: Remote
 
 
 @dataclass
 class Puppet:
-    pid: int
-    remote: Remote
-    area: int                  # restorer area address
+    pid: int                   # host pid
+    vpid: int                  # pid inside the tree's pid namespace
+    remote: Remote             # injects through the main thread
+    layout: Layout
     pidfd_slot: int = -1       # the puppet's pidfd of refcr (for pidfd_getfd), -1 once closed
+    threads: dict[int, Thread] = field(default_factory=dict)   # vtid -> thread, main thread included
 
+    def __post_init__(self) -> None:
+        self.threads.setdefault(self.vpid, Thread(self.pid, self.remote))
+
+    # -- creation ----------------------------------------------------------------
     @classmethod
-    def create(cls, pid: int, vmas: list, fd_floor: int) -> "Puppet":
-        """Fork a puppet with the given pid and empty it; fds >= fd_floor stay free for refcr's use."""
+    def create_root(cls, vpid: int, set_tid: list[int], flags: int, layout: Layout) -> "Puppet":
         try:
-            child = native.clone3_puppet([pid])
+            child = native.clone3_puppet(set_tid, flags)
         except OSError as exc:
             if exc.errno == errno.EEXIST:
-                raise RestoreError(f"pid {pid} is in use by another process") from exc
-            raise RestoreError(f"cannot create a process with pid {pid}: {exc.strerror}") from exc
+                raise RestoreError(f"pid {set_tid[-1]} is in use by another process") from exc
+            raise RestoreError(f"cannot create a process with pid {set_tid[-1]}: {exc.strerror}") from exc
         try:
-            native.seize(child, PTRACE_O_EXITKILL)
+            native.seize(child, TRACE_OPTIONS)
             native.interrupt(child)
             wait_stop(child)
             native.set_sigmask(child, INJECT_MASK)
-            puppet = cls._empty(child, vmas, fd_floor)
+            puppet = cls._empty(child, vpid, layout)
         except BaseException:
-            kill(child)
+            kill_and_reap(child)
             raise
-        log.info("puppet %d created", child)
+        log.info("root puppet %d (pid %d inside) created", child, vpid)
         return puppet
 
     @classmethod
-    def _empty(cls, pid: int, vmas: list, fd_floor: int) -> "Puppet":
+    def _empty(cls, pid: int, vpid: int, layout: Layout) -> "Puppet":
         maps = proc.maps(pid)
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         if vdso is None:
             raise RestoreError("no [vdso] in the puppet to inject the first syscalls through")
         boot = Remote(pid, code_addr=vdso.start, patch=True)
         task.unregister_rseq(boot)
-        own = [(m.start, m.end) for m in maps]
-        dumped = [(v.start, v.end) for v in vmas]
-        area = memory.free_area(AREA_SIZE * 2, own, dumped)
-        boot.check("mmap", area, AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+        boot.check("mmap", layout.area, AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
-        boot.write(area, SYSCALL_INT3)
+        boot.write(layout.area, SYSCALL_INT3)
         boot.close()
-        remote = Remote(pid, code_addr=area, patch=False, scratch=area + PAGE_SIZE,
-                        scratch_size=SCRATCH_SIZE)
+        remote = _remote(pid, layout)
         remote.check("close_range", 0, 0xFFFFFFFF, 0)
         raise_nofile(remote)
         slot = remote.check("pidfd_open", os.getpid(), 0)
-        high = remote.check("fcntl", slot, F_DUPFD_CLOEXEC, fd_floor)
+        high = remote.check("fcntl", slot, F_DUPFD_CLOEXEC, layout.fd_floor)
         remote.call("close", slot)
-        keep = [(area, area + AREA_SIZE)] + [(m.start, m.end) for m in maps if m.name in memory.SPECIAL_KINDS]
+        keep = [(layout.area, layout.area + AREA_SIZE)] + [
+            (m.start, m.end) for m in maps if m.name in memory.SPECIAL_KINDS]
         memory.unmap_all_but(remote, keep, TASK_SIZE)
-        parking = memory.free_area(4 * 1024 * 1024, own, dumped, [(area, area + AREA_SIZE)])
-        memory.move_special_areas(remote, maps, vmas, parking)
-        return cls(pid, remote, area, high)
+        return cls(pid, vpid, remote, layout, high)
+
+    def _clone(self, vtid: int, flags: int, exit_signal: int, thread: bool) -> int:
+        """Inject clone3(set_tid=[vtid]) here; returns the new task's host id, stopped."""
+        listing = (lambda: proc.threads(self.pid)) if thread else (lambda: proc.children(self.pid))
+        before = set(listing())
+        tid_array, args = self.remote.put(struct.pack("<i", vtid), bytes(CLONE_ARGS.size))
+        self.remote.write(args, CLONE_ARGS.pack(flags, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
+        ret = self.remote.call("clone3", args, CLONE_ARGS.size)
+        if ret == -errno.EEXIST:
+            raise RestoreError(f"pid {vtid} is in use by another process")
+        if ret < 0:
+            raise RemoteError(self.pid, "clone3", -ret)
+        if ret != vtid:
+            raise RestoreError(f"clone3 gave pid {ret} instead of {vtid}")
+        new = set(listing()) - before
+        if len(new) != 1:
+            raise RestoreError(f"cannot find the task created for pid {vtid}")
+        host = new.pop()
+        wait_stop(host)          # auto-attached (TRACEFORK/TRACECLONE): its first stop
+        return host
+
+    def fork_child(self, vpid: int) -> "Puppet":
+        """A child of this (still empty) puppet, with pid vpid: an empty puppet too."""
+        host = self._clone(vpid, 0, signal.SIGCHLD, thread=False)
+        child = Puppet(host, vpid, _remote(host, self.layout), self.layout, self.pidfd_slot)
+        log.info("puppet %d (pid %d inside) forked from %d", host, vpid, self.pid)
+        return child
+
+    def clone_thread(self, vtid: int) -> Thread:
+        host = self._clone(vtid, THREAD_FLAGS, 0, thread=True)
+        t = Thread(host, _remote(host, self.layout))
+        self.threads[vtid] = t
+        return t
 
     # -- file descriptors ------------------------------------------------------
     def install_fd(self, local_fd: int, target: int | None = None, cloexec: bool = False) -> int:
@@ -119,17 +182,27 @@ class Puppet:
     # -- the end ------------------------------------------------------------------
     def unmap_restorer(self) -> None:
         """Remove the restorer area; this is the last injected syscall."""
-        self.remote.call("munmap", self.area, AREA_SIZE, fault_ok=True)
-        self.remote.close()
+        self.remote.call("munmap", self.layout.area, AREA_SIZE, fault_ok=True)
+        for t in self.threads.values():
+            t.remote.close()
 
     def release(self, stop: bool = False) -> None:
-        native.detach(self.pid, signal.SIGSTOP if stop else 0)
+        for t in self.threads.values():
+            native.detach(t.tid, signal.SIGSTOP if stop else 0)
 
 
-def kill(pid: int) -> None:
-    """Kill a puppet and reap it (it is refcr's child)."""
+def _remote(pid: int, layout: Layout) -> Remote:
+    return Remote(pid, code_addr=layout.area, patch=False, scratch=layout.area + PAGE_SIZE,
+                  scratch_size=SCRATCH_SIZE)
+
+
+def kill_and_reap(pid: int) -> None:
+    """Kill a puppet; reap it if it is refcr's child."""
     try:
         os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
         os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
+    except ChildProcessError:
         pass

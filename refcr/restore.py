@@ -1,42 +1,67 @@
-"""The restore pipeline: puppets are forked with the dumped pids, rebuilt
-through injected syscalls, and let go together.  If anything fails, every
-puppet is killed: no half-restored process survives.
+"""The restore pipeline.
+
+1. The tree of empty puppets is built top down, with the dumped pids:
+   sessions come from the order of fork and setsid, process groups from
+   setpgid (a group whose leader is gone gets a short-lived helper with the
+   leader's pid), zombies exit with their status.
+2. Each process rebuilds its memory, fds and process-wide state.
+3. Threads are created and get their own state (and credentials).
+4. Queued signals, the restorer area, masks and registers come last, and
+   every task is released at once.
+If anything fails, every puppet is killed: no half-restored process survives.
 """
 from __future__ import annotations
 
 import os
+import signal
+import struct
 from dataclasses import dataclass, field
 
-from refcr import creds, fault, files, fs, memory, regs, rlimits, signals, task, timers
-from refcr import native
+from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
 from refcr.errors import RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
 from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
-from refcr.puppet import Puppet, kill
+from refcr.puppet import Layout, Puppet, kill_and_reap
+from refcr.tracee import Remote, RemoteError
 
 IMG_VERSION = 1
 PR_SET_DUMPABLE = 4
+NS_FLAGS = {"pid": native.CLONE_NEWPID, "ipc": native.CLONE_NEWIPC, "uts": native.CLONE_NEWUTS,
+            "mnt": native.CLONE_NEWNS, "net": native.CLONE_NEWNET}
+WALL = 0x40000000
+RLIMIT_CORE = 4
 
 
 @dataclass
-class TaskImages:
-    """Everything the images say about one process."""
+class Node:
+    """One process of the tree: what the images say, and its puppet."""
 
     entry: pstree_pb2.PstreeEntry
-    core: core_pb2.CoreEntry
-    mm: mm_pb2.MmEntry
+    children: list["Node"] = field(default_factory=list)
+    core: core_pb2.CoreEntry | None = None
+    mm: mm_pb2.MmEntry | None = None
     fds: list = field(default_factory=list)
+    puppet: Puppet | None = None
+    sid_now: int = 0           # the session the puppet is in at this point of the restore
 
-    @classmethod
-    def load(cls, images: ImageDir, entry: pstree_pb2.PstreeEntry) -> "TaskImages":
-        pid = entry.pid
-        fds = images.read("fdinfo", id=pid) if images.exists("fdinfo", id=pid) else []
-        return cls(entry, images.read_single("core", id=pid), images.read_single("mm", id=pid), fds)
+    @property
+    def pid(self) -> int:
+        return self.entry.pid
+
+    def load(self, images: ImageDir) -> None:
+        if self.entry.zombie:
+            return
+        pid = self.pid
+        self.core = images.read_single("core", id=pid)
+        self.mm = images.read_single("mm", id=pid)
+        self.fds = images.read("fdinfo", id=pid) if images.exists("fdinfo", id=pid) else []
+        if [t.tid for t in self.core.threads] != list(self.entry.threads):
+            raise RestoreError(f"core-{pid}.img does not describe the threads pstree.img lists")
 
 
-def check_images(images: ImageDir, opts: Options) -> list[pstree_pb2.PstreeEntry]:
+def check_images(images: ImageDir, opts: Options):
     reason = images.is_incomplete()
     if reason is not None:
         raise RestoreError(f"{images.path} holds a failed dump ({reason}); it cannot be restored")
@@ -45,18 +70,157 @@ def check_images(images: ImageDir, opts: Options) -> list[pstree_pb2.PstreeEntry
         raise RestoreError(f"{images.path}: image version {inv.img_version} is not supported")
     if inv.shell_job and not opts.shell_job:
         raise RestoreError("the images hold a shell job (dumped with --shell-job): restore with --shell-job")
-    tree = images.read("pstree")
-    if not tree:
+    entries = images.read("pstree")
+    if not entries:
         raise RestoreError(f"{images.path}: pstree.img lists no process")
-    return tree
+    return inv, entries
 
 
-def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: files.RestoreFiles) -> dict[int, int]:
-    out: dict[int, int] = {}
+def build_tree(entries: list[pstree_pb2.PstreeEntry], images: ImageDir) -> list[Node]:
+    """Nodes in pstree order (parents first), children linked."""
+    nodes = [Node(e) for e in entries]
+    by_pid = {n.pid: n for n in nodes}
+    if len(by_pid) != len(nodes):
+        raise RestoreError("pstree.img lists a pid twice")
+    for n in nodes[1:]:
+        parent = by_pid.get(n.entry.ppid)
+        if parent is None or parent.entry.zombie:
+            raise RestoreError(f"pstree.img: process {n.pid} has no parent {n.entry.ppid} in the tree")
+        parent.children.append(n)
+    if nodes[0].entry.zombie:
+        raise RestoreError("pstree.img: the root is a zombie")
+    for n in nodes:
+        n.load(images)
+    return nodes
+
+
+# ------------------------------------------------------------- the tree ---
+
+@dataclass
+class TreeBuilder:
+    """Creates the puppets with the right pids, sessions and groups."""
+
+    nodes: list[Node]
+    layout: Layout
+    namespaces: list[str]
+    puppets: list[Puppet] = field(default_factory=list)     # every live puppet, for cleanup
+
+    def create_root(self) -> Node:
+        root = self.nodes[0]
+        flags = 0
+        for kind in self.namespaces:
+            flags |= NS_FLAGS[kind]
+        if "pid" in self.namespaces:
+            if root.pid != 1:
+                raise RestoreError("pstree.img: a tree with its own pid namespace must have root pid 1")
+            tries = [[1, root.entry.host_pid], [1]] if root.entry.host_pid else [[1]]
+        else:
+            tries = [[root.pid]]
+        for i, set_tid in enumerate(tries):
+            try:
+                root.puppet = Puppet.create_root(root.pid, set_tid, flags, self.layout)
+                break
+            except RestoreError:
+                if i == len(tries) - 1:
+                    raise
+        self.puppets.append(root.puppet)
+        root.sid_now = root.entry.sid if root.entry.sid != root.pid else -1
+        return root
+
+    def create_subtree(self, node: Node) -> None:
+        """Fork node's children; node calls setsid at the right moment."""
+        kids = list(node.children)
+        if node.entry.sid == node.pid and node.sid_now != node.pid:
+            for c in [c for c in kids if c.entry.sid == node.sid_now and c.entry.sid != c.pid]:
+                self.fork(node, c)      # they stay in the session node was born into
+                kids.remove(c)
+            node.puppet.remote.check("setsid")
+            node.sid_now = node.pid
+        for c in kids:
+            if c.entry.sid not in (node.sid_now, c.pid):
+                raise RestoreError(f"process {c.pid}: cannot put it into session {c.entry.sid} "
+                                   f"(its parent {node.pid} is in {node.sid_now})")
+            self.fork(node, c)
+
+    def fork(self, parent: Node, child: Node) -> None:
+        child.puppet = parent.puppet.fork_child(child.pid)
+        self.puppets.append(child.puppet)
+        child.sid_now = parent.sid_now
+        self.create_subtree(child)
+
+    def set_groups(self) -> None:
+        by_pid = {n.pid: n for n in self.nodes}
+        for n in self.nodes:            # group leaders first
+            if n.entry.pgid == n.pid and n.entry.sid != n.pid:
+                n.puppet.remote.check("setpgid", 0, 0)
+        orphan_groups: dict[int, list[Node]] = {}
+        for n in self.nodes:
+            pgid = n.entry.pgid
+            if pgid == n.pid or n.entry.sid == n.pid:
+                continue
+            if pgid in by_pid:
+                n.puppet.remote.check("setpgid", 0, pgid)
+            elif pgid != self.nodes[0].entry.pgid or pgid == self.nodes[0].pid:
+                orphan_groups.setdefault(pgid, []).append(n)
+        for pgid, members in orphan_groups.items():
+            self.group_without_leader(pgid, members)
+
+    def group_without_leader(self, pgid: int, members: list[Node]) -> None:
+        """A helper process with the leader's pid founds the group, the members
+        join it, and the helper goes away (reaped by its parent, a member)."""
+        host = members[0].puppet
+        helper = host.fork_child(pgid)
+        try:
+            helper.remote.check("setpgid", 0, 0)
+            for m in members:
+                m.puppet.remote.check("setpgid", 0, pgid)
+        finally:
+            helper.remote.close()
+            native.detach(helper.pid, 0)
+            os.kill(helper.pid, signal.SIGKILL)
+        host.remote.check("wait4", pgid, 0, WALL, 0)
+
+    def make_zombies(self) -> None:
+        for n in self.nodes:
+            if n.entry.zombie:
+                make_zombie(n.puppet, n.entry.exit_status)
+                self.puppets.remove(n.puppet)
+
+
+def make_zombie(p: Puppet, status: int) -> None:
+    """Let a puppet die the way the dumped zombie did; its parent reaps it later."""
+    r = p.remote
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        zero = struct.pack("<QQQQ", 0, 0, 0, 0)
+        addr, lim = r.put(zero, struct.pack("<QQ", 0, 0))
+        r.check("rt_sigaction", sig, addr, 0, 8)
+        r.check("prlimit64", 0, RLIMIT_CORE, lim, 0)     # no core file
+        native.set_sigmask(p.pid, 0)
+        r.close()
+        native.detach(p.pid, 0)
+        os.kill(p.pid, sig)
+    else:
+        try:
+            r.call("exit_group", os.WEXITSTATUS(status))
+        except OSError:
+            pass        # it exited inside the injection, as it should
+        r.close()
+    for _ in range(1000):
+        if proc.stat(p.pid).state == "Z":
+            return
+        os.sched_yield()
+    raise RestoreError(f"process {p.vpid} did not become a zombie")
+
+
+# ------------------------------------------------------ one process -----
+
+def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: files.RestoreFiles,
+               cache: dict[int, int]) -> dict[int, int]:
     for vma in mm.vmas:
-        if vma.kind == mm_pb2.VMA_SHMEM and vma.shmid not in out:
-            out[vma.shmid] = ctx.keep(memory.shmem_object(images, vma.shmid, vma.shmem_size))
-    return out
+        if vma.kind == mm_pb2.VMA_SHMEM and vma.shmid not in cache:
+            cache[vma.shmid] = ctx.keep(memory.shmem_object(images, vma.shmid, vma.shmem_size))
+    return cache
 
 
 def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry) -> None:
@@ -78,71 +242,114 @@ def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry) -> None:
         p.remote.call("close", slot)
 
 
-def restore_memory(p: Puppet, t: TaskImages, images: ImageDir, ctx: files.RestoreFiles) -> None:
-    set_mm_and_exe(p, t.mm)
-    mapper = memory.AreaMapper(p.remote, p.install_fd, open_shmem(images, t.mm, ctx))
-    memory.restore(p.remote, t.mm, images, mapper)
-
-
-def restore_task(t: TaskImages, images: ImageDir, ctx: files.RestoreFiles, puppets: list[Puppet]) -> Puppet:
-    pid, core = t.entry.pid, t.core
-    fd_floor = max([f.fd for f in t.fds] + [1023]) + 1
-    p = Puppet.create(pid, list(t.mm.vmas), fd_floor)
-    puppets.append(p)
+def restore_process(n: Node, images: ImageDir, ctx: files.RestoreFiles, shmem: dict[int, int]) -> None:
+    """Memory, fds and process-wide state, through the main thread."""
+    p, core = n.puppet, n.core
     r = p.remote
-    fault.point("restore-after-fork")
-    restore_memory(p, t, images, ctx)
+    memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
+    set_mm_and_exe(p, n.mm)
+    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem))
+    memory.restore(r, n.mm, images, mapper)
     fault.point("restore-after-memory")
-    for fe in t.fds:
+    for fe in n.fds:
         p.install_fd(ctx.open(fe.id), fe.fd, fe.cloexec)
     p.drop_pidfd()
     fs.restore(r, core)
-    task.restore_comm(r, core.comm)
-    if t.entry.sid == pid:
-        r.check("setsid")
-    elif t.entry.pgid == pid:
-        r.check("setpgid", 0, 0)
     signals.restore_sigactions(r, list(core.sigactions))
-    timers.restore_itimers(r, list(core.itimers))
-    main = core.threads[0]
-    signals.restore_sigaltstack(r, main.sigaltstack)
-    task.restore_rseq(r, main)
-    signals.requeue(r, pid, list(core.shared_pending), list(main.pending))
     rlimits.restore_rlimits(r, list(core.rlimits))
-    task.restore_personality(r, core.personality)
-    creds.restore(r, core.creds)
-    r.check("prctl", PR_SET_DUMPABLE, core.dumpable, 0, 0, 0)
-    if main.HasField("sleep_restart"):
-        regs.arm_sleep_restart(r, main.sleep_restart)
+
+
+def restore_threads(n: Node) -> None:
+    """Create the other threads, then give every thread its own state."""
+    p, core = n.puppet, n.core
+    for tc in core.threads[1:]:
+        p.clone_thread(tc.tid)
+    for tc in core.threads:
+        r = p.threads[tc.tid].remote
+        task.restore_comm(r, tc.comm)
+        signals.restore_sigaltstack(r, tc.sigaltstack)
+        task.restore_rseq(r, tc)
+        r.check("set_tid_address", tc.clear_tid_addr)
+        if tc.robust_list:
+            r.check("set_robust_list", tc.robust_list, tc.robust_list_len)
+        task.restore_personality(r, core.personality)
+        creds.restore(r, core.creds)
+    p.remote.check("prctl", PR_SET_DUMPABLE, core.dumpable, 0, 0, 0)
+
+
+def drain_signals(r: Remote) -> None:
+    """Throw away signals the restore itself caused (SIGCHLD of zombies and
+    helpers, ...): only the dumped ones must be pending afterwards."""
+    allsigs, timeout = r.put(struct.pack("<Q", (1 << 64) - 1), struct.pack("<qq", 0, 0))
+    while r.call("rt_sigtimedwait", allsigs, 0, timeout, 8) > 0:
+        pass
+
+
+def finish_process(n: Node) -> None:
+    """Signals, timers, sleeps; then the restorer area goes and registers are set."""
+    p, core = n.puppet, n.core
+    for tc in core.threads:
+        drain_signals(p.threads[tc.tid].remote)
+    signals.requeue(p.remote, n.pid, n.pid, list(core.shared_pending), [])
+    for tc in core.threads:
+        signals.requeue(p.threads[tc.tid].remote, n.pid, tc.tid, [], list(tc.pending))
+    timers.restore_itimers(p.remote, list(core.itimers))
+    for tc in core.threads:
+        if tc.HasField("sleep_restart"):
+            regs.arm_sleep_restart(p.threads[tc.tid].remote, tc.sleep_restart)
     p.unmap_restorer()
-    native.set_sigmask(pid, main.sigmask)
-    regs.restore_thread(pid, main)
-    return p
+    for tc in core.threads:
+        tid = p.threads[tc.tid].tid
+        native.set_sigmask(tid, tc.sigmask)
+        regs.restore_thread(tid, tc)
+
+
+# ------------------------------------------------------------ driver -----
+
+def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str]) -> None:
+    if "uts" in namespaces and images.exists("uts"):
+        from refcr import uts
+        uts.restore(root.puppet.remote, images.read_single("uts"))
+    if "ipc" in namespaces:
+        from refcr import ipc
+        ipc.restore(root.puppet.pid, images)
 
 
 def restore(opts: Options) -> int:
-    """Restore the images; returns the root pid."""
+    """Restore the images; returns the root's pid as refcr sees it."""
     images = ImageDir(opts.images_dir, "r")
-    tree = check_images(images, opts)
-    if len(tree) != 1:
-        raise RestoreError("restoring process trees is not supported yet")
-    tasks = [TaskImages.load(images, e) for e in tree]
+    inv, entries = check_images(images, opts)
+    nodes = build_tree(entries, images)
+    live = [n for n in nodes if not n.entry.zombie]
+    dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
+    max_fd = max([f.fd for n in live for f in n.fds] + [0])
+    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
-    puppets: list[Puppet] = []
     try:
-        for t in tasks:
-            restore_task(t, images, ctx, puppets)
+        root = builder.create_root()
+        fault.point("restore-after-fork")
+        builder.create_subtree(root)
+        builder.set_groups()
+        builder.make_zombies()
+        restore_namespaces(root, images, list(inv.root_namespaces))
+        shmem: dict[int, int] = {}
+        for n in live:
+            restore_process(n, images, ctx, shmem)
+        for n in live:
+            restore_threads(n)
+        for n in live:
+            finish_process(n)
         fault.point("restore-before-detach")
-        for p in puppets:
+        for p in builder.puppets:
             p.release(stop=opts.leave_stopped)
     except BaseException:
-        for p in puppets:
-            kill(p.pid)
+        for p in reversed(builder.puppets):
+            kill_and_reap(p.pid)
         raise
     finally:
         ctx.close_all()
-    log.info("restored process %d", tree[0].pid)
-    return tree[0].pid
+    log.info("restored %d process(es), root %d", len(nodes), root.puppet.pid)
+    return root.puppet.pid
 
 
 def wait_root(pid: int) -> int:
@@ -153,3 +360,4 @@ def wait_root(pid: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+__all__ = ["restore", "wait_root", "RemoteError"]

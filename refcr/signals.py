@@ -76,11 +76,12 @@ def _signo(siginfo: bytes) -> int:
     return struct.unpack_from("<i", siginfo, 0)[0]
 
 
-def requeue(remote: Remote, tgid: int, shared: list[bytes], private: list[bytes]) -> None:
-    """Queue the dumped signals again; all signals are blocked in the puppet."""
+def requeue(remote: Remote, tgid: int, tid: int, shared: list[bytes], private: list[bytes]) -> None:
+    """Queue the dumped signals again (ids as seen inside the puppet's pid
+    namespace); all signals are blocked in the puppet."""
     for info in shared:
         addr, = remote.put(info)
         remote.check("rt_sigqueueinfo", tgid, _signo(info), addr)
     for info in private:
         addr, = remote.put(info)
-        remote.check("rt_tgsigqueueinfo", tgid, remote.tid, _signo(info), addr)
+        remote.check("rt_tgsigqueueinfo", tgid, tid, _signo(info), addr)
