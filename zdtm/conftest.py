@@ -1,8 +1,9 @@
 """pytest plugin for the zdtm suite: the hooks live in zdtm/harness/plugin.py.
 
-    pytest zdtm                      every scenario, flavor h, dump + restore
+    pytest zdtm                      every scenario, flavors h and ns, dump + restore
     pytest -n auto zdtm              in parallel (pytest-xdist)
-    pytest zdtm/static/pipe00.c::h   one scenario
+    pytest zdtm/static/pipe00.c::ns  one scenario in one flavor
+    pytest zdtm --zdtm-flavor=all    also the uns flavor (h,ns,uns)
     pytest zdtm --zdtm-no-cr         start -> SIGTERM -> PASS only
 """
 import sys

@@ -17,7 +17,15 @@ import pytest
 from . import features, procs
 from .build import BuildResult, build
 from .desc import DescError, Scenario, load
-from .flavors import DEFAULT_SELECTION, FLAVORS, Flavor, parse_selection
+from .flavors import (
+    DEFAULT_SELECTION,
+    FLAVORS,
+    REQUIRED_FLAVORS,
+    Flavor,
+    parse_selection,
+    required_in,
+    unavailable_here,
+)
 from .layout import Layout
 from .locks import locked
 from .report import RequiredTracker, read_required, skip_reason, tail
@@ -92,6 +100,19 @@ def child_env(layout: Layout) -> dict[str, str]:
     return env
 
 
+def required_flavors(layout: Layout) -> dict[str, tuple[str, ...]]:
+    """Each scenario of required.txt -> the flavors it must pass in."""
+    out = {}
+    for name in read_required(layout.required_list):
+        source = layout.static / f"{name}.c"
+        try:
+            desc_flavors = load(source).flavors if source.exists() else None
+        except DescError:
+            desc_flavors = None  # the collection error reports it
+        out[name] = required_in(desc_flavors)
+    return out
+
+
 # ---- hooks ------------------------------------------------------------------------
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,7 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
     layout = Layout.here()
     state = SessionState(layout=layout, options=Options.from_config(config))
     if not is_xdist_worker(config):
-        state.tracker = RequiredTracker(read_required(layout.required_list))
+        state.tracker = RequiredTracker(required_flavors(layout), state.options.flavors)
         config.pluginmanager.register(RequiredRecorder(state.tracker), "zdtm-required")
     config.stash[STATE] = state
     config.addinivalue_line("markers", "zdtm: a zdtm checkpoint/restore scenario")
@@ -155,7 +176,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def whole_suite(config: pytest.Config, layout: Layout) -> bool:
-    """True if this session was asked to run every scenario (no filtering)."""
+    """True if this session was asked to run every scenario (no filtering) in
+    every required flavor."""
+    if not set(REQUIRED_FLAVORS) <= set(_state(config).options.flavors):
+        return False
     o = config.option
     if getattr(o, "keyword", "") or getattr(o, "markexpr", "") or getattr(o, "deselect", None):
         return False
@@ -243,8 +267,9 @@ class ScenarioItem(pytest.Item):
     def setup(self) -> None:
         if self.not_selected:
             _skip(self.not_selected)
-        if self.flavor.unavailable:
-            _skip(self.flavor.unavailable)
+        why = unavailable_here(self.flavor)
+        if why:
+            _skip(why)
         state = _state(self.config)
         if state.options.build:
             if state.build_result is None:

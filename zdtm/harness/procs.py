@@ -164,6 +164,65 @@ def tree_of(root: int, sid: int | None = None) -> set[int]:
     return pids
 
 
+def _children_file(pid: int) -> list[int] | None:
+    """Children of pid from /proc/PID/task/*/children, None if the kernel has no
+    such file (CONFIG_PROC_CHILDREN is off)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    kids: set[int] = set()
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.update(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            if os.path.exists(f"/proc/{pid}/task/{tid}"):
+                return None
+    return sorted(kids)
+
+
+def descendants(root: int) -> list[tuple[int, int]]:
+    """(pid, parent) for root (parent 0) and every live descendant, parents first.
+
+    Walks /proc/PID/task/*/children where the kernel has it, else the ppid of
+    every process from one scan of /proc.
+    """
+    if not is_alive(root):
+        return []
+    scan: dict[int, list[int]] | None = None
+    out = [(root, 0)]
+    i = 0
+    while i < len(out):
+        pid = out[i][0]
+        kids = _children_file(pid) if scan is None else None
+        if kids is None:
+            if scan is None:
+                scan = {}
+                for p in iter_procs():
+                    scan.setdefault(p.ppid, []).append(p.pid)
+            kids = sorted(scan.get(pid, []))
+        out += [(c, pid) for c in kids if is_alive(c)]
+        i += 1
+    return out
+
+
+def ns_ids(pid: int, key: str = "NSpid") -> list[int]:
+    """The NSpid (or NStgid, NSpgid, NSsid) field of /proc/PID/status: the id in
+    every PID namespace from the reader's down to the process's own (last)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k == key:
+                return [int(x) for x in v.split()]
+    raise ValueError(f"/proc/{pid}/status has no {key}")
+
+
+def inner_pid(pid: int) -> int:
+    """pid as the process sees itself (in its own PID namespace)."""
+    return ns_ids(pid)[-1]
+
+
 def own_session(pid: int) -> int | None:
     """pid if it leads a session other than the harness's, else None."""
     st = read_stat(pid)

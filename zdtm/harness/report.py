@@ -32,11 +32,15 @@ def read_required(path: Path) -> frozenset[str]:
 class RequiredTracker:
     """Outcomes of the required scenarios, fed from every test report.
 
-    Under pytest-xdist the controller sees every worker's reports, so this runs
-    there (or in the only process without xdist).
+    Each required scenario must pass in every flavor of ``required`` (h and ns,
+    fewer if its .desc restricts its flavors).  Under pytest-xdist the
+    controller sees every worker's reports, so this runs there (or in the only
+    process without xdist).  Items of flavors that are not required (uns) or
+    not selected in this session are never counted.
     """
 
-    required: frozenset[str]
+    required: dict[str, tuple[str, ...]]  # name -> flavors it must pass in
+    selected: tuple[str, ...]
     seen: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {flavor: outcome}
     skip_reasons: dict[str, str] = field(default_factory=dict)
 
@@ -45,6 +49,8 @@ class RequiredTracker:
         if key is None or key[0] not in self.required:
             return
         name, flavor = key
+        if flavor not in self.required[name] or flavor not in self.selected:
+            return
         per = self.seen.setdefault(name, {})
         if outcome == "skipped":
             per[flavor] = "skipped"
@@ -58,11 +64,12 @@ class RequiredTracker:
         out = []
         for name in sorted(self.required):
             per = self.seen.get(name, {})
-            for flavor, outcome in sorted(per.items()):
+            for flavor in self.required[name]:
+                outcome = per.get(flavor)
                 if outcome == "skipped":
                     out.append(f"{name}::{flavor} was skipped: {self.skip_reasons[f'{name}::{flavor}']}")
-            if whole_suite and not per:
-                out.append(f"{name} was not run (no such scenario, deselected, or filtered out)")
+                elif outcome is None and whole_suite:
+                    out.append(f"{name}::{flavor} was not run (no such scenario, deselected, or filtered out)")
         return out
 
 

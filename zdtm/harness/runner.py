@@ -21,6 +21,10 @@ from . import procs, snapshot
 from .desc import Scenario
 from .flavors import Flavor
 
+NSLAUNCH = Path(__file__).with_name("nslaunch.py")
+# The namespaces the ns flavors create (user: only uns).
+FLAVOR_NAMESPACES = ("pid", "mnt", "net", "ipc", "uts")
+
 
 class StepFailed(Exception):
     """A step of the run did not go as expected."""
@@ -145,14 +149,24 @@ class ScenarioRun:
                 raise StepFailed("prepare", f"{self.cfg.scenario.binary} is not built")
 
     def _start(self) -> None:
+        if self.cfg.flavor.pid1:
+            self._start_pid1()
+        else:
+            self._start_host()
+        assert self.pid is not None
+        with self._step("namespaces"):
+            self._check_namespaces(self.pid)
+
+    def _scenario_argv(self) -> list[str]:
         sc = self.cfg.scenario
+        return [str(sc.binary), f"--pidfile={self.pidfile}", f"--outfile={self.outfile}"]
+
+    def _start_host(self) -> None:
+        """h: the library forks, daemonizes, and its launcher exits 0 once ready."""
         with self._step("start"):
-            argv = self.cfg.flavor.wrap(
-                [str(sc.binary), f"--pidfile={self.pidfile}", f"--outfile={self.outfile}"]
-            )
             with open(self.start_log, "wb") as log:
                 launcher = subprocess.Popen(
-                    argv, cwd=self.cfg.workdir, env=self.cfg.env,
+                    self._scenario_argv(), cwd=self.cfg.workdir, env=self.cfg.env,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 )
             try:
@@ -187,18 +201,84 @@ class ScenarioRun:
         self.sid = procs.own_session(self.pid)
         return True
 
-    def _live_tree(self) -> list[int]:
-        assert self.pid is not None
-        return sorted(p for p in procs.tree_of(self.pid, self.sid) if procs.is_alive(p))
+    def _start_pid1(self) -> None:
+        """ns/uns: nslaunch.py starts the test as pid 1 of new namespaces and
+        prints its OUTER pid; the library does not fork, the pidfile says 1."""
+        fl, to = self.cfg.flavor, self.cfg.timeouts
+        with self._step("start"):
+            argv = fl.launch_argv(str(NSLAUNCH), sys.executable, self._scenario_argv())
+            with open(self.start_log, "wb") as log:
+                launcher = subprocess.Popen(
+                    argv, cwd=self.cfg.workdir, env=self.cfg.env,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                )
+            try:
+                out, _ = launcher.communicate(timeout=to.start)
+            except subprocess.TimeoutExpired:
+                procs.kill_tree(launcher.pid)
+                launcher.wait()
+                raise StepFailed("start", f"nslaunch did not finish in {to.start:g}s") from None
+            text = out.decode(errors="replace").strip()
+            if launcher.returncode != 0 or not text.isdigit():
+                raise StepFailed("start", f"nslaunch exited with status {launcher.returncode} (see start.log)")
+            self.pid = int(text)
+            self.sid = None
+        with self._step("pidfile"):
+            deadline = time.monotonic() + to.start
+            while not (self.pidfile.exists() and self._said_ready()):
+                try:
+                    r, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    r, status = (self.pid, -1) if not procs.is_alive(self.pid) else (0, 0)
+                if r == self.pid:
+                    how = procs.ExitStatus(self.pid, None if status < 0 else status).describe()
+                    self.pid = None
+                    raise StepFailed("pidfile", f"the test (pid 1 of its namespaces) {how} before it was ready")
+                if time.monotonic() > deadline:
+                    raise StepFailed("pidfile", f"not ready after {to.start:g}s: no {self.pidfile.name}")
+                time.sleep(0.02)
+            text = self.pidfile.read_text()
+            if text != "1\n":
+                raise StepFailed("pidfile", f"{self.pidfile.name} says {text!r}, expected '1\\n': "
+                                 "the test is not running as pid 1 (library without pid-1 mode?)")
+            self.sid = procs.own_session(self.pid)
+
+    def _said_ready(self) -> bool:
+        """In pid-1 mode no launcher waits for the test: its pidfile appears just
+        before it writes "NAME: ready" to the outfile, and that write moves the
+        outfile's offset, so the snapshot waits for the line too."""
+        try:
+            lines = self.outfile.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return False
+        return f"{self.cfg.scenario.name}: ready" in lines
+
+    def _check_namespaces(self, pid: int) -> None:
+        """The test runs where its flavor says: the harness's namespaces or new ones."""
+        own = snapshot.host_namespaces()
+        for kind in FLAVOR_NAMESPACES:
+            theirs = os.readlink(f"/proc/{pid}/ns/{kind}")
+            if self.cfg.flavor.namespaces == (theirs == own[kind]):
+                where = "new" if self.cfg.flavor.namespaces else "the harness's"
+                raise StepFailed(self.step, f"process {pid} is not in {where} {kind} namespace")
+        if self.cfg.flavor.userns == (os.readlink(f"/proc/{pid}/ns/user") == own["user"]):
+            raise StepFailed(self.step, f"process {pid}: user namespace is not what flavor "
+                             f"{self.cfg.flavor.name!r} wants")
+        if self.cfg.flavor.pid1 and procs.inner_pid(pid) != 1:
+            raise StepFailed(self.step, f"process {pid} is not pid 1 of its pid namespace "
+                             f"(NSpid {procs.ns_ids(pid)})")
 
     def _snapshot(self, step: str) -> snapshot.TreeState:
         with self._step(step):
-            self.tree = self._live_tree()
-            return snapshot.take(self.tree)
+            assert self.pid is not None
+            state = snapshot.take_tree(self.pid)
+            self.tree = state.outer_pids()
+            return state
 
     def _compare(self, step: str, before: snapshot.TreeState) -> None:
         with self._step(step):
-            after = snapshot.take(self._live_tree())
+            assert self.pid is not None
+            after = snapshot.take_tree(self.pid)
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
@@ -260,17 +340,31 @@ class ScenarioRun:
             if res.returncode != 0:
                 raise StepFailed("restore", f"refcr restore exited with status {res.returncode}: {res.error_line()}")
         with self._step("restore-pid"):
-            try:
-                text = restore_pidfile.read_text().strip()
-            except FileNotFoundError:
-                raise StepFailed("restore-pid", f"refcr restore wrote no {restore_pidfile.name}") from None
-            if text != str(self.pid):
-                raise StepFailed("restore-pid", f"restored pid is {text!r}, expected {self.pid}")
-            missing = [p for p in self.tree if not procs.is_alive(p)]
-            if missing:
-                raise StepFailed("restore-pid", f"not running after restore: {missing}")
+            self._adopt_restored(restore_pidfile)
         self._compare("compare", before)
         return True
+
+    def _adopt_restored(self, restore_pidfile: Path) -> None:
+        """Take the restored root's outer pid from refcr's pidfile.
+
+        h: it must be the original pid.  ns/uns: the outer pid may differ (the
+        engine tries to keep it); what must hold is the inner pid 1, and the
+        whole tree's inner pids are compared by the snapshot.
+        """
+        try:
+            text = restore_pidfile.read_text().strip()
+        except FileNotFoundError:
+            raise StepFailed("restore-pid", f"refcr restore wrote no {restore_pidfile.name}") from None
+        if not text.isdigit():
+            raise StepFailed("restore-pid", f"{restore_pidfile.name} says {text!r}, not a pid")
+        pid = int(text)
+        if not self.cfg.flavor.pid1 and pid != self.pid:
+            raise StepFailed("restore-pid", f"restored pid is {pid}, expected {self.pid}")
+        if not procs.is_alive(pid):
+            raise StepFailed("restore-pid", f"restored root {pid} is not running")
+        self.pid = pid
+        self.sid = procs.own_session(pid)
+        self._check_namespaces(pid)
 
     # ---- the end -----------------------------------------------------------------
     def _stop(self) -> None:

@@ -1,12 +1,23 @@
 """The visible state of a process tree, normalised so two snapshots compare.
 
-Taken from /proc only: maps (+ map_files link modes), fds with fdinfo, the
-status fields C/R must preserve, limits, personality, cwd/root/exe links,
-session/group ids and the mm layout fields of stat.  What legitimately
+Taken from the host's /proc only, for every process of the tree (root and all
+descendants) and every thread: maps (+ map_files link modes), fds with fdinfo,
+the status fields C/R must preserve, limits, personality, cwd/root/exe links,
+session/group ids, the parent, namespaces, the mount table (when not the
+host's) and the mm layout fields of stat.
+
+Processes and threads are keyed by their INNER pid/tid (the last field of
+NSpid), so the same comparison works when the tree is pid 1 of its own PID
+namespace and the restored tree got other outer pids.  What legitimately
 changes across C/R is normalised away:
 
-* pipe/socket inodes: a restored pipe is a new object, so inodes are renumbered
-  in order of first appearance (pairs still match, sharing is still visible);
+* pipe/socket/anon-inode inodes: a restored pipe is a new object, so inodes are
+  renumbered in order of first appearance over the whole tree (ordered by inner
+  pid, then fd), so pairs still match and sharing between processes still shows;
+* namespaces: ``host`` if the harness's own, else renumbered like inodes;
+* fdinfo ``mnt_id`` of a process outside the host mount namespace: replaced by
+  the mount point it names (a restored mount namespace has new mount ids);
+* mount tables: ids, device numbers and peer-group numbers renumbered;
 * the inode/device of anonymous shared memory (/dev/zero, SysV, memfd);
 * adjacent VMAs that are identical except for their split point are merged,
   since the kernel may merge (or not merge) them differently after restore.
@@ -16,9 +27,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
-from .procs import read_stat
+from .procs import descendants, read_stat
 
 STATUS_KEYS = (
     "Name", "Umask", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
@@ -26,8 +37,14 @@ STATUS_KEYS = (
     "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
     "NoNewPrivs", "Seccomp", "Seccomp_filters",
 )
-THREAD_STATUS_KEYS = ("Name", "SigPnd", "SigBlk", "CapEff", "Seccomp")
+# Per-thread state (signals, credentials and seccomp are per thread).
+THREAD_STATUS_KEYS = (
+    "Name", "SigPnd", "SigBlk", "Uid", "Gid", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp",
+)
+# Status fields that list one id per PID namespace: only the innermost counts.
+NS_ID_KEYS = ("NSpid", "NSpgid", "NSsid")
 FDINFO_KEYS = ("pos", "flags", "mnt_id", "eventfd-count", "eventfd-semaphore", "clockid")
+NAMESPACES = ("mnt", "net", "ipc", "uts", "pid", "user", "cgroup", "time")
 # proc(5) numbers of the stat fields PR_SET_MM_MAP restores.
 MM_STAT_FIELDS = {
     26: "startcode", 27: "endcode", 28: "startstack", 45: "start_data", 46: "end_data",
@@ -35,6 +52,8 @@ MM_STAT_FIELDS = {
 }
 ANON_SHARED = re.compile(r"^/(dev/zero|SYSV[0-9a-f]{8}|memfd:.*)( \(deleted\))?$")
 OBJECT_LINK = re.compile(r"^(pipe|socket|anon_inode:\[?\w*\]?|net|mnt|pid|user|ipc|uts|cgroup|time):\[(\d+)\]$")
+PEER_GROUP = re.compile(r"^(shared|master|propagate_from):(\d+)$")
+HOST = "host"
 
 
 @dataclass(frozen=True)
@@ -73,14 +92,46 @@ class Fd:
         return f"{self.fd} -> {self.target} " + " ".join(f"{k}={v}" for k, v in self.info)
 
 
+Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    tid: int  # inner tid
+    status: Pairs
+
+    def render(self) -> str:
+        return f"thread {self.tid}: " + ", ".join(f"{k}={v}" for k, v in self.status)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One /proc/PID/mountinfo line without ids and device numbers."""
+
+    mountpoint: str
+    parent: str  # the parent mount's mount point ("" for the root of the tree)
+    root: str
+    options: str
+    propagation: str  # optional fields, peer groups renumbered
+    fstype: str
+    source: str
+    super_options: str
+
+    def render(self) -> str:
+        return (f"{self.mountpoint} (in {self.parent or '-'}) root={self.root} {self.options} "
+                f"[{self.propagation}] {self.fstype} {self.source} {self.super_options}")
+
+
 @dataclass(frozen=True)
 class TaskState:
-    pid: int
-    sid: int
-    pgid: int
-    status: tuple[tuple[str, str], ...]
-    threads: tuple[tuple[int, tuple[tuple[str, str], ...]], ...]
-    mm: tuple[tuple[str, str], ...]
+    pid: int  # inner pid: the last field of NSpid
+    parent: int  # inner pid of the parent in the tree, 0 for the root
+    sid: int  # inner
+    pgid: int  # inner
+    status: Pairs
+    threads: tuple[ThreadState, ...]
+    namespaces: Pairs
+    mm: Pairs
     cwd: str
     root: str
     exe: str
@@ -88,14 +139,25 @@ class TaskState:
     limits: tuple[str, ...]
     vmas: tuple[Vma, ...]
     fds: tuple[Fd, ...]
+    mounts: tuple[Mount, ...]  # empty while in the harness's mount namespace
+    outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
+
+
+NOT_COMPARED = frozenset({"outer"})
 
 
 @dataclass(frozen=True)
 class TreeState:
-    tasks: tuple[TaskState, ...]
+    tasks: tuple[TaskState, ...]  # ordered by inner pid
 
     def pids(self) -> list[int]:
         return [t.pid for t in self.tasks]
+
+    def outer_pids(self) -> list[int]:
+        return [t.outer for t in self.tasks]
+
+    def describe_pids(self) -> str:
+        return ", ".join(f"{t.pid}" + (f" (outer {t.outer})" if t.outer != t.pid else "") for t in self.tasks)
 
 
 def _read(path: str) -> str:
@@ -110,13 +172,21 @@ def _readlink(path: str) -> str:
         return f"<{e.strerror}>"
 
 
-def _status(path: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+def _status(path: str, keys: tuple[str, ...]) -> Pairs:
     out = {}
     for line in _read(path).splitlines():
         k, _, v = line.partition(":")
         if k in keys:
-            out[k] = " ".join(v.split())
+            words = v.split()
+            if k in NS_ID_KEYS and words:
+                words = words[-1:]
+            out[k] = " ".join(words)
     return tuple((k, out[k]) for k in keys if k in out)
+
+
+def _inner(status: Pairs, key: str) -> int:
+    value = dict(status).get(key, "")
+    return int(value) if value.lstrip("-").isdigit() else -1
 
 
 def _maps(pid: int) -> list[Vma]:
@@ -149,7 +219,36 @@ def merge_vmas(vmas: list[Vma]) -> list[Vma]:
     return merged
 
 
-def _fds(pid: int) -> list[Fd]:
+def _mountinfo(pid: int) -> tuple[tuple[Mount, ...], dict[str, str]]:
+    """The normalised mount table of pid's mount namespace (sorted), and a map
+    mount id -> mount point for fdinfo's mnt_id."""
+    rows = []
+    for line in _read(f"/proc/{pid}/mountinfo").splitlines():
+        left, _, right = line.partition(" - ")
+        lf, rf = left.split(), right.split()
+        rows.append((lf, rf))
+    point = {lf[0]: lf[4] for lf, _ in rows}
+    groups: dict[str, int] = {}
+    mounts = []
+    for lf, rf in rows:
+        prop = []
+        for opt in lf[6:]:
+            m = PEER_GROUP.match(opt)
+            if m:
+                n = groups.setdefault(m.group(2), len(groups) + 1)
+                prop.append(f"{m.group(1)}:#{n}")
+            else:
+                prop.append(opt)
+        parent = point.get(lf[1], "") if lf[1] != lf[0] else ""
+        mounts.append(Mount(
+            mountpoint=lf[4], parent=parent, root=lf[3], options=lf[5], propagation=" ".join(prop),
+            fstype=rf[0] if rf else "", source=rf[1] if len(rf) > 1 else "",
+            super_options=rf[2] if len(rf) > 2 else "",
+        ))
+    return tuple(sorted(mounts, key=lambda m: (m.mountpoint, m.parent, m.fstype, m.root))), point
+
+
+def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
     out = []
     base = f"/proc/{pid}/fd"
     for name in sorted(os.listdir(base), key=int):
@@ -158,27 +257,44 @@ def _fds(pid: int) -> list[Fd]:
             info = _status(f"/proc/{pid}/fdinfo/{name}", FDINFO_KEYS)
         except FileNotFoundError:
             continue  # closed while we looked
+        if mount_points is not None:
+            info = tuple(
+                (k, f"@{mount_points.get(v, 'internal')}") if k == "mnt_id" else (k, v) for k, v in info
+            )
         out.append(Fd(int(name), target, info))
     return out
 
 
-def take_task(pid: int) -> TaskState:
+def host_namespaces() -> dict[str, str]:
+    return {kind: _readlink(f"/proc/self/ns/{kind}") for kind in NAMESPACES}
+
+
+def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) -> TaskState:
+    """One process; parent is the INNER pid of its parent in the tree (0: root)."""
     st = read_stat(pid)
     if st is None:
         raise ProcessLookupError(f"process {pid} vanished during the snapshot")
-    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    host_ns = host_ns if host_ns is not None else host_namespaces()
+    status = _status(f"/proc/{pid}/status", STATUS_KEYS)
     threads = []
-    for tid in tids:
+    for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
-            threads.append((tid, _status(f"/proc/{pid}/task/{tid}/status", THREAD_STATUS_KEYS)))
+            tstatus = _status(f"/proc/{pid}/task/{tid}/status", (*THREAD_STATUS_KEYS, "NSpid"))
         except FileNotFoundError:
             continue
+        inner_tid = _inner(tstatus, "NSpid")
+        threads.append(ThreadState(inner_tid, tuple(kv for kv in tstatus if kv[0] != "NSpid")))
+    ns = tuple((kind, _readlink(f"/proc/{pid}/ns/{kind}")) for kind in NAMESPACES)
+    own_mnt_ns = dict(ns).get("mnt") != host_ns.get("mnt")
+    mounts, points = _mountinfo(pid) if own_mnt_ns else ((), None)
     return TaskState(
-        pid=pid,
-        sid=st.sid,
-        pgid=st.pgid,
-        status=_status(f"/proc/{pid}/status", STATUS_KEYS),
-        threads=tuple(threads),
+        pid=_inner(status, "NSpid"),
+        parent=parent,
+        sid=_inner(status, "NSsid"),
+        pgid=_inner(status, "NSpgid"),
+        status=status,
+        threads=tuple(sorted(threads, key=lambda t: t.tid)),
+        namespaces=tuple((k, HOST if v == host_ns.get(k) else v) for k, v in ns),
         mm=tuple((name, st.field(n)) for n, name in MM_STAT_FIELDS.items() if len(st.fields) > n - 3),
         cwd=_readlink(f"/proc/{pid}/cwd"),
         root=_readlink(f"/proc/{pid}/root"),
@@ -186,62 +302,102 @@ def take_task(pid: int) -> TaskState:
         personality=_read(f"/proc/{pid}/personality").strip(),
         limits=tuple(_read(f"/proc/{pid}/limits").splitlines()),
         vmas=tuple(merge_vmas(_maps(pid))),
-        fds=tuple(_fds(pid)),
+        fds=tuple(_fds(pid, points)),
+        mounts=mounts,
+        outer=pid,
     )
 
 
 def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
-    """Replace kernel object inodes in fd links by their order of appearance."""
+    """Replace kernel object inodes (fd links, namespaces) by their order of appearance."""
     numbers: dict[str, int] = {}
 
     def norm(target: str) -> str:
         m = OBJECT_LINK.match(target)
         if m is None:
             return target
-        key = target
-        numbers.setdefault(key, len(numbers) + 1)
-        return f"{m.group(1)}:[#{numbers[key]}]"
+        numbers.setdefault(target, len(numbers) + 1)
+        return f"{m.group(1)}:[#{numbers[target]}]"
 
-    return [replace(t, fds=tuple(replace(f, target=norm(f.target)) for f in t.fds)) for t in tasks]
+    return [
+        replace(
+            t,
+            namespaces=tuple((k, norm(v)) for k, v in t.namespaces),
+            fds=tuple(replace(f, target=norm(f.target)) for f in t.fds),
+        )
+        for t in tasks
+    ]
+
+
+def take_tree(root: int) -> TreeState:
+    """Snapshot root (an outer pid) and all its live descendants."""
+    host_ns = host_namespaces()
+    tasks: list[TaskState] = []
+    inner_of: dict[int, int] = {}
+    for pid, parent in descendants(root):
+        t = take_task(pid, inner_of.get(parent, 0), host_ns)
+        inner_of[pid] = t.pid
+        tasks.append(t)
+    if not tasks:
+        raise ProcessLookupError(f"process {root} is not running")
+    return TreeState(tuple(_renumber_objects(sorted(tasks, key=lambda t: t.pid))))
 
 
 def take(pids: list[int]) -> TreeState:
-    """Snapshot the given live processes (sorted by pid)."""
-    tasks = [take_task(pid) for pid in sorted(pids)]
-    return TreeState(tuple(_renumber_objects(tasks)))
+    """Snapshot the given live processes as roots (no descendants walk)."""
+    host_ns = host_namespaces()
+    tasks = [take_task(pid, 0, host_ns) for pid in pids]
+    return TreeState(tuple(_renumber_objects(sorted(tasks, key=lambda t: t.pid))))
 
 
 def _render_field(value: object) -> list[str]:
     if isinstance(value, tuple):
         lines = []
         for item in value:
-            if isinstance(item, (Vma, Fd)):
+            if isinstance(item, (Vma, Fd, ThreadState, Mount)):
                 lines.append(item.render())
             elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
                 lines.append(f"{item[0]}: {item[1]}")
-            elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int):
-                lines.append(f"thread {item[0]}: " + ", ".join(f"{k}={v}" for k, v in item[1]))
             else:
                 lines.append(str(item))
         return lines
     return [str(value)]
 
 
+def _diff_threads(pid: int, before: tuple[ThreadState, ...], after: tuple[ThreadState, ...]) -> list[str]:
+    out = []
+    b_by, a_by = {t.tid: t for t in before}, {t.tid: t for t in after}
+    if list(b_by) != list(a_by):
+        out.append(f"pid {pid} threads: before {list(b_by)}, after {list(a_by)}")
+    for tid, bt in b_by.items():
+        at = a_by.get(tid)
+        if at is None:
+            continue
+        bs, as_ = dict(bt.status), dict(at.status)
+        for key in dict.fromkeys([*bs, *as_]):
+            if bs.get(key) != as_.get(key):
+                out.append(f"pid {pid} thread {tid} {key}: {bs.get(key)!r} -> {as_.get(key)!r}")
+    return out
+
+
 def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset()) -> list[str]:
     """Human-readable differences; empty if the states match."""
     out: list[str] = []
     if before.pids() != after.pids():
-        out.append(f"processes differ: before {before.pids()}, after {after.pids()}")
+        out.append(f"processes differ: before [{before.describe_pids()}], after [{after.describe_pids()}]")
     after_by_pid = {t.pid: t for t in after.tasks}
     for b in before.tasks:
         a = after_by_pid.get(b.pid)
         if a is None:
             continue
         for f in fields(TaskState):
-            if f.name in ignore:
+            if f.name in ignore or f.name in NOT_COMPARED:
                 continue
             bv, av = getattr(b, f.name), getattr(a, f.name)
             if bv == av:
+                continue
+            if f.name == "threads":
+                out.extend(_diff_threads(b.pid, bv, av))
                 continue
             bl, al = _render_field(bv), _render_field(av)
             if len(bl) == 1 and len(al) == 1:
