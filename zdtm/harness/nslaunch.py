@@ -10,9 +10,10 @@ This process (the intermediate) optionally gets a user namespace mapping root
 namespace, writes the helper's identity uid/gid maps), unshares the PID, mount,
 net, IPC and UTS namespaces and forks once more.  The grandchild is pid 1 of
 the new PID namespace: it makes its whole mount tree private (nothing it mounts
-reaches the host), mounts a fresh /proc for its PID namespace, brings ``lo`` up,
-resets the signal dispositions Python changed, and execs the scenario with fd 1
-pointing at fd 2 (the harness's start.log).
+reaches the host), detaches the host's /proc (not possible in a user
+namespace: the mount is locked there) and mounts a fresh one for its PID
+namespace, brings ``lo`` up, resets the signal dispositions Python changed,
+and execs the scenario with fd 1 pointing at fd 2 (the harness's start.log).
 
 The intermediate prints the grandchild's pid as seen by the harness (the OUTER
 pid) on stdout and exits 0; the grandchild is then reparented to the harness,
@@ -38,6 +39,7 @@ NS_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWU
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
+MNT_DETACH = 0x2
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 # Identity map of every id: root in the namespace is root outside.
 FULL_MAP = "0 0 4294967295\n"
@@ -65,6 +67,10 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int) -> No
 
     _check(_libc.mount(b(source), b(target), b(fstype), ctypes.c_ulong(flags), None),
            f"mount({source!r}, {target!r}, {fstype!r}, {flags:#x})")
+
+
+def umount(target: str) -> None:
+    _check(_libc.umount2(target.encode(), ctypes.c_int(MNT_DETACH)), f"umount2({target!r}, MNT_DETACH)")
 
 
 def lo_up() -> None:
@@ -116,6 +122,10 @@ def become_init(argv: list[str]) -> None:
     """In pid 1 of the new namespaces: private mounts, own /proc, lo up, exec."""
     try:
         mount(None, "/", None, MS_REC | MS_PRIVATE)
+        try:
+            umount("/proc")  # the host's, with whatever is mounted under it
+        except LaunchError:
+            pass  # locked in a user namespace: the new /proc goes on top
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         lo_up()
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
