@@ -244,9 +244,10 @@ def _dump_msg(id: int, msgmax: int) -> ipc_pb2.MsgEntry | None:
     e = ipc_pb2.MsgEntry(id=id, perm=_perm(ds), qbytes=_u64(ds, _MSG_QBYTES),
                          lspid=_i32(ds, _MSG_LSPID), lrpid=_i32(ds, _MSG_LRPID))
     qnum = _u64(ds, _MSG_QNUM)
-    buf = ctypes.create_string_buffer(8 + msgmax)
+    bufsz = max(1, min(msgmax, _u64(ds, _MSG_CBYTES)))  # no message is larger than the whole queue
+    buf = ctypes.create_string_buffer(8 + bufsz)
     for index in range(qnum):
-        n = _libc.msgrcv(id, buf, msgmax, index, IPC_NOWAIT | MSG_COPY)
+        n = _libc.msgrcv(id, buf, bufsz, index, IPC_NOWAIT | MSG_COPY)
         if n == -1:
             err = ctypes.get_errno()
             if err == errno.ENOSYS:
