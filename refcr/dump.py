@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import (__version__, creds, fault, files, fs, memory, native, pipes,
-                   proc, pstree, regs, rlimits, signals, task, timers)
+from refcr import (__version__, creds, fault, files, fs, ipc, memory, native, pipes,
+                   proc, pstree, regs, rlimits, signals, task, timers, uts)
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -143,6 +143,14 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: files.DumpFiles, pages_ids: 
     images.write("core", [core], id=vpid)
 
 
+def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir) -> None:
+    """Contents of the namespaces the root has of its own."""
+    if "uts" in namespaces:
+        images.write("uts", [uts.dump(root.remotes[root.pid])])
+    if "ipc" in namespaces:
+        ipc.dump(root.pid, images)
+
+
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
                  opts: Options) -> None:
     ctx = files.DumpFiles(opts)
@@ -150,6 +158,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     shmem_done: dict[int, int] = {}
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done)
+    dump_namespaces(frozen[0], namespaces, images)
     images.write("files", ctx.entries)
     pipes.write_queued(images, ctx)
     images.write("pstree", tree)

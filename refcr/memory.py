@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from refcr import native, proc
+from refcr import ipc, native, proc
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images import ImageDir
 from refcr.log import log
@@ -60,6 +60,8 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
     if m.name.endswith(" (deleted)"):
         if m.shared and m.name == SHMEM_NAME:
             return mm_pb2.VMA_SHMEM
+        if ipc.sysvshm_id(m) is not None:
+            return mm_pb2.VMA_SYSVSHM
         raise UnsupportedObject(f"process {pid}: mapping of deleted file {m.name!r} at {m.start:x}")
     if not m.name.startswith("/"):
         raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")
@@ -82,9 +84,9 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
     if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
         vma.path = m.name
         vma.fmode = _map_file_mode(pid, m)
-    elif kind == mm_pb2.VMA_SHMEM:
+    elif kind in (mm_pb2.VMA_SHMEM, mm_pb2.VMA_SYSVSHM):
         vma.shmid = m.inode
-        vma.name = ""
+        vma.name = "" if kind == mm_pb2.VMA_SHMEM else m.name
     return vma
 
 
@@ -319,6 +321,9 @@ class AreaMapper:
         if vma.kind == mm_pb2.VMA_SHMEM:
             self._map_fd(vma, os.dup(self.shmem_fds[vma.shmid]), vma.prot)
             return
+        if vma.kind == mm_pb2.VMA_SYSVSHM:
+            ipc.sysvshm_attach(self.remote, vma)
+            return
         try:
             local = os.open(vma.path, vma.fmode | os.O_CLOEXEC)
         except OSError as exc:
@@ -345,9 +350,9 @@ class AreaMapper:
             self.remote.check("madvise", vma.start, vma.end - vma.start, advice)
 
 
-def write_private_pages(pid: int, images: ImageDir) -> int:
+def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
     count = 0
-    for vaddr, data in read_pages(images, "pagemap", pid):
+    for vaddr, data in read_pages(images, "pagemap", image_id):
         native.vm_write(pid, [(vaddr, len(data))], data)
         count += len(data) // PAGE_SIZE
     return count
@@ -365,12 +370,12 @@ def set_mm_fields(remote: Remote, mm: mm_pb2.MmEntry, exe_fd: int) -> None:
     remote.check("prctl", PR_SET_MM, PR_SET_MM_MAP, map_addr, map_size, 0)
 
 
-def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper) -> None:
+def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper, image_id: int) -> None:
     """Map every dumped area (the puppet is empty but for its specials) and fill it."""
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.map(vma)
-    pages = write_private_pages(remote.tid, images)
+    pages = write_private_pages(remote.tid, images, image_id)
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)

@@ -83,18 +83,23 @@ class Puppet:
     # -- creation ----------------------------------------------------------------
     @classmethod
     def create_root(cls, vpid: int, set_tid: list[int], flags: int, layout: Layout) -> "Puppet":
+        # The puppet inherits this pidfd of refcr: in a new pid namespace it
+        # could not open one itself (refcr's pid is not visible there).
+        own_pidfd = os.pidfd_open(os.getpid())
         try:
             child = native.clone3_puppet(set_tid, flags)
         except OSError as exc:
             if exc.errno == errno.EEXIST:
                 raise RestoreError(f"pid {set_tid[-1]} is in use by another process") from exc
             raise RestoreError(f"cannot create a process with pid {set_tid[-1]}: {exc.strerror}") from exc
+        finally:
+            os.close(own_pidfd)
         try:
             native.seize(child, TRACE_OPTIONS)
             native.interrupt(child)
             wait_stop(child)
             native.set_sigmask(child, INJECT_MASK)
-            puppet = cls._empty(child, vpid, layout)
+            puppet = cls._empty(child, vpid, layout, own_pidfd)
         except BaseException:
             kill_and_reap(child)
             raise
@@ -102,7 +107,7 @@ class Puppet:
         return puppet
 
     @classmethod
-    def _empty(cls, pid: int, vpid: int, layout: Layout) -> "Puppet":
+    def _empty(cls, pid: int, vpid: int, layout: Layout, inherited_pidfd: int) -> "Puppet":
         maps = proc.maps(pid)
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         if vdso is None:
@@ -114,11 +119,10 @@ class Puppet:
         boot.write(layout.area, SYSCALL_INT3)
         boot.close()
         remote = _remote(pid, layout)
-        remote.check("close_range", 0, 0xFFFFFFFF, 0)
         raise_nofile(remote)
-        slot = remote.check("pidfd_open", os.getpid(), 0)
-        high = remote.check("fcntl", slot, F_DUPFD_CLOEXEC, layout.fd_floor)
-        remote.call("close", slot)
+        high = remote.check("fcntl", inherited_pidfd, F_DUPFD_CLOEXEC, layout.fd_floor)
+        remote.check("close_range", 0, high - 1, 0)
+        remote.check("close_range", high + 1, 0xFFFFFFFF, 0)
         keep = [(layout.area, layout.area + AREA_SIZE)] + [
             (m.start, m.end) for m in maps if m.name in memory.SPECIAL_KINDS]
         memory.unmap_all_but(remote, keep, TASK_SIZE)

@@ -249,7 +249,7 @@ def restore_process(n: Node, images: ImageDir, ctx: files.RestoreFiles, shmem: d
     memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm)
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem))
-    memory.restore(r, n.mm, images, mapper)
+    memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     for fe in n.fds:
         p.install_fd(ctx.open(fe.id), fe.fd, fe.cloexec)
@@ -335,6 +335,9 @@ def restore(opts: Options) -> int:
         shmem: dict[int, int] = {}
         for n in live:
             restore_process(n, images, ctx, shmem)
+        if "ipc" in inv.root_namespaces:
+            from refcr import ipc
+            ipc.finish_restore(root.puppet.pid, images)
         for n in live:
             restore_threads(n)
         for n in live:
