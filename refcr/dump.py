@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import (__version__, creds, fault, files, fs, ipc, memory, native, pipes,
+from refcr import (__version__, creds, fault, files, fs, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, uts)
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
@@ -149,6 +149,8 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir) -
         images.write("uts", [uts.dump(root.remotes[root.pid])])
     if "ipc" in namespaces:
         ipc.dump(root.pid, images)
+    if "mnt" in namespaces:
+        images.write("mntns", [mntns.dump(root.pid)])
 
 
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Callable, ClassVar, Protocol
 
 from refcr import native, proc
 from refcr.errors import RestoreError, UnsupportedObject
@@ -119,6 +119,7 @@ class RestoreFiles:
 
     images: ImageDir
     opts: Options
+    resolve: Callable[[str], str] = staticmethod(lambda path: path)   # dumped path -> path to open
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
     _local: dict[int, int] = field(default_factory=dict)

@@ -310,6 +310,7 @@ class AreaMapper:
     remote: Remote
     install_fd: Callable[[int], int]     # local fd -> temporary fd number in the puppet
     shmem_fds: dict[int, int]            # shmid -> local fd of the recreated object
+    resolve: Callable[[str], str]        # dumped path -> path to open
 
     def map(self, vma: mm_pb2.VmaEntry) -> None:
         length = vma.end - vma.start
@@ -325,7 +326,7 @@ class AreaMapper:
             ipc.sysvshm_attach(self.remote, vma)
             return
         try:
-            local = os.open(vma.path, vma.fmode | os.O_CLOEXEC)
+            local = os.open(self.resolve(vma.path), vma.fmode | os.O_CLOEXEC)
         except OSError as exc:
             raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
         prot = vma.prot | (PROT_READ | PROT_WRITE if vma.kind == mm_pb2.VMA_FILE_PRIVATE else 0)

@@ -35,7 +35,7 @@ class RegFileKind:
 
     def open(self, e: files_pb2.RegFileEntry, ctx: RestoreFiles) -> int:
         try:
-            fd = os.open(e.path, (e.flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
+            fd = os.open(ctx.resolve(e.path), (e.flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
         except OSError as exc:
             raise RestoreError(f"cannot reopen {e.path}: {exc.strerror}") from exc
         try:

@@ -223,13 +223,13 @@ def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: files.RestoreFiles,
     return cache
 
 
-def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry) -> None:
+def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry, resolve) -> None:
     """PR_SET_MM_MAP with the new exe.  Done while the puppet maps nothing but
     the restorer area: the kernel refuses to replace an exe file that is
     still mapped, and the puppet's old exe (refcr's python) may well be
     mapped again by the restored process."""
     try:
-        exe = os.open(mm.exe_path, os.O_RDONLY | os.O_CLOEXEC)
+        exe = os.open(resolve(mm.exe_path), os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise RestoreError(f"cannot open the executable {mm.exe_path}: {exc.strerror}") from exc
     try:
@@ -247,8 +247,8 @@ def restore_process(n: Node, images: ImageDir, ctx: files.RestoreFiles, shmem: d
     p, core = n.puppet, n.core
     r = p.remote
     memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
-    set_mm_and_exe(p, n.mm)
-    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem))
+    set_mm_and_exe(p, n.mm, ctx.resolve)
+    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve)
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     for fe in n.fds:
@@ -306,7 +306,12 @@ def finish_process(n: Node) -> None:
 
 # ------------------------------------------------------------ driver -----
 
-def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str]) -> None:
+def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx: files.RestoreFiles) -> None:
+    if "mnt" in namespaces:
+        from refcr import mntns
+        if images.exists("mntns"):
+            mntns.restore(root.puppet.remote, images.read_single("mntns"))
+        ctx.resolve = mntns.resolver(root.puppet.pid)
     if "uts" in namespaces and images.exists("uts"):
         from refcr import uts
         uts.restore(root.puppet.remote, images.read_single("uts"))
@@ -331,7 +336,7 @@ def restore(opts: Options) -> int:
         builder.create_subtree(root)
         builder.set_groups()
         builder.make_zombies()
-        restore_namespaces(root, images, list(inv.root_namespaces))
+        restore_namespaces(root, images, list(inv.root_namespaces), ctx)
         shmem: dict[int, int] = {}
         for n in live:
             restore_process(n, images, ctx, shmem)
