@@ -183,7 +183,8 @@ def _children_file(pid: int) -> list[int] | None:
 
 
 def descendants(root: int) -> list[tuple[int, int]]:
-    """(pid, parent) for root (parent 0) and every live descendant, parents first.
+    """(pid, parent) for a live root (parent 0) and every descendant, zombies
+    included (a tree's zombies are part of its state), parents first.
 
     Walks /proc/PID/task/*/children where the kernel has it, else the ppid of
     every process from one scan of /proc.
@@ -202,7 +203,7 @@ def descendants(root: int) -> list[tuple[int, int]]:
                 for p in iter_procs():
                     scan.setdefault(p.ppid, []).append(p.pid)
             kids = sorted(scan.get(pid, []))
-        out += [(c, pid) for c in kids if is_alive(c)]
+        out += [(c, pid) for c in kids if read_stat(c) is not None]
         i += 1
     return out
 

@@ -319,7 +319,7 @@ class ScenarioRun:
                 raise StepFailed("dump", f"refcr dump exited with status {res.returncode}: {res.error_line()}")
         if sc.crfail:
             with self._step("dump-survived"):
-                dead = [p for p in self.tree if not procs.is_alive(p)]
+                dead = [p for p in self.tree if procs.read_stat(p) is None]
                 if dead:
                     raise StepFailed("dump-survived", f"a failed dump killed {dead}")
             self._compare("dump-survived-state", before)

@@ -128,6 +128,7 @@ class TaskState:
     parent: int  # inner pid of the parent in the tree, 0 for the root
     sid: int  # inner
     pgid: int  # inner
+    zombie: bool  # exited, not yet waited for: only ids and status remain
     status: Pairs
     threads: tuple[ThreadState, ...]
     namespaces: Pairs
@@ -276,6 +277,8 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         raise ProcessLookupError(f"process {pid} vanished during the snapshot")
     host_ns = host_ns if host_ns is not None else host_namespaces()
     status = _status(f"/proc/{pid}/status", STATUS_KEYS)
+    if st.zombie:
+        return _zombie(pid, parent, status)
     threads = []
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
@@ -292,6 +295,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         parent=parent,
         sid=_inner(status, "NSsid"),
         pgid=_inner(status, "NSpgid"),
+        zombie=False,
         status=status,
         threads=tuple(sorted(threads, key=lambda t: t.tid)),
         namespaces=tuple((k, HOST if v == host_ns.get(k) else v) for k, v in ns),
@@ -304,6 +308,16 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         vmas=tuple(merge_vmas(_maps(pid))),
         fds=tuple(_fds(pid, points)),
         mounts=mounts,
+        outer=pid,
+    )
+
+
+def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:
+    """A zombie has no mm, fds, cwd or namespaces any more: ids and status only."""
+    return TaskState(
+        pid=_inner(status, "NSpid"), parent=parent, sid=_inner(status, "NSsid"),
+        pgid=_inner(status, "NSpgid"), zombie=True, status=status, threads=(), namespaces=(),
+        mm=(), cwd="", root="", exe="", personality="", limits=(), vmas=(), fds=(), mounts=(),
         outer=pid,
     )
 
@@ -330,7 +344,7 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
 
 
 def take_tree(root: int) -> TreeState:
-    """Snapshot root (an outer pid) and all its live descendants."""
+    """Snapshot root (an outer pid) and all its descendants (zombies too)."""
     host_ns = host_namespaces()
     tasks: list[TaskState] = []
     inner_of: dict[int, int] = {}
