@@ -189,4 +189,13 @@ pid_t test_child_pid(int i);	/* in test_fork() order; -1 if none */
 #include <pthread.h>
 int test_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
+/*
+ * Make sure the namespaces in flags (CLONE_NEWUTS, CLONE_NEWIPC) are the
+ * test's own, so it can change them without touching the host or another
+ * test: as pid 1 (ns flavor) they already are; otherwise (h flavor) unshare
+ * them.  Call it after test_init(), before creating state.  Returns 1 if it
+ * unshared, 0 if they were already private; fail()s on error.
+ */
+int test_private_ns(int flags);
+
 #endif /* ZDTM_TST_H */
