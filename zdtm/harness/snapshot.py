@@ -41,6 +41,9 @@ STATUS_KEYS = (
 THREAD_STATUS_KEYS = (
     "Name", "SigPnd", "SigBlk", "Uid", "Gid", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp",
 )
+# What ps can still show of a zombie (its signal fields are leftovers of the
+# exited task, visible nowhere else).
+ZOMBIE_STATUS_KEYS = ("Name", "Uid", "Gid", "NSpid", "NSpgid", "NSsid")
 # Status fields that list one id per PID namespace: only the innermost counts.
 NS_ID_KEYS = ("NSpid", "NSpgid", "NSsid")
 FDINFO_KEYS = ("pos", "flags", "mnt_id", "eventfd-count", "eventfd-semaphore", "clockid")
@@ -316,7 +319,8 @@ def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:
     """A zombie has no mm, fds, cwd or namespaces any more: ids and status only."""
     return TaskState(
         pid=_inner(status, "NSpid"), parent=parent, sid=_inner(status, "NSsid"),
-        pgid=_inner(status, "NSpgid"), zombie=True, status=status, threads=(), namespaces=(),
+        pgid=_inner(status, "NSpgid"), zombie=True, threads=(), namespaces=(),
+        status=tuple(kv for kv in status if kv[0] in ZOMBIE_STATUS_KEYS),
         mm=(), cwd="", root="", exe="", personality="", limits=(), vmas=(), fds=(), mounts=(),
         outer=pid,
     )
