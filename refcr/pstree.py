@@ -100,6 +100,8 @@ def describe(host_pid: int, ppid_inner: int, zombie: bool) -> pstree_pb2.PstreeE
                                zombie=zombie)
     if zombie:
         e.exit_status = proc.stat(host_pid).exit_code
+        e.comm = st["Name"]
+        e.sig_blocked, e.sig_ignored, e.sig_caught = (int(st[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt"))
     return e
 
 

@@ -183,23 +183,39 @@ class TreeBuilder:
     def make_zombies(self) -> None:
         for n in self.nodes:
             if n.entry.zombie:
-                make_zombie(n.puppet, n.entry.exit_status)
+                make_zombie(n.puppet, n.entry)
                 self.puppets.remove(n.puppet)
 
 
-def make_zombie(p: Puppet, status: int) -> None:
-    """Let a puppet die the way the dumped zombie did; its parent reaps it later."""
-    r = p.remote
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        zero = struct.pack("<QQQQ", 0, 0, 0, 0)
-        addr, lim = r.put(zero, struct.pack("<QQ", 0, 0))
+def make_zombie(p: Puppet, e: pstree_pb2.PstreeEntry) -> None:
+    """Let a puppet die the way the dumped zombie did; its parent reaps it later.
+    Its name and signal state stay visible in /proc, so they are set first."""
+    r, status = p.remote, e.exit_status
+    task.restore_comm(r, e.comm)
+    fatal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    for sig in signals.catchable():
+        bit = 1 << (sig - 1)
+        handler = 1 if e.sig_ignored & bit else p.layout.area if e.sig_caught & bit else 0
+        if sig == fatal:
+            handler = 0
+        addr, = r.put(struct.pack("<QQQQ", handler, 0, 0, 0))
         r.check("rt_sigaction", sig, addr, 0, 8)
-        r.check("prlimit64", 0, RLIMIT_CORE, lim, 0)     # no core file
-        native.set_sigmask(p.pid, 0)
+    lim, = r.put(struct.pack("<QQ", 0, 0))
+    r.check("prlimit64", 0, RLIMIT_CORE, lim, 0)     # no core file
+    native.set_sigmask(p.pid, e.sig_blocked & ~((1 << (fatal - 1)) if fatal else 0))
+    if fatal:
         r.close()
-        native.detach(p.pid, 0)
-        os.kill(p.pid, sig)
+        os.kill(p.pid, fatal)
+        sig = 0                         # first leave the injection stop; the signal comes next
+        while True:
+            try:
+                native.cont(p.pid, sig)
+            except ProcessLookupError:
+                pass                    # SIGKILL needs no delivery
+            st = native.wait(p.pid)
+            if not os.WIFSTOPPED(st):
+                break                   # dead: the tracer's notice is consumed, the parent sees a zombie
+            sig = os.WSTOPSIG(st) if (st >> 16) == 0 else 0
     else:
         try:
             r.call("exit_group", os.WEXITSTATUS(status))
