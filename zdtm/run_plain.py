@@ -157,6 +157,31 @@ def verdict(text, rc, bad, work, keep):
     return True, ""
 
 
+def leftovers():
+    """Live processes reparented to us (a tree scenario left them behind);
+    they are killed (by pid) and reaped."""
+    me, left = os.getpid(), []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % e) as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rindex(")") + 2:].split()
+        if int(rest[1]) == me and rest[0] not in "ZX":
+            left.append(int(e))
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in left:
+        wait_pid(pid, 5)
+    return left
+
+
 def run_one(name, workroot, sleep, keep):
     binary = os.path.join(STATIC, name)
     work = os.path.join(workroot, name)
@@ -200,6 +225,9 @@ def run_one(name, workroot, sleep, keep):
         wait_pid(pid, 5)
         return bad("test process %d did not exit after SIGTERM" % pid)
     reap_others()
+    left = leftovers()
+    if left:
+        return bad("processes left behind after the test exited: %s" % left)
     if os.WIFSIGNALED(status):
         rc = -os.WTERMSIG(status)
     else:
