@@ -53,6 +53,8 @@ def _prot(perms: str) -> int:
 def _vma_kind(pid: int, m: proc.Mapping) -> int:
     if m.name in SPECIAL_KINDS:
         return SPECIAL_KINDS[m.name]
+    if ipc.sysvshm_id(m) is not None:      # before the inode test: shmid 0 is a valid id
+        return mm_pb2.VMA_SYSVSHM
     if m.inode == 0:
         if m.shared:
             raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
@@ -60,8 +62,6 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
     if m.name.endswith(" (deleted)"):
         if m.shared and m.name == SHMEM_NAME:
             return mm_pb2.VMA_SHMEM
-        if ipc.sysvshm_id(m) is not None:
-            return mm_pb2.VMA_SYSVSHM
         raise UnsupportedObject(f"process {pid}: mapping of deleted file {m.name!r} at {m.start:x}")
     if not m.name.startswith("/"):
         raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")

@@ -194,6 +194,29 @@ class Puppet:
         for t in self.threads.values():
             native.detach(t.tid, signal.SIGSTOP if stop else 0)
 
+    def kill(self) -> None:
+        """SIGKILL the puppet and collect every thread's exit: a traced thread
+        group cannot be reaped before its tracer has seen each thread die."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        for t in self.threads.values():
+            if t.tid != self.pid:
+                _collect(t.tid)
+        try:
+            os.waitpid(self.pid, 0)         # the root puppet is refcr's own child
+        except ChildProcessError:
+            _collect(self.pid)              # the others: their tracer's notice only
+
+
+def _collect(tid: int) -> None:
+    try:
+        while os.WIFSTOPPED(native.wait(tid)):
+            pass
+    except OSError:
+        pass
+
 
 def _remote(pid: int, layout: Layout) -> Remote:
     return Remote(pid, code_addr=layout.area, patch=False, scratch=layout.area + PAGE_SIZE,

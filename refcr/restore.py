@@ -23,7 +23,7 @@ from refcr.images import ImageDir
 from refcr.log import log
 from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
-from refcr.puppet import Layout, Puppet, kill_and_reap
+from refcr.puppet import Layout, Puppet
 from refcr.tracee import Remote, RemoteError
 
 IMG_VERSION = 1
@@ -368,7 +368,7 @@ def restore(opts: Options) -> int:
             p.release(stop=opts.leave_stopped)
     except BaseException:
         for p in reversed(builder.puppets):
-            kill_and_reap(p.pid)
+            p.kill()
         raise
     finally:
         ctx.close_all()

@@ -16,8 +16,9 @@ from refcr.pb import core_pb2
 from refcr.tracee import Remote
 
 SIGACTION = struct.Struct("<QQQQ")     # kernel struct sigaction: handler, flags, restorer, mask
-STACK_T = struct.Struct("<QiiQ")       # stack_t: ss_sp, ss_flags, (pad), ss_size
+STACK_T = struct.Struct("<QIIQ")       # stack_t: ss_sp, ss_flags (as bits), (pad), ss_size
 SS_DISABLE = 2
+SS_AUTODISARM = 1 << 31     # disarm while a handler runs on the stack (a mode, kept)
 NSIG = 64
 UNCATCHABLE = (signal.SIGKILL, signal.SIGSTOP)
 
@@ -52,12 +53,15 @@ def restore_sigactions(remote: Remote, entries: list[core_pb2.SigactionEntry]) -
 def dump_sigaltstack(remote: Remote) -> core_pb2.SigaltstackEntry:
     remote.check("sigaltstack", 0, remote.scratch)
     sp, flags, _, size = STACK_T.unpack(remote.get(remote.scratch, STACK_T.size))
-    return core_pb2.SigaltstackEntry(sp=sp, flags=flags & SS_DISABLE, size=size)
+    # SS_ONSTACK only says the thread is on the stack right now: not settable
+    return core_pb2.SigaltstackEntry(sp=sp, flags=flags & (SS_DISABLE | SS_AUTODISARM), size=size)
 
 
 def restore_sigaltstack(remote: Remote, sas: core_pb2.SigaltstackEntry) -> None:
-    flags = SS_DISABLE if (sas.flags & SS_DISABLE or not sas.size) else 0
-    addr, = remote.put(STACK_T.pack(sas.sp if not flags else 0, flags, 0, sas.size if not flags else 0))
+    if sas.flags & SS_DISABLE or not sas.size:
+        addr, = remote.put(STACK_T.pack(0, SS_DISABLE, 0, 0))
+    else:
+        addr, = remote.put(STACK_T.pack(sas.sp, sas.flags & SS_AUTODISARM, 0, sas.size))
     remote.check("sigaltstack", addr, 0)
 
 

@@ -5,3 +5,5 @@ from pathlib import Path
 _repo = str(Path(__file__).resolve().parent.parent)
 if _repo not in sys.path:
     sys.path.insert(0, _repo)
+
+from support import processes, subreaper  # noqa: E402,F401  (fixtures for every test here)

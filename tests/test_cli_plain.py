@@ -11,12 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
+from support import Processes, assert_one_line_error
 from zdtm.harness import procs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,38 +51,6 @@ def refcr(*args: str, cwd: Path) -> CliResult:
         capture_output=True, text=True, timeout=TIMEOUT, start_new_session=True,
     )
     return CliResult(p.returncode, p.stdout, p.stderr)
-
-
-@dataclass
-class Processes:
-    """Processes a test started; every one is killed and reaped at teardown."""
-
-    pids: set[int] = field(default_factory=set)
-
-    def spawn(self, argv: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        self.pids.add(p.pid)
-        return p
-
-    def kill_all(self) -> None:
-        for pid in self.pids:
-            procs.kill_tree(pid, procs.own_session(pid))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def subreaper() -> None:
-    # Restored processes are reparented to us when refcr restore -d exits.
-    procs.become_subreaper()
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    ps = Processes()
-    yield ps
-    ps.kill_all()
 
 
 def dump_and_restore(pid: int, popen: subprocess.Popen[bytes], work: Path) -> None:
@@ -150,13 +117,6 @@ def test_sleep_survives(tmp_path: Path, processes: Processes) -> None:
 
 
 # ---- bad input: non-zero exit, exactly one line on stderr, no traceback -----------
-
-def assert_one_line_error(res: CliResult) -> None:
-    assert res.returncode != 0, "expected failure"
-    assert "Traceback" not in res.stderr + res.stdout, res.stderr
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), f"expected one stderr line, got: {res.stderr!r}"
-
 
 def unused_pid() -> int:
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from refcr.images import ImageDir
-from test_cli_plain import Processes, assert_one_line_error, processes, subreaper  # noqa: F401
+from support import Processes, assert_one_line_error
 from zdtm.harness import procs
 
 PAGE = 4096
@@ -138,3 +138,31 @@ def test_sigkill_still_works_after_restore(tmp_path: Path, processes: Processes)
     assert restore(tmp_path / "img").returncode == 0
     os.kill(p.pid, signal.SIGKILL)
     assert procs.wait_exit(p.pid, 10).status is not None
+
+
+THREADS_AND_CHILD = r"""
+import os, threading, time
+for _ in range(3):
+    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()
+if os.fork() == 0:
+    time.sleep(1000)
+time.sleep(1000)
+"""
+
+
+@pytest.mark.parametrize("fault", ["restore-after-memory", "restore-before-detach"])
+def test_failed_restore_of_tree_with_threads_leaves_nothing(tmp_path: Path, processes: Processes,
+                                                            fault: str) -> None:
+    p = processes.spawn([sys.executable, "-c", THREADS_AND_CHILD], tmp_path)
+    time.sleep(0.5)
+    child = int(Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()[0])
+    assert len(os.listdir(f"/proc/{p.pid}/task")) == 4
+    assert dump(p.pid, tmp_path / "img").returncode == 0
+    p.wait(timeout=10)
+    procs.wait_exit(child, 10)
+    assert_one_line_error(restore(tmp_path / "img", fault=fault))
+    # the killed child puppet is re-parented to us (subreaper) and left for us to reap
+    assert state(p.pid) is None and state(child) in (None, "Z"), "a puppet survived the failed restore"
+    procs.wait_exit(child, 10)
+    assert restore(tmp_path / "img").returncode == 0
+    assert len(os.listdir(f"/proc/{p.pid}/task")) == 4 and state(child) == "S"
