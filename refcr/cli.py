@@ -32,6 +32,24 @@ def _common(p: argparse.ArgumentParser) -> None:
                    metavar="0..4", help="log level: 1 errors, 2 warnings (default), 3 info, 4 debug")
     p.add_argument("--shell-job", "-j", action="store_true",
                    help="the process is a job of the calling shell (shares its session and terminal)")
+    p.add_argument("-l", "--file-locks", action="store_true", help="dump/restore file locks (flock, POSIX)")
+    p.add_argument("--tcp-established", action="store_true",
+                   help="dump/restore established TCP connections (TCP_REPAIR)")
+    p.add_argument("--ext-unix-sk", action="append", nargs="?", const="", default=[], metavar="ID[:PATH]",
+                   help="unix sockets connected outside the tree: allow them (bare), or name one by id")
+    p.add_argument("--external", action="append", default=[], metavar="RES",
+                   help="an external resource: unix[INO], file[...], mnt[...]:KEY, ...")
+    p.add_argument("-L", "--libdir", help="plugin directory")
+
+
+def _size(text: str) -> int:
+    """A size with an optional K/M/G suffix."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower()
+    try:
+        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = d.add_mutually_exclusive_group()
     mode.add_argument("-R", "--leave-running", action="store_true", help="let the process run on after the dump")
     mode.add_argument("-s", "--leave-stopped", action="store_true", help="leave the process stopped after the dump")
+    d.add_argument("--ghost-limit", type=_size, default=1 << 20, metavar="SIZE",
+                   help="largest deleted-but-open file whose contents go into the images (default 1M)")
 
     r = sub.add_parser("restore", help="restore a process from an image directory")
     _common(r)
@@ -52,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit once restored instead of waiting for the restored process")
     r.add_argument("--pidfile", help="write the restored root's pid to this file")
     r.add_argument("-s", "--leave-stopped", action="store_true", help="leave the restored process stopped")
+    r.add_argument("--inherit-fd", action="append", default=[], metavar="fd[N]:RES",
+                   help="give the restored tree refcr's fd N where the images have RES")
 
     from refcr.show import add_arguments as show_arguments
     show_arguments(sub.add_parser("show", help="print images as JSON"))
@@ -63,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 def to_options(ns: argparse.Namespace) -> Options:
     opts = Options(command=ns.command)
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
-                 "shell_job", "restore_detached", "pidfile"):
+                 "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
+                 "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "libdir"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))
     if opts.log_file and opts.images_dir and not os.path.isabs(opts.log_file) and opts.log_file != "-":

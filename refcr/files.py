@@ -45,7 +45,14 @@ class FdTarget:
 
 
 class FileKind(Protocol):
-    """One kind of open file description (see the registry below)."""
+    """One kind of open file description (see the registry below).
+
+    A kind may also define ``after_install(entry, fd, puppet, ctx)``: called
+    once the whole fd table of a puppet is installed, for each fd of this
+    kind, with the fd number inside the puppet.  That is where state that
+    only the owning task can set goes (epoll targets by fd number, locks,
+    file owners): `puppet.remote` injects syscalls into it.
+    """
 
     field: ClassVar[str]       # name of its member of the FileEntry oneof
 
@@ -54,9 +61,26 @@ class FileKind(Protocol):
     def open(self, entry: object, ctx: "RestoreFiles") -> int: ...
 
 
+# Modules defining the kinds, asked in this order whether they claim an fd
+# (more specific kinds first; regfile, the catch-all for paths, last).
+# Each module has a KINDS list of FileKind instances.
+KIND_MODULES = ["pipes", "tty", "regfile"]
+
+
 def kinds() -> list[FileKind]:
-    from refcr import pipes, regfile, tty
-    return [pipes.PipeKind(), tty.ShellTtyKind(), regfile.RegFileKind()]
+    import importlib
+    out: list[FileKind] = []
+    for name in KIND_MODULES:
+        out.extend(importlib.import_module(f"refcr.{name}").KINDS)
+    return out
+
+
+def kind_of(entry: files_pb2.FileEntry) -> "tuple[FileKind, object]":
+    which = entry.WhichOneof("file")
+    kind = next((k for k in kinds() if k.field == which), None)
+    if kind is None:
+        raise RestoreError(f"file id {entry.id}: unknown kind {which!r}")
+    return kind, getattr(entry, which)
 
 
 def describe(t: FdTarget) -> str:
@@ -139,15 +163,25 @@ class RestoreFiles:
 
     def open(self, file_id: int) -> int:
         if file_id not in self._local:
-            entry = self.entries.get(file_id)
-            if entry is None:
-                raise RestoreError(f"fdinfo refers to file id {file_id}, which files.img lacks")
-            which = entry.WhichOneof("file")
-            kind = next((k for k in kinds() if k.field == which), None)
-            if kind is None:
-                raise RestoreError(f"file id {file_id}: unknown kind {which!r}")
-            self._local[file_id] = self.keep(kind.open(getattr(entry, which), self))
+            kind, msg = kind_of(self.entry(file_id))
+            self._local[file_id] = self.keep(kind.open(msg, self))
         return self._local[file_id]
+
+    def entry(self, file_id: int) -> files_pb2.FileEntry:
+        entry = self.entries.get(file_id)
+        if entry is None:
+            raise RestoreError(f"fdinfo refers to file id {file_id}, which files.img lacks")
+        return entry
+
+    def install_table(self, puppet, table: list) -> None:
+        """Install a process's fd table, then run the kinds' after_install hooks."""
+        for fe in table:
+            puppet.install_fd(self.open(fe.id), fe.fd, fe.cloexec)
+        for fe in table:
+            kind, msg = kind_of(self.entry(fe.id))
+            hook = getattr(kind, "after_install", None)
+            if hook is not None:
+                hook(msg, fe.fd, puppet, self)
 
     def close_all(self) -> None:
         for fd in self._owned:

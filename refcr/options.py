@@ -20,4 +20,11 @@ class Options:
     shell_job: bool = False
     restore_detached: bool = False
     pidfile: str | None = None
+    file_locks: bool = False                 # -l: dump and restore flock/POSIX locks
+    tcp_established: bool = False            # --tcp-established: TCP connections via TCP_REPAIR
+    ext_unix_sk: list[str] = field(default_factory=list)   # --ext-unix-sk [ID[:PATH]], "" for the bare flag
+    external: list[str] = field(default_factory=list)      # --external RES (unix[INO], file[...], mnt[...], ...)
+    inherit_fd: list[str] = field(default_factory=list)    # --inherit-fd fd[N]:RES
+    ghost_limit: int = 1 << 20               # --ghost-limit: largest deleted file whose contents are dumped
+    libdir: str | None = None                # -L/--libdir: plugin directory
     extra: dict[str, object] = field(default_factory=dict)

@@ -115,3 +115,6 @@ def write_queued(images: ImageDir, ctx: DumpFiles) -> None:
     queued = ctx.extra.get("pipes", {})
     if queued:
         images.write("pipes-data", list(queued.values()))
+
+
+KINDS = [PipeKind()]

@@ -49,3 +49,6 @@ class RegFileKind:
             os.close(fd)
             raise
         return fd
+
+
+KINDS = [RegFileKind()]

@@ -267,8 +267,7 @@ def restore_process(n: Node, images: ImageDir, ctx: files.RestoreFiles, shmem: d
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve)
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
-    for fe in n.fds:
-        p.install_fd(ctx.open(fe.id), fe.fd, fe.cloexec)
+    ctx.install_table(p, n.fds)
     p.drop_pidfd()
     fs.restore(r, core)
     signals.restore_sigactions(r, list(core.sigactions))

@@ -38,3 +38,6 @@ class ShellTtyKind:
         if not os.isatty(0):
             raise RestoreError("--shell-job restore needs a terminal on standard input")
         return os.dup(0)
+
+
+KINDS = [ShellTtyKind()]
