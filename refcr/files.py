@@ -144,6 +144,7 @@ class RestoreFiles:
     images: ImageDir
     opts: Options
     resolve: Callable[[str], str] = staticmethod(lambda path: path)   # dumped path -> path to open
+    root_pid: int | None = None     # host pid of the root puppet: its namespaces are the tree's (netns.entered)
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
     _local: dict[int, int] = field(default_factory=dict)

@@ -347,6 +347,7 @@ def restore(opts: Options) -> int:
     ctx = files.RestoreFiles.load(images, opts)
     try:
         root = builder.create_root()
+        ctx.root_pid = root.puppet.pid
         fault.point("restore-after-fork")
         builder.create_subtree(root)
         builder.set_groups()
