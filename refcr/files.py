@@ -20,6 +20,7 @@ from typing import Callable, ClassVar, Protocol
 
 from refcr import native, proc
 from refcr.errors import RestoreError, UnsupportedObject
+from refcr.external import InheritTable
 from refcr.images import ImageDir
 from refcr.options import Options
 from refcr.pb import fdinfo_pb2, files_pb2
@@ -73,6 +74,19 @@ def kinds() -> list[FileKind]:
     for name in KIND_MODULES:
         out.extend(importlib.import_module(f"refcr.{name}").KINDS)
     return out
+
+
+def resource_of(entry: files_pb2.FileEntry, kind: FileKind) -> str:
+    """The resource name --inherit-fd uses for a description (as /proc spells it)."""
+    which = entry.WhichOneof("file")
+    if which == "pipe":
+        return f"pipe:[{entry.pipe.pipe_id}]"
+    if which == "reg":
+        return os.path.normpath(entry.reg.path)
+    if which == "shell_tty":
+        return f"tty[{os.major(entry.shell_tty.rdev)}:{os.minor(entry.shell_tty.rdev)}]"
+    custom = getattr(kind, "resource", None)
+    return custom(getattr(entry, which)) if custom else ""
 
 
 def kind_of(entry: files_pb2.FileEntry) -> "tuple[FileKind, object]":
@@ -145,6 +159,7 @@ class RestoreFiles:
     opts: Options
     resolve: Callable[[str], str] = staticmethod(lambda path: path)   # dumped path -> path to open
     root_pid: int | None = None     # host pid of the root puppet: its namespaces are the tree's (netns.entered)
+    inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
     _local: dict[int, int] = field(default_factory=dict)
@@ -152,7 +167,7 @@ class RestoreFiles:
 
     @classmethod
     def load(cls, images: ImageDir, opts: Options) -> "RestoreFiles":
-        ctx = cls(images, opts)
+        ctx = cls(images, opts, inherited=InheritTable.from_options(opts.inherit_fd))
         if images.exists("files"):
             ctx.entries = {e.id: e for e in images.read("files")}
         return ctx
@@ -164,8 +179,10 @@ class RestoreFiles:
 
     def open(self, file_id: int) -> int:
         if file_id not in self._local:
-            kind, msg = kind_of(self.entry(file_id))
-            self._local[file_id] = self.keep(kind.open(msg, self))
+            entry = self.entry(file_id)
+            kind, msg = kind_of(entry)
+            fd = self.inherited.take(resource_of(entry, kind)) if self.inherited.items else None
+            self._local[file_id] = self.keep(fd if fd is not None else kind.open(msg, self))
         return self._local[file_id]
 
     def entry(self, file_id: int) -> files_pb2.FileEntry:

@@ -356,6 +356,7 @@ def restore(opts: Options) -> int:
         shmem: dict[int, int] = {}
         for n in live:
             restore_process(n, images, ctx, shmem)
+        ctx.inherited.check_all_used()
         if "ipc" in inv.root_namespaces:
             from refcr import ipc
             ipc.finish_restore(root.puppet.pid, images)

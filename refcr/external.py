@@ -1,0 +1,88 @@
+"""Objects the caller provides instead of the images: --inherit-fd.
+
+`refcr restore --inherit-fd fd[N]:RES` says: wherever the images have the
+resource RES, give the restored tree refcr's own fd N (which the caller
+passed in) instead of recreating it.  RES is spelled the way /proc shows an
+fd's link: `pipe:[INO]`, `socket:[INO]`, `tty[RDEV]`, or an absolute path
+(`file[PATH]` is accepted too).  Every option must be well formed, name an
+fd refcr really has, and match something in the images: anything else is an
+error naming the option, never silently ignored.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from refcr.errors import OptionError, RestoreError
+
+INHERIT_RE = re.compile(r"^fd\[(\d+)\]:(.+)$")
+RESOURCE_RE = re.compile(r"^(pipe|socket):\[(\d+)\]$|^tty\[([0-9a-fA-F:]+)\]$|^file\[(/.*)\]$|^(/.*)$")
+
+
+@dataclass
+class Inherited:
+    """One --inherit-fd: refcr's fd and the resource it stands for."""
+
+    option: str
+    fd: int
+    resource: str
+    used: bool = False
+
+
+def canonical(resource: str) -> str:
+    """One spelling per resource, so image keys and options compare."""
+    m = RESOURCE_RE.match(resource)
+    if m is None:
+        raise ValueError(resource)
+    if m.group(1):
+        return f"{m.group(1)}:[{int(m.group(2))}]"
+    if m.group(3):
+        return f"tty[{m.group(3).lower()}]"
+    return os.path.normpath(m.group(4) or m.group(5))
+
+
+def parse_inherit_fd(options: list[str]) -> list[Inherited]:
+    out: list[Inherited] = []
+    for opt in options:
+        m = INHERIT_RE.match(opt)
+        if m is None:
+            raise OptionError(f"--inherit-fd {opt}: expected fd[N]:RESOURCE, e.g. fd[3]:pipe:[12345]")
+        fd = int(m.group(1))
+        try:
+            res = canonical(m.group(2))
+        except ValueError:
+            raise OptionError(f"--inherit-fd {opt}: unknown resource {m.group(2)!r} "
+                              "(pipe:[INO], socket:[INO], tty[RDEV], file[PATH] or /PATH)") from None
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise OptionError(f"--inherit-fd {opt}: refcr has no open fd {fd}") from None
+        if any(i.resource == res for i in out):
+            raise OptionError(f"--inherit-fd {opt}: {res} is given twice")
+        out.append(Inherited(opt, fd, res))
+    return out
+
+
+@dataclass
+class InheritTable:
+    """The --inherit-fd options of a restore, and which ones the images used."""
+
+    items: list[Inherited] = field(default_factory=list)
+
+    @classmethod
+    def from_options(cls, options: list[str]) -> "InheritTable":
+        return cls(parse_inherit_fd(options))
+
+    def take(self, resource: str) -> int | None:
+        """A dup of the inherited fd standing for `resource`, or None."""
+        for item in self.items:
+            if item.resource == resource:
+                item.used = True
+                return os.dup(item.fd)
+        return None
+
+    def check_all_used(self) -> None:
+        unused = [i.option for i in self.items if not i.used]
+        if unused:
+            raise RestoreError(f"--inherit-fd {unused[0]}: matches nothing in the images")
