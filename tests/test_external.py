@@ -38,8 +38,8 @@ def test_inherit_fd_pipe00(tmp_path: Path, processes: Processes) -> None:
     reads the pipe the caller hands in with --inherit-fd."""
     out = tmp_path / "out"
     r, w = os.pipe()
-    p = subprocess.Popen([sys.executable, "-c", ECHO, str(out)], stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True, cwd=tmp_path)
+    p = subprocess.Popen([sys.executable, "-c", ECHO, str(out)], stdin=r, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path)
     processes.pids.add(p.pid)
     os.close(r)
     os.write(w, b"one\n")
