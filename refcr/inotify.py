@@ -61,7 +61,7 @@ def _path_of(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes) -> str
                    + handle, 8 + len(handle))
     for point in _mounts_of(t.pid, _kernel_dev(sdev)):
         try:
-            mnt = os.open(f"/proc/{t.pid}/root{point}", O_PATH | os.O_CLOEXEC)
+            mnt = os.open(f"/proc/{t.pid}/root{point}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             continue
         try:
