@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import (__version__, creds, fault, files, fs, ipc, memory, mntns, native, pipes,
+from refcr import (__version__, creds, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, uts)
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
@@ -176,6 +176,7 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
     for t in frozen:
         t.undo()
     if opts.leave_running or opts.leave_stopped:
+        inet.end_repair(resume=True)
         for t in frozen:
             t.release(stop=opts.leave_stopped)
         return
@@ -184,6 +185,7 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
     for t in frozen:
         if not proc.wait_gone(t.pid):
             log.warning("process %d did not die after SIGKILL", t.pid)
+    inet.end_repair(resume=False)     # the dead tasks' TCP connections vanish silently
 
 
 def dump(opts: Options, images: ImageDir) -> None:
@@ -210,6 +212,7 @@ def dump(opts: Options, images: ImageDir) -> None:
 
 
 def _resume_after_failure(frozen: list[FrozenTask]) -> None:
+    inet.end_repair(resume=True)
     for t in frozen:
         try:
             t.undo()
