@@ -329,7 +329,7 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
             _restore_established(s, e)
             return s
         if e.src_port:
-            s.bind(_unpack_addr(e.family, e.src_addr, e.src_port, e.src_scope))
+            s.bind(_local(e))
         if e.protocol == socket.IPPROTO_TCP and e.state == TCP_LISTEN:
             s.listen(e.backlog)
         elif e.protocol == socket.IPPROTO_UDP and e.state == TCP_ESTABLISHED:
@@ -345,6 +345,18 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
     if e.udp_queue:
         log.warning("%s: %d queued datagram(s) are not restored", what, len(e.udp_queue))
     return s
+
+
+def _local(e: inet_pb2.InetSocketEntry) -> tuple:
+    """Where to bind.  Binding an IPv6 socket to a specific (not v4-mapped)
+    address makes it v6-only; a dual-stack socket with such an address got it
+    from connect(), so it is bound to the port only and connect() picks the
+    same source address again."""
+    packed = e.src_addr
+    if (e.family == socket.AF_INET6 and not e.v6only and e.dst_port
+            and not packed.startswith(b"\0" * 10 + b"\xff\xff")):
+        packed = b""
+    return _unpack_addr(e.family, packed, e.src_port, e.src_scope if packed else 0)
 
 
 def _restore_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
@@ -386,7 +398,7 @@ def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     s.setsockopt(SOL_TCP, TCP_QUEUE_SEQ, _s32(r.recv_seq - len(r.recv_queue)))
     if r.timestamps:
         s.setsockopt(SOL_TCP, TCP_TIMESTAMP, _s32(r.timestamp))
-    s.bind(_unpack_addr(e.family, e.src_addr, e.src_port, e.src_scope))
+    s.bind(_local(e))
     s.connect(_unpack_addr(e.family, e.dst_addr, e.dst_port, e.dst_scope))
     opts = [(TCPOPT_MSS, r.mss_clamp)]
     if r.has_wscale:
