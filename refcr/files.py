@@ -65,7 +65,7 @@ class FileKind(Protocol):
 # Modules defining the kinds, asked in this order whether they claim an fd
 # (more specific kinds first; regfile, the catch-all for paths, last).
 # Each module has a KINDS list of FileKind instances.
-KIND_MODULES = ["pipes", "tty", "eventfd", "timerfd", "inotify", "epoll", "inet", "regfile"]
+KIND_MODULES = ["pipes", "tty", "eventfd", "timerfd", "inotify", "epoll", "inet", "unix", "regfile"]
 
 
 def kinds() -> list[FileKind]:
