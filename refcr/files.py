@@ -65,7 +65,7 @@ class FileKind(Protocol):
 # Modules defining the kinds, asked in this order whether they claim an fd
 # (more specific kinds first; regfile, the catch-all for paths, last).
 # Each module has a KINDS list of FileKind instances.
-KIND_MODULES = ["pipes", "tty", "eventfd", "timerfd", "inotify", "epoll", "inet", "unix", "regfile"]
+KIND_MODULES = ["plugins", "pipes", "tty", "eventfd", "timerfd", "inotify", "epoll", "inet", "unix", "memfd", "fifo", "regfile"]
 
 
 def kinds() -> list[FileKind]:
@@ -124,7 +124,8 @@ class DumpFiles:
         if file_id is None:
             kind = next((k for k in kinds() if k.claims(t, self)), None)
             if kind is None:
-                raise UnsupportedObject(f"{describe(t)} is of a kind refcr cannot dump")
+                from refcr import plugins
+                kind = plugins.fallback_kind(t)     # DUMP_EXT_FILE, or UnsupportedObject
             file_id = len(self.entries) + 1
             entry = files_pb2.FileEntry(id=file_id)
             getattr(entry, kind.field).CopyFrom(kind.dump(t, self))

@@ -112,7 +112,6 @@ _register("ipc-sem", b"RCsm", "ipc-sem.img", "ipc_pb2.SemEntry")
 _register("ipc-msg", b"RCmg", "ipc-msg.img", "ipc_pb2.MsgEntry")
 _register("memfd-inode", b"RCmf", "memfd-inode-{id}.img", "filekinds_pb2.MemfdInodeEntry")
 _register("fifo-data", b"RCff", "fifo-data.img", "pipes_data_pb2.PipeDataEntry")
-_register("ghost-data", b"RCgh", "ghost-data.img", "filekinds_pb2.GhostDataEntry")
 
 
 def _message_class(ref: str) -> type:

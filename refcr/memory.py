@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from refcr import ipc, native, proc
+from refcr import ipc, memfd, native, proc
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images import ImageDir
 from refcr.log import log
@@ -60,8 +60,8 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
             raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
         return mm_pb2.VMA_ANON
     if m.name.endswith(" (deleted)"):
-        if m.shared and m.name == SHMEM_NAME:
-            return mm_pb2.VMA_SHMEM
+        if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
+            return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
         raise UnsupportedObject(f"process {pid}: mapping of deleted file {m.name!r} at {m.start:x}")
     if not m.name.startswith("/"):
         raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")
@@ -86,7 +86,7 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
         vma.fmode = _map_file_mode(pid, m)
     elif kind in (mm_pb2.VMA_SHMEM, mm_pb2.VMA_SYSVSHM):
         vma.shmid = m.inode
-        vma.name = "" if kind == mm_pb2.VMA_SHMEM else m.name
+        vma.name = "" if m.name == SHMEM_NAME else m.name
     return vma
 
 
@@ -210,6 +210,9 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
         if vma.shmid not in dumped_shmem:   # one object may be mapped by many areas and processes
             shm = PagesWriter(images, next_pages_id())
             dump_shmem(pid, vma, shm)
+            if memfd.is_memfd(vma.name):
+                memfd.dump_mapped(images, proc.path(pid, "map_files", f"{vma.start:x}-{vma.end:x}"),
+                                  vma.shmid, vma.name)
             shm.finish("pagemap-shmem", vma.shmid)
             dumped_shmem[vma.shmid] = vma.shmem_size
         vma.shmem_size = dumped_shmem[vma.shmid]
@@ -245,6 +248,8 @@ def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
     restored areas look the same ("/dev/zero (deleted)") and several areas or
     processes can map one object at their own offsets.
     """
+    if images.exists("memfd-inode", id=shmid):
+        return memfd.mapping_object(images, shmid)
     area = mmap.mmap(-1, max(size, PAGE_SIZE), flags=mmap.MAP_SHARED)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
     try:

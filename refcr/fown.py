@@ -1,0 +1,61 @@
+"""The owner of a file description: who gets SIGIO (F_SETOWN_EX) and which
+signal (F_SETSIG).  O_ASYNC itself is a status flag and travels with them.
+
+Dump reads them through a copy of the description (pidfd_getfd), so they
+are the owner as refcr's pid namespace sees it; the pid is turned into the
+one the tree sees.  Restore sets them in the task with injected fcntl()s, so
+the pid is again taken in the tree's own namespace.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+
+from refcr import native, proc
+from refcr.files import FdTarget
+from refcr.pb import filekinds_pb2
+
+F_SETSIG, F_GETSIG = 10, 11
+F_SETOWN_EX, F_GETOWN_EX = 15, 16
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+_OWNER = struct.Struct("<ii")
+
+
+def grab(t: FdTarget) -> int:
+    """A local fd for the very description t refers to."""
+    pidfd = native.pidfd_open(t.pid)
+    try:
+        return native.pidfd_getfd(pidfd, t.fd)
+    finally:
+        os.close(pidfd)
+
+
+def _inner_pid(host: int) -> int:
+    """host pid -> the pid the innermost namespace of that process sees."""
+    try:
+        nspid = proc.status(host).get("NSpid", str(host)).split()
+    except OSError:
+        return host
+    return int(nspid[-1]) if nspid else host
+
+
+def dump(t: FdTarget) -> filekinds_pb2.FownEntry | None:
+    local = grab(t)
+    try:
+        kind, pid = _OWNER.unpack(fcntl.fcntl(local, F_GETOWN_EX, bytes(_OWNER.size)))
+        sig = fcntl.fcntl(local, F_GETSIG)
+    finally:
+        os.close(local)
+    if pid == 0 and sig == 0:
+        return None
+    return filekinds_pb2.FownEntry(pid_type=kind, pid=_inner_pid(pid) if pid > 0 else 0, signum=sig)
+
+
+def restore(e: filekinds_pb2.FownEntry, fd: int, puppet) -> None:
+    r = puppet.remote
+    if e.pid:
+        addr, = r.put(_OWNER.pack(e.pid_type, e.pid))
+        r.check("fcntl", fd, F_SETOWN_EX, addr)
+    if e.signum:
+        r.check("fcntl", fd, F_SETSIG, e.signum)
