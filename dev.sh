@@ -49,6 +49,11 @@ setup_python() {
     echo "refcr installed: $(.venv/bin/python -c 'import refcr; print(refcr.__file__)')"
 }
 
+setup_plugins() {
+    section "plugins"
+    make -s -C plugins
+}
+
 setup_zdtm() {
     if [[ -f zdtm/Makefile ]]; then
         section "zdtm scenarios"
@@ -59,6 +64,7 @@ setup_zdtm() {
 setup() {
     setup_system
     setup_python
+    setup_plugins
     setup_zdtm
 }
 

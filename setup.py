@@ -1,7 +1,10 @@
 """Build glue that pyproject.toml cannot express on its own.
 
 * ``cffi_modules``: the out-of-line cffi module ``refcr._native`` whose builder
-  is ``native/build_native.py:ffibuilder``.
+  is ``native/build_native.py:ffibuilder``, and ``refcr._plugins``, the plugin
+  host (``native/build_plugins.py:ffibuilder``).
+* the plugin API headers ``native/include/criu-*.h`` are installed as
+  ``refcr/include`` (``refcr plugin-cflags`` prints ``-I`` for them).
 * ``build_proto``: compiles every ``proto/*.proto`` with grpc_tools' protoc into
   the source tree's ``refcr/pb`` package (generated, git-ignored), so that an
   editable install sees it in place and a normal install copies it.  It runs
@@ -92,6 +95,11 @@ class BuildPy(build_py):
     def run(self) -> None:
         self.run_command("build_proto")
         super().run()
+        if not self.editable_mode:      # an editable install finds them in native/include
+            out = os.path.join(self.build_lib, "refcr", "include")
+            os.makedirs(out, exist_ok=True)
+            for h in glob.glob(os.path.join(HERE, "native", "include", "criu-*.h")):
+                self.copy_file(h, os.path.join(out, os.path.basename(h)))
 
 
 # egg_info (run before any build command) wants every listed package to exist.
@@ -103,6 +111,6 @@ packages = sorted(set(find_packages(include=["refcr", "refcr.*"])) | {"refcr.pb"
 setup(
     packages=packages,
     package_data={"refcr.pb": ["*.pyi"]},
-    cffi_modules=["native/build_native.py:ffibuilder"],
+    cffi_modules=["native/build_native.py:ffibuilder", "native/build_plugins.py:ffibuilder"],
     cmdclass={"build_proto": BuildProto, "build_py": BuildPy},
 )

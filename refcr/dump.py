@@ -15,6 +15,7 @@ from itertools import count
 
 from refcr import (__version__, creds, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, uts)
+from refcr import plugins
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -160,6 +161,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     shmem_done: dict[int, int] = {}
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done)
+    plugins.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images)
     images.write("files", ctx.entries)
     pipes.write_queued(images, ctx)
@@ -168,7 +170,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
-        root_namespaces=namespaces)])
+        root_namespaces=namespaces, plugins=plugins.used())])
 
 
 def finish(frozen: list[FrozenTask], opts: Options) -> None:
@@ -189,6 +191,21 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
 
 
 def dump(opts: Options, images: ImageDir) -> None:
+    """The plugins' init(DUMP) first, their exit(DUMP, ret) always last (refcr/plugins.py)."""
+    ret = -1
+    try:
+        plugins.init(plugins.STAGE_DUMP, opts)
+        _dump(opts, images)
+        ret = 0
+    except BaseException as exc:
+        if images.is_incomplete() is None:      # init failed: nothing was frozen
+            images.mark_incomplete(str(exc))
+        raise
+    finally:
+        plugins.exit(plugins.STAGE_DUMP, ret)
+
+
+def _dump(opts: Options, images: ImageDir) -> None:
     pstree.check_target(opts.pid)
     namespaces = pstree.root_namespaces(opts.pid)
     frozen: list[FrozenTask] = []
@@ -200,6 +217,8 @@ def dump(opts: Options, images: ImageDir) -> None:
         tree = [m.entry for m in members]
         log.info("froze %d process(es), %d zombie(s)", len(frozen), len(zombies))
         fault.point("dump-after-seize")
+        plugins.devices_hook("PAUSE_DEVICES", [t.pid for t in frozen])
+        plugins.devices_hook("CHECKPOINT_DEVICES", [t.pid for t in frozen])
         write_images(frozen, tree, namespaces, images, opts)
     except BaseException as exc:
         _resume_after_failure(frozen)

@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
+from refcr import plugins
 from refcr.errors import RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -70,6 +71,7 @@ def check_images(images: ImageDir, opts: Options):
         raise RestoreError(f"{images.path}: image version {inv.img_version} is not supported")
     if inv.shell_job and not opts.shell_job:
         raise RestoreError("the images hold a shell job (dumped with --shell-job): restore with --shell-job")
+    plugins.require(list(inv.plugins))
     entries = images.read("pstree")
     if not entries:
         raise RestoreError(f"{images.path}: pstree.img lists no process")
@@ -336,7 +338,22 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
 
 
 def restore(opts: Options) -> int:
-    """Restore the images; returns the root's pid as refcr sees it."""
+    """Restore the images; returns the root's pid as refcr sees it.
+
+    The plugins' init(RESTORE) and RESTORE_INIT come first, their
+    exit(RESTORE, ret) always last (refcr/plugins.py)."""
+    ret = -1
+    try:
+        plugins.init(plugins.STAGE_RESTORE, opts)
+        plugins.stage_hook("RESTORE_INIT")
+        pid = _restore(opts)
+        ret = 0
+        return pid
+    finally:
+        plugins.exit(plugins.STAGE_RESTORE, ret)
+
+
+def _restore(opts: Options) -> int:
     images = ImageDir(opts.images_dir, "r")
     inv, entries = check_images(images, opts)
     nodes = build_tree(entries, images)
@@ -352,6 +369,7 @@ def restore(opts: Options) -> int:
         builder.create_subtree(root)
         builder.set_groups()
         builder.make_zombies()
+        plugins.stage_hook("POST_FORKING")
         restore_namespaces(root, images, list(inv.root_namespaces), ctx)
         shmem: dict[int, int] = {}
         for n in live:
@@ -365,6 +383,7 @@ def restore(opts: Options) -> int:
         for n in live:
             finish_process(n)
         fault.point("restore-before-detach")
+        plugins.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
         for p in builder.puppets:
             p.release(stop=opts.leave_stopped)
     except BaseException:
