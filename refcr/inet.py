@@ -156,7 +156,7 @@ class InetKind:
         if not ctx.extra.get("inet-prepared"):
             ctx.extra["inet-prepared"] = True
             _prepare(ctx)
-        premade = ctx.extra.setdefault("inet-listeners", [])
+        premade = ctx.extra.setdefault("inet-premade", [])
         key = e.SerializeToString()
         for i, (k, fd) in enumerate(premade):
             if k == key:        # identical entries (SO_REUSEPORT twins) are interchangeable
@@ -291,23 +291,40 @@ def _dump_repair(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> 
 # --------------------------------------------------------------- restore --
 
 def _prepare(ctx: RestoreFiles) -> None:
-    """Before the first inet socket: loopback up in a tree's own network
-    namespace (net devices are not dumped yet, and a new namespace has lo
-    down), and every listener made first, so that established sockets bound
-    to a listener's port cannot stand in its way."""
+    """Before the first inet socket is handed out: loopback up in a tree's own
+    network namespace (net devices are not dumped yet, and a new namespace
+    has lo down), then every TCP listener, then every established connection
+    in repair mode, and only when all of them exist, each leaves repair mode.
+    Listeners first: a connection bound to a listener's port cannot then stand
+    in its way.  Repair mode left last: the window probe it sends (and any
+    unsent bytes) must find the peer already there, when the peer is restored
+    too, or the peer's listener would answer with a RST."""
     inet = [e.inet for e in ctx.entries.values() if e.WhichOneof("file") == "inet"]
     if not inet:
         return
     if ctx.root_pid is not None and os.readlink(f"/proc/{ctx.root_pid}/ns/net") != os.readlink("/proc/self/ns/net"):
         with netns.entered(ctx.root_pid):
             _loopback_up()
-    premade = ctx.extra.setdefault("inet-listeners", [])
-    for e in inet:
-        if e.protocol == socket.IPPROTO_TCP and e.state == TCP_LISTEN:
-            with netns.entered(ctx.root_pid):
+    premade = ctx.extra.setdefault("inet-premade", [])
+    tcp = [e for e in inet if e.protocol == socket.IPPROTO_TCP]
+    repaired: list[tuple[inet_pb2.InetSocketEntry, socket.socket]] = []
+    try:
+        with netns.entered(ctx.root_pid):
+            for e in [e for e in tcp if e.state == TCP_LISTEN]:
+                premade.append((e.SerializeToString(), _restore_socket(e).detach()))
+            for e in [e for e in tcp if e.state == TCP_ESTABLISHED]:
                 s = _restore_socket(e)
-            fcntl.fcntl(s.fileno(), fcntl.F_SETFL, e.flags & STATUS_FLAGS)
+                repaired.append((e, s))
+        for e, s in repaired:
+            try:
+                _leave_repair(s, e)
+            except OSError as exc:
+                raise RestoreError(f"cannot restore {connection(e)}: {exc.strerror}") from None
+    finally:
+        for e, s in repaired:
             premade.append((e.SerializeToString(), s.detach()))
+    for key, fd in premade:
+        fcntl.fcntl(fd, fcntl.F_SETFL, inet_pb2.InetSocketEntry.FromString(key).flags & STATUS_FLAGS)
 
 
 def _loopback_up() -> None:
@@ -390,7 +407,6 @@ def _fill(s: socket.socket, queue: int, data: bytes) -> None:
 def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     r = e.tcp
     sent = r.send_queue[:len(r.send_queue) - r.unsent]
-    unsent = r.send_queue[len(sent):]
     s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON)
     s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
     s.setsockopt(SOL_TCP, TCP_QUEUE_SEQ, _s32(r.send_seq - len(r.send_queue)))
@@ -413,6 +429,12 @@ def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
     if len(r.window) == 20:
         s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, r.window)
+
+
+def _leave_repair(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """The connection goes live: repair mode off, then the bytes never sent."""
+    r = e.tcp
+    unsent = r.send_queue[len(r.send_queue) - r.unsent:]
     s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(e.reuseaddr))   # repair mode reset it
     if e.cork:
