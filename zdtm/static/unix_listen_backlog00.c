@@ -1,9 +1,10 @@
 /*
  * unix_listen_backlog00: a full accept queue keeps its order and backlog.
  *
- * A stream listener with backlog 2 has 3 pending connections
- * (the kernel admits backlog + 1; a fourth is refused).  After restore: accept() returns the connections in their original
- * order (each client identifies itself after restore), a fourth connection
+ * A stream listener with backlog 2 has 3 pending connections (the kernel
+ * admits backlog + 1; a fourth is refused).  After restore: accept()
+ * returns the connections in their original order (each client identifies
+ * itself after restore), a fourth connection
  * does not fit without an accept first (non-blocking connect gives EAGAIN),
  * and fits after one.
  */
