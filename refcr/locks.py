@@ -20,7 +20,7 @@ _KINDS = {"FLOCK": FLOCK, "POSIX": POSIX, "OFDLCK": OFD}
 LOCK_SH, LOCK_EX, LOCK_NB = 1, 2, 4
 F_RDLCK, F_WRLCK = 0, 1
 F_SETLK, F_OFD_SETLK = 6, 37
-_FLOCK = struct.Struct("<hhqqi4x")        # struct flock
+_FLOCK = struct.Struct("<hh4xqqi4x")        # struct flock
 
 
 def held(t: FdTarget) -> list[filekinds_pb2.FileLockEntry]:

@@ -14,6 +14,7 @@ Three kinds share this module:
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import stat as stat_mod
@@ -200,7 +201,13 @@ class GhostFileKind:
 
 
 def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
-    """Create the deleted file again at (or next to) its path, fill it, unlink it."""
+    """Create the deleted file again, fill it, and unlink it under its old name.
+
+    If another file took the path meanwhile (a replaced file), the ghost is
+    made under a temporary name next to it, swapped with the occupant
+    (RENAME_EXCHANGE) and the occupant renamed back over it: the ghost ends
+    up deleted under its own name and the occupant is where it was.
+    """
     first = next((x.ghost for x in ctx.entries.values()
                   if x.WhichOneof("file") == "ghost" and x.ghost.ghost_id == e.ghost_id and x.ghost.data),
                  e)
@@ -225,11 +232,24 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
                 pass
             os.fchmod(fd, stat_mod.S_IMODE(e.mode))
         finally:
-            os.unlink(path)
+            if path == base or not _swap_away(path, base):
+                os.unlink(path)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _swap_away(tmp: str, path: str) -> bool:
+    """Make the file at tmp deleted under the name path, keeping what is at path."""
+    if _libc.renameat2(AT_FDCWD, os.fsencode(tmp), AT_FDCWD, os.fsencode(path), RENAME_EXCHANGE):
+        return False
+    os.rename(tmp, path)          # the occupant goes back, replacing (unlinking) the ghost
+    return True
+
+
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 KINDS = [GhostFileKind(), LockedFileKind(), RegFileKind()]
