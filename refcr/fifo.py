@@ -79,15 +79,14 @@ class FifoKind:
             raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
         try:
             check_type(e.path, fd, stat_mod.S_IFIFO)
-            fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & STATUS_FLAGS)
+            fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & STATUS_FLAGS & ~os.O_ASYNC)   # O_ASYNC: in the task
         except BaseException:
             os.close(fd)
             raise
         return fd
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        if e.HasField("fown"):
-            fown.restore(e.fown, fd, puppet)
+        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
 
 
 def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:

@@ -3,8 +3,8 @@ signal (F_SETSIG).  O_ASYNC itself is a status flag and travels with them.
 
 Dump reads them through a copy of the description (pidfd_getfd), so they
 are the owner as refcr's pid namespace sees it; the pid is turned into the
-one the tree sees.  Restore sets them in the task with injected fcntl()s, so
-the pid is again taken in the tree's own namespace.
+one the tree sees.  Restore sets them, and O_ASYNC, in the task with
+injected fcntl()s, so the pid is again taken in the tree's own namespace.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from refcr import native, proc
 from refcr.files import FdTarget
 from refcr.pb import filekinds_pb2
 
-F_SETSIG, F_GETSIG = 10, 11
+F_GETFL, F_SETFL, F_SETSIG, F_GETSIG = 3, 4, 10, 11
 F_SETOWN_EX, F_GETOWN_EX = 15, 16
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 _OWNER = struct.Struct("<ii")
@@ -52,8 +52,17 @@ def dump(t: FdTarget) -> filekinds_pb2.FownEntry | None:
     return filekinds_pb2.FownEntry(pid_type=kind, pid=_inner_pid(pid) if pid > 0 else 0, signum=sig)
 
 
-def restore(e: filekinds_pb2.FownEntry, fd: int, puppet) -> None:
+def restore(e: filekinds_pb2.FownEntry | None, flags: int, fd: int, puppet) -> None:
+    """Owner and signal, then O_ASYNC: set in the task, because the kernel
+    reports the fd number that turned O_ASYNC on as the signal's si_fd."""
     r = puppet.remote
+    if e is not None:
+        _set_owner(e, r, fd)
+    if flags & os.O_ASYNC:
+        r.check("fcntl", fd, F_SETFL, r.check("fcntl", fd, F_GETFL) | os.O_ASYNC)
+
+
+def _set_owner(e: filekinds_pb2.FownEntry, r, fd: int) -> None:
     if e.pid:
         addr, = r.put(_OWNER.pack(e.pid_type, e.pid))
         r.check("fcntl", fd, F_SETOWN_EX, addr)

@@ -96,13 +96,10 @@ class MemfdKind:
         except OSError as exc:
             raise RestoreError(f"cannot reopen memfd {e.inode}: {exc.strerror}") from exc
         os.lseek(fd, e.pos, os.SEEK_SET)
-        if e.flags & os.O_ASYNC:
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
         return fd
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        if e.HasField("fown"):
-            fown.restore(e.fown, fd, puppet)
+        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
         locks.restore(e.locks, fd, puppet, f"memfd {e.inode}")
 
 

@@ -15,7 +15,6 @@ Three kinds share this module:
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import stat as stat_mod
 
@@ -50,12 +49,6 @@ def _gone(t: FdTarget) -> bool:
     return (now.st_dev, now.st_ino) != (t.st.st_dev, t.st.st_ino)
 
 
-def _set_async(fd: int, flags: int) -> None:
-    """O_ASYNC is ignored by open(2); only F_SETFL sets it."""
-    if flags & os.O_ASYNC:
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
-
-
 def _reopen(e, ctx: RestoreFiles) -> int:
     try:
         fd = os.open(ctx.resolve(e.path), (e.flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
@@ -68,7 +61,6 @@ def _reopen(e, ctx: RestoreFiles) -> int:
             log.warning("%s: size changed since the dump (%d -> %d)", e.path, e.size, st.st_size)
         if e.pos and not stat_mod.S_ISCHR(e.mode):
             os.lseek(fd, e.pos, os.SEEK_SET)
-        _set_async(fd, e.flags)
     except BaseException:
         os.close(fd)
         raise
@@ -94,7 +86,7 @@ class RegFileKind:
 
 
 class LockedFileKind:
-    """A regular file with locks (under --file-locks) or an owner."""
+    """A regular file with locks (under --file-locks), an owner or O_ASYNC."""
 
     field = "locked"
 
@@ -102,7 +94,8 @@ class LockedFileKind:
         if not stat_mod.S_ISREG(t.st.st_mode) or _gone(t):
             return False
         held = locks.held(t)
-        return bool(held and ctx.opts.file_locks) or fown.dump(t) is not None
+        return (bool(held and ctx.opts.file_locks) or bool(t.flags & os.O_ASYNC)
+                or fown.dump(t) is not None)
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.LockedFileEntry:
         e = filekinds_pb2.LockedFileEntry(path=t.link, flags=t.flags, pos=int(t.info.get("pos", "0")),
@@ -117,8 +110,7 @@ class LockedFileKind:
         return _reopen(e, ctx)
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        if e.HasField("fown"):
-            fown.restore(e.fown, fd, puppet)
+        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path)
 
 
@@ -191,12 +183,10 @@ class GhostFileKind:
         except OSError as exc:
             raise RestoreError(f"cannot reopen the deleted file {e.path}: {exc.strerror}") from exc
         os.lseek(fd, e.pos, os.SEEK_SET)
-        _set_async(fd, e.flags)
         return fd
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        if e.HasField("fown"):
-            fown.restore(e.fown, fd, puppet)
+        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path)
 
 
