@@ -1,0 +1,187 @@
+/*
+ * One source, many test plugins: the tests compile it with -D options.
+ *
+ *   PLUGIN_NAME="x"      descriptor name (v2) / log prefix
+ *   OLD_STYLE            old API: functions found by name, no CR_PLUGIN_DESC
+ *   HANDLE               DUMP_EXT_FILE takes files whose path ends in CLAIM
+ *                        (default ".fakedev"): records path, flags and offset
+ *                        in <PLUGIN_NAME>.<id> in the image directory;
+ *                        RESTORE_EXT_FILE reopens it.  Otherwise both decline.
+ *   INIT_FAIL            init() returns -1
+ *   CRASH_DUMP           DUMP_EXT_FILE dereferences NULL
+ *   HANG_DUMP            DUMP_EXT_FILE never returns
+ * Deliberately broken for `refcr plugin-check`, each caught by one check:
+ *   BAD_VERSION          descriptor version newer than refcr's API
+ *   BAD_MAX_HOOKS        descriptor max_hooks above CR_PLUGIN_HOOK__MAX
+ *   LEAK_FD              DUMP_EXT_FILE leaves an fd open
+ *   CHDIR                DUMP_EXT_FILE changes the cwd
+ *   UMASK                DUMP_EXT_FILE changes the umask
+ *   GREEDY               DUMP_EXT_FILE claims every object (returns 0)
+ *   WRITE_OUTSIDE        DUMP_EXT_FILE creates a file in the cwd
+ *   EXIT_CRASH           exit() crashes
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "criu-plugin.h"
+#include "criu-log.h"
+
+#ifndef PLUGIN_NAME
+#define PLUGIN_NAME "testplug"
+#endif
+#ifndef CLAIM
+#define CLAIM ".fakedev"
+#endif
+
+static int t_init(int stage)
+{
+	pr_info("%s: init(stage %d)\n", PLUGIN_NAME, stage);
+#ifdef INIT_FAIL
+	pr_err("%s: init fails on purpose\n", PLUGIN_NAME);
+	return -1;
+#endif
+	return 0;
+}
+
+static void t_exit(int stage, int ret)
+{
+	pr_info("%s: exit(stage %d, ret %d)\n", PLUGIN_NAME, stage, ret);
+#ifdef EXIT_CRASH
+	*(volatile int *)0 = 1;
+#endif
+}
+
+static int claims(int fd, char *path, size_t len)
+{
+	char link[64];
+	ssize_t n;
+	size_t cl = strlen(CLAIM);
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, len - 1);
+	if (n < 0)
+		return 0;
+	path[n] = 0;
+	return (size_t)n >= cl && !strcmp(path + n - cl, CLAIM);
+}
+
+static int t_dump_file(int fd, int id)
+{
+	char path[4096], name[64];
+	FILE *f;
+	int img;
+
+	pr_info("%s: dump_ext_file(id %d)\n", PLUGIN_NAME, id);
+#ifdef CRASH_DUMP
+	*(volatile int *)0 = 1;
+#endif
+#ifdef HANG_DUMP
+	for (;;)
+		pause();
+#endif
+#ifdef LEAK_FD
+	open("/", O_RDONLY);
+#endif
+#ifdef CHDIR
+	if (chdir("/"))
+		return -errno;
+#endif
+#ifdef UMASK
+	umask(0);
+#endif
+#ifdef WRITE_OUTSIDE
+	close(open("plugin-was-here", O_WRONLY | O_CREAT, 0600));
+#endif
+#ifdef GREEDY
+	return 0;
+#endif
+#ifdef HANDLE
+	if (!claims(fd, path, sizeof(path)))
+		return -ENOTSUP;
+	snprintf(name, sizeof(name), "%s.%d", PLUGIN_NAME, id);
+	img = openat(criu_get_image_dir(), name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (img < 0) {
+		pr_perror("%s: cannot create %s", PLUGIN_NAME, name);
+		return -errno;
+	}
+	f = fdopen(img, "w");
+	fprintf(f, "%d %lld %s\n", fcntl(fd, F_GETFL), (long long)lseek(fd, 0, SEEK_CUR), path);
+	fclose(f);
+	pr_info("%s: took %s as id %d\n", PLUGIN_NAME, path, id);
+	return 0;
+#else
+	(void)claims; (void)path; (void)name; (void)f; (void)img;
+	return -ENOTSUP;
+#endif
+}
+
+static int t_restore_file(int id)
+{
+	char path[4096], name[64];
+	long long pos;
+	int flags, fd;
+	FILE *f;
+
+	pr_info("%s: restore_ext_file(id %d)\n", PLUGIN_NAME, id);
+#ifdef HANDLE
+	snprintf(name, sizeof(name), "%s.%d", PLUGIN_NAME, id);
+	fd = openat(criu_get_image_dir(), name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOTSUP;
+	f = fdopen(fd, "r");
+	if (fscanf(f, "%d %lld %4095s", &flags, &pos, path) != 3) {
+		fclose(f);
+		return -EINVAL;
+	}
+	fclose(f);
+	fd = open(path, flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+	if (fd < 0)
+		return -errno;
+	lseek(fd, pos, SEEK_SET);
+	return fd;
+#else
+	(void)path; (void)name; (void)pos; (void)flags; (void)fd; (void)f;
+	return -ENOTSUP;
+#endif
+}
+
+#ifdef OLD_STYLE
+int cr_plugin_init(int stage)
+{
+	return t_init(stage);
+}
+
+void cr_plugin_fini(int stage, int ret)
+{
+	t_exit(stage, ret);
+}
+
+int cr_plugin_dump_file(int fd, int id)
+{
+	return t_dump_file(fd, id);
+}
+
+int cr_plugin_restore_file(int id)
+{
+	return t_restore_file(id);
+}
+#else
+CR_PLUGIN_REGISTER(PLUGIN_NAME, t_init, t_exit)
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__DUMP_EXT_FILE, t_dump_file)
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__RESTORE_EXT_FILE, t_restore_file)
+
+static void __attribute__((constructor)) t_adjust(void)
+{
+#ifdef BAD_VERSION
+	CR_PLUGIN_DESC.version = CRIU_PLUGIN_GEN_VERSION(9, 0, 0);
+#endif
+#ifdef BAD_MAX_HOOKS
+	CR_PLUGIN_DESC.max_hooks = CR_PLUGIN_HOOK__MAX + 5;
+#endif
+}
+#endif
