@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     show_arguments(sub.add_parser("show", help="print images as JSON"))
 
     sub.add_parser("check", help="probe the kernel features refcr needs")
+
+    pc = sub.add_parser("plugin-check", help="run the conformance checks on CRIU-style plugins")
+    pc.add_argument("plugin_paths", nargs="+", metavar="PATH.so")
+    pc.add_argument("-v", dest="verbosity", nargs="?", const=4, default=1, type=int, choices=range(5),
+                    metavar="0..4", help="show the plugins' own log messages up to this level on stderr")
+    sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
     return parser
 
 
@@ -128,8 +134,21 @@ def cmd_check(opts: Options, ns: argparse.Namespace) -> int:
     return main_check(opts)
 
 
+def cmd_plugin_check(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.plugin_check import main_check as plugin_check
+    logmod.setup(opts.verbosity, None)
+    return plugin_check(ns.plugin_paths, opts.verbosity)
+
+
+def cmd_plugin_cflags(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.plugins import include_dir
+    print(f"-I{include_dir()}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Options, argparse.Namespace], int]] = {
     "dump": cmd_dump, "restore": cmd_restore, "show": cmd_show, "check": cmd_check,
+    "plugin-check": cmd_plugin_check, "plugin-cflags": cmd_plugin_cflags,
 }
 
 

@@ -96,6 +96,16 @@ def _timeout() -> float:
         return 60.0
 
 
+def include_dir() -> str:
+    """Where criu-plugin.h and criu-log.h are: installed with the package
+    (refcr/include), or native/include of a source tree (editable install)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for d in (os.path.join(here, "include"), os.path.join(os.path.dirname(here), "native", "include")):
+        if os.path.exists(os.path.join(d, "criu-plugin.h")):
+            return d
+    raise PluginError("the plugin headers (criu-plugin.h) are not installed")
+
+
 def plugin_dir(libdir: str | None) -> str | None:
     """-L, else $CRIU_LIBS_DIR, else the default directory if it exists, else None."""
     if libdir:
@@ -131,8 +141,12 @@ def _send(sock: socket.socket, msg: dict, fds: list[int] = ()) -> None:  # type:
     socket.send_fds(sock, [json.dumps(msg).encode()], list(fds))
 
 
-def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: int) -> int:
-    """Body of a host process: load the plugin, then serve until exit."""
+def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: int,
+               now: bool = False, cwd: str | None = None) -> int:
+    """Body of a host process: load the plugin, then serve until exit.
+
+    `now` binds every symbol at load (RTLD_NOW, for plugin-check), `cwd` is
+    where the host runs (plugin-check: an empty directory)."""
     import ctypes
 
     from refcr._plugins import ffi, lib
@@ -148,12 +162,14 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
     def refcr_plugin_log(level: int, msg) -> None:  # noqa: ANN001
         print_on_level(level, ffi.string(msg).decode("utf-8", "replace"))
 
+    if cwd is not None:
+        os.chdir(cwd)
     lib.refcr_host_setup(dirfd, level)
     if lib.refcr_host_export() != 0:
         _send(sock, {"error": "cannot export criu_get_image_dir/print_on_level to plugins"})
         return 1
     err = ffi.new("char[]", 1024)
-    h = lib.refcr_dlopen(path.encode(), 0, err, 1024)
+    h = lib.refcr_dlopen(path.encode(), int(now), err, 1024)
     if h == ffi.NULL:
         _send(sock, {"error": f"cannot load {path}: {ffi.string(err).decode('utf-8', 'replace')}"})
         return 1
@@ -181,6 +197,13 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
             return 0
         elif op == "hook":
             _send_hook_result(sock, ffi, lib, d, msg, fds)
+        elif op == "probe":         # what a plugin must not change (plugin-check)
+            for fd in fds:
+                os.close(fd)
+            fds = []
+            umask = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("Umask:"))
+            _send(sock, {"fds": sorted(int(n) for n in os.listdir("/proc/self/fd")), "cwd": os.getcwd(),
+                         "umask": umask})
         for fd in fds:
             os.close(fd)
 
@@ -231,14 +254,15 @@ class Plugin:
     alive: bool = True
 
     @classmethod
-    def spawn(cls, path: str, stage: int, dirfd: int, level: int) -> "Plugin":
+    def spawn(cls, path: str, stage: int, dirfd: int, level: int, now: bool = False,
+              cwd: str | None = None) -> "Plugin":
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         pid = os.fork()
         if pid == 0:        # the host: never returns into refcr
             code = 70
             try:
                 parent.close()
-                code = _host_main(child, path, stage, dirfd, level)
+                code = _host_main(child, path, stage, dirfd, level, now, cwd)
             except BaseException as exc:  # noqa: B036  (nothing may escape into refcr's code)
                 try:
                     log.error("plugin host for %s: %s: %s", path, type(exc).__name__, exc)
@@ -290,6 +314,9 @@ class Plugin:
         if reply["ret"] != 0:
             raise PluginError(f"plugin {self.name}: init({STAGE_NAMES[stage]}) failed ({reply['ret']})")
         self.initialized = True
+
+    def probe(self) -> dict:
+        return self._request({"op": "probe"}, "probe")[0]
 
     def exit(self, ret: int) -> None:
         try:

@@ -37,6 +37,14 @@ VARIANTS: dict[str, list[str]] = {
     "dir-a": ['-DPLUGIN_NAME="dir-a"'],
     "dir-b": ['-DPLUGIN_NAME="dir-b"'],
     "dir-c": ['-DPLUGIN_NAME="dir-c"'],
+    # broken on purpose, each for one check of `refcr plugin-check`
+    "leak-fd": ['-DPLUGIN_NAME="leakfd"', "-DLEAK_FD"],
+    "chdir": ['-DPLUGIN_NAME="chdir"', "-DCHDIR"],
+    "umask": ['-DPLUGIN_NAME="umask"', "-DUMASK"],
+    "greedy": ['-DPLUGIN_NAME="greedy"', "-DGREEDY"],
+    "write-outside": ['-DPLUGIN_NAME="writeoutside"', "-DWRITE_OUTSIDE"],
+    "exit-crash": ['-DPLUGIN_NAME="exitcrash"', "-DEXIT_CRASH"],
+    "unresolved": ['-DPLUGIN_NAME="unresolved"', "-DUNRESOLVED"],
 }
 
 
@@ -325,3 +333,36 @@ def test_criu_rtc(session, tmp_path: Path) -> None:
         plugins.restore_ext_file("10-criu-rtc.so", 8)
     with pytest.raises(plugins.PluginError, match="declined"):
         plugins.restore_ext_file("10-criu-rtc.so", 9)   # no rtc.9: not its object
+
+
+# ------------------------------------------------------- plugin-check ---
+
+@pytest.mark.parametrize("variant", ["trivial", "criu-rtc", "decline", "handler", "old-handler"])
+def test_plugin_check_passes(tmp_path: Path, built: dict[str, Path], variant: str) -> None:
+    res = refcr("plugin-check", str(built[variant]), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "FAIL" not in res.stdout and res.stdout.startswith("CHECK")
+
+
+@pytest.mark.parametrize("variant,check", [
+    ("bad-version", "descriptor"), ("bad-max-hooks", "descriptor"), ("unresolved", "load"),
+    ("leak-fd", "hygiene: fds"), ("chdir", "hygiene: cwd"), ("umask", "hygiene: umask"),
+    ("greedy", "DUMP_EXT_FILE"), ("write-outside", "writes"),
+    ("init-fail", "init/exit dump, init/exit pre-dump, init/exit restore"),
+    ("exit-crash", "init/exit dump, init/exit pre-dump, init/exit restore"),
+])
+def test_plugin_check_catches(tmp_path: Path, built: dict[str, Path], variant: str, check: str) -> None:
+    """Each broken plugin fails exactly the check meant for it, and nothing else."""
+    res = refcr("plugin-check", str(built[variant]), cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.strip().endswith(f"check(s) failed: {check}"), res.stdout + res.stderr
+    assert not list(tmp_path.glob("plugin-was-here"))     # the writer wrote into its sandbox, not here
+
+
+def test_plugin_cflags_builds_a_plugin(tmp_path: Path) -> None:
+    res = refcr("plugin-cflags", cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.startswith("-I")
+    flag = res.stdout.strip()
+    assert (Path(flag[2:]) / "criu-plugin.h").exists() and (Path(flag[2:]) / "criu-log.h").exists()
+    subprocess.run(["cc", "-fPIC", "-shared", flag, "-o", str(tmp_path / "t.so"),
+                    str(REPO / "plugins" / "trivial" / "trivial.c")], check=True)

@@ -19,6 +19,7 @@
  *   GREEDY               DUMP_EXT_FILE claims every object (returns 0)
  *   WRITE_OUTSIDE        DUMP_EXT_FILE creates a file in the cwd
  *   EXIT_CRASH           exit() crashes
+ *   UNRESOLVED           calls a function refcr does not provide
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,8 +39,16 @@
 #define CLAIM ".fakedev"
 #endif
 
+#ifdef UNRESOLVED
+extern int criu_internal_function_nobody_has(void);
+#endif
+
 static int t_init(int stage)
 {
+#ifdef UNRESOLVED
+	if (stage == 99)
+		return criu_internal_function_nobody_has();
+#endif
 	pr_info("%s: init(stage %d)\n", PLUGIN_NAME, stage);
 #ifdef INIT_FAIL
 	pr_err("%s: init fails on purpose\n", PLUGIN_NAME);
