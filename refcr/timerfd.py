@@ -2,9 +2,10 @@
 
 fdinfo gives the time left until the next expiry (relative even for an
 absolute timer), the period, the settime flags and the expirations not yet
-read.  A relative timer is re-armed with the time it had left; an absolute
-one (TFD_TIMER_ABSTIME) with its original expiry on its clock, which refcr
-computes at dump as "clock now + time left".  The pending expirations are
+read.  refcr computes the expiry at dump ("clock now + time left") and
+re-arms the timer for that same moment: an absolute one (TFD_TIMER_ABSTIME)
+with it, a relative one with the time left until it at restore.  Expirations
+that fell between dump and restore are added to the pending ones.  The pending expirations are
 put back with the TFD_IOC_SET_TICKS ioctl (a kernel interface meant for
 exactly this), after arming, since arming clears them.
 """
@@ -60,7 +61,7 @@ class TimerfdKind:
             flags=t.flags, clockid=int(info["clockid"]), ticks=int(info["ticks"]),
             settime_flags=int(info["settime flags"], 8), value_ns=_ns(info["it_value"]),
             interval_ns=_ns(info["it_interval"]))
-        if e.settime_flags & TFD_TIMER_ABSTIME and e.value_ns:
+        if e.value_ns:
             e.abs_value_ns = time.clock_gettime_ns(_base_clock(e.clockid)) + e.value_ns
         return e
 
@@ -68,14 +69,13 @@ class TimerfdKind:
         fd = created(f"a timerfd on clock {e.clockid}",
                      lambda: syscall("timerfd_create", NR_TIMERFD_CREATE, e.clockid, os.O_CLOEXEC))
         try:
-            if e.value_ns or e.interval_ns:
-                self._arm(fd, e)
-            if e.ticks:
+            ticks = self._arm(fd, e) + e.ticks
+            if ticks:
                 try:
-                    fcntl.ioctl(fd, TFD_IOC_SET_TICKS, e.ticks.to_bytes(8, "little"))
+                    fcntl.ioctl(fd, TFD_IOC_SET_TICKS, ticks.to_bytes(8, "little"))
                 except OSError as exc:
                     log.warning("timerfd: %d pending expiration(s) lost: TFD_IOC_SET_TICKS: %s",
-                                e.ticks, exc.strerror)
+                                ticks, exc.strerror)
             set_status_flags(fd, e.flags)
         except BaseException:
             os.close(fd)
@@ -83,20 +83,39 @@ class TimerfdKind:
         return fd
 
     @staticmethod
-    def _arm(fd: int, e: anon_fds_pb2.TimerfdEntry) -> None:
-        # A periodic timer shows 0 left once it expired and nobody read it
-        # (the kernel moves it on only at read): it is still armed, and its
-        # next expiry is taken one period from now (the phase is lost).
-        left = e.value_ns or e.interval_ns
-        if e.settime_flags & TFD_TIMER_ABSTIME:
-            value = e.abs_value_ns or time.clock_gettime_ns(_base_clock(e.clockid)) + left
+    def _arm(fd: int, e: anon_fds_pb2.TimerfdEntry) -> int:
+        """Arm the timer to expire when it would have; returns the expirations
+        that fell into the time between dump and restore."""
+        now = time.clock_gettime_ns(_base_clock(e.clockid))
+        if e.value_ns:
+            expiry = e.abs_value_ns or now + e.value_ns
+        elif e.interval_ns:
+            # An expired periodic timer shows 0 left until someone reads it
+            # (the kernel moves it on only then): still armed; its phase is
+            # not in fdinfo, so the next expiry is one period from now.
+            expiry = now + e.interval_ns
         else:
-            value = left
+            return 0
+        missed = 0
+        if expiry <= now:
+            if not e.interval_ns:
+                return 1                # it expired during C/R: a tick, and disarmed
+            missed = (now - expiry) // e.interval_ns + 1
+            expiry += missed * e.interval_ns
+        if e.settime_flags & TFD_TIMER_ABSTIME:
+            value = expiry
+        else:
+            # Relative timers stay relative (CLOCK_REALTIME ones must not
+            # follow clock changes), with the time left until the same moment.
+            value = expiry - time.clock_gettime_ns(_base_clock(e.clockid))
+            if value <= 0:
+                value = 1
         spec = _Itimerspec(_ts(e.interval_ns), _ts(value))
         try:
             syscall("timerfd_settime", NR_TIMERFD_SETTIME, fd, e.settime_flags, ctypes.byref(spec), 0)
         except OSError as exc:
             raise RestoreError(f"cannot arm a timerfd on clock {e.clockid}: {exc.strerror}") from exc
+        return missed
 
 
 def _base_clock(clockid: int) -> int:
