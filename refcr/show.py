@@ -47,7 +47,11 @@ def show_dir(path: str) -> dict:
             out[name] = {"incomplete": reason}
             continue
         if type_by_filename(name) is None:
-            raise ImageError(full, None, "not an image file refcr knows")
+            if name.endswith(".img"):
+                raise ImageError(full, None, "not an image file refcr knows")
+            # logs and plugins' own files (rtc.N, ...) live here too: listed, not decoded
+            out[name] = {"other": True, "size": os.stat(full, follow_symlinks=False).st_size}
+            continue
         out[name] = show_file(full)
     return out
 

@@ -362,3 +362,12 @@ def test_cli_show_corrupt_file(imgdir):
     assert len(lines) == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert path in lines[0] and f"offset {offs[2]}" in lines[0]
+
+
+def test_show_dir_lists_logs_and_plugin_files(imgdir):
+    _populate(imgdir)
+    with open(os.path.join(imgdir.path, "dump.log"), "w") as f:
+        f.write("log\n")
+    out = show(imgdir.path)
+    assert out["dump.log"] == {"other": True, "size": 4}
+    assert out["pstree.img"]["type"] == "pstree"
