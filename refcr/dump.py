@@ -22,7 +22,7 @@ from refcr.log import log
 from refcr.options import Options
 from refcr.pb import core_pb2, inventory_pb2
 from refcr.syscalls import PAGE_SIZE
-from refcr.tracee import INJECT_MASK, Remote, release, seize_thread
+from refcr.tracee import INJECT_MASK, Remote, collect_exits, release, seize_thread
 
 IMG_VERSION = 1
 PR_GET_DUMPABLE = 3
@@ -184,6 +184,7 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
         return
     for t in frozen:
         os.kill(t.pid, signal.SIGKILL)
+    collect_exits([tid for t in frozen for tid in t.tids])
     for t in frozen:
         if not proc.wait_gone(t.pid):
             log.warning("process %d did not die after SIGKILL", t.pid)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Protocol
 
 from refcr import native, proc
-from refcr.errors import RestoreError, UnsupportedObject
+from refcr.errors import RestoreError
 from refcr.external import InheritTable
 from refcr.images import ImageDir
 from refcr.options import Options
@@ -65,7 +65,8 @@ class FileKind(Protocol):
 # Modules defining the kinds, asked in this order whether they claim an fd
 # (more specific kinds first; regfile, the catch-all for paths, last).
 # Each module has a KINDS list of FileKind instances.
-KIND_MODULES = ["plugins", "pipes", "tty", "eventfd", "timerfd", "inotify", "epoll", "inet", "unix", "memfd", "fifo", "regfile"]
+KIND_MODULES = ["plugins", "pipes", "tty", "eventfd", "timerfd", "inotify", "epoll", "inet", "unix",
+                "memfd", "fifo", "regfile"]
 
 
 def kinds() -> list[FileKind]:

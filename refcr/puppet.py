@@ -33,7 +33,7 @@ from refcr.rlimits import raise_nofile
 from refcr.syscalls import (F_DUPFD_CLOEXEC, F_SETFD, MAP_ANONYMOUS,
                             MAP_FIXED_NOREPLACE, MAP_PRIVATE, O_CLOEXEC,
                             PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE)
-from refcr.tracee import INJECT_MASK, Remote, RemoteError, wait_stop
+from refcr.tracee import INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
@@ -203,19 +203,11 @@ class Puppet:
             return
         for t in self.threads.values():
             if t.tid != self.pid:
-                _collect(t.tid)
+                collect_exit(t.tid)
         try:
             os.waitpid(self.pid, 0)         # the root puppet is refcr's own child
         except ChildProcessError:
-            _collect(self.pid)              # the others: their tracer's notice only
-
-
-def _collect(tid: int) -> None:
-    try:
-        while os.WIFSTOPPED(native.wait(tid)):
-            pass
-    except OSError:
-        pass
+            collect_exit(self.pid)          # the others: their tracer's notice only
 
 
 def _remote(pid: int, layout: Layout) -> Remote:

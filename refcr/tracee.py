@@ -20,6 +20,7 @@ from refcr.syscalls import (MAP_ANONYMOUS, MAP_PRIVATE, NR, PROT_READ,
                             PROT_WRITE)
 
 ALL_SIGNALS = (1 << 64) - 1
+WALL = 0x40000000                  # __WALL: wait for traced threads too
 # Blocked in a task while refcr injects syscalls into it: everything but the
 # signals the injection itself raises (int3's SIGTRAP, the SIGSEGV of the
 # restorer's last munmap).  The kernel resets the handler of a forced signal
@@ -154,3 +155,34 @@ class Remote:
 
     def get(self, addr: int, size: int) -> bytes:
         return self.read(addr, size)
+
+
+def collect_exit(tid: int) -> None:
+    """After SIGKILL: consume the tracer's notices until tid is dead.  Until
+    then a traced zombie is not reported to its parent, and a pid-namespace
+    init waiting for its children could not finish dying."""
+    try:
+        while os.WIFSTOPPED(native.wait(tid)):
+            pass
+    except OSError:
+        pass
+
+
+def collect_exits(tids: list[int], timeout: float = 10.0) -> None:
+    """collect_exit for many tasks at once, without assuming an order: a
+    pid-namespace init waits for its children, a group leader for its other
+    threads, so whatever notice is ready is taken first."""
+    import time
+    pending = set(tids)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for tid in list(pending):
+            try:
+                got, status = os.waitpid(tid, os.WNOHANG | WALL)
+            except ChildProcessError:
+                pending.discard(tid)     # not (or no longer) ours to wait for
+                continue
+            if got and not os.WIFSTOPPED(status):
+                pending.discard(tid)
+        if pending:
+            time.sleep(0.001)
