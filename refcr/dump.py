@@ -15,7 +15,7 @@ from itertools import count
 
 from refcr import (__version__, creds, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, uts)
-from refcr import plugins
+from refcr import plugins, unix
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -161,6 +161,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     shmem_done: dict[int, int] = {}
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done)
+    unix.check_ext_dump(ctx)
     plugins.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images)
     images.write("files", ctx.entries)

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
-from refcr import plugins
+from refcr import plugins, unix
 from refcr.errors import RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -362,6 +362,7 @@ def _restore(opts: Options) -> int:
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
+    unix.check_ext_restore(ctx)
     try:
         root = builder.create_root()
         ctx.root_pid = root.puppet.pid

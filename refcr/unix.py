@@ -1,12 +1,14 @@
-"""Unix sockets whose both ends are inside the dumped tree.
+"""Unix sockets (both ends inside the dumped tree, or one connected outside it).
 
 Dump: sock_diag (sockdiag.py) lists every unix socket of the tree's network
 namespace with its name, peer, pending connections, shutdown bits and
 buffer sizes; the receive queue of each socket is read without consuming
 it through a pidfd_getfd copy (MSG_PEEK walking with SO_PEEK_OFF: one
 message per peek for datagrams, with the sender's address).  A socket whose
-peer is not held by the tree is refused in one place, :func:`outside_peer`
-(the hook for external connections).
+peer is not held by the tree is decided in one place, :func:`outside_peer`:
+refused, or dumped as external (a plugin's DUMP_UNIX_SK, or --ext-unix-sk;
+restore connects it to the recorded peer address again, or takes it from
+the plugin or from --inherit-fd socket:[INO]).
 
 Restore builds every unix socket of the images at once, the first time one
 is asked for, inside the tree's network namespace: listeners are bound and
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr import native, netns, proc, sockdiag
-from refcr.errors import RestoreError, UnsupportedObject
+from refcr.errors import OptionError, RestoreError, UnsupportedObject
 from refcr.files import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
 from refcr.pb import unix_pb2
@@ -86,10 +88,87 @@ def _tree_sockets(ctx: DumpFiles) -> set[int]:
     return cache["inodes"]
 
 
-def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str) -> None:
-    """The peer of a dumped socket is not in the tree (external connection)."""
+def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
+                 ctx: DumpFiles | None = None, e: unix_pb2.UnixSkEntry | None = None) -> None:
+    """The peer of a dumped socket is not in the tree (external connection).
+
+    A connected socket (ctx and e given) may still be dumped as external: a
+    plugin takes it (DUMP_UNIX_SK), or --ext-unix-sk allows it (bare: a
+    datagram socket; ``--ext-unix-sk ID``: this socket, stream too).  The
+    outside peer's address is recorded so restore can connect to it again.
+    Anything else is refused here.
+    """
+    if ctx is not None and e is not None:
+        if _plugin_takes(t, d, e):
+            return
+        ids, bare = ext_options(ctx.opts.ext_unix_sk)
+        if d.ino in ids or (bare and d.type == SOCK_DGRAM):
+            p = _diag(ctx, t.pid).get(peer)
+            name = bytes(p.name or b"") if p is not None else b""
+            if name[:1] != b"\0":
+                name = name.split(b"\0", 1)[0]
+            if d.type == SOCK_DGRAM and not name.startswith((b"/", b"\0")):
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} {how} socket {peer} outside "
+                                        f"the dumped tree, whose address ({_label(name)}) cannot be "
+                                        f"connected to again")
+            e.external = True
+            e.ext_peer_name = name
+            log.info("%s: unix socket %d is external (peer %s)", describe(t), d.ino, _label(name))
+            return
+    hint = " (--ext-unix-sk allows it)" if ctx is not None else ""
     raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} ({_label(d.name or b'')}) {how} "
-                            f"socket {peer}, which is outside the dumped tree")
+                            f"socket {peer}, which is outside the dumped tree{hint}")
+
+
+def _plugin_takes(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> bool:
+    from refcr import plugins
+    pidfd = native.pidfd_open(t.pid)
+    try:
+        fd = native.pidfd_getfd(pidfd, t.fd)
+    finally:
+        os.close(pidfd)
+    try:
+        if not plugins.dump_unix_sk(fd, d.ino):
+            return False
+    finally:
+        os.close(fd)
+    e.external = True
+    e.ext_plugin = plugins.dumped_by() or ""
+    log.info("%s: unix socket %d dumped by plugin %s", describe(t), d.ino, e.ext_plugin)
+    return True
+
+
+def ext_options(options: list[str]) -> tuple[dict[int, str], bool]:
+    """--ext-unix-sk options: {ID: PATH or ""}, and whether the bare flag was given."""
+    ids: dict[int, str] = {}
+    bare = False
+    for opt in options:
+        if opt == "":
+            bare = True
+            continue
+        head, sep, path = opt.partition(":")
+        if not head.isdigit() or (sep and not path):
+            raise OptionError(f"--ext-unix-sk {opt}: expected ID or ID:PATH (ID: the socket's inode)")
+        ids[int(head)] = path
+    return ids, bare
+
+
+def check_ext_dump(ctx: DumpFiles) -> None:
+    """Every --ext-unix-sk ID of a dump named a socket that was dumped as external."""
+    ids, _ = ext_options(ctx.opts.ext_unix_sk)
+    dumped = {fe.unix_sk.ino for fe in ctx.entries if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.external}
+    for ino in ids:
+        if ino not in dumped:
+            raise OptionError(f"--ext-unix-sk {ino}: the tree holds no unix socket {ino} connected outside it")
+
+
+def check_ext_restore(ctx: RestoreFiles) -> None:
+    """Every --ext-unix-sk ID of a restore names an external socket of the images."""
+    ids, _ = ext_options(ctx.opts.ext_unix_sk)
+    ext = {fe.unix_sk.ino for fe in ctx.entries.values() if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.external}
+    for ino in ids:
+        if ino not in ext:
+            raise OptionError(f"--ext-unix-sk {ino}: the images have no external unix socket {ino}")
 
 
 def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
@@ -180,8 +259,9 @@ class UnixKind:
             e.icons.extend(d.icons)
         elif d.peer:
             if d.peer not in tree:
-                outside_peer(t, d, d.peer, "is connected to")
-            e.peer = d.peer
+                outside_peer(t, d, d.peer, "is connected to", ctx, e)
+            else:
+                e.peer = d.peer
         elif d.state == ESTABLISHED and d.type != SOCK_DGRAM:
             listener = next((x for x in diag.values() if x.state == LISTEN and d.ino in x.icons), None)
             if listener is None:
@@ -195,10 +275,18 @@ class UnixKind:
             os.close(pidfd)
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
-            _read_queue(t, sk, d, e)
+            if not e.ext_plugin:
+                _read_queue(t, sk, d, e)
+            if e.external and e.queue:
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino}, connected outside the tree, "
+                                        f"has unread data, which cannot be queued again")
         finally:
             sk.close()
         return e
+
+    def resource(self, e: unix_pb2.UnixSkEntry) -> str:
+        """--inherit-fd socket:[INO] may stand for a socket connected outside the tree."""
+        return f"socket:[{e.ino}]" if e.external else ""
 
     def open(self, e: unix_pb2.UnixSkEntry, ctx: RestoreFiles) -> int:
         builder = ctx.extra.get("unix")
@@ -254,10 +342,21 @@ class _Builder:
     pairs: set[int] = field(default_factory=set)                      # connected by socketpair / accept
     to_unlink: list[unix_pb2.UnixSkEntry] = field(default_factory=list)
 
+    ext: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)  # connected outside the tree
+    inherited: set[int] = field(default_factory=set)                    # ... handed in by --inherit-fd
+
     def __post_init__(self) -> None:
+        given = {i.resource for i in self.ctx.inherited.items}
         for fe in self.ctx.entries.values():
-            if fe.WhichOneof("file") == "unix_sk":
-                self.es[fe.unix_sk.ino] = fe.unix_sk
+            if fe.WhichOneof("file") != "unix_sk":
+                continue
+            e = fe.unix_sk
+            if not e.external:
+                self.es[e.ino] = e
+            elif f"socket:[{e.ino}]" in given:
+                self.inherited.add(e.ino)       # files.RestoreFiles.open hands the caller's fd in
+            else:
+                self.ext[e.ino] = e
 
     def take(self, ino: int) -> int:
         sk = self.socks.pop(ino, None)
@@ -380,6 +479,36 @@ class _Builder:
         self.unlink_deleted()
         for e in es.values():
             self._finish(e)
+        for e in self.ext.values():
+            self._external(e)
+
+    def _external(self, e: unix_pb2.UnixSkEntry) -> None:
+        """A socket connected outside the tree: from its plugin, or connected again."""
+        if e.ext_plugin:
+            from refcr import plugins
+            fd = plugins.restore_unix_sk(e.ino, e.ext_plugin)
+            os.set_inheritable(fd, False)
+            self.socks[e.ino] = socket.socket(fileno=fd)
+            return
+        ids, _ = ext_options(self.ctx.opts.ext_unix_sk)
+        where = f"unix socket {e.ino} ({_label(bytes(e.name))})"
+        if e.type != SOCK_DGRAM and e.ino not in ids:
+            raise RestoreError(f"{where} was connected outside the tree: give --ext-unix-sk {e.ino}[:PATH] "
+                               f"or --inherit-fd fd[N]:socket:[{e.ino}]")
+        target = os.fsencode(ids[e.ino]) if ids.get(e.ino) else bytes(e.ext_peer_name)
+        if not target.startswith((b"/", b"\0")):
+            raise RestoreError(f"{where}: its outside peer's address ({_label(target)}) cannot be connected "
+                               f"to: give --ext-unix-sk {e.ino}:PATH")
+        sk = self.socks[e.ino] = self.new(e)
+        try:
+            if target[:1] == b"\0":
+                sk.connect(target)
+            else:
+                _in_tree(self.ctx, "", lambda: sk.connect(target))
+        except OSError as exc:
+            raise RestoreError(f"{where}: cannot connect to {_label(target)} again: "
+                               f"{exc.strerror or exc}") from None
+        self._finish(e)
 
     def _connected_pair(self, e, p, listeners, temp) -> None:
         acc, cli = None, None
