@@ -103,6 +103,8 @@ def to_options(ns: argparse.Namespace) -> Options:
 def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.dump import dump
     from refcr.images import ImageDir
+    from refcr.external import check_external
+    opts.ext_unix_sk += [str(ino) for ino in check_external(opts.external)]
     images = ImageDir(opts.images_dir, "w")      # checked before the log file lands in it
     logmod.setup(opts.verbosity, opts.log_file)
     dump(opts, images)

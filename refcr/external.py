@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from refcr.errors import OptionError, RestoreError
 
+EXTERNAL_RE = re.compile(r"^(unix|file|mnt|dev|veth|macvlan|tty)\[([^\]]+)\](?::(.+))?$")
+SUPPORTED_EXTERNAL = {"unix", "file"}
 INHERIT_RE = re.compile(r"^fd\[(\d+)\]:(.+)$")
 RESOURCE_RE = re.compile(r"^(pipe|socket):\[(\d+)\]$|^tty\[([0-9a-fA-F:]+)\]$|^file\[(/.*)\]$|^(/.*)$")
 
@@ -40,6 +42,25 @@ def canonical(resource: str) -> str:
     if m.group(3):
         return f"tty[{m.group(3).lower()}]"
     return os.path.normpath(m.group(4) or m.group(5))
+
+
+def check_external(options: list[str]) -> list[int]:
+    """Validate every --external; returns the inodes named by unix[INO]
+    (which mean the same as --ext-unix-sk INO)."""
+    unix: list[int] = []
+    for opt in options:
+        m = EXTERNAL_RE.match(opt)
+        if m is None:
+            raise OptionError(f"--external {opt}: expected KIND[ID] with KIND one of unix, file, mnt, dev, "
+                              "veth, macvlan, tty")
+        kind, ident = m.group(1), m.group(2)
+        if kind not in SUPPORTED_EXTERNAL:
+            raise OptionError(f"--external {opt}: {kind}[...] resources are not supported yet")
+        if kind == "unix":
+            if not ident.isdigit() or m.group(3):
+                raise OptionError(f"--external {opt}: expected unix[INO] (the socket's inode)")
+            unix.append(int(ident))
+    return unix
 
 
 def parse_inherit_fd(options: list[str]) -> list[Inherited]:

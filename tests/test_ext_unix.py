@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from support import Processes, assert_one_line_error
 from zdtm.harness import procs
 
@@ -164,3 +166,30 @@ def test_ext_unix_inherit00(tmp_path: Path, processes: Processes) -> None:
     os.kill(p.pid, signal.SIGUSR1)
     assert recv_line(mine) == b"hello from the tree\n"
     mine.close()
+
+
+def test_external_unix_option_is_ext_unix_sk(tmp_path: Path, processes: Processes) -> None:
+    """--external unix[INO] at dump marks the socket external like --ext-unix-sk INO."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "peer.sock"))
+    server.listen(1)
+    p = start_client(tmp_path, processes, "stream", tmp_path / "peer.sock")
+    conn, _ = server.accept()
+    res = dump(tmp_path, p.pid, "--external", f"unix[{client_socket(p.pid)}]")
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("option, says", [
+    ("unix", "expected KIND[ID]"),
+    ("unix[abc]", "expected unix[INO]"),
+    ("bogus[1]", "expected KIND[ID]"),
+    ("veth[eth0]", "not supported yet"),
+    ("unix[12345]", "no unix socket 12345"),
+])
+def test_external_option_errors_at_dump(tmp_path: Path, processes: Processes, option: str, says: str) -> None:
+    p = processes.spawn(["sleep", "1000"], tmp_path)
+    time.sleep(0.1)
+    res = dump(tmp_path, p.pid, "--external", option)
+    assert_one_line_error(res)
+    assert says in res.stderr, res.stderr
+    assert procs.read_stat(p.pid).state == "S", "a refused dump must leave the process running"
