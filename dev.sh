@@ -2,7 +2,7 @@
 # The one entry point for setting refcr up from a fresh clone:
 #
 #   ./dev.sh demo [ARGS...]   set up, then dump and restore a demo counter process
-#   ./dev.sh test [ARGS...]   set up, then run the whole suite: pytest -n auto tests zdtm ARGS...
+#   ./dev.sh test [ARGS...]   set up, then run the whole suite: pytest -n auto --dist loadgroup tests zdtm ARGS...
 #   ./dev.sh setup            set up only
 #
 # Setting up is idempotent and non-interactive: missing system packages are
@@ -81,9 +81,9 @@ demo)
     ;;
 test)
     setup
-    section "tests: pytest -n auto tests zdtm $*"
+    section "tests: pytest -n auto --dist loadgroup tests zdtm $*"
     # Every pytest failure, including exit code 5 (no tests collected), fails this.
-    exec .venv/bin/python -m pytest -n auto tests zdtm "$@"
+    exec .venv/bin/python -m pytest -n auto --dist loadgroup tests zdtm "$@"
     ;;
 *)
     echo "usage: $0 {demo|test|setup} [ARGS...]" >&2

@@ -18,11 +18,15 @@ import time
 from pathlib import Path
 
 import pexpect
+import pytest
 from support import Processes, assert_one_line_error
 from zdtm.harness import procs
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
+# Terminal tests share the host's pty index space with zdtm's pty scenarios:
+# with --dist loadgroup they all run on one worker, one after another.
+pytestmark = pytest.mark.xdist_group("terminals")
 
 JOB = r"""
 import os, sys
