@@ -16,8 +16,9 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 
 def scenario_of(nodeid: str) -> tuple[str, str] | None:
-    """(name, flavor) for a zdtm item id such as zdtm/static/NAME.c::h."""
-    m = NODEID.search(nodeid)
+    """(name, flavor) for a zdtm item id such as zdtm/static/NAME.c::h
+    (xdist's --dist loadgroup may append @GROUP)."""
+    m = NODEID.search(nodeid.split("@", 1)[0])
     return (m.group(1), m.group(2)) if m else None
 
 

@@ -13,6 +13,7 @@
 #include "zdtmtst.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,6 +97,16 @@ void test_children_wait_ready(void)
 		do
 			n = read(children[i].ready_fd, &c, 1);
 		while (n < 0 && errno == EINTR);
+		if (n == 1) {
+			/*
+			 * Also wait (a little) for the child to close its end, so the
+			 * harness never snapshots a child that still holds it.
+			 */
+			struct pollfd p = { .fd = children[i].ready_fd, .events = POLLIN };
+
+			while (poll(&p, 1, 5000) > 0 && read(children[i].ready_fd, &c, 1) > 0)
+				;
+		}
 		close(children[i].ready_fd);
 		children[i].ready_fd = -1;
 		if (n == 1)
