@@ -15,11 +15,11 @@ import stat as stat_mod
 import struct
 import termios
 
-from refcr import fown, native
+from refcr import fown, pipes
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.files import DumpFiles, FdTarget, RestoreFiles, check_type, describe
 from refcr.pb import filekinds_pb2, pipes_data_pb2
-from refcr.pipes import F_GETPIPE_SZ, F_SETPIPE_SZ, SPLICE_F_NONBLOCK, STATUS_FLAGS, _queued
+from refcr.pipes import F_GETPIPE_SZ, F_SETPIPE_SZ, STATUS_FLAGS, _queued
 
 DELETED = " (deleted)"
 
@@ -30,23 +30,8 @@ def fifo_id(st: os.stat_result) -> int:
 
 
 def read_queued(t: FdTarget, key: int) -> pipes_data_pb2.PipeDataEntry:
-    reader = os.open(t.proc_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        size = fcntl.fcntl(reader, F_GETPIPE_SZ)
-        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        try:
-            fcntl.fcntl(w, F_SETPIPE_SZ, size)
-            try:
-                n = native.tee(reader, w, size, SPLICE_F_NONBLOCK)
-            except BlockingIOError:
-                n = 0
-            data = os.read(r, n) if n else b""
-        finally:
-            os.close(r)
-            os.close(w)
-    finally:
-        os.close(reader)
-    return pipes_data_pb2.PipeDataEntry(pipe_id=key, pipe_size=size, data=data)
+    """A FIFO's queue is read like a pipe's (pipes.read_queued), keyed by fifo_id."""
+    return pipes.read_queued(t, key)
 
 
 class FifoKind:

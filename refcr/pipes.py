@@ -27,7 +27,9 @@ def _pipe_id(link: str) -> int:
     return int(link[len("pipe:["):-1])
 
 
-def read_queued(t: FdTarget) -> pipes_data_pb2.PipeDataEntry:
+def read_queued(t: FdTarget, key: int | None = None) -> pipes_data_pb2.PipeDataEntry:
+    """The bytes queued in t's pipe (or FIFO), without consuming them; the
+    entry is keyed by `key`, by default the pipe's inode."""
     reader = os.open(t.proc_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         size = fcntl.fcntl(reader, F_GETPIPE_SZ)
@@ -44,7 +46,8 @@ def read_queued(t: FdTarget) -> pipes_data_pb2.PipeDataEntry:
             os.close(w)
     finally:
         os.close(reader)
-    return pipes_data_pb2.PipeDataEntry(pipe_id=_pipe_id(t.link), pipe_size=size, data=data)
+    return pipes_data_pb2.PipeDataEntry(pipe_id=_pipe_id(t.link) if key is None else key,
+                                        pipe_size=size, data=data)
 
 
 class PipeKind:
