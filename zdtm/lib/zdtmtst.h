@@ -198,4 +198,11 @@ int test_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
  */
 int test_private_ns(int flags);
 
+/*
+ * Sockets: bring the loopback link up (a fresh net namespace has it down),
+ * and an int socket option (pr_err() and -1 on failure).
+ */
+void test_lo_up(void);
+int test_getsockopt_int(int fd, int level, int opt);
+
 #endif /* ZDTM_TST_H */

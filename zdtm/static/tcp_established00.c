@@ -29,31 +29,6 @@
 #define CHILD0	5000
 #define AFTER	4000
 
-static void lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
-		fail("SIOCGIFFLAGS lo");
-	if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr))
-			fail("SIOCSIFFLAGS lo");
-	}
-	close(s);
-}
-
-static int getint(int fd, int level, int opt)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-
-	if (getsockopt(fd, level, opt, &v, &l))
-		pr_err("getsockopt(%d, %d, %d)", fd, level, opt);
-	return v;
-}
-
 /* read exactly len bytes of pattern seed starting at off; 0 if all is right */
 static int expect(int fd, size_t len, uint64_t seed, size_t off, const char *who)
 {
@@ -157,7 +132,7 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	test_init(argc, argv);
-	lo_up();
+	test_lo_up();
 
 	pair(AF_INET, &l4, &c4, &a4, 16384, 16384);
 	pair(AF_INET6, &l6, &c6, &a6, 0, 0);
@@ -224,7 +199,7 @@ int main(int argc, char **argv)
 	same_names(c4, &nc4, "c4");
 	same_names(a4, &na4, "a4");
 	same_names(a6, &na6, "a6");
-	if (getint(c4, IPPROTO_TCP, TCP_NODELAY) != 1 || getint(a4, IPPROTO_TCP, TCP_NODELAY) != 0)
+	if (test_getsockopt_int(c4, IPPROTO_TCP, TCP_NODELAY) != 1 || test_getsockopt_int(a4, IPPROTO_TCP, TCP_NODELAY) != 0)
 		pr_err("TCP_NODELAY changed");
 	expect(c4, BACK0, 2, 0, "client: bytes the server sent before the dump");
 	expect(a4, w1 - READ0, 1, READ0, "server: bytes the client sent before the dump");

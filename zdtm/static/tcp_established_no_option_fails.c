@@ -19,21 +19,6 @@
 #define N0	2000
 #define N1	3000
 
-static void lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
-		fail("SIOCGIFFLAGS lo");
-	if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr))
-			fail("SIOCSIFFLAGS lo");
-	}
-	close(s);
-}
-
 static void expect(int fd, size_t len, uint64_t seed, const char *who)
 {
 	char buf[N1];
@@ -67,7 +52,7 @@ int main(int argc, char **argv)
 	char b;
 
 	test_init(argc, argv);
-	lo_up();
+	test_lo_up();
 	l = socket(AF_INET, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (struct sockaddr *)&a4, sizeof(a4)) || listen(l, 1) ||
 	    getsockname(l, (struct sockaddr *)&ss, &len))

@@ -21,31 +21,6 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-static void lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
-		fail("SIOCGIFFLAGS lo");
-	if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr))
-			fail("SIOCSIFFLAGS lo");
-	}
-	close(s);
-}
-
-static int getint(int fd, int level, int opt)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-
-	if (getsockopt(fd, level, opt, &v, &l))
-		pr_err("getsockopt(%d, %d, %d)", fd, level, opt);
-	return v;
-}
-
 static void check_listener(int fd, struct sockaddr_storage *want, socklen_t wlen, int backlog,
 			   const char *who)
 {
@@ -58,7 +33,7 @@ static void check_listener(int fd, struct sockaddr_storage *want, socklen_t wlen
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) || len != wlen || memcmp(&ss, want, len))
 		pr_err("%s: local address changed", who);
-	if (getint(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1)
+	if (test_getsockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1)
 		pr_err("%s: not listening", who);
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) || ti.tcpi_state != TCP_LISTEN ||
 	    ti.tcpi_sacked != (unsigned)backlog)
@@ -94,7 +69,7 @@ int main(int argc, char **argv)
 	int one = 1, l4fd, l6fd, unb, c, a;
 
 	test_init(argc, argv);
-	lo_up();
+	test_lo_up();
 
 	l4fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (l4fd < 0 || setsockopt(l4fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
@@ -128,15 +103,15 @@ int main(int argc, char **argv)
 	check_listener(l6fd, &n6, l6, 3, "v6");
 	if (!(fcntl(l4fd, F_GETFL) & O_NONBLOCK) || (fcntl(l6fd, F_GETFL) & O_NONBLOCK))
 		pr_err("O_NONBLOCK changed");
-	if (getint(l4fd, SOL_SOCKET, SO_REUSEADDR) != 1 || getint(l6fd, SOL_SOCKET, SO_REUSEADDR) != 0)
+	if (test_getsockopt_int(l4fd, SOL_SOCKET, SO_REUSEADDR) != 1 || test_getsockopt_int(l6fd, SOL_SOCKET, SO_REUSEADDR) != 0)
 		pr_err("SO_REUSEADDR changed");
-	if (getint(l4fd, IPPROTO_TCP, TCP_NODELAY) != 1 || getint(l6fd, IPPROTO_TCP, TCP_NODELAY) != 0)
+	if (test_getsockopt_int(l4fd, IPPROTO_TCP, TCP_NODELAY) != 1 || test_getsockopt_int(l6fd, IPPROTO_TCP, TCP_NODELAY) != 0)
 		pr_err("TCP_NODELAY changed");
-	if (getint(l6fd, SOL_SOCKET, SO_KEEPALIVE) != 1 || getint(l4fd, SOL_SOCKET, SO_KEEPALIVE) != 0)
+	if (test_getsockopt_int(l6fd, SOL_SOCKET, SO_KEEPALIVE) != 1 || test_getsockopt_int(l4fd, SOL_SOCKET, SO_KEEPALIVE) != 0)
 		pr_err("SO_KEEPALIVE changed");
-	if (getint(l6fd, IPPROTO_IPV6, IPV6_V6ONLY) != 1)
+	if (test_getsockopt_int(l6fd, IPPROTO_IPV6, IPV6_V6ONLY) != 1)
 		pr_err("IPV6_V6ONLY lost");
-	if (getint(unb, SOL_SOCKET, SO_TYPE) != SOCK_STREAM || getint(unb, SOL_SOCKET, SO_DOMAIN) != AF_INET)
+	if (test_getsockopt_int(unb, SOL_SOCKET, SO_TYPE) != SOCK_STREAM || test_getsockopt_int(unb, SOL_SOCKET, SO_DOMAIN) != AF_INET)
 		pr_err("unbound socket: wrong type");
 	if (getsockname(unb, (struct sockaddr *)&ss, &len) || ((struct sockaddr_in *)&ss)->sin_port)
 		pr_err("unbound socket got bound");

@@ -19,31 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void lo_up(void)
-{
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
-		fail("SIOCGIFFLAGS lo");
-	if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr))
-			fail("SIOCSIFFLAGS lo");
-	}
-	close(s);
-}
-
-static int getint(int fd, int level, int opt)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-
-	if (getsockopt(fd, level, opt, &v, &l))
-		pr_err("getsockopt(%d, %d, %d)", fd, level, opt);
-	return v;
-}
-
 struct name {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -102,14 +77,14 @@ int main(int argc, char **argv)
 	char buf[16];
 
 	test_init(argc, argv);
-	lo_up();
+	test_lo_up();
 
 	srv = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 	if (srv < 0 || setsockopt(srv, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) ||
 	    bind(srv, (struct sockaddr *)&a4, sizeof(a4)))
 		fail("srv");
 	name_of(srv, &nsrv, 0);
-	rcvbuf_got = getint(srv, SOL_SOCKET, SO_RCVBUF);
+	rcvbuf_got = test_getsockopt_int(srv, SOL_SOCKET, SO_RCVBUF);
 	cli = socket(AF_INET, SOCK_DGRAM, 0);
 	if (cli < 0 || bind(cli, (struct sockaddr *)&a4, sizeof(a4)) ||
 	    connect(cli, (struct sockaddr *)&nsrv.ss, nsrv.len))
@@ -162,15 +137,15 @@ int main(int argc, char **argv)
 
 	if (!(fcntl(srv, F_GETFL) & O_NONBLOCK) || (fcntl(cli, F_GETFL) & O_NONBLOCK))
 		pr_err("O_NONBLOCK changed");
-	if (getint(srv, SOL_SOCKET, SO_RCVBUF) != rcvbuf_got)
-		pr_err("SO_RCVBUF %d, expected %d", getint(srv, SOL_SOCKET, SO_RCVBUF), rcvbuf_got);
-	if (getint(srv6, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || getint(cli6, IPPROTO_IPV6, IPV6_V6ONLY) != 0)
+	if (test_getsockopt_int(srv, SOL_SOCKET, SO_RCVBUF) != rcvbuf_got)
+		pr_err("SO_RCVBUF %d, expected %d", test_getsockopt_int(srv, SOL_SOCKET, SO_RCVBUF), rcvbuf_got);
+	if (test_getsockopt_int(srv6, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || test_getsockopt_int(cli6, IPPROTO_IPV6, IPV6_V6ONLY) != 0)
 		pr_err("IPV6_V6ONLY changed");
-	if (getint(srv6, IPPROTO_IPV6, IPV6_UNICAST_HOPS) != hops)
+	if (test_getsockopt_int(srv6, IPPROTO_IPV6, IPV6_UNICAST_HOPS) != hops)
 		pr_err("IPV6_UNICAST_HOPS changed");
-	if (getint(unb, IPPROTO_IP, IP_TTL) != ttl)
+	if (test_getsockopt_int(unb, IPPROTO_IP, IP_TTL) != ttl)
 		pr_err("IP_TTL changed");
-	if (getint(unb, SOL_SOCKET, SO_TYPE) != SOCK_DGRAM)
+	if (test_getsockopt_int(unb, SOL_SOCKET, SO_TYPE) != SOCK_DGRAM)
 		pr_err("unbound: wrong type");
 	test_result();
 	return 0;
