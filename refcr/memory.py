@@ -84,10 +84,45 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
     if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
         vma.path = m.name
         vma.fmode = _map_file_mode(pid, m)
+        _device_vma(pid, m, vma)
     elif kind in (mm_pb2.VMA_SHMEM, mm_pb2.VMA_SYSVSHM):
         vma.shmid = m.inode
         vma.name = "" if m.name == SHMEM_NAME else m.name
     return vma
+
+
+DEVZERO = os.makedev(1, 5)          # private /dev/zero maps: plain anonymous memory to refcr
+
+
+def _device_vma(pid: int, m: proc.Mapping, vma: mm_pb2.VmaEntry) -> None:
+    """A mapping of a character or block device (other than /dev/zero) is a
+    plugin's business, as in CRIU: HANDLE_DEVICE_VMA(fd, st) through the chain;
+    the plugin that takes it is recorded (vma.plugin), and if none does the dump
+    fails naming the mapping."""
+    link = proc.path(pid, "map_files", f"{m.start:x}-{m.end:x}")
+    try:
+        st = os.stat(link)
+    except OSError:
+        return
+    if not (stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)) or st.st_rdev == DEVZERO:
+        return
+    from refcr import plugins
+    what = (f"process {pid}: mapping {m.start:x}-{m.end:x} of device {m.name} "
+            f"({os.major(st.st_rdev)}:{os.minor(st.st_rdev)})")
+    try:        # opened as CRIU does, for the plugin's ioctls; a device that refuses: a path fd
+        fd = os.open(link, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        fd = os.open(link, os.O_PATH | os.O_CLOEXEC)
+    try:
+        name = plugins.handle_device_vma(fd, what)
+    finally:
+        os.close(fd)
+    if name is None:
+        loaded = plugins.names()
+        why = f"no plugin took it ({', '.join(loaded)} declined)" if loaded else "no plugin is loaded"
+        raise UnsupportedObject(f"{what}: refcr cannot dump device memory, and {why}")
+    log.info("%s: taken by plugin %s", what, name)
+    vma.plugin = name
 
 
 @dataclass
@@ -330,21 +365,26 @@ class AreaMapper:
         if vma.kind == mm_pb2.VMA_SYSVSHM:
             ipc.sysvshm_attach(self.remote, vma)
             return
-        try:
-            local = os.open(self.resolve(vma.path), vma.fmode | os.O_CLOEXEC)
-        except OSError as exc:
-            raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
+        from refcr import plugins
+        given = plugins.update_vma_map(vma.path, vma.start, vma.pgoff)     # UPDATE_VMA_MAP
+        local, pgoff = given if given is not None else (-1, vma.pgoff)
+        if given is None:
+            try:
+                local = os.open(self.resolve(vma.path), vma.fmode | os.O_CLOEXEC)
+            except OSError as exc:
+                raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
         prot = vma.prot | (PROT_READ | PROT_WRITE if vma.kind == mm_pb2.VMA_FILE_PRIVATE else 0)
-        self._map_fd(vma, local, prot)
+        self._map_fd(vma, local, prot, pgoff)
 
-    def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int) -> None:
+    def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int, pgoff: int | None = None) -> None:
         flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
         try:
             remote_fd = self.install_fd(local)
         finally:
             os.close(local)
         try:
-            self.remote.check("mmap", vma.start, vma.end - vma.start, prot, flags, remote_fd, vma.pgoff)
+            self.remote.check("mmap", vma.start, vma.end - vma.start, prot, flags, remote_fd,
+                              vma.pgoff if pgoff is None else pgoff)
         finally:
             self.remote.call("close", remote_fd)
 

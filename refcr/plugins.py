@@ -218,6 +218,7 @@ def _send_hook_result(sock, ffi, lib, d, msg: dict, fds: list[int]) -> None:  # 
     a.s0, a.s1 = (keep + [ffi.NULL, ffi.NULL])[:2]
     a.u0, a.u1 = (list(msg.get("u64", [])) + [0, 0])[:2]
     a.out_int = msg.get("out_int", -1)
+    a.out_u64 = a.u1                # UPDATE_VMA_MAP: new_pgoff starts as the old one
     ret = lib.refcr_plugin_call(d, hook, a)
     out = {"ret": ret, "out_int": a.out_int, "out_u64": a.out_u64, "retry": bool(a.retry)}
     back = []
@@ -523,6 +524,45 @@ def _dump_with(hook: int, fd: int, id: int) -> str | None:
     _active.mark_used(p)
     _last_dumper = p.name
     return p.name
+
+
+def handle_device_vma(fd: int, what: str) -> str | None:
+    """HANDLE_DEVICE_VMA(fd, st) for a device mapping: the plugin that takes it, or None."""
+    if _active is None:
+        return None
+    got = _active.run(HOOK["HANDLE_DEVICE_VMA"], [fd], fd=fd)
+    if got is None:
+        return None
+    p, reply, _ = got
+    if reply["ret"] < 0:
+        raise PluginError(f"plugin {p.name}: HANDLE_DEVICE_VMA failed for {what}: {os.strerror(-reply['ret'])}")
+    _active.mark_used(p)
+    return p.name
+
+
+def update_vma_map(path: str, addr: int, pgoff: int) -> tuple[int, int] | None:
+    """UPDATE_VMA_MAP(path, addr, pgoff, &new_pgoff, &plugin_fd) for a file mapping
+    being restored.  As in CRIU, 1 means "map plugin_fd at new_pgoff instead"
+    (returned as (fd of refcr's, pgoff)); 0 or every plugin declining: None,
+    the file is opened as usual; another negative answer fails the restore."""
+    if _active is None or not _active.chain(HOOK["UPDATE_VMA_MAP"]):
+        return None
+    got = _active.run(HOOK["UPDATE_VMA_MAP"], [], [path], [addr, pgoff])
+    if got is None:
+        return None
+    p, reply, rfds = got
+    what = f"UPDATE_VMA_MAP({path}, {addr:#x})"
+    if reply["ret"] < 0:
+        raise PluginError(f"plugin {p.name}: {what} failed: {os.strerror(-reply['ret'])}")
+    if reply["ret"] != 1:
+        for fd in rfds:
+            os.close(fd)
+        return None
+    if len(rfds) != 1:
+        raise PluginError(f"plugin {p.name}: {what} returned 1 without an fd")
+    os.set_inheritable(rfds[0], False)
+    log.info("plugin %s: %s: its fd at offset %#x", p.name, what, reply["out_u64"])
+    return rfds[0], reply["out_u64"]
 
 
 def restore_ext_file(plugin: str, id: int) -> int:

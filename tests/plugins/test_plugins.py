@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ VARIANTS: dict[str, list[str]] = {
     "hang": ['-DPLUGIN_NAME="hang"', "-DHANG_DUMP"],
     "bad-version": ['-DPLUGIN_NAME="badversion"', "-DBAD_VERSION"],
     "bad-max-hooks": ['-DPLUGIN_NAME="badmaxhooks"', "-DBAD_MAX_HOOKS"],
+    "device-vma": ['-DPLUGIN_NAME="devicevma"', "-DDEVICE_VMA"],
+    "vma-map": ['-DPLUGIN_NAME="vmamap"', "-DVMA_MAP"],
     "dir-a": ['-DPLUGIN_NAME="dir-a"'],
     "dir-b": ['-DPLUGIN_NAME="dir-b"'],
     "dir-c": ['-DPLUGIN_NAME="dir-c"'],
@@ -60,6 +63,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {name: compile_plugin(SRC, d / f"{name}.so", flags) for name, flags in VARIANTS.items()}
     out["trivial"] = compile_plugin(REPO / "plugins" / "trivial" / "trivial.c", d / "trivial.so", [])
     out["criu-rtc"] = compile_plugin(REPO / "plugins" / "criu-rtc" / "criu-rtc.c", d / "criu-rtc.so", [])
+    subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-o", str(d / "mapper"), str(SRC.parent / "mapper.c")],
+                   check=True)
+    out["mapper"] = d / "mapper"
     return out
 
 
@@ -247,6 +253,102 @@ def test_descriptor_refused(tmp_path: Path, processes: Processes, built: dict[st
     assert_one_line_error(res)
     assert what in res.stderr
     t.assert_running_untouched()
+
+
+# ------------------------------------------------- device and file maps ---
+
+class Mapper:
+    """tests/plugins/src/mapper: a process with one read-only mapping of `path`."""
+
+    def __init__(self, processes: Processes, built: dict[str, Path], path: str, offset: int, length: int,
+                 how: str, touch: bool = False) -> None:
+        argv = [str(built["mapper"]), path, str(offset), str(length), how] + (["touch"] if touch else [])
+        self.popen = processes.spawn(argv, Path("/"))
+        self.pid, self.path = self.popen.pid, path
+        for _ in range(500):
+            if self.mapping(path):
+                return
+            assert self.popen.poll() is None, "mapper failed"
+            time.sleep(0.01)
+        raise AssertionError("mapper did not map")
+
+    def mapping(self, path: str) -> tuple[int, int, str, int] | None:
+        """(start, end, perms, offset) of the mapping of `path`."""
+        for line in Path(f"/proc/{self.pid}/maps").read_text().splitlines():
+            f = line.split()
+            if len(f) >= 6 and f[5] == path:
+                a, b = (int(x, 16) for x in f[0].split("-"))
+                return a, b, f[1], int(f[2], 16)
+        return None
+
+    def read(self, addr: int, n: int) -> bytes:
+        with open(f"/proc/{self.pid}/mem", "rb") as f:
+            f.seek(addr)
+            return f.read(n)
+
+
+def test_device_vma(tmp_path: Path, processes: Processes, built: dict[str, Path]) -> None:
+    """HANDLE_DEVICE_VMA: a mapping of a block device (an unbound loop device)
+    is no file refcr dumps itself; without a plugin taking it the dump fails
+    naming the mapping and the task runs on; with one (behind a declining
+    one) the dump records it, and restore maps the device again."""
+    dev = "/dev/loop7"
+    if not os.path.exists(dev):
+        pytest.skip(f"{dev} is missing")
+    m = Mapper(processes, built, dev, 0, 8192, "shared")
+    before = m.mapping(dev)
+    res = refcr("dump", "-t", str(m.pid), "-D", "img0", "-L", str(plugin_dir(tmp_path / "lib0", built, "trivial")),
+                cwd=tmp_path)
+    assert_one_line_error(res)
+    assert f"mapping {before[0]:x}-{before[1]:x} of device {dev} (7:7)" in res.stderr
+    assert "trivial declined" in res.stderr
+    assert m.mapping(dev) == before and procs.is_alive(m.pid)
+    assert (tmp_path / "img0" / "INCOMPLETE").exists()
+
+    libdir = plugin_dir(tmp_path / "lib", built, "trivial", "device-vma")
+    res = refcr("dump", "-t", str(m.pid), "-D", "img", "-L", str(libdir), "-o", "dump.log", "-v4", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    m.popen.wait(timeout=10)
+    from refcr.images import ImageDir
+    with ImageDir(str(tmp_path / "img")) as images:
+        [vma] = [v for v in images.read_single("mm", id=m.pid).vmas if v.path == dev]
+        assert vma.plugin == "devicevma"
+        assert list(images.read_single("inventory").plugins) == ["devicevma"]
+    assert log_lines(tmp_path / "img" / "dump.log", "rdev 0x707")       # trivial was asked first
+    res = refcr("restore", "-D", "img", "-L", str(libdir), "-d", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert procs.is_alive(m.pid) and m.mapping(dev) == before
+    res = refcr("restore", "-D", "img", "-d", cwd=tmp_path)       # the plugin is needed
+    assert_one_line_error(res)
+    assert "plugin(s) devicevma" in res.stderr
+
+
+@pytest.mark.parametrize("how", ["shared", "private"])
+def test_update_vma_map(tmp_path: Path, processes: Processes, built: dict[str, Path], how: str) -> None:
+    """UPDATE_VMA_MAP: asked for every file mapping on restore; where it answers
+    1 the area maps the plugin's fd at the plugin's offset (here: PATH.new at
+    0 instead of PATH at one page), elsewhere the file is opened as usual."""
+    path = tmp_path / "widget.fakedev"
+    path.write_bytes(b"A" * 4096 + b"B" * 4096)
+    (tmp_path / "widget.fakedev.new").write_bytes(b"N" * 8192)
+    other = tmp_path / "plain"
+    other.write_bytes(b"P" * 4096)
+    m = Mapper(processes, built, str(path), 4096, 4096, how, touch=True)
+    start = m.mapping(str(path))[0]
+    assert m.read(start, 4) == b"BBBB"
+    libdir = plugin_dir(tmp_path / "lib", built, "decline", "vma-map")
+    res = refcr("dump", "-t", str(m.pid), "-D", "img", "-L", str(libdir), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    m.popen.wait(timeout=10)
+    res = refcr("restore", "-D", "img", "-L", str(libdir), "-o", "restore.log", "-v4", "-d", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert m.mapping(str(path)) is None
+    got = m.mapping(str(tmp_path / "widget.fakedev.new"))
+    assert got is not None and got[0] == start and got[3] == 0
+    assert m.read(start, 4) == b"NNNN"
+    asked = log_lines(tmp_path / "img" / "restore.log", "vmamap: update_vma_map(")
+    assert any(f"update_vma_map({path}, {start:#x}, 0x1000)" in line for line in asked)
+    assert any("/mapper," in line for line in asked)          # every file mapping is offered
 
 
 # ---------------------------------------------------------- directories ---

@@ -10,6 +10,10 @@
  *   INIT_FAIL            init() returns -1
  *   CRASH_DUMP           DUMP_EXT_FILE dereferences NULL
  *   HANG_DUMP            DUMP_EXT_FILE never returns
+ *   DEVICE_VMA           HANDLE_DEVICE_VMA takes block devices of major
+ *                        DEVICE_MAJOR (default 7, loop), declines the rest
+ *   VMA_MAP              UPDATE_VMA_MAP: a mapping of a file whose path ends
+ *                        in CLAIM gets PATH.new at offset 0 instead (returns 1)
  * Deliberately broken for `refcr plugin-check`, each caught by one check:
  *   BAD_VERSION          descriptor version newer than refcr's API
  *   BAD_MAX_HOOKS        descriptor max_hooks above CR_PLUGIN_HOOK__MAX
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "criu-plugin.h"
@@ -159,6 +164,44 @@ static int t_restore_file(int id)
 #endif
 }
 
+#if !defined(OLD_STYLE) && (defined(DEVICE_VMA) || defined(VMA_MAP))
+#ifndef DEVICE_MAJOR
+#define DEVICE_MAJOR 7
+#endif
+
+static int t_device_vma(int fd, const struct stat *st)
+{
+	pr_info("%s: handle_device_vma(%u:%u)\n", PLUGIN_NAME, major(st->st_rdev), minor(st->st_rdev));
+#ifdef DEVICE_VMA
+	if (S_ISBLK(st->st_mode) && major(st->st_rdev) == DEVICE_MAJOR)
+		return 0;
+#endif
+	return -ENOTSUP;
+}
+
+static int t_update_vma_map(const char *path, const uint64_t addr, const uint64_t old_pgoff,
+			    uint64_t *new_pgoff, int *plugin_fd)
+{
+	char other[4096];
+	size_t n = strlen(path), cl = strlen(CLAIM);
+
+	pr_info("%s: update_vma_map(%s, %#llx, %#llx)\n", PLUGIN_NAME, path,
+		(unsigned long long)addr, (unsigned long long)old_pgoff);
+#ifdef VMA_MAP
+	if (n >= cl && !strcmp(path + n - cl, CLAIM)) {
+		snprintf(other, sizeof(other), "%s.new", path);
+		*plugin_fd = open(other, O_RDWR | O_CLOEXEC);
+		if (*plugin_fd < 0)
+			return -errno;
+		*new_pgoff = 0;
+		return 1;
+	}
+#endif
+	(void)other; (void)n; (void)cl;
+	return -ENOTSUP;
+}
+#endif
+
 #ifdef OLD_STYLE
 int cr_plugin_init(int stage)
 {
@@ -183,6 +226,10 @@ int cr_plugin_restore_file(int id)
 CR_PLUGIN_REGISTER(PLUGIN_NAME, t_init, t_exit)
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__DUMP_EXT_FILE, t_dump_file)
 CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__RESTORE_EXT_FILE, t_restore_file)
+#if defined(DEVICE_VMA) || defined(VMA_MAP)
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__HANDLE_DEVICE_VMA, t_device_vma)
+CR_PLUGIN_REGISTER_HOOK(CR_PLUGIN_HOOK__UPDATE_VMA_MAP, t_update_vma_map)
+#endif
 
 static void __attribute__((constructor)) t_adjust(void)
 {
