@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env"})
-KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid"})
+KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env",
+                        "peer", "peer_netns", "checkpoints", "restore_checkpoint",
+                        "device", "plugins"})
+KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job"})
 
 
 class DescError(Exception):
@@ -24,6 +27,12 @@ class Scenario:
     flavors: tuple[str, ...] | None = None  # None: every flavor
     features: tuple[str, ...] = ()
     dump_env: dict[str, str] = field(default_factory=dict)
+    peer: str | None = None          # zdtm/peers/NAME: a daemon outside the dumped tree (peers.py)
+    peer_netns: bool = False         # ... started in the scenario's net namespace
+    checkpoints: int = 0             # --leave-running dumps before the real one (cropts.py)
+    restore_checkpoint: int = 0      # restore that checkpoint (1..checkpoints) instead of the real dump
+    devices: tuple[str, ...] = ()    # device paths it needs; missing on the host: runs in a guest (guest.py)
+    plugins: tuple[str, ...] = ()    # plugins/NAME/NAME.so, loaded with -L for dump and restore
 
     @property
     def binary(self) -> Path:
@@ -37,11 +46,23 @@ class Scenario:
     def noauto(self) -> bool:
         return "noauto" in self.flags
 
+    @property
+    def shell_job(self) -> bool:
+        return "shell_job" in self.flags
+
+    @property
+    def plugin_dirs(self) -> list[Path]:
+        """plugins/NAME of the repo for each of the .desc's plugins."""
+        return [self.source.resolve().parents[2] / "plugins" / p for p in self.plugins]
+
+    def _plugin_opts(self) -> list[str]:
+        return [f"--libdir={d}" for d in self.plugin_dirs]
+
     def dump_opts(self) -> list[str]:
-        return [*self.opts, *self.dopts]
+        return [*self._plugin_opts(), *self.opts, *self.dopts]
 
     def restore_opts(self) -> list[str]:
-        return [*self.opts, *self.ropts]
+        return [*self._plugin_opts(), *self.opts, *self.ropts]
 
 
 def _words(path: Path, key: str, value: object) -> tuple[str, ...]:
@@ -75,6 +96,19 @@ def load(source: Path) -> Scenario:
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise DescError(f"{desc_path}: 'dump_env' must be a dict of strings")
     flavors = _words(desc_path, "flavor", raw["flavor"]) if "flavor" in raw else None
+    peer = raw.get("peer")
+    if peer is not None and not (isinstance(peer, str) and re.fullmatch(r"[\w.-]+", peer)):
+        raise DescError(f"{desc_path}: 'peer' must be the name of a file in zdtm/peers/, not {peer!r}")
+    if not isinstance(raw.get("peer_netns", False), bool):
+        raise DescError(f"{desc_path}: 'peer_netns' must be True or False")
+    plugins = _words(desc_path, "plugins", raw.get("plugins", ""))
+    if len(plugins) > 1 or not all(re.fullmatch(r"[\w.-]+", p) for p in plugins):
+        raise DescError(f"{desc_path}: 'plugins' names one directory of plugins/ (refcr takes one -L), "
+                        f"not {plugins!r}")
+    checkpoints, restore_cp = raw.get("checkpoints", 0), raw.get("restore_checkpoint", 0)
+    if not (isinstance(checkpoints, int) and isinstance(restore_cp, int) and checkpoints >= 0
+            and 0 <= restore_cp <= checkpoints):
+        raise DescError(f"{desc_path}: 'checkpoints' must be a count and 'restore_checkpoint' one of 1..checkpoints")
     return Scenario(
         name=name,
         source=source,
@@ -85,4 +119,10 @@ def load(source: Path) -> Scenario:
         flavors=flavors,
         features=_words(desc_path, "feature", raw.get("feature", "")),
         dump_env=dict(env),
+        peer=peer,
+        peer_netns=bool(raw.get("peer_netns", False)),
+        checkpoints=checkpoints,
+        restore_checkpoint=restore_cp,
+        devices=_words(desc_path, "device", raw.get("device", "")),
+        plugins=plugins,
     )

@@ -262,7 +262,7 @@ class ScenarioItem(pytest.Item):
         self.flavor = flavor
         self.not_selected = not_selected
         self.add_marker(pytest.mark.zdtm)
-        if scenario.name.startswith("pty"):
+        if scenario.name.startswith("pty") or scenario.shell_job:
             # host ptys are one shared index space: terminal items run on one worker
             # (with --dist loadgroup), one after another
             self.add_marker(pytest.mark.xdist_group("terminals"))

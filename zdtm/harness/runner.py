@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procs, snapshot
+from . import cropts, procs, snapshot
 from .desc import Scenario
+from .peers import Peer, PeerError
 from .flavors import Flavor
 
 NSLAUNCH = Path(__file__).with_name("nslaunch.py")
@@ -83,6 +84,9 @@ class ScenarioRun:
     sid: int | None = None
     tree: list[int] = field(default_factory=list)
     crfail_confirmed: bool = False
+    peer: Peer | None = None                      # .desc 'peer' (peers.py)
+    run_opts: cropts.RunOpts = field(default_factory=cropts.RunOpts)   # cr-opts.json (cropts.py)
+    shell: object | None = None                   # shell_job: the pexpect terminals (shelljob.py)
 
     # ---- files of the work dir -------------------------------------------------
     @property
@@ -119,6 +123,8 @@ class ScenarioRun:
             yield
         except StepFailed:
             raise
+        except (PeerError, cropts.CrOptsError) as e:
+            raise StepFailed(name, str(e)) from e
         except (OSError, ValueError, TimeoutError, subprocess.SubprocessError) as e:
             raise StepFailed(name, f"{type(e).__name__}: {e}") from e
         self.steps_done.append(name)
@@ -126,16 +132,22 @@ class ScenarioRun:
     def run(self) -> None:
         try:
             self._prepare()
+            self._start_peer()
             self._start()
             before = self._snapshot("snapshot")
             if self.cfg.no_cr:
                 time.sleep(0.1)
                 self._compare("snapshot-stable", before)
             else:
+                with self._step("cr-opts"):
+                    self.run_opts = cropts.load(self.cfg.workdir)
+                self._refused_dumps(before)
+                self._checkpoints()
                 for it in range(1, self.cfg.iterations + 1):
                     if not self._checkpoint_restore(it, before):
                         break  # crfail: dump failed as expected, no restore
             self._stop()
+            self._finish_peer()
         finally:
             self._cleanup()
 
@@ -148,8 +160,30 @@ class ScenarioRun:
             if not self.cfg.scenario.binary.is_file():
                 raise StepFailed("prepare", f"{self.cfg.scenario.binary} is not built")
 
+    def _start_peer(self) -> None:
+        """Start the .desc's peer before the scenario; with peer_netns in a
+        namespaced flavor _start_pid1 does it once the namespaces exist."""
+        sc = self.cfg.scenario
+        if sc.peer is None or (sc.peer_netns and self.cfg.flavor.namespaces):
+            return
+        with self._step("peer"):
+            self.peer = Peer.start(sc.peer, self.cfg.workdir, self._peer_env())
+            self.peer.wait_ready(self.cfg.timeouts.start)
+
+    def _peer_env(self) -> dict[str, str]:
+        return {**self.cfg.env, "ZDTM_FLAVOR": self.cfg.flavor.name, "ZDTM_SCENARIO": self.cfg.scenario.name}
+
+    def _finish_peer(self) -> None:
+        if self.peer is not None:
+            with self._step("peer-verdict"):
+                peer, self.peer = self.peer, None
+                peer.finish(self.cfg.timeouts.exit)
+
     def _start(self) -> None:
-        if self.cfg.flavor.pid1:
+        if self.cfg.scenario.shell_job:
+            from . import shelljob
+            shelljob.start(self)
+        elif self.cfg.flavor.pid1:
             self._start_pid1()
         else:
             self._start_host()
@@ -223,6 +257,9 @@ class ScenarioRun:
                 raise StepFailed("start", f"nslaunch exited with status {launcher.returncode} (see start.log)")
             self.pid = int(text)
             self.sid = None
+        if self.cfg.scenario.peer and self.cfg.scenario.peer_netns:
+            with self._step("peer"):
+                self.peer = Peer.start(self.cfg.scenario.peer, self.cfg.workdir, self._peer_env(), self.pid)
         with self._step("pidfile"):
             deadline = time.monotonic() + to.start
             while not (self.pidfile.exists() and self._said_ready()):
@@ -289,13 +326,14 @@ class ScenarioRun:
 
     # ---- checkpoint / restore ------------------------------------------------
     def _refcr(self, what: str, args: list[str], stderr_path: Path, timeout: float,
-               extra_env: dict[str, str] | None = None) -> ToolResult:
+               extra_env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ToolResult:
         env = dict(self.cfg.env)
         env.update(extra_env or {})
         with open(stderr_path, "wb") as err:
             p = subprocess.Popen(
                 [*self.cfg.refcr, what, *args], cwd=self.cfg.workdir, env=env,
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
+                pass_fds=pass_fds,
             )
         try:
             rc = p.wait(timeout=timeout)
@@ -304,6 +342,81 @@ class ScenarioRun:
             p.wait()
             raise StepFailed(what, f"refcr {what} did not finish in {timeout:g}s") from None
         return ToolResult(rc, stderr_path)
+
+    # ---- cr-opts.json: refusals, checkpoints (cropts.py) ---------------------
+    def _check_refused(self, step: str, r: cropts.Refusal, res: ToolResult) -> None:
+        text = res.stderr_path.read_text(errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        shown = f"refcr {r.step} {' '.join(r.opts)}"
+        if res.returncode == 0:
+            raise StepFailed(step, f"{shown}: succeeded, but must be refused")
+        if "Traceback" in text or len(lines) != 1:
+            raise StepFailed(step, f"{shown}: expected one error line, got {len(lines)}", lines[-10:])
+        if r.says not in lines[0]:
+            raise StepFailed(step, f"{shown}: the error does not say {r.says!r}: {lines[0]}")
+
+    def _refused_dumps(self, before: snapshot.TreeState) -> None:
+        for i, r in enumerate(self.run_opts.refusals("dump"), 1):
+            step = f"refused-dump-{i}"
+            with self._step(step):
+                assert self.pid is not None
+                images = self.cfg.workdir / f"img-refused-{i}"
+                images.mkdir()
+                res = self._refcr("dump", ["-t", str(self.pid), "-D", str(images), "-o",
+                                           str(self.cfg.workdir / f"refused-dump-{i}.log"), self.cfg.verbosity,
+                                           *self.cfg.flavor.cr_opts, *r.opts],
+                                  self.cfg.workdir / f"refused-dump-{i}.stderr", self.cfg.timeouts.dump)
+                self._check_refused(step, r, res)
+            self._compare(f"{step}-survived", before)
+
+    def _refused_restores(self, images: Path) -> None:
+        for i, r in enumerate(self.run_opts.refusals("restore"), 1):
+            step = f"refused-restore-{i}"
+            with self._step(step):
+                pidfile = self.cfg.workdir / f"refused-restore-{i}.pid"
+                res = self._refcr("restore", ["-D", str(images), "-o",
+                                              str(self.cfg.workdir / f"refused-restore-{i}.log"),
+                                              self.cfg.verbosity, "-d", "--pidfile", str(pidfile),
+                                              *self.cfg.flavor.cr_opts, *r.opts],
+                                  self.cfg.workdir / f"refused-restore-{i}.stderr", self.cfg.timeouts.restore)
+                self._check_refused(step, r, res)
+                left = self._leftovers()
+                if pidfile.exists() or left:
+                    raise StepFailed(step, f"a refused restore left processes behind: {sorted(left)}")
+
+    def _leftovers(self) -> set[int]:
+        """Live processes reparented to the harness (a subreaper) that are
+        neither the peer nor anything the run knows about."""
+        me, known = os.getpid(), {self.peer.pid} if self.peer else set()
+        procs.reap_zombie_children()
+        return {p.pid for p in procs.iter_procs() if p.ppid == me and not p.zombie and p.pid not in known}
+
+    def _checkpoints(self) -> None:
+        """.desc 'checkpoints': N: dumps with --leave-running into ckpt-I, each
+        once WORKDIR/ckpt-I.go exists; WORKDIR/ckpt-I.done says it is taken."""
+        sc, wd = self.cfg.scenario, self.cfg.workdir
+        for i in range(1, sc.checkpoints + 1):
+            step = f"checkpoint-{i}"
+            with self._step(step):
+                deadline = time.monotonic() + self.cfg.timeouts.start
+                while not (wd / f"ckpt-{i}.go").exists():
+                    if self.peer is not None:
+                        self.peer.check_alive()
+                    if self.pid is None or not procs.is_alive(self.pid):
+                        raise StepFailed(step, "the test ended before the checkpoint")
+                    if time.monotonic() > deadline:
+                        raise StepFailed(step, f"no ckpt-{i}.go after {self.cfg.timeouts.start:g}s")
+                    time.sleep(0.02)
+                images = wd / f"ckpt-{i}"
+                images.mkdir()
+                res = self._refcr("dump", ["-t", str(self.pid), "-D", str(images), "--leave-running",
+                                           "-o", str(wd / f"ckpt-{i}.log"), self.cfg.verbosity,
+                                           *self.cfg.flavor.cr_opts, *sc.dump_opts(), *self.run_opts.dump],
+                                  wd / f"ckpt-{i}.stderr", self.cfg.timeouts.dump, sc.dump_env)
+                if res.returncode != 0:
+                    raise StepFailed(step, f"refcr dump --leave-running exited with status {res.returncode}: "
+                                     f"{res.error_line()}")
+                (wd / f"ckpt-{i}.done").touch()
 
     def _checkpoint_restore(self, it: int, before: snapshot.TreeState) -> bool:
         sc, fl, to = self.cfg.scenario, self.cfg.flavor, self.cfg.timeouts
@@ -314,7 +427,7 @@ class ScenarioRun:
             res = self._refcr(
                 "dump",
                 ["-t", str(self.pid), "-D", str(images), "-o", str(self._iter_name("dump", it, ".log")),
-                 self.cfg.verbosity, *fl.cr_opts, *sc.dump_opts()],
+                 self.cfg.verbosity, *fl.cr_opts, *sc.dump_opts(), *self.run_opts.dump],
                 self._iter_name("dump", it, ".stderr"), to.dump, sc.dump_env,
             )
             if sc.crfail and res.returncode == 0:
@@ -333,19 +446,33 @@ class ScenarioRun:
             left = procs.wait_gone(set(self.tree), to.gone)
             if left:
                 raise StepFailed("dump-gone", f"still running after a successful dump: {sorted(left)}")
+        if sc.restore_checkpoint:
+            images = self.cfg.workdir / f"ckpt-{sc.restore_checkpoint}"
+        self._refused_restores(images)
         restore_pidfile = self._iter_name("restore", it, ".pid")
         with self._step("restore"):
-            res = self._refcr(
-                "restore",
-                ["-D", str(images), "-o", str(self._iter_name("restore", it, ".log")), self.cfg.verbosity,
-                 "-d", "--pidfile", str(restore_pidfile), *fl.cr_opts, *sc.restore_opts()],
-                self._iter_name("restore", it, ".stderr"), to.restore,
-            )
+            handed = cropts.make_inherited(self.run_opts.inherit, self.cfg.workdir)
+            try:
+                args = ["-D", str(images), "-o", str(self._iter_name("restore", it, ".log")), self.cfg.verbosity,
+                        "--pidfile", str(restore_pidfile), *fl.cr_opts, *sc.restore_opts(),
+                        *self.run_opts.restore, *handed.opts]
+                if sc.shell_job:
+                    from . import shelljob
+                    res = shelljob.restore(self, args, self._iter_name("restore", it, ".stderr"), restore_pidfile)
+                else:
+                    res = self._refcr("restore", ["-d", *args], self._iter_name("restore", it, ".stderr"),
+                                      to.restore, pass_fds=tuple(handed.pass_fds))
+            finally:
+                handed.close_all()
             if res.returncode != 0:
                 raise StepFailed("restore", f"refcr restore exited with status {res.returncode}: {res.error_line()}")
         with self._step("restore-pid"):
             self._adopt_restored(restore_pidfile)
         self._compare("compare", before)
+        if sc.shell_job:
+            from . import shelljob
+            with self._step("shell-job-talk"):
+                shelljob.after_restore(self)
         return True
 
     def _adopt_restored(self, restore_pidfile: Path) -> None:
@@ -395,4 +522,9 @@ class ScenarioRun:
     def _cleanup(self) -> None:
         if self.pid is not None:
             procs.kill_tree(self.pid, self.sid)
+        if self.peer is not None:
+            self.peer.kill()
+        if self.shell is not None:
+            from . import shelljob
+            shelljob.close(self)
         procs.reap_zombie_children()

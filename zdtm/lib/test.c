@@ -218,15 +218,21 @@ void test_init(int argc, char **argv)
 	struct sigaction sa;
 	int p[2], fd;
 	pid_t pid;
+	/*
+	 * A job of the harness's shell (the shell_job flag, see
+	 * harness/shelljob.py): no fork, no setsid(), stdin stays the terminal.
+	 */
+	int shell_job = getenv("ZDTM_SHELL_JOB") != NULL;
 
 	parse_args(argc, argv);
+	unsetenv("ZDTM_SHELL_JOB");
 
 	/*
 	 * As pid 1 of a pid namespace (the "ns" flavor: the harness made the
 	 * namespaces and exec'd us as their init) there is no fork: exiting
 	 * would end the namespace.  Nobody waits on a ready pipe either.
 	 */
-	if (getpid() == 1)
+	if (getpid() == 1 || shell_job)
 		goto init_proc;
 
 	if (pipe2(p, O_CLOEXEC)) {
@@ -254,12 +260,12 @@ init_proc:
 	test_pid = getpid();
 
 	/* pid 1 may already lead its session (EPERM): that is fine. */
-	if (setsid() < 0 && !(test_pid == 1 && errno == EPERM)) {
+	if (!shell_job && setsid() < 0 && !(test_pid == 1 && errno == EPERM)) {
 		perror("setsid");
 		exit(1);
 	}
 
-	fd = open("/dev/null", O_RDONLY);
+	fd = shell_job ? 0 : open("/dev/null", O_RDONLY);
 	if (fd < 0) {
 		perror("open /dev/null");
 		exit(1);

@@ -1,0 +1,157 @@
+"""Dump/restore options only known at run time: WORKDIR/cr-opts.json.
+
+A scenario (or its peer) may write this file before test_daemon(); the harness
+reads it once the scenario is ready, before the first dump.  A JSON object,
+every key optional:
+
+``dump`` / ``restore``
+    lists of extra arguments for the real ``refcr dump`` / ``refcr restore``
+    (e.g. ``["--ext-unix-sk", "12345"]`` with a socket inode the scenario
+    looked up).
+``inherit``
+    objects the harness itself creates and hands to ``refcr restore`` as an
+    inherited fd, adding ``--inherit-fd fd[N]:RESOURCE``:
+    ``{"resource": "pipe:[INO]", "data": "text"}``: a new pipe whose read end
+    is passed in, ``data`` queued in it, and its write end closed once the
+    restore is done (the task then reads the data, then EOF);
+    ``{"resource": "socket:[INO]", "connect": "PATH"}``: a unix stream socket
+    the harness connected to PATH (relative to the work dir).
+``refuse``
+    ``{"step": "dump"|"restore", "opts": [...], "says": "text"}``: option sets
+    that must be refused.  Each refused dump runs before the real dump against
+    the live tree, which must survive unchanged; each refused restore runs
+    after the real dump, and must leave no process behind.  Either must exit
+    non-zero with exactly one line on stderr (no traceback) containing
+    ``says``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FILE = "cr-opts.json"
+
+
+class CrOptsError(Exception):
+    """A malformed cr-opts.json; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Inherit:
+    resource: str
+    data: str | None = None
+    connect: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    step: str
+    opts: tuple[str, ...]
+    says: str
+
+
+@dataclass(frozen=True)
+class RunOpts:
+    dump: tuple[str, ...] = ()
+    restore: tuple[str, ...] = ()
+    inherit: tuple[Inherit, ...] = ()
+    refuse: tuple[Refusal, ...] = ()
+
+    def refusals(self, step: str) -> list[Refusal]:
+        return [r for r in self.refuse if r.step == step]
+
+
+def _strings(v: object, what: str) -> tuple[str, ...]:
+    if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+        raise CrOptsError(f"{FILE}: {what} must be a list of strings, not {v!r}")
+    return tuple(v)
+
+
+def _inherit(v: object) -> Inherit:
+    if not isinstance(v, dict) or not isinstance(v.get("resource"), str):
+        raise CrOptsError(f"{FILE}: inherit entries need a 'resource' string: {v!r}")
+    res = v["resource"]
+    if res.startswith("pipe:[") and isinstance(v.get("data", ""), str):
+        return Inherit(res, data=v.get("data", ""))
+    if res.startswith("socket:[") and isinstance(v.get("connect"), str):
+        return Inherit(res, connect=v["connect"])
+    raise CrOptsError(f"{FILE}: inherit {v!r}: pipe:[INO] with 'data', or socket:[INO] with 'connect'")
+
+
+def _refusal(v: object) -> Refusal:
+    if not (isinstance(v, dict) and v.get("step") in ("dump", "restore") and isinstance(v.get("says"), str)):
+        raise CrOptsError(f"{FILE}: refuse entries are {{'step': 'dump'|'restore', 'opts': [...], 'says': str}}: "
+                          f"{v!r}")
+    return Refusal(v["step"], _strings(v.get("opts"), "refuse opts"), v["says"])
+
+
+def load(workdir: Path) -> RunOpts:
+    path = workdir / FILE
+    if not path.exists():
+        return RunOpts()
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as e:
+        raise CrOptsError(f"{FILE}: not JSON: {e}") from None
+    if not isinstance(raw, dict) or set(raw) - {"dump", "restore", "inherit", "refuse"}:
+        raise CrOptsError(f"{FILE}: an object with keys dump, restore, inherit, refuse: {raw!r}")
+    inherit = raw.get("inherit", [])
+    refuse = raw.get("refuse", [])
+    if not isinstance(inherit, list) or not isinstance(refuse, list):
+        raise CrOptsError(f"{FILE}: 'inherit' and 'refuse' must be lists")
+    return RunOpts(
+        dump=_strings(raw.get("dump", []), "dump"),
+        restore=_strings(raw.get("restore", []), "restore"),
+        inherit=tuple(_inherit(v) for v in inherit),
+        refuse=tuple(_refusal(v) for v in refuse),
+    )
+
+
+@dataclass
+class Handed:
+    """The fds the harness made for one restore: pass_fds, the options naming
+    them, and what to close (in the harness) once the restore is over."""
+
+    pass_fds: list[int] = field(default_factory=list)
+    opts: list[str] = field(default_factory=list)
+    after: list[int] = field(default_factory=list)
+
+    def close_passed(self) -> None:
+        for fd in self.pass_fds:
+            os.close(fd)
+        self.pass_fds.clear()
+
+    def close_all(self) -> None:
+        self.close_passed()
+        for fd in self.after:
+            os.close(fd)
+        self.after.clear()
+
+
+def make_inherited(items: tuple[Inherit, ...], workdir: Path) -> Handed:
+    out = Handed()
+    try:
+        for it in items:
+            if it.data is not None:
+                r, w = os.pipe()
+                data = it.data.encode()
+                if os.write(w, data) != len(data):
+                    raise OSError(f"short write of {len(data)} bytes into a new pipe")
+                out.pass_fds.append(r)
+                out.after.append(w)
+                fd = r
+            else:
+                assert it.connect is not None
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(10)
+                s.connect(str(workdir / it.connect))
+                fd = s.detach()
+                out.pass_fds.append(fd)
+            out.opts += ["--inherit-fd", f"fd[{fd}]:{it.resource}"]
+    except BaseException:
+        out.close_all()
+        raise
+    return out
