@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import features, procs
+from . import features, guest, procs
 from .build import BuildResult, build
 from .desc import DescError, Scenario, load
 from .flavors import (
@@ -42,6 +42,7 @@ class Options:
     build: bool
     timeout_scale: float
     refcr: tuple[str, ...]
+    guest: bool = False  # --zdtm-guest: every item in the QEMU guest
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Options":
@@ -66,6 +67,7 @@ class Options:
             build=not bool(opt("zdtm_no_build", False)),
             timeout_scale=float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
             refcr=refcr,
+            guest=bool(opt("zdtm_guest", False)),
         )
 
 
@@ -128,6 +130,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--zdtm-timeout-scale", type=float, default=1.0, metavar="X", help="multiply every timeout by X")
     g.addoption("--zdtm-refcr", default=None, metavar="CMD",
                 help="command to run refcr (default: the current python -m refcr)")
+    g.addoption("--zdtm-guest", action="store_true",
+                help="run every item inside the QEMU guest (kernel 6.12), not only those needing a missing device")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -267,6 +271,7 @@ class ScenarioItem(pytest.Item):
             # (with --dist loadgroup), one after another
             self.add_marker(pytest.mark.xdist_group("terminals"))
         self.run_state: ScenarioRun | None = None
+        self.in_guest = False  # set by setup(): the item runs in a QEMU guest (guest.py)
 
     def setup(self) -> None:
         if self.not_selected:
@@ -292,12 +297,26 @@ class ScenarioItem(pytest.Item):
                 pytest.fail(f"{self.scenario.name}.desc: {e}", pytrace=False)
             if why is not None:
                 _skip(f"kernel feature {feat!r} missing: {why}")
+        self._choose_guest(state)
+
+    def _choose_guest(self, state: SessionState) -> None:
+        """Devices the host lacks (or --zdtm-guest): run the item in a guest."""
+        missing = guest.missing_devices(self.scenario.devices)
+        for d in self.scenario.plugin_dirs:
+            if not any(d.glob("*.so")):
+                pytest.fail(f"{self.scenario.name}.desc: no plugin built in {d} (make -C plugins)", pytrace=False)
+        if not missing and not state.options.guest:
+            return
+        why = guest.unavailable()
+        if why:
+            _skip(f"needs {' '.join(missing) or 'the guest'} (not on this host); the QEMU guest cannot run: {why}")
+        self.in_guest = True
 
     def runtest(self) -> None:
         state = _state(self.config)
         o = state.options
         workdir = state.layout.workdir(self.flavor.name, self.scenario.name)
-        run = ScenarioRun(RunConfig(
+        run = (guest.GuestRun if self.in_guest else ScenarioRun)(RunConfig(
             scenario=self.scenario,
             flavor=self.flavor,
             workdir=workdir,
