@@ -1,17 +1,37 @@
-"""Wall time of one dump and one restore, for a few kinds of process.
+"""refcr's dump and restore against the limit (and CRIU), for a set of workloads.
 
-    .venv/bin/python bench/dump_restore.py [--runs N] [--criu]
+    .venv/bin/python bench/dump_restore.py [--runs N] [--quick] [--only NAME,...]
+                                           [--json FILE] [--keep]
 
-Each workload is started, dumped (killed), restored (-d), checked alive, and
-killed; the median of N runs is printed per phase.  With --criu the same is
-done with CRIU (Debian's `criu` package; `apt-get install criu`) as the
-reference, when it works on this kernel -- if it fails, its error is shown.
+Every run of a workload starts a fresh process (bench/workload.c, built here
+with cc), waits until it is set up, and measures side by side:
+
+- limit: the pages refcr would dump copied with process_vm_readv into a file
+  in the same directory as the images (no fsync, like refcr), and copied back
+  with process_vm_writev into a fresh process with one area per run of pages
+  (bench/limit.c): the cost of the bytes alone;
+- refcr: `refcr dump` (kills the process), `refcr restore -d`, then the
+  restored process checks its own state (every page's contents, threads,
+  fds, children) and the run fails if it is wrong;
+- criu: the same with `criu` when one on PATH works (else a note says why);
+- incremental (memory workloads, when `refcr pre-dump` exists): `pre-dump`,
+  the process rewrites 1% of its pages, `dump --track-mem --prev-images-dir`,
+  restore from that dump, check.
+
+Reported per phase: the median wall time over the runs, the image size, and
+the peak RSS of the refcr (criu) process (ru_maxrss from wait4), plus ratios
+to the limit and to criu.  Progress goes to stderr, the table to stdout, and
+with --json FILE everything (every run's figures too) to FILE.
+Not part of the test run: a benchmark wants a quiet machine.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import datetime
+import json
 import os
+import platform
 import shutil
 import signal
 import statistics
@@ -19,79 +39,419 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
-WORKLOADS = {
-    "sleep": ["sleep", "1000"],
-    "python": [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"],
-    "python-256MiB": [sys.executable, "-c",
-                      "import time\nb = bytearray(b'x' * (256 << 20))\nwhile True: time.sleep(1)"],
-}
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PR_SET_CHILD_SUBREAPER = 36
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    kind: str          # workload.c's KIND
+    count: int         # its N
+    memory: bool = False   # pages worth a limit / an incremental dump
+
+
+WORKLOADS = [
+    Workload("trivial", "trivial", 0),
+    Workload("anon-64MiB", "anon", 64, memory=True),
+    Workload("anon-256MiB", "anon", 256, memory=True),
+    Workload("anon-1GiB", "anon", 1024, memory=True),
+    Workload("maps-10000", "maps", 10000, memory=True),
+    Workload("threads-100", "threads", 100),
+    Workload("fds-10000", "fds", 10000),
+    Workload("tree-20", "tree", 20),
+]
+QUICK = [
+    Workload("trivial", "trivial", 0),
+    Workload("anon-64MiB", "anon", 64, memory=True),
+    Workload("maps-1000", "maps", 1000, memory=True),
+    Workload("threads-10", "threads", 10),
+    Workload("fds-1000", "fds", 1000),
+    Workload("tree-5", "tree", 5),
+]
+
+
+class BenchError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------ processes ---
+
+def build(out: str) -> dict[str, str]:
+    """Compile workload.c and limit.c into *out*; name -> binary."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise BenchError("no C compiler (cc) on PATH: apt-get install gcc")
+    bins = {}
+    for name, extra in (("workload", ["-pthread"]), ("limit", [])):
+        bins[name] = os.path.join(out, name)
+        res = subprocess.run([cc, "-O2", "-Wall", "-o", bins[name], os.path.join(HERE, f"{name}.c"), *extra],
+                             capture_output=True, text=True)
+        if res.returncode:
+            raise BenchError(f"cannot build bench/{name}.c: {res.stderr.strip()}")
+    return bins
+
+
+def wait_for(path: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline or not alive():
+            raise BenchError(f"{os.path.basename(path)} did not appear in {timeout:.0f} s")
+        time.sleep(0.005)
+
+
+def start(bins: dict[str, str], w: Workload, wdir: str) -> subprocess.Popen:
+    p = subprocess.Popen([bins["workload"], wdir, w.kind, str(w.count)], cwd=wdir,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(os.path.join(wdir, "ready"), 300, lambda: p.poll() is None)
+    except BenchError:
+        p.kill()
+        p.wait()
+        raise BenchError(f"workload {w.name} did not start (exit {p.returncode})") from None
+    return p
+
+
+def verify(pid: int, wdir: str) -> None:
+    """Ask the (restored) workload to check itself."""
+    verdict = os.path.join(wdir, "verdict")
+    if os.path.exists(verdict):
+        os.unlink(verdict)
+    os.kill(pid, signal.SIGUSR2)
+    wait_for(verdict, 120)
+    with open(verdict) as f:
+        text = f.read().strip()
+    if text != "OK":
+        raise BenchError(f"restored process: {text}")
+
+
+def change_pages(pid: int, wdir: str, gen: int) -> None:
+    """The workload rewrites 1% of its pages (generation *gen*)."""
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(os.path.join(wdir, f"changed-{gen}"), 60)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL the (restored) session and reap everything (we are subreaper)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    reap_all(pid)
+
+
+def reap_all(pid: int) -> None:
+    """Wait for every child we have (a dumped tree's processes, killed by the
+    dump, come back to us): their pids must be free for the restore."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                time.sleep(0.01)
+        except ChildProcessError:
+            return
+    raise BenchError(f"processes of session {pid} did not die")
+
+
+def dir_size(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            if not name.endswith(".log"):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+# ---------------------------------------------------------------- tools ---
+
+@dataclass
+class Step:
+    seconds: float
+    maxrss: int        # bytes
+
+
+def run_tool(argv: list[str], log_path: str) -> Step:
+    """Run one dump/restore; wall time and the process's peak RSS."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    seconds = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+    if p.stderr:
+        p.stderr.close()
+    if p.returncode:
+        lines = err.strip().splitlines()
+        if os.path.exists(log_path):
+            with open(log_path, errors="replace") as f:
+                lines = [ln for ln in f.read().splitlines() if "rror" in ln] or lines
+        raise BenchError(f"{' '.join(os.path.basename(a) for a in argv[:4])}: "
+                         f"{lines[-1] if lines else f'exit {p.returncode}'}")
+    return Step(seconds, usage.ru_maxrss * 1024)
 
 
 def tool_cmd(tool: str) -> list[str]:
-    return [sys.executable, "-m", "refcr"] if tool == "refcr" else ["criu"]
+    return [sys.executable, "-m", "refcr"] if tool == "refcr" else [shutil.which("criu") or "criu"]
 
 
-class ToolFailed(Exception):
-    """The tool failed; the message is the last error line of its log."""
-
-
-def _step(tool: str, args: list[str], log: str) -> None:
-    res = subprocess.run(tool_cmd(tool) + args, capture_output=True, text=True)
-    if res.returncode:
-        lines = res.stderr.strip().splitlines()
-        if os.path.exists(log):
-            with open(log, errors="replace") as f:
-                lines = [ln for ln in f.read().splitlines() if "rror" in ln] or lines
-        raise ToolFailed(f"{args[0]}: {lines[-1] if lines else f'exit {res.returncode}'}")
-
-
-def run_once(tool: str, argv: list[str]) -> tuple[float, float]:
-    work = tempfile.mkdtemp(prefix=f"bench-{tool}-")
-    images = os.path.join(work, "img")
+def cycle(tool: str, bins: dict[str, str], w: Workload, wdir: str) -> dict[str, float]:
+    """Start, dump, restore, check, kill: one run of *tool*."""
+    images = os.path.join(wdir, f"img-{tool}")
     os.mkdir(images)
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+    p = start(bins, w, wdir)
     try:
-        time.sleep(0.5 if "256" not in " ".join(argv) else 2.0)
-        t0 = time.perf_counter()
-        _step(tool, ["dump", "-t", str(p.pid), "-D", images, "-o", "dump.log"], os.path.join(images, "dump.log"))
-        t1 = time.perf_counter()
-        p.wait()
-        _step(tool, ["restore", "-D", images, "-o", "restore.log", "-d"], os.path.join(images, "restore.log"))
-        t2 = time.perf_counter()
-        os.kill(p.pid, 0)
-        os.kill(p.pid, signal.SIGKILL)
-        try:
-            os.waitpid(p.pid, 0)
-        except ChildProcessError:
-            pass
-        return t1 - t0, t2 - t1
+        d = run_tool(tool_cmd(tool) + ["dump", "-t", str(p.pid), "-D", images, "-o", "dump.log"],
+                     os.path.join(images, "dump.log"))
+        reap_all(p.pid)
+        r = run_tool(tool_cmd(tool) + ["restore", "-D", images, "-o", "restore.log", "-d"],
+                     os.path.join(images, "restore.log"))
+        verify(p.pid, wdir)
+        return {"dump": d.seconds, "restore": r.seconds, "size": dir_size(images),
+                "dump_rss": d.maxrss, "restore_rss": r.maxrss}
     finally:
-        if p.poll() is None:
-            p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        kill_tree(p.pid)
+        shutil.rmtree(images, ignore_errors=True)
+
+
+def limit(bins: dict[str, str], w: Workload, wdir: str) -> dict[str, float]:
+    """The same pages through the bare system calls (bench/limit.c)."""
+    file = os.path.join(wdir, "limit.img")
+    p = start(bins, w, wdir)
+    try:
+        out = {}
+        for phase, argv in (("dump", [bins["limit"], "dump", str(p.pid), file]),
+                            ("restore", [bins["limit"], "restore", file])):
+            res = subprocess.run(argv, capture_output=True, text=True)
+            if res.returncode:
+                raise BenchError(f"limit {phase}: {res.stderr.strip()}")
+            seconds, size = res.stdout.split()
+            out[phase], out["size"] = float(seconds), int(size)
+        return out
+    finally:
+        kill_tree(p.pid)
+        for name in (file, file + ".runs"):
+            if os.path.exists(name):
+                os.unlink(name)
+
+
+def incremental(bins: dict[str, str], w: Workload, wdir: str) -> dict[str, float]:
+    """pre-dump, 1% of the pages rewritten, dump --track-mem, restore, check."""
+    pre, inc = os.path.join(wdir, "img-pre"), os.path.join(wdir, "img-inc")
+    os.mkdir(pre)
+    os.mkdir(inc)
+    refcr = tool_cmd("refcr")
+    p = start(bins, w, wdir)
+    try:
+        pd = run_tool(refcr + ["pre-dump", "-t", str(p.pid), "-D", pre, "-o", "dump.log"],
+                      os.path.join(pre, "dump.log"))
+        change_pages(p.pid, wdir, 1)
+        d = run_tool(refcr + ["dump", "-t", str(p.pid), "-D", inc, "-o", "dump.log", "--track-mem",
+                              "--prev-images-dir", "../img-pre"], os.path.join(inc, "dump.log"))
+        reap_all(p.pid)
+        r = run_tool(refcr + ["restore", "-D", inc, "-o", "restore.log", "-d"],
+                     os.path.join(inc, "restore.log"))
+        verify(p.pid, wdir)
+        return {"predump": pd.seconds, "predump_size": dir_size(pre), "dump": d.seconds,
+                "size": dir_size(inc), "dump_rss": d.maxrss, "restore": r.seconds}
+    finally:
+        kill_tree(p.pid)
+        shutil.rmtree(pre, ignore_errors=True)
+        shutil.rmtree(inc, ignore_errors=True)
+
+
+def has_incremental() -> bool:
+    res = subprocess.run(tool_cmd("refcr") + ["--help"], capture_output=True, text=True)
+    if "pre-dump" not in res.stdout:
+        return False
+    res = subprocess.run(tool_cmd("refcr") + ["dump", "--help"], capture_output=True, text=True)
+    return "--track-mem" in res.stdout and "--prev-images-dir" in res.stdout
+
+
+# -------------------------------------------------------------- the run ---
+
+@dataclass
+class Results:
+    """Every run's figures: results[workload][side] = list of dicts."""
+
+    runs: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, w: str, side: str, figures: dict[str, float]) -> None:
+        self.runs.setdefault(w, {}).setdefault(side, []).append(figures)
+
+    def median(self, w: str, side: str, key: str) -> float | None:
+        vals = [r[key] for r in self.runs.get(w, {}).get(side, []) if key in r]
+        return statistics.median(vals) if vals else None
+
+
+def bench_workload(w: Workload, n: int, bins: dict[str, str], root: str, res: Results,
+                   sides: dict[str, bool]) -> None:
+    wdir = tempfile.mkdtemp(prefix=f"{w.name}-", dir=root)
+    steps: list[tuple[str, Callable[[], dict[str, float]]]] = [("refcr", lambda: cycle("refcr", bins, w, wdir))]
+    if w.memory:
+        steps.insert(0, ("limit", lambda: limit(bins, w, wdir)))
+    if sides["criu"]:
+        steps.append(("criu", lambda: cycle("criu", bins, w, wdir)))
+    if sides["incremental"] and w.memory:
+        steps.append(("incremental", lambda: incremental(bins, w, wdir)))
+    try:
+        for i in range(n):
+            for side, fn in steps:
+                if side == "criu" and not sides["criu"]:
+                    continue
+                try:
+                    figures = fn()
+                except BenchError as exc:
+                    if side == "criu":     # a CRIU that cannot work here: say so once, go on
+                        sides["criu"] = False
+                        res.notes.append(f"criu failed on {w.name} ({exc}); not measured further")
+                        log(f"  criu: {exc}")
+                        continue
+                    raise BenchError(f"{w.name} run {i + 1}, {side}: {exc}") from None
+                res.add(w.name, side, figures)
+                log(f"[{w.name} {i + 1}/{n}] {side:<11} " + "  ".join(
+                    f"{k} {v:.3f}s" for k, v in figures.items() if k in ("dump", "restore", "predump")))
+    finally:
+        shutil.rmtree(wdir, ignore_errors=True)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def secs(v: float | None) -> str:
+    return f"{v:.3f}" if v is not None else "-"
+
+
+def mib(v: float | None) -> str:
+    return f"{v / MIB:.1f}" if v is not None else "-"
+
+
+def table(res: Results, workloads: list[Workload], n: int) -> str:
+    m = res.median
+    out = [f"medians of {n} runs; seconds; MiB (image: files in the image dir but logs; peak: ru_maxrss)", ""]
+    head = (f"{'workload':<13}{'dump':>8}{'restore':>9}{'image':>9}{'peak d/r':>13}"
+            f"{'lim dump':>10}{'lim rest':>10}{'d/lim':>8}{'r/lim':>8}"
+            f"{'criu d':>9}{'criu r':>9}{'d/criu':>8}{'r/criu':>8}")
+    out += [head, "-" * len(head)]
+    for w in workloads:
+        name = w.name
+        if name not in res.runs:
+            continue
+        ld, lr = m(name, "limit", "dump"), m(name, "limit", "restore")
+        d, r = m(name, "refcr", "dump"), m(name, "refcr", "restore")
+        cd, cr = m(name, "criu", "dump"), m(name, "criu", "restore")
+        peak = f"{mib(m(name, 'refcr', 'dump_rss'))}/{mib(m(name, 'refcr', 'restore_rss'))}"
+        out.append(f"{name:<13}{secs(d):>8}{secs(r):>9}{mib(m(name, 'refcr', 'size')):>9}{peak:>13}"
+                   f"{secs(ld):>10}{secs(lr):>10}{ratio(d, ld):>8}{ratio(r, lr):>8}"
+                   f"{secs(cd):>9}{secs(cr):>9}{ratio(d, cd):>8}{ratio(r, cr):>8}")
+    inc = [w for w in workloads if "incremental" in res.runs.get(w.name, {})]
+    if inc:
+        out += ["", "incremental: pre-dump, 1% of the pages rewritten, dump --track-mem --prev-images-dir",
+                f"{'workload':<13}{'pre-dump':>9}{'pre MiB':>9}{'dump':>8}{'MiB':>8}{'vs full dump':>14}"
+                f"{'size vs full':>14}{'restore':>9}"]
+        for w in inc:
+            d, full = m(w.name, "incremental", "dump"), m(w.name, "refcr", "dump")
+            size, full_size = m(w.name, "incremental", "size"), m(w.name, "refcr", "size")
+            out.append(f"{w.name:<13}{secs(m(w.name, 'incremental', 'predump')):>9}"
+                       f"{mib(m(w.name, 'incremental', 'predump_size')):>9}{secs(d):>8}{mib(size):>8}"
+                       f"{ratio(d, full):>14}{ratio(size, full_size):>14}"
+                       f"{secs(m(w.name, 'incremental', 'restore')):>9}")
+    return "\n".join(out)
+
+
+def targets(res: Results) -> list[str]:
+    """The issue's performance targets, judged on this run's medians."""
+    m, lines = res.median, []
+    for phase in ("dump", "restore"):
+        got, lim = m("anon-1GiB", "refcr", phase), m("anon-1GiB", "limit", phase)
+        if got is not None and lim:
+            verdict = "met" if got <= 2 * lim else "MISSED"
+            lines.append(f"target: 1 GiB {phase} within 2x of the limit: {got:.3f} s = {got / lim:.2f}x "
+                         f"of {lim:.3f} s -> {verdict}")
+    d, r = m("trivial", "refcr", "dump"), m("trivial", "refcr", "restore")
+    if d is not None and r is not None:
+        verdict = "met" if d + r < 0.5 else "MISSED"
+        lines.append(f"target: trivial process dump+restore under 0.5 s: {d:.3f} + {r:.3f} = "
+                     f"{d + r:.3f} s -> {verdict}")
+    return lines
+
+
+def git_head() -> str:
+    res = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return res.stdout.strip() or "unknown"
+
+
+def select(args: argparse.Namespace) -> list[Workload]:
+    pool = QUICK if args.quick else WORKLOADS
+    if not args.only:
+        return pool
+    names = args.only.split(",")
+    known = {w.name: w for w in WORKLOADS + QUICK}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BenchError(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--criu", action="store_true", help="also measure CRIU as the reference")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, help="runs per workload (default 5, --quick 3)")
+    ap.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs")
+    ap.add_argument("--only", metavar="NAME,...", help="just these workloads")
+    ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE")
+    ap.add_argument("--no-criu", action="store_true", help="do not try criu")
+    ap.add_argument("--dir", help="where images go (default: a temporary dir in /var/tmp)")
     args = ap.parse_args()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: restored processes come back to us
-    tools = ["refcr"] + (["criu"] if args.criu else [])
-    print(f"{'workload':<16}{'tool':<8}{'dump (s)':>10}{'restore (s)':>13}   (median of {args.runs})")
-    for name, argv in WORKLOADS.items():
-        for tool in tools:
-            try:
-                times = [run_once(tool, argv) for _ in range(args.runs)]
-            except (ToolFailed, OSError) as exc:
-                print(f"{name:<16}{tool:<8}  failed: {exc}")
-                continue
-            d = statistics.median(t[0] for t in times)
-            r = statistics.median(t[1] for t in times)
-            print(f"{name:<16}{tool:<8}{d:>10.3f}{r:>13.3f}")
+    n = args.runs or (3 if args.quick else 5)
+    try:
+        workloads = select(args)
+        if os.geteuid() != 0:
+            raise BenchError("run as root (dump and restore need it)")
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        root = tempfile.mkdtemp(prefix="refcr-bench-", dir=args.dir or "/var/tmp")
+        try:
+            bins = build(root)
+            res = Results()
+            sides = {"criu": not args.no_criu and shutil.which("criu") is not None,
+                     "incremental": has_incremental()}
+            if not sides["criu"]:
+                res.notes.append("criu: " + ("not asked for" if args.no_criu else "none on PATH"))
+            if not sides["incremental"]:
+                res.notes.append("incremental dump: not available (refcr has no pre-dump / dump --track-mem)")
+            if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+                res.notes.append("PYTHONDONTWRITEBYTECODE is set: refcr's modules are compiled at every "
+                                 "start (adds to the fixed cost)")
+            for w in workloads:
+                log(f"{w.name}: {n} runs")
+                bench_workload(w, n, bins, root, res, sides)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    report = table(res, workloads, n)
+    print(report)
+    for line in targets(res) + [f"note: {note}" for note in res.notes]:
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       "commit": git_head(), "kernel": platform.release(), "cpus": os.cpu_count(),
+                       "runs_per_workload": n, "notes": res.notes, "targets": targets(res),
+                       "workloads": {w.name: {"kind": w.kind, "count": w.count} for w in workloads},
+                       "results": res.runs}, f, indent=1)
     return 0
 
 
