@@ -40,6 +40,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--external", action="append", default=[], metavar="RES",
                    help="an external resource: unix[INO], file[...], mnt[...]:KEY, ...")
     p.add_argument("-L", "--libdir", help="plugin directory")
+    p.add_argument("--action-script", dest="action_scripts", action="append", default=[], metavar="FILE",
+                   help="run FILE at each stage (CRTOOLS_SCRIPT_ACTION=...); repeatable")
 
 
 def _size(text: str) -> int:
@@ -92,7 +94,8 @@ def to_options(ns: argparse.Namespace) -> Options:
     opts = Options(command=ns.command)
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
-                 "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "libdir"):
+                 "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "libdir",
+                 "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))
     if opts.log_file and opts.images_dir and not os.path.isabs(opts.log_file) and opts.log_file != "-":
@@ -105,6 +108,8 @@ def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.images import ImageDir
     from refcr.external import check_external
     opts.ext_unix_sk += [str(ino) for ino in check_external(opts.external)]
+    from refcr.actions import check_scripts
+    opts.action_scripts = check_scripts(opts.action_scripts)
     images = ImageDir(opts.images_dir, "w")      # checked before the log file lands in it
     logmod.setup(opts.verbosity, opts.log_file)
     dump(opts, images)
@@ -115,6 +120,8 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.restore import restore, wait_root
     if not os.path.isdir(opts.images_dir):
         raise OptionError(f"image directory {opts.images_dir} does not exist")
+    from refcr.actions import check_scripts
+    opts.action_scripts = check_scripts(opts.action_scripts)
     logmod.setup(opts.verbosity, opts.log_file)
     pid = restore(opts)
     if opts.pidfile:

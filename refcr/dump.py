@@ -15,7 +15,7 @@ from itertools import count
 
 from refcr import (__version__, creds, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, uts)
-from refcr import plugins, unix
+from refcr import actions, netlock, netns, plugins, unix
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -164,6 +164,8 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     unix.check_ext_dump(ctx)
     plugins.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images)
+    if "net" in namespaces:
+        images.write("netns", [netns.dump(frozen[0].pid, opts)])
     images.write("files", ctx.entries)
     pipes.write_queued(images, ctx)
     images.write("pstree", tree)
@@ -212,8 +214,11 @@ def _dump(opts: Options, images: ImageDir) -> None:
     namespaces = pstree.root_namespaces(opts.pid)
     frozen: list[FrozenTask] = []
     zombies: list[pstree.Member] = []
+    actions.run(opts, "pre-dump")
+    lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
     try:
         freeze_tree(opts.pid, frozen, zombies)
+        lock.lock()
         members = [t.member for t in frozen] + zombies
         pstree.check_ids(members, opts)
         tree = [m.entry for m in members]
@@ -222,13 +227,17 @@ def _dump(opts: Options, images: ImageDir) -> None:
         plugins.devices_hook("PAUSE_DEVICES", [t.pid for t in frozen])
         plugins.devices_hook("CHECKPOINT_DEVICES", [t.pid for t in frozen])
         write_images(frozen, tree, namespaces, images, opts)
+        actions.run(opts, "post-dump", opts.pid)
     except BaseException as exc:
         _resume_after_failure(frozen)
+        lock.unlock_quietly()
         images.mark_incomplete(str(exc))
         if isinstance(exc, RefcrError) and not isinstance(exc, DumpError):
             raise DumpError(f"dump of {opts.pid} failed, process resumed: {exc}") from exc
         raise
     finish(frozen, opts)
+    if opts.leave_running or opts.leave_stopped:
+        lock.unlock()
     log.info("dump of %d complete", opts.pid)
 
 

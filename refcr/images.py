@@ -112,6 +112,8 @@ _register("ipc-sem", b"RCsm", "ipc-sem.img", "ipc_pb2.SemEntry")
 _register("ipc-msg", b"RCmg", "ipc-msg.img", "ipc_pb2.MsgEntry")
 _register("memfd-inode", b"RCmf", "memfd-inode-{id}.img", "filekinds_pb2.MemfdInodeEntry")
 _register("fifo-data", b"RCff", "fifo-data.img", "pipes_data_pb2.PipeDataEntry")
+_register("netns", b"RCnn", "netns.img", "netns_pb2.NetNsEntry")
+_register("pagehash", None, "pagehash-{id}.img", None)   # refcr/track.py: (vaddr u64, blake2b-128) per page
 
 
 def _message_class(ref: str) -> type:

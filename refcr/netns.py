@@ -8,11 +8,18 @@ restrictions a mount-namespace switch has.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from refcr import native
+from refcr import native, plugins
+from refcr.errors import OptionError, RestoreError, UnsupportedObject
+from refcr.log import log
+from refcr.pb import netns_pb2
 
 
 @contextmanager
@@ -32,3 +39,454 @@ def entered(pid: int | None) -> Iterator[None]:
     finally:
         os.close(own)
         os.close(target)
+
+
+# ------------------------------------------------------------------------
+# The namespace's contents: links, addresses, routes, sysctls (rtnetlink
+# through pyroute2, inside the namespace).
+#
+# Dump: every link must be one refcr recreates (lo; a veth whose peer is in
+# the same namespace), one named by --external veth[NAME], or one a plugin's
+# DUMP_EXT_LINK claims (it is then recreated by an action script at
+# setup-namespaces); anything else fails the dump naming the link.
+#
+# Restore, in this order (restore_links, then the setup-namespaces action
+# scripts, then restore_config):
+#   sysctls of the namespace (all/default first), links (with their ifindex),
+#   the plugin-claimed links looked up by name, per-link attributes and
+#   sysctls, links up, addresses (IPv6 without DAD), routes.
+# ------------------------------------------------------------------------
+
+ARPHRD_LOOPBACK = 772
+IFF_UP = 0x1
+RTPROT_KERNEL, RTPROT_RA = 2, 9
+RTM_F_CLONED = 0x200
+RT_TABLE_COMPAT = 252
+IFA_F_KEPT = 0x02 | 0x10 | 0x100 | 0x200 | 0x400     # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
+IFA_F_NODAD = 0x02
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")
+# The sysctls refcr saves: global ones, then per conf directory (all, default, each link).
+GLOBAL_SYSCTLS = ("ipv4/ip_forward", "ipv4/ip_local_port_range", "ipv4/ping_group_range",
+                  "ipv4/ip_default_ttl")
+CONF_SYSCTLS = {"ipv4": ("forwarding", "rp_filter", "accept_redirects"),
+                "ipv6": ("forwarding", "disable_ipv6", "accept_ra")}
+
+
+@dataclass
+class ExtVeth:
+    """--external veth[NAME]:OUT[@BRIDGE]: NAME inside, OUT in refcr's namespace."""
+
+    option: str
+    name: str
+    outside: str | None = None
+    bridge: str | None = None
+    used: bool = False
+
+
+def _check_ifname(name: str, what: str) -> str:
+    if not IFNAME_RE.match(name) or name in (".", ".."):
+        raise OptionError(f"{what}: {name!r} is not an interface name")
+    return name
+
+
+def ext_veths(options: list[str], restore: bool) -> dict[str, ExtVeth]:
+    """The --external veth[...] options by inside name.  At restore each needs :OUT."""
+    out: dict[str, ExtVeth] = {}
+    for opt in options:
+        if not opt.startswith("veth["):
+            continue
+        m = re.match(r"^veth\[([^\]]+)\](?::([^@]+)(?:@(.+))?)?$", opt)
+        if m is None:
+            raise OptionError(f"--external {opt}: expected veth[IFNAME] or veth[IFNAME]:OUTNAME[@BRIDGE]")
+        what = f"--external {opt}"
+        e = ExtVeth(opt, _check_ifname(m.group(1), what))
+        if m.group(2):
+            e.outside = _check_ifname(m.group(2), what)
+            e.bridge = _check_ifname(m.group(3), what) if m.group(3) else None
+        elif restore:
+            raise OptionError(f"{what}: a restore needs the outside name: veth[IFNAME]:OUTNAME[@BRIDGE]")
+        if e.name in out:
+            raise OptionError(f"{what}: {e.name} is named twice")
+        out[e.name] = e
+    return out
+
+
+def _mac(text: str | None) -> bytes:
+    return bytes.fromhex(text.replace(":", "")) if text else b""
+
+
+def _ip(family: int, text: str | None) -> bytes:
+    return socket.inet_pton(family, text) if text else b""
+
+
+def _text(family: int, raw: bytes) -> str:
+    return socket.inet_ntop(family, raw)
+
+
+def _ipr(pid: int):  # noqa: ANN202  (pyroute2.IPRoute)
+    """An rtnetlink socket of pid's network namespace (a socket keeps the
+    namespace it was made in)."""
+    from pyroute2 import IPRoute
+
+    with entered(pid):
+        return IPRoute()
+
+
+def _request(ipr, msg, msg_type: int, flags: int) -> None:  # noqa: ANN001
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+
+    msg["header"]["type"] = msg_type
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | flags
+    ipr.nlm_request_batch([msg])
+
+
+# ------------------------------------------------------------------ dump --
+
+def _dump_link(l, ext: dict[str, ExtVeth], ns_fd: int) -> netns_pb2.NetLink:  # noqa: ANN001
+    kind = l.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or ""
+    link = netns_pb2.NetLink(index=l["index"], name=l.get_attr("IFLA_IFNAME"), type=l["ifi_type"], kind=kind,
+                             flags=l["flags"], mtu=l.get_attr("IFLA_MTU") or 0,
+                             address=_mac(l.get_attr("IFLA_ADDRESS")), txqlen=l.get_attr("IFLA_TXQLEN") or 0)
+    what = f"network link {link.name} (index {link.index}, {kind or 'type %d' % link.type})"
+    if link.type == ARPHRD_LOOPBACK and link.name == "lo":
+        return link
+    if kind == "veth" and l.get_attr("IFLA_LINK_NETNSID") is None and l.get_attr("IFLA_LINK"):
+        link.peer_index = l.get_attr("IFLA_LINK")
+        return link
+    if kind == "veth" and link.name in ext:
+        ext[link.name].used = True
+        link.external = netns_pb2.EXT_OPTION
+        return link
+    name = _dump_ext_link(link.index, link.type, kind, ns_fd)
+    if name is None:
+        raise UnsupportedObject(f"{what}: refcr cannot dump it (its peer or lower link is outside the "
+                                "namespace?); name it with --external veth[NAME] or load a plugin that "
+                                "claims it (DUMP_EXT_LINK)")
+    log.info("%s: claimed by plugin %s", what, name)
+    link.external, link.plugin = netns_pb2.EXT_PLUGIN, name
+    return link
+
+
+def _dump_ext_link(index: int, type_: int, kind: str, ns_fd: int) -> str | None:
+    """DUMP_EXT_LINK(index, type, kind) through the chain, run in the link's
+    namespace (as CRIU does): the name of the plugin that took it, or None."""
+    ps = plugins.active()
+    if ps is None:
+        return None
+    hook = plugins.HOOK["DUMP_EXT_LINK"]
+    got = ps.run(hook, [index, type_], [kind], fd=ns_fd)
+    if got is None:
+        return None
+    p, reply, _ = got
+    if reply["ret"] < 0:
+        raise plugins.PluginError(f"plugin {p.name}: DUMP_EXT_LINK({index}, {type_}, {kind}) failed: "
+                          f"{os.strerror(-reply['ret'])}")
+    ps.mark_used(p)
+    return p.name
+
+
+def _dump_addr(a) -> netns_pb2.NetAddr:  # noqa: ANN001
+    fam = a["family"]
+    local = a.get_attr("IFA_LOCAL") if fam == socket.AF_INET else a.get_attr("IFA_ADDRESS")
+    e = netns_pb2.NetAddr(family=fam, prefixlen=a["prefixlen"], index=a["index"],
+                          flags=a.get_attr("IFA_FLAGS") or a["flags"], scope=a["scope"], local=_ip(fam, local),
+                          label=a.get_attr("IFA_LABEL") or "")
+    if fam == socket.AF_INET:
+        peer = a.get_attr("IFA_ADDRESS")
+        if peer and peer != local:
+            e.peer = _ip(fam, peer)
+        e.broadcast = _ip(fam, a.get_attr("IFA_BROADCAST"))
+    return e
+
+
+def _dump_route(r) -> netns_pb2.NetRoute | None:  # noqa: ANN001
+    if r["proto"] in (RTPROT_KERNEL, RTPROT_RA) or r["flags"] & RTM_F_CLONED:
+        return None
+    fam = r["family"]
+    e = netns_pb2.NetRoute(family=fam, dst_len=r["dst_len"], src_len=r["src_len"], tos=r["tos"],
+                           table=r.get_attr("RTA_TABLE") or r["table"], protocol=r["proto"], scope=r["scope"],
+                           type=r["type"], flags=r["flags"], dst=_ip(fam, r.get_attr("RTA_DST")),
+                           gateway=_ip(fam, r.get_attr("RTA_GATEWAY")),
+                           prefsrc=_ip(fam, r.get_attr("RTA_PREFSRC")), oif=r.get_attr("RTA_OIF") or 0)
+    if r.get_attr("RTA_MULTIPATH") is not None:
+        raise UnsupportedObject(f"multipath route to {_text(fam, e.dst) if e.dst else 'default'}/{e.dst_len}: "
+                                "not supported")
+    prio = r.get_attr("RTA_PRIORITY")
+    if prio is not None:
+        e.priority, e.has_priority = prio, True
+    return e
+
+
+def _sysctl_names(links: list[str]) -> list[str]:
+    names = list(GLOBAL_SYSCTLS)
+    for proto, keys in CONF_SYSCTLS.items():
+        for conf in ["all", "default", *links]:
+            names += [f"{proto}/conf/{conf}/{k}" for k in keys]
+    return names
+
+
+def _read_sysctls(links: list[str]) -> list[netns_pb2.NetSysctl]:
+    """Inside the namespace (/proc/sys/net is the opener's namespace's)."""
+    out = []
+    for name in _sysctl_names(links):
+        try:
+            with open(f"/proc/sys/net/{name}") as f:
+                out.append(netns_pb2.NetSysctl(name=name, value=" ".join(f.read().split())))
+        except FileNotFoundError:
+            continue        # e.g. no ipv6 directory for a link with IPv6 off
+    return out
+
+
+def dump(pid: int, opts) -> netns_pb2.NetNsEntry:  # noqa: ANN001  (refcr.options.Options)
+    """The network namespace of pid (frozen, and locked)."""
+    ext = ext_veths(opts.external, restore=False)
+    e = netns_pb2.NetNsEntry()
+    ipr = _ipr(pid)
+    ns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for l in sorted(ipr.get_links(), key=lambda l: l["index"]):
+            e.links.append(_dump_link(l, ext, ns_fd))
+        e.addrs.extend(_dump_addr(a) for a in ipr.get_addr())
+        for fam in (socket.AF_INET, socket.AF_INET6):
+            e.routes.extend(r for r in (_dump_route(r) for r in ipr.get_routes(family=fam, table=None)) if r)
+    finally:
+        os.close(ns_fd)
+        ipr.close()
+    unused = [x.option for x in ext.values() if not x.used]
+    if unused:
+        raise OptionError(f"--external {unused[0]}: the namespace has no veth of that name")
+    with entered(pid):
+        e.sysctls.extend(_read_sysctls([l.name for l in e.links]))
+    log.info("network namespace: %d links, %d addresses, %d routes", len(e.links), len(e.addrs), len(e.routes))
+    return e
+
+
+# --------------------------------------------------------------- restore --
+
+@dataclass
+class NetRestore:
+    """A restore of one namespace between its two halves."""
+
+    pid: int
+    entry: netns_pb2.NetNsEntry
+    ext: dict[str, ExtVeth]
+    index: dict[int, int] = field(default_factory=dict)     # dumped ifindex -> ifindex now
+
+
+def _check_entry(e: netns_pb2.NetNsEntry) -> None:
+    """Image data is untrusted: names are interface names, sysctls from our list."""
+    names = [_check_ifname(l.name, "netns.img") for l in e.links]
+    allowed = set(_sysctl_names(names))
+    for s in e.sysctls:
+        if s.name not in allowed:
+            raise RestoreError(f"netns.img: sysctl {s.name!r} is not one refcr restores")
+
+
+def _namespace_wide(name: str) -> bool:
+    """A global sysctl or one of conf/all, conf/default (not of one link)."""
+    parts = name.split("/")
+    return len(parts) < 4 or parts[2] in ("all", "default")
+
+
+def _write_sysctls(sysctls: list[netns_pb2.NetSysctl]) -> None:
+    for s in sysctls:
+        path = f"/proc/sys/net/{s.name}"
+        try:
+            with open(path) as f:
+                if " ".join(f.read().split()) == s.value:
+                    continue
+            with open(path, "w") as f:
+                f.write(s.value.replace(" ", "\t") + "\n")
+        except OSError as exc:
+            raise RestoreError(f"network namespace: cannot set net.{s.name.replace('/', '.')} = {s.value}: "
+                               f"{exc.strerror}") from None
+
+
+def _create_veth(ipr, link: netns_pb2.NetLink, peer_attrs: list, peer_index: int = 0) -> None:  # noqa: ANN001
+    from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
+    from pyroute2.netlink.rtnl import RTM_NEWLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    peer = {"attrs": peer_attrs}
+    if peer_index:
+        peer["index"] = peer_index
+    msg = ifinfmsg()
+    msg["index"] = link.index
+    msg["attrs"] = [["IFLA_IFNAME", link.name], ["IFLA_LINKINFO", {"attrs": [
+        ["IFLA_INFO_KIND", "veth"], ["IFLA_INFO_DATA", {"attrs": [["VETH_INFO_PEER", peer]]}]]}]]
+    _request(ipr, msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+
+
+def _create_links(ipr, r: NetRestore) -> None:  # noqa: ANN001
+    by_index = {l.index: l for l in r.entry.links}
+    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for link in r.entry.links:
+            what = f"network link {link.name}"
+            try:
+                if link.type == ARPHRD_LOOPBACK and link.name == "lo":
+                    continue
+                if link.peer_index:
+                    peer = by_index.get(link.peer_index)
+                    if peer is None or peer.peer_index != link.index:
+                        raise RestoreError(f"netns.img: {what}: its veth peer {link.peer_index} is not in the image")
+                    if link.index < peer.index:
+                        _create_veth(ipr, link, [["IFLA_IFNAME", peer.name]], peer.index)
+                elif link.external == netns_pb2.EXT_OPTION:
+                    x = r.ext.get(link.name)
+                    if x is None:
+                        raise RestoreError(f"{what} has its peer outside the namespace: give "
+                                           f"--external veth[{link.name}]:OUTNAME[@BRIDGE]")
+                    x.used = True
+                    _create_veth(ipr, link, [["IFLA_IFNAME", x.outside], ["IFLA_NET_NS_FD", own]])
+                    _attach_outside(x)
+            except OSError as exc:
+                raise RestoreError(f"cannot create {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(own)
+    unused = [x.option for x in r.ext.values() if not x.used]
+    if unused:
+        raise RestoreError(f"--external {unused[0]}: the images have no external veth of that name")
+
+
+def _attach_outside(x: ExtVeth) -> None:
+    """The outside end, in refcr's namespace: into its bridge, and up."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=x.outside)
+        if not idx:
+            raise RestoreError(f"--external {x.option}: {x.outside} was not created")
+        master = {}
+        if x.bridge:
+            br = ipr.link_lookup(ifname=x.bridge)
+            if not br:
+                raise RestoreError(f"--external {x.option}: no bridge {x.bridge} in refcr's network namespace")
+            master = {"master": br[0]}
+        ipr.link("set", index=idx[0], state="up", **master)
+
+
+def restore_links(pid: int, images, opts) -> NetRestore | None:  # noqa: ANN001
+    """First half: the namespace's sysctls and the links refcr creates itself."""
+    if not images.exists("netns"):
+        return None
+    r = NetRestore(pid, images.read_single("netns"), ext_veths(opts.external, restore=True))
+    _check_entry(r.entry)
+    with entered(pid):
+        _write_sysctls([s for s in r.entry.sysctls if _namespace_wide(s.name)])
+    ipr = _ipr(pid)
+    try:
+        _create_links(ipr, r)
+    finally:
+        ipr.close()
+    return r
+
+
+def _map_links(ipr, r: NetRestore) -> None:  # noqa: ANN001
+    now = {l.get_attr("IFLA_IFNAME"): l for l in ipr.get_links()}
+    for link in r.entry.links:
+        got = now.get(link.name)
+        if got is None:
+            by = f" (claimed by plugin {link.plugin}: its action script creates it at setup-namespaces)" \
+                if link.external == netns_pb2.EXT_PLUGIN else ""
+            raise RestoreError(f"network link {link.name} does not exist after setup-namespaces{by}")
+        r.index[link.index] = got["index"]
+
+
+def _set_link(ipr, link: netns_pb2.NetLink, index: int) -> None:  # noqa: ANN001
+    attrs: dict = {}
+    if link.mtu:
+        attrs["mtu"] = link.mtu
+    if link.address and link.type != ARPHRD_LOOPBACK:
+        attrs["address"] = ":".join(f"{b:02x}" for b in link.address)
+    if link.txqlen and link.type != ARPHRD_LOOPBACK:
+        attrs["txqlen"] = link.txqlen
+    if attrs:
+        ipr.link("set", index=index, **attrs)
+
+
+def _add_addr(ipr, a: netns_pb2.NetAddr, index: int) -> None:  # noqa: ANN001
+    from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
+    from pyroute2.netlink.rtnl import RTM_NEWADDR
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    fam = a.family
+    flags = (a.flags & IFA_F_KEPT) | (IFA_F_NODAD if fam == socket.AF_INET6 else 0)
+    msg = ifaddrmsg()
+    msg["family"], msg["prefixlen"], msg["scope"], msg["index"] = fam, a.prefixlen, a.scope, index
+    msg["flags"] = flags & 0xFF
+    attrs = [["IFA_LOCAL", _text(fam, a.local)], ["IFA_ADDRESS", _text(fam, a.peer or a.local)],
+             ["IFA_FLAGS", flags]]
+    if a.broadcast:
+        attrs.append(["IFA_BROADCAST", _text(fam, a.broadcast)])
+    if a.label:
+        attrs.append(["IFA_LABEL", a.label])
+    msg["attrs"] = attrs
+    _request(ipr, msg, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
+
+
+def _add_route(ipr, rt: netns_pb2.NetRoute, index: dict[int, int]) -> None:  # noqa: ANN001
+    from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
+    from pyroute2.netlink.rtnl import RTM_NEWROUTE
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    fam = rt.family
+    msg = rtmsg()
+    for k, v in (("family", fam), ("dst_len", rt.dst_len), ("src_len", rt.src_len), ("tos", rt.tos),
+                 ("table", rt.table if rt.table < 256 else RT_TABLE_COMPAT), ("proto", rt.protocol),
+                 ("scope", rt.scope), ("type", rt.type), ("flags", rt.flags & ~RTM_F_CLONED)):
+        msg[k] = v
+    attrs: list = [["RTA_TABLE", rt.table]]
+    for name, raw in (("RTA_DST", rt.dst), ("RTA_GATEWAY", rt.gateway), ("RTA_PREFSRC", rt.prefsrc)):
+        if raw:
+            attrs.append([name, _text(fam, raw)])
+    if rt.oif:
+        if rt.oif not in index:
+            raise RestoreError(f"netns.img: a route uses link index {rt.oif}, which the image does not have")
+        attrs.append(["RTA_OIF", index[rt.oif]])
+    if rt.has_priority:
+        attrs.append(["RTA_PRIORITY", rt.priority])
+    msg["attrs"] = attrs
+    _request(ipr, msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
+
+
+def _exists_ok(what: str, fn, *args) -> None:  # noqa: ANN001
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        fn(*args)
+    except NetlinkError as exc:
+        if exc.code == errno.EEXIST:
+            log.debug("%s: already there", what)
+            return
+        raise RestoreError(f"network namespace: cannot restore {what}: {os.strerror(exc.code)}") from None
+
+
+def restore_config(r: NetRestore | None) -> None:
+    """Second half, once every link exists: attributes, up, addresses, routes."""
+    if r is None:
+        return
+    e = r.entry
+    ipr = _ipr(r.pid)
+    try:
+        _map_links(ipr, r)
+        names = {l.index: l.name for l in e.links}
+        with entered(r.pid):
+            _write_sysctls([s for s in e.sysctls if not _namespace_wide(s.name)])
+        for link in e.links:
+            _exists_ok(f"attributes of link {link.name}", _set_link, ipr, link, r.index[link.index])
+        for link in sorted(e.links, key=lambda l: l.type != ARPHRD_LOOPBACK):     # lo first
+            if link.flags & IFF_UP:
+                ipr.link("set", index=r.index[link.index], state="up")
+        for a in e.addrs:
+            if a.index not in r.index:
+                raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
+            what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
+            _exists_ok(what, _add_addr, ipr, a, r.index[a.index])
+        for rt in sorted(e.routes, key=lambda x: -x.scope):      # host and link routes before gateways
+            what = f"route {_text(rt.family, rt.dst) if rt.dst else 'default'}/{rt.dst_len}"
+            _exists_ok(what, _add_route, ipr, rt, r.index)
+    finally:
+        ipr.close()
+    log.info("network namespace restored: %d links, %d addresses, %d routes",
+             len(e.links), len(e.addrs), len(e.routes))

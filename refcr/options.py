@@ -27,4 +27,5 @@ class Options:
     inherit_fd: list[str] = field(default_factory=list)    # --inherit-fd fd[N]:RES
     ghost_limit: int = 1 << 20               # --ghost-limit: largest deleted file whose contents are dumped
     libdir: str | None = None                # -L/--libdir: plugin directory
+    action_scripts: list[str] = field(default_factory=list)  # --action-script FILE (refcr/actions.py)
     extra: dict[str, object] = field(default_factory=dict)

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
-from refcr import plugins, unix
+from refcr import actions, netlock, netns, plugins, unix
 from refcr.errors import RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -363,15 +363,22 @@ def _restore(opts: Options) -> int:
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
     unix.check_ext_restore(ctx)
+    actions.run(opts, "pre-restore")
     try:
         root = builder.create_root()
         ctx.root_pid = root.puppet.pid
+        lock = netlock.NetLock(opts, root.puppet.pid, "net" in inv.root_namespaces)
+        lock.lock()
         fault.point("restore-after-fork")
         builder.create_subtree(root)
         builder.set_groups()
         builder.make_zombies()
         plugins.stage_hook("POST_FORKING")
         restore_namespaces(root, images, list(inv.root_namespaces), ctx)
+        net = netns.restore_links(root.puppet.pid, images, opts) if "net" in inv.root_namespaces else None
+        actions.run(opts, "setup-namespaces", root.puppet.pid)
+        actions.run(opts, "post-setup-namespaces", root.puppet.pid)
+        netns.restore_config(net)
         shmem: dict[int, int] = {}
         for n in live:
             restore_process(n, images, ctx, shmem)
@@ -385,8 +392,12 @@ def _restore(opts: Options) -> int:
             finish_process(n)
         fault.point("restore-before-detach")
         plugins.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
+        actions.run(opts, "post-restore", root.puppet.pid)
+        actions.run(opts, "pre-resume", root.puppet.pid)
         for p in builder.puppets:
             p.release(stop=opts.leave_stopped)
+        lock.unlock()
+        actions.run(opts, "post-resume", root.puppet.pid)
     except BaseException:
         for p in reversed(builder.puppets):
             p.kill()
