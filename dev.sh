@@ -14,8 +14,8 @@ cd "$(dirname "$0")"
 
 section() { printf '\n=== %s ===\n' "$*"; }
 
-# Debian packages: compilers and make (native module, zdtm), ip and ps (tests).
-APT_PACKAGES=(build-essential iproute2 procps)
+# Debian packages: compilers and make (native module, zdtm), ip and ps (tests), nft (network lock).
+APT_PACKAGES=(build-essential iproute2 procps nftables)
 
 setup_system() {
     section "system packages"
