@@ -104,6 +104,8 @@ def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
         ids, bare = ext_options(ctx.opts.ext_unix_sk)
         if d.ino in ids or (bare and d.type == SOCK_DGRAM):
             p = _diag(ctx, t.pid).get(peer)
+            if p is None:       # a peer in refcr's own net namespace (the tree has one of its own)
+                p = _diag(ctx, os.getpid()).get(peer)
             name = bytes(p.name or b"") if p is not None else b""
             if name[:1] != b"\0":
                 name = name.split(b"\0", 1)[0]

@@ -148,6 +148,7 @@ def make_inherited(items: tuple[Inherit, ...], workdir: Path) -> Handed:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.settimeout(10)
                 s.connect(str(workdir / it.connect))
+                s.setblocking(True)     # settimeout made it O_NONBLOCK: hand it in as connect() made it
                 fd = s.detach()
                 out.pass_fds.append(fd)
             out.opts += ["--inherit-fd", f"fd[{fd}]:{it.resource}"]

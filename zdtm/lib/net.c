@@ -1,9 +1,11 @@
 /* Small network helpers shared by the socket scenarios. */
 #include "zdtmtst.h"
 
+#include <ctype.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 void test_lo_up(void)
@@ -29,4 +31,44 @@ int test_getsockopt_int(int fd, int level, int opt)
 	if (getsockopt(fd, level, opt, &v, &l))
 		pr_err("getsockopt(%d, %d, %d)", fd, level, opt);
 	return v;
+}
+
+int test_unix_connect(const char *name, int type, char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char cwd[sizeof(sun.sun_path)];
+	int sk;
+
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", cwd, name) >= (int)sizeof(sun.sun_path))
+		fail("the path of %s is too long", name);
+	sk = socket(AF_UNIX, type, 0);
+	if (sk < 0 || connect(sk, (struct sockaddr *)&sun, sizeof(sun)))
+		fail("connect to %s", sun.sun_path);
+	if (path)
+		memcpy(path, sun.sun_path, sizeof(sun.sun_path));
+	return sk;
+}
+
+int test_ask_line(int sk, const char *word)
+{
+	char line[256], want[256];
+	size_t n = strlen(word), i;
+
+	if (n + 1 >= sizeof(want))
+		fail("word too long");
+	for (i = 0; i < n; i++)
+		want[i] = toupper((unsigned char)word[i]);
+	want[n] = '\n';
+	memcpy(line, word, n);
+	line[n] = '\n';
+	if (test_write_all(sk, line, n + 1) != (ssize_t)n + 1) {
+		pr_err("say '%s'", word);
+		return -1;
+	}
+	if (test_read_all(sk, line, n + 1) != (ssize_t)n + 1 || memcmp(line, want, n + 1)) {
+		pr_err("no answer '%.*s' to '%s'", (int)n, want, word);
+		return -1;
+	}
+	return 0;
 }

@@ -533,3 +533,18 @@ ssize_t test_read_file(const char *path, char **out)
 	*out = buf;
 	return len;
 }
+
+void test_write_text(const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	FILE *f = fopen(path, "w");
+	int bad;
+
+	if (!f)
+		fail("can't create %s", path);
+	va_start(ap, fmt);
+	bad = vfprintf(f, fmt, ap) < 0;
+	va_end(ap);
+	if (fclose(f) || bad)
+		fail("can't write %s", path);
+}

@@ -205,4 +205,18 @@ int test_private_ns(int flags);
 void test_lo_up(void);
 int test_getsockopt_int(int fd, int level, int opt);
 
+/*
+ * A unix socket of type connected to NAME in the work dir (the cwd) by its
+ * absolute path, e.g. a peer's (harness/peers.py); fail()s on error.  With
+ * path non-NULL the address used is copied there (sizeof sun_path).
+ */
+int test_unix_connect(const char *name, int type, char *path);
+/*
+ * Say WORD (a line) on a stream socket and read the answer of the
+ * line_server peer: WORD in upper case.  0 if right, else -1 with pr_err().
+ */
+int test_ask_line(int sk, const char *word);
+/* Write a whole file (e.g. cr-opts.json); fail()s on error. */
+void test_write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif /* ZDTM_TST_H */

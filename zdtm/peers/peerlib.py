@@ -1,0 +1,84 @@
+"""What every peer (zdtm/harness/peers.py) needs: readiness, SIGTERM, verdict.
+
+A peer script does ``from peerlib import ...`` (its own directory is on
+sys.path when it is run as a script).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+class Stop(Exception):
+    """SIGTERM from the harness: finish the checks and give the verdict."""
+
+
+def _on_term(signum, frame) -> None:  # type: ignore[no-untyped-def]
+    raise Stop()
+
+
+def setup() -> Path:
+    """The work dir (argv[1]); SIGTERM raises Stop from then on."""
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} WORKDIR", file=sys.stderr)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, _on_term)
+    return Path(sys.argv[1])
+
+
+def say(msg: str) -> None:
+    print(f"{Path(sys.argv[0]).stem}: {msg}", flush=True)
+
+
+def ready(workdir: Path) -> None:
+    tmp = workdir / "peer.ready.tmp"
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.rename(workdir / "peer.ready")
+    say("ready")
+
+
+def verdict(problems: list[str]) -> None:
+    """Exit 0 if nothing went wrong, else 1 with the first problem last."""
+    for p in problems[1:]:
+        say(f"also: {p}")
+    if problems:
+        say(f"FAIL: {problems[0]}")
+        sys.exit(1)
+    say("PASS")
+    sys.exit(0)
+
+
+def wait_stop() -> None:
+    """Block until SIGTERM (raises Stop)."""
+    while True:
+        time.sleep(3600)
+
+
+def wait_file(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+_M = (1 << 64) - 1
+
+
+def _mix(seed: int, idx: int) -> int:
+    z = (seed * 0x9E3779B97F4A7C15 + (idx + 1) * 0xBF58476D1CE4E5B9) & _M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
+    return z ^ (z >> 31)
+
+
+def datagen(length: int, seed: int, off: int = 0) -> bytes:
+    """zdtm/lib's datagen_at(): byte i is byte (i % 8) of mix(seed, i / 8)."""
+    first, last = off // 8, (off + length + 7) // 8
+    raw = b"".join(_mix(seed, i).to_bytes(8, "little") for i in range(first, last))
+    start = off - first * 8
+    return raw[start:start + length]
