@@ -174,6 +174,16 @@ class RestoreFiles:
             ctx.entries = {e.id: e for e in images.read("files")}
         return ctx
 
+    def check_inherited(self) -> None:
+        """Every --inherit-fd names a resource of the images: checked before
+        anything is created (a refused restore must not touch the world)."""
+        if not self.inherited.items:
+            return
+        have = {resource_of(e, kind_of(e)[0]) for e in self.entries.values()}
+        for item in self.inherited.items:
+            if item.resource not in have:
+                raise RestoreError(f"--inherit-fd {item.option}: matches nothing in the images")
+
     def keep(self, fd: int) -> int:
         """Close fd when the restore is over."""
         self._owned.append(fd)

@@ -363,6 +363,7 @@ def _restore(opts: Options) -> int:
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
     unix.check_ext_restore(ctx)
+    ctx.check_inherited()
     actions.run(opts, "pre-restore")
     try:
         root = builder.create_root()
