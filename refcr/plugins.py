@@ -47,6 +47,7 @@ the log), nothing that a restored tree could notice.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -55,6 +56,7 @@ import signal
 import socket
 import stat as stat_mod
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from refcr.errors import RefcrError, UnsupportedObject
 from refcr.log import log, print_on_level
@@ -196,7 +198,8 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
             _send(sock, {"ret": 0})
             return 0
         elif op == "hook":
-            _send_hook_result(sock, ffi, lib, d, msg, fds)
+            with _in_netns(fds[-1] if msg.get("netns") else None):
+                _send_hook_result(sock, ffi, lib, d, msg, fds)
         elif op == "probe":         # what a plugin must not change (plugin-check)
             for fd in fds:
                 os.close(fd)
@@ -206,6 +209,25 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
                          "umask": umask})
         for fd in fds:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _in_netns(nsfd: int | None) -> Iterator[None]:
+    """In the host: the hook runs in the network namespace refcr's thread was in
+    when it made the call (e.g. the restored tree's, for the sockets a plugin creates)."""
+    if nsfd is None:
+        yield
+        return
+    from refcr import native
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        native.setns(nsfd, native.CLONE_NEWNET)
+        try:
+            yield
+        finally:
+            native.setns(own, native.CLONE_NEWNET)
+    finally:
+        os.close(own)
 
 
 def _send_hook_result(sock, ffi, lib, d, msg: dict, fds: list[int]) -> None:  # noqa: ANN001
@@ -219,7 +241,12 @@ def _send_hook_result(sock, ffi, lib, d, msg: dict, fds: list[int]) -> None:  # 
     a.u0, a.u1 = (list(msg.get("u64", [])) + [0, 0])[:2]
     a.out_int = msg.get("out_int", -1)
     a.out_u64 = a.u1                # UPDATE_VMA_MAP: new_pgoff starts as the old one
-    ret = lib.refcr_plugin_call(d, hook, a)
+    back = _enter_mntns(fds[0]) if hook == HOOK["RESTORE_EXT_MOUNT"] and fds else None
+    try:
+        ret = lib.refcr_plugin_call(d, hook, a)
+    finally:
+        if back is not None:
+            _leave_mntns(back)
     out = {"ret": ret, "out_int": a.out_int, "out_u64": a.out_u64, "retry": bool(a.retry)}
     back = []
     if hook in FD_OUT and ret >= 0 and not a.retry:
@@ -253,6 +280,7 @@ class Plugin:
     generated: bool = False
     initialized: bool = False
     alive: bool = True
+    netns: str = field(default_factory=lambda: os.readlink("/proc/thread-self/ns/net"))   # the host's
 
     @classmethod
     def spawn(cls, path: str, stage: int, dirfd: int, level: int, now: bool = False,
@@ -328,7 +356,17 @@ class Plugin:
     def call(self, hook: int, ints: list[int] = (), strs: list[str] = (),  # type: ignore[assignment]
              u64: list[int] = (), fd: int | None = None) -> tuple[dict, list[int]]:  # type: ignore[assignment]
         msg = {"op": "hook", "hook": hook, "ints": list(ints), "strs": list(strs), "u64": list(u64)}
-        reply, rfds = self._request(msg, HOOKS[hook], [] if fd is None else [fd])
+        fds = [] if fd is None else [fd]
+        nsfd = -1
+        if os.readlink("/proc/thread-self/ns/net") != self.netns:     # refcr is in the tree's netns
+            nsfd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            msg["netns"] = True
+            fds.append(nsfd)
+        try:
+            reply, rfds = self._request(msg, HOOKS[hook], fds)
+        finally:
+            if nsfd >= 0:
+                os.close(nsfd)
         log.debug("plugin %s: %s%s = %d", self.name, HOOKS[hook], tuple(ints) + tuple(strs), reply["ret"])
         if reply.get("bad_fd"):
             raise PluginError(f"plugin {self.name}: {HOOKS[hook]} returned an fd that is none "
@@ -592,6 +630,54 @@ def _restore_with(hook: int, id: int, plugin: str | None) -> int:
             raise PluginError(f"plugin {p.name}: {what} returned no fd")
         return rfds[0]
     raise PluginError(f"{what}: the plugin kept asking to be retried")
+
+
+# ------------------------------------------------------------- mounts ---
+
+def dump_ext_mount(mountpoint: str, mnt_id: int) -> str | None:
+    """DUMP_EXT_MOUNT(mountpoint, id) through the chain: the plugin that took the mount, or None."""
+    if _active is None:
+        return None
+    got = _active.run(HOOK["DUMP_EXT_MOUNT"], [mnt_id], [mountpoint])
+    if got is None:
+        return None
+    p, reply, _ = got
+    if reply["ret"] < 0:
+        raise PluginError(f"plugin {p.name}: DUMP_EXT_MOUNT({mountpoint}, {mnt_id}) failed: "
+                          f"{os.strerror(-reply['ret'])}")
+    _active.mark_used(p)
+    return p.name
+
+
+def restore_ext_mount(plugin: str, mnt_id: int, mountpoint: str, old_root: str, mntns_fd: int) -> int:
+    """RESTORE_EXT_MOUNT(id, mountpoint, old_root, &is_file) of `plugin`, run with
+    its host inside the mount namespace mntns_fd (and back out afterwards);
+    returns is_file."""
+    what = f"RESTORE_EXT_MOUNT({mnt_id}, {mountpoint})"
+    p = _active.by_name(plugin) if _active is not None else None
+    if p is None:
+        raise PluginError(f"{what} needs plugin {plugin}, which is not loaded")
+    reply, _ = p.call(HOOK["RESTORE_EXT_MOUNT"], [mnt_id], [mountpoint, old_root], fd=mntns_fd)
+    if reply["ret"] < 0:
+        why = "declined" if reply["ret"] == -ENOTSUP else f"failed: {os.strerror(-reply['ret'])}"
+        raise PluginError(f"plugin {p.name}: {what} {why}")
+    return reply["out_int"]
+
+
+def _enter_mntns(fd: int) -> tuple[int, int]:
+    """In a plugin host: enter the mount namespace fd; what _leave_mntns needs to come back."""
+    from refcr import native
+    back = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC), os.open(".", os.O_PATH | os.O_CLOEXEC)
+    native.setns(fd, native.CLONE_NEWNS)
+    return back
+
+
+def _leave_mntns(back: tuple[int, int]) -> None:
+    from refcr import native
+    native.setns(back[0], native.CLONE_NEWNS)
+    os.fchdir(back[1])
+    for fd in back:
+        os.close(fd)
 
 
 # ------------------------------------------------------ the file kind ---

@@ -137,6 +137,9 @@ def _plugin_takes(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) ->
     e.external = True
     e.ext_plugin = plugins.dumped_by() or ""
     log.info("%s: unix socket %d dumped by plugin %s", describe(t), d.ino, e.ext_plugin)
+    if d.rqlen:
+        log.warning("%s: unix socket %d: %d unread bytes are left to plugin %s (refcr does not queue them "
+                    "again)", describe(t), d.ino, d.rqlen, e.ext_plugin)
     return True
 
 
@@ -279,6 +282,8 @@ class UnixKind:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
             if not e.ext_plugin:
                 _read_queue(t, sk, d, e)
+            else:
+                e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
             if e.external and e.queue:
                 raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino}, connected outside the tree, "
                                         f"has unread data, which cannot be queued again")
@@ -491,6 +496,7 @@ class _Builder:
             fd = plugins.restore_unix_sk(e.ino, e.ext_plugin)
             os.set_inheritable(fd, False)
             self.socks[e.ino] = socket.socket(fileno=fd)
+            self._finish(e)         # the task's own settings (flags, buffers, ...) on the plugin's socket
             return
         ids, _ = ext_options(self.ctx.opts.ext_unix_sk)
         where = f"unix socket {e.ino} ({_label(bytes(e.name))})"
