@@ -18,6 +18,7 @@
 #include <elf.h>
 #include <sched.h>
 #include <limits.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -539,4 +540,36 @@ int rc_setns(int fd, int nstype)
 int rc_unshare(int flags)
 {
 	return unshare(flags) < 0 ? -errno : 0;
+}
+
+/* ---- dirty-page tracking ------------------------------------------------- */
+
+/* The kernel's struct pm_scan_arg / page_region (linux/fs.h, 6.7+). */
+struct rc_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define RC_PAGEMAP_SCAN _IOWR('f', 16, struct rc_pm_scan_arg)
+
+long rc_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags,
+		     uint64_t mask, uint64_t inverted, uint64_t anyof, uint64_t return_mask,
+		     uint64_t *regions, size_t max_regions, uint64_t *walk_end)
+{
+	struct rc_pm_scan_arg arg = {
+		.size = sizeof(arg), .flags = flags, .start = start, .end = end,
+		.vec = (uint64_t)(unsigned long)regions, .vec_len = max_regions,
+		.category_inverted = inverted, .category_mask = mask,
+		.category_anyof_mask = anyof, .return_mask = return_mask,
+	};
+	long r;
+
+	if (!regions || !max_regions)
+		arg.vec = arg.vec_len = 0;
+	do
+		r = ioctl(pagemap_fd, RC_PAGEMAP_SCAN, &arg);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	*walk_end = arg.walk_end;
+	return r;
 }

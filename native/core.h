@@ -93,4 +93,17 @@ long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags);
 int rc_setns(int fd, int nstype);
 int rc_unshare(int flags);
 
+/* ---- dirty-page tracking (PAGEMAP_SCAN, kernel 6.7+) ------------------- */
+/*
+ * One PAGEMAP_SCAN ioctl on an open /proc/PID/pagemap fd over [start, end):
+ * pages whose categories match (all of mask after xor with inverted, any of
+ * anyof when non-zero) are reported as regions[3*i] = start, [3*i+1] = end,
+ * [3*i+2] = categories (at most max_regions); with PM_SCAN_WP_MATCHING in
+ * flags they are also write-protected again (uffd-wp async). Returns the
+ * number of regions; *walk_end is where the walk stopped (end when done).
+ */
+long rc_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags,
+		     uint64_t mask, uint64_t inverted, uint64_t anyof, uint64_t return_mask,
+		     uint64_t *regions, size_t max_regions, uint64_t *walk_end);
+
 #endif

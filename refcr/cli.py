@@ -54,6 +54,17 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
+def _track_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
+    """Incremental dumps (refcr/track.py)."""
+    if dump:
+        p.add_argument("--track-mem", action="store_true",
+                       help="track written pages for a next dump (--prev-images-dir) of this one")
+    p.add_argument("--prev-images-dir", metavar="REL",
+                   help="parent image (relative to -D, e.g. ../pre1): store only pages changed since it")
+    p.add_argument("--track-mem-method", choices=("auto", "uffd", "hash"), default="auto",
+                   help="how changed pages are found: uffd-wp + PAGEMAP_SCAN, or page digests (default: auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="refcr", description="checkpoint/restore of Linux processes")
     parser.add_argument("-V", "--version", action="version", version=f"refcr {__version__}")
@@ -67,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("-s", "--leave-stopped", action="store_true", help="leave the process stopped after the dump")
     d.add_argument("--ghost-limit", type=_size, default=1 << 20, metavar="SIZE",
                    help="largest deleted-but-open file whose contents go into the images (default 1M)")
+
+    _track_arguments(d, dump=True)
+
+    pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
+    pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
+    _common(pd)
+    _track_arguments(pd, dump=False)
 
     r = sub.add_parser("restore", help="restore a process from an image directory")
     _common(r)
@@ -95,6 +113,7 @@ def to_options(ns: argparse.Namespace) -> Options:
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
                  "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "libdir",
+                 "track_mem", "prev_images_dir", "track_mem_method",
                  "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))
@@ -113,6 +132,15 @@ def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
     images = ImageDir(opts.images_dir, "w")      # checked before the log file lands in it
     logmod.setup(opts.verbosity, opts.log_file)
     dump(opts, images)
+    return 0
+
+
+def cmd_pre_dump(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.images import ImageDir
+    from refcr.predump import pre_dump
+    images = ImageDir(opts.images_dir, "w")
+    logmod.setup(opts.verbosity, opts.log_file)
+    pre_dump(opts, images)
     return 0
 
 
@@ -156,7 +184,7 @@ def cmd_plugin_cflags(opts: Options, ns: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Options, argparse.Namespace], int]] = {
-    "dump": cmd_dump, "restore": cmd_restore, "show": cmd_show, "check": cmd_check,
+    "dump": cmd_dump, "pre-dump": cmd_pre_dump, "restore": cmd_restore, "show": cmd_show, "check": cmd_check,
     "plugin-check": cmd_plugin_check, "plugin-cflags": cmd_plugin_cflags,
 }
 

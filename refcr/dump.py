@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import count
 
 from refcr import (__version__, creds, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
-                   proc, pstree, regs, rlimits, signals, task, timers, uts)
+                   proc, pstree, regs, rlimits, signals, task, timers, track, uts)
 from refcr import actions, netlock, netns, plugins, unix
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
@@ -36,6 +36,7 @@ class FrozenTask:
     member: pstree.Member
     masks: dict[int, int] = field(default_factory=dict)   # host tid -> blocked mask at the freeze
     remotes: dict[int, Remote] = field(default_factory=dict)
+    track: track.ProcessTrack | None = None                 # incremental memory (refcr/track.py)
 
     @property
     def pid(self) -> int:
@@ -124,7 +125,7 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
 
 
 def dump_task(t: FrozenTask, images: ImageDir, ctx: files.DumpFiles, pages_ids: "count[int]",
-              shmem_done: dict[int, int]) -> None:
+              shmem_done: dict[int, int], tracking: track.DumpTracking | None = None) -> None:
     pid, vpid = t.pid, t.member.entry.pid
     maps = proc.maps(pid)                 # before the scratch buffer exists
     remote = t.open_remotes(maps)
@@ -138,20 +139,21 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: files.DumpFiles, pages_ids: 
     for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
         dump_thread(t, host_tid, core, tid)
     core.shared_pending.extend(signals.dump_shared_pending(pid))
-    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid)
+    t.track = tracking.for_process(pid, vpid) if tracking else None
+    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid, track=t.track)
     fault.point("dump-after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)
     images.write("core", [core], id=vpid)
 
 
-def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir) -> None:
+def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, opts: Options | None = None) -> None:
     """Contents of the namespaces the root has of its own."""
     if "uts" in namespaces:
         images.write("uts", [uts.dump(root.remotes[root.pid])])
     if "ipc" in namespaces:
         ipc.dump(root.pid, images)
     if "mnt" in namespaces:
-        images.write("mntns", [mntns.dump(root.pid)])
+        images.write("mntns", [mntns.dump(root.pid, images, opts.external if opts else [])])
 
 
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
@@ -159,11 +161,12 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     ctx = files.DumpFiles(opts)
     pages_ids = count(1)
     shmem_done: dict[int, int] = {}
+    tracking = track.DumpTracking.from_options(opts, images)
     for t in frozen:
-        dump_task(t, images, ctx, pages_ids, shmem_done)
+        dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
     unix.check_ext_dump(ctx)
     plugins.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
-    dump_namespaces(frozen[0], namespaces, images)
+    dump_namespaces(frozen[0], namespaces, images, opts)
     if "net" in namespaces:
         images.write("netns", [netns.dump(frozen[0].pid, opts)])
     images.write("files", ctx.entries)
@@ -173,7 +176,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
-        root_namespaces=namespaces, plugins=plugins.used())])
+        root_namespaces=namespaces, plugins=plugins.used(), track_mem=tracking.name)])
 
 
 def finish(frozen: list[FrozenTask], opts: Options) -> None:
@@ -244,6 +247,11 @@ def _dump(opts: Options, images: ImageDir) -> None:
 def _resume_after_failure(frozen: list[FrozenTask]) -> None:
     inet.end_repair(resume=True)
     for t in frozen:
+        try:
+            if t.track is not None and t.pid in t.remotes:   # its tracking may be half reset: end it
+                t.track.stop(t.remotes[t.pid])
+        except Exception as exc:
+            log.error("process %d: ending dirty tracking after failed dump: %s", t.pid, exc)
         try:
             t.undo()
         except Exception as exc:   # keep going: every task must be released

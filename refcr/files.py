@@ -144,7 +144,11 @@ def fd_target(pid: int, fd: int) -> FdTarget:
 
 def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
     table = []
+    from refcr.track import tracking_fds
+    refcrs = set(tracking_fds(pid))       # refcr's own dirty-tracking userfaultfd: not the process's
     for fd in proc.fds(pid):
+        if fd in refcrs:
+            continue
         t = fd_target(pid, fd)
         cloexec = bool(int(t.info["flags"], 8) & O_CLOEXEC)
         table.append(fdinfo_pb2.FdinfoEntry(fd=fd, id=ctx.add(t), cloexec=cloexec))

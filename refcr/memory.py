@@ -17,7 +17,7 @@ import os
 import stat as stat_mod
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from refcr import ipc, memfd, native, proc
 from refcr.errors import RestoreError, UnsupportedObject
@@ -29,6 +29,9 @@ from refcr.syscalls import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN,
                             MREMAP_MAYMOVE, PAGE_SIZE, PR_SET_MM,
                             PR_SET_MM_MAP, PROT_EXEC, PROT_READ, PROT_WRITE)
 from refcr.tracee import Remote
+
+if TYPE_CHECKING:
+    from refcr.track import ProcessTrack
 
 SPECIAL_KINDS = {
     "[vdso]": mm_pb2.VMA_VDSO,
@@ -140,15 +143,27 @@ class PagesWriter:
         self.raw.write(data)
         npages = len(data) // PAGE_SIZE
         last = self.entries[-1] if self.entries else None
-        if last and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
+        if last and not last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
             last.nr_pages += npages
         else:
             self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages))
 
-    def finish(self, type_name: str, id: int | str) -> None:
+    def add_parent(self, vaddr: int, npages: int) -> None:
+        """Pages unchanged since the parent image (refcr/track.py): no data here."""
+        last = self.entries[-1] if self.entries else None
+        if last and last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
+            last.nr_pages += npages
+        else:
+            self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages, in_parent=True))
+
+    def finish(self, type_name: str, id: int | str, track: "ProcessTrack | None" = None) -> None:
         self.raw.close()
-        self.images.write(type_name, self.entries, id=id,
-                          head=pagemap_pb2.PagemapHead(pages_id=self.pages_id))
+        head = pagemap_pb2.PagemapHead(pages_id=self.pages_id)
+        head.pages_in_parent = sum(e.nr_pages for e in self.entries if e.in_parent)
+        head.pages_written = sum(e.nr_pages for e in self.entries) - head.pages_in_parent
+        if track is not None:
+            track.fill_head(head)
+        self.images.write(type_name, self.entries, id=id, head=head)
 
 
 def _chunks(runs: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
@@ -170,8 +185,11 @@ def _chunks(runs: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
         yield batch
 
 
-def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter) -> int:
-    """Copy present/swapped pages of private areas; returns the page count."""
+def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
+                       track: "ProcessTrack | None" = None) -> int:
+    """Copy present/swapped pages of private areas; returns the page count.
+    With track (incremental dump), pages unchanged since the parent image
+    are recorded as in the parent instead."""
     total = 0
     mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -180,6 +198,10 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter) 
                 continue
             runs = native.scan_pagemap(pid, vma.start, vma.end,
                                        anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
+            if track is not None:
+                runs, unchanged = track.select(vma, runs)
+                for addr, n in unchanged:
+                    out.add_parent(addr, n)
             for batch in _chunks(runs):
                 if vma.prot & PROT_READ:
                     data = native.vm_read(pid, batch)
@@ -187,7 +209,10 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter) 
                     data = b"".join(os.pread(mem_fd, n, a) for a, n in batch)
                 pos = 0
                 for addr, n in batch:
-                    out.add(addr, data[pos:pos + n])
+                    if track is None:
+                        out.add(addr, data[pos:pos + n])
+                    else:
+                        track.store(out, addr, data[pos:pos + n])
                     pos += n
                 total += len(data) // PAGE_SIZE
     finally:
@@ -229,16 +254,26 @@ def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
 
 
 def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
-         next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int) -> mm_pb2.MmEntry:
+         next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int,
+         track: "ProcessTrack | None" = None) -> mm_pb2.MmEntry:
     """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
-    pid namespace); returns the MmEntry."""
+    pid namespace); returns the MmEntry.  track: an incremental dump."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
     pages = PagesWriter(images, next_pages_id())
-    count = dump_private_pages(pid, list(mm.vmas), pages)
-    pages.finish("pagemap", image_id)
+    if track is None:
+        count = dump_private_pages(pid, list(mm.vmas), pages)
+    else:
+        track.start(remote, maps)
+        try:
+            count = dump_private_pages(pid, list(mm.vmas), pages, track)
+            track.arm(remote, list(mm.vmas))
+            track.write_digests(images)
+        finally:
+            track.close()
+    pages.finish("pagemap", image_id, track)
     for vma in mm.vmas:
         if vma.kind != mm_pb2.VMA_SHMEM:
             continue
@@ -261,8 +296,11 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
 def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, bytes]]:
     """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
     head, entries = images.read_head(type_name, id=id)
+    in_parent = [(e.vaddr, e.nr_pages) for e in entries if e.in_parent]
     with images.open_raw("pages", id=head.pages_id) as raw:
         for e in entries:
+            if e.in_parent:
+                continue
             left, vaddr = e.nr_pages * PAGE_SIZE, e.vaddr
             while left:
                 n = min(left, READ_CHUNK)
@@ -272,6 +310,9 @@ def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tupl
                 yield vaddr, data
                 vaddr += n
                 left -= n
+    if in_parent:       # an incremental image: the rest comes from the parent chain
+        from refcr.track import parent_pages
+        yield from parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK)
 
 
 def shmem_object(images: ImageDir, shmid: int, size: int) -> int:

@@ -25,6 +25,7 @@ __all__ = [
     "inject_syscall", "vm_read", "vm_read_into", "vm_write", "pidfd_open",
     "pidfd_getfd", "clone3_puppet", "scan_pagemap", "get_robust_list",
     "tgkill", "kcmp", "tee", "setns", "unshare", "REGS_FIELDS", "SIGINFO_SIZE",
+    "pagemap_scan",
 ]
 
 # Re-export the constants cffi read from the system headers.
@@ -358,3 +359,32 @@ def setns(fd: int, nstype: int = 0) -> None:
 def unshare(flags: int) -> None:
     """unshare(2): Python 3.11's os lacks it."""
     _check(lib.rc_unshare(flags), f"unshare({flags:#x})")
+
+
+# ---- dirty-page tracking ----------------------------------------------------
+
+_SCAN_REGIONS = 1 << 14
+
+
+def pagemap_scan(pagemap_fd: int, start: int, end: int, *, flags: int = 0, mask: int = 0,
+                 inverted: int = 0, anyof: int = 0, return_mask: int = 0,
+                 want_regions: bool = True) -> list[tuple[int, int, int]]:
+    """PAGEMAP_SCAN over [start, end) of an open /proc/PID/pagemap: the
+    matching (start, end, categories) regions, the whole range walked.  With
+    want_regions=False the regions are not returned (write-protecting only)."""
+    # Always with an output vector: without one the kernel takes a fast path
+    # that write-protects every page of the range, whatever the categories.
+    regions = ffi.new("uint64_t[]", 3 * _SCAN_REGIONS)
+    walk_end = ffi.new("uint64_t *")
+    out: list[tuple[int, int, int]] = []
+    addr = start
+    while addr < end:
+        n = _check(lib.rc_pagemap_scan(pagemap_fd, addr, end, flags, mask, inverted, anyof,
+                                       return_mask or mask or anyof, regions, _SCAN_REGIONS,
+                                       walk_end), f"ioctl(PAGEMAP_SCAN, {addr:#x}-{end:#x})")
+        if want_regions:
+            out.extend((regions[3 * i], regions[3 * i + 1], regions[3 * i + 2]) for i in range(n))
+        if walk_end[0] <= addr:
+            break
+        addr = walk_end[0]
+    return out

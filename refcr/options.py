@@ -28,4 +28,7 @@ class Options:
     ghost_limit: int = 1 << 20               # --ghost-limit: largest deleted file whose contents are dumped
     libdir: str | None = None                # -L/--libdir: plugin directory
     action_scripts: list[str] = field(default_factory=list)  # --action-script FILE (refcr/actions.py)
+    track_mem: bool = False                  # --track-mem: arm dirty-page tracking for a next dump (refcr/track.py)
+    prev_images_dir: str | None = None       # --prev-images-dir: the parent image, relative to images_dir
+    track_mem_method: str = "auto"           # --track-mem-method: auto, uffd (uffd-wp + PAGEMAP_SCAN), hash
     extra: dict[str, object] = field(default_factory=dict)

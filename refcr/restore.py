@@ -69,6 +69,8 @@ def check_images(images: ImageDir, opts: Options):
     inv = images.read_single("inventory")
     if inv.img_version != IMG_VERSION:
         raise RestoreError(f"{images.path}: image version {inv.img_version} is not supported")
+    if inv.predump:
+        raise RestoreError(f"{images.path} is a pre-dump (memory only): restore a dump made after it")
     if inv.shell_job and not opts.shell_job:
         raise RestoreError("the images hold a shell job (dumped with --shell-job): restore with --shell-job")
     plugins.require(list(inv.plugins))
@@ -327,7 +329,7 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
     if "mnt" in namespaces:
         from refcr import mntns
         if images.exists("mntns"):
-            mntns.restore(root.puppet.remote, images.read_single("mntns"))
+            mntns.restore(root.puppet.pid, images, ctx.opts.external)
         ctx.resolve = mntns.resolver(root.puppet.pid)
     if "uts" in namespaces and images.exists("uts"):
         from refcr import uts

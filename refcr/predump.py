@@ -1,0 +1,158 @@
+"""`refcr pre-dump`: write a running tree's memory and start tracking its changes.
+
+The tree is frozen only while refcr decides what to copy: seize every task,
+read its areas and mm fields, scan which pages are present, ask the tracker
+which of them changed since the parent image (and re-arm tracking, so that
+from this moment on every write is seen), then let the tree run on.  The
+page contents are copied after the thaw: a page written meanwhile is marked
+written again and goes into the next dump, so the chain stays consistent
+(with the hash method the digest stored is the one of the data stored).
+
+The result is an image directory with inventory (predump), pstree, mm-ID,
+pagemap-ID and pages: the parent of a later `refcr dump --prev-images-dir`,
+not restorable by itself.  Shared memory (shmem, SysV) is left to the dump.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from itertools import count
+
+from refcr import __version__, memory, native, proc, pstree, track
+from refcr.dump import IMG_VERSION, FrozenTask, _resume_after_failure, finish, freeze_tree
+from refcr.errors import DumpError, NoSuchProcess, RefcrError
+from refcr.images import ImageDir
+from refcr.log import log
+from refcr.options import Options
+from refcr.pb import inventory_pb2, mm_pb2
+from refcr.syscalls import PAGE_SIZE, PROT_READ
+
+PRIVATE = (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE)
+
+
+@dataclass
+class Plan:
+    """What to copy from one process once the tree runs again."""
+
+    pid: int
+    image_id: int
+    mm: mm_pb2.MmEntry
+    track: track.ProcessTrack
+    reads: list[tuple[mm_pb2.VmaEntry, track.Runs]] = field(default_factory=list)
+    unchanged: track.Runs = field(default_factory=list)
+
+
+def plan_task(t: FrozenTask, tracking: track.DumpTracking) -> Plan:
+    """Frozen: areas, mm fields, the pages to copy; tracking re-armed."""
+    pid, vpid = t.pid, t.member.entry.pid
+    maps = proc.maps(pid)                 # before the scratch buffer exists
+    remote = t.open_remotes(maps)
+    mm = memory.mm_fields(pid, remote)
+    mm.vmas.extend(memory.vma_entry(pid, m) for m in maps if m.name not in memory.SKIPPED)
+    pt = tracking.for_process(pid, vpid)
+    assert pt is not None                 # a pre-dump always tracks
+    t.track = pt
+    plan = Plan(pid, vpid, mm, pt)
+    pt.start(remote, maps)
+    try:
+        for vma in mm.vmas:
+            if vma.kind not in PRIVATE:
+                continue
+            runs = native.scan_pagemap(pid, vma.start, vma.end, anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
+            runs, unchanged = pt.select(vma, runs)
+            plan.reads.append((vma, runs))
+            plan.unchanged.extend(unchanged)
+        pt.arm(remote, list(mm.vmas))
+    finally:
+        pt.close()
+    return plan
+
+
+def _read_tolerant(pid: int, mem_fd: int, vma: mm_pb2.VmaEntry,
+                   batch: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
+    """The batch's pages as (addr, data) pieces; the tree runs, so an area may
+    be gone by now: its pages are left out (the next dump sees them as new)."""
+    if vma.prot & PROT_READ:
+        try:
+            data = native.vm_read(pid, batch)
+        except OSError as exc:
+            if not proc.exists(pid):
+                raise NoSuchProcess(pid, f"process (it exited during the pre-dump: {exc.strerror})") from None
+        else:
+            out, pos = [], 0
+            for addr, n in batch:
+                out.append((addr, data[pos:pos + n]))
+                pos += n
+            return out
+    pieces = []
+    for addr, n in batch:
+        for page in range(addr, addr + n, PAGE_SIZE):
+            try:
+                pieces.append((page, os.pread(mem_fd, PAGE_SIZE, page)))
+            except OSError:
+                continue
+    return [(a, d) for a, d in pieces if len(d) == PAGE_SIZE]
+
+
+def write_plan(plan: Plan, images: ImageDir, pages_id: int) -> int:
+    """After the thaw: copy the planned pages into the images; returns their count."""
+    out = memory.PagesWriter(images, pages_id)
+    for addr, n in plan.unchanged:
+        out.add_parent(addr, n)
+    copied = 0
+    mem_fd = os.open(proc.path(plan.pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for vma, runs in plan.reads:
+            for batch in memory._chunks(runs):
+                for addr, data in _read_tolerant(plan.pid, mem_fd, vma, batch):
+                    plan.track.store(out, addr, data)
+                    copied += len(data) // PAGE_SIZE
+    finally:
+        os.close(mem_fd)
+    plan.track.write_digests(images)
+    out.finish("pagemap", plan.image_id, plan.track)
+    images.write("mm", [plan.mm], id=plan.image_id)
+    log.info("process %d: pre-dump copied %d pages, %d unchanged since the parent",
+             plan.pid, copied, sum(n for _, n in plan.unchanged))
+    return copied
+
+
+def pre_dump(opts: Options, images: ImageDir) -> None:
+    try:
+        _pre_dump(opts, images)
+    except BaseException as exc:
+        if images.is_incomplete() is None:
+            images.mark_incomplete(str(exc))
+        raise
+
+
+def _pre_dump(opts: Options, images: ImageDir) -> None:
+    pstree.check_target(opts.pid)
+    tracking = track.DumpTracking.from_options(opts, images, predump=True)
+    frozen: list[FrozenTask] = []
+    zombies: list[pstree.Member] = []
+    started = time.monotonic()
+    try:
+        freeze_tree(opts.pid, frozen, zombies)
+        tree = [m.entry for m in [t.member for t in frozen] + zombies]
+        plans = [plan_task(t, tracking) for t in frozen]
+    except BaseException as exc:
+        _resume_after_failure(frozen)
+        if isinstance(exc, RefcrError) and not isinstance(exc, DumpError):
+            raise DumpError(f"pre-dump of {opts.pid} failed, process resumed: {exc}") from exc
+        raise
+    opts.leave_running = True
+    finish(frozen, opts)
+    frozen_ms = (time.monotonic() - started) * 1000
+    log.info("pre-dump: %d process(es) frozen for %.1f ms", len(frozen), frozen_ms)
+    pages_ids = count(1)
+    for plan in plans:
+        write_plan(plan, images, next(pages_ids))
+    images.write("pstree", tree)
+    images.write("inventory", [inventory_pb2.InventoryEntry(
+        img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
+        kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
+        predump=True, track_mem=tracking.name)])
+    log.info("pre-dump of %d complete (frozen %.1f ms)", opts.pid, frozen_ms)
