@@ -8,7 +8,8 @@
  * beta), non-blocking; "pub", subscribed to nothing, used to publish.  Before
  * the dump and after the restore it publishes beta, alpha, gamma through pub
  * and checks: the broker counts 0, 1, 1 subscribers; sub receives exactly the
- * alpha and the gamma event, in order, and nothing else.  The broker forgot the
+ * alpha and the gamma event, in order, and nothing else; both sockets are
+ * connected to the broker and belong to the test's network namespace.  The broker forgot the
  * old connections when the dump killed the test, so events after restore prove
  * that the plugin subscribed the new connection again; the broker's verdict
  * checks that what the plugin listed at dump was re-subscribed.
@@ -23,6 +24,8 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -108,7 +111,9 @@ static void check_socket(int sk, const char *name)
 {
 	struct sockaddr_un sun;
 	socklen_t len = sizeof(sun);
+	struct stat sns, own;
 	size_t n;
+	int ns;
 
 	if (test_getsockopt_int(sk, SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
 		pr_err("%s: not a stream socket", name);
@@ -120,6 +125,13 @@ static void check_socket(int sk, const char *name)
 	n = strlen(sun.sun_path);
 	if (n < 12 || sun.sun_path[0] != '/' || strcmp(sun.sun_path + n - 12, "/peer.broker"))
 		pr_err("%s: connected to \"%s\", not the broker", name, sun.sun_path);
+	ns = ioctl(sk, SIOCGSKNS);
+	if (ns < 0 || fstat(ns, &sns) || stat("/proc/self/ns/net", &own))
+		pr_err("%s: its network namespace (SIOCGSKNS)", name);
+	else if (sns.st_ino != own.st_ino)
+		pr_err("%s: belongs to another network namespace than the test", name);
+	if (ns >= 0)
+		close(ns);
 }
 
 int main(int argc, char **argv)
@@ -135,6 +147,7 @@ int main(int argc, char **argv)
 	request(sub, "SUB gamma", "OK SUB gamma");
 	if (fcntl(sub, F_SETFL, O_NONBLOCK))
 		fail("O_NONBLOCK");
+	check_socket(sub, "sub");
 	round_trip(sub, pub, "before");
 	if (fstat(sub, &st))
 		fail("fstat");
