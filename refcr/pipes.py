@@ -3,7 +3,8 @@
 The queued bytes are copied without consuming them: refcr opens the pipe
 again through /proc/PID/fd/N for reading and tee(2)s it into a pipe of its
 own.  Restore makes one new pipe per dumped pipe, gives it the old capacity,
-writes the bytes back, and hands out its ends.
+writes the bytes back, and hands out its ends; the owner of O_ASYNC I/O and
+O_ASYNC itself are set from inside the task once its fds are in (fown.py).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import os
 import stat as stat_mod
 from dataclasses import dataclass
 
-from refcr import native
+from refcr import fown, native
 from refcr.errors import RestoreError
 from refcr.files import DumpFiles, FdTarget, RestoreFiles
 from refcr.images import ImageDir
@@ -61,15 +62,24 @@ class PipeKind:
         pipe_id = _pipe_id(t.link)
         if pipe_id not in queued:
             queued[pipe_id] = read_queued(t)
-        return files_pb2.PipeEntry(pipe_id=pipe_id, flags=t.flags)
+        e = files_pb2.PipeEntry(pipe_id=pipe_id, flags=t.flags)
+        owner = fown.dump(t)
+        if owner is not None:
+            e.fown.CopyFrom(owner)
+        return e
 
     def open(self, e: files_pb2.PipeEntry, ctx: RestoreFiles) -> int:
         pipes = ctx.extra.setdefault("pipes", {})
         if e.pipe_id not in pipes:
             pipes[e.pipe_id] = NewPipe.make(ctx, e.pipe_id)
         fd = pipes[e.pipe_id].end(e.flags & os.O_ACCMODE)
-        fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & STATUS_FLAGS)
+        fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & STATUS_FLAGS & ~os.O_ASYNC)   # O_ASYNC: in the task
         return fd
+
+    def after_install(self, e: files_pb2.PipeEntry, fd: int, puppet, ctx: RestoreFiles) -> None:
+        """Owner, signal and O_ASYNC are set by the task itself (fown.py): the
+        owner's pid is the tree's, and SIGIO names the task's fd."""
+        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
 
 
 @dataclass
