@@ -12,14 +12,23 @@ import errno
 import os
 import re
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from refcr import native, plugins
-from refcr.errors import OptionError, RestoreError, UnsupportedObject
+from refcr.errors import DumpError, OptionError, RestoreError, UnsupportedObject
 from refcr.log import log
 from refcr.pb import netns_pb2
+
+
+def NetlinkError() -> type:  # noqa: N802  (used as `except NetlinkError():`, evaluated only on an exception)
+    """pyroute2's error class, imported lazily: pyroute2 takes long to import,
+    and this module is imported by every socket kind."""
+    from pyroute2.netlink.exceptions import NetlinkError as cls
+
+    return cls
 
 
 @contextmanager
@@ -64,12 +73,13 @@ RTM_F_CLONED = 0x200
 RT_TABLE_COMPAT = 252
 IFA_F_KEPT = 0x02 | 0x10 | 0x100 | 0x200 | 0x400     # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
 IFA_F_NODAD = 0x02
+OUTSIDE_WAIT = 10.0       # seconds an external veth's outside name may stay taken by the dumped pair
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")
 # The sysctls refcr saves: global ones, then per conf directory (all, default, each link).
 GLOBAL_SYSCTLS = ("ipv4/ip_forward", "ipv4/ip_local_port_range", "ipv4/ping_group_range",
                   "ipv4/ip_default_ttl")
 CONF_SYSCTLS = {"ipv4": ("forwarding", "rp_filter", "accept_redirects"),
-                "ipv6": ("forwarding", "disable_ipv6", "accept_ra")}
+                "ipv6": ("forwarding", "disable_ipv6", "accept_ra", "accept_dad")}
 
 
 @dataclass
@@ -132,6 +142,15 @@ def _ipr(pid: int):  # noqa: ANN202  (pyroute2.IPRoute)
         return IPRoute()
 
 
+@contextmanager
+def _netlink_errors(error: type, what: str) -> Iterator[None]:
+    """A netlink failure not handled closer to it becomes one clear error."""
+    try:
+        yield
+    except NetlinkError() as exc:
+        raise error(f"{what}: netlink: {os.strerror(exc.code)}") from None
+
+
 def _request(ipr, msg, msg_type: int, flags: int) -> None:  # noqa: ANN001
     from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 
@@ -142,7 +161,7 @@ def _request(ipr, msg, msg_type: int, flags: int) -> None:  # noqa: ANN001
 
 # ------------------------------------------------------------------ dump --
 
-def _dump_link(l, ext: dict[str, ExtVeth], ns_fd: int) -> netns_pb2.NetLink:  # noqa: ANN001
+def _dump_link(l, ext: dict[str, ExtVeth], pid: int) -> netns_pb2.NetLink:  # noqa: ANN001
     kind = l.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or ""
     link = netns_pb2.NetLink(index=l["index"], name=l.get_attr("IFLA_IFNAME"), type=l["ifi_type"], kind=kind,
                              flags=l["flags"], mtu=l.get_attr("IFLA_MTU") or 0,
@@ -157,7 +176,7 @@ def _dump_link(l, ext: dict[str, ExtVeth], ns_fd: int) -> netns_pb2.NetLink:  # 
         ext[link.name].used = True
         link.external = netns_pb2.EXT_OPTION
         return link
-    name = _dump_ext_link(link.index, link.type, kind, ns_fd)
+    name = _dump_ext_link(pid, link.index, link.type, kind)
     if name is None:
         raise UnsupportedObject(f"{what}: refcr cannot dump it (its peer or lower link is outside the "
                                 "namespace?); name it with --external veth[NAME] or load a plugin that "
@@ -167,14 +186,15 @@ def _dump_link(l, ext: dict[str, ExtVeth], ns_fd: int) -> netns_pb2.NetLink:  # 
     return link
 
 
-def _dump_ext_link(index: int, type_: int, kind: str, ns_fd: int) -> str | None:
+def _dump_ext_link(pid: int, index: int, type_: int, kind: str) -> str | None:
     """DUMP_EXT_LINK(index, type, kind) through the chain, run in the link's
-    namespace (as CRIU does): the name of the plugin that took it, or None."""
+    namespace (as CRIU does; a plugin's host runs a hook in the namespace
+    refcr's thread is in): the name of the plugin that took it, or None."""
     ps = plugins.active()
     if ps is None:
         return None
-    hook = plugins.HOOK["DUMP_EXT_LINK"]
-    got = ps.run(hook, [index, type_], [kind], fd=ns_fd)
+    with entered(pid):
+        got = ps.run(plugins.HOOK["DUMP_EXT_LINK"], [index, type_], [kind])
     if got is None:
         return None
     p, reply, _ = got
@@ -242,15 +262,15 @@ def dump(pid: int, opts) -> netns_pb2.NetNsEntry:  # noqa: ANN001  (refcr.option
     ext = ext_veths(opts.external, restore=False)
     e = netns_pb2.NetNsEntry()
     ipr = _ipr(pid)
-    ns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         for l in sorted(ipr.get_links(), key=lambda l: l["index"]):
-            e.links.append(_dump_link(l, ext, ns_fd))
+            e.links.append(_dump_link(l, ext, pid))
         e.addrs.extend(_dump_addr(a) for a in ipr.get_addr())
         for fam in (socket.AF_INET, socket.AF_INET6):
             e.routes.extend(r for r in (_dump_route(r) for r in ipr.get_routes(family=fam, table=None)) if r)
+    except NetlinkError() as exc:
+        raise DumpError(f"network namespace of {pid}: netlink: {os.strerror(exc.code)}") from None
     finally:
-        os.close(ns_fd)
         ipr.close()
     unused = [x.option for x in ext.values() if not x.used]
     if unused:
@@ -338,15 +358,30 @@ def _create_links(ipr, r: NetRestore) -> None:  # noqa: ANN001
                         raise RestoreError(f"{what} has its peer outside the namespace: give "
                                            f"--external veth[{link.name}]:OUTNAME[@BRIDGE]")
                     x.used = True
-                    _create_veth(ipr, link, [["IFLA_IFNAME", x.outside], ["IFLA_NET_NS_FD", own]])
-                    _attach_outside(x)
-            except OSError as exc:
-                raise RestoreError(f"cannot create {what}: {exc.strerror or exc}") from None
+                    _create_outside_veth(ipr, link, x, own)
+            except NetlinkError() as exc:
+                raise RestoreError(f"cannot create {what}: {os.strerror(exc.code)}") from None
     finally:
         os.close(own)
     unused = [x.option for x in r.ext.values() if not x.used]
     if unused:
         raise RestoreError(f"--external {unused[0]}: the images have no external veth of that name")
+
+
+def _create_outside_veth(ipr, link: netns_pb2.NetLink, x: ExtVeth, own: int) -> None:  # noqa: ANN001
+    """The pair with its other end in refcr's namespace.  The pair of the dumped
+    (killed) tree may still exist for a moment while the kernel tears its
+    namespace down, so a name clash outside is retried for a while."""
+    deadline = time.monotonic() + OUTSIDE_WAIT
+    while True:
+        try:
+            _create_veth(ipr, link, [["IFLA_IFNAME", x.outside], ["IFLA_NET_NS_FD", own]])
+            break
+        except NetlinkError() as exc:
+            if exc.code != errno.EEXIST or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    _attach_outside(x)
 
 
 def _attach_outside(x: ExtVeth) -> None:
@@ -376,7 +411,8 @@ def restore_links(pid: int, images, opts) -> NetRestore | None:  # noqa: ANN001
         _write_sysctls([s for s in r.entry.sysctls if _namespace_wide(s.name)])
     ipr = _ipr(pid)
     try:
-        _create_links(ipr, r)
+        with _netlink_errors(RestoreError, "network namespace: links"):
+            _create_links(ipr, r)
     finally:
         ipr.close()
     return r
@@ -451,11 +487,9 @@ def _add_route(ipr, rt: netns_pb2.NetRoute, index: dict[int, int]) -> None:  # n
 
 
 def _exists_ok(what: str, fn, *args) -> None:  # noqa: ANN001
-    from pyroute2.netlink.exceptions import NetlinkError
-
     try:
         fn(*args)
-    except NetlinkError as exc:
+    except NetlinkError() as exc:
         if exc.code == errno.EEXIST:
             log.debug("%s: already there", what)
             return
@@ -466,27 +500,33 @@ def restore_config(r: NetRestore | None) -> None:
     """Second half, once every link exists: attributes, up, addresses, routes."""
     if r is None:
         return
-    e = r.entry
     ipr = _ipr(r.pid)
     try:
-        _map_links(ipr, r)
-        names = {l.index: l.name for l in e.links}
-        with entered(r.pid):
-            _write_sysctls([s for s in e.sysctls if not _namespace_wide(s.name)])
-        for link in e.links:
-            _exists_ok(f"attributes of link {link.name}", _set_link, ipr, link, r.index[link.index])
-        for link in sorted(e.links, key=lambda l: l.type != ARPHRD_LOOPBACK):     # lo first
-            if link.flags & IFF_UP:
-                ipr.link("set", index=r.index[link.index], state="up")
-        for a in e.addrs:
-            if a.index not in r.index:
-                raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
-            what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
-            _exists_ok(what, _add_addr, ipr, a, r.index[a.index])
-        for rt in sorted(e.routes, key=lambda x: -x.scope):      # host and link routes before gateways
-            what = f"route {_text(rt.family, rt.dst) if rt.dst else 'default'}/{rt.dst_len}"
-            _exists_ok(what, _add_route, ipr, rt, r.index)
+        with _netlink_errors(RestoreError, "network namespace"):
+            _configure(ipr, r)
     finally:
         ipr.close()
+    e = r.entry
     log.info("network namespace restored: %d links, %d addresses, %d routes",
              len(e.links), len(e.addrs), len(e.routes))
+
+
+def _configure(ipr, r: NetRestore) -> None:  # noqa: ANN001
+    e = r.entry
+    _map_links(ipr, r)
+    names = {l.index: l.name for l in e.links}
+    with entered(r.pid):
+        _write_sysctls([s for s in e.sysctls if not _namespace_wide(s.name)])
+    for link in e.links:
+        _exists_ok(f"attributes of link {link.name}", _set_link, ipr, link, r.index[link.index])
+    for link in sorted(e.links, key=lambda l: l.type != ARPHRD_LOOPBACK):     # lo first
+        if link.flags & IFF_UP:
+            ipr.link("set", index=r.index[link.index], state="up")
+    for a in e.addrs:
+        if a.index not in r.index:
+            raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
+        what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
+        _exists_ok(what, _add_addr, ipr, a, r.index[a.index])
+    for rt in sorted(e.routes, key=lambda x: -x.scope):      # host and link routes before gateways
+        what = f"route {_text(rt.family, rt.dst) if rt.dst else 'default'}/{rt.dst_len}"
+        _exists_ok(what, _add_route, ipr, rt, r.index)
