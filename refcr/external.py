@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from refcr.errors import OptionError, RestoreError
 
 EXTERNAL_RE = re.compile(r"^(unix|file|mnt|dev|veth|macvlan|tty)\[([^\]]+)\](?::(.+))?$")
-SUPPORTED_EXTERNAL = {"unix", "file", "veth"}     # veth[...]: refcr/netns.py (ext_veths)
+SUPPORTED_EXTERNAL = {"unix", "file", "veth", "mnt"}   # veth: refcr/netns.py (ext_veths); mnt: refcr/mntns.py
 INHERIT_RE = re.compile(r"^fd\[(\d+)\]:(.+)$")
 RESOURCE_RE = re.compile(r"^(pipe|socket):\[(\d+)\]$|^tty\[([0-9a-fA-F:]+)\]$|^file\[(/.*)\]$|^(/.*)$")
 
@@ -60,6 +60,8 @@ def check_external(options: list[str]) -> list[int]:
             if not ident.isdigit() or m.group(3):
                 raise OptionError(f"--external {opt}: expected unix[INO] (the socket's inode)")
             unix.append(int(ident))
+        if kind == "mnt" and not m.group(3):
+            raise OptionError(f"--external {opt}: expected mnt[MOUNTPOINT]:KEY (dump) or mnt[KEY]:PATH (restore)")
         if kind == "veth":
             from refcr.netns import ext_veths
             ext_veths([opt], restore=False)     # the syntax and the names
