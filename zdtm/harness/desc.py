@@ -8,7 +8,8 @@ from pathlib import Path
 
 KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env",
                         "peer", "peer_netns", "checkpoints", "restore_checkpoint",
-                        "device", "plugins"})
+                        "track_mem", "predump", "restore_each",
+                        "device", "plugins", "outer_netns", "action_script"})
 KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job"})
 
 
@@ -31,8 +32,13 @@ class Scenario:
     peer_netns: bool = False         # ... started in the scenario's net namespace
     checkpoints: int = 0             # --leave-running dumps before the real one (cropts.py)
     restore_checkpoint: int = 0      # restore that checkpoint (1..checkpoints) instead of the real dump
+    track_mem: bool = False          # checkpoints form a --track-mem chain (chain.py)
+    predump: bool = False            # checkpoints are `refcr pre-dump`s (chain.py)
+    restore_each: bool = False       # afterwards restore every checkpoint too (chain.py)
     devices: tuple[str, ...] = ()    # device paths it needs; missing on the host: runs in a guest (guest.py)
     plugins: tuple[str, ...] = ()    # plugins/NAME/NAME.so, loaded with -L for dump and restore
+    outer_netns: tuple[str, ...] | None = None  # commands run in a private outer net namespace (outerns.py)
+    action_script: str | None = None  # --action-script: inline text (#!...) or a repo path (outerns.py)
 
     @property
     def binary(self) -> Path:
@@ -73,6 +79,18 @@ def _words(path: Path, key: str, value: object) -> tuple[str, ...]:
     raise DescError(f"{path}: '{key}' must be a string or a list of strings, not {value!r}")
 
 
+def _chain_keys(path: Path, raw: dict) -> dict[str, bool]:
+    """'track_mem', 'predump', 'restore_each' (harness/chain.py)."""
+    keys = {k: raw.get(k, False) for k in ("track_mem", "predump", "restore_each")}
+    if not all(isinstance(v, bool) for v in keys.values()):
+        raise DescError(f"{path}: 'track_mem', 'predump' and 'restore_each' must be True or False")
+    if any(keys.values()) and not raw.get("checkpoints"):
+        raise DescError(f"{path}: 'track_mem', 'predump' and 'restore_each' need 'checkpoints'")
+    if keys["predump"] and (keys["restore_each"] or raw.get("restore_checkpoint")):
+        raise DescError(f"{path}: pre-dumps cannot be restored ('predump' with a restore of a checkpoint)")
+    return keys
+
+
 def load(source: Path) -> Scenario:
     """The scenario for zdtm/static/NAME.c, with NAME.desc applied if present."""
     desc_path = source.with_suffix(".desc")
@@ -109,6 +127,12 @@ def load(source: Path) -> Scenario:
     if not (isinstance(checkpoints, int) and isinstance(restore_cp, int) and checkpoints >= 0
             and 0 <= restore_cp <= checkpoints):
         raise DescError(f"{desc_path}: 'checkpoints' must be a count and 'restore_checkpoint' one of 1..checkpoints")
+    outer = raw.get("outer_netns")
+    if outer is not None and not (isinstance(outer, list) and all(isinstance(c, str) for c in outer)):
+        raise DescError(f"{desc_path}: 'outer_netns' must be a list of commands (strings)")
+    script = raw.get("action_script")
+    if script is not None and not isinstance(script, str):
+        raise DescError(f"{desc_path}: 'action_script' must be a script's text or a path in the repository")
     return Scenario(
         name=name,
         source=source,
@@ -123,6 +147,9 @@ def load(source: Path) -> Scenario:
         peer_netns=bool(raw.get("peer_netns", False)),
         checkpoints=checkpoints,
         restore_checkpoint=restore_cp,
+        **_chain_keys(desc_path, raw),
         devices=_words(desc_path, "device", raw.get("device", "")),
         plugins=plugins,
+        outer_netns=tuple(outer) if outer is not None else None,
+        action_script=script,
     )

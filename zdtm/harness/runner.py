@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cropts, procs, snapshot
+from . import chain, cropts, outerns, procs, snapshot
 from .desc import Scenario
 from .peers import Peer, PeerError
 from .flavors import Flavor
@@ -87,6 +87,8 @@ class ScenarioRun:
     peer: Peer | None = None                      # .desc 'peer' (peers.py)
     run_opts: cropts.RunOpts = field(default_factory=cropts.RunOpts)   # cr-opts.json (cropts.py)
     shell: object | None = None                   # shell_job: the pexpect terminals (shelljob.py)
+    outer: outerns.OuterNetns | None = None       # .desc 'outer_netns' (outerns.py)
+    action_script: Path | None = None             # .desc 'action_script' (outerns.py)
 
     # ---- files of the work dir -------------------------------------------------
     @property
@@ -123,7 +125,7 @@ class ScenarioRun:
             yield
         except StepFailed:
             raise
-        except (PeerError, cropts.CrOptsError) as e:
+        except (PeerError, cropts.CrOptsError, outerns.OuterNetnsError) as e:
             raise StepFailed(name, str(e)) from e
         except (OSError, ValueError, TimeoutError, subprocess.SubprocessError) as e:
             raise StepFailed(name, f"{type(e).__name__}: {e}") from e
@@ -143,10 +145,14 @@ class ScenarioRun:
                     self.run_opts = cropts.load(self.cfg.workdir)
                 self._refused_dumps(before)
                 self._checkpoints()
+                chain.before_final_dump(self)
                 for it in range(1, self.cfg.iterations + 1):
                     if not self._checkpoint_restore(it, before):
                         break  # crfail: dump failed as expected, no restore
+            pid = self.pid
             self._stop()
+            if not self.cfg.no_cr and pid is not None:
+                chain.restore_each(self, pid)
             self._finish_peer()
         finally:
             self._cleanup()
@@ -159,6 +165,16 @@ class ScenarioRun:
             wd.mkdir(parents=True)
             if not self.cfg.scenario.binary.is_file():
                 raise StepFailed("prepare", f"{self.cfg.scenario.binary} is not built")
+            self._prepare_outer()
+
+    def _prepare_outer(self) -> None:
+        """.desc 'outer_netns' and 'action_script' (outerns.py)."""
+        sc = self.cfg.scenario
+        if sc.action_script is not None:
+            repo = sc.source.resolve().parents[2]
+            self.action_script = outerns.action_script(sc.action_script, self.cfg.workdir, repo)
+        if sc.outer_netns is not None:
+            self.outer = outerns.OuterNetns.start(sc.outer_netns, self.start_log)
 
     def _start_peer(self) -> None:
         """Start the .desc's peer before the scenario; with peer_netns in a
@@ -241,11 +257,17 @@ class ScenarioRun:
         fl, to = self.cfg.flavor, self.cfg.timeouts
         with self._step("start"):
             argv = fl.launch_argv(str(NSLAUNCH), sys.executable, self._scenario_argv())
-            with open(self.start_log, "wb") as log:
+            env, fds = self.cfg.env, ()
+            if self.outer is not None:      # the scenario's namespaces are made from the outer one
+                argv, fds = self.outer.wrap(argv), (self.outer.child_fd(),)
+                env = {**env, outerns.ENV_FD: str(fds[0])}
+            with open(self.start_log, "ab") as log:
                 launcher = subprocess.Popen(
-                    argv, cwd=self.cfg.workdir, env=self.cfg.env,
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                    argv, cwd=self.cfg.workdir, env=env,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, pass_fds=fds,
                 )
+            for fd in fds:
+                os.close(fd)
             try:
                 out, _ = launcher.communicate(timeout=to.start)
             except subprocess.TimeoutExpired:
@@ -329,9 +351,14 @@ class ScenarioRun:
                extra_env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> ToolResult:
         env = dict(self.cfg.env)
         env.update(extra_env or {})
+        argv = [*self.cfg.refcr, what, *args]
+        if self.action_script is not None and what in ("dump", "restore"):
+            argv.append(f"--action-script={self.action_script}")
+        if self.outer is not None:
+            argv = self.outer.wrap(argv)
         with open(stderr_path, "wb") as err:
             p = subprocess.Popen(
-                [*self.cfg.refcr, what, *args], cwd=self.cfg.workdir, env=env,
+                argv, cwd=self.cfg.workdir, env=env,
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
                 pass_fds=pass_fds,
             )
@@ -409,13 +436,15 @@ class ScenarioRun:
                     time.sleep(0.02)
                 images = wd / f"ckpt-{i}"
                 images.mkdir()
-                res = self._refcr("dump", ["-t", str(self.pid), "-D", str(images), "--leave-running",
-                                           "-o", str(wd / f"ckpt-{i}.log"), self.cfg.verbosity,
+                command, chained = chain.checkpoint_command(self, i)
+                res = self._refcr(command, ["-t", str(self.pid), "-D", str(images), *chained,
+                                            "-o", str(wd / f"ckpt-{i}.log"), self.cfg.verbosity,
                                            *self.cfg.flavor.cr_opts, *sc.dump_opts(), *self.run_opts.dump],
                                   wd / f"ckpt-{i}.stderr", self.cfg.timeouts.dump, sc.dump_env)
                 if res.returncode != 0:
-                    raise StepFailed(step, f"refcr dump --leave-running exited with status {res.returncode}: "
-                                     f"{res.error_line()}")
+                    raise StepFailed(step, f"refcr {command} {' '.join(chained)} exited with status "
+                                     f"{res.returncode}: {res.error_line()}")
+                chain.check_written(self, i, images)
                 (wd / f"ckpt-{i}.done").touch()
 
     def _checkpoint_restore(self, it: int, before: snapshot.TreeState) -> bool:
@@ -434,6 +463,8 @@ class ScenarioRun:
                 raise StepFailed("dump", "refcr dump succeeded, but the scenario is marked crfail")
             if not sc.crfail and res.returncode != 0:
                 raise StepFailed("dump", f"refcr dump exited with status {res.returncode}: {res.error_line()}")
+            if not sc.crfail:
+                chain.check_written(self, sc.checkpoints + 1, images)
         if sc.crfail:
             with self._step("dump-survived"):
                 dead = [p for p in self.tree if procs.read_stat(p) is None]
@@ -527,4 +558,7 @@ class ScenarioRun:
         if self.shell is not None:
             from . import shelljob
             shelljob.close(self)
+        if self.outer is not None:
+            self.outer.stop()
+            self.outer = None
         procs.reap_zombie_children()
