@@ -9,7 +9,7 @@ from pathlib import Path
 KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env",
                         "peer", "peer_netns", "checkpoints", "restore_checkpoint",
                         "track_mem", "predump", "restore_each",
-                        "device", "plugins", "outer_netns", "action_script"})
+                        "device", "plugins", "outer_netns", "action_script", "outer_mnt"})
 KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job"})
 
 
@@ -39,6 +39,7 @@ class Scenario:
     plugins: tuple[str, ...] = ()    # plugins/NAME/NAME.so, loaded with -L for dump and restore
     outer_netns: tuple[str, ...] | None = None  # commands run in a private outer net namespace (outerns.py)
     action_script: str | None = None  # --action-script: inline text (#!...) or a repo path (outerns.py)
+    outer_mnt: tuple[str, ...] = ()   # work-dir dirs given a tmpfs in a private outer mount ns (outermnt.py)
 
     @property
     def binary(self) -> Path:
@@ -151,5 +152,6 @@ def load(source: Path) -> Scenario:
         devices=_words(desc_path, "device", raw.get("device", "")),
         plugins=plugins,
         outer_netns=tuple(outer) if outer is not None else None,
+        outer_mnt=_words(desc_path, "outer_mnt", raw.get("outer_mnt", "")),
         action_script=script,
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import chain, cropts, outerns, procs, snapshot
+from . import chain, cropts, outermnt, outerns, procs, snapshot
 from .desc import Scenario
 from .peers import Peer, PeerError
 from .flavors import Flavor
@@ -89,6 +89,7 @@ class ScenarioRun:
     shell: object | None = None                   # shell_job: the pexpect terminals (shelljob.py)
     outer: outerns.OuterNetns | None = None       # .desc 'outer_netns' (outerns.py)
     action_script: Path | None = None             # .desc 'action_script' (outerns.py)
+    outer_mnt: outermnt.OuterMnt | None = None    # .desc 'outer_mnt' (outermnt.py)
 
     # ---- files of the work dir -------------------------------------------------
     @property
@@ -125,7 +126,7 @@ class ScenarioRun:
             yield
         except StepFailed:
             raise
-        except (PeerError, cropts.CrOptsError, outerns.OuterNetnsError) as e:
+        except (PeerError, cropts.CrOptsError, outerns.OuterNetnsError, outermnt.OuterMntError) as e:
             raise StepFailed(name, str(e)) from e
         except (OSError, ValueError, TimeoutError, subprocess.SubprocessError) as e:
             raise StepFailed(name, f"{type(e).__name__}: {e}") from e
@@ -175,6 +176,8 @@ class ScenarioRun:
             self.action_script = outerns.action_script(sc.action_script, self.cfg.workdir, repo)
         if sc.outer_netns is not None:
             self.outer = outerns.OuterNetns.start(sc.outer_netns, self.start_log)
+        if sc.outer_mnt:
+            self.outer_mnt = outermnt.OuterMnt.start(sc.outer_mnt, self.cfg.workdir, self.start_log)
 
     def _start_peer(self) -> None:
         """Start the .desc's peer before the scenario; with peer_netns in a
@@ -261,6 +264,8 @@ class ScenarioRun:
             if self.outer is not None:      # the scenario's namespaces are made from the outer one
                 argv, fds = self.outer.wrap(argv), (self.outer.child_fd(),)
                 env = {**env, outerns.ENV_FD: str(fds[0])}
+            if self.outer_mnt is not None:
+                argv = self.outer_mnt.wrap(argv)
             with open(self.start_log, "ab") as log:
                 launcher = subprocess.Popen(
                     argv, cwd=self.cfg.workdir, env=env,
@@ -342,6 +347,9 @@ class ScenarioRun:
         with self._step(step):
             assert self.pid is not None
             after = snapshot.take_tree(self.pid)
+            if self.cfg.scenario.shell_job:
+                from . import shelljob
+                before, after = shelljob.normalise(before), shelljob.normalise(after)
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
@@ -356,6 +364,8 @@ class ScenarioRun:
             argv.append(f"--action-script={self.action_script}")
         if self.outer is not None:
             argv = self.outer.wrap(argv)
+        if self.outer_mnt is not None:
+            argv = self.outer_mnt.wrap(argv)
         with open(stderr_path, "wb") as err:
             p = subprocess.Popen(
                 argv, cwd=self.cfg.workdir, env=env,
@@ -561,4 +571,7 @@ class ScenarioRun:
         if self.outer is not None:
             self.outer.stop()
             self.outer = None
+        if self.outer_mnt is not None:
+            self.outer_mnt.stop()
+            self.outer_mnt = None
         procs.reap_zombie_children()
