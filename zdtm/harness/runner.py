@@ -347,9 +347,6 @@ class ScenarioRun:
         with self._step(step):
             assert self.pid is not None
             after = snapshot.take_tree(self.pid)
-            if self.cfg.scenario.shell_job:
-                from . import shelljob
-                before, after = shelljob.normalise(before), shelljob.normalise(after)
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
