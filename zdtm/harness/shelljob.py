@@ -18,18 +18,20 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pexpect
 
-from . import procs
+from . import procs, snapshot
 from .runner import NSLAUNCH, StepFailed, ToolResult
 
 if TYPE_CHECKING:
     from .runner import ScenarioRun
 
+TERMINAL = re.compile(r"^/dev/(pts/\d+|tty\w*)$")
 # The shell: starts the job, says its pid (the outer one; nslaunch prints it),
 # and stays the session leader of its terminal until it is killed.
 SHELL = r"""
@@ -141,12 +143,27 @@ def after_restore(run: "ScenarioRun") -> None:
         raise StepFailed("shell-job-talk", "the job is not the foreground process group of the new terminal")
 
 
+def normalise(state: snapshot.TreeState) -> snapshot.TreeState:
+    """What a shell job legitimately changes: its terminal (another pty) and
+    its session (the restore caller's).  shell-job-talk checks both."""
+    def task(t: snapshot.TaskState) -> snapshot.TaskState:
+        fds = tuple(replace(f, target="<the shell's terminal>") if TERMINAL.match(f.target) else f for f in t.fds)
+        status = tuple(kv for kv in t.status if kv[0] != "NSsid")
+        return replace(t, sid=0, status=status, fds=fds)
+
+    return snapshot.TreeState(tuple(task(t) for t in state.tasks))
+
+
 def close(run: "ScenarioRun") -> None:
     term = run.shell
     run.shell = None
     if not isinstance(term, Terminals):
         return
     for t in (term.restore, term.shell):
-        if t is not None:
-            procs.kill_tree(t.pid, t.pid)
+        if t is None:
+            continue
+        try:
             t.close(force=True)
+        except (pexpect.ExceptionPexpect, OSError):
+            pass    # already reaped (the harness is a subreaper and reaps what it kills)
+        procs.kill_tree(t.pid, t.pid)
