@@ -5,7 +5,8 @@ Built on the 'checkpoints' protocol (ckpt-I.go / ckpt-I.done, runner.py):
 ``track_mem``
     the checkpoints are ``refcr dump --leave-running --track-mem``, each with
     ``--prev-images-dir ../ckpt-(I-1)``; the real dump has the last one as its
-    parent and is taken once the test says ``ckpt-(N+1).go``.
+    parent and is taken once the test says ``ckpt-(N+1).go`` (with a 'peer',
+    which drives the checkpoints, right after the last one).
 ``predump``
     the same with ``refcr pre-dump`` checkpoints.
 ``restore_each``
@@ -85,6 +86,10 @@ def before_final_dump(run: "ScenarioRun") -> None:
     if not (sc.track_mem or sc.predump) or not sc.checkpoints:
         return
     n = sc.checkpoints
+    if sc.peer is not None:     # a peer drives the checkpoints: the real dump follows the last one
+        run.run_opts = dataclasses.replace(run.run_opts, dump=(*run.run_opts.dump, "--prev-images-dir",
+                                                               f"../ckpt-{n}"))
+        return
     with run._step("chain-ready"):
         deadline = time.monotonic() + run.cfg.timeouts.start
         while not (wd / f"ckpt-{n + 1}.go").exists():
