@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("plugin_paths", nargs="+", metavar="PATH.so")
     pc.add_argument("-v", dest="verbosity", nargs="?", const=4, default=1, type=int, choices=range(5),
                     metavar="0..4", help="show the plugins' own log messages up to this level on stderr")
+    pc.add_argument("--with", dest="partner", metavar="OTHER.so",
+                    help="the plugin to chain it with (default: plugins/trivial)")
+    pc.add_argument("--scenario", metavar="PROG.c",
+                    help="a zdtm-style program to dump and restore with the plugin")
+    pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
     return parser
 
@@ -174,7 +179,8 @@ def cmd_check(opts: Options, ns: argparse.Namespace) -> int:
 def cmd_plugin_check(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.plugin_check import main_check as plugin_check
     logmod.setup(opts.verbosity, None)
-    return plugin_check(ns.plugin_paths, opts.verbosity)
+    return plugin_check(ns.plugin_paths, opts.verbosity, partner=ns.partner, scenario=ns.scenario,
+                        junit=ns.junit_xml)
 
 
 def cmd_plugin_cflags(opts: Options, ns: argparse.Namespace) -> int:

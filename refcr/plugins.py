@@ -456,8 +456,7 @@ def init(stage: int, opts) -> None:  # noqa: ANN001  (refcr.options.Options)
             if p.generated:
                 log.warning("plugin %s: old-style plugin (no CR_PLUGIN_DESC); a descriptor was generated. "
                             "This is deprecated: register it with CR_PLUGIN_REGISTER", path)
-            if any(q.name == p.name for q in ps.plugins[:-1]):
-                raise PluginError(f"two plugins are named {p.name!r} in {directory}")
+            check_unique(ps.plugins, directory)
             log.debug("plugin %s (%s): version %#x, hooks %s", p.name, path, p.version,
                       ", ".join(HOOKS[h] for h in sorted(p.hooks)) or "none")
             p.init(stage)
@@ -465,6 +464,13 @@ def init(stage: int, opts) -> None:  # noqa: ANN001  (refcr.options.Options)
         exit(stage, -1)
         raise
     log.info("plugins from %s: %s", directory, ", ".join(p.name for p in ps.plugins))
+
+
+def check_unique(loaded: list[Plugin], directory: str) -> None:
+    """The last plugin loaded has a name of its own (entries and the inventory name plugins)."""
+    p = loaded[-1]
+    if any(q.name == p.name for q in loaded[:-1]):
+        raise PluginError(f"two plugins are named {p.name!r} in {directory}")
 
 
 def exit(stage: int, ret: int) -> None:  # noqa: A001  (the API's name)

@@ -48,7 +48,11 @@ VARIANTS: dict[str, list[str]] = {
     "write-outside": ['-DPLUGIN_NAME="writeoutside"', "-DWRITE_OUTSIDE"],
     "exit-crash": ['-DPLUGIN_NAME="exitcrash"', "-DEXIT_CRASH"],
     "unresolved": ['-DPLUGIN_NAME="unresolved"', "-DUNRESOLVED"],
+    "greedy-later": ['-DPLUGIN_NAME="greedylater"', "-DGREEDY_LATER"],
+    "name-clash": ['-DPLUGIN_NAME="trivial"'],
+    "lose-flags": ['-DPLUGIN_NAME="loseflags"', "-DHANDLE", '-DCLAIM="/dev/kmsg"', "-DLOSE_FLAGS"],
 }
+SCENARIO = SRC.parent / "kmsg_scenario.c"
 
 
 def compile_plugin(src: Path, out: Path, flags: list[str]) -> Path:
@@ -452,13 +456,65 @@ def test_plugin_check_passes(tmp_path: Path, built: dict[str, Path], variant: st
     ("greedy", "DUMP_EXT_FILE"), ("write-outside", "writes"),
     ("init-fail", "init/exit dump, init/exit pre-dump, init/exit restore"),
     ("exit-crash", "init/exit dump, init/exit pre-dump, init/exit restore"),
+    ("greedy-later", "chain"), ("name-clash", "chain"), ("lose-flags", "scenario"),
 ])
 def test_plugin_check_catches(tmp_path: Path, built: dict[str, Path], variant: str, check: str) -> None:
     """Each broken plugin fails exactly the check meant for it, and nothing else."""
-    res = refcr("plugin-check", str(built[variant]), cwd=tmp_path)
+    extra = {"name-clash": ["--with", str(built["trivial"])], "lose-flags": ["--scenario", str(SCENARIO)]}
+    res = refcr("plugin-check", str(built[variant]), *extra.get(variant, []), cwd=tmp_path)
     assert res.returncode == 1, res.stdout + res.stderr
     assert res.stderr.strip().endswith(f"check(s) failed: {check}"), res.stdout + res.stderr
     assert not list(tmp_path.glob("plugin-was-here"))     # the writer wrote into its sandbox, not here
+
+
+def test_plugin_check_chain_and_scenario(tmp_path: Path, built: dict[str, Path]) -> None:
+    """The chain (default partner and --with) and a full dump -> restore -> verify
+    of the author's program with the plugin; the JUnit XML has every row."""
+    import xml.etree.ElementTree as ET
+    res = refcr("plugin-check", str(built["kmsg"]), "--scenario", str(SCENARIO), "--junit-xml", "out.xml",
+                cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = {line.split()[0]: line for line in res.stdout.splitlines()[1:]}
+    assert "plugin-check-partner.so, first and second" in rows["chain"]
+    assert "kmsg_scenario.c: PASS after dump and restore; the images name it (kmsg)" in rows["scenario"]
+    suite = ET.parse(tmp_path / "out.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == len(suite.findall("testcase")) >= 8
+    res = refcr("plugin-check", str(built["kmsg"]), "--with", str(built["decline"]), cwd=tmp_path)
+    assert res.returncode == 0 and "with decline.so" in res.stdout
+
+
+def test_plugin_check_junit_failure(tmp_path: Path, built: dict[str, Path]) -> None:
+    import xml.etree.ElementTree as ET
+    res = refcr("plugin-check", str(built["leak-fd"]), str(built["trivial"]), "--junit-xml", "out.xml", cwd=tmp_path)
+    assert res.returncode == 1
+    suites = ET.parse(tmp_path / "out.xml").getroot().findall("testsuite")
+    assert [s.get("failures") for s in suites] == ["1", "0"]
+    [failed] = [c for c in suites[0].findall("testcase") if c.find("failure") is not None]
+    assert failed.get("name") == "hygiene: fds" and "DUMP_EXT_FILE changed it" in failed.find("failure").get("message")
+
+
+@pytest.mark.parametrize("args,says", [(["--with", "nope.so"], "--with nope.so: no such file"),
+                                       (["--scenario", "nope.c"], "--scenario nope.c: no such file"),
+                                       (["--junit-xml", "/nonexistent/x.xml"], "--junit-xml /nonexistent/x.xml")])
+def test_plugin_check_bad_options(tmp_path: Path, built: dict[str, Path], args: list[str], says: str) -> None:
+    res = refcr("plugin-check", str(built["trivial"]), *args, cwd=tmp_path)
+    assert_one_line_error(res)
+    assert says in res.stderr
+
+
+def test_plugin_check_as_pytest(built: dict[str, Path]) -> None:
+    """conformance_tests(): the same rows as parametrized pytest cases."""
+    from refcr.plugin_check import conformance_tests
+    for variant, failing in (("trivial", []), ("umask", ["hygiene: umask"])):
+        fn = conformance_tests(str(built[variant]))
+        [mark] = [m for m in fn.pytestmark if m.name == "parametrize"]
+        failed = []
+        for row in mark.args[1]:
+            try:
+                fn(row)
+            except AssertionError:
+                failed.append(row[0])
+        assert failed == failing
 
 
 def test_plugin_cflags_builds_a_plugin(tmp_path: Path) -> None:

@@ -24,6 +24,11 @@
  *   WRITE_OUTSIDE        DUMP_EXT_FILE creates a file in the cwd
  *   EXIT_CRASH           exit() crashes
  *   UNRESOLVED           calls a function refcr does not provide
+ *   GREEDY_LATER         DUMP_EXT_FILE declines its first call, claims later ones
+ *                        (chain: asked twice)
+ *   LOSE_FLAGS           with HANDLE: RESTORE_EXT_FILE drops O_NONBLOCK
+ *                        (scenario: the program checks its flags)
+ *   (PLUGIN_NAME="trivial", the template's name: chain with --with trivial.so)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +119,14 @@ static int t_dump_file(int fd, int id)
 #ifdef GREEDY
 	return 0;
 #endif
+#ifdef GREEDY_LATER
+	{
+		static int calls;
+
+		if (calls++)
+			return 0;
+	}
+#endif
 #ifdef HANDLE
 	if (!claims(fd, path, sizeof(path)))
 		return -ENOTSUP;
@@ -153,6 +166,9 @@ static int t_restore_file(int id)
 		return -EINVAL;
 	}
 	fclose(f);
+#ifdef LOSE_FLAGS
+	flags &= ~O_NONBLOCK;
+#endif
 	fd = open(path, flags & ~(O_CREAT | O_EXCL | O_TRUNC));
 	if (fd < 0)
 		return -errno;
