@@ -111,8 +111,10 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return out
 
 
-def read_mountinfo(pid: int | str = "self") -> list[Mount]:
-    with open(f"/proc/{pid}/mountinfo") as f:
+def read_mountinfo(pid: int | str = "self", dir_fd: int | None = None) -> list[Mount]:
+    """pid's mountinfo; with dir_fd (an fd of a /proc/PID directory), that one's."""
+    with open("mountinfo" if dir_fd is not None else f"/proc/{pid}/mountinfo", opener=(
+            lambda p, fl: os.open(p, fl, dir_fd=dir_fd)) if dir_fd is not None else None) as f:
         return parse_mountinfo(f.read())
 
 
@@ -290,11 +292,12 @@ def clone_mounts(pid: int | None, mounts: list[Mount], wanted: list[tuple[int, s
 
     def body() -> None:
         parent.close()
+        own = os.open(f"/proc/{os.getpid()}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # its /proc may differ
         with open(f"/proc/{pid or 'self'}/ns/mnt") as ns:
             native.setns(ns.fileno(), native.CLONE_NEWNS)
         native.unshare(native.CLONE_NEWNS)
         mapi.mount(None, "/", None, mapi.MS_REC | mapi.MS_PRIVATE)
-        copy = read_mountinfo()
+        copy = read_mountinfo(dir_fd=own)
         cby_id = {m.mnt_id: m for m in copy}
         for m in reversed(copy):
             for n, sub in want.pop(tuple(chain(m, cby_id)), []):
