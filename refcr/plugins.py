@@ -23,6 +23,9 @@ asked for it on restore.  The inventory lists the plugins that handled
 something, and a restore without one of them is refused naming it.
 ``init(stage)`` failing fails the run; ``exit(stage, ret)`` is called for
 every plugin whose init succeeded, always, with the run's result (0 or -1).
+Unix sockets connected outside the tree go to DUMP_UNIX_SK / RESTORE_UNIX_SK
+(refcr/unix.py), device mappings to HANDLE_DEVICE_VMA and every restored
+file mapping to UPDATE_VMA_MAP (refcr/memory.py).
 
 Crash isolation (the choice made here).  Each plugin lives in its own
 *host process*: a fork of refcr made at init, which loads the library
@@ -41,6 +44,9 @@ seconds (60) kills the host and fails the same way.  Hosts die with refcr
 (PR_SET_PDEATHSIG) and ignore SIGINT (refcr decides).  The image
 directory fd and refcr's log are inherited; plugin messages are written
 into refcr's log by the host itself (:func:`refcr.log.print_on_level`).
+A hook runs in the network namespace refcr's thread is in when it calls
+(the host setns()es there for the call and back): a socket a plugin creates
+on restore belongs to the restored tree's namespace, as in CRIU.
 Costs: one fork per plugin per run, none at all without plugins; the host
 holds refcr's fds of the moment it was forked (the image directory and
 the log), nothing that a restored tree could notice.
