@@ -70,7 +70,7 @@ ARPHRD_LOOPBACK = 772
 IFF_UP = 0x1
 RTPROT_KERNEL, RTPROT_RA = 2, 9
 RTM_F_CLONED = 0x200
-RT_TABLE_COMPAT = 252
+RT_TABLE_COMPAT, RT_TABLE_MAIN = 252, 254
 IFA_F_KEPT = 0x02 | 0x10 | 0x100 | 0x200 | 0x400     # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
 IFA_F_NODAD = 0x02
 OUTSIDE_WAIT = 10.0       # seconds an external veth's outside name may stay taken by the dumped pair
@@ -237,6 +237,21 @@ def _dump_route(r) -> netns_pb2.NetRoute | None:  # noqa: ANN001
     return e
 
 
+def _kernel_route_links(routes) -> list[int]:  # noqa: ANN001
+    """Links in the order the main table's kernel-made routes name them."""
+    out: list[int] = []
+    for r in routes:
+        oif = r.get_attr("RTA_OIF")
+        table = r.get_attr("RTA_TABLE") or r["table"]
+        if r["proto"] == RTPROT_KERNEL and table == RT_TABLE_MAIN and oif and oif not in out:
+            out.append(oif)
+    return out
+
+
+def _by_order(order: list[int], index: int) -> int:
+    return order.index(index) if index in order else len(order) + index
+
+
 def _sysctl_names(links: list[str]) -> list[str]:
     names = list(GLOBAL_SYSCTLS)
     for proto, keys in CONF_SYSCTLS.items():
@@ -266,8 +281,10 @@ def dump(pid: int, opts) -> netns_pb2.NetNsEntry:  # noqa: ANN001  (refcr.option
         for l in sorted(ipr.get_links(), key=lambda l: l["index"]):
             e.links.append(_dump_link(l, ext, pid))
         e.addrs.extend(_dump_addr(a) for a in ipr.get_addr())
-        for fam in (socket.AF_INET, socket.AF_INET6):
-            e.routes.extend(r for r in (_dump_route(r) for r in ipr.get_routes(family=fam, table=None)) if r)
+        for fam, order in ((socket.AF_INET, e.kernel_route_links4), (socket.AF_INET6, e.kernel_route_links6)):
+            routes = ipr.get_routes(family=fam, table=None)
+            e.routes.extend(r for r in (_dump_route(r) for r in routes) if r)
+            order.extend(_kernel_route_links(routes))
     except NetlinkError() as exc:
         raise DumpError(f"network namespace of {pid}: netlink: {os.strerror(exc.code)}") from None
     finally:
@@ -519,10 +536,12 @@ def _configure(ipr, r: NetRestore) -> None:  # noqa: ANN001
         _write_sysctls([s for s in e.sysctls if not _namespace_wide(s.name)])
     for link in e.links:
         _exists_ok(f"attributes of link {link.name}", _set_link, ipr, link, r.index[link.index])
-    for link in sorted(e.links, key=lambda l: l.type != ARPHRD_LOOPBACK):     # lo first
+    up6 = list(e.kernel_route_links6)
+    for link in sorted(e.links, key=lambda l: (l.type != ARPHRD_LOOPBACK, _by_order(up6, l.index))):
         if link.flags & IFF_UP:
             ipr.link("set", index=r.index[link.index], state="up")
-    for a in e.addrs:
+    order = {socket.AF_INET: list(e.kernel_route_links4), socket.AF_INET6: up6}
+    for a in sorted(e.addrs, key=lambda a: (a.family, _by_order(order.get(a.family, []), a.index))):
         if a.index not in r.index:
             raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
         what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
