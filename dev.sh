@@ -16,6 +16,9 @@ section() { printf '\n=== %s ===\n' "$*"; }
 
 # Debian packages: compilers and make (native module, zdtm), ip and ps (tests), nft (network lock).
 APT_PACKAGES=(build-essential iproute2 procps nftables)
+# The QEMU test guest for scenarios needing a device the host lacks (zdtm/harness/guest.py):
+# the emulator and the static busybox of its initramfs.
+APT_PACKAGES+=(qemu-system-x86 busybox-static)
 
 setup_system() {
     section "system packages"
@@ -61,11 +64,18 @@ setup_zdtm() {
     fi
 }
 
+setup_guest() {
+    section "test guest (only if a scenario needs a device this host lacks)"
+    # fetches the Debian kernel package once (cached in /var/cache/refcr-guest)
+    .venv/bin/python -m zdtm.harness.guest prepare
+}
+
 setup() {
     setup_system
     setup_python
     setup_plugins
     setup_zdtm
+    setup_guest
 }
 
 cmd=${1:-}

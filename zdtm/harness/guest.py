@@ -22,7 +22,7 @@ writes ``WORKDIR/verdict.json``; the host side turns it into the item's
 outcome.  Downloads and the built kernel/initramfs are cached, keyed by the
 package version, in ``$REFCR_GUEST_CACHE`` (default /var/cache/refcr-guest).
 
-    python -m zdtm.harness.guest prepare    fetch and build the guest (dev.sh setup)
+    python -m zdtm.harness.guest prepare    fetch and build the guest if a scenario needs it (dev.sh setup)
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import procs
-from .desc import load
+from .desc import DescError, load
 from .flavors import FLAVORS
 from .locks import locked
 from .runner import RunConfig, ScenarioRun, StepFailed, Timeouts
@@ -54,9 +54,15 @@ BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
 INIT = Path(__file__).resolve().parent.parent / "guest" / "init"
 KERNEL_PKG = re.compile(r"^linux-image-6\.12\.(\d+)\+deb12-amd64-unsigned$")
 KERNEL_CONFIG_NEEDS = ("CONFIG_RTC_DRV_CMOS=y", "CONFIG_RTC_INTF_DEV=y", "CONFIG_PVH=y", "CONFIG_VIRTIO_PCI=y")
-# Loaded in the guest (with what they depend on): the 9p filesystem over virtio.
-MODULES = ("9pnet_virtio", "9p")
-MODULE_DIRS = ("kernel/fs/netfs/", "kernel/net/9p/", "kernel/fs/9p/")
+# Loaded in the guest, in this order, each after what its modinfo says it
+# depends on: the 9p filesystem over virtio, and nf_tables (refcr dumps a net
+# namespace's ruleset with nft).  crc32c_generic is what libcrc32c (a
+# dependency of nf_tables) asks the crypto API for; there is no modprobe in
+# the guest to load it on demand.
+MODULES = ("9pnet_virtio", "9p", "crc32c_generic", "nf_tables")
+# The module files taken from the package: MODULES and their dependencies.
+MODULE_FILES = frozenset(f"{m}.ko.xz" for m in (
+    "netfs", "9pnet", "9pnet_virtio", "9p", "crc32c_generic", "libcrc32c", "nfnetlink", "nf_tables"))
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BOOT_TIMEOUT = 120.0  # boot + power-off, on top of the item's own timeouts
 CONFIG_FILE = "guest.json"
@@ -158,9 +164,8 @@ def _wanted_member(name: str) -> bool:
     name = name.removeprefix("./")
     if re.fullmatch(r"boot/(vmlinuz|config)-.*", name):
         return True
-    parts = name.split("/", 3)  # lib/modules/VERSION/kernel/...
-    return (len(parts) == 4 and parts[:2] == ["lib", "modules"] and name.endswith(".ko.xz")
-            and parts[3].startswith(MODULE_DIRS))
+    parts = name.split("/")  # lib/modules/VERSION/kernel/.../NAME.ko.xz
+    return parts[:2] == ["lib", "modules"] and parts[-1] in MODULE_FILES
 
 
 def _extract(deb: Path) -> dict[str, bytes]:
@@ -285,7 +290,8 @@ def prepare(cache: Path | None = None, log=print) -> GuestImage:  # type: ignore
         key = re.sub(r"[^\w.+-]", "_", f"{package}_{version}")
         d = cache / key
         image = GuestImage(package=key, vmlinux=d / "vmlinux", initramfs=d / "initramfs.cpio")
-        if (d / "ready").exists():
+        stamp = f"{package} {version} {' '.join(sorted(MODULE_FILES))}\n"
+        if (d / "ready").exists() and (d / "ready").read_text() == stamp:
             if INIT.stat().st_mtime > image.initramfs.stat().st_mtime or \
                     BUSYBOX.stat().st_mtime > image.initramfs.stat().st_mtime:
                 _write_initramfs(d, image)  # zdtm/guest/init changed: repack
@@ -304,7 +310,7 @@ def prepare(cache: Path | None = None, log=print) -> GuestImage:  # type: ignore
             if name.endswith(".ko"):
                 (mods / name).write_bytes(data)
         _write_initramfs(d, image)
-        (d / "ready").write_text(f"{package} {version}\n")
+        (d / "ready").write_text(stamp)
         log(f"guest: ready in {time.monotonic() - t0:.1f} s")
         return image
 
@@ -378,6 +384,8 @@ class GuestRun(ScenarioRun):
                 f"refcr_work={_plain_path('work dir', c.workdir.resolve())}",
                 f"refcr_repo={_plain_path('repo', repo)}",
                 f"refcr_python={_plain_path('python', Path(c.refcr[0]))}",
+                "refcr_keep=" + ":".join(_plain_path("path", q) for q in (
+                    c.workdir.resolve(), repo, Path(c.refcr[0]).resolve(), Path(sys.base_prefix).resolve())),
             ])
         except GuestError as e:
             raise StepFailed("guest", str(e)) from None
@@ -425,8 +433,13 @@ def inside(workdir: Path) -> int:
     config = json.loads((workdir / CONFIG_FILE).read_text())
     scenario = load(Path(config["source"]))
     procs.become_subreaper()
+    env = dict(config["env"])
+    if not os.access("/tmp", os.W_OK):  # the host's /tmp, kept read-only (guest/init)
+        tmp = workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = os.environ["TMPDIR"] = str(tmp)
     run = ScenarioRun(RunConfig(
-        scenario=scenario, flavor=FLAVORS[config["flavor"]], workdir=workdir / "run", env=config["env"],
+        scenario=scenario, flavor=FLAVORS[config["flavor"]], workdir=workdir / "run", env=env,
         no_cr=config["no_cr"], iterations=config["iterations"], timeouts=Timeouts(**config["timeouts"]),
         refcr=tuple(config["refcr"]), verbosity=config["verbosity"],
     ))
@@ -443,17 +456,45 @@ def inside(workdir: Path) -> int:
         verdict.update(step=run.step, message=f"{type(e).__name__}: {e}", details=traceback.format_exc().splitlines())
     verdict.update(steps_done=run.steps_done, crfail_confirmed=run.crfail_confirmed)
     (workdir / VERDICT_FILE).write_text(json.dumps(verdict, indent=1))
-    if run.outfile.exists():  # the scenario's own log, on the console too
-        print(f"---- {run.outfile.name} ----\n{run.outfile.read_text(errors='replace')}----", flush=True)
+    _show_on_console(run)
     print(f"verdict: {'PASS' if verdict['ok'] else 'FAIL'} {verdict.get('step', '')} {verdict.get('message', '')}",
           flush=True)
     return 0
+
+
+def _show_on_console(run: ScenarioRun) -> None:
+    """The scenario's outfile and what refcr logged about its plugins, on the
+    guest's console (kept in the console log when the work dir is removed)."""
+    if run.outfile.exists():
+        print(f"---- {run.outfile.name} ----\n{run.outfile.read_text(errors='replace')}----", flush=True)
+    for plugin in run.cfg.scenario.plugins:
+        for log in sorted(run.cfg.workdir.glob("dump*.log")) + sorted(run.cfg.workdir.glob("restore*.log")):
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if plugin in ln]
+            if lines:
+                print(f"---- {log.name}: {plugin} ----\n" + "\n".join(lines), flush=True)
+
+
+def guest_scenarios(static: Path) -> list[str]:
+    """Scenarios of static/ that need a device this host lacks."""
+    out = []
+    for source in sorted(static.glob("*.c")):
+        try:
+            if missing_devices(load(source).devices):
+                out.append(source.stem)
+        except DescError:
+            continue  # the suite's collection reports it
+    return out
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["inside"] and len(argv) == 2:
         return inside(Path(argv[1]))
     if argv == ["prepare"]:
+        needed = guest_scenarios(Path(__file__).resolve().parent.parent / "static")
+        if not needed:
+            print("guest: not needed (the host has every device the scenarios need)")
+            return 0
+        print(f"guest: needed by {' '.join(needed)}")
         why = unavailable()
         if why:
             print(f"guest: cannot be prepared: {why}", file=sys.stderr)
