@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import (__version__, creds, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
+from refcr import (__version__, creds, extnetns, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, track, uts)
 from refcr import actions, netlock, netns, plugins, unix
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
@@ -176,7 +176,8 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
-        root_namespaces=namespaces, plugins=plugins.used(), track_mem=tracking.name)])
+        root_namespaces=namespaces, plugins=plugins.used(), track_mem=tracking.name,
+        ext_netns=int(opts.extra.get("ext_netns", 0)))])
 
 
 def finish(frozen: list[FrozenTask], opts: Options) -> None:
@@ -214,7 +215,7 @@ def dump(opts: Options, images: ImageDir) -> None:
 
 def _dump(opts: Options, images: ImageDir) -> None:
     pstree.check_target(opts.pid)
-    namespaces = pstree.root_namespaces(opts.pid)
+    namespaces, opts.extra["ext_netns"] = extnetns.dump_side(opts, opts.pid, pstree.root_namespaces(opts.pid))
     frozen: list[FrozenTask] = []
     zombies: list[pstree.Member] = []
     actions.run(opts, "pre-dump")

@@ -4,7 +4,8 @@
 resource RES, give the restored tree refcr's own fd N (which the caller
 passed in) instead of recreating it.  RES is spelled the way /proc shows an
 fd's link: `pipe:[INO]`, `socket:[INO]`, `tty[RDEV]`, or an absolute path
-(`file[PATH]` is accepted too).  Every option must be well formed, name an
+(`file[PATH]` is accepted too); `net:[INO]` is a network namespace left out
+of the images with --external net[INO] (extnetns.py).  Every option must be well formed, name an
 fd refcr really has, and match something in the images: anything else is an
 error naming the option, never silently ignored.
 """
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 
 from refcr.errors import OptionError, RestoreError
 
-EXTERNAL_RE = re.compile(r"^(unix|file|mnt|dev|veth|macvlan|tty)\[([^\]]+)\](?::(.+))?$")
-SUPPORTED_EXTERNAL = {"unix", "file", "veth", "mnt"}   # veth: refcr/netns.py (ext_veths); mnt: refcr/mntns.py
+EXTERNAL_RE = re.compile(r"^(unix|file|mnt|dev|veth|macvlan|tty|net)\[([^\]]+)\](?::(.+))?$")
+SUPPORTED_EXTERNAL = {"unix", "file", "veth", "mnt", "net"}   # veth: refcr/netns.py (ext_veths); mnt: refcr/mntns.py
+# net: refcr/extnetns.py
 INHERIT_RE = re.compile(r"^fd\[(\d+)\]:(.+)$")
-RESOURCE_RE = re.compile(r"^(pipe|socket):\[(\d+)\]$|^tty\[([0-9a-fA-F:]+)\]$|^file\[(/.*)\]$|^(/.*)$")
+RESOURCE_RE = re.compile(r"^(pipe|socket|net):\[(\d+)\]$|^tty\[([0-9a-fA-F:]+)\]$|^file\[(/.*)\]$|^(/.*)$")
 
 
 @dataclass
@@ -52,7 +54,7 @@ def check_external(options: list[str]) -> list[int]:
         m = EXTERNAL_RE.match(opt)
         if m is None:
             raise OptionError(f"--external {opt}: expected KIND[ID] with KIND one of unix, file, mnt, dev, "
-                              "veth, macvlan, tty")
+                              "veth, macvlan, tty, net")
         kind, ident = m.group(1), m.group(2)
         if kind not in SUPPORTED_EXTERNAL:
             raise OptionError(f"--external {opt}: {kind}[...] resources are not supported yet")
@@ -60,6 +62,8 @@ def check_external(options: list[str]) -> list[int]:
             if not ident.isdigit() or m.group(3):
                 raise OptionError(f"--external {opt}: expected unix[INO] (the socket's inode)")
             unix.append(int(ident))
+        if kind == "net" and (not ident.isdigit() or m.group(3)):
+            raise OptionError(f"--external {opt}: expected net[INO] (the inode of the tree's /proc/PID/ns/net)")
         if kind == "mnt" and not m.group(3):
             raise OptionError(f"--external {opt}: expected mnt[MOUNTPOINT]:KEY (dump) or mnt[KEY]:PATH (restore)")
         if kind == "veth":
@@ -79,7 +83,7 @@ def parse_inherit_fd(options: list[str]) -> list[Inherited]:
             res = canonical(m.group(2))
         except ValueError:
             raise OptionError(f"--inherit-fd {opt}: unknown resource {m.group(2)!r} "
-                              "(pipe:[INO], socket:[INO], tty[RDEV], file[PATH] or /PATH)") from None
+                              "(pipe:[INO], socket:[INO], net:[INO], tty[RDEV], file[PATH] or /PATH)") from None
         try:
             os.fstat(fd)
         except OSError:

@@ -178,12 +178,13 @@ class RestoreFiles:
             ctx.entries = {e.id: e for e in images.read("files")}
         return ctx
 
-    def check_inherited(self) -> None:
-        """Every --inherit-fd names a resource of the images: checked before
-        anything is created (a refused restore must not touch the world)."""
+    def check_inherited(self, more: tuple[str, ...] = ()) -> None:
+        """Every --inherit-fd names a resource of the images (or one of *more*,
+        e.g. an external net namespace): checked before anything is created
+        (a refused restore must not touch the world)."""
         if not self.inherited.items:
             return
-        have = {resource_of(e, kind_of(e)[0]) for e in self.entries.values()}
+        have = {resource_of(e, kind_of(e)[0]) for e in self.entries.values()} | set(more)
         for item in self.inherited.items:
             if item.resource not in have:
                 raise RestoreError(f"--inherit-fd {item.option}: matches nothing in the images")

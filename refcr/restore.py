@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
-from refcr import actions, netlock, netns, plugins, unix
+from refcr import actions, extnetns, netlock, netns, plugins, unix
 from refcr.errors import RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -365,10 +365,12 @@ def _restore(opts: Options) -> int:
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
     unix.check_ext_restore(ctx)
-    ctx.check_inherited()
+    ctx.check_inherited((extnetns.resource(inv.ext_netns),) if inv.ext_netns else ())
+    netfd = extnetns.inherited_fd(inv.ext_netns, ctx)
     actions.run(opts, "pre-restore")
     try:
-        root = builder.create_root()
+        with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
+            root = builder.create_root()
         ctx.root_pid = root.puppet.pid
         lock = netlock.NetLock(opts, root.puppet.pid, "net" in inv.root_namespaces)
         lock.lock()

@@ -15,7 +15,9 @@ every key optional:
     is passed in, ``data`` queued in it, and its write end closed once the
     restore is done (the task then reads the data, then EOF);
     ``{"resource": "socket:[INO]", "connect": "PATH"}``: a unix stream socket
-    the harness connected to PATH (relative to the work dir).
+    the harness connected to PATH (relative to the work dir);
+    ``{"resource": "net:[INO]", "netns_of": "peer"}``: the network namespace
+    the peer runs in (for a tree dumped with --external net[INO]).
 ``refuse``
     ``{"step": "dump"|"restore", "opts": [...], "says": "text"}``: option sets
     that must be refused.  Each refused dump runs before the real dump against
@@ -44,6 +46,7 @@ class Inherit:
     resource: str
     data: str | None = None
     connect: str | None = None
+    netns_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,10 @@ def _inherit(v: object) -> Inherit:
         return Inherit(res, data=v.get("data", ""))
     if res.startswith("socket:[") and isinstance(v.get("connect"), str):
         return Inherit(res, connect=v["connect"])
-    raise CrOptsError(f"{FILE}: inherit {v!r}: pipe:[INO] with 'data', or socket:[INO] with 'connect'")
+    if res.startswith("net:[") and v.get("netns_of") == "peer":
+        return Inherit(res, netns_of="peer")
+    raise CrOptsError(f"{FILE}: inherit {v!r}: pipe:[INO] with 'data', socket:[INO] with 'connect', "
+                      "or net:[INO] with 'netns_of': 'peer'")
 
 
 def _refusal(v: object) -> Refusal:
@@ -131,11 +137,16 @@ class Handed:
         self.after.clear()
 
 
-def make_inherited(items: tuple[Inherit, ...], workdir: Path) -> Handed:
+def make_inherited(items: tuple[Inherit, ...], workdir: Path, peer_pid: int | None = None) -> Handed:
     out = Handed()
     try:
         for it in items:
-            if it.data is not None:
+            if it.netns_of is not None:
+                if peer_pid is None:
+                    raise CrOptsError(f"{FILE}: inherit {it.resource}: the scenario has no peer")
+                fd = os.open(f"/proc/{peer_pid}/ns/net", os.O_RDONLY)
+                out.pass_fds.append(fd)
+            elif it.data is not None:
                 r, w = os.pipe()
                 data = it.data.encode()
                 if os.write(w, data) != len(data):

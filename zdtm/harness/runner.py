@@ -347,6 +347,9 @@ class ScenarioRun:
         with self._step(step):
             assert self.pid is not None
             after = snapshot.take_tree(self.pid)
+            if self.cfg.scenario.shell_job:
+                from . import shelljob
+                before, after = shelljob.normalise(before), shelljob.normalise(after)
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
@@ -489,7 +492,8 @@ class ScenarioRun:
         self._refused_restores(images)
         restore_pidfile = self._iter_name("restore", it, ".pid")
         with self._step("restore"):
-            handed = cropts.make_inherited(self.run_opts.inherit, self.cfg.workdir)
+            handed = cropts.make_inherited(self.run_opts.inherit, self.cfg.workdir,
+                                           self.peer.pid if self.peer else None)
             try:
                 args = ["-D", str(images), "-o", str(self._iter_name("restore", it, ".log")), self.cfg.verbosity,
                         "--pidfile", str(restore_pidfile), *fl.cr_opts, *sc.restore_opts(),

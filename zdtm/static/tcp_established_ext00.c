@@ -1,23 +1,25 @@
 /*
  * tcp_established_ext00: an established TCP connection whose peer is outside the
- * dumped tree (--tcp-established; h flavor only: an outside process cannot reach the
- * loopback of the ns flavor's own network namespace).
+ * dumped tree (--tcp-established) must not notice the checkpoint and restore.
  *
- * The root listens on 127.0.0.1 and forks a helper that forks the peer and exits: the
- * peer is reparented (to the harness, a child subreaper) and so is not a descendant of
- * the root, is not dumped and runs on through the checkpoint and restore.  It calls
- * setsid(): a process in the root's session or group would keep the root's pid in use,
- * and restore could not have it back.  So the harness does not see it at all; if the
- * test goes wrong the peer ends by itself (EOF or RST from the root, or a 30 s receive
- * timeout when the connection silently went away).
+ * The peer is the harness's peer daemon tcp_peer (peers/tcp_peer.py), never part of
+ * the dumped tree.  In h it runs on the host's loopback, like the scenario.  In ns it
+ * runs in the scenario's net namespace only (peer_netns), outside its pid namespace;
+ * the tree is then dumped with --external net[INO] (its net namespace is the peer's
+ * too, so it is left out of the images) and restored with --inherit-fd
+ * fd[N]:net:[INO] into that same namespace (the harness opens the peer's).  Refused
+ * along the way (ns): an --external net[...] naming another namespace, and a restore
+ * without the namespace.
  *
- * Before the dump: the root sends N0 counted bytes, the peer checks them; the peer sends
- * N1, the root reads R of them and leaves the rest queued; both wait until nothing is
- * unacknowledged, then the peer blocks in read().  After restore: the root reads the
- * rest (offset-checked), sends N2; the peer checks them and answers with its verdict
- * byte and N3 bytes, then shuts down; the root checks those, sees EOF, closes; the peer
- * sees EOF with no extra byte and exits.  A RST, a lost or a duplicated byte on either
- * side is a failure (the peer's verdict travels over the connection itself).
+ * The scenario listens on 127.0.0.1 and writes its port to tcp.port; the peer
+ * connects.  Before the dump: the scenario sends N0 counted bytes, the peer checks
+ * them; the peer sends N1, the scenario reads R of them and leaves the rest queued;
+ * both wait until nothing is unacknowledged, then the peer blocks in read().  After
+ * restore: the scenario reads the rest (offset-checked), sends N2; the peer checks
+ * them and answers with its verdict byte and N3 bytes, then shuts down; the scenario
+ * checks those, sees EOF, closes; the peer sees EOF with no extra byte.  A RST, a lost
+ * or a duplicated byte on either side is a failure (the peer's verdict travels over
+ * the connection and is also its exit status, which the harness checks).
  */
 #include "zdtmtst.h"
 
@@ -29,8 +31,8 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define N0	20000
@@ -71,90 +73,43 @@ static void quiet(int fd)
 		usleep(1000);
 }
 
-static void peer(struct sockaddr_in *addr)
+/* the cr-opts.json of the ns flavor: the net namespace stays the peer's */
+static void external_netns(void)
 {
-	struct timeval tv = { .tv_sec = 30 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
-	pid_t me = getpid();
-	char verdict = 'P', c;
+	struct stat st;
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)addr, sizeof(*addr)))
-		_exit(1);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (write(fd, &me, sizeof(me)) != sizeof(me))
-		_exit(1);
-	if ((rc = get(fd, N0, 1, 0))) {
-		test_msg("peer: bytes before the dump: %d (errno %d)\n", rc, errno);
-		_exit(1);
-	}
-	if (put(fd, N1, 2))
-		_exit(1);
-	quiet(fd);
-	/* the tree is checkpointed and restored while we wait here */
-	if ((rc = get(fd, N2, 3, 0))) {
-		test_msg("peer: bytes after restore: %d (errno %d)\n", rc, errno);
-		verdict = 'F';
-	}
-	if (write(fd, &verdict, 1) != 1 || put(fd, N3, 4) || shutdown(fd, SHUT_WR))
-		_exit(1);
-	rc = read(fd, &c, 1);
-	if (rc != 0)
-		test_msg("peer: expected EOF, read returned %d (errno %d)\n", rc, errno);
-	_exit(0);
-}
-
-static void wait_gone(pid_t pid)
-{
-	char path[64], *stat = NULL, *p;
-	int i;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	for (i = 0; i < 5000; i++) {
-		if (test_read_file(path, &stat) < 0)
-			return;
-		p = strrchr(stat, ')');
-		if (p && (p[2] == 'Z' || p[2] == 'X')) {
-			free(stat);
-			return;
-		}
-		free(stat);
-		usleep(1000);
-	}
-	pr_err("the peer %d did not exit", pid);
+	if (stat("/proc/self/ns/net", &st))
+		fail("stat /proc/self/ns/net");
+	test_write_text("cr-opts.json", "{\"dump\": [\"--external\", \"net[%1$lu]\"],\n"
+			" \"inherit\": [{\"resource\": \"net:[%1$lu]\", \"netns_of\": \"peer\"}],\n"
+			" \"refuse\": [{\"step\": \"dump\", \"opts\": [\"--tcp-established\", \"--external\", \"net[1]\"],"
+			" \"says\": \"--external net[1]: matches nothing\"},\n"
+			"  {\"step\": \"restore\", \"opts\": [\"--tcp-established\"], \"says\": \"--inherit-fd fd[N]:net:[%1$lu]\"}]}\n",
+			(unsigned long)st.st_ino);
 }
 
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a4);
-	int l, fd, rc, i, status;
-	pid_t helper, peer_pid;
+	int l, fd, rc, i;
 	char verdict;
 
 	test_init(argc, argv);
+	/* with peer_netns in the ns flavor the peer starts after us: wait for it */
+	for (i = 0; i < 30000 && access("peer.ready", F_OK); i++)
+		usleep(1000);
+	if (access("peer.ready", F_OK))
+		fail("the peer is not ready");
 	l = socket(AF_INET, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (struct sockaddr *)&a4, sizeof(a4)) || listen(l, 1) ||
 	    getsockname(l, (struct sockaddr *)&a4, &len))
 		fail("listener");
-	helper = fork();
-	if (helper < 0)
-		fail("fork");
-	if (helper == 0) {
-		close(l);
-		if (fork() == 0) {
-			setsid();
-			peer(&a4);
-		}
-		_exit(0);
-	}
-	if (waitpid(helper, &status, 0) != helper || status)
-		fail("helper");
+	test_write_text("tcp.port", "%d\n", ntohs(a4.sin_port));
 	fd = accept(l, NULL, NULL);
 	if (fd < 0)
 		fail("accept");
 	close(l);
-	if (test_read_all(fd, &peer_pid, sizeof(peer_pid)) != sizeof(peer_pid))
-		fail("peer pid");
 	if (put(fd, N0, 1))
 		fail("send N0");
 	if (get(fd, R, 2, 0))
@@ -165,7 +120,8 @@ int main(int argc, char **argv)
 		fail("the peer's bytes did not all arrive");
 	quiet(fd);
 	usleep(100000);
-	test_msg("peer is %d\n", peer_pid);
+	if (getpid() == 1)
+		external_netns();
 
 	test_daemon();
 	test_waitsig();
@@ -183,7 +139,6 @@ int main(int argc, char **argv)
 	if ((rc = read(fd, &verdict, 1)) != 0)
 		pr_err("expected EOF from the peer, got %d", rc);
 	close(fd);
-	wait_gone(peer_pid);
 	test_result();
 	return 0;
 }
