@@ -374,9 +374,16 @@ class Builder:
                 return self.sources[e.mnt_id]
             if e.how == How.BIND_INTERNAL:
                 return mapi.open_tree(pristine[e.bind_of], e.root.lstrip("/"))
-            fd = mapi.new_fs(e.fstype, e.source, fs_options(e.super_options), mapi.attrs_of(e.options))
+            opts, attrs = fs_options(e.super_options), mapi.attrs_of(e.options)
+            ro = ("ro", None) in opts and e.has_contents      # read-only once filled
+            if ro:
+                opts.remove(("ro", None))
+            fd = mapi.new_fs(e.fstype, e.source, opts, attrs & ~mapi.ATTR_RDONLY if e.has_contents else attrs)
             if e.has_contents:
                 extract(fd, self.images, e)
+                if ro:
+                    mapi.make_sb_readonly(fd)
+                mapi.setattr_fd(fd, attrs)
             pristine[e.mnt_id] = mapi.open_tree(fd, "")
             return fd
         except KeyError:

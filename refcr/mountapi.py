@@ -12,13 +12,15 @@ import os
 from refcr.eventfd import syscall
 
 NR_PIVOT_ROOT, NR_MOUNT, NR_UMOUNT2 = 155, 165, 166
-NR_OPEN_TREE, NR_MOVE_MOUNT, NR_FSOPEN, NR_FSCONFIG, NR_FSMOUNT, NR_MOUNT_SETATTR = 428, 429, 430, 431, 432, 442
+NR_OPEN_TREE, NR_MOVE_MOUNT, NR_FSOPEN, NR_FSCONFIG, NR_FSMOUNT, NR_FSPICK, NR_MOUNT_SETATTR = \
+    428, 429, 430, 431, 432, 433, 442
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_RECURSIVE = 0x100, 0x1000, 0x8000
 OPEN_TREE_CLONE = 1
 MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, MOVE_MOUNT_SET_GROUP = 0x4, 0x40, 0x100
-FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 0, 1, 6
+FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSCONFIG_CMD_RECONFIGURE = 0, 1, 6, 7
+FSPICK_CLOEXEC, FSPICK_EMPTY_PATH = 1, 8
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REC, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 14, 1 << 17, 1 << 18, 1 << 19, 1 << 20
@@ -85,6 +87,16 @@ def new_fs(fstype: str, source: str, options: list[tuple[str, str | None]], attr
                         _s(key), _s(value), 0)
         syscall(f"fsconfig({fstype}, create)", NR_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
         return syscall(f"fsmount({fstype})", NR_FSMOUNT, fs, 1, attrs)
+    finally:
+        os.close(fs)
+
+
+def make_sb_readonly(fd: int) -> None:
+    """Reconfigure the superblock of the mount fd read-only (fspick)."""
+    fs = syscall("fspick", NR_FSPICK, fd, _s(""), FSPICK_CLOEXEC | FSPICK_EMPTY_PATH)
+    try:
+        syscall("fsconfig(ro)", NR_FSCONFIG, fs, FSCONFIG_SET_FLAG, _s("ro"), None, 0)
+        syscall("fsconfig(reconfigure)", NR_FSCONFIG, fs, FSCONFIG_CMD_RECONFIGURE, None, None, 0)
     finally:
         os.close(fs)
 
