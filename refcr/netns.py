@@ -72,7 +72,6 @@ RTPROT_KERNEL, RTPROT_RA = 2, 9
 RTM_F_CLONED = 0x200
 RT_TABLE_COMPAT, RT_TABLE_MAIN = 252, 254
 IFA_F_KEPT = 0x02 | 0x10 | 0x100 | 0x200 | 0x400     # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
-IFA_F_NODAD = 0x02
 OUTSIDE_WAIT = 10.0       # seconds an external veth's outside name may stay taken by the dumped pair
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")
 # The sysctls refcr saves: global ones, then per conf directory (all, default, each link).
@@ -262,8 +261,12 @@ def _sysctl_names(links: list[str]) -> list[str]:
 
 def _read_sysctls(links: list[str]) -> list[netns_pb2.NetSysctl]:
     """Inside the namespace (/proc/sys/net is the opener's namespace's)."""
+    return _read_sysctls_named(_sysctl_names(links))
+
+
+def _read_sysctls_named(names: list[str]) -> list[netns_pb2.NetSysctl]:
     out = []
-    for name in _sysctl_names(links):
+    for name in names:
         try:
             with open(f"/proc/sys/net/{name}") as f:
                 out.append(netns_pb2.NetSysctl(name=name, value=" ".join(f.read().split())))
@@ -464,7 +467,7 @@ def _add_addr(ipr, a: netns_pb2.NetAddr, index: int) -> None:  # noqa: ANN001
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
     fam = a.family
-    flags = (a.flags & IFA_F_KEPT) | (IFA_F_NODAD if fam == socket.AF_INET6 else 0)
+    flags = a.flags & IFA_F_KEPT
     msg = ifaddrmsg()
     msg["family"], msg["prefixlen"], msg["scope"], msg["index"] = fam, a.prefixlen, a.scope, index
     msg["flags"] = flags & 0xFF
@@ -513,6 +516,23 @@ def _exists_ok(what: str, fn, *args) -> None:  # noqa: ANN001
         raise RestoreError(f"network namespace: cannot restore {what}: {os.strerror(exc.code)}") from None
 
 
+@contextmanager
+def _no_dad(pid: int, links: list[str]) -> Iterator[None]:
+    """IPv6 duplicate address detection off (all and every link) while links go
+    up and addresses are added: the addresses were in use already, and a
+    tentative one could not be bound by the sockets restored next.  The
+    restored values are put back afterwards (no address gets IFA_F_NODAD)."""
+    names = [f"ipv6/conf/{c}/accept_dad" for c in ["all", *links]]
+    with entered(pid):
+        saved = _read_sysctls_named(names)
+        _write_sysctls([netns_pb2.NetSysctl(name=x.name, value="0") for x in saved])
+    try:
+        yield
+    finally:
+        with entered(pid):
+            _write_sysctls(saved)
+
+
 def restore_config(r: NetRestore | None) -> None:
     """Second half, once every link exists: attributes, up, addresses, routes."""
     if r is None:
@@ -537,15 +557,16 @@ def _configure(ipr, r: NetRestore) -> None:  # noqa: ANN001
     for link in e.links:
         _exists_ok(f"attributes of link {link.name}", _set_link, ipr, link, r.index[link.index])
     up6 = list(e.kernel_route_links6)
-    for link in sorted(e.links, key=lambda l: (l.type != ARPHRD_LOOPBACK, _by_order(up6, l.index))):
-        if link.flags & IFF_UP:
-            ipr.link("set", index=r.index[link.index], state="up")
-    order = {socket.AF_INET: list(e.kernel_route_links4), socket.AF_INET6: up6}
-    for a in sorted(e.addrs, key=lambda a: (a.family, _by_order(order.get(a.family, []), a.index))):
-        if a.index not in r.index:
-            raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
-        what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
-        _exists_ok(what, _add_addr, ipr, a, r.index[a.index])
+    with _no_dad(r.pid, [l.name for l in e.links]):
+        for link in sorted(e.links, key=lambda l: (l.type != ARPHRD_LOOPBACK, _by_order(up6, l.index))):
+            if link.flags & IFF_UP:
+                ipr.link("set", index=r.index[link.index], state="up")
+        order = {socket.AF_INET: list(e.kernel_route_links4), socket.AF_INET6: up6}
+        for a in sorted(e.addrs, key=lambda a: (a.family, _by_order(order.get(a.family, []), a.index))):
+            if a.index not in r.index:
+                raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
+            what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
+            _exists_ok(what, _add_addr, ipr, a, r.index[a.index])
     for rt in sorted(e.routes, key=lambda x: -x.scope):      # host and link routes before gateways
         what = f"route {_text(rt.family, rt.dst) if rt.dst else 'default'}/{rt.dst_len}"
         _exists_ok(what, _add_route, ipr, rt, r.index)
