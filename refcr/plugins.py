@@ -45,7 +45,7 @@ seconds (60) kills the host and fails the same way.  Hosts die with refcr
 directory fd and refcr's log are inherited; plugin messages are written
 into refcr's log by the host itself (:func:`refcr.log.print_on_level`).
 A hook runs in the network namespace refcr's thread is in when it calls
-(the host setns()es there for the call and back): a socket a plugin creates
+(the host setns()es into its parent's for the call and back): a socket a plugin creates
 on restore belongs to the restored tree's namespace, as in CRIU.
 Costs: one fork per plugin per run, none at all without plugins; the host
 holds refcr's fds of the moment it was forked (the image directory and
@@ -53,7 +53,6 @@ the log), nothing that a restored tree could notice.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -62,7 +61,6 @@ import signal
 import socket
 import stat as stat_mod
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from refcr.errors import RefcrError, UnsupportedObject
 from refcr.log import log, print_on_level
@@ -204,7 +202,8 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
             _send(sock, {"ret": 0})
             return 0
         elif op == "hook":
-            with _in_netns(fds[-1] if msg.get("netns") else None):
+            from refcr import netns
+            with netns.entered(os.getppid() if msg.get("netns") else None):     # refcr's, at its call
                 _send_hook_result(sock, ffi, lib, d, msg, fds)
         elif op == "probe":         # what a plugin must not change (plugin-check)
             for fd in fds:
@@ -215,25 +214,6 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
                          "umask": umask})
         for fd in fds:
             os.close(fd)
-
-
-@contextlib.contextmanager
-def _in_netns(nsfd: int | None) -> Iterator[None]:
-    """In the host: the hook runs in the network namespace refcr's thread was in
-    when it made the call (e.g. the restored tree's, for the sockets a plugin creates)."""
-    if nsfd is None:
-        yield
-        return
-    from refcr import native
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        native.setns(nsfd, native.CLONE_NEWNET)
-        try:
-            yield
-        finally:
-            native.setns(own, native.CLONE_NEWNET)
-    finally:
-        os.close(own)
 
 
 def _send_hook_result(sock, ffi, lib, d, msg: dict, fds: list[int]) -> None:  # noqa: ANN001
@@ -286,7 +266,7 @@ class Plugin:
     generated: bool = False
     initialized: bool = False
     alive: bool = True
-    netns: str = field(default_factory=lambda: os.readlink("/proc/thread-self/ns/net"))   # the host's
+    netns: str = field(default_factory=lambda: os.readlink("/proc/self/ns/net"))   # the host's
 
     @classmethod
     def spawn(cls, path: str, stage: int, dirfd: int, level: int, now: bool = False,
@@ -362,17 +342,9 @@ class Plugin:
     def call(self, hook: int, ints: list[int] = (), strs: list[str] = (),  # type: ignore[assignment]
              u64: list[int] = (), fd: int | None = None) -> tuple[dict, list[int]]:  # type: ignore[assignment]
         msg = {"op": "hook", "hook": hook, "ints": list(ints), "strs": list(strs), "u64": list(u64)}
-        fds = [] if fd is None else [fd]
-        nsfd = -1
-        if os.readlink("/proc/thread-self/ns/net") != self.netns:     # refcr is in the tree's netns
-            nsfd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        if os.readlink("/proc/self/ns/net") != self.netns:     # refcr is in the tree's netns
             msg["netns"] = True
-            fds.append(nsfd)
-        try:
-            reply, rfds = self._request(msg, HOOKS[hook], fds)
-        finally:
-            if nsfd >= 0:
-                os.close(nsfd)
+        reply, rfds = self._request(msg, HOOKS[hook], [] if fd is None else [fd])
         log.debug("plugin %s: %s%s = %d", self.name, HOOKS[hook], tuple(ints) + tuple(strs), reply["ret"])
         if reply.get("bad_fd"):
             raise PluginError(f"plugin {self.name}: {HOOKS[hook]} returned an fd that is none "
@@ -544,12 +516,12 @@ def stage_hook(hook: str) -> None:
 
 def dump_ext_file(fd: int, id: int) -> str | None:
     """DUMP_EXT_FILE(fd, id) through the chain: the name of the plugin that took it, or None."""
-    return _dump_with(HOOK["DUMP_EXT_FILE"], fd, id)
+    return _dump_with(HOOK["DUMP_EXT_FILE"], fd, [fd, id], f"DUMP_EXT_FILE(id {id})")
 
 
 def dump_unix_sk(fd: int, id: int) -> bool:
     """DUMP_UNIX_SK(fd, id): True if a plugin took the socket (see :func:`dumped_by` for which)."""
-    return _dump_with(HOOK["DUMP_UNIX_SK"], fd, id) is not None
+    return _dump_with(HOOK["DUMP_UNIX_SK"], fd, [fd, id], f"DUMP_UNIX_SK(id {id})") is not None
 
 
 _last_dumper: str | None = None
@@ -560,17 +532,18 @@ def dumped_by() -> str | None:
     return _last_dumper
 
 
-def _dump_with(hook: int, fd: int, id: int) -> str | None:
+def _dump_with(hook: int, fd: int, ints: list[int], what: str) -> str | None:
+    """A dump hook given an fd of refcr's, through the chain: the plugin that took it, or None."""
     global _last_dumper
     _last_dumper = None
     if _active is None:
         return None
-    got = _active.run(hook, [fd, id], fd=fd)
+    got = _active.run(hook, ints, fd=fd)
     if got is None:
         return None
     p, reply, _ = got
     if reply["ret"] < 0:
-        raise PluginError(f"plugin {p.name}: {HOOKS[hook]}(id {id}) failed: {os.strerror(-reply['ret'])}")
+        raise PluginError(f"plugin {p.name}: {what} failed: {os.strerror(-reply['ret'])}")
     _active.mark_used(p)
     _last_dumper = p.name
     return p.name
@@ -578,16 +551,7 @@ def _dump_with(hook: int, fd: int, id: int) -> str | None:
 
 def handle_device_vma(fd: int, what: str) -> str | None:
     """HANDLE_DEVICE_VMA(fd, st) for a device mapping: the plugin that takes it, or None."""
-    if _active is None:
-        return None
-    got = _active.run(HOOK["HANDLE_DEVICE_VMA"], [fd], fd=fd)
-    if got is None:
-        return None
-    p, reply, _ = got
-    if reply["ret"] < 0:
-        raise PluginError(f"plugin {p.name}: HANDLE_DEVICE_VMA failed for {what}: {os.strerror(-reply['ret'])}")
-    _active.mark_used(p)
-    return p.name
+    return _dump_with(HOOK["HANDLE_DEVICE_VMA"], fd, [fd], f"HANDLE_DEVICE_VMA for {what}")
 
 
 def update_vma_map(path: str, addr: int, pgoff: int) -> tuple[int, int] | None:
