@@ -425,6 +425,9 @@ class ScenarioRun:
         """Live processes reparented to the harness (a subreaper) that are
         neither the peer nor anything the run knows about."""
         me, known = os.getpid(), {self.peer.pid} if self.peer else set()
+        if self.shell is not None:
+            from . import shelljob
+            known |= shelljob.pids(self)
         procs.reap_zombie_children()
         return {p.pid for p in procs.iter_procs() if p.ppid == me and not p.zombie and p.pid not in known}
 

@@ -154,6 +154,14 @@ def normalise(state: snapshot.TreeState) -> snapshot.TreeState:
     return snapshot.TreeState(tuple(task(t) for t in state.tasks))
 
 
+def pids(run: "ScenarioRun") -> set[int]:
+    """The harness's own terminal processes (the shell, refcr restore)."""
+    term = run.shell
+    if not isinstance(term, Terminals):
+        return set()
+    return {t.pid for t in (term.shell, term.restore) if t is not None}
+
+
 def close(run: "ScenarioRun") -> None:
     term = run.shell
     run.shell = None

@@ -1,6 +1,7 @@
 /*
  * ext_unix_inherit00: a stream unix connection to a server outside the dumped
- * tree (the peer line_server), dumped with --ext-unix-sk ID; at restore the
+ * tree (the peer line_server), dumped with --external unix[ID] (the same as
+ * --ext-unix-sk ID); at restore the
  * CALLER makes the connection and hands it in with --inherit-fd
  * fd[N]:socket:[ID] (the harness connects to peer.sock, cr-opts.json "inherit").
  * The restore is given no --ext-unix-sk, so without the inherited fd it would
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
 		fail("the server did not answer");
 	if (fstat(sk, &st))
 		fail("fstat");
-	test_write_text("cr-opts.json", "{\"dump\": [\"--ext-unix-sk\", \"%lu\"], "
+	test_write_text("cr-opts.json", "{\"dump\": [\"--external\", \"unix[%lu]\"], "
 			"\"inherit\": [{\"resource\": \"socket:[%lu]\", \"connect\": \"peer.sock\"}], "
 			"\"refuse\": [{\"step\": \"restore\", \"opts\": [], \"says\": \"--ext-unix-sk %lu\"}]}\n",
 			(unsigned long)st.st_ino, (unsigned long)st.st_ino, (unsigned long)st.st_ino);

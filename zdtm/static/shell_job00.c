@@ -11,7 +11,8 @@
  * types "after" there (and checks the job's controlling terminal is the new
  * one).  After SIGTERM the job checks: it read exactly "before" and "after", fd 0
  * is a terminal whose foreground group is its own group, it leads its group but
- * not its session (the caller's).
+ * not its session (the caller's).  Refused on the way: a dump and a restore
+ * without --shell-job (the job survives the refused dump unchanged).
  */
 #include "zdtmtst.h"
 
@@ -55,6 +56,11 @@ int main(int argc, char **argv)
 	if (tcsetpgrp(0, getpgrp()))
 		fail("tcsetpgrp");
 	signal(SIGTTOU, old);
+
+	/* without --shell-job the terminal is refused, at dump and at restore */
+	test_write_text("cr-opts.json", "{\"refuse\": ["
+			"{\"step\": \"dump\", \"opts\": [], \"says\": \"--shell-job\"}, "
+			"{\"step\": \"restore\", \"opts\": [], \"says\": \"restore with --shell-job\"}]}\n");
 
 	test_daemon();
 
