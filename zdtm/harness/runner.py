@@ -425,6 +425,8 @@ class ScenarioRun:
         """Live processes reparented to the harness (a subreaper) that are
         neither the peer nor anything the run knows about."""
         me, known = os.getpid(), {self.peer.pid} if self.peer else set()
+        if self.outer is not None:
+            known.add(self.outer.holder.pid)       # the outer netns holder (outerns.py)
         if self.shell is not None:
             from . import shelljob
             known |= shelljob.pids(self)
