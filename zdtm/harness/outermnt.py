@@ -60,7 +60,7 @@ class OuterMnt:
         return ns
 
     def wrap(self, argv: list[str]) -> list[str]:
-        return ["nsenter", f"--mount={self.path}", f"--wd={self.workdir}", "--", *argv]
+        return ["nsenter", f"--mount={self.path}", f"--wdns={self.workdir}", "--", *argv]
 
     def run(self, argv: list[str], log: Path) -> None:
         with open(log, "ab") as out:

@@ -425,6 +425,7 @@ class ScenarioRun:
         """Live processes reparented to the harness (a subreaper) that are
         neither the peer nor anything the run knows about."""
         me, known = os.getpid(), {self.peer.pid} if self.peer else set()
+        known |= {o.holder.pid for o in (self.outer, self.outer_mnt) if o is not None}   # namespace holders
         if self.outer is not None:
             known.add(self.outer.holder.pid)       # the outer netns holder (outerns.py)
         if self.shell is not None:
