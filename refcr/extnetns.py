@@ -13,10 +13,8 @@ or another), instead of creating one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from refcr import native
+from contextlib import AbstractContextManager
+from refcr import netns
 from refcr.errors import OptionError, RestoreError
 from refcr.files import RestoreFiles
 from refcr.options import Options
@@ -61,18 +59,6 @@ def inherited_fd(ino: int, ctx: RestoreFiles) -> int | None:
     return fd
 
 
-@contextmanager
-def entered(fd: int | None) -> Iterator[None]:
+def entered(fd: int | None) -> AbstractContextManager[None]:
     """refcr's thread in the namespace open on fd while a child is created in it."""
-    if fd is None:
-        yield
-        return
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        native.setns(fd, native.CLONE_NEWNET)
-        try:
-            yield
-        finally:
-            native.setns(own, native.CLONE_NEWNET)
-    finally:
-        os.close(own)
+    return netns.entered_file(None if fd is None else f"/proc/self/fd/{fd}")

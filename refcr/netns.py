@@ -34,11 +34,19 @@ def NetlinkError() -> type:  # noqa: N802  (used as `except NetlinkError():`, ev
 @contextmanager
 def entered(pid: int | None) -> Iterator[None]:
     """Inside: refcr's thread is in pid's network namespace (None: stay)."""
-    if pid is None or os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+    with entered_file(None if pid is None else f"/proc/{pid}/ns/net"):
+        yield
+
+
+@contextmanager
+def entered_file(path: str | None) -> Iterator[None]:
+    """Inside: refcr's thread is in the network namespace of a namespace file
+    (/proc/PID/ns/net, or /proc/self/fd/N of an open one; None: stay)."""
+    if path is None or os.readlink(path) == os.readlink("/proc/self/ns/net"):
         yield
         return
     own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         native.setns(target, native.CLONE_NEWNET)
         try:

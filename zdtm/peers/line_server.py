@@ -14,7 +14,9 @@ from __future__ import annotations
 import selectors
 import socket
 
-from peerlib import Stop, ready, say, setup, verdict
+from pathlib import Path
+
+from peerlib import Stop, run, say
 
 
 class Conn:
@@ -66,7 +68,7 @@ def judge(conns: list[Conn]) -> list[str]:
     if len(conns) != 2:
         problems.append(f"expected 2 connections (before the dump, after the restore), got {len(conns)}")
     want = [(["before"], "eof"), (["after"], None)]
-    for c, (lines, end) in zip(conns, want):
+    for c, (lines, end) in zip(conns, want, strict=False):
         if c.lines != lines:
             problems.append(f"connection {c.n} carried {c.lines}, expected {lines}")
         if end and c.end != end:
@@ -74,22 +76,27 @@ def judge(conns: list[Conn]) -> list[str]:
     return problems
 
 
-def main() -> None:
-    wd = setup()
+Server = tuple[socket.socket, list[Conn]]
+
+
+def prepare(wd: Path) -> Server:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(wd / "peer.sock"))
     listener.listen(8)
-    conns: list[Conn] = []
-    ready(wd)
+    return listener, []
+
+
+def work(state: Server, problems: list[str]) -> None:
+    serve(*state, None)
+
+
+def last_checks(state: Server, problems: list[str]) -> None:
     try:
-        serve(listener, conns, None)
+        serve(*state, 0.2)     # what is already on its way
     except Stop:
-        serve(listener, conns, 0.2)     # what is already on its way
-    verdict(judge(conns))
+        pass
+    problems += judge(state[1])
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Stop:
-        verdict(["stopped during set-up"])
+    run(prepare, work, last_checks, forever=True)

@@ -6,36 +6,37 @@ arriving whole."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
-from peerlib import Stop, ready, say, setup, verdict
+from peerlib import run, say
 
 EXPECTED = [b"before", b"after"]
 
 
-def main() -> None:
-    wd = setup()
+def prepare(wd: Path) -> tuple[socket.socket, list[bytes]]:
     sk = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sk.bind(str(wd / "log.sock"))
-    got: list[bytes] = []
-    ready(wd)
-    try:
-        while True:
-            msg = sk.recv(4096)
-            say(f"got {msg!r}")
-            got.append(msg)
-    except Stop:
-        pass
+    return sk, []
+
+
+def work(state: tuple[socket.socket, list[bytes]], problems: list[str]) -> None:
+    sk, got = state
+    while True:
+        got.append(sk.recv(4096))
+        say(f"got {got[-1]!r}")
+
+
+def judge(state: tuple[socket.socket, list[bytes]], problems: list[str]) -> None:
+    sk, got = state
     sk.setblocking(False)
     try:
         while True:
             got.append(sk.recv(4096))
     except BlockingIOError:
         pass
-    verdict([] if got == EXPECTED else [f"expected datagrams {EXPECTED}, got {got}"])
+    if got != EXPECTED:
+        problems.append(f"expected datagrams {EXPECTED}, got {got}")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Stop:
-        verdict(["stopped during set-up"])
+    run(prepare, work, judge, forever=True)

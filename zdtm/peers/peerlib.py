@@ -9,7 +9,11 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 
 class Stop(Exception):
@@ -40,7 +44,7 @@ def ready(workdir: Path) -> None:
     say("ready")
 
 
-def verdict(problems: list[str]) -> None:
+def verdict(problems: list[str]) -> NoReturn:
     """Exit 0 if nothing went wrong, else 1 with the first problem last."""
     for p in problems[1:]:
         say(f"also: {p}")
@@ -55,6 +59,37 @@ def wait_stop() -> None:
     """Block until SIGTERM (raises Stop)."""
     while True:
         time.sleep(3600)
+
+
+def run(prepare: Callable[[Path], T], work: Callable[[T, list[str]], None],
+        judge: Callable[[T, list[str]], None] | None = None, forever: bool = False) -> NoReturn:
+    """The life of a peer.  prepare(workdir) sets up (binds, listens) before
+    ready(); work(state, problems) then runs; if it returns, the peer waits
+    for SIGTERM.  A SIGTERM during work is a problem ("did not finish"),
+    unless forever (a server that runs until it is stopped).  After SIGTERM,
+    judge(state, problems) makes the last checks.  An OSError (a reset above
+    all) is a problem.  The verdict is the exit status."""
+    wd = setup()
+    problems: list[str] = []
+    try:
+        state = prepare(wd)
+        ready(wd)
+    except Stop:
+        verdict(["stopped during set-up"])
+    finished = False
+    try:
+        work(state, problems)
+        finished = True
+        wait_stop()
+    except Stop:
+        pass
+    except OSError as e:
+        problems.append(f"{type(e).__name__}: {e}")
+    if not (finished or forever or problems):
+        problems.append("stopped before it was done")
+    if judge is not None:
+        judge(state, problems)
+    verdict(problems)
 
 
 def wait_file(path: Path, timeout: float) -> bool:

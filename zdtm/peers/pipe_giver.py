@@ -13,31 +13,33 @@ import errno
 import os
 import signal
 import socket
+from pathlib import Path
 
-from peerlib import Stop, ready, say, setup, verdict, wait_stop
+from peerlib import run, say
 
 
-def main() -> None:
-    wd = setup()
+def prepare(wd: Path) -> tuple[socket.socket, list[int]]:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(wd / "peer.sock"))
     listener.listen(1)
-    ready(wd)
-    writers: list[int] = []
-    try:
-        conn, _ = listener.accept()
-        r, w = os.pipe()
-        socket.send_fds(conn, [b"p"], [r])
-        os.close(r)
-        conn.close()
-        os.write(w, b"one\n")
-        writers.append(w)
-        say("handed out a pipe")
-        wait_stop()
-    except Stop:
-        pass
-    problems = []
+    return listener, []
+
+
+def work(state: tuple[socket.socket, list[int]], problems: list[str]) -> None:
+    listener, writers = state
+    conn, _ = listener.accept()
+    r, w = os.pipe()
+    socket.send_fds(conn, [b"p"], [r])
+    os.close(r)
+    conn.close()
+    os.write(w, b"one\n")
+    writers.append(w)
+    say("handed out a pipe")
+
+
+def judge(state: tuple[socket.socket, list[int]], problems: list[str]) -> None:
+    writers = state[1]
     if len(writers) != 1:
         problems.append(f"{len(writers)} pipes handed out, expected 1")
     for w in writers:
@@ -47,11 +49,7 @@ def main() -> None:
         except OSError as e:
             if e.errno != errno.EPIPE:
                 problems.append(f"writing to the old pipe: {e}")
-    verdict(problems)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Stop:
-        verdict(["stopped during set-up"])
+    run(prepare, work, judge)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from peerlib import Stop, ready, say, setup, verdict, wait_file, wait_stop
+from peerlib import run, say, wait_file
 
 BEFORE = [(5, 5), (7, 12), (11, 23), (13, 36)]
 AFTER = [(100, 112), (1, 113)]
@@ -52,38 +52,27 @@ def talk(conn: socket.socket, rounds: list[tuple[int, int]], problems: list[str]
                 return
 
 
-def main() -> None:
-    wd = setup()
-    b1, b2 = listener(wd / "b1.sock"), listener(wd / "b2.sock")
-    problems: list[str] = []
-    done = False
-    ready(wd)
-    try:
-        conn, _ = b1.accept()
-        talk(conn, BEFORE, problems, wd)
-        conn.settimeout(60)
-        end = conn.recv(100)                # the real dump kills A: EOF
-        if end:
-            problems.append(f"A sent {end!r} after its last answer")
-        conn.close()
-        b2.settimeout(120)
-        fresh, _ = b2.accept()
-        say("A reconnected to the fresh B")
-        talk(fresh, AFTER, problems, None)
-        fresh.close()
-        done = True
-        wait_stop()
-    except Stop:
-        pass
-    except OSError as e:
-        problems.append(f"{type(e).__name__}: {e}")
-    if not done and not problems:
-        problems.append("the replay did not happen (no reconnection to b2.sock, or not all answers)")
-    verdict(problems)
+def prepare(wd: Path) -> tuple[Path, socket.socket, socket.socket]:
+    return wd, listener(wd / "b1.sock"), listener(wd / "b2.sock")
+
+
+def work(state: tuple[Path, socket.socket, socket.socket], problems: list[str]) -> None:
+    wd, b1, b2 = state
+    conn, _ = b1.accept()
+    talk(conn, BEFORE, problems, wd)
+    if problems:
+        return
+    conn.settimeout(60)
+    end = conn.recv(100)                # the real dump kills A: EOF
+    if end:
+        problems.append(f"A sent {end!r} after its last answer")
+    conn.close()
+    b2.settimeout(120)
+    fresh, _ = b2.accept()
+    say("A reconnected to the fresh B")
+    talk(fresh, AFTER, problems, None)
+    fresh.close()
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Stop:
-        verdict(["stopped during set-up"])
+    run(prepare, work)

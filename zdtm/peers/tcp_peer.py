@@ -16,8 +16,9 @@ import fcntl
 import socket
 import struct
 import time
+from pathlib import Path
 
-from peerlib import Stop, datagen, ready, say, setup, verdict, wait_file, wait_stop
+from peerlib import datagen, run, say, wait_file
 
 N0, N1, N2, N3 = 20000, 30000, 50000, 50000
 TIOCOUTQ = 0x5411
@@ -60,33 +61,16 @@ def converse(sk: socket.socket, problems: list[str]) -> None:
         problems.append(f"expected EOF, got {extra!r}")
 
 
-def main() -> None:
-    wd = setup()
-    problems: list[str] = []
-    done = False
-    ready(wd)
-    try:
-        if not wait_file(wd / "tcp.port", 60):
-            problems.append("the scenario never wrote tcp.port")
-        else:
-            port = int((wd / "tcp.port").read_text())
-            sk = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sk.settimeout(None)
-            say(f"connected to port {port}")
-            converse(sk, problems)
-            done = True
-        wait_stop()
-    except Stop:
-        pass
-    except OSError as e:                  # a reset, above all
-        problems.append(f"{type(e).__name__}: {e}")
-    if not done and not problems:
-        problems.append("the conversation did not finish")
-    verdict(problems)
+def work(wd: Path, problems: list[str]) -> None:
+    if not wait_file(wd / "tcp.port", 60):
+        problems.append("the scenario never wrote tcp.port")
+        return
+    port = int((wd / "tcp.port").read_text())
+    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sk.settimeout(None)
+    say(f"connected to port {port}")
+    converse(sk, problems)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Stop:
-        verdict(["stopped during set-up"])
+    run(lambda wd: wd, work)
