@@ -10,9 +10,9 @@ a scratch image directory:
   descriptor     API version and max_hooks within refcr's, a name
   init/exit      init(stage) returns 0 and exit(stage, 0) returns, for
                  dump, pre-dump and restore
-  <HOOK>         every hook it implements, given an object that is not
-                 its (a socketpair, a scratch file, an unknown id, the
-                 loopback link ...), answers -ENOTSUP so that the chain
+  <HOOK>         every hook it implements, given objects that are not
+                 its (unix socketpairs, a scratch file, a pipe, /dev/null,
+                 an unknown id, the loopback link ...), answers -ENOTSUP so that the chain
                  goes on (device hooks given a pid may answer 0 too)
   hygiene        after each call: no fd left open, same cwd, same umask
   writes         nothing was created in its cwd or $TMPDIR (a plugin
@@ -117,20 +117,39 @@ def _hygiene(rep: Report, p: Plugin, before: dict, what: str) -> dict:
     return after
 
 
+# The objects fd hooks are given (none of them may be claimed).
+FD_OBJECTS = {
+    "DUMP_UNIX_SK": ("a unix stream socketpair", "a unix datagram socketpair"),
+    "DUMP_EXT_FILE": ("a regular file", "a pipe", "/dev/null", "a unix stream socketpair"),
+    "HANDLE_DEVICE_VMA": ("/dev/null", "a regular file"),
+}
+
+
+def _foreign_fds(label: str, box: _Sandbox) -> list[int]:
+    """fds of a foreign object: the one to give first, then what keeps it alive."""
+    if label.startswith("a unix"):
+        kind = socket.SOCK_STREAM if "stream" in label else socket.SOCK_DGRAM
+        return [s.detach() for s in socket.socketpair(socket.AF_UNIX, kind)]
+    if label == "a pipe":
+        return list(os.pipe2(os.O_CLOEXEC))
+    return [os.open(box.file if label == "a regular file" else label, os.O_RDONLY | os.O_CLOEXEC)]
+
+
 def _call_foreign(p: Plugin, hook: int, box: _Sandbox) -> dict:
     name = HOOKS[hook]
-    if name in ("DUMP_UNIX_SK", "DUMP_EXT_FILE", "HANDLE_DEVICE_VMA"):
-        if name == "DUMP_UNIX_SK":
-            a, b = socket.socketpair()
-            fd, keep = a.fileno(), (a, b)
-        else:
-            fd = os.open(box.file, os.O_RDONLY | os.O_CLOEXEC)
-            keep = (fd,)
-        try:
-            return p.call(hook, [fd, FOREIGN_ID], fd=fd)[0]
-        finally:
-            for k in keep:
-                k.close() if hasattr(k, "close") else os.close(k)
+    if name in FD_OBJECTS:
+        for i, label in enumerate(FD_OBJECTS[name]):    # each must be declined: the first answer that is not
+            fds = _foreign_fds(label, box)
+            try:
+                reply, rfds = p.call(hook, [fds[0], FOREIGN_ID + i], fd=fds[0])
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            for fd in rfds:
+                os.close(fd)
+            if reply["ret"] != -ENOTSUP:
+                return dict(reply, object=label)
+        return reply
     if name in ("RESTORE_UNIX_SK", "RESTORE_EXT_FILE", "DUMP_DEVICES_LATE"):
         return p.call(hook, [FOREIGN_ID])[0]
     if name == "DUMP_EXT_MOUNT":
@@ -207,8 +226,9 @@ def _check(rep: Report, path: str, box: _Sandbox, level: int) -> bool:
                 reply = _call_foreign(p, h, box)
                 good = {-ENOTSUP, 0} if h in PID_HOOKS else {-ENOTSUP}
                 rep.add(HOOKS[h], reply["ret"] in good,
-                        f"foreign object: {reply['ret']}" + ("" if reply["ret"] in good else
-                                                             f", expected {' or '.join(map(str, sorted(good)))}"))
+                        f"foreign object{'s' if HOOKS[h] in FD_OBJECTS else ''}: {reply['ret']}"
+                        + ("" if reply["ret"] in good else f" for {reply.get('object', 'it')}, expected "
+                           f"{' or '.join(map(str, sorted(good)))}"))
                 before = _hygiene(rep, p, before, HOOKS[h])
             p.exit(0)
             rep.add(label, True, f"init({stage}) = 0, exit({stage}, 0) returned")

@@ -48,7 +48,7 @@ VARIANTS: dict[str, list[str]] = {
     "write-outside": ['-DPLUGIN_NAME="writeoutside"', "-DWRITE_OUTSIDE"],
     "exit-crash": ['-DPLUGIN_NAME="exitcrash"', "-DEXIT_CRASH"],
     "unresolved": ['-DPLUGIN_NAME="unresolved"', "-DUNRESOLVED"],
-    "greedy-later": ['-DPLUGIN_NAME="greedylater"', "-DGREEDY_LATER"],
+    "same-id": ['-DPLUGIN_NAME="sameid"', "-DSAME_ID"],
     "name-clash": ['-DPLUGIN_NAME="trivial"'],
     "lose-flags": ['-DPLUGIN_NAME="loseflags"', "-DHANDLE", '-DCLAIM="/dev/kmsg"', "-DLOSE_FLAGS"],
 }
@@ -456,7 +456,7 @@ def test_plugin_check_passes(tmp_path: Path, built: dict[str, Path], variant: st
     ("greedy", "DUMP_EXT_FILE"), ("write-outside", "writes"),
     ("init-fail", "init/exit dump, init/exit pre-dump, init/exit restore"),
     ("exit-crash", "init/exit dump, init/exit pre-dump, init/exit restore"),
-    ("greedy-later", "chain"), ("name-clash", "chain"), ("lose-flags", "scenario"),
+    ("same-id", "chain"), ("name-clash", "chain"), ("lose-flags", "scenario"),
 ])
 def test_plugin_check_catches(tmp_path: Path, built: dict[str, Path], variant: str, check: str) -> None:
     """Each broken plugin fails exactly the check meant for it, and nothing else."""

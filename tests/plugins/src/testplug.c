@@ -24,8 +24,8 @@
  *   WRITE_OUTSIDE        DUMP_EXT_FILE creates a file in the cwd
  *   EXIT_CRASH           exit() crashes
  *   UNRESOLVED           calls a function refcr does not provide
- *   GREEDY_LATER         DUMP_EXT_FILE declines its first call, claims later ones
- *                        (chain: asked twice)
+ *   SAME_ID              DUMP_EXT_FILE claims an id it was asked about before
+ *                        (chain: the same objects are asked twice)
  *   LOSE_FLAGS           with HANDLE: RESTORE_EXT_FILE drops O_NONBLOCK
  *                        (scenario: the program checks its flags)
  *   (PLUGIN_NAME="trivial", the template's name: chain with --with trivial.so)
@@ -119,12 +119,16 @@ static int t_dump_file(int fd, int id)
 #ifdef GREEDY
 	return 0;
 #endif
-#ifdef GREEDY_LATER
+#ifdef SAME_ID
 	{
-		static int calls;
+		static int seen[64], nseen;
+		int i;
 
-		if (calls++)
-			return 0;
+		for (i = 0; i < nseen; i++)
+			if (seen[i] == id)
+				return 0;
+		if (nseen < 64)
+			seen[nseen++] = id;
 	}
 #endif
 #ifdef HANDLE
