@@ -67,6 +67,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {name: compile_plugin(SRC, d / f"{name}.so", flags) for name, flags in VARIANTS.items()}
     out["trivial"] = compile_plugin(REPO / "plugins" / "trivial" / "trivial.c", d / "trivial.so", [])
     out["criu-rtc"] = compile_plugin(REPO / "plugins" / "criu-rtc" / "criu-rtc.c", d / "criu-rtc.so", [])
+    out["unix-sk"] = compile_plugin(REPO / "plugins" / "unix-sk" / "unix-sk.c", d / "unix-sk.so", [])
     subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-o", str(d / "mapper"), str(SRC.parent / "mapper.c")],
                    check=True)
     out["mapper"] = d / "mapper"
@@ -443,7 +444,7 @@ def test_criu_rtc(session, tmp_path: Path) -> None:
 
 # ------------------------------------------------------- plugin-check ---
 
-@pytest.mark.parametrize("variant", ["trivial", "criu-rtc", "decline", "handler", "old-handler"])
+@pytest.mark.parametrize("variant", ["trivial", "criu-rtc", "unix-sk", "decline", "handler", "old-handler", "kmsg"])
 def test_plugin_check_passes(tmp_path: Path, built: dict[str, Path], variant: str) -> None:
     res = refcr("plugin-check", str(built[variant]), cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
