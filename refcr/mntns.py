@@ -24,9 +24,9 @@ propagation) and decides for each mount how restore will make it (the
 
 Restore builds the tree in a forked helper that enters the new mount (and
 pid) namespace of the root puppet: every mount is made detached (open_tree,
-fsopen/fsmount), given its flags (mount_setattr) and attached in mountinfo
-order (which is creation order, so a hidden mount goes in before the one
-over it) below a staging directory; then peer groups and masters are set
+fsopen/fsmount), given its flags (mount_setattr) and attached in the
+dump's tree order (parents first; a hidden mount before the one over it)
+below a staging directory; then peer groups and masters are set
 again (MOVE_MOUNT_SET_GROUP, so peers are peers of each other and slaves
 slaves of the same master), and the helper pivots the namespace's root into
 the new tree and detaches the old one.  Binds from refcr's namespace are
@@ -130,6 +130,30 @@ def chain(m: Mount, by_id: dict[int, Mount]) -> list[str]:
     return out[::-1]
 
 
+def tree_order(ns: list[Mount]) -> list[Mount]:
+    """The mounts parents first, each followed by its subtree; of the mounts
+    on one parent, one at a deeper mount point first (a sibling at a shorter
+    path over it can only have come later: it hides it).  This is an order
+    they can be made in again, whatever order mountinfo lists them in (it
+    lists them by allocation, which a restore does not keep)."""
+    ids = {m.mnt_id for m in ns}
+    roots = [m for m in ns if m.parent_id not in ids or m.parent_id == m.mnt_id]
+    if len(roots) != 1:
+        raise DumpError(f"the mount namespace has {len(roots)} root mounts")
+    kids: dict[int, list[tuple[int, Mount]]] = {}
+    for n, m in enumerate(ns):
+        if m is not roots[0]:
+            kids.setdefault(m.parent_id, []).append((n, m))
+    out: list[Mount] = []
+    todo = [roots[0]]
+    while todo:
+        m = todo.pop()
+        out.append(m)
+        below = sorted(kids.get(m.mnt_id, []), key=lambda t: (-t[1].mountpoint.count("/"), t[0]))
+        todo.extend(k for _, k in reversed(below))
+    return out
+
+
 # ------------------------------------------------------------------ dump -----
 
 @dataclass
@@ -201,7 +225,7 @@ def ext_paths(externals: list[str]) -> dict[str, str]:
 
 
 def dump(pid: int, images: ImageDir, externals: list[str]) -> mntns_pb2.MntNsEntry:
-    ns = read_mountinfo(pid)
+    ns = tree_order(read_mountinfo(pid))
     keys = ext_keys(externals)
     unknown = set(keys) - {m.mountpoint for m in ns}
     if unknown:
