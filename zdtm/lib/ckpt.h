@@ -15,4 +15,6 @@ void test_checkpoint_written(int i, const void *start, size_t len, long npages);
 /* After restore: the checkpoint the process was restored from (WORKDIR/restored),
  * 0 for the real dump. */
 int test_restored_checkpoint(void);
+/* How many of this process's fds link to `target` (e.g. "anon_inode:[userfaultfd]"). */
+int test_count_fds_to(const char *target);
 #endif

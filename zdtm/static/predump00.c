@@ -2,7 +2,6 @@
  * parent; restored from the dump.  Between them the test rewrites pages, drops
  * some (MADV_DONTNEED), unmaps a part and maps a new area; the pages stored by
  * each image are exactly those written since its parent. */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,8 @@
 #include <sys/mman.h>
 #include "zdtmtst.h"
 #include "ckpt.h"
+
+#define count_uffds() test_count_fds_to("anon_inode:[userfaultfd]")
 
 #define PAGES	512
 #define PG	4096
@@ -21,27 +22,6 @@ static void rewrite(size_t first, size_t n, uint64_t seed)
 {
 	for (size_t p = first; p < first + n; p++)
 		datagen(area + p * PG, PG, seed + p);
-}
-
-static int count_uffds(void)
-{
-	struct dirent *de;
-	char path[300], link[64];
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-
-	if (!d)
-		fail("opendir /proc/self/fd");
-	while ((de = readdir(d))) {
-		ssize_t len;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0 && (link[len] = 0, !strcmp(link, "anon_inode:[userfaultfd]")))
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 int main(int argc, char **argv)

@@ -4,7 +4,6 @@
  * test's own userfaultfd use is unaffected by refcr's tracking: between the
  * dumps and after restore it creates its own uffd, serves a MISSING fault of a
  * separate area from a thread, and write-protect-tracks another area itself. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,6 +19,8 @@
 #include "zdtmtst.h"
 #include "ckpt.h"
 
+#define count_uffds() test_count_fds_to("anon_inode:[userfaultfd]")
+
 #ifndef TRACK_HASH
 #define TRACK_HASH 0		/* track_mem_fallback00 builds this with 1 */
 #endif
@@ -32,27 +33,6 @@ static void write_pages(const int *idx, int n, uint64_t seed)
 {
 	for (int i = 0; i < n; i++)
 		datagen(area + (size_t)idx[i] * PG, PG, seed + idx[i]);
-}
-
-static int count_uffds(void)
-{
-	char path[300], link[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-
-	if (!d)
-		fail("opendir");
-	while ((de = readdir(d))) {
-		ssize_t len;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0 && (link[len] = 0, !strcmp(link, "anon_inode:[userfaultfd]")))
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 static void *toucher(void *arg)
