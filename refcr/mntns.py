@@ -35,8 +35,7 @@ copy of the namespace); files a restore opens later go through
 /proc/ROOT/root, i.e. the new tree.
 
 Limits: a tmpfs mounted only below its root (its root mount gone) is
-external; a mount over the namespace's root itself is not supported; a
-plugin's mount gets no mounts below it (it is made when its turn comes).
+external; a mount over the namespace's root itself is not supported.
 """
 from __future__ import annotations
 
