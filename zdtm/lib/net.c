@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -71,4 +72,24 @@ int test_ask_line(int sk, const char *word)
 		return -1;
 	}
 	return 0;
+}
+
+void test_check_unix_peer(int sk, const char *path)
+{
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(peer);
+
+	if (getpeername(sk, (struct sockaddr *)&peer, &len))
+		pr_err("getpeername");
+	else if (strcmp(peer.sun_path, path))
+		pr_err("connected to '%s', expected '%s'", peer.sun_path, path);
+}
+
+unsigned long test_fd_inode(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		fail("fstat(%d)", fd);
+	return (unsigned long)st.st_ino;
 }

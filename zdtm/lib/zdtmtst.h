@@ -216,6 +216,10 @@ int test_unix_connect(const char *name, int type, char *path);
  * line_server peer: WORD in upper case.  0 if right, else -1 with pr_err().
  */
 int test_ask_line(int sk, const char *word);
+/* pr_err() unless sk is connected to the unix socket at path (getpeername). */
+void test_check_unix_peer(int sk, const char *path);
+/* The inode of what fd refers to (socket:[INO], pipe:[INO]); fail()s on error. */
+unsigned long test_fd_inode(int fd);
 /* Write a whole file (e.g. cr-opts.json); fail()s on error. */
 void test_write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

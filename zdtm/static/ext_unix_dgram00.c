@@ -10,36 +10,27 @@
  */
 #include "zdtmtst.h"
 
-#include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_un sun, peer;
-	socklen_t len = sizeof(peer);
-	struct stat st;
+	struct sockaddr_un sun;
 	int sk;
 
 	test_init(argc, argv);
 	sk = test_unix_connect("log.sock", SOCK_DGRAM, sun.sun_path);
 	if (send(sk, "before", 6, 0) != 6)
 		fail("send before");
-	if (fstat(sk, &st))
-		fail("fstat");
 	test_write_text("cr-opts.json",
 			"{\"refuse\": [{\"step\": \"dump\", \"opts\": [], \"says\": \"unix socket %lu\"}]}\n",
-			(unsigned long)st.st_ino);
+			test_fd_inode(sk));
 
 	test_daemon();
 	test_waitsig();
 
-	if (getpeername(sk, (struct sockaddr *)&peer, &len))
-		pr_err("getpeername");
-	else if (strcmp(peer.sun_path, sun.sun_path))
-		pr_err("connected to '%s', expected '%s'", peer.sun_path, sun.sun_path);
+	test_check_unix_peer(sk, sun.sun_path);
 	if (send(sk, "after", 5, 0) != 5)
 		pr_err("send after restore");
 	test_result();

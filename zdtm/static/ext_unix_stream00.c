@@ -11,35 +11,27 @@
  */
 #include "zdtmtst.h"
 
-#include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_un sun, peer;
-	socklen_t len = sizeof(peer);
-	struct stat st;
+	struct sockaddr_un sun;
+	unsigned long ino;
 	int sk;
 
 	test_init(argc, argv);
 	sk = test_unix_connect("peer.sock", SOCK_STREAM, sun.sun_path);
 	if (test_ask_line(sk, "before"))
 		fail("the server did not answer");
-	if (fstat(sk, &st))
-		fail("fstat");
+	ino = test_fd_inode(sk);
 	test_write_text("cr-opts.json", "{\"dump\": [\"--ext-unix-sk\", \"%lu\"], "
-			"\"restore\": [\"--ext-unix-sk\", \"%lu\"]}\n",
-			(unsigned long)st.st_ino, (unsigned long)st.st_ino);
+			"\"restore\": [\"--ext-unix-sk\", \"%lu\"]}\n", ino, ino);
 
 	test_daemon();
 	test_waitsig();
 
-	if (getpeername(sk, (struct sockaddr *)&peer, &len))
-		pr_err("getpeername");
-	else if (strcmp(peer.sun_path, sun.sun_path))
-		pr_err("connected to '%s', expected '%s'", peer.sun_path, sun.sun_path);
+	test_check_unix_peer(sk, sun.sun_path);
 	test_ask_line(sk, "after");
 	test_result();
 	return 0;

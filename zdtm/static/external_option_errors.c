@@ -13,7 +13,6 @@
 #include "zdtmtst.h"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 static const char *const json =
 	"{\"dump\": [\"--ext-unix-sk\", \"%1$lu\"], \"restore\": [\"--ext-unix-sk\", \"%1$lu\"],\n"
@@ -59,16 +58,13 @@ static const char *const json =
 
 int main(int argc, char **argv)
 {
-	struct stat st;
 	int sk;
 
 	test_init(argc, argv);
 	sk = test_unix_connect("peer.sock", SOCK_STREAM, NULL);
 	if (test_ask_line(sk, "before"))
 		fail("the server did not answer");
-	if (fstat(sk, &st))
-		fail("fstat");
-	test_write_text("cr-opts.json", json, (unsigned long)st.st_ino);
+	test_write_text("cr-opts.json", json, test_fd_inode(sk));
 
 	test_daemon();
 	test_waitsig();

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAXN 16
@@ -50,18 +49,15 @@ int main(int argc, char **argv)
 	static const long want[] = { 5, 7, 100, 1 };
 	char line[64], cwd[256], out[64];
 	long total = 0;
-	struct stat st;
 	int sk, r, i, len;
 
 	test_init(argc, argv);
 	if (!getcwd(cwd, sizeof(cwd)))
 		fail("getcwd");
 	sk = test_unix_connect("b1.sock", SOCK_STREAM, NULL);
-	if (fstat(sk, &st))
-		fail("fstat");
 	test_write_text("cr-opts.json", "{\"dump\": [\"--ext-unix-sk\", \"%1$lu\"], "
 			"\"restore\": [\"--ext-unix-sk\", \"%1$lu:%2$s/b2.sock\"]}\n",
-			(unsigned long)st.st_ino, cwd);
+			test_fd_inode(sk), cwd);
 
 	test_daemon();
 
