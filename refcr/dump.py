@@ -161,7 +161,9 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     ctx = files.DumpFiles(opts)
     pages_ids = count(1)
     shmem_done: dict[int, int] = {}
-    tracking = track.DumpTracking.from_options(opts, images)
+    tracking = opts.extra.get("tracking")
+    if not isinstance(tracking, track.DumpTracking):
+        tracking = track.DumpTracking.from_options(opts, images)
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
     unix.check_ext_dump(ctx)
@@ -219,6 +221,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
     frozen: list[FrozenTask] = []
     zombies: list[pstree.Member] = []
     actions.run(opts, "pre-dump")
+    opts.extra["tracking"] = track.DumpTracking.from_options(opts, images)   # parent checked before the freeze
     lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
     try:
         freeze_tree(opts.pid, frozen, zombies)

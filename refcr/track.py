@@ -85,7 +85,7 @@ def _check_rel(rel: str, what: str) -> str:
     parts = rel.split("/")
     if not rel or os.path.isabs(rel) or "\0" in rel or ".." in parts[1:] or \
             all(p in ("", ".") for p in parts):
-        raise ImageError(what, None, f"parent path {rel!r} must be relative to the image directory "
+        raise ImageError(what, None, f"{rel!r} must be a path relative to the image directory "
                                      "(e.g. ../pre1), with '..' only at its start")
     return rel
 
@@ -117,6 +117,9 @@ def link_parent(images: ImageDir, rel: str) -> ImageDir:
     """--prev-images-dir: check REL, record it as the `parent` symlink, open it."""
     try:
         _check_rel(rel, "--prev-images-dir")
+    except ImageError as exc:
+        raise OptionError(str(exc)) from None
+    try:
         parent = _open_linked(images, rel)
     except ImageError as exc:
         raise OptionError(f"--prev-images-dir {rel}: {exc}") from None
