@@ -61,6 +61,23 @@ def reap_others():
             return
 
 
+# .desc keys of scenarios whose protocol includes the harness (a peer daemon,
+# checkpoints, a pexpect terminal): they cannot run without it.
+NEEDS_HARNESS = ("peer", "checkpoints")
+
+
+def needs_harness(name):
+    """The .desc key that makes a scenario need the pytest harness, or None."""
+    try:
+        with open(os.path.join(STATIC, name + ".desc")) as f:
+            desc = ast.literal_eval(f.read())
+    except FileNotFoundError:
+        return None
+    if "shell_job" in str(desc.get("flags", "")).split():
+        return "shell_job"
+    return next((k for k in NEEDS_HARNESS if k in desc), None)
+
+
 def flavors_of(name):
     try:
         with open(os.path.join(STATIC, name + ".desc")) as f:
@@ -264,6 +281,11 @@ def main():
         if fl is not None and want not in fl:
             skipped.append(name)
             print("%-28s SKIP  (flavors: %s)" % (name, " ".join(fl)), flush=True)
+            continue
+        key = needs_harness(name)
+        if key:
+            skipped.append(name)
+            print("%-28s SKIP  (.desc %r: needs the harness)" % (name, key), flush=True)
             continue
         t = time.monotonic()
         if args.ns:

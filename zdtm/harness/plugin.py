@@ -280,6 +280,9 @@ class ScenarioItem(pytest.Item):
         if why:
             _skip(why)
         state = _state(self.config)
+        sc = self.scenario
+        if state.options.no_cr and (sc.peer or sc.checkpoints or sc.shell_job):
+            _skip("--zdtm-no-cr: its protocol includes the checkpoint/restore (peer, checkpoints or shell_job)")
         if state.options.build:
             if state.build_result is None:
                 state.build_result = build(state.layout)
