@@ -9,6 +9,9 @@
     procs     subreaper, waiting, reaping and killing processes
     snapshot  the visible state of a process tree, normalised, and its diff
     runner    one scenario: start -> dump -> restore -> verify, step by step
+    peers     peer daemons outside the dumped tree (.desc ``peer``, ``peer_netns``)
+    cropts    run-time options, inherited fds and refusals (WORKDIR/cr-opts.json)
+    shelljob  a shell's job on a pexpect pty, restored onto a new one (flag ``shell_job``)
     report    log tails for failure reports, the required-scenarios check
     plugin    the pytest nodes and hooks (wired in by zdtm/conftest.py)
 
