@@ -20,7 +20,8 @@ every key optional:
     the peer runs in (for a tree dumped with --external net[INO]).
 ``refuse``
     ``{"step": "dump"|"restore", "opts": [...], "says": "text"}``: option sets
-    that must be refused.  Each refused dump runs before the real dump against
+    that must be refused: refcr runs with exactly those options (not the
+    .desc's).  Each refused dump runs before the real dump against
     the live tree, which must survive unchanged; each refused restore runs
     after the real dump, and must leave no process behind.  Either must exit
     non-zero with exactly one line on stderr (no traceback) containing
