@@ -154,6 +154,8 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, o
         ipc.dump(root.pid, images)
     if "mnt" in namespaces:
         images.write("mntns", [mntns.dump(root.pid, images, opts.external if opts else [])])
+    elif opts:
+        mntns.check_no_namespace(opts.external)
 
 
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,

@@ -223,6 +223,14 @@ def ext_paths(externals: list[str]) -> dict[str, str]:
     return {m.group(1): m.group(2) for opt in externals if (m := EXT_MNT_RE.match(opt))}
 
 
+def check_no_namespace(externals: list[str]) -> None:
+    """--external mnt[...] for a tree without a mount namespace of its own names nothing."""
+    for opt in externals:
+        if EXT_MNT_RE.match(opt):
+            raise OptionError(f"--external {opt}: the tree has no mount namespace of its own, so no "
+                              "mount is external")
+
+
 def dump(pid: int, images: ImageDir, externals: list[str]) -> mntns_pb2.MntNsEntry:
     ns = tree_order(read_mountinfo(pid))
     keys = ext_keys(externals)

@@ -331,6 +331,9 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
         if images.exists("mntns"):
             mntns.restore(root.puppet.pid, images, ctx.opts.external)
         ctx.resolve = mntns.resolver(root.puppet.pid)
+    else:
+        from refcr import mntns
+        mntns.check_no_namespace(ctx.opts.external)
     if "uts" in namespaces and images.exists("uts"):
         from refcr import uts
         uts.restore(root.puppet.remote, images.read_single("uts"))
