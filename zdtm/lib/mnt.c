@@ -3,6 +3,7 @@
 #include "zmnt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +145,29 @@ const char *zmnt_abs(int slot, const char *rel)
 		fail("getcwd");
 	snprintf(buf[slot & 3], sizeof(buf[0]), "%s/%s", cwd, rel);
 	return buf[slot & 3];
+}
+
+void zmnt_put(const char *path, size_t len, unsigned int seed)
+{
+	char *buf = malloc(len ? len : 1);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	if (!buf || fd < 0)
+		fail("write %s", path);
+	datagen(buf, len, seed);
+	if (test_write_all(fd, buf, len) != (ssize_t)len || close(fd))
+		fail("write %s", path);
+	free(buf);
+}
+
+int zmnt_has_data(const char *path, size_t len, unsigned int seed)
+{
+	char *buf = malloc(len ? len : 1);
+	int fd = open(path, O_RDONLY);
+	int ok = buf && fd >= 0 && test_read_all(fd, buf, len) == (ssize_t)len && datachk(buf, len, seed) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ok;
 }

@@ -5,6 +5,8 @@
 #ifndef ZDTM_MNT_H
 #define ZDTM_MNT_H
 
+#include <stddef.h>
+
 struct zmnt {
 	int id, parent;
 	unsigned int major, minor;
@@ -23,6 +25,10 @@ int zmnt_has(const char *list, const char *opt);
 int zmnt_tag(const struct zmnt *m, const char *kind);
 /* mount(2) + mkdir -p of the target (0755); fail()s. */
 void zmnt_mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data);
+/* Write len bytes of datagen(seed) to path (created 0644, truncated); fail()s. */
+void zmnt_put(const char *path, size_t len, unsigned int seed);
+/* 1 if path holds (at least) len bytes of datagen(seed) at its start, else 0. */
+int zmnt_has_data(const char *path, size_t len, unsigned int seed);
 /* The absolute form of a path relative to the cwd (static buffer per call slot 0..3). */
 const char *zmnt_abs(int slot, const char *rel);
 

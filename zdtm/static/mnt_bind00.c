@@ -20,25 +20,6 @@
 
 #define LEN 8192
 
-static void write_file(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	if (fd < 0 || test_write_all(fd, buf, len) != (ssize_t)len || close(fd))
-		fail("write %s", path);
-}
-
-static int same_data(const char *path, unsigned int seed)
-{
-	char buf[LEN];
-	int fd = open(path, O_RDONLY);
-	int ok = fd >= 0 && test_read_all(fd, buf, LEN) == LEN && datachk(buf, LEN, seed) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void check_mounts(const char *when)
 {
 	struct zmnt src, dst, dst2;
@@ -55,25 +36,21 @@ static void check_mounts(const char *when)
 		pr_err("%s: dst2 has root %s", when, dst2.root);
 	if (stat("src/sub", &a) || stat("dst", &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
 		pr_err("%s: dst is not src/sub", when);
-	if (!same_data("dst/data", 1) || !same_data("dst2/data", 2))
+	if (!zmnt_has_data("dst/data", LEN, 1) || !zmnt_has_data("dst2/data", LEN, 2))
 		pr_err("%s: data differs", when);
 }
 
 int main(int argc, char **argv)
 {
-	char buf[LEN];
-
 	test_init(argc, argv);
 	zmnt_mount("zdtm-bind00", zmnt_abs(0, "src"), "tmpfs", 0, "size=1m");
 	if (mkdir("src/sub", 0755))
 		fail("mkdir src/sub");
-	datagen(buf, LEN, 1);
-	write_file("src/sub/data", buf, LEN);
+	zmnt_put("src/sub/data", LEN, 1);
 	zmnt_mount(zmnt_abs(0, "src/sub"), zmnt_abs(1, "dst"), NULL, MS_BIND, NULL);
 	if (mkdir("host2", 0755))
 		fail("mkdir host2");
-	datagen(buf, LEN, 2);
-	write_file("host2/data", buf, LEN);
+	zmnt_put("host2/data", LEN, 2);
 	zmnt_mount(zmnt_abs(0, "host2"), zmnt_abs(1, "dst2"), NULL, MS_BIND, NULL);
 	check_mounts("before");
 	if (test_errors)
@@ -83,10 +60,10 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	check_mounts("after restore");
-	write_file("dst/new", "x", 1);
+	zmnt_put("dst/new", 1, 3);
 	if (access("src/sub/new", F_OK))
 		pr_err("a file written through dst is not in src/sub");
-	write_file("dst2/new", "y", 1);
+	zmnt_put("dst2/new", 1, 4);
 	if (umount2("dst2", MNT_DETACH) || access("host2/new", F_OK))
 		pr_err("a file written through dst2 is not in the host directory");
 	test_result();

@@ -18,25 +18,6 @@
 
 #define LEN 4096
 
-static void write_file(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	if (fd < 0 || test_write_all(fd, buf, len) != (ssize_t)len || close(fd))
-		fail("write %s", path);
-}
-
-static int has_data(const char *path, unsigned int seed)
-{
-	char buf[LEN];
-	int fd = open(path, O_RDONLY);
-	int ok = fd >= 0 && test_read_all(fd, buf, LEN) == LEN && datachk(buf, LEN, seed) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void check_mounts(const char *when)
 {
 	struct zmnt t, t2;
@@ -54,22 +35,18 @@ static void check_mounts(const char *when)
 		pr_err("%s: target is not src/f", when);
 	if (!S_ISREG(b.st_mode))
 		pr_err("%s: target is not a regular file", when);
-	if (!has_data("target", 1) || !has_data("src/t2", 2))
+	if (!zmnt_has_data("target", LEN, 1) || !zmnt_has_data("src/t2", LEN, 2))
 		pr_err("%s: data differs", when);
 }
 
 int main(int argc, char **argv)
 {
-	char buf[LEN];
-
 	test_init(argc, argv);
 	zmnt_mount("zdtm-bindf", zmnt_abs(0, "src"), "tmpfs", 0, "size=1m");
-	datagen(buf, LEN, 1);
-	write_file("src/f", buf, LEN);
-	write_file("src/t2", "", 0);
-	write_file("target", "", 0);
-	datagen(buf, LEN, 2);
-	write_file("host2f", buf, LEN);
+	zmnt_put("src/f", LEN, 1);
+	zmnt_put("src/t2", 0, 0);
+	zmnt_put("target", 0, 0);
+	zmnt_put("host2f", LEN, 2);
 	zmnt_mount(zmnt_abs(0, "src/f"), zmnt_abs(1, "target"), NULL, MS_BIND, NULL);
 	zmnt_mount(zmnt_abs(0, "host2f"), zmnt_abs(1, "src/t2"), NULL, MS_BIND, NULL);
 	check_mounts("before");
@@ -80,9 +57,8 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	check_mounts("after restore");
-	datagen(buf, LEN, 3);
-	write_file("target", buf, LEN);
-	if (!has_data("src/f", 3))
+	zmnt_put("target", LEN, 3);
+	if (!zmnt_has_data("src/f", LEN, 3))
 		pr_err("a write through target is not in src/f");
 	test_result();
 	return 0;

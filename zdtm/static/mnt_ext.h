@@ -25,17 +25,6 @@
 #define EXT_PLUGIN 2
 #define EXT_UNMAPPED 3
 
-static int console_has(unsigned int seed)
-{
-	char buf[256];
-	int fd = open("console", O_RDONLY);
-	int ok = fd >= 0 && test_read_all(fd, buf, sizeof(buf)) == sizeof(buf) && datachk(buf, sizeof(buf), seed) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void check_console(const char *when, unsigned int seed)
 {
 	struct zmnt m;
@@ -46,7 +35,7 @@ static void check_console(const char *when, unsigned int seed)
 		pr_err("%s: console is %s %s root %s", when, m.fstype, m.source, m.root);
 	if (stat("console", &st) || !S_ISREG(st.st_mode))
 		pr_err("%s: console is not the regular file bound there", when);
-	if (!console_has(seed))
+	if (!zmnt_has_data("console", 256, seed))
 		pr_err("%s: console does not have its data", when);
 	if (zmnt_count(zmnt_abs(0, "ext-src")))
 		pr_err("%s: ext-src is mounted in the test's namespace", when);
@@ -86,13 +75,8 @@ int main(int argc, char **argv)
 	test_init(argc, argv);
 	if (zmnt_find(zmnt_abs(0, "ext-src"), &m) || strcmp(m.source, "zdtm-ext"))
 		fail("no zdtm-ext tmpfs at ext-src (the .desc's outer_mnt)");
-	datagen(buf, sizeof(buf), 5);
-	fd = open("ext-src/console", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || test_write_all(fd, buf, sizeof(buf)) != sizeof(buf) || close(fd))
-		fail("ext-src/console");
-	fd = open("console", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || close(fd))
-		fail("console");
+	zmnt_put("ext-src/console", 256, 5);
+	zmnt_put("console", 0, 0);
 	zmnt_mount(zmnt_abs(0, "ext-src/console"), zmnt_abs(1, "console"), NULL, MS_BIND, NULL);
 	if (umount2("ext-src", MNT_DETACH))
 		fail("umount ext-src");
@@ -109,7 +93,7 @@ int main(int argc, char **argv)
 	fd = open("console", O_WRONLY);
 	if (fd < 0 || test_write_all(fd, buf, sizeof(buf)) != sizeof(buf) || close(fd))
 		pr_err("cannot write console");
-	else if (!console_has(6))
+	else if (!zmnt_has_data("console", sizeof(buf), 6))
 		pr_err("a write to console is not kept");
 	test_result();
 	return 0;

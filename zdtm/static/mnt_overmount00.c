@@ -17,27 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void put(const char *path, unsigned int seed)
-{
-	char buf[512];
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	datagen(buf, sizeof(buf), seed);
-	if (fd < 0 || test_write_all(fd, buf, sizeof(buf)) != sizeof(buf) || close(fd))
-		fail("write %s", path);
-}
-
-static int has(const char *path, unsigned int seed)
-{
-	char buf[512];
-	int fd = open(path, O_RDONLY);
-	int ok = fd >= 0 && test_read_all(fd, buf, sizeof(buf)) == sizeof(buf) && datachk(buf, sizeof(buf), seed) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void check_mounts(const char *when)
 {
 	struct zmnt top, inner, low;
@@ -51,7 +30,7 @@ static void check_mounts(const char *when)
 	else if (inner.parent != low.id || strcmp(inner.source, "zdtm-inner"))
 		pr_err("%s: ov/inner is %s on %d, not zdtm-inner on low (%d)", when, inner.source, inner.parent,
 		       low.id);
-	if (!has("ov/top-file", 3) || access("ov/low-file", F_OK) == 0)
+	if (!zmnt_has_data("ov/top-file", 512, 3) || access("ov/low-file", F_OK) == 0)
 		pr_err("%s: ov does not show top", when);
 }
 
@@ -59,11 +38,11 @@ int main(int argc, char **argv)
 {
 	test_init(argc, argv);
 	zmnt_mount("zdtm-low", zmnt_abs(0, "ov"), "tmpfs", 0, "size=1m");
-	put("ov/low-file", 1);
+	zmnt_put("ov/low-file", 512, 1);
 	zmnt_mount("zdtm-inner", zmnt_abs(0, "ov/inner"), "tmpfs", 0, "size=1m");
-	put("ov/inner/hidden-file", 2);
+	zmnt_put("ov/inner/hidden-file", 512, 2);
 	zmnt_mount("zdtm-top", zmnt_abs(0, "ov"), "tmpfs", MS_NOSUID, "size=1m");
-	put("ov/top-file", 3);
+	zmnt_put("ov/top-file", 512, 3);
 	check_mounts("before");
 	if (test_errors)
 		fail("set-up");
@@ -74,7 +53,7 @@ int main(int argc, char **argv)
 	check_mounts("after restore");
 	if (umount2("ov", 0))
 		pr_err("cannot unmount top");
-	else if (!has("ov/low-file", 1) || !has("ov/inner/hidden-file", 2))
+	else if (!zmnt_has_data("ov/low-file", 512, 1) || !zmnt_has_data("ov/inner/hidden-file", 512, 2))
 		pr_err("the hidden files are not back under top");
 	test_result();
 	return 0;
