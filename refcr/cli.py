@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("-s", "--leave-stopped", action="store_true", help="leave the process stopped after the dump")
     d.add_argument("--ghost-limit", type=_size, default=1 << 20, metavar="SIZE",
                    help="largest deleted-but-open file whose contents go into the images (default 1M)")
+    d.add_argument("--tmpfs-limit", type=_size, default=256 << 20, metavar="SIZE",
+                   help="most bytes of files a tmpfs of the tree's mount namespace may hold (default 256M)")
 
     _track_arguments(d, dump=True)
 
@@ -117,7 +119,7 @@ def to_options(ns: argparse.Namespace) -> Options:
     opts = Options(command=ns.command)
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
-                 "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "libdir",
+                 "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "tmpfs_limit", "libdir",
                  "track_mem", "prev_images_dir", "track_mem_method",
                  "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:

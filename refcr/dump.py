@@ -153,7 +153,7 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, o
     if "ipc" in namespaces:
         ipc.dump(root.pid, images)
     if "mnt" in namespaces:
-        images.write("mntns", [mntns.dump(root.pid, images, opts.external if opts else [])])
+        images.write("mntns", [mntns.dump(root.pid, images, opts or Options())])
     elif opts:
         mntns.check_no_namespace(opts.external)
 

@@ -39,6 +39,7 @@ external; a mount over the namespace's root itself is not supported.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -52,12 +53,12 @@ from refcr import mountapi as mapi
 from refcr.errors import DumpError, OptionError, RefcrError, RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
+from refcr.options import Options
 from refcr.pb import mntns_pb2
 
 How = mntns_pb2.MountEntry
 CREATABLE = {"tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue"}
 WITH_CONTENTS = {"tmpfs", "ramfs"}
-TMPFS_LIMIT = 256 << 20         # bytes of regular files one tmpfs may hold to be dumped
 PEER_RE = re.compile(r"^(shared|master):(\d+)$")
 EXT_MNT_RE = re.compile(r"^mnt\[([^\]]+)\]:(.+)$")
 
@@ -231,9 +232,9 @@ def check_no_namespace(externals: list[str]) -> None:
                               "mount is external")
 
 
-def dump(pid: int, images: ImageDir, externals: list[str]) -> mntns_pb2.MntNsEntry:
+def dump(pid: int, images: ImageDir, opts: Options) -> mntns_pb2.MntNsEntry:
     ns = tree_order(read_mountinfo(pid))
-    keys = ext_keys(externals)
+    keys = ext_keys(opts.external)
     unknown = set(keys) - {m.mountpoint for m in ns}
     if unknown:
         mp = sorted(unknown)[0]
@@ -255,7 +256,7 @@ def dump(pid: int, images: ImageDir, externals: list[str]) -> mntns_pb2.MntNsEnt
         fds = clone_mounts(pid, ns, [(m.mnt_id, "") for m in tmpfs])
         try:
             for m, fd in zip(tmpfs, fds, strict=True):
-                dump_contents(fd, m, images)
+                dump_contents(fd, m, images, opts.tmpfs_limit)
                 next(e for e in out.mounts if e.mnt_id == m.mnt_id).has_contents = True
         finally:
             for fd in fds:
@@ -263,7 +264,7 @@ def dump(pid: int, images: ImageDir, externals: list[str]) -> mntns_pb2.MntNsEnt
     return out
 
 
-def dump_contents(fd: int, m: Mount, images: ImageDir) -> None:
+def dump_contents(fd: int, m: Mount, images: ImageDir, limit: int) -> None:
     """The files of the detached copy fd of tmpfs m, as a tar archive image."""
     top = f"/proc/self/fd/{fd}/."
     total = 0
@@ -272,9 +273,9 @@ def dump_contents(fd: int, m: Mount, images: ImageDir) -> None:
             st = os.lstat(os.path.join(dirpath, n))
             if stat_mod.S_ISREG(st.st_mode):
                 total += st.st_size
-    if total > TMPFS_LIMIT:
-        raise DumpError(f"tmpfs {m.mountpoint} holds {total} bytes of files, more than refcr dumps "
-                        f"({TMPFS_LIMIT})")
+    if total > limit:
+        raise DumpError(f"tmpfs {m.mountpoint} holds {total} bytes of files, more than --tmpfs-limit "
+                        f"({limit})")
     with images.open_raw("tmpfs", id=m.mnt_id, mode="wb") as f, \
             tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(top, arcname=".", recursive=True)
@@ -376,6 +377,7 @@ class Builder:
         """In the helper, inside the new namespaces: make, attach, propagate, pivot."""
         fds: dict[int, int] = {}
         pristine: dict[int, int] = {}      # CREATE mnt_id -> an unattached clone of its root
+        early: dict[int, int] = {}         # BIND_INTERNAL mnt_id -> its clone, where pristine is -1
         root_fd = -1
         for e in self.entries:
             if e.how == How.EXTERNAL_PLUGIN:
@@ -383,7 +385,7 @@ class Builder:
                 fds[e.mnt_id] = os.open(os.path.join(self.stage, e.mountpoint.lstrip("/")),
                                         os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
                 continue
-            fd = self.make(e, pristine)
+            fd = early.pop(e.mnt_id) if e.mnt_id in early else self.make(e, pristine)
             if e.how != How.CREATE:
                 mapi.setattr_fd(fd, mapi.attrs_of(e.options))
             if root_fd < 0:
@@ -392,6 +394,8 @@ class Builder:
             else:
                 mapi.move_mount(fd, root_fd, e.mountpoint.lstrip("/") or ".")
             fds[e.mnt_id] = fd
+            if pristine.get(e.mnt_id) == -1:
+                early.update(self.clone_binds(e.mnt_id, fd))
         propagate(self.entries, fds)
         os.fchdir(root_fd)
         mapi.pivot_root(".", ".")
@@ -415,12 +419,36 @@ class Builder:
                 if ro:
                     mapi.make_sb_readonly(fd)
                 mapi.setattr_fd(fd, attrs)
-            pristine[e.mnt_id] = mapi.open_tree(fd, "")
+            pristine[e.mnt_id] = self.clone_detached(fd)
             return fd
         except KeyError:
             raise RestoreError(f"{what}: mntns.img names a source it does not hold") from None
         except OSError as exc:
             raise RestoreError(f"{what}: {exc.filename}: {exc.strerror}") from None
+
+    @staticmethod
+    def clone_detached(fd: int) -> int:
+        """A clone of the new (detached) mount fd, or -1 where the kernel
+        cannot clone a detached mount (before 6.15: EINVAL); build() then
+        clones its binds from it right after attaching it, before anything
+        is mounted over it."""
+        try:
+            return mapi.open_tree(fd, "")
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            return -1
+
+    def clone_binds(self, mnt_id: int, fd: int) -> dict[int, int]:
+        """Clones of the just attached mount fd for every bind of it."""
+        out = {}
+        for b in self.entries:
+            if b.how == How.BIND_INTERNAL and b.bind_of == mnt_id:
+                try:
+                    out[b.mnt_id] = mapi.open_tree(fd, b.root.lstrip("/"))
+                except OSError as exc:
+                    raise RestoreError(f"mount {b.mountpoint} ({b.fstype}): {exc.filename}: {exc.strerror}") from None
+        return out
 
     def plugin_mount(self, e: mntns_pb2.MountEntry) -> None:
         """Ask refcr to have the plugin make it (the plugin's host enters this namespace)."""

@@ -9,11 +9,14 @@
  * file is kept open at offset 4096.  After restore: the options in
  * mountinfo, every type, mode, owner, size, link count, mtime, the data,
  * the link target, and the open fd (offset, same inode as the path).
+ * First a dump with --tmpfs-limit 64K is refused (cr-opts.json), the test
+ * unchanged.
  */
 #include "zdtmtst.h"
 #include "zmnt.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -95,6 +98,7 @@ static void check_tree(const char *when, int fd)
 int main(int argc, char **argv)
 {
 	static char buf[BIG];
+	FILE *f;
 	int fd;
 
 	test_init(argc, argv);
@@ -120,6 +124,10 @@ int main(int argc, char **argv)
 	check_tree("before", fd);
 	if (test_errors)
 		fail("set-up");
+	f = fopen("cr-opts.json", "w");
+	if (!f || fprintf(f, "{\"refuse\": [{\"step\": \"dump\", \"opts\": [\"--tmpfs-limit\", \"64K\"], "
+			     "\"says\": \"--tmpfs-limit\"}]}\n") < 0 || fclose(f))
+		fail("cr-opts.json");
 
 	test_daemon();
 	test_waitsig();
