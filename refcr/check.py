@@ -310,15 +310,20 @@ def main_check(opts: object = None) -> int:
     """Print one line per feature; 0 if all required ones work, else 1."""
     failed = False
     for name, required, reason in run_probes():
+        extra = _TELLS.get(name, lambda _: "")(reason)
         if reason is None:
-            print(f"{name}: works")
+            print(f"{name}: works{extra}")
         else:
-            print(f"{name}: missing ({reason}{'' if required else '; optional'})")
+            print(f"{name}: missing ({reason}{'' if required else '; optional'}){extra}")
             failed |= required
-        if name == "uffd-wp-async":
-            method = "uffd-wp" if reason is None else "hash (page digests compared with the parent image)"
-            print(f"track-mem: {method}")
     return 1 if failed else 0
+
+
+# what a feature's presence decides, said on its line
+_TELLS: dict[str, Callable[["str | None"], str]] = {
+    "uffd-wp-async": lambda reason: "; --track-mem method: " + (
+        "uffd-wp" if reason is None else "hash (page digests compared with the parent image)"),
+}
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def target(tmp_path: Path, processes: Processes):
 @pytest.mark.parametrize("method", ["uffd", "hash"])
 def test_chain_restores_each_moment(tmp_path: Path, target, processes: Processes, method: str):
     pid, out = target
-    if method == "uffd" and "track-mem: uffd-wp" not in refcr("check", cwd=tmp_path).stdout:
+    if method == "uffd" and "--track-mem method: uffd-wp" not in refcr("check", cwd=tmp_path).stdout:
         pytest.skip("this kernel cannot track written pages with uffd-wp (PAGEMAP_SCAN, 6.7+)")
     m = ["--track-mem-method", method]
     assert refcr("pre-dump", "-t", str(pid), "-D", "pre", *m, cwd=tmp_path).returncode == 0
