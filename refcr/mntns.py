@@ -524,6 +524,34 @@ def _sort_groups(entries: list[mntns_pb2.MountEntry]) -> list[mntns_pb2.MountEnt
     return sorted(entries, key=lambda e: (e.shared == 0, len(e.root)))
 
 
+def _clean(path: str, absolute: bool) -> bool:
+    """A normalized path without "..": an image path cannot climb out of where it is used."""
+    if not path:
+        return not absolute
+    if path.startswith("/") != absolute or "\0" in path:
+        return False
+    return os.path.normpath(path) == path and ".." not in path.split("/")
+
+
+def check_entries(entries: list[mntns_pb2.MountEntry]) -> None:
+    """mntns.img is untrusted: every path clean, every reference to an earlier mount."""
+    made: dict[int, mntns_pb2.MountEntry] = {}
+    for n, e in enumerate(entries):
+        what = f"mntns.img: mount {e.mnt_id} ({e.mountpoint!r})"
+        if not (_clean(e.mountpoint, True) and _clean(e.root, True) and _clean(e.host_subpath, False)
+                and all(_clean(c, True) for c in e.host_chain)):
+            raise RestoreError(f"{what}: a path is not clean")
+        if e.mnt_id in made or (n and e.parent_id not in made):
+            raise RestoreError(f"{what}: not in tree order")
+        if e.how == How.BIND_INTERNAL and made.get(e.bind_of, How()).how != How.CREATE:
+            raise RestoreError(f"{what}: bind of {e.bind_of}, which is no file system made before it")
+        if e.how == How.CREATE and e.fstype not in CREATABLE:
+            raise RestoreError(f"{what}: refcr does not make {e.fstype!r} file systems")
+        made[e.mnt_id] = e
+    if entries[0].how not in (How.BIND_HOST, How.EXTERNAL_KEY):
+        raise RestoreError("mntns.img: the root mount is neither a bind nor external")
+
+
 def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str]) -> dict[int, int]:
     """Detached copies of every bind source in refcr's namespace."""
     host = read_mountinfo()
@@ -568,6 +596,7 @@ def restore(root_pid: int, images: ImageDir, externals: list[str]) -> None:
     entries = list(e.mounts)
     if not entries:
         raise RestoreError("mntns.img lists no mount")
+    check_entries(entries)
     sources = prepare_sources(entries, externals)
     stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)

@@ -118,3 +118,23 @@ def test_restore_mappings_checked_before_anything():
         mntns.prepare_sources([e], [])
     with pytest.raises(OptionError, match=r"mnt\[other\]"):
         mntns.prepare_sources([e], ["mnt[console]:/x", "mnt[other]:/y"])
+
+
+def test_untrusted_entries_refused():
+    from refcr.errors import RestoreError
+
+    root = mntns_pb2.MountEntry(mnt_id=1, mountpoint="/", root="/", how=How.BIND_HOST, host_chain=["/"])
+
+    def bad(**kw) -> None:
+        with pytest.raises(RestoreError, match="mntns.img"):
+            mntns.check_entries([root, mntns_pb2.MountEntry(mnt_id=2, parent_id=1, root="/", **kw)])
+
+    bad(mountpoint="/a/../../etc")
+    bad(mountpoint="relative")
+    bad(mountpoint="/b", how=How.BIND_HOST, host_subpath="../x", host_chain=["/"])
+    bad(mountpoint="/b", how=How.BIND_INTERNAL, bind_of=1)
+    bad(mountpoint="/b", how=How.CREATE, fstype="ext4")
+    with pytest.raises(RestoreError, match="tree order"):
+        mntns.check_entries([root, mntns_pb2.MountEntry(mnt_id=3, parent_id=9, mountpoint="/c", root="/")])
+    mntns.check_entries([root, mntns_pb2.MountEntry(mnt_id=2, parent_id=1, mountpoint="/t", root="/",
+                                                    how=How.CREATE, fstype="tmpfs")])
