@@ -429,6 +429,22 @@ def _attach_outside(x: ExtVeth) -> None:
         ipr.link("set", index=idx[0], state="up", **master)
 
 
+def check_options(images, opts) -> None:  # noqa: ANN001
+    """Before anything is created: every --external veth[...] of a restore is
+    well formed and names an external veth of the images, and every such
+    veth of the images has one."""
+    ext = ext_veths(opts.external, restore=True)
+    links = [l for l in images.read_single("netns").links if l.external == netns_pb2.EXT_OPTION] \
+        if images.exists("netns") else []
+    for x in ext.values():
+        if not any(l.name == x.name for l in links):
+            raise OptionError(f"--external {x.option}: the images have no external veth {x.name}")
+    for l in links:
+        if l.name not in ext:
+            raise OptionError(f"network link {l.name} has its peer outside the namespace: give "
+                              f"--external veth[{l.name}]:OUTNAME[@BRIDGE]")
+
+
 def restore_links(pid: int, images, opts) -> NetRestore | None:  # noqa: ANN001
     """First half: the namespace's sysctls and the links refcr creates itself."""
     if not images.exists("netns"):

@@ -368,6 +368,7 @@ def _restore(opts: Options) -> int:
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
     unix.check_ext_restore(ctx)
+    netns.check_options(images, opts)
     ctx.check_inherited((extnetns.resource(inv.ext_netns),) if inv.ext_netns else ())
     netfd = extnetns.inherited_fd(inv.ext_netns, ctx)
     actions.run(opts, "pre-restore")

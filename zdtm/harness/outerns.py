@@ -43,18 +43,17 @@ class OuterNetns:
 
     @classmethod
     def start(cls, commands: tuple[str, ...], log: Path) -> "OuterNetns":
-        holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"], stdin=subprocess.DEVNULL,
-                                  start_new_session=True)
+        # The holder says "ready" only once it is in its new namespace.
+        holder = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", "echo ready; exec sleep infinity"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
+        assert holder.stdout is not None
+        line = holder.stdout.readline()
+        holder.stdout.close()
         own = os.readlink("/proc/self/ns/net")
-        for _ in range(500):
-            try:
-                if os.readlink(f"/proc/{holder.pid}/ns/net") != own:
-                    break
-            except OSError:
-                pass
-            if holder.poll() is not None:
-                raise OuterNetnsError("unshare --net exited before its namespace existed")
-            os.sched_yield()
+        if line != b"ready\n" or os.readlink(f"/proc/{holder.pid}/ns/net") == own:
+            holder.kill()
+            holder.wait()
+            raise OuterNetnsError("unshare --net did not make a network namespace")
         ns = cls(holder, os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
         try:
             ns.run(["ip", "link", "set", "lo", "up"], log)

@@ -377,3 +377,23 @@ int test_net_state_settled(const char *before, char *after, size_t len)
 	}
 	return test_net_state_cmp(before, after);
 }
+
+void test_net_no_dad(void)
+{
+	test_sysctl_set("net/ipv6/conf/all/accept_dad", "0");
+	test_sysctl_set("net/ipv6/conf/default/accept_dad", "0");
+}
+
+int test_tcp_answered(const char *addr, int port)
+{
+	int i, err = 0;
+
+	for (i = 0; i < 30; i++) {	/* a new bridge port or neighbour may take a moment */
+		err = test_tcp_probe(addr, port, 1000);
+		if (err == ECONNREFUSED || err == 0)
+			return 0;
+		usleep(100 * 1000);
+	}
+	pr_err("%s port %d does not answer: %s", addr, port, strerror(err));
+	return -1;
+}

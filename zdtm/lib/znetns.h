@@ -47,6 +47,16 @@ int test_link_get(const char *name, struct test_link *l);
 int test_tcp_probe(const char *addr, int port, int timeout_ms);
 
 /*
+ * test_tcp_probe until the other side answers (connected or refused), for up
+ * to 3 s; -1 with pr_err() if it never does.
+ */
+int test_tcp_answered(const char *addr, int port);
+
+/* IPv6 duplicate address detection off for new links (all, default), so
+ * addresses are never "tentative" in what the tests compare. */
+void test_net_no_dad(void);
+
+/*
  * One Ethernet frame (ethertype 0x88b5) sent from link `from` to the MAC of
  * link `to` with AF_PACKET, and received on `to` with the right source MAC
  * and payload: 0 if it arrived within a second, else -1 with pr_err().

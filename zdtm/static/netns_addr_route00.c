@@ -43,8 +43,7 @@ int main(int argc, char **argv)
 	unsigned i;
 
 	test_init(argc, argv);
-	test_sysctl_set("net/ipv6/conf/all/accept_dad", "0");
-	test_sysctl_set("net/ipv6/conf/default/accept_dad", "0");
+	test_net_no_dad();
 	test_ok("ip", "link", "add", "ra", "type", "veth", "peer", "name", "rb");
 	test_ok("ip", "link", "add", "rc", "type", "veth", "peer", "name", "rd");
 	test_sysctl_set("net/ipv4/ip_forward", "1");

@@ -15,25 +15,10 @@
 #include "zdtmtst.h"
 #include "znetns.h"
 
-#include <errno.h>
 #include <string.h>
 
 static const char *const links[] = { "eth1", "mv0" };
 static const char *const peers[] = { "10.51.0.1", "10.52.0.1" };
-
-static int reachable(int i)
-{
-	int n, err = 0;
-
-	for (n = 0; n < 30; n++) {
-		err = test_tcp_probe(peers[i], 9, 1000);
-		if (err == ECONNREFUSED)
-			return 0;
-		usleep(100 * 1000);
-	}
-	pr_err("%s does not answer through %s: %s", peers[i], links[i], strerror(err));
-	return -1;
-}
 
 /* ip -o output without the "INDEX:" that starts each line (the script's ip(8) chose the index anew). */
 static void strip_index(const char *in, char *out)
@@ -59,8 +44,7 @@ int main(int argc, char **argv)
 	int i;
 
 	test_init(argc, argv);
-	test_sysctl_set("net/ipv6/conf/all/accept_dad", "0");
-	test_sysctl_set("net/ipv6/conf/default/accept_dad", "0");
+	test_net_no_dad();
 	snprintf(nsarg, sizeof(nsarg), "--net=%s", test_outer_netns_path());
 	test_ok("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "vout1", "netns", test_outer_netns_path());
 	test_ok("nsenter", nsarg, "ip", "link", "set", "vout1", "master", "br1", "up");
@@ -72,7 +56,7 @@ int main(int argc, char **argv)
 	test_ok("ip", "addr", "add", "10.51.0.2/24", "dev", "eth1");
 	test_ok("ip", "addr", "add", "10.52.0.2/24", "dev", "mv0");
 	for (i = 0; i < 2; i++) {
-		if (reachable(i))
+		if (test_tcp_answered(peers[i], 9))
 			fail("no way out through %s before C/R", links[i]);
 		if (test_link_get(links[i], &l0[i]) ||
 		    test_capture(addrs0[i], sizeof(addrs0[i]), "ip", "-o", "addr", "show", "dev", links[i], (char *)NULL))
@@ -94,7 +78,7 @@ int main(int argc, char **argv)
 		strip_index(addrs1, s1);
 		if (strcmp(s0, s1))
 			pr_err("addresses of %s were\n%s and are\n%s", links[i], addrs0[i], addrs1);
-		reachable(i);
+		test_tcp_answered(peers[i], 9);
 	}
 	test_result();
 	return 0;

@@ -14,22 +14,7 @@
 #include "zdtmtst.h"
 #include "znetns.h"
 
-#include <errno.h>
 #include <string.h>
-
-static int reachable(void)
-{
-	int i, err = 0;
-
-	for (i = 0; i < 30; i++) {	/* a bridge port may take a moment to forward */
-		err = test_tcp_probe("10.41.0.1", 9, 1000);
-		if (err == ECONNREFUSED)
-			return 0;
-		usleep(100 * 1000);
-	}
-	pr_err("10.41.0.1 (the outer bridge) does not answer: %s", strerror(err));
-	return -1;
-}
 
 int main(int argc, char **argv)
 {
@@ -38,15 +23,14 @@ int main(int argc, char **argv)
 	char nsarg[80];
 
 	test_init(argc, argv);
-	test_sysctl_set("net/ipv6/conf/all/accept_dad", "0");
-	test_sysctl_set("net/ipv6/conf/default/accept_dad", "0");
+	test_net_no_dad();
 	snprintf(nsarg, sizeof(nsarg), "--net=%s", test_outer_netns_path());
 	test_ok("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "vout0", "netns", test_outer_netns_path());
 	test_ok("nsenter", nsarg, "ip", "link", "set", "vout0", "master", "br0", "up");
 	test_outer_netns_close();
 	test_ok("ip", "link", "set", "eth0", "address", "02:00:00:41:00:02", "mtu", "1450", "up");
 	test_ok("ip", "addr", "add", "10.41.0.2/24", "dev", "eth0");
-	if (reachable())
+	if (test_tcp_answered("10.41.0.1", 9))
 		fail("no way out before C/R");
 	test_write_text("cr-opts.json", "{\"refuse\": ["
 			"{\"step\": \"dump\", \"opts\": [], \"says\": \"network link eth0\"}, "
@@ -65,7 +49,7 @@ int main(int argc, char **argv)
 	test_capture(addrs1, sizeof(addrs1), "ip", "-o", "addr", "show", "dev", "eth0", (char *)NULL);
 	if (strcmp(addrs0, addrs1))
 		pr_err("addresses of eth0 were\n%s and are\n%s", addrs0, addrs1);
-	reachable();
+	test_tcp_answered("10.41.0.1", 9);
 	test_result();
 	return 0;
 }

@@ -24,8 +24,7 @@ int main(int argc, char **argv)
 	unsigned i;
 
 	test_init(argc, argv);
-	test_sysctl_set("net/ipv6/conf/all/accept_dad", "0");
-	test_sysctl_set("net/ipv6/conf/default/accept_dad", "0");
+	test_net_no_dad();
 	test_ok("ip", "link", "add", "va", "type", "veth", "peer", "name", "vb");
 	test_ok("ip", "link", "set", "va", "address", "02:00:00:0a:0a:01", "mtu", "1400", "up");
 	test_ok("ip", "link", "set", "vb", "address", "02:00:00:0a:0b:01", "mtu", "1400", "up");
