@@ -12,6 +12,7 @@ the pages, put the protections back, and set the mm fields with PR_SET_MM_MAP.
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 import stat as stat_mod
@@ -41,6 +42,7 @@ SPECIAL_KINDS = {
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 SHMEM_NAME = "/dev/zero (deleted)"
 READ_CHUNK = 8 << 20        # bytes of pages copied per batch
+MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)   # pages images are mapped to be read at once
 
 # smaps VmFlags mnemonic -> madvise() advice that recreates it
 MADVISE_BY_VMFLAG = {"dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
@@ -139,9 +141,17 @@ class PagesWriter:
         self.raw = self.images.open_raw("pages", id=self.pages_id, mode="wb")
         self.entries: list[pagemap_pb2.PagemapEntry] = []
 
-    def add(self, vaddr: int, data: bytes) -> None:
+    def add(self, vaddr: int, data: bytes | memoryview) -> None:
         self.raw.write(data)
-        npages = len(data) // PAGE_SIZE
+        self._record(vaddr, len(data) // PAGE_SIZE)
+
+    def add_runs(self, ranges: list[tuple[int, int]], data: memoryview) -> None:
+        """The concatenated contents of (vaddr, length) ranges: one write."""
+        self.raw.write(data)
+        for vaddr, n in ranges:
+            self._record(vaddr, n // PAGE_SIZE)
+
+    def _record(self, vaddr: int, npages: int) -> None:
         last = self.entries[-1] if self.entries else None
         if last and not last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
             last.nr_pages += npages
@@ -191,6 +201,8 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
     With track (incremental dump), pages unchanged since the parent image
     are recorded as in the parent instead."""
     total = 0
+    area = mmap.mmap(-1, READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
+    buf = memoryview(area)                                       # its pages allocated as used
     mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     try:
         for vma in vmas:
@@ -203,21 +215,36 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
                 for addr, n in unchanged:
                     out.add_parent(addr, n)
             for batch in _chunks(runs):
-                if vma.prot & PROT_READ:
-                    data = native.vm_read(pid, batch)
-                else:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE
-                    data = b"".join(os.pread(mem_fd, n, a) for a, n in batch)
-                pos = 0
-                for addr, n in batch:
-                    if track is None:
-                        out.add(addr, data[pos:pos + n])
-                    else:
-                        track.store(out, addr, data[pos:pos + n])
-                    pos += n
-                total += len(data) // PAGE_SIZE
+                size = _read_batch(pid, mem_fd, vma, batch, buf)
+                if track is None:
+                    out.add_runs(batch, buf[:size])
+                else:
+                    pos = 0
+                    for addr, n in batch:
+                        track.store(out, addr, buf[pos:pos + n])
+                        pos += n
+                total += size // PAGE_SIZE
     finally:
         os.close(mem_fd)
+        buf.release()
+        try:
+            area.close()
+        except BufferError:     # a view still held (by a traceback): unmapped with it
+            pass
     return total
+
+
+def _read_batch(pid: int, mem_fd: int, vma: mm_pb2.VmaEntry, batch: list[tuple[int, int]],
+                buf: memoryview) -> int:
+    """Read the batch's ranges, concatenated, into buf; returns the byte count."""
+    if vma.prot & PROT_READ:
+        return native.vm_read_into(pid, batch, buf)
+    pos = 0
+    for addr, n in batch:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE
+        if os.preadv(mem_fd, [buf[pos:pos + n]], addr) != n:
+            raise OSError(errno.EIO, f"/proc/{pid}/mem: short read of {n} bytes at {addr:#x}")
+        pos += n
+    return pos
 
 
 def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
@@ -293,26 +320,73 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
 
 # -------------------------------------------------------------- restore ---
 
-def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, bytes]]:
-    """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
+def read_page_batches(images: ImageDir, type_name: str,
+                      id: int | str) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
+    """Yield (ranges, data) of a pagemap: (vaddr, length) ranges and their
+    contents concatenated, at most READ_CHUNK bytes at a time.  The image's
+    own pages are views of a read-only mapping of the pages file (no copy in
+    refcr; a view is valid until the next item); pages that an incremental
+    image refers to its parent chain follow."""
     head, entries = images.read_head(type_name, id=id)
+    own = [(e.vaddr, e.nr_pages) for e in entries if not e.in_parent]
     in_parent = [(e.vaddr, e.nr_pages) for e in entries if e.in_parent]
     with images.open_raw("pages", id=head.pages_id) as raw:
-        for e in entries:
-            if e.in_parent:
-                continue
-            left, vaddr = e.nr_pages * PAGE_SIZE, e.vaddr
-            while left:
-                n = min(left, READ_CHUNK)
-                data = raw.read(n)
-                if len(data) != n:
-                    raise RestoreError(f"pages-{head.pages_id}.img is shorter than its pagemap says")
-                yield vaddr, data
-                vaddr += n
-                left -= n
+        yield from _mapped_batches(raw.fileno(), f"pages-{head.pages_id}.img", own)
     if in_parent:       # an incremental image: the rest comes from the parent chain
         from refcr.track import parent_pages
-        yield from parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK)
+        for vaddr, data in parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK):
+            yield [(vaddr, len(data))], data
+
+
+def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, memoryview | bytes]]:
+    """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
+    for ranges, data in read_page_batches(images, type_name, id):
+        pos = 0
+        for vaddr, n in ranges:
+            yield vaddr, data[pos:pos + n]
+            pos += n
+
+
+def _mapped_batches(fd: int, name: str,
+                    runs: list[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
+    """Batches of (addr, nr_pages) runs whose data fill the file from offset 0,
+    each a view of a read-only mapping of its part of the file (mapped one
+    batch at a time: refcr's footprint stays one batch)."""
+    need = sum(n for _, n in runs) * PAGE_SIZE
+    if os.fstat(fd).st_size < need:
+        raise RestoreError(f"{name} is shorter than its pagemap says")
+    off = 0
+    for batch in _chunks(runs):
+        size = sum(n for _, n in batch)
+        try:
+            area = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE | MAP_POPULATE, prot=mmap.PROT_READ,
+                             offset=off)
+        except OSError:     # a filesystem that cannot map files: read them
+            yield from _read_batches(fd, runs, off)
+            return
+        try:
+            with memoryview(area) as data:
+                yield batch, data
+        finally:
+            try:
+                area.close()
+            except BufferError:     # a caller still holds a view: unmapped with it
+                pass
+        off += size
+
+
+def _read_batches(fd: int, runs: list[tuple[int, int]],
+                  start: int = 0) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
+    """_mapped_batches with reads into one buffer, from file offset start on."""
+    buf = memoryview(bytearray(min(READ_CHUNK, sum(n for _, n in runs) * PAGE_SIZE)))
+    off = 0
+    for batch in _chunks(runs):
+        size = sum(n for _, n in batch)
+        if off >= start:
+            if os.preadv(fd, [buf[:size]], off) != size:
+                raise RestoreError(f"short read of a pages image at offset {off}")
+            yield batch, buf[:size]
+        off += size
 
 
 def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
@@ -439,8 +513,8 @@ class AreaMapper:
 
 def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
     count = 0
-    for vaddr, data in read_pages(images, "pagemap", image_id):
-        native.vm_write(pid, [(vaddr, len(data))], data)
+    for ranges, data in read_page_batches(images, "pagemap", image_id):
+        native.vm_write(pid, ranges, data)
         count += len(data) // PAGE_SIZE
     return count
 
