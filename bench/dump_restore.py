@@ -110,6 +110,9 @@ def wait_for(path: str, timeout: float, alive: Callable[[], bool] = lambda: True
 
 
 def start(bins: dict[str, str], w: Workload, wdir: str) -> subprocess.Popen:
+    for name in os.listdir(wdir):       # the previous process's ready/changed-G/verdict files
+        if name == "ready" or name.startswith(("changed-", "verdict")):
+            os.unlink(os.path.join(wdir, name))
     p = subprocess.Popen([bins["workload"], wdir, w.kind, str(w.count)], cwd=wdir,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
@@ -177,6 +180,7 @@ def dir_size(path: str) -> int:
 @dataclass
 class Step:
     seconds: float
+    cpu: float         # user + system seconds of the tool and the children it waited for
     maxrss: int        # bytes
 
 
@@ -198,7 +202,7 @@ def run_tool(argv: list[str], log_path: str) -> Step:
                 lines = [ln for ln in f.read().splitlines() if "rror" in ln] or lines
         raise BenchError(f"{' '.join(os.path.basename(a) for a in argv[:4])}: "
                          f"{lines[-1] if lines else f'exit {p.returncode}'}")
-    return Step(seconds, usage.ru_maxrss * 1024)
+    return Step(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
 
 
 def tool_cmd(tool: str) -> list[str]:
@@ -218,7 +222,7 @@ def cycle(tool: str, bins: dict[str, str], w: Workload, wdir: str) -> dict[str, 
                      os.path.join(images, "restore.log"))
         verify(p.pid, wdir)
         return {"dump": d.seconds, "restore": r.seconds, "size": dir_size(images),
-                "dump_rss": d.maxrss, "restore_rss": r.maxrss}
+                "dump_cpu": d.cpu, "restore_cpu": r.cpu, "dump_rss": d.maxrss, "restore_rss": r.maxrss}
     finally:
         kill_tree(p.pid)
         shutil.rmtree(images, ignore_errors=True)
@@ -235,8 +239,8 @@ def limit(bins: dict[str, str], w: Workload, wdir: str) -> dict[str, float]:
             res = subprocess.run(argv, capture_output=True, text=True)
             if res.returncode:
                 raise BenchError(f"limit {phase}: {res.stderr.strip()}")
-            seconds, size = res.stdout.split()
-            out[phase], out["size"] = float(seconds), int(size)
+            seconds, cpu, size = res.stdout.split()
+            out[phase], out[f"{phase}_cpu"], out["size"] = float(seconds), float(cpu), int(size)
         return out
     finally:
         kill_tree(p.pid)
@@ -263,7 +267,7 @@ def incremental(bins: dict[str, str], w: Workload, wdir: str) -> dict[str, float
                      os.path.join(inc, "restore.log"))
         verify(p.pid, wdir)
         return {"predump": pd.seconds, "predump_size": dir_size(pre), "dump": d.seconds,
-                "size": dir_size(inc), "dump_rss": d.maxrss, "restore": r.seconds}
+                "size": dir_size(inc), "dump_cpu": d.cpu, "dump_rss": d.maxrss, "restore": r.seconds}
     finally:
         kill_tree(p.pid)
         shutil.rmtree(pre, ignore_errors=True)
@@ -356,6 +360,17 @@ def table(res: Results, workloads: list[Workload], n: int) -> str:
         out.append(f"{name:<13}{secs(d):>8}{secs(r):>9}{mib(m(name, 'refcr', 'size')):>9}{peak:>13}"
                    f"{secs(ld):>10}{secs(lr):>10}{ratio(d, ld):>8}{ratio(r, lr):>8}"
                    f"{secs(cd):>9}{secs(cr):>9}{ratio(d, cd):>8}{ratio(r, cr):>8}")
+    out += ["", "CPU seconds (user + system; less sensitive to a busy machine than wall time)",
+            f"{'workload':<13}{'dump':>8}{'restore':>9}{'lim dump':>10}{'lim rest':>10}{'d/lim':>8}{'r/lim':>8}"
+            f"{'criu d':>9}{'criu r':>9}"]
+    for w in workloads:
+        if w.name not in res.runs:
+            continue
+        d, r = m(w.name, "refcr", "dump_cpu"), m(w.name, "refcr", "restore_cpu")
+        ld, lr = m(w.name, "limit", "dump_cpu"), m(w.name, "limit", "restore_cpu")
+        cd, cr = m(w.name, "criu", "dump_cpu"), m(w.name, "criu", "restore_cpu")
+        out.append(f"{w.name:<13}{secs(d):>8}{secs(r):>9}{secs(ld):>10}{secs(lr):>10}{ratio(d, ld):>8}"
+                   f"{ratio(r, lr):>8}{secs(cd):>9}{secs(cr):>9}")
     inc = [w for w in workloads if "incremental" in res.runs.get(w.name, {})]
     if inc:
         out += ["", "incremental: pre-dump, 1% of the pages rewritten, dump --track-mem --prev-images-dir",
@@ -378,13 +393,15 @@ def targets(res: Results) -> list[str]:
         got, lim = m("anon-1GiB", "refcr", phase), m("anon-1GiB", "limit", phase)
         if got is not None and lim:
             verdict = "met" if got <= 2 * lim else "MISSED"
+            cpu, lim_cpu = m("anon-1GiB", "refcr", f"{phase}_cpu"), m("anon-1GiB", "limit", f"{phase}_cpu")
             lines.append(f"target: 1 GiB {phase} within 2x of the limit: {got:.3f} s = {got / lim:.2f}x "
-                         f"of {lim:.3f} s -> {verdict}")
+                         f"of {lim:.3f} s -> {verdict} (CPU: {ratio(cpu, lim_cpu)})")
     d, r = m("trivial", "refcr", "dump"), m("trivial", "refcr", "restore")
     if d is not None and r is not None:
         verdict = "met" if d + r < 0.5 else "MISSED"
+        cpu = (m("trivial", "refcr", "dump_cpu") or 0) + (m("trivial", "refcr", "restore_cpu") or 0)
         lines.append(f"target: trivial process dump+restore under 0.5 s: {d:.3f} + {r:.3f} = "
-                     f"{d + r:.3f} s -> {verdict}")
+                     f"{d + r:.3f} s -> {verdict} (CPU {cpu:.3f} s)")
     return lines
 
 

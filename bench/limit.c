@@ -12,7 +12,8 @@
  *                          it with process_vm_writev.
  *
  * Both print the seconds the copy took (from before the pagemap scan resp.
- * the first read to after the last write / close) and the bytes copied.
+ * the first read to after the last write / close), the CPU seconds it used
+ * (user + system) and the bytes copied.
  * Batches are CHUNK bytes and at most IOV_MAX remote iovecs per call.
  */
 #define _GNU_SOURCE
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +57,15 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) this process used so far */
+static double cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* A run never crosses areas: merge only within one (same_area). */
@@ -166,7 +177,7 @@ static int dump(int pid, const char *file)
 	static struct iovec remote[IOV_MAX];
 	char *buf = malloc(CHUNK), path[4200];
 	size_t i = 0, skip = 0, cnt, total = 0;
-	double t0 = now();
+	double t0 = now(), c0 = cpu();
 	int fd;
 
 	if (!buf)
@@ -188,7 +199,7 @@ static int dump(int pid, const char *file)
 	}
 	if (close(fd))
 		die("close");
-	printf("%.6f %zu\n", now() - t0, total);
+	printf("%.6f %.6f %zu\n", now() - t0, cpu() - c0, total);
 	snprintf(path, sizeof(path), "%s.runs", file);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -256,7 +267,7 @@ static int restore(const char *file)
 	char *buf = malloc(CHUNK);
 	size_t i = 0, skip = 0, cnt, total = 0;
 	struct run *table;
-	double t0;
+	double t0, c0;
 	pid_t child;
 	int fd;
 
@@ -269,6 +280,7 @@ static int restore(const char *file)
 		die("mmap");
 	child = fresh_child(table);
 	t0 = now();
+	c0 = cpu();
 	free(runs);
 	runs = table;		/* the same runs, at the child's addresses */
 	fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -292,7 +304,7 @@ static int restore(const char *file)
 		total += size;
 	}
 	close(fd);
-	printf("%.6f %zu\n", now() - t0, total);
+	printf("%.6f %.6f %zu\n", now() - t0, cpu() - c0, total);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	return 0;
