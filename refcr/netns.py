@@ -323,11 +323,21 @@ class NetRestore:
 
 def _check_entry(e: netns_pb2.NetNsEntry) -> None:
     """Image data is untrusted: names are interface names, sysctls from our list."""
-    names = [_check_ifname(l.name, "netns.img") for l in e.links]
+    try:
+        names = [_check_ifname(l.name, "netns.img") for l in e.links]
+    except OptionError as exc:
+        raise RestoreError(str(exc)) from None
     allowed = set(_sysctl_names(names))
     for s in e.sysctls:
-        if s.name not in allowed:
+        if s.name not in allowed or "\n" in s.value:
             raise RestoreError(f"netns.img: sysctl {s.name!r} is not one refcr restores")
+    size = {socket.AF_INET: 4, socket.AF_INET6: 16}
+    for what, fam, raws in [("address", a.family, (a.local, a.peer, a.broadcast)) for a in e.addrs] + \
+            [("route", r.family, (r.dst, r.gateway, r.prefsrc)) for r in e.routes]:
+        if fam not in size or any(raw and len(raw) != size[fam] for raw in raws):
+            raise RestoreError(f"netns.img: an {what} of family {fam} has a malformed address")
+    if any(not a.local for a in e.addrs):
+        raise RestoreError("netns.img: an address without its address")
 
 
 def _namespace_wide(name: str) -> bool:
