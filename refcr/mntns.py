@@ -23,7 +23,8 @@ propagation) and decides for each mount how restore will make it (the
   it again), or the dump fails naming the mount.
 
 Restore builds the tree in a forked helper that enters the new mount (and
-pid) namespace of the root puppet: every mount is made detached (open_tree,
+pid, IPC and net: a new proc, mqueue or sysfs belongs to its maker's)
+namespaces of the root puppet: every mount is made detached (open_tree,
 fsopen/fsmount), given its flags (mount_setattr) and attached in the
 dump's tree order (parents first; a hidden mount before the one over it)
 below a staging directory; then peer groups and masters are set
@@ -606,6 +607,9 @@ def restore(root_pid: int, images: ImageDir, externals: list[str]) -> None:
             def body() -> None:          # a fork of refcr: the next fork is in the tree's pid namespace
                 parent.close()
                 native.setns(pid_ns.fileno(), native.CLONE_NEWPID)
+                for kind in ("ipc", "net"):  # a new mqueue / sysfs belongs to the caller's
+                    with open(f"/proc/{root_pid}/ns/{kind}") as ns:
+                        native.setns(ns.fileno(), 0)
                 _in_child(in_ns, "building the mount tree")
 
             def in_ns() -> None:
