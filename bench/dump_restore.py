@@ -405,6 +405,17 @@ def targets(res: Results) -> list[str]:
     return lines
 
 
+def bytecode(root: str, off: bool, res: Results) -> None:
+    """refcr runs as installed: its modules' bytecode cached (in a private
+    prefix, nothing written into the tree), unless asked not to."""
+    if off:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        res.notes.append("--no-bytecode-cache: refcr's modules are compiled at every start")
+        return
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(root, "pycache")
+
+
 def git_head() -> str:
     res = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return res.stdout.strip() or "unknown"
@@ -430,6 +441,8 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE")
     ap.add_argument("--no-criu", action="store_true", help="do not try criu")
     ap.add_argument("--dir", help="where images go (default: a temporary dir in /var/tmp)")
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="compile refcr's modules at every start (as with PYTHONDONTWRITEBYTECODE)")
     args = ap.parse_args()
     n = args.runs or (3 if args.quick else 5)
     try:
@@ -447,9 +460,9 @@ def main() -> int:
                 res.notes.append("criu: " + ("not asked for" if args.no_criu else "none on PATH"))
             if not sides["incremental"]:
                 res.notes.append("incremental dump: not available (refcr has no pre-dump / dump --track-mem)")
-            if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-                res.notes.append("PYTHONDONTWRITEBYTECODE is set: refcr's modules are compiled at every "
-                                 "start (adds to the fixed cost)")
+            bytecode(root, args.no_bytecode_cache, res)
+            log("warm-up: one untimed trivial cycle")
+            cycle("refcr", bins, WORKLOADS[0], tempfile.mkdtemp(dir=root))
             for w in workloads:
                 log(f"{w.name}: {n} runs")
                 bench_workload(w, n, bins, root, res, sides)
