@@ -314,7 +314,7 @@ def main_check(opts: object = None) -> int:
         if reason is None:
             print(f"{name}: works{extra}")
         else:
-            print(f"{name}: missing ({reason}{'' if required else '; optional'}){extra}")
+            print(f"{name}: missing ({reason}{'' if required else '; optional'}{extra})")
             failed |= required
     return 1 if failed else 0
 

@@ -60,6 +60,7 @@ class Stat:
     env_start: int
     env_end: int
     exit_code: int
+    start_time: int = 0      # field 22: clock ticks after boot (tells a reused pid apart)
 
 
 @_gone_is_no_such_process
@@ -76,7 +77,7 @@ def stat(pid: int, tid: int | None = None) -> Stat:
         num_threads=f(20), start_code=f(26), end_code=f(27),
         start_stack=f(28), start_data=f(45), end_data=f(46), start_brk=f(47),
         arg_start=f(48), arg_end=f(49), env_start=f(50), env_end=f(51),
-        exit_code=f(52),
+        exit_code=f(52), start_time=f(22),
     )
 
 

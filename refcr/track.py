@@ -246,14 +246,22 @@ def register(remote: Remote, uffd: int, start: int, end: int) -> bool:
     return True
 
 
-def protect_anon(pagemap_fd: int, start: int, end: int) -> None:
-    """Write-protect the anonymous pages there are (present or swapped).
+def protect_anon(pagemap_fd: int, start: int, end: int) -> bool:
+    """Write-protect the anonymous pages there are (present or swapped);
+    False if the area is not registered for async write protection.
     Holes stay holes: protecting them would fill them with uffd-wp markers,
     which pagemap shows as swapped pages; a page that appears later is new,
     hence written, anyway."""
-    native.pagemap_scan(pagemap_fd, start, end, flags=SCAN_WP, mask=PAGE_IS_PRESENT | PAGE_IS_FILE,
-                        inverted=PAGE_IS_FILE, want_regions=False)
-    native.pagemap_scan(pagemap_fd, start, end, flags=SCAN_WP, mask=PAGE_IS_SWAPPED, want_regions=False)
+    try:
+        native.pagemap_scan(pagemap_fd, start, end, flags=SCAN_WP, mask=PAGE_IS_PRESENT | PAGE_IS_FILE,
+                            inverted=PAGE_IS_FILE, want_regions=False)
+        native.pagemap_scan(pagemap_fd, start, end, flags=SCAN_WP, mask=PAGE_IS_SWAPPED, want_regions=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EINVAL):
+            raise
+        log.debug("area %x-%x not tracked: %s", start, end, exc)
+        return False
+    return True
 
 
 def trackable(vma: mm_pb2.VmaEntry) -> bool:
@@ -298,7 +306,8 @@ class ProcessTrack:
         self.load_parent()
         mine = tracking_fds(self.pid)
         head = self.parent_head
-        known = head.track_fd if head is not None and head.tracked and self.method == "uffd" else -1
+        known = head.track_fd if head is not None and head.tracked and self.method == "uffd" \
+            and head.track_start_time == proc.stat(self.pid).start_time else -1
         for fd in mine:
             if fd == known:
                 self.uffd = fd
@@ -357,8 +366,7 @@ class ProcessTrack:
             span = (vma.start, vma.end)
             if span in already:
                 tracked.append(span)
-            elif register(remote, self.uffd, *span):
-                protect_anon(self._pagemap_fd, *span)
+            elif register(remote, self.uffd, *span) and protect_anon(self._pagemap_fd, *span):
                 tracked.append(span)
         self.tracked = tracked
 
@@ -411,6 +419,7 @@ class ProcessTrack:
     def fill_head(self, head: pagemap_pb2.PagemapHead) -> None:
         if self.uffd >= 0 and self.tracked:
             head.track_fd = self.uffd
+            head.track_start_time = proc.stat(self.pid).start_time
             head.tracked.extend(x for span in self.tracked for x in span)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CHECK_LINE = re.compile(r"^([\w.-]+): (?:works|missing \((.*)\))$")
+CHECK_LINE = re.compile(r"^([\w.-]+): (?:works|missing \((.*)\))(?:; .*)?$")   # "; ..." : what the feature decides
 
 
 def _path_exists(path: str) -> Callable[[], str | None]:
