@@ -10,10 +10,11 @@ propagation) and decides for each mount how restore will make it (the
   that matches no key, is an error naming it);
 * it is a bind of a file system made inside the namespace (an earlier
   ``CREATE`` mount of the same superblock shows its root): a bind of that one;
-* its file system is one refcr sees in its own namespace and the mount is
-  either the same as one of refcr's (the private copy of the host's mounts a
-  container starts with) or reachable through a mount of the namespace that
-  is: a bind from refcr's namespace ("old root" in CRIU's words);
+* its file system is one refcr sees in its own namespace and the mount is a
+  whole file system, or the same as one of refcr's (the private copy of the
+  host's mounts a container starts with), or reachable through such a mount
+  of the namespace or through the namespace's root mount: a bind from refcr's
+  namespace ("old root" in CRIU's words);
 * a whole file system (root ``/``) of a kind refcr can make (tmpfs, proc,
   sysfs, devpts, mqueue, ramfs) that refcr does not see: a new one with the
   same superblock options; a tmpfs's files go to ``tmpfs-MNT_ID.tar``
@@ -172,6 +173,8 @@ class Classifier:
         # (dev, root) of namespace mounts identical to one of refcr's: their trees are visible
         same = {(m.dev, m.root, m.mountpoint) for m in self.host}
         self.visible = [(m.dev, m.root) for m in self.ns if (m.dev, m.root, m.mountpoint) in same]
+        if self.ns:       # the namespace's root (first in tree order) is its visible tree, wherever it comes from
+            self.visible.append((self.ns[0].dev, self.ns[0].root))
 
     def host_source(self, m: Mount) -> Mount | None:
         """A mount of refcr's through which m's root can be reached."""
@@ -191,7 +194,8 @@ class Classifier:
             e.how, e.bind_of = How.BIND_INTERNAL, made.mnt_id
             return
         h = self.host_source(m)
-        if h is not None and any(d == m.dev and _under(m.root, r) is not None for d, r in self.visible):
+        if h is not None and (m.root == "/" or any(d == m.dev and _under(m.root, r) is not None
+                                                   for d, r in self.visible)):
             sub = _under(m.root, h.root) or ""
             e.how = How.BIND_HOST
             e.host_path = os.path.join(h.mountpoint, sub) if sub else h.mountpoint
@@ -340,7 +344,10 @@ def clone_mounts(pid: int | None, mounts: list[Mount], wanted: list[tuple[int, s
                 socket.send_fds(child, [str(n).encode()], [fd])
                 os.close(fd)
             if m.parent_id in cby_id:
-                mapi.umount(m.mountpoint)
+                try:
+                    mapi.umount(m.mountpoint)
+                except OSError as exc:      # what it hid stays hidden: the st_dev check above says so
+                    log.debug("copy of the namespace: %s", exc)
         if want:
             raise RefcrError(f"mount(s) {', '.join(k[-1] for k in want)} not found")
 

@@ -138,3 +138,22 @@ def test_untrusted_entries_refused():
         mntns.check_entries([root, mntns_pb2.MountEntry(mnt_id=3, parent_id=9, mountpoint="/c", root="/")])
     mntns.check_entries([root, mntns_pb2.MountEntry(mnt_id=2, parent_id=1, mountpoint="/t", root="/",
                                                     how=How.CREATE, fstype="tmpfs")])
+
+
+def test_container_root_elsewhere_on_the_host():
+    # the container's root is a host directory (LXC's dir backend); a bind below it is visible through it,
+    # a file of another host file system is not
+    ns = """\
+50 49 254:0 /srv/ct/rootfs / rw,relatime - ext4 /dev/vda rw
+51 50 254:0 /srv/ct/rootfs/data /data rw,relatime - ext4 /dev/vda rw
+52 50 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw
+53 50 0:23 /console /dev/console rw,relatime - tmpfs tmpfs rw
+"""
+    keys = {"/dev/console": "c"}
+    e = {x.mnt_id: x for x in classify(ns)}
+    assert e[50].how == How.BIND_HOST and e[50].host_path == "/srv/ct/rootfs"
+    assert e[51].how == How.BIND_HOST and e[51].host_path == "/srv/ct/rootfs/data"
+    assert e[52].how == How.BIND_HOST                  # a whole file system refcr sees
+    assert e[53].how == How.BIND_HOST                  # below a visible mount of it (the one just above)
+    e = {x.mnt_id: x for x in classify(ns.replace("52 50 0:23 / /dev/shm", "52 50 0:99 / /dev/shm"), keys)}
+    assert e[53].how == How.EXTERNAL_KEY
