@@ -46,7 +46,9 @@ directory fd and refcr's log are inherited; plugin messages are written
 into refcr's log by the host itself (:func:`refcr.log.print_on_level`).
 A hook runs in the network namespace refcr's thread is in when it calls
 (the host setns()es into its parent's for the call and back): a socket a plugin creates
-on restore belongs to the restored tree's namespace, as in CRIU.
+on restore belongs to the restored tree's namespace, as in CRIU.  Likewise
+RESTORE_EXT_FILE and RESTORE_EXT_MOUNT run in the tree's mount namespace
+when it has its own (a device the plugin opens by path is the tree's /dev).
 Costs: one fork per plugin per run, none at all without plugins; the host
 holds refcr's fds of the moment it was forked (the image directory and
 the log), nothing that a restored tree could notice.
@@ -61,6 +63,7 @@ import signal
 import socket
 import stat as stat_mod
 from dataclasses import dataclass, field
+from typing import Callable
 
 from refcr.errors import RefcrError, UnsupportedObject
 from refcr.log import log, print_on_level
@@ -88,6 +91,9 @@ VERSION_OLD = gen_version(0, 1, 0)
 VERSION = gen_version(0, 2, 0)
 ENOTSUP = errno.ENOTSUP
 DEFAULT_DIR = "/usr/lib/refcr"
+# Restore hooks that get the tree's mount namespace as their fd and run in it
+# (paths a plugin opens are the tree's, as in CRIU, where the restored task calls them).
+IN_MNTNS = {HOOK["RESTORE_EXT_MOUNT"], HOOK["RESTORE_EXT_FILE"]}
 RESTORE_RETRIES = 100          # RESTORE_EXT_FILE asking for retry_needed this often is an error
 
 
@@ -148,11 +154,12 @@ def _send(sock: socket.socket, msg: dict, fds: list[int] = ()) -> None:  # type:
 
 
 def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: int,
-               now: bool = False, cwd: str | None = None) -> int:
+               now: bool = False, cwd: str | None = None, prepare: Callable[[], None] | None = None) -> int:
     """Body of a host process: load the plugin, then serve until exit.
 
     `now` binds every symbol at load (RTLD_NOW, for plugin-check), `cwd` is
-    where the host runs (plugin-check: an empty directory)."""
+    where the host runs (plugin-check: an empty directory), `prepare` runs in
+    the host before the plugin is loaded (plugin-check: its own mounts)."""
     import ctypes
 
     from refcr._plugins import ffi, lib
@@ -168,6 +175,8 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
     def refcr_plugin_log(level: int, msg) -> None:  # noqa: ANN001
         print_on_level(level, ffi.string(msg).decode("utf-8", "replace"))
 
+    if prepare is not None:
+        prepare()
     if cwd is not None:
         os.chdir(cwd)
     lib.refcr_host_setup(dirfd, level)
@@ -227,7 +236,7 @@ def _send_hook_result(sock, ffi, lib, d, msg: dict, fds: list[int]) -> None:  # 
     a.u0, a.u1 = (list(msg.get("u64", [])) + [0, 0])[:2]
     a.out_int = msg.get("out_int", -1)
     a.out_u64 = a.u1                # UPDATE_VMA_MAP: new_pgoff starts as the old one
-    back = _enter_mntns(fds[0]) if hook == HOOK["RESTORE_EXT_MOUNT"] and fds else None
+    back = _enter_mntns(fds[0]) if hook in IN_MNTNS and fds else None
     try:
         ret = lib.refcr_plugin_call(d, hook, a)
     finally:
@@ -270,14 +279,14 @@ class Plugin:
 
     @classmethod
     def spawn(cls, path: str, stage: int, dirfd: int, level: int, now: bool = False,
-              cwd: str | None = None) -> "Plugin":
+              cwd: str | None = None, prepare: Callable[[], None] | None = None) -> "Plugin":
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         pid = os.fork()
         if pid == 0:        # the host: never returns into refcr
             code = 70
             try:
                 parent.close()
-                code = _host_main(child, path, stage, dirfd, level, now, cwd)
+                code = _host_main(child, path, stage, dirfd, level, now, cwd, prepare)
             except BaseException as exc:  # noqa: B036  (nothing may escape into refcr's code)
                 try:
                     log.error("plugin host for %s: %s: %s", path, type(exc).__name__, exc)
@@ -579,9 +588,10 @@ def update_vma_map(path: str, addr: int, pgoff: int) -> tuple[int, int] | None:
     return rfds[0], reply["out_u64"]
 
 
-def restore_ext_file(plugin: str, id: int) -> int:
-    """RESTORE_EXT_FILE(id) of the plugin that dumped it: an fd of refcr's."""
-    return _restore_with(HOOK["RESTORE_EXT_FILE"], id, plugin)
+def restore_ext_file(plugin: str, id: int, mntns_fd: int | None = None) -> int:
+    """RESTORE_EXT_FILE(id) of the plugin that dumped it: an fd of refcr's.
+    With mntns_fd the hook runs inside that mount namespace (the tree's)."""
+    return _restore_with(HOOK["RESTORE_EXT_FILE"], id, plugin, mntns_fd)
 
 
 def restore_unix_sk(id: int, plugin: str | None = None) -> int:
@@ -589,12 +599,12 @@ def restore_unix_sk(id: int, plugin: str | None = None) -> int:
     return _restore_with(HOOK["RESTORE_UNIX_SK"], id, plugin)
 
 
-def _restore_with(hook: int, id: int, plugin: str | None) -> int:
+def _restore_with(hook: int, id: int, plugin: str | None, fd: int | None = None) -> int:
     what = f"{HOOKS[hook]}(id {id})"
     if _active is None or (plugin is not None and _active.by_name(plugin) is None):
         raise PluginError(f"{what} needs plugin {plugin or '(any)'}, which is not loaded")
     for _ in range(RESTORE_RETRIES):
-        got = _active.run(hook, [id], only=plugin)
+        got = _active.run(hook, [id], fd=fd, only=plugin)
         if got is None:
             raise PluginError(f"{what}: no plugin restores it" + (f" ({plugin} declined)" if plugin else ""))
         p, reply, rfds = got
@@ -712,11 +722,23 @@ class PluginFileKind:
                                           mode=t.st.st_mode, rdev=t.st.st_rdev)
 
     def open(self, e, ctx) -> int:  # noqa: ANN001
-        fd = restore_ext_file(e.plugin, e.id)
+        mntns = _tree_mntns(ctx.root_pid)
+        try:
+            fd = restore_ext_file(e.plugin, e.id, mntns)
+        finally:
+            if mntns is not None:
+                os.close(mntns)
         os.set_inheritable(fd, False)
         if stat_mod.S_IFMT(os.fstat(fd).st_mode) != stat_mod.S_IFMT(e.mode):
             log.warning("plugin %s: id %d (%s) came back as another type of file", e.plugin, e.id, e.path)
         return fd
+
+
+def _tree_mntns(root_pid: int | None) -> int | None:
+    """An fd of the restored tree's mount namespace if it is not refcr's, else None."""
+    if root_pid is None or os.readlink(f"/proc/{root_pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+        return None
+    return os.open(f"/proc/{root_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
 
 
 PLUGIN_FILE_KIND = PluginFileKind()
