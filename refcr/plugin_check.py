@@ -12,7 +12,8 @@ a scratch image directory:
                  dump, pre-dump and restore
   <HOOK>         every hook it implements, given objects that are not
                  its (unix socketpairs, a scratch file, a pipe, /dev/null,
-                 an unknown id, the loopback link ...), answers -ENOTSUP so that the chain
+                 an unknown id, a tmpfs mount, the loopback link ...),
+                 answers -ENOTSUP so that the chain
                  goes on (device hooks given a pid may answer 0 too)
   hygiene        after each call: no fd left open, same cwd, same umask
   writes         nothing was created in its cwd or $TMPDIR (a plugin
@@ -84,13 +85,25 @@ class _Sandbox:
     def __init__(self) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="refcr-plugin-check-")
         self.root = self.tmp.name
-        self.images, self.cwd, self.tmpdir = (os.path.join(self.root, n) for n in ("img", "cwd", "tmp"))
-        for d in (self.images, self.cwd, self.tmpdir):
+        self.images, self.cwd, self.tmpdir, self.mnt = (os.path.join(self.root, n)
+                                                        for n in ("img", "cwd", "tmp", "mnt"))
+        for d in (self.images, self.cwd, self.tmpdir, self.mnt):
             os.mkdir(d)
         self.dirfd = os.open(self.images, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.file = os.path.join(self.root, "foreign-file")
         with open(self.file, "w") as f:
             f.write("not a plugin's business\n")
+
+    def mount_tmpfs(self) -> None:
+        """In a plugin host: a mount namespace of its own with a tmpfs on `mnt`, the
+        foreign mount point (without the privilege for it, `mnt` stays a directory)."""
+        from refcr import mountapi, native
+        try:
+            native.unshare(native.CLONE_NEWNS)
+            mountapi.mount(None, "/", None, mountapi.MS_REC | mountapi.MS_PRIVATE)
+            mountapi.mount("plugin-check", self.mnt, "tmpfs", 0)
+        except OSError:
+            pass
 
     def close(self) -> None:
         os.close(self.dirfd)
@@ -101,7 +114,7 @@ def _spawn(path: str, stage: int, box: _Sandbox, level: int) -> Plugin:
     old = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = box.tmpdir
     try:
-        return Plugin.spawn(path, stage, box.dirfd, level, now=True, cwd=box.cwd)
+        return Plugin.spawn(path, stage, box.dirfd, level, now=True, cwd=box.cwd, prepare=box.mount_tmpfs)
     finally:
         if old is None:
             del os.environ["TMPDIR"]
@@ -153,9 +166,9 @@ def _call_foreign(p: Plugin, hook: int, box: _Sandbox) -> dict:
     if name in ("RESTORE_UNIX_SK", "RESTORE_EXT_FILE", "DUMP_DEVICES_LATE"):
         return p.call(hook, [FOREIGN_ID])[0]
     if name == "DUMP_EXT_MOUNT":
-        return p.call(hook, [FOREIGN_ID], [box.cwd])[0]
+        return p.call(hook, [FOREIGN_ID], [box.mnt])[0]
     if name == "RESTORE_EXT_MOUNT":
-        return p.call(hook, [FOREIGN_ID], [box.cwd, "/"])[0]
+        return p.call(hook, [FOREIGN_ID], [box.mnt, "/"])[0]
     if name == "DUMP_EXT_LINK":
         return p.call(hook, [1, 772], ["loopback"])[0]         # lo, ARPHRD_LOOPBACK
     if name == "UPDATE_VMA_MAP":
