@@ -311,6 +311,9 @@ def prepare(cache: Path | None = None, log=print) -> GuestImage:  # type: ignore
                 (mods / name).write_bytes(data)
         _write_initramfs(d, image)
         (d / "ready").write_text(stamp)
+        for old in cache.glob("linux-image-*"):  # earlier versions
+            if old != d:
+                shutil.rmtree(old, ignore_errors=True)
         log(f"guest: ready in {time.monotonic() - t0:.1f} s")
         return image
 
