@@ -47,7 +47,7 @@ into refcr's log by the host itself (:func:`refcr.log.print_on_level`).
 A hook runs in the network namespace refcr's thread is in when it calls
 (the host setns()es into its parent's for the call and back): a socket a plugin creates
 on restore belongs to the restored tree's namespace, as in CRIU.  Likewise
-RESTORE_EXT_FILE and RESTORE_EXT_MOUNT run in the tree's mount namespace
+RESTORE_EXT_FILE, RESTORE_EXT_MOUNT and RESTORE_UNIX_SK run in the tree's mount namespace
 when it has its own (a device the plugin opens by path is the tree's /dev).
 Costs: one fork per plugin per run, none at all without plugins; the host
 holds refcr's fds of the moment it was forked (the image directory and
@@ -93,7 +93,7 @@ ENOTSUP = errno.ENOTSUP
 DEFAULT_DIR = "/usr/lib/refcr"
 # Restore hooks that get the tree's mount namespace as their fd and run in it
 # (paths a plugin opens are the tree's, as in CRIU, where the restored task calls them).
-IN_MNTNS = {HOOK["RESTORE_EXT_MOUNT"], HOOK["RESTORE_EXT_FILE"]}
+IN_MNTNS = {HOOK["RESTORE_EXT_MOUNT"], HOOK["RESTORE_EXT_FILE"], HOOK["RESTORE_UNIX_SK"]}
 RESTORE_RETRIES = 100          # RESTORE_EXT_FILE asking for retry_needed this often is an error
 
 
@@ -594,9 +594,16 @@ def restore_ext_file(plugin: str, id: int, mntns_fd: int | None = None) -> int:
     return _restore_with(HOOK["RESTORE_EXT_FILE"], id, plugin, mntns_fd)
 
 
-def restore_unix_sk(id: int, plugin: str | None = None) -> int:
-    """RESTORE_UNIX_SK(id) (of `plugin`, else through the chain): an fd of refcr's."""
-    return _restore_with(HOOK["RESTORE_UNIX_SK"], id, plugin)
+def restore_unix_sk(id: int, plugin: str | None = None, root_pid: int | None = None) -> int:
+    """RESTORE_UNIX_SK(id) (of `plugin`, else through the chain): an fd of refcr's.
+    With root_pid the hook runs in that tree's mount namespace (paths it connects to
+    are the tree's) if it has its own."""
+    mntns = _tree_mntns(root_pid)
+    try:
+        return _restore_with(HOOK["RESTORE_UNIX_SK"], id, plugin, mntns)
+    finally:
+        if mntns is not None:
+            os.close(mntns)
 
 
 def _restore_with(hook: int, id: int, plugin: str | None, fd: int | None = None) -> int:

@@ -493,7 +493,7 @@ class _Builder:
         """A socket connected outside the tree: from its plugin, or connected again."""
         if e.ext_plugin:
             from refcr import plugins
-            fd = plugins.restore_unix_sk(e.ino, e.ext_plugin)
+            fd = plugins.restore_unix_sk(e.ino, e.ext_plugin, self.ctx.root_pid)
             os.set_inheritable(fd, False)
             self.socks[e.ino] = socket.socket(fileno=fd)
             self._finish(e)         # the task's own settings (flags, buffers, ...) on the plugin's socket
