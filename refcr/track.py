@@ -325,10 +325,12 @@ class ProcessTrack:
         if self.uffd < 0 or not any(s <= vma.start and vma.end <= e for s, e in self.tracked):
             return None
         try:
-            # written anonymous pages (page-cache pages of a private file
-            # mapping are not the process's data, and are left unprotected)
+            # written anonymous pages there are: page-cache pages of a private
+            # file mapping are not the process's data, and holes (which count
+            # as "written", being unprotected) must stay holes, not markers
             regions = native.pagemap_scan(self._pagemap_fd, vma.start, vma.end, flags=SCAN_WP,
                                           mask=PAGE_IS_WRITTEN | PAGE_IS_FILE, inverted=PAGE_IS_FILE,
+                                          anyof=PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
                                           return_mask=PAGE_IS_WRITTEN)
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EINVAL):
