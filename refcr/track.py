@@ -32,6 +32,7 @@ import bisect
 import errno
 import hashlib
 import os
+import secrets
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
@@ -228,12 +229,30 @@ def create_uffd(remote: Remote) -> int:
     except RemoteError:
         remote.call("close", low)
         raise
-    for target in (_high_fd(remote.tid), 64):
+    top = _high_fd(remote.tid)     # a random place in the rotation (see move_uffd)
+    for target in (max(top - secrets.randbelow(ROTATION), 3), 64):
         fd = remote.call("fcntl", low, F_DUPFD_CLOEXEC, target)
         if fd >= 0:
             remote.call("close", low)
             return fd
     return low
+
+
+ROTATION = 64      # fd numbers refcr's uffd moves through, one step per dump
+
+
+def move_uffd(remote: Remote, uffd: int) -> int:
+    """Move the uffd to the next fd number of its rotation below the top.
+    The number is recorded with each image, so a dump given an older parent
+    than the previous one (whose tracking was re-armed since) finds another
+    number and stores every page instead of trusting the scan."""
+    top = _high_fd(remote.tid)
+    step = (top - uffd + 1) % ROTATION if 0 <= top - uffd < ROTATION else 0
+    fd = remote.call("fcntl", uffd, F_DUPFD_CLOEXEC, max(top - step, 3))
+    if fd < 0:
+        return uffd
+    remote.call("close", uffd)
+    return fd
 
 
 def register(remote: Remote, uffd: int, start: int, end: int) -> bool:
@@ -360,6 +379,8 @@ class ProcessTrack:
             except RemoteError as exc:
                 log.warning("process %d: cannot track written pages (%s); the next dump stores all", self.pid, exc)
                 return
+        else:
+            self.uffd = move_uffd(remote, self.uffd)
         already = set(self.tracked)
         tracked = []
         for vma in vmas:

@@ -130,3 +130,28 @@ def test_refusals(tmp_path: Path, target):
     res = refcr("restore", "-D", "d1", "-d", cwd=tmp_path)
     assert_one_line_error(res)
     assert "parent" in res.stderr and not procs.is_alive(pid)
+
+
+def _head(work: Path, image: str, pid: int) -> dict:
+    import json
+    res = refcr("show", f"{image}/pagemap-{pid}.img", cwd=work)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)["head"]
+
+
+def test_uffd_older_parent_stores_everything(tmp_path: Path, target):
+    """Tracking was re-armed by d1: a dump whose parent is pre (older) must
+    not trust the scan, and stores every page."""
+    pid, out = target
+    if "--track-mem method: uffd-wp" not in refcr("check", cwd=tmp_path).stdout:
+        pytest.skip("this kernel cannot track written pages with uffd-wp (PAGEMAP_SCAN, 6.7+)")
+    m = ["--track-mem-method", "uffd"]
+    assert refcr("pre-dump", "-t", str(pid), "-D", "pre", *m, cwd=tmp_path).returncode == 0
+    _ask(pid, signal.SIGUSR1, out)
+    for image, parent in (("d1", "../pre"), ("d2", "../pre"), ("d3", "../d2")):
+        res = refcr("dump", "-t", str(pid), "-D", image, "-R", "--track-mem", "--prev-images-dir", parent, *m,
+                    cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+    assert int(_head(tmp_path, "d1", pid).get("pages_in_parent", 0)) > 0
+    assert int(_head(tmp_path, "d2", pid).get("pages_in_parent", 0)) == 0, "older parent trusted"
+    assert int(_head(tmp_path, "d3", pid).get("pages_in_parent", 0)) > 0
