@@ -17,7 +17,9 @@ every key optional:
     ``{"resource": "socket:[INO]", "connect": "PATH"}``: a unix stream socket
     the harness connected to PATH (relative to the work dir);
     ``{"resource": "net:[INO]", "netns_of": "peer"}``: the network namespace
-    the peer runs in (for a tree dumped with --external net[INO]).
+    the peer runs in (for a tree dumped with --external net[INO]);
+    ``{"resource": "/PATH", "append": "NAME"}``: the file NAME of the work dir,
+    created if needed and opened O_WRONLY|O_APPEND by the harness.
 ``refuse``
     ``{"step": "dump"|"restore", "opts": [...], "says": "text"}``: option sets
     that must be refused: refcr runs with exactly those options (not the
@@ -32,8 +34,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from . import snapshot
 
 FILE = "cr-opts.json"
 
@@ -48,6 +52,7 @@ class Inherit:
     data: str | None = None
     connect: str | None = None
     netns_of: str | None = None
+    append: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,10 @@ def _inherit(v: object) -> Inherit:
         return Inherit(res, connect=v["connect"])
     if res.startswith("net:[") and v.get("netns_of") == "peer":
         return Inherit(res, netns_of="peer")
+    if res.startswith(("/", "file[")) and isinstance(v.get("append"), str) and "/" not in v["append"]:
+        return Inherit(res, append=v["append"])
     raise CrOptsError(f"{FILE}: inherit {v!r}: pipe:[INO] with 'data', socket:[INO] with 'connect', "
-                      "or net:[INO] with 'netns_of': 'peer'")
+                      "net:[INO] with 'netns_of': 'peer', or /PATH with 'append': NAME")
 
 
 def _refusal(v: object) -> Refusal:
@@ -142,7 +149,10 @@ def make_inherited(items: tuple[Inherit, ...], workdir: Path, peer_pid: int | No
     out = Handed()
     try:
         for it in items:
-            if it.netns_of is not None:
+            if it.append is not None:
+                fd = os.open(workdir / it.append, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                out.pass_fds.append(fd)
+            elif it.netns_of is not None:
                 if peer_pid is None:
                     raise CrOptsError(f"{FILE}: inherit {it.resource}: the scenario has no peer")
                 fd = os.open(f"/proc/{peer_pid}/ns/net", os.O_RDONLY)
@@ -168,3 +178,24 @@ def make_inherited(items: tuple[Inherit, ...], workdir: Path, peer_pid: int | No
         out.close_all()
         raise
     return out
+
+
+def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Path) -> snapshot.TreeState:
+    """An fd that was the file of an "append" inherit before restore and is
+    the handed-in file after it is the same thing to the state comparison
+    (the scenario checks the file itself): its offset and mount (the
+    caller's, in the ns flavor) may differ, its flags may not."""
+    names = {}
+    for it in items:
+        if it.append is not None:
+            res = it.resource[5:-1] if it.resource.startswith("file[") else it.resource
+            names[os.path.normpath(res)] = names[str(workdir / it.append)] = f"<inherited {it.resource}>"
+    if not names:
+        return state
+
+    def fd(f: snapshot.Fd) -> snapshot.Fd:
+        if f.target not in names:
+            return f
+        return replace(f, target=names[f.target], info=tuple(kv for kv in f.info if kv[0] not in ("pos", "mnt_id")))
+
+    return snapshot.TreeState(tuple(replace(t, fds=tuple(fd(f) for f in t.fds)) for t in state.tasks))

@@ -350,6 +350,9 @@ class ScenarioRun:
             if self.cfg.scenario.shell_job:
                 from . import shelljob
                 before, after = shelljob.normalise(before), shelljob.normalise(after)
+            inh = self.run_opts.inherit
+            before, after = (cropts.normalise(before, inh, self.cfg.workdir),
+                             cropts.normalise(after, inh, self.cfg.workdir))
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
