@@ -63,7 +63,7 @@ def reap_others():
 
 # .desc keys of scenarios whose protocol includes the harness (a peer daemon,
 # checkpoints, a pexpect terminal): they cannot run without it.
-NEEDS_HARNESS = ("peer", "checkpoints")
+NEEDS_HARNESS = ("peer", "checkpoints", "outer_mnt")
 
 
 def needs_harness(name):
