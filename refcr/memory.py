@@ -205,17 +205,9 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
     buf = memoryview(area)                                       # its pages allocated as used
     mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     try:
-        for vma in vmas:
-            if vma.kind not in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE):
-                continue
-            runs = native.scan_pagemap(pid, vma.start, vma.end,
-                                       anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
-            if track is not None:
-                runs, unchanged = track.select(vma, runs)
-                for addr, n in unchanged:
-                    out.add_parent(addr, n)
+        for readable, runs in _runs_to_read(pid, vmas, out, track):
             for batch in _chunks(runs):
-                size = _read_batch(pid, mem_fd, vma, batch, buf)
+                size = _read_batch(pid, mem_fd, readable, batch, buf)
                 if track is None:
                     out.add_runs(batch, buf[:size])
                 else:
@@ -234,10 +226,32 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
     return total
 
 
-def _read_batch(pid: int, mem_fd: int, vma: mm_pb2.VmaEntry, batch: list[tuple[int, int]],
+def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
+                  track: "ProcessTrack | None") -> list[tuple[bool, list[tuple[int, int]]]]:
+    """The (addr, nr_pages) runs to copy, as (readable, runs) for each stretch
+    of areas read the same way: batches then span many small areas."""
+    groups: list[tuple[bool, list[tuple[int, int]]]] = []
+    for vma in vmas:
+        if vma.kind not in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE):
+            continue
+        runs = native.scan_pagemap(pid, vma.start, vma.end,
+                                   anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
+        if track is not None:
+            runs, unchanged = track.select(vma, runs)
+            for addr, n in unchanged:
+                out.add_parent(addr, n)
+        readable = bool(vma.prot & PROT_READ)
+        if groups and groups[-1][0] == readable:
+            groups[-1][1].extend(runs)
+        else:
+            groups.append((readable, list(runs)))
+    return groups
+
+
+def _read_batch(pid: int, mem_fd: int, readable: bool, batch: list[tuple[int, int]],
                 buf: memoryview) -> int:
     """Read the batch's ranges, concatenated, into buf; returns the byte count."""
-    if vma.prot & PROT_READ:
+    if readable:
         return native.vm_read_into(pid, batch, buf)
     pos = 0
     for addr, n in batch:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE

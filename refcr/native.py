@@ -275,13 +275,14 @@ def scan_pagemap(pid: int, start: int, end: int, anon_only: bool = False) -> lis
     private file mapping). Only those pages need dumping."""
     if start % PAGE_SIZE or end % PAGE_SIZE:
         raise ValueError(f"scan_pagemap: unaligned range {start:#x}-{end:#x}")
-    runs = ffi.new("unsigned long[]", 2 * _PAGEMAP_RUNS)
+    room = min(_PAGEMAP_RUNS, ((end - start) // PAGE_SIZE + 1) // 2 or 1)   # at most every other page
+    runs = ffi.new("unsigned long[]", 2 * room)
     nxt = ffi.new("unsigned long *")
     out: list[tuple[int, int]] = []
     addr = start
     while addr < end:
         n = _check(lib.rc_scan_pagemap(pid, addr, end, int(anon_only), runs,
-                                       _PAGEMAP_RUNS, nxt),
+                                       room, nxt),
                    f"/proc/{pid}/pagemap {addr:#x}-{end:#x}")
         for i in range(n):
             a, cnt = int(runs[2 * i]), int(runs[2 * i + 1])
