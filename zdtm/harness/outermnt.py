@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +38,18 @@ class OuterMnt:
         holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"],
                                   stdin=subprocess.DEVNULL, start_new_session=True)
         own = os.readlink("/proc/self/ns/mnt")
-        for _ in range(500):
+        deadline = time.monotonic() + 10
+        while True:        # never mount anything before the holder is in a namespace of its own
             try:
                 if os.readlink(f"/proc/{holder.pid}/ns/mnt") != own:
                     break
             except OSError:
                 pass
-            if holder.poll() is not None:
-                raise OuterMntError("unshare --mount exited before its namespace existed")
-            os.sched_yield()
+            if holder.poll() is not None or time.monotonic() > deadline:
+                holder.kill()
+                holder.wait()
+                raise OuterMntError("unshare --mount did not make its namespace")
+            time.sleep(0.005)
         ns = cls(holder, workdir)
         try:
             for d in dirs:
