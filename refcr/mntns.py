@@ -464,7 +464,7 @@ class Builder:
         self.sock.send(f"{e.mnt_id}".encode())
         reply = self.sock.recv(4096).decode("utf-8", "replace")
         if reply != "ok":
-            raise RestoreError(reply)
+            raise RestoreError(reply or f"mount {e.mountpoint}: refcr gave no answer for the plugin's mount")
 
 
 def fs_options(super_options: str) -> list[tuple[str, str | None]]:
@@ -678,6 +678,7 @@ def _serve_plugins(parent: socket.socket, child: socket.socket, entries: list[mn
             except RefcrError as exc:
                 parent.send(str(exc).encode("utf-8", "replace"))
     finally:
+        parent.shutdown(socket.SHUT_RDWR)     # a builder still waiting for an answer gets EOF and ends
         os.waitpid(pid, 0)
     if msg != "!":
         raise RestoreError(msg[1:])
