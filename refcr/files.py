@@ -139,8 +139,9 @@ class DumpFiles:
 
     def add(self, t: FdTarget) -> int:
         """The FileEntry id of t's description, dumping it the first time."""
-        file_id = self._find(t)[1]
+        at, file_id = self._find(t)
         if file_id is None:
+            known = len(self.entries)
             kind = next((k for k in kinds() if k.claims(t, self)), None)
             if kind is None:
                 from refcr import plugins
@@ -149,7 +150,8 @@ class DumpFiles:
             entry = files_pb2.FileEntry(id=file_id)
             getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
             self.entries.append(entry)
-            at = self._find(t)[0]       # again: dumping it may have added descriptions
+            if len(self.entries) != known + 1:      # dumping it added descriptions: look again
+                at = self._find(t)[0]
             self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), []).insert(at, (t.pid, t.fd, file_id))
         return file_id
 
