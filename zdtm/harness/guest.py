@@ -66,6 +66,8 @@ MODULE_FILES = frozenset(f"{m}.ko.xz" for m in (
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BOOT_TIMEOUT = 120.0  # boot + power-off, on top of the item's own timeouts
 CONFIG_FILE = "guest.json"
+# The harness's environment variables that go into the guest (not all: guest.json is a file).
+GUEST_ENV = re.compile(r"^(PATH|PYTHONPATH|HOME|LANG|LC_\w+|TERM|TZ|REFCR_\w+|ZDTM_\w+|CRIU_\w+)$")
 VERDICT_FILE = "verdict.json"
 STATUS_FILE = "guest-status"
 
@@ -329,8 +331,8 @@ def _write_initramfs(d: Path, image: GuestImage) -> None:
 
 def _plain_path(what: str, p: Path) -> str:
     s = str(p)
-    if not p.is_absolute() or any(c.isspace() for c in s) or '"' in s:
-        raise GuestError(f"{what} {s!r} cannot go on the guest kernel's command line")
+    if not p.is_absolute() or any(c.isspace() or c in '",:' for c in s):
+        raise GuestError(f"{what} {s!r} cannot go on the guest kernel's command line or QEMU's")
     return s
 
 
@@ -372,7 +374,8 @@ class GuestRun(ScenarioRun):
     def _write_config(self) -> None:
         c = self.cfg
         config = {
-            "source": str(c.scenario.source), "flavor": c.flavor.name, "env": c.env, "no_cr": c.no_cr,
+            "source": str(c.scenario.source), "flavor": c.flavor.name, "no_cr": c.no_cr,
+            "env": {k: v for k, v in c.env.items() if GUEST_ENV.match(k)},
             "iterations": c.iterations, "timeouts": dataclasses.asdict(c.timeouts), "refcr": list(c.refcr),
             "verbosity": c.verbosity,
         }
