@@ -376,7 +376,7 @@ def _mapped_batches(fd: int, name: str,
             area = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE | MAP_POPULATE, prot=mmap.PROT_READ,
                              offset=off)
         except OSError:     # a filesystem that cannot map files: read them
-            yield from _read_batches(fd, runs, off)
+            yield from _read_batches(fd, name, runs, off)
             return
         try:
             with memoryview(area) as data:
@@ -389,7 +389,7 @@ def _mapped_batches(fd: int, name: str,
         off += size
 
 
-def _read_batches(fd: int, runs: list[tuple[int, int]],
+def _read_batches(fd: int, name: str, runs: list[tuple[int, int]],
                   start: int = 0) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
     """_mapped_batches with reads into one buffer, from file offset start on."""
     buf = memoryview(bytearray(min(READ_CHUNK, sum(n for _, n in runs) * PAGE_SIZE)))
@@ -398,7 +398,7 @@ def _read_batches(fd: int, runs: list[tuple[int, int]],
         size = sum(n for _, n in batch)
         if off >= start:
             if os.preadv(fd, [buf[:size]], off) != size:
-                raise RestoreError(f"short read of a pages image at offset {off}")
+                raise RestoreError(f"{name}: short read at offset {off}")
             yield batch, buf[:size]
         off += size
 
