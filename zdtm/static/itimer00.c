@@ -4,7 +4,8 @@
  * ITIMER_REAL (SIGALRM blocked), ITIMER_VIRTUAL (SIGVTALRM handled) and
  * ITIMER_PROF (SIGPROF blocked) are armed with distinct intervals.  After
  * restore getitimer() gives the same intervals and a remaining time that is
- * not zero (still armed) and not above the interval; the CPU-time timers did
+ * not zero (still armed; zero only while its blocked SIGALRM is pending)
+ * and not above the interval; the CPU-time timers did
  * not gain time; and every timer still fires.
  */
 #include "zdtmtst.h"
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
 	volatile unsigned long spin = 0;
 	sigset_t blk, one, pend;
 	double t0;
-	int i, vt0;
+	int i, vt0, alrm_pending;
 
 	test_init(argc, argv);
 
@@ -78,6 +79,14 @@ int main(int argc, char **argv)
 	for (i = 0; i < 3; i++)
 		if (getitimer(timers[i].which, &after[i]))
 			fail("getitimer");
+	/*
+	 * ITIMER_REAL is re-armed only when its SIGALRM is dequeued: with the
+	 * signal blocked, a timer that fired (before the dump or after the
+	 * restore, e.g. when C/R took longer than 1.1 s) reads 0 while
+	 * SIGALRM is pending.  That is the kernel's behaviour, not a loss.
+	 */
+	sigpending(&pend);
+	alrm_pending = sigismember(&pend, SIGALRM);
 	for (i = 0; i < 3; i++) {
 		long long iv_b = us(&before[i].it_interval), iv_a = us(&after[i].it_interval);
 		long long v_b = us(&before[i].it_value), v_a = us(&after[i].it_value);
@@ -86,7 +95,9 @@ int main(int argc, char **argv)
 			 timers[i].name, iv_b, iv_a, v_b, v_a);
 		if (iv_a != iv_b)
 			pr_err("%s: interval %lld us -> %lld us", timers[i].name, iv_b, iv_a);
-		if (v_a <= 0)
+		if (v_a <= 0 && timers[i].which == ITIMER_REAL && alrm_pending)
+			test_msg("REAL: fired, re-armed when SIGALRM is taken");
+		else if (v_a <= 0)
 			pr_err("%s: not armed any more", timers[i].name);
 		else if (v_a > iv_b && v_a > v_b)
 			pr_err("%s: remaining %lld us is above interval %lld us",
