@@ -4,10 +4,10 @@
  * found by name, no CR_PLUGIN_DESC): refcr generates a descriptor for it.
  *
  *   dump:    an fd of /dev/rtc's device (same major, minor 0) -> RTC_IRQP_READ,
- *            rate written as an RtcEntry (rtc.proto) into rtc.<id> in the
- *            image directory; any other fd -> -ENOTSUP.
- *   restore: open /dev/rtc, RTC_IRQP_SET to the saved rate, RTC_PIE_ON,
- *            return the fd.
+ *            rate and file status flags written as an RtcEntry (rtc.proto)
+ *            into rtc.<id> in the image directory; any other fd -> -ENOTSUP.
+ *   restore: open /dev/rtc with the saved access mode and O_NONBLOCK,
+ *            RTC_IRQP_SET to the saved rate, RTC_PIE_ON, return the fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,30 +27,45 @@
 
 #define RTC_DEV "/dev/rtc"
 #define RTC_DEV0 "/dev/rtc0"
-#define ENTRY_MAX 16
+#define ENTRY_MAX 24
 
-/* RtcEntry { uint64 irqp = 1; }: tag 0x08, then the varint. */
-static size_t rtc_entry_encode(uint64_t irqp, unsigned char *buf)
+static size_t put_varint(uint64_t v, unsigned char *buf)
+{
+	size_t n = 0;
+
+	do {
+		buf[n] = v & 0x7f;
+		v >>= 7;
+		if (v)
+			buf[n] |= 0x80;
+		n++;
+	} while (v);
+	return n;
+}
+
+/* RtcEntry { uint64 irqp = 1; uint32 flags = 2; }: each a tag, then a varint. */
+static size_t rtc_entry_encode(uint64_t irqp, uint32_t flags, unsigned char *buf)
 {
 	size_t n = 0;
 
 	buf[n++] = 0x08;
-	do {
-		buf[n] = irqp & 0x7f;
-		irqp >>= 7;
-		if (irqp)
-			buf[n] |= 0x80;
-		n++;
-	} while (irqp);
+	n += put_varint(irqp, buf + n);
+	buf[n++] = 0x10;
+	n += put_varint(flags, buf + n);
 	return n;
 }
 
-/* 0, or -EINVAL when buf is not an RtcEntry.  Unknown varint fields are skipped. */
-static int rtc_entry_decode(const unsigned char *buf, size_t len, uint64_t *irqp)
+/*
+ * 0, or -EINVAL when buf is not an RtcEntry.  Unknown varint fields are
+ * skipped; a missing flags field (an image of the first version) reads as
+ * O_RDONLY.
+ */
+static int rtc_entry_decode(const unsigned char *buf, size_t len, uint64_t *irqp, uint32_t *flags)
 {
 	size_t i = 0;
 
 	*irqp = 0;
+	*flags = O_RDONLY;
 	while (i < len) {
 		unsigned int tag = buf[i++];
 		uint64_t v = 0;
@@ -66,6 +81,8 @@ static int rtc_entry_decode(const unsigned char *buf, size_t len, uint64_t *irqp
 		} while (buf[i++] & 0x80);
 		if ((tag >> 3) == 1)
 			*irqp = v;
+		else if ((tag >> 3) == 2)
+			*flags = (uint32_t)v;
 	}
 	return 0;
 }
@@ -100,7 +117,7 @@ int cr_plugin_dump_file(int fd, int id)
 	char name[32];
 	struct stat st;
 	size_t len;
-	int img;
+	int img, flags;
 
 	if (fstat(fd, &st)) {
 		pr_perror("fstat of fd %d", fd);
@@ -112,20 +129,25 @@ int cr_plugin_dump_file(int fd, int id)
 		pr_perror("RTC_IRQP_READ");
 		return -errno;
 	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0) {
+		pr_perror("F_GETFL");
+		return -errno;
+	}
 	snprintf(name, sizeof(name), "rtc.%d", id);
 	img = openat(criu_get_image_dir(), name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (img < 0) {
 		pr_perror("cannot create %s", name);
 		return -errno;
 	}
-	len = rtc_entry_encode(irqp, buf);
+	len = rtc_entry_encode(irqp, (uint32_t)flags, buf);
 	if (write(img, buf, len) != (ssize_t)len) {
 		pr_perror("cannot write %s", name);
 		close(img);
 		return -EIO;
 	}
 	close(img);
-	pr_info("id %d: rate %lu Hz\n", id, irqp);
+	pr_info("id %d: rate %lu Hz, flags %#o\n", id, irqp, flags);
 	return 0;
 }
 
@@ -134,6 +156,7 @@ int cr_plugin_restore_file(int id)
 	unsigned char buf[ENTRY_MAX + 1];
 	char name[32];
 	uint64_t irqp;
+	uint32_t flags;
 	ssize_t len;
 	int img, fd;
 
@@ -147,13 +170,13 @@ int cr_plugin_restore_file(int id)
 	}
 	len = read(img, buf, sizeof(buf));
 	close(img);
-	if (len < 0 || len > ENTRY_MAX || rtc_entry_decode(buf, (size_t)len, &irqp)) {
+	if (len < 0 || len > ENTRY_MAX || rtc_entry_decode(buf, (size_t)len, &irqp, &flags)) {
 		pr_err("%s is not an RtcEntry\n", name);
 		return -EINVAL;
 	}
-	pr_info("id %d: restoring with rate %llu Hz\n", id, (unsigned long long)irqp);
+	pr_info("id %d: restoring with rate %llu Hz, flags %#o\n", id, (unsigned long long)irqp, flags);
 
-	fd = open(RTC_DEV, O_RDONLY | O_CLOEXEC);
+	fd = open(RTC_DEV, (flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC);
 	if (fd < 0) {
 		pr_perror("cannot open %s", RTC_DEV);
 		return -errno;

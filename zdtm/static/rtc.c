@@ -118,7 +118,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 
-	fd = open(RTC_DEV, O_RDONLY);
+	fd = open(RTC_DEV, O_RDWR | O_NONBLOCK);
 	if (fd < 0)
 		fail("open %s", RTC_DEV);
 	if (fstat(fd, &before))
