@@ -270,9 +270,10 @@ class ScenarioItem(pytest.Item):
             # host ptys are one shared index space: terminal items run on one worker
             # (with --dist loadgroup), one after another
             self.add_marker(pytest.mark.xdist_group("terminals"))
-        if guest.missing_devices(scenario.devices):
-            # one QEMU guest at a time (each keeps a core busy): these run on one worker
-            self.add_marker(pytest.mark.xdist_group("guest"))
+        if scenario.devices:
+            # a device is one per host (/dev/rtc opens once) and a QEMU guest keeps a
+            # core busy: items with devices run on one worker, one after another
+            self.add_marker(pytest.mark.xdist_group("devices"))
         self.run_state: ScenarioRun | None = None
         self.in_guest = False  # set by setup(): the item runs in a QEMU guest (guest.py)
 
