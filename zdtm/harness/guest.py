@@ -11,11 +11,15 @@ other.  The guest:
   with ``apt-get download``; its config must have RTC_DRV_CMOS=y and
   RTC_INTF_DEV=y), booted through its PVH entry from the uncompressed vmlinux
   (the zstd frame inside vmlinuz);
-* an initramfs made here: a static busybox, the 9p modules of that kernel
-  and ``zdtm/guest/init``, which mounts the host's ``/`` read-only over
-  virtio-9p, the item's work dir read-write over its own path, brings ``lo``
-  up, links /dev/rtc to rtc0 and runs ``python -m zdtm.harness.guest inside
-  WORKDIR`` (this module) in a chroot of the host's tree, then powers off.
+* an initramfs made here: a static busybox, the 9p (and nf_tables) modules
+  of that kernel and ``zdtm/guest/init``, which mounts the host's ``/``
+  read-only over virtio-9p, the item's work dir read-write over its own
+  path, brings ``lo`` up, links /dev/rtc to rtc0 and switch_root()s into the
+  host's tree, where ``zdtm/guest/item`` runs ``python -m zdtm.harness.guest
+  inside WORKDIR`` (this module) and powers off.
+
+Also ``--zdtm-guest`` runs any item there (the guest's kernel is 6.12:
+a way to try the engine on an older kernel).
 
 The in-guest side runs the ordinary ScenarioRun in ``WORKDIR/run`` and
 writes ``WORKDIR/verdict.json``; the host side turns it into the item's
