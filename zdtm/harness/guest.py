@@ -417,10 +417,12 @@ class GuestRun(ScenarioRun):
         try:
             return p.wait(timeout=limit)
         except subprocess.TimeoutExpired:
-            procs.kill_tree(p.pid, p.pid)
-            p.wait()
             raise StepFailed("guest", f"the guest did not power off within {limit:g}s "
                              f"(console: {self.console_log})") from None
+        finally:  # also on KeyboardInterrupt: no guest outlives its item
+            if p.poll() is None:
+                procs.kill_tree(p.pid, p.pid)
+                p.wait()
 
     def _take_verdict(self, qemu_rc: int) -> None:
         wd = self.cfg.workdir
