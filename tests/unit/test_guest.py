@@ -137,3 +137,11 @@ def test_no_verdict_shows_the_console(tmp_path):
     with pytest.raises(StepFailed, match=r"no verdict from the guest \(qemu status 1") as e:
         run._take_verdict(1)
     assert e.value.step == "guest" and "the last words" in e.value.details
+
+
+def test_unavailable_names_what_is_missing(monkeypatch):
+    monkeypatch.setattr(guest.shutil, "which", lambda tool: None if tool == guest.QEMU else f"/usr/bin/{tool}")
+    assert guest.unavailable().startswith(f"{guest.QEMU} not found")
+    monkeypatch.setattr(guest.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(guest, "BUSYBOX", Path("/no/such/busybox"))
+    assert "busybox-static" in guest.unavailable()
