@@ -446,8 +446,10 @@ def main() -> int:
     ap.add_argument("--no-bytecode-cache", action="store_true",
                     help="compile refcr's modules at every start (as with PYTHONDONTWRITEBYTECODE)")
     args = ap.parse_args()
-    n = args.runs or (3 if args.quick else 5)
+    n = args.runs if args.runs is not None else (3 if args.quick else 5)
     try:
+        if n < 1:
+            raise BenchError(f"--runs {n}: at least one run")
         workloads = select(args)
         if os.geteuid() != 0:
             raise BenchError("run as root (dump and restore need it)")
