@@ -267,6 +267,7 @@ def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
     try:
         size = os.fstat(fd).st_size
         vma.shmem_size = size
+        buf = memoryview(bytearray(min(READ_CHUNK, size)))     # one buffer for every read
         off = 0
         while off < size:
             try:
@@ -276,8 +277,11 @@ def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
             hole_at = min(os.lseek(fd, data_at, os.SEEK_HOLE), size)
             pos = data_at
             while pos < hole_at:
-                n = min(READ_CHUNK, hole_at - pos)
-                out.add(pos, os.pread(fd, n, pos))
+                n = os.preadv(fd, [buf[:min(READ_CHUNK, hole_at - pos)]], pos)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"process {pid}: shared memory {vma.name or SHMEM_NAME} "
+                                  f"is shorter than its size ({pos} of {size} bytes)")
+                out.add(pos, buf[:n])
                 pos += n
             off = hole_at
     finally:
