@@ -294,6 +294,10 @@ class Results:
     def add(self, w: str, side: str, figures: dict[str, float]) -> None:
         self.runs.setdefault(w, {}).setdefault(side, []).append(figures)
 
+    def medians(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {w: {side: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                    for side, runs in sides.items()} for w, sides in self.runs.items()}
+
     def median(self, w: str, side: str, key: str) -> float | None:
         vals = [r[key] for r in self.runs.get(w, {}).get(side, []) if key in r]
         return statistics.median(vals) if vals else None
@@ -485,7 +489,7 @@ def main() -> int:
                        "commit": git_head(), "kernel": platform.release(), "cpus": os.cpu_count(),
                        "runs_per_workload": n, "notes": res.notes, "targets": targets(res),
                        "workloads": {w.name: {"kind": w.kind, "count": w.count} for w in workloads},
-                       "results": res.runs}, f, indent=1)
+                       "medians": res.medians(), "results": res.runs}, f, indent=1)
     return 0
 
 
