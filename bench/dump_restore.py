@@ -8,8 +8,8 @@ with cc), waits until it is set up, and measures side by side:
 
 - limit: the pages refcr would dump copied with process_vm_readv into a file
   in the same directory as the images (no fsync, like refcr), and copied back
-  with process_vm_writev into a fresh process with one area per run of pages
-  (bench/limit.c): the cost of the bytes alone;
+  with process_vm_writev from a mapping of that file into a fresh process
+  with one area per run of pages (bench/limit.c): the cost of the bytes alone;
 - refcr: `refcr dump` (kills the process), `refcr restore -d`, then the
   restored process checks its own state (every page's contents, threads,
   fds, children) and the run fails if it is wrong;
