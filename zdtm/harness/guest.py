@@ -59,17 +59,23 @@ INIT = Path(__file__).resolve().parent.parent / "guest" / "init"
 KERNEL_PKG = re.compile(r"^linux-image-6\.12\.(\d+)\+deb12-amd64-unsigned$")
 KERNEL_CONFIG_NEEDS = ("CONFIG_RTC_DRV_CMOS=y", "CONFIG_RTC_INTF_DEV=y", "CONFIG_PVH=y", "CONFIG_VIRTIO_PCI=y")
 # Loaded in the guest, in this order, each after what its modinfo says it
-# depends on: the 9p filesystem over virtio, and nf_tables (refcr dumps a net
-# namespace's ruleset with nft).  crc32c_generic is what libcrc32c (a
+# depends on: the 9p filesystem over virtio, nf_tables (refcr dumps a net
+# namespace's ruleset with nft), unix_diag (refcr's unix socket dump) and
+# veth (scenarios make pairs).  crc32c_generic is what libcrc32c (a
 # dependency of nf_tables) asks the crypto API for; there is no modprobe in
 # the guest to load it on demand.
-MODULES = ("9pnet_virtio", "9p", "crc32c_generic", "nf_tables")
+MODULES = ("9pnet_virtio", "9p", "crc32c_generic", "nf_tables", "unix_diag", "veth")
 # The module files taken from the package: MODULES and their dependencies.
 MODULE_FILES = frozenset(f"{m}.ko.xz" for m in (
-    "netfs", "9pnet", "9pnet_virtio", "9p", "crc32c_generic", "libcrc32c", "nfnetlink", "nf_tables"))
+    "netfs", "9pnet", "9pnet_virtio", "9p", "crc32c_generic", "libcrc32c", "nfnetlink", "nf_tables",
+    "unix_diag", "veth"))
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BOOT_TIMEOUT = 120.0  # boot + power-off, on top of the item's own timeouts
 CONFIG_FILE = "guest.json"
+# WORKDIR/mem is a tmpfs in the guest (guest/init): the item runs in mem/run
+# (unix sockets, fifos and shared mappings behave as on a local file
+# system, which 9p is not); mem/run is copied to WORKDIR/run at the end.
+MEM_DIR = "mem"
 # The harness's environment variables that go into the guest (not all: guest.json is a file).
 GUEST_ENV = re.compile(r"^(PATH|PYTHONPATH|HOME|LANG|LC_\w+|TERM|TZ|REFCR_\w+|ZDTM_\w+|CRIU_\w+)$")
 VERDICT_FILE = "verdict.json"
@@ -344,8 +350,9 @@ def _plain_path(what: str, p: Path) -> str:
 class GuestRun(ScenarioRun):
     """The ScenarioRun of one item, driven inside a guest.
 
-    cfg.workdir (host) holds guest.json, verdict.json, guest-status and the
-    inner run's work dir ``run/``; the console log is kept beside it.
+    cfg.workdir (host) holds guest.json, verdict.json, guest-status, mem/
+    (a tmpfs in the guest, where the inner run works) and run/ (its copy);
+    the console log is kept beside it.
     """
 
     @property
@@ -370,6 +377,7 @@ class GuestRun(ScenarioRun):
             if wd.exists():
                 shutil.rmtree(wd)
             wd.mkdir(parents=True)
+            (wd / MEM_DIR).mkdir()
             self._write_config()
         with self._step("guest"):
             rc = self._boot(image)
@@ -446,12 +454,13 @@ def inside(workdir: Path) -> int:
     scenario = load(Path(config["source"]))
     procs.become_subreaper()
     env = dict(config["env"])
+    mem = workdir / MEM_DIR
     if not os.access("/tmp", os.W_OK):  # the host's /tmp, kept read-only (guest/init)
-        tmp = workdir / "tmp"
+        tmp = mem / "tmp"
         tmp.mkdir(exist_ok=True)
         env["TMPDIR"] = os.environ["TMPDIR"] = str(tmp)
     run = ScenarioRun(RunConfig(
-        scenario=scenario, flavor=FLAVORS[config["flavor"]], workdir=workdir / "run", env=env,
+        scenario=scenario, flavor=FLAVORS[config["flavor"]], workdir=mem / "run", env=env,
         no_cr=config["no_cr"], iterations=config["iterations"], timeouts=Timeouts(**config["timeouts"]),
         refcr=tuple(config["refcr"]), verbosity=config["verbosity"],
     ))
@@ -467,11 +476,27 @@ def inside(workdir: Path) -> int:
     except Exception as e:  # noqa: BLE001 - reported to the host as the item's failure
         verdict.update(step=run.step, message=f"{type(e).__name__}: {e}", details=traceback.format_exc().splitlines())
     verdict.update(steps_done=run.steps_done, crfail_confirmed=run.crfail_confirmed)
-    (workdir / VERDICT_FILE).write_text(json.dumps(verdict, indent=1))
     _show_on_console(run)
+    _copy_back(run.cfg.workdir, workdir / "run")
+    (workdir / VERDICT_FILE).write_text(json.dumps(verdict, indent=1))
     print(f"verdict: {'PASS' if verdict['ok'] else 'FAIL'} {verdict.get('step', '')} {verdict.get('message', '')}",
           flush=True)
     return 0
+
+
+def _copy_back(src: Path, dst: Path) -> None:
+    """The inner work dir (tmpfs) into the shared one, where the host sees it:
+    directories, regular files and symlinks (sockets and fifos stay)."""
+    def special(d: str, names: list[str]) -> list[str]:
+        return [n for n in names if not (os.path.islink(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n))
+                                         or os.path.isfile(os.path.join(d, n)))]
+
+    if not src.is_dir():
+        return
+    try:
+        shutil.copytree(src, dst, symlinks=True, ignore=special, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as e:
+        print(f"guest: parts of {src} not copied back: {e}", flush=True)
 
 
 def _show_on_console(run: ScenarioRun) -> None:
