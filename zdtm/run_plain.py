@@ -66,13 +66,18 @@ def reap_others():
 NEEDS_HARNESS = ("peer", "checkpoints", "outer_mnt")
 
 
-def needs_harness(name):
-    """The .desc key that makes a scenario need the pytest harness, or None."""
+def read_desc(name):
+    """The scenario's .desc as a dict ({} without one)."""
     try:
         with open(os.path.join(STATIC, name + ".desc")) as f:
-            desc = ast.literal_eval(f.read())
+            return ast.literal_eval(f.read())
     except FileNotFoundError:
-        return None
+        return {}
+
+
+def needs_harness(name):
+    """The .desc key that makes a scenario need the pytest harness, or None."""
+    desc = read_desc(name)
     if "shell_job" in str(desc.get("flags", "")).split():
         return "shell_job"
     return next((k for k in NEEDS_HARNESS if k in desc), None)
@@ -80,21 +85,12 @@ def needs_harness(name):
 
 def missing_devices(name):
     """The .desc's 'device' paths this host lacks (the harness runs those in a guest)."""
-    try:
-        with open(os.path.join(STATIC, name + ".desc")) as f:
-            devices = ast.literal_eval(f.read()).get("device", "")
-    except FileNotFoundError:
-        return []
+    devices = read_desc(name).get("device", "")
     return [d for d in (devices.split() if isinstance(devices, str) else devices) if not os.path.exists(d)]
 
 
 def flavors_of(name):
-    try:
-        with open(os.path.join(STATIC, name + ".desc")) as f:
-            desc = ast.literal_eval(f.read())
-    except FileNotFoundError:
-        return None
-    fl = desc.get("flavor")
+    fl = read_desc(name).get("flavor")
     return fl.split() if fl else None
 
 
