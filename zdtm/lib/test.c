@@ -548,3 +548,13 @@ void test_write_text(const char *path, const char *fmt, ...)
 	if (fclose(f) || bad)
 		fail("can't write %s", path);
 }
+
+void test_check_around_cr(void (*check_state)(const char *when))
+{
+	check_state("before");
+	if (test_errors)
+		fail("set-up");
+	test_daemon();
+	test_waitsig();
+	check_state("after restore");
+}

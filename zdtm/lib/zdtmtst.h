@@ -62,6 +62,13 @@ int test_go(void);
 /* Sleep until SIGTERM arrives (returns at once if it already has). */
 void test_waitsig(void);
 
+/*
+ * The common main() tail of a scenario that checks the same state before
+ * and after C/R: check_state("before") (any pr_err() there fails the set-up),
+ * test_daemon(), test_waitsig(), check_state("after restore").
+ */
+void test_check_around_cr(void (*check_state)(const char *when));
+
 /* Print "PASS" as the result line (a FAIL if pr_err() was called). */
 void test_pass(void);
 /* Print "FAIL: file:line: message (errno=N: strerror)" and exit(1). */

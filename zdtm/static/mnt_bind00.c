@@ -52,14 +52,7 @@ int main(int argc, char **argv)
 		fail("mkdir host2");
 	zmnt_put("host2/data", LEN, 2);
 	zmnt_mount(zmnt_abs(0, "host2"), zmnt_abs(1, "dst2"), NULL, MS_BIND, NULL);
-	check_mounts("before");
-	if (test_errors)
-		fail("set-up");
-
-	test_daemon();
-	test_waitsig();
-
-	check_mounts("after restore");
+	test_check_around_cr(check_mounts);
 	zmnt_put("dst/new", 1, 3);
 	if (access("src/sub/new", F_OK))
 		pr_err("a file written through dst is not in src/sub");

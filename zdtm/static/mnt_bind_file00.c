@@ -49,14 +49,7 @@ int main(int argc, char **argv)
 	zmnt_put("host2f", LEN, 2);
 	zmnt_mount(zmnt_abs(0, "src/f"), zmnt_abs(1, "target"), NULL, MS_BIND, NULL);
 	zmnt_mount(zmnt_abs(0, "host2f"), zmnt_abs(1, "src/t2"), NULL, MS_BIND, NULL);
-	check_mounts("before");
-	if (test_errors)
-		fail("set-up");
-
-	test_daemon();
-	test_waitsig();
-
-	check_mounts("after restore");
+	test_check_around_cr(check_mounts);
 	zmnt_put("target", LEN, 3);
 	if (!zmnt_has_data("src/f", LEN, 3))
 		pr_err("a write through target is not in src/f");

@@ -52,14 +52,7 @@ int main(int argc, char **argv)
 	test_init(argc, argv);
 	zmnt_mount("zdtm-mq", zmnt_abs(0, "mq"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	zmnt_mount("zdtm-sys", zmnt_abs(0, "sys"), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	check_mounts("before");
-	if (test_errors)
-		fail("set-up");
-
-	test_daemon();
-	test_waitsig();
-
-	check_mounts("after restore");
+	test_check_around_cr(check_mounts);
 	q = mq_open("/zdtm-mq00", O_CREAT | O_RDWR, 0600, NULL);
 	if (q == (mqd_t)-1)
 		pr_err("mq_open");

@@ -43,14 +43,7 @@ int main(int argc, char **argv)
 	zmnt_put("ov/inner/hidden-file", 512, 2);
 	zmnt_mount("zdtm-top", zmnt_abs(0, "ov"), "tmpfs", MS_NOSUID, "size=1m");
 	zmnt_put("ov/top-file", 512, 3);
-	check_mounts("before");
-	if (test_errors)
-		fail("set-up");
-
-	test_daemon();
-	test_waitsig();
-
-	check_mounts("after restore");
+	test_check_around_cr(check_mounts);
 	if (umount2("ov", 0))
 		pr_err("cannot unmount top");
 	else if (!zmnt_has_data("ov/low-file", 512, 1) || !zmnt_has_data("ov/inner/hidden-file", 512, 2))

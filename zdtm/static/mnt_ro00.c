@@ -59,14 +59,7 @@ int main(int argc, char **argv)
 	zmnt_mount(zmnt_abs(0, "rwfs"), zmnt_abs(1, "robind"), NULL, MS_BIND, NULL);
 	zmnt_mount(NULL, zmnt_abs(0, "robind"), NULL,
 		   MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME, NULL);
-	check_mounts("before");
-	if (test_errors)
-		fail("set-up");
-
-	test_daemon();
-	test_waitsig();
-
-	check_mounts("after restore");
+	test_check_around_cr(check_mounts);
 	fd = open("rwfs/new", O_WRONLY | O_CREAT, 0644);
 	if (fd < 0)
 		pr_err("cannot create a file in rwfs");
