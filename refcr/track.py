@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import hashlib
 import os
 import secrets
@@ -163,11 +164,21 @@ class PageSet:
     def of(cls, runs: Runs) -> "PageSet":
         return cls(_merge(runs))
 
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        """Range starts, for bisect (built once: split() runs once per area)."""
+        return [s for s, _ in self.ranges]
+
+    def covers(self, start: int, end: int) -> bool:
+        """[start, end) lies inside one range."""
+        i = bisect.bisect_right(self.starts, start) - 1
+        return i >= 0 and end <= self.ranges[i][1]
+
     def split(self, runs: Runs) -> tuple[Runs, Runs]:
         """(inside, outside) parts of the runs."""
         inside: Runs = []
         outside: Runs = []
-        starts = [s for s, _ in self.ranges]
+        starts = self.starts
         for addr, n in runs:
             end = addr + n * PAGE_SIZE
             cur = addr
@@ -305,6 +316,16 @@ class ProcessTrack:
     tracked: list[tuple[int, int]] = field(default_factory=list)
     new_digests: list[bytes] = field(default_factory=list)
     _pagemap_fd: int = -1
+    _tracked_index: tuple[list, PageSet] | None = None    # (self.tracked it was built from, its PageSet)
+
+    @property
+    def _tracked_set(self) -> PageSet:
+        """self.tracked as a PageSet (rebuilt when the list is replaced): a
+        linear search per area made 10,000 areas cost 10^8 comparisons."""
+        if self._tracked_index is None or self._tracked_index[0] is not self.tracked:
+            runs = [(s, (e - s) // PAGE_SIZE) for s, e in self.tracked]
+            self._tracked_index = (self.tracked, PageSet.of(runs))
+        return self._tracked_index[1]
 
     def load_parent(self) -> None:
         if self.parent is None or not self.parent.exists("pagemap", id=self.image_id):
@@ -341,7 +362,7 @@ class ProcessTrack:
     def _written(self, vma: mm_pb2.VmaEntry) -> PageSet | None:
         """Pages written in vma since the last scan (and protect them again),
         or None when the area was not tracked over its whole extent."""
-        if self.uffd < 0 or not any(s <= vma.start and vma.end <= e for s, e in self.tracked):
+        if self.uffd < 0 or not self._tracked_set.covers(vma.start, vma.end):
             return None
         try:
             # written anonymous pages there are: page-cache pages of a private
