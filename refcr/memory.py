@@ -267,7 +267,8 @@ def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
     try:
         size = os.fstat(fd).st_size
         vma.shmem_size = size
-        buf = memoryview(bytearray(min(READ_CHUNK, size)))     # one buffer for every read
+        # one buffer for every read, whole pages: the object's last page may be partial
+        buf = memoryview(bytearray(min(READ_CHUNK, -(-size // PAGE_SIZE) * PAGE_SIZE)))
         off = 0
         while off < size:
             try:
@@ -281,7 +282,10 @@ def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
                 if n <= 0:
                     raise OSError(errno.EIO, f"process {pid}: shared memory {vma.name or SHMEM_NAME} "
                                   f"is shorter than its size ({pos} of {size} bytes)")
-                out.add(pos, buf[:n])
+                whole = -(-n // PAGE_SIZE) * PAGE_SIZE
+                if whole != n:      # the last, partial page: past EOF it reads as zeros
+                    buf[n:whole] = bytes(whole - n)
+                out.add(pos, buf[:whole])
                 pos += n
             off = hole_at
     finally:
