@@ -13,6 +13,7 @@ here in the order they are asked whether they claim an fd.
 """
 from __future__ import annotations
 
+import functools
 import os
 import stat as stat_mod
 from dataclasses import dataclass, field
@@ -70,12 +71,14 @@ KIND_MODULES = ["plugins", "pipes", "tty", "eventfd", "timerfd", "inotify", "epo
                 "memfd", "fifo", "regfile"]
 
 
-def kinds() -> list[FileKind]:
+@functools.cache
+def kinds() -> tuple[FileKind, ...]:
+    """Every kind, in claiming order (imported on first use; asked once per fd)."""
     import importlib
     out: list[FileKind] = []
     for name in KIND_MODULES:
         out.extend(importlib.import_module(f"refcr.{name}").KINDS)
-    return out
+    return tuple(out)
 
 
 def resource_of(entry: files_pb2.FileEntry, kind: FileKind) -> str:
