@@ -13,44 +13,24 @@ namespace vanishes with its holder at the end of the run.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .nsholder import NsHolder, NsHolderError
 
-class OuterMntError(Exception):
-    """The private mount namespace could not be set up; the message says why."""
+OuterMntError = NsHolderError
 
 
 @dataclass
-class OuterMnt:
-    holder: subprocess.Popen
-    workdir: Path
+class OuterMnt(NsHolder):
+    workdir: Path = Path()
 
-    @property
-    def path(self) -> str:
-        return f"/proc/{self.holder.pid}/ns/mnt"
+    kind = "mnt"
+    label = "outer mntns"
 
     @classmethod
     def start(cls, dirs: tuple[str, ...], workdir: Path, log: Path) -> "OuterMnt":
-        holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"],
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-        own = os.readlink("/proc/self/ns/mnt")
-        deadline = time.monotonic() + 10
-        while True:        # never mount anything before the holder is in a namespace of its own
-            try:
-                if os.readlink(f"/proc/{holder.pid}/ns/mnt") != own:
-                    break
-            except OSError:
-                pass
-            if holder.poll() is not None or time.monotonic() > deadline:
-                holder.kill()
-                holder.wait()
-                raise OuterMntError("unshare --mount did not make its namespace")
-            time.sleep(0.005)
-        ns = cls(holder, workdir)
+        ns = cls(cls.spawn(["--mount", "--propagation", "private"]), workdir)
         try:
             for d in dirs:
                 target = (workdir / d).resolve()
@@ -65,16 +45,3 @@ class OuterMnt:
 
     def wrap(self, argv: list[str]) -> list[str]:
         return ["nsenter", f"--mount={self.path}", f"--wdns={self.workdir}", "--", *argv]
-
-    def run(self, argv: list[str], log: Path) -> None:
-        with open(log, "ab") as out:
-            out.write(f"outer mntns: {' '.join(argv)}\n".encode())
-            out.flush()
-            rc = subprocess.run(self.wrap(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                timeout=30, check=False).returncode
-        if rc != 0:
-            raise OuterMntError(f"outer mntns setup: {' '.join(argv)} exited with status {rc}")
-
-    def stop(self) -> None:
-        self.holder.kill()
-        self.holder.wait()

@@ -20,40 +20,26 @@ checks what the script recorded (its cwd is the work dir).
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .nsholder import NsHolder, NsHolderError
+
 ACTION_FILE = "action-script"
 ENV_FD = "ZDTM_OUTER_NETNS_FD"
-
-
-class OuterNetnsError(Exception):
-    """The private outer namespace could not be set up; the message says why."""
+OuterNetnsError = NsHolderError
 
 
 @dataclass
-class OuterNetns:
-    holder: subprocess.Popen
-    fd: int
+class OuterNetns(NsHolder):
+    fd: int = -1      # our own fd of the namespace (the holder may be gone first)
 
-    @property
-    def path(self) -> str:
-        return f"/proc/{self.holder.pid}/ns/net"
+    kind = "net"
+    label = "outer netns"
 
     @classmethod
     def start(cls, commands: tuple[str, ...], log: Path) -> "OuterNetns":
-        # The holder says "ready" only once it is in its new namespace.
-        holder = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", "echo ready; exec sleep infinity"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
-        assert holder.stdout is not None
-        line = holder.stdout.readline()
-        holder.stdout.close()
-        own = os.readlink("/proc/self/ns/net")
-        if line != b"ready\n" or os.readlink(f"/proc/{holder.pid}/ns/net") == own:
-            holder.kill()
-            holder.wait()
-            raise OuterNetnsError("unshare --net did not make a network namespace")
+        holder = cls.spawn(["--net"])
         ns = cls(holder, os.open(f"/proc/{holder.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
         try:
             ns.run(["ip", "link", "set", "lo", "up"], log)
@@ -64,18 +50,6 @@ class OuterNetns:
             raise
         return ns
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        return ["nsenter", f"--net={self.path}", "--", *argv]
-
-    def run(self, argv: list[str], log: Path) -> None:
-        with open(log, "ab") as out:
-            out.write(f"outer netns: {' '.join(argv)}\n".encode())
-            out.flush()
-            rc = subprocess.run(self.wrap(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                timeout=30, check=False).returncode
-        if rc != 0:
-            raise OuterNetnsError(f"outer netns setup: {' '.join(argv)} exited with status {rc}")
-
     def child_fd(self) -> int:
         """An inheritable dup of the namespace fd for the scenario (ZDTM_OUTER_NETNS_FD)."""
         fd = os.dup(self.fd)
@@ -84,8 +58,7 @@ class OuterNetns:
 
     def stop(self) -> None:
         os.close(self.fd)
-        self.holder.kill()
-        self.holder.wait()
+        super().stop()
 
 
 def action_script(spec: str, workdir: Path, repo: Path) -> Path:
