@@ -15,7 +15,7 @@ from itertools import count
 
 from refcr import (__version__, creds, extnetns, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
                    proc, pstree, regs, rlimits, signals, task, timers, track, uts)
-from refcr import actions, netlock, netns, plugins, unix
+from refcr import actions, netlock, netns, plugins, tty, unix
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -169,6 +169,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
     unix.check_ext_dump(ctx)
+    tty.check_ext_dump(ctx)
     plugins.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images, opts)
     if "net" in namespaces:

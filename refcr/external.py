@@ -3,11 +3,14 @@
 `refcr restore --inherit-fd fd[N]:RES` says: wherever the images have the
 resource RES, give the restored tree refcr's own fd N (which the caller
 passed in) instead of recreating it.  RES is spelled the way /proc shows an
-fd's link: `pipe:[INO]`, `socket:[INO]`, `tty[RDEV]`, or an absolute path
-(`file[PATH]` is accepted too); `net:[INO]` is a network namespace left out
-of the images with --external net[INO] (extnetns.py).  Every option must be well formed, name an
-fd refcr really has, and match something in the images: anything else is an
-error naming the option, never silently ignored.
+fd's link: `pipe:[INO]`, `socket:[INO]`, or an absolute path (`file[PATH]`
+is accepted too); `net:[INO]` is a network namespace left out of the images
+with --external net[INO] (extnetns.py); `tty[RDEV:DEV]` (CRIU's spelling:
+st_rdev and st_dev in hex) a terminal left out with --external tty[RDEV:DEV]
+(tty.py), or the shell's terminal of a --shell-job as `tty[MAJOR:MINOR]`.
+Every option must be well formed, name an fd refcr really has, and match
+something in the images: anything else is an error naming the option, never
+silently ignored.
 """
 from __future__ import annotations
 
@@ -18,10 +21,10 @@ from dataclasses import dataclass, field
 from refcr.errors import OptionError, RestoreError
 
 EXTERNAL_RE = re.compile(r"^(unix|file|mnt|dev|veth|macvlan|tty|net)\[([^\]]+)\](?::(.+))?$")
-SUPPORTED_EXTERNAL = {"unix", "file", "veth", "mnt", "net"}   # veth: refcr/netns.py (ext_veths); mnt: refcr/mntns.py
-# net: refcr/extnetns.py
+SUPPORTED_EXTERNAL = {"unix", "file", "veth", "mnt", "net", "tty"}
+# veth: refcr/netns.py (ext_veths); mnt: refcr/mntns.py; net: refcr/extnetns.py; tty: refcr/tty.py (ExtTtyKind)
 INHERIT_RE = re.compile(r"^fd\[(\d+)\]:(.+)$")
-RESOURCE_RE = re.compile(r"^(pipe|socket|net):\[(\d+)\]$|^tty\[([0-9a-fA-F:]+)\]$|^file\[(/.*)\]$|^(/.*)$")
+RESOURCE_RE = re.compile(r"^(pipe|socket|net):\[(\d+)\]$|^tty\[([0-9a-fA-F]+:[0-9a-fA-F]+)\]$|^file\[(/.*)\]$|^(/.*)$")
 
 
 @dataclass
@@ -42,7 +45,8 @@ def canonical(resource: str) -> str:
     if m.group(1):
         return f"{m.group(1)}:[{int(m.group(2))}]"
     if m.group(3):
-        return f"tty[{m.group(3).lower()}]"
+        a, b = m.group(3).split(":")
+        return f"tty[{int(a, 16):x}:{int(b, 16):x}]"
     return os.path.normpath(m.group(4) or m.group(5))
 
 
@@ -64,6 +68,9 @@ def check_external(options: list[str]) -> list[int]:
             unix.append(int(ident))
         if kind == "net" and (not ident.isdigit() or m.group(3)):
             raise OptionError(f"--external {opt}: expected net[INO] (the inode of the tree's /proc/PID/ns/net)")
+        if kind == "tty" and (m.group(3) or not re.fullmatch(r"[0-9a-fA-F]+:[0-9a-fA-F]+", ident)):
+            raise OptionError(f"--external {opt}: expected tty[RDEV:DEV] (st_rdev and st_dev of the terminal, "
+                              "in hex)")
         if kind == "mnt" and not m.group(3):
             raise OptionError(f"--external {opt}: expected mnt[MOUNTPOINT]:KEY (dump) or mnt[KEY]:PATH (restore)")
         if kind == "veth":
@@ -83,7 +90,7 @@ def parse_inherit_fd(options: list[str]) -> list[Inherited]:
             res = canonical(m.group(2))
         except ValueError:
             raise OptionError(f"--inherit-fd {opt}: unknown resource {m.group(2)!r} "
-                              "(pipe:[INO], socket:[INO], net:[INO], tty[RDEV], file[PATH] or /PATH)") from None
+                              "(pipe:[INO], socket:[INO], net:[INO], tty[RDEV:DEV], file[PATH] or /PATH)") from None
         try:
             os.fstat(fd)
         except OSError:

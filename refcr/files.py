@@ -224,6 +224,9 @@ class RestoreFiles:
             kind, msg = kind_of(entry)
             fd = self.inherited.take(resource_of(entry, kind)) if self.inherited.items else None
             self._local[file_id] = self.keep(fd if fd is not None else kind.open(msg, self))
+            adopt = getattr(kind, "adopt", None)    # checks and settings of a handed-in fd (tty.ExtTtyKind)
+            if fd is not None and adopt is not None:
+                adopt(msg, fd)
         return self._local[file_id]
 
     def entry(self, file_id: int) -> files_pb2.FileEntry:

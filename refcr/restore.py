@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
-from refcr import actions, extnetns, netlock, netns, plugins, unix
+from refcr import actions, extnetns, netlock, netns, plugins, tty, unix
 from refcr.errors import RestoreError
 from refcr.images import ImageDir
 from refcr.log import log
@@ -368,6 +368,7 @@ def _restore(opts: Options) -> int:
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
     ctx = files.RestoreFiles.load(images, opts)
     unix.check_ext_restore(ctx)
+    tty.check_ext_restore(ctx)
     netns.check_options(images, opts)
     ctx.check_inherited((extnetns.resource(inv.ext_netns),) if inv.ext_netns else ())
     netfd = extnetns.inherited_fd(inv.ext_netns, ctx)

@@ -19,7 +19,19 @@ Limits: re-queued input for a canonical-mode slave becomes readable at once
 by the EOF character comes back as a NUL byte.  Only the session leader gets
 the controlling terminal back: other processes of that session were forked
 before the leader acquired it and have none.  A slave whose master is
-outside the tree is the shell's terminal (--shell-job) or unsupported.
+outside the tree is an outside terminal (--external tty[...]), the shell's
+terminal (--shell-job), or unsupported.
+
+*Outside terminal.*  `--external tty[RDEV:DEV]` (CRIU's name: st_rdev and
+st_dev of the terminal, in hex) at dump marks a terminal from outside the
+tree, e.g. a pty slave whose master another program holds: its descriptors
+are dumped as references (open flags only).  The restore needs the caller's
+terminal in its place, `--inherit-fd fd[N]:tty[RDEV:DEV]` (refused before
+anything is created without it); the fd handed in must be a terminal open for
+at least the dumped access, and gets the dumped status flags (O_NONBLOCK,
+O_APPEND, O_ASYNC: set on the caller's description, which the tree now
+shares).  An outside terminal that was a process's controlling terminal is
+not one after restore (logged at dump).
 
 *Shell job.*  Descriptors of any other terminal are the shell's: with
 --shell-job they are not dumped as objects; on restore they become the
@@ -38,7 +50,8 @@ import time
 from dataclasses import dataclass, field
 
 from refcr import native, proc
-from refcr.errors import RestoreError, UnsupportedObject
+from refcr.errors import OptionError, RestoreError, UnsupportedObject
+from refcr.external import canonical
 from refcr.files import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
 from refcr.pb import files_pb2, tty_pb2
@@ -400,6 +413,76 @@ def _open_index(ptmx: str, index: int) -> int:
             os.close(fd)
 
 
+# ------------------------------------------------------- outside terminal --
+
+def ext_name(rdev: int, dev: int) -> str:
+    """CRIU's name of a terminal: tty[RDEV:DEV], both in hex."""
+    return f"tty[{rdev:x}:{dev:x}]"
+
+
+def _ext_options(external: list[str]) -> dict[str, str]:
+    """The --external tty[...] options (checked by external.check_external), by canonical name."""
+    return {canonical(opt): opt for opt in external if opt.startswith("tty[")}
+
+
+class ExtTtyKind:
+    """A terminal named by --external tty[RDEV:DEV]: a reference at dump,
+    the caller's --inherit-fd at restore."""
+
+    field = "ext_tty"
+
+    def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
+        return bool(ctx.opts.external) and is_tty(t.st) and \
+            ext_name(t.st.st_rdev, t.st.st_dev) in _ext_options(ctx.opts.external)
+
+    def dump(self, t: FdTarget, ctx: DumpFiles) -> tty_pb2.ExtTtyEntry:
+        if int(_stat_fields(t.pid)[7 - 3]) == t.st.st_rdev:
+            log.warning("%s: its controlling terminal %s is outside the tree: after restore it has no "
+                        "controlling terminal", describe(t), ext_name(t.st.st_rdev, t.st.st_dev))
+        return tty_pb2.ExtTtyEntry(flags=t.flags, rdev=t.st.st_rdev, dev=t.st.st_dev)
+
+    def open(self, e: tty_pb2.ExtTtyEntry, ctx: RestoreFiles) -> int:
+        raise _not_inherited(self.resource(e))
+
+    def adopt(self, e: tty_pb2.ExtTtyEntry, fd: int) -> None:
+        """The caller's terminal handed in for e: usable as the dumped one
+        was, and given its status flags."""
+        name = self.resource(e)
+        if not os.isatty(fd):
+            raise RestoreError(f"--inherit-fd fd[N]:{name}: the fd handed in is not a terminal")
+        have = fcntl.fcntl(fd, fcntl.F_GETFL)
+        want = e.flags & os.O_ACCMODE
+        if (have & os.O_ACCMODE) not in (want, os.O_RDWR):
+            raise RestoreError(f"--inherit-fd fd[N]:{name}: the terminal handed in is open with access mode "
+                               f"{have & os.O_ACCMODE}, the dumped one {want}")
+        fcntl.fcntl(fd, fcntl.F_SETFL, (have & ~STATUS_FLAGS) | (e.flags & STATUS_FLAGS))
+
+    def resource(self, e: tty_pb2.ExtTtyEntry) -> str:
+        return ext_name(e.rdev, e.dev)
+
+
+def check_ext_dump(ctx: DumpFiles) -> None:
+    """Every --external tty[...] of a dump named a terminal the tree holds."""
+    dumped = {ext_name(fe.ext_tty.rdev, fe.ext_tty.dev) for fe in ctx.entries if fe.WhichOneof("file") == "ext_tty"}
+    for name, opt in _ext_options(ctx.opts.external).items():
+        if name not in dumped:
+            raise OptionError(f"--external {opt}: the tree holds no terminal {name} from outside it")
+
+
+def check_ext_restore(ctx: RestoreFiles) -> None:
+    """Every outside terminal of the images has its --inherit-fd: checked
+    before anything is created."""
+    given = {item.resource for item in ctx.inherited.items}
+    for fe in ctx.entries.values():
+        if fe.WhichOneof("file") == "ext_tty" and (name := ext_name(fe.ext_tty.rdev, fe.ext_tty.dev)) not in given:
+            raise _not_inherited(name)
+
+
+def _not_inherited(name: str) -> RestoreError:
+    return RestoreError(f"the images hold the outside terminal {name} (dumped with --external {name}): "
+                        f"restore with --inherit-fd fd[N]:{name}")
+
+
 # ------------------------------------------------------------ shell job --
 
 class ShellJobTtyKind:
@@ -410,7 +493,8 @@ class ShellJobTtyKind:
             return False
         if not ctx.opts.shell_job:
             raise UnsupportedObject(f"{describe(t)} is a terminal not held by the dumped tree; dump with "
-                                    "--shell-job if the process is a job of the shell you run refcr from")
+                                    f"--external {ext_name(t.st.st_rdev, t.st.st_dev)} to hand one in at restore, "
+                                    "or --shell-job if the process is a job of the shell you run refcr from")
         return True
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> tty_pb2.ShellJobTtyEntry:
@@ -466,4 +550,4 @@ class ShellTtyKind:
         return _caller_tty(ctx)
 
 
-KINDS = [PtyKind(), ShellJobTtyKind(), ShellTtyKind()]
+KINDS = [PtyKind(), ExtTtyKind(), ShellJobTtyKind(), ShellTtyKind()]

@@ -19,7 +19,11 @@ every key optional:
     ``{"resource": "net:[INO]", "netns_of": "peer"}``: the network namespace
     the peer runs in (for a tree dumped with --external net[INO]);
     ``{"resource": "/PATH", "append": "NAME"}``: the file NAME of the work dir,
-    created if needed and opened O_WRONLY|O_APPEND by the harness.
+    created if needed and opened O_WRONLY|O_APPEND by the harness;
+    ``{"resource": "tty[RDEV:DEV]", "master_to": "PATH"}``: a new pty pair
+    whose slave (O_RDWR|O_NOCTTY) is passed in; its master goes (SCM_RIGHTS)
+    over a connection to the unix socket PATH of the work dir (the peer's),
+    whose receiver closes that connection once it has set the pty up.
 ``refuse``
     ``{"step": "dump"|"restore", "opts": [...], "says": "text"}``: option sets
     that must be refused: refcr runs with exactly those options (not the
@@ -53,6 +57,7 @@ class Inherit:
     connect: str | None = None
     netns_of: str | None = None
     append: str | None = None
+    master_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,11 @@ def _inherit(v: object) -> Inherit:
         return Inherit(res, netns_of="peer")
     if res.startswith(("/", "file[")) and isinstance(v.get("append"), str) and "/" not in v["append"]:
         return Inherit(res, append=v["append"])
+    if res.startswith("tty[") and isinstance(v.get("master_to"), str) and "/" not in v["master_to"]:
+        return Inherit(res, master_to=v["master_to"])
     raise CrOptsError(f"{FILE}: inherit {v!r}: pipe:[INO] with 'data', socket:[INO] with 'connect', "
-                      "net:[INO] with 'netns_of': 'peer', or /PATH with 'append': NAME")
+                      "net:[INO] with 'netns_of': 'peer', /PATH with 'append': NAME, "
+                      "or tty[RDEV:DEV] with 'master_to': NAME")
 
 
 def _refusal(v: object) -> Refusal:
@@ -127,11 +135,13 @@ def load(workdir: Path) -> RunOpts:
 @dataclass
 class Handed:
     """The fds the harness made for one restore: pass_fds, the options naming
-    them, and what to close (in the harness) once the restore is over."""
+    them, what to close (in the harness) once the restore is over, and the
+    fd targets (/proc/PID/fd links) that stand for one handed-in object."""
 
     pass_fds: list[int] = field(default_factory=list)
     opts: list[str] = field(default_factory=list)
     after: list[int] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
 
     def close_passed(self) -> None:
         for fd in self.pass_fds:
@@ -157,6 +167,14 @@ def make_inherited(items: tuple[Inherit, ...], workdir: Path, peer_pid: int | No
                     raise CrOptsError(f"{FILE}: inherit {it.resource}: the scenario has no peer")
                 fd = os.open(f"/proc/{peer_pid}/ns/net", os.O_RDONLY)
                 out.pass_fds.append(fd)
+            elif it.master_to is not None:
+                fd = _new_pty(workdir / it.master_to)
+                out.pass_fds.append(fd)
+                label = f"<inherited {it.resource}>"
+                out.names[os.ttyname(fd)] = label
+                old = _pts_name(it.resource)
+                if old:
+                    out.names[old] = label
             elif it.data is not None:
                 r, w = os.pipe()
                 data = it.data.encode()
@@ -180,12 +198,40 @@ def make_inherited(items: tuple[Inherit, ...], workdir: Path, peer_pid: int | No
     return out
 
 
-def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Path) -> snapshot.TreeState:
+def _new_pty(to: Path) -> int:
+    """A new pty pair: the master is sent over a connection to `to`, whose
+    receiver closes it once ready; returns the slave."""
+    master, slave = os.openpty()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(to))
+            socket.send_fds(s, [b"m"], [master])
+            while s.recv(64):
+                pass
+    except BaseException:
+        os.close(slave)
+        raise
+    finally:
+        os.close(master)
+    return slave
+
+
+def _pts_name(resource: str) -> str | None:
+    """/dev/pts/N of a tty[RDEV:DEV] resource that is a pty slave."""
+    rdev = int(resource[4:-1].split(":")[0], 16)
+    major = os.major(rdev)
+    return f"/dev/pts/{(major - 136) * 256 + os.minor(rdev)}" if 136 <= major < 144 else None
+
+
+def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Path,
+              handed: dict[str, str] | None = None) -> snapshot.TreeState:
     """An fd that was the file of an "append" inherit before restore and is
     the handed-in file after it is the same thing to the state comparison
     (the scenario checks the file itself): its offset and mount (the
-    caller's, in the ns flavor) may differ, its flags may not."""
-    names = {}
+    caller's, in the ns flavor) may differ, its flags may not.  So are the
+    fd targets `handed` names (Handed.names: a terminal before and after)."""
+    names = dict(handed or {})
     for it in items:
         if it.append is not None:
             res = it.resource[5:-1] if it.resource.startswith("file[") else it.resource

@@ -86,6 +86,7 @@ class ScenarioRun:
     crfail_confirmed: bool = False
     peer: Peer | None = None                      # .desc 'peer' (peers.py)
     run_opts: cropts.RunOpts = field(default_factory=cropts.RunOpts)   # cr-opts.json (cropts.py)
+    handed_names: dict[str, str] = field(default_factory=dict)       # cropts.Handed.names of the restores
     shell: object | None = None                   # shell_job: the pexpect terminals (shelljob.py)
     outer: outerns.OuterNetns | None = None       # .desc 'outer_netns' (outerns.py)
     action_script: Path | None = None             # .desc 'action_script' (outerns.py)
@@ -351,8 +352,8 @@ class ScenarioRun:
                 from . import shelljob
                 before, after = shelljob.normalise(before), shelljob.normalise(after)
             inh = self.run_opts.inherit
-            before, after = (cropts.normalise(before, inh, self.cfg.workdir),
-                             cropts.normalise(after, inh, self.cfg.workdir))
+            before, after = (cropts.normalise(before, inh, self.cfg.workdir, self.handed_names),
+                             cropts.normalise(after, inh, self.cfg.workdir, self.handed_names))
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
@@ -503,6 +504,7 @@ class ScenarioRun:
         with self._step("restore"):
             handed = cropts.make_inherited(self.run_opts.inherit, self.cfg.workdir,
                                            self.peer.pid if self.peer else None)
+            self.handed_names.update(handed.names)
             try:
                 args = ["-D", str(images), "-o", str(self._iter_name("restore", it, ".log")), self.cfg.verbosity,
                         "--pidfile", str(restore_pidfile), *fl.cr_opts, *sc.restore_opts(),

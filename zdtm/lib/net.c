@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <net/if.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -83,6 +84,23 @@ void test_check_unix_peer(int sk, const char *path)
 		pr_err("getpeername");
 	else if (strcmp(peer.sun_path, path))
 		pr_err("connected to '%s', expected '%s'", peer.sun_path, path);
+}
+
+int test_recv_fd(int sk)
+{
+	char c, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sk, &mh, 0) != 1)
+		fail("recvmsg");
+	cm = CMSG_FIRSTHDR(&mh);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		fail("no fd from the peer");
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
 }
 
 unsigned long test_fd_inode(int fd)

@@ -225,6 +225,8 @@ int test_unix_connect(const char *name, int type, char *path);
 int test_ask_line(int sk, const char *word);
 /* pr_err() unless sk is connected to the unix socket at path (getpeername). */
 void test_check_unix_peer(int sk, const char *path);
+/* An fd passed (SCM_RIGHTS, with one byte) over the stream socket sk; fail()s without one. */
+int test_recv_fd(int sk);
 /* The inode of what fd refers to (socket:[INO], pipe:[INO]); fail()s on error. */
 unsigned long test_fd_inode(int fd);
 /* Write a whole file (e.g. cr-opts.json); fail()s on error. */

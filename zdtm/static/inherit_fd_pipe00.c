@@ -17,23 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int recv_fd(int sk)
-{
-	char c, ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(sk, &mh, 0) != 1)
-		fail("recvmsg");
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS)
-		fail("no fd from the peer");
-	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	struct stat st, now;
@@ -43,7 +26,7 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 	sk = test_unix_connect("peer.sock", SOCK_STREAM, NULL);
-	fd = recv_fd(sk);
+	fd = test_recv_fd(sk);
 	close(sk);
 	if (test_read_all(fd, buf, 4) != 4 || memcmp(buf, "one\n", 4))
 		fail("the peer's line did not arrive");
