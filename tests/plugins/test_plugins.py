@@ -11,6 +11,7 @@ or /dev/kmsg, which no file kind claims.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -298,8 +299,9 @@ def test_device_vma(tmp_path: Path, processes: Processes, built: dict[str, Path]
     naming the mapping and the task runs on; with one (behind a declining
     one) the dump records it, and restore maps the device again."""
     dev = "/dev/loop7"
-    if not os.path.exists(dev):
-        pytest.skip(f"{dev} is missing")
+    if not os.path.exists(dev):     # the loop driver is built in; only the node may be missing
+        dev = str(tmp_path / "loop7")
+        os.mknod(dev, stat.S_IFBLK | 0o600, os.makedev(7, 7))
     m = Mapper(processes, built, dev, 0, 8192, "shared")
     before = m.mapping(dev)
     res = refcr("dump", "-t", str(m.pid), "-D", "img0", "-L", str(plugin_dir(tmp_path / "lib0", built, "trivial")),
