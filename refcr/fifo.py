@@ -48,9 +48,7 @@ class FifoKind:
         if key not in queued:
             queued[key] = read_queued(t, key)
         e = filekinds_pb2.FifoEntry(path=t.link, flags=t.flags, fifo_id=key)
-        owner = fown.dump(t)
-        if owner is not None:
-            e.fown.CopyFrom(owner)
+        fown.record(t, e)
         return e
 
     def open(self, e: filekinds_pb2.FifoEntry, ctx: RestoreFiles) -> int:
@@ -71,7 +69,7 @@ class FifoKind:
         return fd
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
+        fown.restore(e, fd, puppet)
 
 
 def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:

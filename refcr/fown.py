@@ -22,15 +22,6 @@ F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
 _OWNER = struct.Struct("<ii")
 
 
-def grab(t: FdTarget) -> int:
-    """A local fd for the very description t refers to."""
-    pidfd = native.pidfd_open(t.pid)
-    try:
-        return native.pidfd_getfd(pidfd, t.fd)
-    finally:
-        os.close(pidfd)
-
-
 def _inner_pid(host: int) -> int:
     """host pid -> the pid the innermost namespace of that process sees."""
     try:
@@ -41,7 +32,7 @@ def _inner_pid(host: int) -> int:
 
 
 def dump(t: FdTarget) -> filekinds_pb2.FownEntry | None:
-    local = grab(t)
+    local = native.copy_fd(t.pid, t.fd)
     try:
         kind, pid = _OWNER.unpack(fcntl.fcntl(local, F_GETOWN_EX, bytes(_OWNER.size)))
         sig = fcntl.fcntl(local, F_GETSIG)
@@ -52,13 +43,21 @@ def dump(t: FdTarget) -> filekinds_pb2.FownEntry | None:
     return filekinds_pb2.FownEntry(pid_type=kind, pid=_inner_pid(pid) if pid > 0 else 0, signum=sig)
 
 
-def restore(e: filekinds_pb2.FownEntry | None, flags: int, fd: int, puppet) -> None:
-    """Owner and signal, then O_ASYNC: set in the task, because the kernel
-    reports the fd number that turned O_ASYNC on as the signal's si_fd."""
+def record(t: FdTarget, entry) -> None:
+    """entry.fown = t's owner and signal, when it has any."""
+    owner = dump(t)
+    if owner is not None:
+        entry.fown.CopyFrom(owner)
+
+
+def restore(entry, fd: int, puppet) -> None:
+    """entry.fown's owner and signal, then O_ASYNC from entry.flags: set in the
+    task, because the kernel reports the fd number that turned O_ASYNC on as
+    the signal's si_fd."""
     r = puppet.remote
-    if e is not None:
-        _set_owner(e, r, fd)
-    if flags & os.O_ASYNC:
+    if entry.HasField("fown"):
+        _set_owner(entry.fown, r, fd)
+    if entry.flags & os.O_ASYNC:
         r.check("fcntl", fd, F_SETFL, r.check("fcntl", fd, F_GETFL) | os.O_ASYNC)
 
 

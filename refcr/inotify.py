@@ -83,11 +83,7 @@ def _path_of(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes) -> str
 
 
 def _queued_bytes(t: FdTarget) -> int:
-    pidfd = native.pidfd_open(t.pid)
-    try:
-        fd = native.pidfd_getfd(pidfd, t.fd)
-    finally:
-        os.close(pidfd)
+    fd = native.copy_fd(t.pid, t.fd)
     try:
         return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
     finally:

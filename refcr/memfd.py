@@ -22,7 +22,7 @@ from refcr.errors import RestoreError, UnsupportedObject
 from refcr.files import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.images import ImageDir
 from refcr.pb import filekinds_pb2
-from refcr.regfile import NOT_ON_REOPEN, read_runs, write_runs
+from refcr.regfile import read_runs, reopen_kept, write_runs
 
 PREFIX, DELETED = "/memfd:", " (deleted)"
 F_ADD_SEALS, F_GET_SEALS = 1033, 1034
@@ -77,9 +77,7 @@ class MemfdKind:
             e.data.extend(runs)
             done.add(t.st.st_ino)
         e.locks.extend(locks.dump(t, ctx))
-        owner = fown.dump(t)
-        if owner is not None:
-            e.fown.CopyFrom(owner)
+        fown.record(t, e)
         return e
 
     def open(self, e: filekinds_pb2.MemfdEntry, ctx: RestoreFiles) -> int:
@@ -91,15 +89,10 @@ class MemfdKind:
             if first is None:
                 raise RestoreError(f"files.img: memfd inode {e.inode} has no description of its object")
             objs[e.inode] = ctx.keep(create(ctx.images, first.object, first.data))
-        try:
-            fd = os.open(f"/proc/self/fd/{objs[e.inode]}", (e.flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
-        except OSError as exc:
-            raise RestoreError(f"cannot reopen memfd {e.inode}: {exc.strerror}") from exc
-        os.lseek(fd, e.pos, os.SEEK_SET)
-        return fd
+        return reopen_kept(objs[e.inode], e.flags, e.pos, f"memfd {e.inode}")
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
+        fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, f"memfd {e.inode}")
 
 

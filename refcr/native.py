@@ -307,6 +307,15 @@ def pidfd_getfd(pidfd: int, fd: int) -> int:
     return _check(lib.rc_pidfd_getfd(pidfd, fd, 0), f"pidfd_getfd({pidfd}, {fd})")
 
 
+def copy_fd(pid: int, fd: int) -> int:
+    """A local fd for the very description that *pid*'s *fd* refers to."""
+    pidfd = pidfd_open(pid)
+    try:
+        return pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+
+
 def clone3_puppet(set_tid: Sequence[int], flags: int = 0,
                   exit_signal: int = signal.SIGCHLD) -> int:
     """Fork a restore puppet with raw clone3, at the pids in *set_tid*

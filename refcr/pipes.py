@@ -63,9 +63,7 @@ class PipeKind:
         if pipe_id not in queued:
             queued[pipe_id] = read_queued(t)
         e = files_pb2.PipeEntry(pipe_id=pipe_id, flags=t.flags)
-        owner = fown.dump(t)
-        if owner is not None:
-            e.fown.CopyFrom(owner)
+        fown.record(t, e)
         return e
 
     def open(self, e: files_pb2.PipeEntry, ctx: RestoreFiles) -> int:
@@ -79,7 +77,7 @@ class PipeKind:
     def after_install(self, e: files_pb2.PipeEntry, fd: int, puppet, ctx: RestoreFiles) -> None:
         """Owner, signal and O_ASYNC are set by the task itself (fown.py): the
         owner's pid is the tree's, and SIGIO names the task's fd."""
-        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
+        fown.restore(e, fd, puppet)
 
 
 @dataclass

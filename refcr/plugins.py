@@ -712,11 +712,7 @@ class PluginFileKind:
         from refcr.pb import plugin_pb2
 
         file_id = len(ctx.entries) + 1          # the id DumpFiles.add gives this entry
-        pidfd = native.pidfd_open(t.pid)
-        try:
-            fd = native.pidfd_getfd(pidfd, t.fd)
-        finally:
-            os.close(pidfd)
+        fd = native.copy_fd(t.pid, t.fd)
         try:
             name = dump_ext_file(fd, file_id)
         finally:

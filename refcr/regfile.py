@@ -27,6 +27,17 @@ from refcr.pb import filekinds_pb2, files_pb2
 MEM_MAJOR = 1                      # /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom
 MEM_MINORS = {3, 5, 7, 8, 9}
 NOT_ON_REOPEN = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_NOCTTY
+
+
+def reopen_kept(kept: int, flags: int, pos: int, what: str) -> int:
+    """A new description of the file refcr holds open as *kept* (an object
+    it recreated once for many descriptions), with the dumped flags and offset."""
+    try:
+        fd = os.open(f"/proc/self/fd/{kept}", (flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RestoreError(f"cannot reopen {what}: {exc.strerror}") from exc
+    os.lseek(fd, pos, os.SEEK_SET)
+    return fd
 DELETED = " (deleted)"
 READ_CHUNK = 1 << 20
 
@@ -101,16 +112,14 @@ class LockedFileKind:
         e = filekinds_pb2.LockedFileEntry(path=t.link, flags=t.flags, pos=int(t.info.get("pos", "0")),
                                           mode=t.st.st_mode, size=t.st.st_size)
         e.locks.extend(locks.dump(t, ctx))
-        owner = fown.dump(t)
-        if owner is not None:
-            e.fown.CopyFrom(owner)
+        fown.record(t, e)
         return e
 
     def open(self, e: filekinds_pb2.LockedFileEntry, ctx: RestoreFiles) -> int:
         return _reopen(e, ctx)
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
+        fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path)
 
 
@@ -169,24 +178,17 @@ class GhostFileKind:
                 os.close(local)
         e.ghost_id = ghosts[key]
         e.locks.extend(locks.dump(t, ctx))
-        owner = fown.dump(t)
-        if owner is not None:
-            e.fown.CopyFrom(owner)
+        fown.record(t, e)
         return e
 
     def open(self, e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
         made = ctx.extra.setdefault("ghosts", {})
         if e.ghost_id not in made:
             made[e.ghost_id] = ctx.keep(_recreate(e, ctx))
-        try:
-            fd = os.open(f"/proc/self/fd/{made[e.ghost_id]}", (e.flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
-        except OSError as exc:
-            raise RestoreError(f"cannot reopen the deleted file {e.path}: {exc.strerror}") from exc
-        os.lseek(fd, e.pos, os.SEEK_SET)
-        return fd
+        return reopen_kept(made[e.ghost_id], e.flags, e.pos, f"the deleted file {e.path}")
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e.fown if e.HasField("fown") else None, e.flags, fd, puppet)
+        fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path)
 
 

@@ -197,14 +197,6 @@ def _pty_ends(ctx: DumpFiles) -> dict[int, PtyEnds]:
     return state["ends"]
 
 
-def _copy_fd(pid: int, fd: int) -> int:
-    pidfd = native.pidfd_open(pid)
-    try:
-        return native.pidfd_getfd(pidfd, fd)
-    finally:
-        os.close(pidfd)
-
-
 def _stat_fields(pid: int) -> list[str]:
     with open(proc.path(pid, "stat")) as f:
         text = f.read()
@@ -241,8 +233,8 @@ def _controlling(ctx: DumpFiles, index: int, ends: PtyEnds) -> tuple[int, int]:
 def dump_pair(ctx: DumpFiles, index: int, ends: PtyEnds, t: FdTarget) -> tty_pb2.PtyPairState:
     if not ends.masters:
         raise UnsupportedObject(f"{describe(t)}: the master of /dev/pts/{index} is outside the tree")
-    master = _copy_fd(*ends.masters[0])
-    slave = _copy_fd(*ends.slaves[0]) if ends.slaves else -1
+    master = native.copy_fd(*ends.masters[0])
+    slave = native.copy_fd(*ends.slaves[0]) if ends.slaves else -1
     try:
         tio = fcntl.ioctl(master, TCGETS2, bytes(TERMIOS2.size))
         row, col, xp, yp = WINSIZE.unpack(fcntl.ioctl(master, TIOCGWINSZ, bytes(WINSIZE.size)))

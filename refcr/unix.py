@@ -124,11 +124,7 @@ def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
 
 def _plugin_takes(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> bool:
     from refcr import plugins
-    pidfd = native.pidfd_open(t.pid)
-    try:
-        fd = native.pidfd_getfd(pidfd, t.fd)
-    finally:
-        os.close(pidfd)
+    fd = native.copy_fd(t.pid, t.fd)
     try:
         if not plugins.dump_unix_sk(fd, d.ino):
             return False
@@ -273,11 +269,7 @@ class UnixKind:
                 e.peer_closed = True
             elif listener.ino not in tree:
                 outside_peer(t, d, listener.ino, "waits in the accept queue of")
-        pidfd = native.pidfd_open(t.pid)
-        try:
-            sk = socket.socket(fileno=native.pidfd_getfd(pidfd, t.fd))
-        finally:
-            os.close(pidfd)
+        sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
             if not e.ext_plugin:

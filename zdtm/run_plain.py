@@ -124,7 +124,9 @@ def start_ns(binary, pidfile, outfile, work):
     return int(kids[0]), up
 
 
-def run_one_ns(name, workroot, sleep, keep):
+def prepare(name, workroot):
+    """(binary, work dir, pidfile, outfile, out(), bad(why)) of one run:
+    out() reads the outfile so far, bad() is a failed result quoting it."""
     binary = os.path.join(STATIC, name)
     work = os.path.join(workroot, name)
     os.makedirs(work)
@@ -141,6 +143,11 @@ def run_one_ns(name, workroot, sleep, keep):
     def bad(why):
         return False, why + "\n" + "".join("    | " + l + "\n" for l in out().splitlines())
 
+    return binary, work, pidfile, outfile, out, bad
+
+
+def run_one_ns(name, workroot, sleep, keep):
+    binary, work, pidfile, outfile, out, bad = prepare(name, workroot)
     if not os.access(binary, os.X_OK):
         return False, "no binary %s (build failed?)" % binary
     try:
@@ -206,22 +213,7 @@ def leftovers():
 
 
 def run_one(name, workroot, sleep, keep):
-    binary = os.path.join(STATIC, name)
-    work = os.path.join(workroot, name)
-    os.makedirs(work)
-    pidfile = os.path.join(work, name + ".pid")
-    outfile = os.path.join(work, name + ".out")
-
-    def out():
-        try:
-            with open(outfile) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def bad(why):
-        return False, why + "\n" + "".join("    | " + l + "\n" for l in out().splitlines())
-
+    binary, work, pidfile, outfile, out, bad = prepare(name, workroot)
     if not os.access(binary, os.X_OK):
         return False, "no binary %s (build failed?)" % binary
     p = subprocess.run([binary, "--pidfile=" + pidfile, "--outfile=" + outfile],
