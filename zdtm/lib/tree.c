@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,4 +217,26 @@ int test_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 	ret = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return ret;
+}
+
+void test_note(struct test_notes *n, const char *fmt, ...)
+{
+	va_list ap;
+	size_t l = strlen(n->msg);
+
+	n->errors++;
+	va_start(ap, fmt);
+	vsnprintf(n->msg + l, sizeof(n->msg) - l, fmt, ap);
+	va_end(ap);
+	l = strlen(n->msg);
+	snprintf(n->msg + l, sizeof(n->msg) - l, "; ");
+}
+
+int test_thread_join(pthread_t t)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	return pthread_timedjoin_np(t, NULL, &ts) ? -1 : 0;
 }

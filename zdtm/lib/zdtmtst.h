@@ -197,6 +197,20 @@ pid_t test_child_pid(int i);	/* in test_fork() order; -1 if none */
 int test_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /*
+ * A thread's failed checks: a thread other than the main one must not
+ * print (its line could interleave with the verdict), so it notes them
+ * with test_note() ("; "-separated) and the main thread reports them after
+ * test_thread_join() (10 s at most; 0 when the thread finished).
+ */
+struct test_notes {
+	int errors;
+	char msg[512];
+};
+void test_note(struct test_notes *n, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int test_thread_join(pthread_t t);
+
+/*
  * Make sure the namespaces in flags (CLONE_NEWUTS, CLONE_NEWIPC) are the
  * test's own, so it can change them without touching the host or another
  * test: as pid 1 (ns flavor) they already are; otherwise (h flavor) unshare

@@ -27,34 +27,20 @@ struct thr {
 	pthread_t self;
 	pid_t tid;
 	volatile int ready;
-	int errors;
-	char msg[256];
+	struct test_notes notes;
 };
 
 static struct thr thr[NTHR];
 static volatile int go;		/* the spin flag and the futex word */
-
-static void thr_err(struct thr *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void thr_err(struct thr *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!t->errors++) {
-		va_start(ap, fmt);
-		vsnprintf(t->msg, sizeof(t->msg), fmt, ap);
-		va_end(ap);
-	}
-}
 
 static void check_ids(struct thr *t)
 {
 	pid_t tid = syscall(SYS_gettid);
 
 	if (tid != t->tid)
-		thr_err(t, "gettid() %d, was %d", tid, t->tid);
+		test_note(&t->notes, "gettid() %d, was %d", tid, t->tid);
 	if (!pthread_equal(pthread_self(), t->self))
-		thr_err(t, "pthread_self() changed");
+		test_note(&t->notes, "pthread_self() changed");
 }
 
 static void *spinner(void *arg)
@@ -87,7 +73,7 @@ static void *spinner(void *arg)
 		: "rbx", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 	for (int i = 0; i < 6; i++)
 		if (r[i] != base + i)
-			thr_err(t, "register %d: %#llx, expected %#llx", i,
+			test_note(&t->notes, "register %d: %#llx, expected %#llx", i,
 				(unsigned long long)r[i], (unsigned long long)(base + i));
 	check_ids(t);
 	return NULL;
@@ -106,10 +92,10 @@ static void *waiter(void *arg)
 	while (!go) {
 		r = syscall(SYS_futex, &go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 		if (r && errno != EAGAIN && errno != EINTR)
-			thr_err(t, "futex wait: errno %d", errno);
+			test_note(&t->notes, "futex wait: errno %d", errno);
 	}
 	if (datachk(stackbuf, sizeof(stackbuf), 1000 + t->idx))
-		thr_err(t, "stack data differ at offset %zd",
+		test_note(&t->notes, "stack data differ at offset %zd",
 			datachk_off(stackbuf, sizeof(stackbuf), 1000 + t->idx));
 	check_ids(t);
 	return NULL;
@@ -174,16 +160,12 @@ int main(int argc, char **argv)
 	go = 1;
 	syscall(SYS_futex, &go, FUTEX_WAKE_PRIVATE, NTHR, NULL, NULL, 0);
 	for (i = 0; i < NTHR; i++) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 10;
-		if (pthread_timedjoin_np(thr[i].self, NULL, &ts)) {
+		if (test_thread_join(thr[i].self)) {
 			pr_err("thread %d (tid %d) did not finish", i, thr[i].tid);
 			continue;
 		}
-		if (thr[i].errors)
-			pr_err("thread %d (tid %d): %s", i, thr[i].tid, thr[i].msg);
+		if (thr[i].notes.errors)
+			pr_err("thread %d (tid %d): %s", i, thr[i].tid, thr[i].notes.msg);
 	}
 	test_result();
 	return 0;

@@ -44,27 +44,11 @@ struct thr {
 	int flags;
 	stack_t saved;
 	volatile int ready;
-	int errors;
-	char msg[512];
+	struct test_notes notes;
 };
 
 static struct thr thr[NTHR + 1];	/* the last one is the main thread */
 static volatile int go;
-
-static void thr_err(struct thr *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void thr_err(struct thr *t, const char *fmt, ...)
-{
-	va_list ap;
-	size_t l = strlen(t->msg);
-
-	t->errors++;
-	va_start(ap, fmt);
-	vsnprintf(t->msg + l, sizeof(t->msg) - l, fmt, ap);
-	va_end(ap);
-	l = strlen(t->msg);
-	snprintf(t->msg + l, sizeof(t->msg) - l, "; ");
-}
 
 static void setup(struct thr *t)
 {
@@ -94,16 +78,16 @@ static void take(struct thr *t, const char *when)
 	h_sp = 0;
 	pthread_kill(pthread_self(), SIGUSR1);
 	if (h_count != before + 1) {
-		thr_err(t, "%s: the handler ran %d times", when, h_count - before);
+		test_note(&t->notes, "%s: the handler ran %d times", when, h_count - before);
 		return;
 	}
 	sp = h_sp;
 	if (t->size && (sp < lo || sp >= hi))
-		thr_err(t, "%s: handler frame %#lx not on the altstack %#lx-%#lx", when,
+		test_note(&t->notes, "%s: handler frame %#lx not on the altstack %#lx-%#lx", when,
 			(unsigned long)sp, (unsigned long)lo, (unsigned long)hi);
 	/* no altstack: the frame is just below this function's. */
 	if (!t->size && (sp > (uintptr_t)&mine || (uintptr_t)&mine - sp > 65536))
-		thr_err(t, "%s: handler frame %#lx not on the thread stack (%p)", when,
+		test_note(&t->notes, "%s: handler frame %#lx not on the thread stack (%p)", when,
 			(unsigned long)sp, (void *)&mine);
 }
 
@@ -112,17 +96,17 @@ static void check_after(struct thr *t)
 	stack_t ss;
 
 	if (sigaltstack(NULL, &ss)) {
-		thr_err(t, "sigaltstack query failed");
+		test_note(&t->notes, "sigaltstack query failed");
 		return;
 	}
 	if (ss.ss_sp != t->saved.ss_sp || ss.ss_size != t->saved.ss_size ||
 	    ss.ss_flags != t->saved.ss_flags)
-		thr_err(t, "sigaltstack %p/%zu/%#x, was %p/%zu/%#x", ss.ss_sp, ss.ss_size,
+		test_note(&t->notes, "sigaltstack %p/%zu/%#x, was %p/%zu/%#x", ss.ss_sp, ss.ss_size,
 			ss.ss_flags, t->saved.ss_sp, t->saved.ss_size, t->saved.ss_flags);
 	take(t, "after restore");
 	if (sigaltstack(NULL, &ss) || ss.ss_sp != t->saved.ss_sp ||
 	    ss.ss_flags != t->saved.ss_flags)
-		thr_err(t, "altstack not armed again after the handler");
+		test_note(&t->notes, "altstack not armed again after the handler");
 }
 
 static void *thread(void *arg)
@@ -164,8 +148,8 @@ int main(int argc, char **argv)
 		while (!thr[i].ready)
 			usleep(1000);
 	for (i = 0; i <= NTHR; i++)
-		if (thr[i].errors)
-			fail("thread %d: %s", i, thr[i].msg);
+		if (thr[i].notes.errors)
+			fail("thread %d: %s", i, thr[i].notes.msg);
 
 	test_daemon();
 	test_waitsig();
@@ -174,18 +158,12 @@ int main(int argc, char **argv)
 	go = 1;
 	syscall(SYS_futex, &go, FUTEX_WAKE_PRIVATE, NTHR, NULL, NULL, 0);
 	for (i = 0; i <= NTHR; i++) {
-		struct timespec ts;
-
-		if (i < NTHR) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 10;
-			if (pthread_timedjoin_np(thr[i].th, NULL, &ts)) {
-				pr_err("thread %d did not finish", i);
-				continue;
-			}
+		if (i < NTHR && test_thread_join(thr[i].th)) {
+			pr_err("thread %d did not finish", i);
+			continue;
 		}
-		if (thr[i].errors)
-			pr_err("%s %d: %s", i < NTHR ? "thread" : "main", i, thr[i].msg);
+		if (thr[i].notes.errors)
+			pr_err("%s %d: %s", i < NTHR ? "thread" : "main", i, thr[i].notes.msg);
 	}
 	test_result();
 	return 0;

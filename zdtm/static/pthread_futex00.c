@@ -196,11 +196,7 @@ int main(int argc, char **argv)
 
 	hold_release = 1;
 	for (i = 0; i < NTHR; i++) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 10;
-		if (pthread_timedjoin_np(th[i], NULL, &ts))
+		if (test_thread_join(th[i]))
 			pr_err("thread %d did not finish", i);
 		else if (done[i] && seen[i] != 100 + i)
 			pr_err("thread %d saw %d, expected %d", i, seen[i], 100 + i);

@@ -30,29 +30,13 @@ struct thr {
 	pid_t tid;
 	sigset_t mask;
 	volatile int ready;
-	int errors;
-	char msg[256];
+	struct test_notes notes;
 	char blk[32], pnd[32];	/* from /proc before the dump */
 };
 
 static struct thr thr[NTHR];
 static volatile int go;
 static pid_t pid;
-
-static void thr_err(struct thr *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void thr_err(struct thr *t, const char *fmt, ...)
-{
-	va_list ap;
-	size_t l = strlen(t->msg);
-
-	t->errors++;
-	va_start(ap, fmt);
-	vsnprintf(t->msg + l, sizeof(t->msg) - l, fmt, ap);
-	va_end(ap);
-	l = strlen(t->msg);
-	snprintf(t->msg + l, sizeof(t->msg) - l, "; ");
-}
 
 /* Compare two sets over the signals glibc lets us use. */
 static int same_set(const sigset_t *a, const sigset_t *b, int *which)
@@ -108,7 +92,7 @@ static void *thread(void *arg)
 
 	pthread_sigmask(SIG_BLOCK, NULL, &cur);
 	if (!same_set(&cur, &t->mask, &s))
-		thr_err(t, "signal %d: blocked %d, expected %d", s, sigismember(&cur, s),
+		test_note(&t->notes, "signal %d: blocked %d, expected %d", s, sigismember(&cur, s),
 			sigismember(&t->mask, s));
 	sigemptyset(&want);
 	if (t->idx == 0)
@@ -117,7 +101,7 @@ static void *thread(void *arg)
 		sigaddset(&want, SIGRTMIN + 2);
 	sigpending(&pend);
 	if (!same_set(&pend, &want, &s))
-		thr_err(t, "signal %d: pending %d, expected %d", s, sigismember(&pend, s),
+		test_note(&t->notes, "signal %d: pending %d, expected %d", s, sigismember(&pend, s),
 			sigismember(&want, s));
 
 	if (t->idx == 0) {
@@ -126,7 +110,7 @@ static void *thread(void *arg)
 		/* tgkill: SI_TKILL (older kernels) or SI_USER */
 		if (s != SIGUSR1 || (si.si_code != SI_TKILL && si.si_code != SI_USER) ||
 		    si.si_pid != pid)
-			thr_err(t, "sigtimedwait: sig %d code %d pid %d", s, si.si_code, si.si_pid);
+			test_note(&t->notes, "sigtimedwait: sig %d code %d pid %d", s, si.si_code, si.si_pid);
 	}
 	if (t->idx == 1) {
 		for (i = 0; i < 2; i++) {
@@ -134,13 +118,13 @@ static void *thread(void *arg)
 			s = sigtimedwait(&want, &si, &zero);
 			if (s != SIGRTMIN + 2 || si.si_code != SI_QUEUE ||
 			    si.si_value.sival_int != 0x1000 + i || si.si_pid != pid)
-				thr_err(t, "RT #%d: sig %d code %d value %#x pid %d", i, s,
+				test_note(&t->notes, "RT #%d: sig %d code %d value %#x pid %d", i, s,
 					si.si_code, si.si_value.sival_int, si.si_pid);
 		}
 	}
 	sigfillset(&want);
 	if (sigtimedwait(&want, &si, &zero) >= 0)
-		thr_err(t, "an extra signal %d was pending", si.si_signo);
+		test_note(&t->notes, "an extra signal %d was pending", si.si_signo);
 	return NULL;
 }
 
@@ -225,16 +209,12 @@ int main(int argc, char **argv)
 	go = 1;
 	syscall(SYS_futex, &go, FUTEX_WAKE_PRIVATE, NTHR, NULL, NULL, 0);
 	for (i = 0; i < NTHR; i++) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 10;
-		if (pthread_timedjoin_np(thr[i].th, NULL, &ts)) {
+		if (test_thread_join(thr[i].th)) {
 			pr_err("thread %d (tid %d) did not finish", i, thr[i].tid);
 			continue;
 		}
-		if (thr[i].errors)
-			pr_err("thread %d (tid %d): %s", i, thr[i].tid, thr[i].msg);
+		if (thr[i].notes.errors)
+			pr_err("thread %d (tid %d): %s", i, thr[i].tid, thr[i].notes.msg);
 	}
 	test_result();
 	return 0;

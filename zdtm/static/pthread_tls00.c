@@ -29,27 +29,11 @@ struct thr {
 	unsigned long fs, gs, self;
 	void *buf_addr;
 	volatile int ready;
-	int errors;
-	char msg[512];
+	struct test_notes notes;
 };
 
 static struct thr thr[NTHR + 1];	/* the last one: main */
 static volatile int go;
-
-static void thr_err(struct thr *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void thr_err(struct thr *t, const char *fmt, ...)
-{
-	va_list ap;
-	size_t l = strlen(t->msg);
-
-	t->errors++;
-	va_start(ap, fmt);
-	vsnprintf(t->msg + l, sizeof(t->msg) - l, fmt, ap);
-	va_end(ap);
-	l = strlen(t->msg);
-	snprintf(t->msg + l, sizeof(t->msg) - l, "; ");
-}
 
 static unsigned long get_base(int code)
 {
@@ -87,21 +71,21 @@ static void check_tls(struct thr *t)
 	unsigned long fs = get_base(ARCH_GET_FS), gs = get_base(ARCH_GET_GS);
 
 	if (tls_init != 0xabcdef0123456789ULL + t->idx)
-		thr_err(t, "tls_init %#llx", (unsigned long long)tls_init);
+		test_note(&t->notes, "tls_init %#llx", (unsigned long long)tls_init);
 	if (tls_zero != 1000 + t->idx)
-		thr_err(t, "tls_zero %d", tls_zero);
+		test_note(&t->notes, "tls_zero %d", tls_zero);
 	if (datachk(tls_buf, sizeof(tls_buf), 300 + t->idx))
-		thr_err(t, "tls_buf differs");
+		test_note(&t->notes, "tls_buf differs");
 	if ((void *)tls_buf != t->buf_addr)
-		thr_err(t, "tls_buf at %p, was %p", (void *)tls_buf, t->buf_addr);
+		test_note(&t->notes, "tls_buf at %p, was %p", (void *)tls_buf, t->buf_addr);
 	if (fs != t->fs)
-		thr_err(t, "FS base %#lx, was %#lx", fs, t->fs);
+		test_note(&t->notes, "FS base %#lx, was %#lx", fs, t->fs);
 	if (fs0() != t->fs)
-		thr_err(t, "%%fs:0 %#lx, expected %#lx", fs0(), t->fs);
+		test_note(&t->notes, "%%fs:0 %#lx, expected %#lx", fs0(), t->fs);
 	if ((unsigned long)pthread_self() != t->self)
-		thr_err(t, "pthread_self %#lx, was %#lx", (unsigned long)pthread_self(), t->self);
+		test_note(&t->notes, "pthread_self %#lx, was %#lx", (unsigned long)pthread_self(), t->self);
 	if (gs != t->gs)
-		thr_err(t, "GS base %#lx, was %#lx", gs, t->gs);
+		test_note(&t->notes, "GS base %#lx, was %#lx", gs, t->gs);
 }
 
 static void *thread(void *arg)
@@ -143,18 +127,12 @@ int main(int argc, char **argv)
 	go = 1;
 	syscall(SYS_futex, &go, FUTEX_WAKE_PRIVATE, NTHR, NULL, NULL, 0);
 	for (i = 0; i <= NTHR; i++) {
-		struct timespec ts;
-
-		if (i < NTHR) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 10;
-			if (pthread_timedjoin_np(thr[i].th, NULL, &ts)) {
-				pr_err("thread %d did not finish", i);
-				continue;
-			}
+		if (i < NTHR && test_thread_join(thr[i].th)) {
+			pr_err("thread %d did not finish", i);
+			continue;
 		}
-		if (thr[i].errors)
-			pr_err("%s %d: %s", i < NTHR ? "thread" : "main", i, thr[i].msg);
+		if (thr[i].notes.errors)
+			pr_err("%s %d: %s", i < NTHR ? "thread" : "main", i, thr[i].notes.msg);
 	}
 	test_result();
 	return 0;

@@ -100,11 +100,7 @@ int main(int argc, char **argv)
 	go = 1;
 	syscall(SYS_futex, &go, FUTEX_WAKE_PRIVATE, NTHR, NULL, NULL, 0);
 	for (i = 0; i < NTHR; i++) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 10;
-		if (pthread_timedjoin_np(thr[i].th, NULL, &ts))
+		if (test_thread_join(thr[i].th))
 			pr_err("thread %d did not finish", i);
 		else if (strcmp(thr[i].got, names[i]))
 			pr_err("thread %d: PR_GET_NAME in the thread '%s', expected '%s'", i,
