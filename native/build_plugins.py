@@ -2,7 +2,7 @@
 
 The extension is at the same time the library plugins link against at run
 time: it defines ``criu_get_image_dir``, ``print_on_level`` and
-``log_get_loglevel`` (native/plugins.c), and refcr.plugins makes its symbols
+``log_get_loglevel`` (native/plugins.c), and refcr.plugins.host makes its symbols
 global before any plugin is loaded.  Log messages come back into Python
 through the ``extern "Python"`` callback ``refcr_plugin_log``.
 

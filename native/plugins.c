@@ -9,7 +9,7 @@
  * The rest is the loader's native half: dlopen, the descriptor (found as
  * CR_PLUGIN_DESC, or generated from old-style symbol names), and calling a
  * hook with the right prototype.  Python decides when and in which process
- * (see refcr/plugins.py).
+ * (see refcr/plugins/host.py).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

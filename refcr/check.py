@@ -17,7 +17,7 @@ import struct
 import time
 from typing import Callable
 
-from refcr import native
+from refcr.ptrace import native
 
 NR_MMAP, NR_MUNMAP, NR_GETPID, NR_PRCTL = 9, 11, 39, 157
 PR_SET_MM, PR_SET_MM_MAP_SIZE = 35, 15
@@ -234,7 +234,7 @@ def probe_uffd_wp_direct() -> str | None:
     memory, one page written, PAGEMAP_SCAN must report exactly that page."""
     import ctypes
     import fcntl
-    from refcr import track
+    from refcr.mm import track
     libc = ctypes.CDLL(None, use_errno=True)
     area = mmap.mmap(-1, 4 * mmap.PAGESIZE)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(area))

@@ -55,7 +55,7 @@ def _size(text: str) -> int:
 
 
 def _track_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
-    """Incremental dumps (refcr/track.py)."""
+    """Incremental dumps (refcr/mm/track.py)."""
     if dump:
         p.add_argument("--track-mem", action="store_true",
                        help="track written pages for a next dump (--prev-images-dir) of this one")
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inherit-fd", action="append", default=[], metavar="fd[N]:RES",
                    help="give the restored tree refcr's fd N where the images have RES")
 
-    from refcr.show import add_arguments as show_arguments
+    from refcr.images.show import add_arguments as show_arguments
     show_arguments(sub.add_parser("show", help="print images as JSON"))
 
     sub.add_parser("check", help="probe the kernel features refcr needs")
@@ -131,7 +131,7 @@ def to_options(ns: argparse.Namespace) -> Options:
 
 def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.dump import dump
-    from refcr.images import ImageDir
+    from refcr.images.imagedir import ImageDir
     from refcr.external import check_external
     opts.ext_unix_sk += [str(ino) for ino in check_external(opts.external)]
     from refcr.actions import check_scripts
@@ -143,7 +143,7 @@ def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_pre_dump(opts: Options, ns: argparse.Namespace) -> int:
-    from refcr.images import ImageDir
+    from refcr.images.imagedir import ImageDir
     from refcr.predump import pre_dump
     images = ImageDir(opts.images_dir, "w")
     logmod.setup(opts.verbosity, opts.log_file)
@@ -169,7 +169,7 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_show(opts: Options, ns: argparse.Namespace) -> int:
-    from refcr.show import main_show
+    from refcr.images.show import main_show
     return main_show(ns)
 
 
@@ -179,14 +179,14 @@ def cmd_check(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_plugin_check(opts: Options, ns: argparse.Namespace) -> int:
-    from refcr.plugin_check import main_check as plugin_check
+    from refcr.plugins.conformance import main_check as plugin_check
     logmod.setup(opts.verbosity, None)
     return plugin_check(ns.plugin_paths, opts.verbosity, partner=ns.partner, scenario=ns.scenario,
                         junit=ns.junit_xml)
 
 
 def cmd_plugin_cflags(opts: Options, ns: argparse.Namespace) -> int:
-    from refcr.plugins import include_dir
+    from refcr.plugins.host import include_dir
     print(f"-I{include_dir()}")
     return 0
 

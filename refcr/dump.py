@@ -13,16 +13,25 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import (__version__, creds, extnetns, fault, files, fs, inet, ipc, memory, mntns, native, pipes,
-                   proc, pstree, regs, rlimits, signals, task, timers, track, uts)
-from refcr import actions, netlock, netns, plugins, tty, unix
+from refcr import __version__, fault
+from refcr.fs import files, fs_struct, pipes
+from refcr.ipc import sysv
+from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
+from refcr.mm import memory, track
+from refcr.net import extnetns, inet
+from refcr.ns import mntns, uts
+from refcr.ptrace import native, proc
+from refcr import actions
+from refcr.drivers import tty
+from refcr.net import netlock, netns, unix
+from refcr.plugins import host
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
-from refcr.images import ImageDir
+from refcr.images.imagedir import ImageDir
 from refcr.log import log
 from refcr.options import Options
 from refcr.pb import core_pb2, inventory_pb2
-from refcr.syscalls import PAGE_SIZE
-from refcr.tracee import INJECT_MASK, Remote, collect_exits, release, seize_thread
+from refcr.ptrace.syscalls import PAGE_SIZE
+from refcr.ptrace.tracee import INJECT_MASK, Remote, collect_exits, release, seize_thread
 
 IMG_VERSION = 1
 PR_GET_DUMPABLE = 3
@@ -36,7 +45,7 @@ class FrozenTask:
     member: pstree.Member
     masks: dict[int, int] = field(default_factory=dict)   # host tid -> blocked mask at the freeze
     remotes: dict[int, Remote] = field(default_factory=dict)
-    track: track.ProcessTrack | None = None                 # incremental memory (refcr/track.py)
+    track: track.ProcessTrack | None = None                 # incremental memory (refcr/mm/track.py)
 
     @property
     def pid(self) -> int:
@@ -130,9 +139,9 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: files.DumpFiles, pages_ids: 
     maps = proc.maps(pid)                 # before the scratch buffer exists
     remote = t.open_remotes(maps)
     core = core_pb2.CoreEntry(pid=vpid, comm=proc.comm(pid), personality=task.dump_personality(pid))
-    fs.dump(pid, core)
+    fs_struct.dump(pid, core)
     core.sigactions.extend(signals.dump_sigactions(remote))
-    core.itimers.extend(timers.dump_itimers(remote))
+    core.itimers.extend(itimers.dump_itimers(remote))
     core.rlimits.extend(rlimits.dump_rlimits(remote))
     core.creds.CopyFrom(creds.dump(pid, remote))
     core.dumpable = remote.check("prctl", PR_GET_DUMPABLE, 0, 0, 0, 0)
@@ -151,7 +160,7 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, o
     if "uts" in namespaces:
         images.write("uts", [uts.dump(root.remotes[root.pid])])
     if "ipc" in namespaces:
-        ipc.dump(root.pid, images)
+        sysv.dump(root.pid, images)
     if "mnt" in namespaces:
         images.write("mntns", [mntns.dump(root.pid, images, opts or Options())])
     elif opts:
@@ -170,7 +179,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
         dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
     unix.check_ext_dump(ctx)
     tty.check_ext_dump(ctx)
-    plugins.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
+    host.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images, opts)
     if "net" in namespaces:
         images.write("netns", [netns.dump(frozen[0].pid, opts)])
@@ -181,7 +190,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
-        root_namespaces=namespaces, plugins=plugins.used(), track_mem=tracking.name,
+        root_namespaces=namespaces, plugins=host.used(), track_mem=tracking.name,
         ext_netns=int(opts.extra.get("ext_netns", 0)))])
 
 
@@ -204,10 +213,10 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
 
 
 def dump(opts: Options, images: ImageDir) -> None:
-    """The plugins' init(DUMP) first, their exit(DUMP, ret) always last (refcr/plugins.py)."""
+    """The plugins' init(DUMP) first, their exit(DUMP, ret) always last (refcr/plugins/host.py)."""
     ret = -1
     try:
-        plugins.init(plugins.STAGE_DUMP, opts)
+        host.init(host.STAGE_DUMP, opts)
         _dump(opts, images)
         ret = 0
     except BaseException as exc:
@@ -215,7 +224,7 @@ def dump(opts: Options, images: ImageDir) -> None:
             images.mark_incomplete(str(exc))
         raise
     finally:
-        plugins.exit(plugins.STAGE_DUMP, ret)
+        host.exit(host.STAGE_DUMP, ret)
 
 
 def _dump(opts: Options, images: ImageDir) -> None:
@@ -234,8 +243,8 @@ def _dump(opts: Options, images: ImageDir) -> None:
         tree = [m.entry for m in members]
         log.info("froze %d process(es), %d zombie(s)", len(frozen), len(zombies))
         fault.point("dump-after-seize")
-        plugins.devices_hook("PAUSE_DEVICES", [t.pid for t in frozen])
-        plugins.devices_hook("CHECKPOINT_DEVICES", [t.pid for t in frozen])
+        host.devices_hook("PAUSE_DEVICES", [t.pid for t in frozen])
+        host.devices_hook("CHECKPOINT_DEVICES", [t.pid for t in frozen])
         write_images(frozen, tree, namespaces, images, opts)
         actions.run(opts, "post-dump", opts.pid)
     except BaseException as exc:

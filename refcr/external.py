@@ -5,9 +5,9 @@ resource RES, give the restored tree refcr's own fd N (which the caller
 passed in) instead of recreating it.  RES is spelled the way /proc shows an
 fd's link: `pipe:[INO]`, `socket:[INO]`, or an absolute path (`file[PATH]`
 is accepted too); `net:[INO]` is a network namespace left out of the images
-with --external net[INO] (extnetns.py); `tty[RDEV:DEV]` (CRIU's spelling:
+with --external net[INO] (net/extnetns.py); `tty[RDEV:DEV]` (CRIU's spelling:
 st_rdev and st_dev in hex) a terminal left out with --external tty[RDEV:DEV]
-(tty.py), or the shell's terminal of a --shell-job as `tty[MAJOR:MINOR]`.
+(drivers/tty.py), or the shell's terminal of a --shell-job as `tty[MAJOR:MINOR]`.
 Every option must be well formed, name an fd refcr really has, and match
 something in the images: anything else is an error naming the option, never
 silently ignored.
@@ -22,7 +22,8 @@ from refcr.errors import OptionError, RestoreError
 
 EXTERNAL_RE = re.compile(r"^(unix|file|mnt|dev|veth|macvlan|tty|net)\[([^\]]+)\](?::(.+))?$")
 SUPPORTED_EXTERNAL = {"unix", "file", "veth", "mnt", "net", "tty"}
-# veth: refcr/netns.py (ext_veths); mnt: refcr/mntns.py; net: refcr/extnetns.py; tty: refcr/tty.py (ExtTtyKind)
+# veth: refcr/net/netns.py (ext_veths); mnt: refcr/ns/mntns.py; net: refcr/net/extnetns.py;
+# tty: refcr/drivers/tty.py (ExtTtyKind)
 INHERIT_RE = re.compile(r"^fd\[(\d+)\]:(.+)$")
 RESOURCE_RE = re.compile(r"^(pipe|socket|net):\[(\d+)\]$|^tty\[([0-9a-fA-F]+:[0-9a-fA-F]+)\]$|^file\[(/.*)\]$|^(/.*)$")
 
@@ -74,7 +75,7 @@ def check_external(options: list[str]) -> list[int]:
         if kind == "mnt" and not m.group(3):
             raise OptionError(f"--external {opt}: expected mnt[MOUNTPOINT]:KEY (dump) or mnt[KEY]:PATH (restore)")
         if kind == "veth":
-            from refcr.netns import ext_veths
+            from refcr.net.netns import ext_veths
             ext_veths([opt], restore=False)     # the syntax and the names
     return unix
 

@@ -26,10 +26,10 @@ class Options:
     external: list[str] = field(default_factory=list)      # --external RES (unix[INO], file[...], mnt[...], ...)
     inherit_fd: list[str] = field(default_factory=list)    # --inherit-fd fd[N]:RES
     ghost_limit: int = 1 << 20               # --ghost-limit: largest deleted file whose contents are dumped
-    tmpfs_limit: int = 256 << 20             # --tmpfs-limit: most bytes of files of one dumped tmpfs (refcr/mntns.py)
+    tmpfs_limit: int = 256 << 20             # --tmpfs-limit: bytes of files of one dumped tmpfs (ns/mntns.py)
     libdir: str | None = None                # -L/--libdir: plugin directory
     action_scripts: list[str] = field(default_factory=list)  # --action-script FILE (refcr/actions.py)
-    track_mem: bool = False                  # --track-mem: arm dirty-page tracking for a next dump (refcr/track.py)
+    track_mem: bool = False                  # --track-mem: arm dirty-page tracking for a next dump (refcr/mm/track.py)
     prev_images_dir: str | None = None       # --prev-images-dir: the parent image, relative to images_dir
     track_mem_method: str = "auto"           # --track-mem-method: auto, uffd (uffd-wp + PAGEMAP_SCAN), hash
     extra: dict[str, object] = field(default_factory=dict)

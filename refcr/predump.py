@@ -20,14 +20,17 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import __version__, memory, native, proc, pstree, track
+from refcr import __version__
+from refcr.kernel import pstree
+from refcr.mm import memory, track
+from refcr.ptrace import native, proc
 from refcr.dump import IMG_VERSION, FrozenTask, _resume_after_failure, finish, freeze_tree
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
-from refcr.images import ImageDir
+from refcr.images.imagedir import ImageDir
 from refcr.log import log
 from refcr.options import Options
 from refcr.pb import inventory_pb2, mm_pb2
-from refcr.syscalls import PAGE_SIZE, PROT_READ
+from refcr.ptrace.syscalls import PAGE_SIZE, PROT_READ
 
 PRIVATE = (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE)
 

@@ -17,15 +17,22 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
-from refcr import creds, fault, files, fs, memory, native, proc, regs, rlimits, signals, task, timers
-from refcr import actions, extnetns, netlock, netns, plugins, tty, unix
+from refcr import fault
+from refcr.fs import files, fs_struct
+from refcr.kernel import creds, itimers, regs, rlimits, signals, task
+from refcr.mm import memory
+from refcr.ptrace import native, proc
+from refcr import actions
+from refcr.drivers import tty
+from refcr.net import extnetns, netlock, netns, unix
+from refcr.plugins import host
 from refcr.errors import RestoreError
-from refcr.images import ImageDir
+from refcr.images.imagedir import ImageDir
 from refcr.log import log
 from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
-from refcr.puppet import Layout, Puppet
-from refcr.tracee import Remote, RemoteError
+from refcr.ptrace.puppet import Layout, Puppet
+from refcr.ptrace.tracee import Remote, RemoteError
 
 IMG_VERSION = 1
 PR_SET_DUMPABLE = 4
@@ -73,7 +80,7 @@ def check_images(images: ImageDir, opts: Options):
         raise RestoreError(f"{images.path} is a pre-dump (memory only): restore a dump made after it")
     if inv.shell_job and not opts.shell_job:
         raise RestoreError("the images hold a shell job (dumped with --shell-job): restore with --shell-job")
-    plugins.require(list(inv.plugins))
+    host.require(list(inv.plugins))
     entries = images.read("pstree")
     if not entries:
         raise RestoreError(f"{images.path}: pstree.img lists no process")
@@ -273,7 +280,7 @@ def restore_process(n: Node, images: ImageDir, ctx: files.RestoreFiles, shmem: d
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
     p.drop_pidfd()
-    fs.restore(r, core)
+    fs_struct.restore(r, core)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
 
@@ -312,7 +319,7 @@ def finish_process(n: Node) -> None:
     signals.requeue(p.remote, n.pid, n.pid, list(core.shared_pending), [])
     for tc in core.threads:
         signals.requeue(p.threads[tc.tid].remote, n.pid, tc.tid, [], list(tc.pending))
-    timers.restore_itimers(p.remote, list(core.itimers))
+    itimers.restore_itimers(p.remote, list(core.itimers))
     for tc in core.threads:
         if tc.HasField("sleep_restart"):
             regs.arm_sleep_restart(p.threads[tc.tid].remote, tc.sleep_restart)
@@ -327,35 +334,35 @@ def finish_process(n: Node) -> None:
 
 def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx: files.RestoreFiles) -> None:
     if "mnt" in namespaces:
-        from refcr import mntns
+        from refcr.ns import mntns
         if images.exists("mntns"):
             mntns.restore(root.puppet.pid, images, ctx.opts.external)
         ctx.resolve = mntns.resolver(root.puppet.pid)
     else:
-        from refcr import mntns
+        from refcr.ns import mntns
         mntns.check_no_namespace(ctx.opts.external)
     if "uts" in namespaces and images.exists("uts"):
-        from refcr import uts
+        from refcr.ns import uts
         uts.restore(root.puppet.remote, images.read_single("uts"))
     if "ipc" in namespaces:
-        from refcr import ipc
-        ipc.restore(root.puppet.pid, images)
+        from refcr.ipc import sysv
+        sysv.restore(root.puppet.pid, images)
 
 
 def restore(opts: Options) -> int:
     """Restore the images; returns the root's pid as refcr sees it.
 
     The plugins' init(RESTORE) and RESTORE_INIT come first, their
-    exit(RESTORE, ret) always last (refcr/plugins.py)."""
+    exit(RESTORE, ret) always last (refcr/plugins/host.py)."""
     ret = -1
     try:
-        plugins.init(plugins.STAGE_RESTORE, opts)
-        plugins.stage_hook("RESTORE_INIT")
+        host.init(host.STAGE_RESTORE, opts)
+        host.stage_hook("RESTORE_INIT")
         pid = _restore(opts)
         ret = 0
         return pid
     finally:
-        plugins.exit(plugins.STAGE_RESTORE, ret)
+        host.exit(host.STAGE_RESTORE, ret)
 
 
 def _restore(opts: Options) -> int:
@@ -383,7 +390,7 @@ def _restore(opts: Options) -> int:
         builder.create_subtree(root)
         builder.set_groups()
         builder.make_zombies()
-        plugins.stage_hook("POST_FORKING")
+        host.stage_hook("POST_FORKING")
         restore_namespaces(root, images, list(inv.root_namespaces), ctx)
         net = netns.restore_links(root.puppet.pid, images, opts) if "net" in inv.root_namespaces else None
         actions.run(opts, "setup-namespaces", root.puppet.pid)
@@ -394,14 +401,14 @@ def _restore(opts: Options) -> int:
             restore_process(n, images, ctx, shmem)
         ctx.inherited.check_all_used()
         if "ipc" in inv.root_namespaces:
-            from refcr import ipc
-            ipc.finish_restore(root.puppet.pid, images)
+            from refcr.ipc import sysv
+            sysv.finish_restore(root.puppet.pid, images)
         for n in live:
             restore_threads(n)
         for n in live:
             finish_process(n)
         fault.point("restore-before-detach")
-        plugins.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
+        host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
         actions.run(opts, "post-restore", root.puppet.pid)
         actions.run(opts, "pre-resume", root.puppet.pid)
         for p in builder.puppets:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from refcr.images import ImageDir
+from refcr.images.imagedir import ImageDir
 from support import Processes, assert_one_line_error
 from zdtm.harness import procs
 

@@ -1,4 +1,4 @@
-"""Plugins (refcr/plugins.py) on real processes: `refcr dump/restore -L DIR`.
+"""Plugins (refcr/plugins/host.py) on real processes: `refcr dump/restore -L DIR`.
 
 The scenarios of the plugin issue, as pytest tests rather than zdtm .desc
 files: each starts `sleep` holding an extra fd, dumps it with a plugin
@@ -164,7 +164,7 @@ def test_chain(tmp_path: Path, processes: Processes, built: dict[str, Path], ord
         assert len(log_lines(log, "trivial: exit(stage")) == 1
         assert log_lines(log, "trivial: exit(stage")[0].endswith("ret 0)")
 
-    from refcr.images import ImageDir
+    from refcr.images.imagedir import ImageDir
     with ImageDir(str(tmp_path / "img")) as images:
         [entry] = [e for e in images.read("files") if e.WhichOneof("file") == "plugin"]
         assert (entry.plugin.plugin, entry.plugin.id, entry.plugin.path) == (handler, entry.id, t.path)
@@ -316,7 +316,7 @@ def test_device_vma(tmp_path: Path, processes: Processes, built: dict[str, Path]
     res = refcr("dump", "-t", str(m.pid), "-D", "img", "-L", str(libdir), "-o", "dump.log", "-v4", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     m.popen.wait(timeout=10)
-    from refcr.images import ImageDir
+    from refcr.images.imagedir import ImageDir
     with ImageDir(str(tmp_path / "img")) as images:
         [vma] = [v for v in images.read_single("mm", id=m.pid).vmas if v.path == dev]
         assert vma.plugin == "devicevma"
@@ -387,20 +387,20 @@ def test_plugin_libdir_precedence(tmp_path: Path, processes: Processes, built: d
 
 @pytest.fixture
 def session(tmp_path: Path, built: dict[str, Path]):
-    """plugins.init/exit in this process, logging at -v4 into tmp_path/log."""
+    """host.init/exit in this process, logging at -v4 into tmp_path/log."""
     from refcr import log as logmod
-    from refcr import plugins
+    from refcr.plugins import host
     from refcr.options import Options
 
-    def start(*names: str, stage: int = plugins.STAGE_DUMP) -> None:
+    def start(*names: str, stage: int = host.STAGE_DUMP) -> None:
         opts = Options(images_dir=str(tmp_path / "img"), libdir=str(plugin_dir(tmp_path / "lib", built, *names)),
                        verbosity=4)
         (tmp_path / "img").mkdir(exist_ok=True)
-        plugins.init(stage, opts)
+        host.init(stage, opts)
 
     logmod.setup(4, str(tmp_path / "log"))
     yield start
-    plugins.exit(plugins.STAGE_DUMP, 0)
+    host.exit(host.STAGE_DUMP, 0)
     logmod.setup(2, None)
 
 
@@ -408,15 +408,15 @@ def test_unix_sk_and_device_hooks(session, tmp_path: Path) -> None:
     """The entry points other modules call: declined everywhere by trivial."""
     import socket
 
-    from refcr import plugins
+    from refcr.plugins import host
     session("trivial")
     a, b = socket.socketpair()
-    assert plugins.dump_unix_sk(a.fileno(), 4) is False
-    with pytest.raises(plugins.PluginError, match="no plugin restores it"):
-        plugins.restore_unix_sk(4)
-    plugins.devices_hook("PAUSE_DEVICES", [os.getpid()])
-    plugins.stage_hook("POST_FORKING")
-    assert plugins.used() == []
+    assert host.dump_unix_sk(a.fileno(), 4) is False
+    with pytest.raises(host.PluginError, match="no plugin restores it"):
+        host.restore_unix_sk(4)
+    host.devices_hook("PAUSE_DEVICES", [os.getpid()])
+    host.stage_hook("POST_FORKING")
+    assert host.used() == []
     a.close(), b.close()
     assert log_lines(tmp_path / "log", "trivial: dump_unix_sk(fd") and log_lines(tmp_path / "log", "post_forking()")
 
@@ -424,24 +424,24 @@ def test_unix_sk_and_device_hooks(session, tmp_path: Path) -> None:
 def test_criu_rtc(session, tmp_path: Path) -> None:
     """criu-rtc without /dev/rtc (this kernel has none): loads as an old-style
     plugin, declines what is no rtc, decodes its image on restore."""
-    from refcr import plugins
-    session("criu-rtc", stage=plugins.STAGE_RESTORE)
-    assert plugins.names() == ["10-criu-rtc.so"]
+    from refcr.plugins import host
+    session("criu-rtc", stage=host.STAGE_RESTORE)
+    assert host.names() == ["10-criu-rtc.so"]
     assert log_lines(tmp_path / "log", "old-style plugin")
     for path in ("/dev/null", str(tmp_path / "log")):
         fd = os.open(path, os.O_RDONLY)
-        assert plugins.dump_ext_file(fd, 1) is None
+        assert host.dump_ext_file(fd, 1) is None
         os.close(fd)
     img = tmp_path / "img"
     (img / "rtc.7").write_bytes(b"\x08\x80\x01")        # RtcEntry{irqp: 128}
     (img / "rtc.8").write_bytes(b"\x0a\x01")            # not an RtcEntry
-    with pytest.raises(plugins.PluginError, match="failed"):
-        plugins.restore_ext_file("10-criu-rtc.so", 7)   # no /dev/rtc here
+    with pytest.raises(host.PluginError, match="failed"):
+        host.restore_ext_file("10-criu-rtc.so", 7)   # no /dev/rtc here
     assert log_lines(tmp_path / "log", "id 7: restoring with rate 128 Hz")
-    with pytest.raises(plugins.PluginError, match="Invalid argument"):
-        plugins.restore_ext_file("10-criu-rtc.so", 8)
-    with pytest.raises(plugins.PluginError, match="declined"):
-        plugins.restore_ext_file("10-criu-rtc.so", 9)   # no rtc.9: not its object
+    with pytest.raises(host.PluginError, match="Invalid argument"):
+        host.restore_ext_file("10-criu-rtc.so", 8)
+    with pytest.raises(host.PluginError, match="declined"):
+        host.restore_ext_file("10-criu-rtc.so", 9)   # no rtc.9: not its object
 
 
 # ------------------------------------------------------- plugin-check ---
@@ -507,7 +507,7 @@ def test_plugin_check_bad_options(tmp_path: Path, built: dict[str, Path], args: 
 
 def test_plugin_check_as_pytest(built: dict[str, Path]) -> None:
     """conformance_tests(): the same rows as parametrized pytest cases."""
-    from refcr.plugin_check import conformance_tests
+    from refcr.plugins.conformance import conformance_tests
     for variant, failing in (("trivial", []), ("umask", ["hygiene: umask"])):
         fn = conformance_tests(str(built[variant]))
         [mark] = [m for m in fn.pytestmark if m.name == "parametrize"]

@@ -1,0 +1,101 @@
+"""Named FIFOs: reopened by path, with the bytes queued in them.
+
+The queue is copied without consuming it, as for pipes (tee(2) from a
+reader opened through /proc/PID/fd/N), and lands in pipes-data.img under
+the FIFO's id.  Restore first opens the FIFO O_RDWR (which never blocks and
+keeps a reader and a writer around), puts the bytes back through it, and
+then opens every dumped description with O_NONBLOCK, which the kernel then
+grants at once; the dumped status flags are set afterwards.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import stat as stat_mod
+import struct
+import termios
+
+from refcr.fs import fown, pipes
+from refcr.errors import RestoreError, UnsupportedObject
+from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, check_type, describe
+from refcr.pb import filekinds_pb2, pipes_data_pb2
+from refcr.fs.pipes import F_GETPIPE_SZ, F_SETPIPE_SZ, STATUS_FLAGS, _queued
+
+DELETED = " (deleted)"
+
+
+def fifo_id(st: os.stat_result) -> int:
+    """An id for a FIFO inode that cannot collide with a pipe's (pipefs) inode number."""
+    return (1 << 63) | ((st.st_dev & 0x7FFFFFFF) << 32) | (st.st_ino & 0xFFFFFFFF)
+
+
+def read_queued(t: FdTarget, key: int) -> pipes_data_pb2.PipeDataEntry:
+    """A FIFO's queue is read like a pipe's (pipes.read_queued), keyed by fifo_id."""
+    return pipes.read_queued(t, key)
+
+
+class FifoKind:
+    field = "fifo"
+
+    def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
+        return stat_mod.S_ISFIFO(t.st.st_mode) and t.link.startswith("/")
+
+    def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.FifoEntry:
+        if t.link.endswith(DELETED):
+            raise UnsupportedObject(f"{describe(t)}: the FIFO is no longer at its path")
+        key = fifo_id(t.st)
+        queued = ctx.extra.setdefault("pipes", {})      # written with the pipes' queues
+        if key not in queued:
+            queued[key] = read_queued(t, key)
+        e = filekinds_pb2.FifoEntry(path=t.link, flags=t.flags, fifo_id=key)
+        fown.record(t, e)
+        return e
+
+    def open(self, e: filekinds_pb2.FifoEntry, ctx: RestoreFiles) -> int:
+        path = ctx.resolve(e.path)
+        holders = ctx.extra.setdefault("fifos", {})
+        if e.fifo_id not in holders:
+            holders[e.fifo_id] = ctx.keep(_refill(e, path, ctx))
+        try:
+            fd = os.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
+        try:
+            check_type(e.path, fd, stat_mod.S_IFIFO)
+            fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & STATUS_FLAGS & ~os.O_ASYNC)   # O_ASYNC: in the task
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
+        fown.restore(e, fd, puppet)
+
+
+def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
+    try:
+        holder = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
+    try:
+        check_type(e.path, holder, stat_mod.S_IFIFO)
+        if "pipes-data" not in ctx.extra:
+            ctx.extra["pipes-data"] = _queued(ctx.images)
+        data = ctx.extra["pipes-data"].get(e.fifo_id)
+        if data is not None:
+            want = max(data.pipe_size, len(data.data))
+            if fcntl.fcntl(holder, F_GETPIPE_SZ) != want:
+                fcntl.fcntl(holder, F_SETPIPE_SZ, want)
+            queued = struct.unpack("i", fcntl.ioctl(holder, termios.FIONREAD, bytes(4)))[0]
+            if queued:
+                raise RestoreError(f"the FIFO {e.path} already holds {queued} bytes of someone else")
+            view = memoryview(data.data)
+            while view:
+                view = view[os.write(holder, view):]
+    except BaseException:
+        os.close(holder)
+        raise
+    return holder
+
+
+KINDS = [FifoKind()]

@@ -1,0 +1,6 @@
+"""The image directory and its file format (imagedir: magic, length-prefixed
+protobuf messages, raw page files, the INCOMPLETE marker) and `refcr show`
+(show).  The schemas are proto/*.proto, compiled into refcr.pb.
+
+Imports errors and refcr.pb only: every other package may import it.
+"""

@@ -1,0 +1,125 @@
+"""The process tree: which processes a dump takes, their ids and namespaces.
+
+A dump takes the whole subtree rooted at the given pid.  It is frozen top
+down: a process is seized (all its threads) before its children are listed,
+so once frozen it cannot add a child behind our back.  Ids in the images are
+the ones inside the tree's pid namespace ("inner" ids); the root may be the
+init of a pid namespace of its own, and may have its own IPC, UTS, mount and
+network namespaces; every other process must share the root's.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from refcr.ptrace import proc
+from refcr.errors import NoSuchProcess, OptionError, UnsupportedObject
+from refcr.options import Options
+from refcr.pb import pstree_pb2
+
+NS_KINDS = ("pid", "ipc", "uts", "mnt", "net")      # namespaces a root may have of its own
+SHARED_ONLY = ("user", "cgroup", "time")           # must be refcr's own
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        pid = proc.stat(pid).ppid
+    return seen
+
+
+def check_target(pid: int) -> proc.Stat:
+    if pid <= 0:
+        raise OptionError(f"invalid pid {pid}")
+    if not proc.exists(pid):
+        raise NoSuchProcess(pid)
+    st = proc.stat(pid)
+    if st.flags & proc.PF_KTHREAD:
+        raise UnsupportedObject(f"process {pid} ({st.comm}) is a kernel thread")
+    if pid in _ancestors(os.getpid()):
+        raise OptionError(f"process {pid} is refcr itself or one of its ancestors")
+    if st.state in ("Z", "X"):
+        raise UnsupportedObject(f"process {pid} is a zombie")
+    return st
+
+
+def ns_of(pid: int | str, kind: str) -> str:
+    link = "pid_for_children" if kind == "pid_children" else kind
+    return os.readlink(f"/proc/{pid}/ns/{link}")
+
+
+def inner_ids(pid: int, key: str = "NSpid", tid: int | None = None) -> int:
+    """The last (innermost) id of NSpid/NStid/NSpgid/NSsid."""
+    st = proc.status(pid) if tid is None else _task_status(pid, tid)
+    return int(st[key].split()[-1])
+
+
+def _task_status(pid: int, tid: int) -> dict[str, str]:
+    out = {}
+    with open(proc.path(pid, "task", str(tid), "status")) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def root_namespaces(root: int) -> list[str]:
+    """Kinds of namespace the root has of its own (not refcr's)."""
+    own = [k for k in NS_KINDS if ns_of(root, k) != ns_of("self", k)]
+    for kind in SHARED_ONLY:
+        if os.path.exists(f"/proc/self/ns/{kind}") and ns_of(root, kind) != ns_of("self", kind):
+            raise UnsupportedObject(f"process {root} is in a {kind} namespace of its own; not supported yet")
+    if "pid" in own:
+        levels = len(proc.status(root)["NSpid"].split()) - len(proc.status(os.getpid())["NSpid"].split())
+        if levels != 1 or inner_ids(root) != 1:
+            raise UnsupportedObject(f"process {root} is in a pid namespace but is not its init (pid 1)")
+    return own
+
+
+@dataclass
+class Member:
+    """One process of the tree as the dump found it."""
+
+    host_pid: int
+    entry: pstree_pb2.PstreeEntry
+    host_tids: list[int] = field(default_factory=list)
+
+
+def check_same_namespaces(root: int, pid: int) -> None:
+    for kind in NS_KINDS + SHARED_ONLY:
+        if os.path.exists(f"/proc/self/ns/{kind}") and ns_of(pid, kind) != ns_of(root, kind):
+            raise UnsupportedObject(f"process {pid} is in another {kind} namespace than the root {root}; "
+                                    "nested namespaces are not supported yet")
+
+
+def describe(host_pid: int, ppid_inner: int, zombie: bool) -> pstree_pb2.PstreeEntry:
+    st = proc.status(host_pid)
+    e = pstree_pb2.PstreeEntry(pid=int(st["NSpid"].split()[-1]), ppid=ppid_inner, host_pid=host_pid,
+                               pgid=int(st["NSpgid"].split()[-1]), sid=int(st["NSsid"].split()[-1]),
+                               zombie=zombie)
+    if zombie:
+        e.exit_status = proc.stat(host_pid).exit_code
+        e.comm = st["Name"]
+        e.sig_blocked, e.sig_ignored, e.sig_caught = (int(st[k], 16) for k in ("SigBlk", "SigIgn", "SigCgt"))
+    return e
+
+
+def check_ids(members: list[Member], opts: Options) -> None:
+    """Every session must be led inside the tree (or be the caller's, with
+    --shell-job); a process group may have lost its leader, but must not be
+    led by a live process outside the tree."""
+    root = members[0].entry
+    pids = {m.entry.pid for m in members}
+    for m in members:
+        e = m.entry
+        outside_ok = opts.shell_job
+        if e.sid not in pids and not (outside_ok and e.sid == root.sid):
+            raise UnsupportedObject(
+                f"process {m.host_pid} is in session {e.sid} led by a process outside the dump; "
+                "use --shell-job if it is a job of your shell")
+        if e.pgid not in pids and not (outside_ok and e.pgid == root.pgid):
+            if e.pid == e.host_pid and proc.exists(e.pgid):
+                raise UnsupportedObject(
+                    f"process {m.host_pid} is in process group {e.pgid} led by a process outside the dump; "
+                    "use --shell-job if it is a job of your shell")

@@ -1,0 +1,47 @@
+"""Resource limits.  Read and set by the task itself through prlimit64(0, ...):
+that needs no CAP_SYS_RESOURCE, which root on these machines lacks for other
+users' tasks.  Raising a hard limit above what refcr itself has is not
+possible without it, and is reported as an error naming the limit."""
+from __future__ import annotations
+
+import errno
+import resource
+import struct
+
+from refcr.errors import RestoreError
+from refcr.pb import core_pb2
+from refcr.ptrace.tracee import Remote, RemoteError
+
+RLIMIT = struct.Struct("<QQ")
+NLIMITS = 16
+NAMES = {getattr(resource, n): n for n in dir(resource) if n.startswith("RLIMIT_")}
+
+
+def dump_rlimits(remote: Remote) -> list[core_pb2.RlimitEntry]:
+    out = []
+    for res in range(NLIMITS):
+        remote.check("prlimit64", 0, res, 0, remote.scratch)
+        cur, max_ = RLIMIT.unpack(remote.get(remote.scratch, RLIMIT.size))
+        out.append(core_pb2.RlimitEntry(resource=res, cur=cur, max=max_))
+    return out
+
+
+def raise_nofile(remote: Remote) -> None:
+    """Let the puppet use any fd number up to its hard limit while restoring."""
+    remote.check("prlimit64", 0, resource.RLIMIT_NOFILE, 0, remote.scratch)
+    _, hard = RLIMIT.unpack(remote.get(remote.scratch, RLIMIT.size))
+    addr, = remote.put(RLIMIT.pack(hard, hard))
+    remote.check("prlimit64", 0, resource.RLIMIT_NOFILE, addr, 0)
+
+
+def restore_rlimits(remote: Remote, limits: list[core_pb2.RlimitEntry]) -> None:
+    for lim in limits:
+        addr, = remote.put(RLIMIT.pack(lim.cur, lim.max))
+        try:
+            remote.check("prlimit64", 0, lim.resource, addr, 0)
+        except RemoteError as exc:
+            if exc.errno == errno.EPERM:
+                name = NAMES.get(lim.resource, str(lim.resource))
+                raise RestoreError(f"cannot restore {name} hard limit {lim.max}: it is above refcr's own "
+                                   "and raising it needs CAP_SYS_RESOURCE") from exc
+            raise

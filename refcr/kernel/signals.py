@@ -1,0 +1,91 @@
+"""Signals: dispositions, blocked masks, queued signals and alternate stacks.
+
+Dispositions and sigaltstack can only be read by the task itself, so they
+are read with injected rt_sigaction/sigaltstack; masks and queues are read
+from outside with ptrace.  On restore, queued signals are re-sent by the
+puppet to itself (rt_sigqueueinfo accepts any siginfo when a task signals
+itself), in their original order, while every signal is still blocked.
+"""
+from __future__ import annotations
+
+import signal
+import struct
+
+from refcr.ptrace import native
+from refcr.pb import core_pb2
+from refcr.ptrace.tracee import Remote
+
+SIGACTION = struct.Struct("<QQQQ")     # kernel struct sigaction: handler, flags, restorer, mask
+STACK_T = struct.Struct("<QIIQ")       # stack_t: ss_sp, ss_flags (as bits), (pad), ss_size
+SS_DISABLE = 2
+SS_AUTODISARM = 1 << 31     # disarm while a handler runs on the stack (a mode, kept)
+NSIG = 64
+UNCATCHABLE = (signal.SIGKILL, signal.SIGSTOP)
+
+
+def catchable() -> list[int]:
+    return [s for s in range(1, NSIG + 1) if s not in UNCATCHABLE]
+
+
+# ---- dispositions (per process) -------------------------------------------
+
+def dump_sigactions(remote: Remote) -> list[core_pb2.SigactionEntry]:
+    out = []
+    for sig in catchable():
+        remote.check("rt_sigaction", sig, 0, remote.scratch, 8)
+        handler, flags, restorer, mask = SIGACTION.unpack(remote.get(remote.scratch, SIGACTION.size))
+        out.append(core_pb2.SigactionEntry(sig=sig, handler=handler, flags=flags,
+                                           restorer=restorer, mask=mask))
+    return out
+
+
+def restore_sigactions(remote: Remote, entries: list[core_pb2.SigactionEntry]) -> None:
+    """Set every disposition, defaults included: the puppet inherited refcr's."""
+    given = {e.sig: e for e in entries}
+    for sig in catchable():
+        e = given.get(sig, core_pb2.SigactionEntry(sig=sig))
+        addr, = remote.put(SIGACTION.pack(e.handler, e.flags, e.restorer, e.mask))
+        remote.check("rt_sigaction", sig, addr, 0, 8)
+
+
+# ---- per thread ----------------------------------------------------------------
+
+def dump_sigaltstack(remote: Remote) -> core_pb2.SigaltstackEntry:
+    remote.check("sigaltstack", 0, remote.scratch)
+    sp, flags, _, size = STACK_T.unpack(remote.get(remote.scratch, STACK_T.size))
+    # SS_ONSTACK only says the thread is on the stack right now: not settable
+    return core_pb2.SigaltstackEntry(sp=sp, flags=flags & (SS_DISABLE | SS_AUTODISARM), size=size)
+
+
+def restore_sigaltstack(remote: Remote, sas: core_pb2.SigaltstackEntry) -> None:
+    if sas.flags & SS_DISABLE or not sas.size:
+        addr, = remote.put(STACK_T.pack(0, SS_DISABLE, 0, 0))
+    else:
+        addr, = remote.put(STACK_T.pack(sas.sp, sas.flags & SS_AUTODISARM, 0, sas.size))
+    remote.check("sigaltstack", addr, 0)
+
+
+def dump_thread(tid: int, remote: Remote, tc: core_pb2.ThreadCore, blocked: int) -> None:
+    """`blocked` is the mask saved before refcr blocked everything for injection."""
+    tc.sigmask = blocked
+    tc.pending.extend(native.peek_siginfo(tid, shared=False))
+    tc.sigaltstack.CopyFrom(dump_sigaltstack(remote))
+
+
+def dump_shared_pending(tid: int) -> list[bytes]:
+    return native.peek_siginfo(tid, shared=True)
+
+
+def _signo(siginfo: bytes) -> int:
+    return struct.unpack_from("<i", siginfo, 0)[0]
+
+
+def requeue(remote: Remote, tgid: int, tid: int, shared: list[bytes], private: list[bytes]) -> None:
+    """Queue the dumped signals again (ids as seen inside the puppet's pid
+    namespace); all signals are blocked in the puppet."""
+    for info in shared:
+        addr, = remote.put(info)
+        remote.check("rt_sigqueueinfo", tgid, _signo(info), addr)
+    for info in private:
+        addr, = remote.put(info)
+        remote.check("rt_tgsigqueueinfo", tgid, tid, _signo(info), addr)

@@ -1,0 +1,567 @@
+"""The address space: areas (VMAs), their pages, and the mm_struct fields.
+
+Dump: every area from /proc/PID/smaps; page contents only where the kernel
+says a page is present or swapped (/proc/PID/pagemap) and, in private file
+mappings, only pages that were copied on write.  MAP_SHARED anonymous memory
+is a shmem object: its contents are read once through /proc/PID/map_files.
+
+Restore (inside a puppet): unmap everything the puppet had, move the kernel's
+vdso/vvar areas to their old addresses, map every area at its address, write
+the pages, put the protections back, and set the mm fields with PR_SET_MM_MAP.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import stat as stat_mod
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from refcr.ipc import sysv
+from refcr.mm import memfd
+from refcr.ptrace import native, proc
+from refcr.errors import RestoreError, UnsupportedObject
+from refcr.images.imagedir import ImageDir
+from refcr.log import log
+from refcr.pb import mm_pb2, pagemap_pb2
+from refcr.ptrace.syscalls import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN,
+                            MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED,
+                            MREMAP_MAYMOVE, PAGE_SIZE, PR_SET_MM,
+                            PR_SET_MM_MAP, PROT_EXEC, PROT_READ, PROT_WRITE)
+from refcr.ptrace.tracee import Remote
+
+if TYPE_CHECKING:
+    from refcr.mm.track import ProcessTrack
+
+SPECIAL_KINDS = {
+    "[vdso]": mm_pb2.VMA_VDSO,
+    "[vvar]": mm_pb2.VMA_VVAR,
+    "[vvar_vclock]": mm_pb2.VMA_VVAR_VCLOCK,
+}
+SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
+SHMEM_NAME = "/dev/zero (deleted)"
+READ_CHUNK = 8 << 20        # bytes of pages copied per batch
+MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)   # pages images are mapped to be read at once
+
+# smaps VmFlags mnemonic -> madvise() advice that recreates it
+MADVISE_BY_VMFLAG = {"dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
+
+
+# ---------------------------------------------------------------- dump ----
+
+def _prot(perms: str) -> int:
+    return ((PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0)
+            | (PROT_EXEC if perms[2] == "x" else 0))
+
+
+def _vma_kind(pid: int, m: proc.Mapping) -> int:
+    if m.name in SPECIAL_KINDS:
+        return SPECIAL_KINDS[m.name]
+    if sysv.sysvshm_id(m) is not None:      # before the inode test: shmid 0 is a valid id
+        return mm_pb2.VMA_SYSVSHM
+    if m.inode == 0:
+        if m.shared:
+            raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
+        return mm_pb2.VMA_ANON
+    if m.name.endswith(" (deleted)"):
+        if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
+            return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
+        raise UnsupportedObject(f"process {pid}: mapping of deleted file {m.name!r} at {m.start:x}")
+    if not m.name.startswith("/"):
+        raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")
+    return mm_pb2.VMA_FILE_SHARED if m.shared else mm_pb2.VMA_FILE_PRIVATE
+
+
+def _map_file_mode(pid: int, m: proc.Mapping) -> int:
+    """O_RDWR if the mapped file was opened for writing (map_files link mode)."""
+    st = os.lstat(proc.path(pid, "map_files", f"{m.start:x}-{m.end:x}"))
+    return os.O_RDWR if st.st_mode & stat_mod.S_IWUSR else os.O_RDONLY
+
+
+def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
+    kind = _vma_kind(pid, m)
+    vma = mm_pb2.VmaEntry(start=m.start, end=m.end, pgoff=m.offset, prot=_prot(m.perms),
+                          flags=MAP_SHARED if m.shared else MAP_PRIVATE, kind=kind, name=m.name)
+    if "gd" in m.vmflags:
+        vma.flags |= MAP_GROWSDOWN
+    vma.madvise.extend(adv for flag, adv in MADVISE_BY_VMFLAG.items() if flag in m.vmflags)
+    if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
+        vma.path = m.name
+        vma.fmode = _map_file_mode(pid, m)
+        _device_vma(pid, m, vma)
+    elif kind in (mm_pb2.VMA_SHMEM, mm_pb2.VMA_SYSVSHM):
+        vma.shmid = m.inode
+        vma.name = "" if m.name == SHMEM_NAME else m.name
+    return vma
+
+
+DEVZERO = os.makedev(1, 5)          # private /dev/zero maps: plain anonymous memory to refcr
+
+
+def _device_vma(pid: int, m: proc.Mapping, vma: mm_pb2.VmaEntry) -> None:
+    """A mapping of a character or block device (other than /dev/zero) is a
+    plugin's business, as in CRIU: HANDLE_DEVICE_VMA(fd, st) through the chain;
+    the plugin that takes it is recorded (vma.plugin), and if none does the dump
+    fails naming the mapping."""
+    link = proc.path(pid, "map_files", f"{m.start:x}-{m.end:x}")
+    try:
+        st = os.stat(link)
+    except OSError:
+        return
+    if not (stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)) or st.st_rdev == DEVZERO:
+        return
+    from refcr.plugins import host
+    what = (f"process {pid}: mapping {m.start:x}-{m.end:x} of device {m.name} "
+            f"({os.major(st.st_rdev)}:{os.minor(st.st_rdev)})")
+    try:        # opened as CRIU does, for the plugin's ioctls; a device that refuses: a path fd
+        fd = os.open(link, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        fd = os.open(link, os.O_PATH | os.O_CLOEXEC)
+    try:
+        name = host.handle_device_vma(fd, what)
+    finally:
+        os.close(fd)
+    if name is None:
+        loaded = host.names()
+        why = f"no plugin took it ({', '.join(loaded)} declined)" if loaded else "no plugin is loaded"
+        raise UnsupportedObject(f"{what}: refcr cannot dump device memory, and {why}")
+    log.info("%s: taken by plugin %s", what, name)
+    vma.plugin = name
+
+
+@dataclass
+class PagesWriter:
+    """Appends page data to pages-N.img and records where it came from."""
+
+    images: ImageDir
+    pages_id: int
+
+    def __post_init__(self) -> None:
+        self.raw = self.images.open_raw("pages", id=self.pages_id, mode="wb")
+        self.entries: list[pagemap_pb2.PagemapEntry] = []
+
+    def add(self, vaddr: int, data: bytes | memoryview) -> None:
+        self.raw.write(data)
+        self._record(vaddr, len(data) // PAGE_SIZE)
+
+    def add_runs(self, ranges: list[tuple[int, int]], data: memoryview) -> None:
+        """The concatenated contents of (vaddr, length) ranges: one write."""
+        self.raw.write(data)
+        for vaddr, n in ranges:
+            self._record(vaddr, n // PAGE_SIZE)
+
+    def _record(self, vaddr: int, npages: int) -> None:
+        last = self.entries[-1] if self.entries else None
+        if last and not last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
+            last.nr_pages += npages
+        else:
+            self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages))
+
+    def add_parent(self, vaddr: int, npages: int) -> None:
+        """Pages unchanged since the parent image (refcr/mm/track.py): no data here."""
+        last = self.entries[-1] if self.entries else None
+        if last and last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
+            last.nr_pages += npages
+        else:
+            self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages, in_parent=True))
+
+    def finish(self, type_name: str, id: int | str, track: "ProcessTrack | None" = None) -> None:
+        self.raw.close()
+        head = pagemap_pb2.PagemapHead(pages_id=self.pages_id)
+        head.pages_in_parent = sum(e.nr_pages for e in self.entries if e.in_parent)
+        head.pages_written = sum(e.nr_pages for e in self.entries) - head.pages_in_parent
+        if track is not None:
+            track.fill_head(head)
+        self.images.write(type_name, self.entries, id=id, head=head)
+
+
+def _chunks(runs: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Group (addr, nr_pages) runs into byte ranges of at most READ_CHUNK each."""
+    batch: list[tuple[int, int]] = []
+    size = 0
+    for addr, npages in runs:
+        length = npages * PAGE_SIZE
+        while length:
+            take = min(length, READ_CHUNK - size)
+            batch.append((addr, take))
+            size += take
+            addr += take
+            length -= take
+            if size == READ_CHUNK:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
+                       track: "ProcessTrack | None" = None) -> int:
+    """Copy present/swapped pages of private areas; returns the page count.
+    With track (incremental dump), pages unchanged since the parent image
+    are recorded as in the parent instead."""
+    total = 0
+    area = mmap.mmap(-1, READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
+    buf = memoryview(area)                                       # its pages allocated as used
+    mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for readable, runs in _runs_to_read(pid, vmas, out, track):
+            for batch in _chunks(runs):
+                size = _read_batch(pid, mem_fd, readable, batch, buf)
+                if track is None:
+                    out.add_runs(batch, buf[:size])
+                else:
+                    pos = 0
+                    for addr, n in batch:
+                        track.store(out, addr, buf[pos:pos + n])
+                        pos += n
+                total += size // PAGE_SIZE
+    finally:
+        os.close(mem_fd)
+        buf.release()
+        try:
+            area.close()
+        except BufferError:     # a view still held (by a traceback): unmapped with it
+            pass
+    return total
+
+
+def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
+                  track: "ProcessTrack | None") -> list[tuple[bool, list[tuple[int, int]]]]:
+    """The (addr, nr_pages) runs to copy, as (readable, runs) for each stretch
+    of areas read the same way: batches then span many small areas."""
+    groups: list[tuple[bool, list[tuple[int, int]]]] = []
+    for vma in vmas:
+        if vma.kind not in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE):
+            continue
+        runs = native.scan_pagemap(pid, vma.start, vma.end,
+                                   anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
+        if track is not None:
+            runs, unchanged = track.select(vma, runs)
+            for addr, n in unchanged:
+                out.add_parent(addr, n)
+        readable = bool(vma.prot & PROT_READ)
+        if groups and groups[-1][0] == readable:
+            groups[-1][1].extend(runs)
+        else:
+            groups.append((readable, list(runs)))
+    return groups
+
+
+def _read_batch(pid: int, mem_fd: int, readable: bool, batch: list[tuple[int, int]],
+                buf: memoryview) -> int:
+    """Read the batch's ranges, concatenated, into buf; returns the byte count."""
+    if readable:
+        return native.vm_read_into(pid, batch, buf)
+    pos = 0
+    for addr, n in batch:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE
+        if os.preadv(mem_fd, [buf[pos:pos + n]], addr) != n:
+            raise OSError(errno.EIO, f"/proc/{pid}/mem: short read of {n} bytes at {addr:#x}")
+        pos += n
+    return pos
+
+
+def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
+    """Copy the allocated parts of a shmem object through map_files."""
+    fd = os.open(proc.path(pid, "map_files", f"{vma.start:x}-{vma.end:x}"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        vma.shmem_size = size
+        # one buffer for every read, whole pages: the object's last page may be partial
+        buf = memoryview(bytearray(min(READ_CHUNK, -(-size // PAGE_SIZE) * PAGE_SIZE)))
+        off = 0
+        while off < size:
+            try:
+                data_at = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data past off
+                break
+            hole_at = min(os.lseek(fd, data_at, os.SEEK_HOLE), size)
+            pos = data_at
+            while pos < hole_at:
+                n = os.preadv(fd, [buf[:min(READ_CHUNK, hole_at - pos)]], pos)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"process {pid}: shared memory {vma.name or SHMEM_NAME} "
+                                  f"is shorter than its size ({pos} of {size} bytes)")
+                whole = -(-n // PAGE_SIZE) * PAGE_SIZE
+                if whole != n:      # the last, partial page: past EOF it reads as zeros
+                    buf[n:whole] = bytes(whole - n)
+                out.add(pos, buf[:whole])
+                pos += n
+            off = hole_at
+    finally:
+        os.close(fd)
+
+
+def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
+    st = proc.stat(pid)
+    return mm_pb2.MmEntry(
+        start_code=st.start_code, end_code=st.end_code, start_data=st.start_data,
+        end_data=st.end_data, start_stack=st.start_stack, start_brk=st.start_brk,
+        brk=remote.check("brk", 0), arg_start=st.arg_start, arg_end=st.arg_end,
+        env_start=st.env_start, env_end=st.env_end, auxv=proc.auxv(pid),
+        exe_path=proc.readlink(pid, "exe"))
+
+
+def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
+         next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int,
+         track: "ProcessTrack | None" = None) -> mm_pb2.MmEntry:
+    """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
+    pid namespace); returns the MmEntry.  track: an incremental dump."""
+    mm = mm_fields(pid, remote)
+    if mm.exe_path.endswith(" (deleted)"):
+        raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
+    mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
+    pages = PagesWriter(images, next_pages_id())
+    if track is None:
+        count = dump_private_pages(pid, list(mm.vmas), pages)
+    else:
+        track.start(remote, maps)
+        try:
+            count = dump_private_pages(pid, list(mm.vmas), pages, track)
+            track.arm(remote, list(mm.vmas))
+            track.write_digests(images)
+        finally:
+            track.close()
+    pages.finish("pagemap", image_id, track)
+    for vma in mm.vmas:
+        if vma.kind != mm_pb2.VMA_SHMEM:
+            continue
+        if vma.shmid not in dumped_shmem:   # one object may be mapped by many areas and processes
+            shm = PagesWriter(images, next_pages_id())
+            dump_shmem(pid, vma, shm)
+            if memfd.is_memfd(vma.name):
+                memfd.dump_mapped(images, proc.path(pid, "map_files", f"{vma.start:x}-{vma.end:x}"),
+                                  vma.shmid, vma.name)
+            shm.finish("pagemap-shmem", vma.shmid)
+            dumped_shmem[vma.shmid] = vma.shmem_size
+        vma.shmem_size = dumped_shmem[vma.shmid]
+    images.write("mm", [mm], id=image_id)
+    log.info("process %d: %d areas, %d private pages", pid, len(mm.vmas), count)
+    return mm
+
+
+# -------------------------------------------------------------- restore ---
+
+def read_page_batches(images: ImageDir, type_name: str,
+                      id: int | str) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
+    """Yield (ranges, data) of a pagemap: (vaddr, length) ranges and their
+    contents concatenated, at most READ_CHUNK bytes at a time.  The image's
+    own pages are views of a read-only mapping of the pages file (no copy in
+    refcr; a view is valid until the next item); pages that an incremental
+    image refers to its parent chain follow."""
+    head, entries = images.read_head(type_name, id=id)
+    own = [(e.vaddr, e.nr_pages) for e in entries if not e.in_parent]
+    in_parent = [(e.vaddr, e.nr_pages) for e in entries if e.in_parent]
+    with images.open_raw("pages", id=head.pages_id) as raw:
+        yield from _mapped_batches(raw.fileno(), f"pages-{head.pages_id}.img", own)
+    if in_parent:       # an incremental image: the rest comes from the parent chain
+        from refcr.mm.track import parent_pages
+        for vaddr, data in parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK):
+            yield [(vaddr, len(data))], data
+
+
+def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, memoryview | bytes]]:
+    """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
+    for ranges, data in read_page_batches(images, type_name, id):
+        pos = 0
+        for vaddr, n in ranges:
+            yield vaddr, data[pos:pos + n]
+            pos += n
+
+
+def _mapped_batches(fd: int, name: str,
+                    runs: list[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
+    """Batches of (addr, nr_pages) runs whose data fill the file from offset 0,
+    each a view of a read-only mapping of its part of the file (mapped one
+    batch at a time: refcr's footprint stays one batch)."""
+    need = sum(n for _, n in runs) * PAGE_SIZE
+    if os.fstat(fd).st_size < need:
+        raise RestoreError(f"{name} is shorter than its pagemap says")
+    off = 0
+    for batch in _chunks(runs):
+        size = sum(n for _, n in batch)
+        try:
+            area = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE | MAP_POPULATE, prot=mmap.PROT_READ,
+                             offset=off)
+        except OSError:     # a filesystem that cannot map files: read them
+            yield from _read_batches(fd, name, runs, off)
+            return
+        try:
+            with memoryview(area) as data:
+                yield batch, data
+        finally:
+            try:
+                area.close()
+            except BufferError:     # a caller still holds a view: unmapped with it
+                pass
+        off += size
+
+
+def _read_batches(fd: int, name: str, runs: list[tuple[int, int]],
+                  start: int = 0) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
+    """_mapped_batches with reads into one buffer, from file offset start on."""
+    buf = memoryview(bytearray(min(READ_CHUNK, sum(n for _, n in runs) * PAGE_SIZE)))
+    off = 0
+    for batch in _chunks(runs):
+        size = sum(n for _, n in batch)
+        if off >= start:
+            if os.preadv(fd, [buf[:size]], off) != size:
+                raise RestoreError(f"{name}: short read at offset {off}")
+            yield batch, buf[:size]
+        off += size
+
+
+def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
+    """Create a shmem object like MAP_SHARED|MAP_ANONYMOUS does, filled from the
+    images, and return an fd for it (the object stays alive through the fd).
+
+    Mapping it in refcr itself and opening /proc/self/map_files gives exactly
+    the kind of object the kernel makes for shared anonymous memory, so the
+    restored areas look the same ("/dev/zero (deleted)") and several areas or
+    processes can map one object at their own offsets.
+    """
+    if images.exists("memfd-inode", id=shmid):
+        return memfd.mapping_object(images, shmid)
+    area = mmap.mmap(-1, max(size, PAGE_SIZE), flags=mmap.MAP_SHARED)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
+    try:
+        fd = os.open(f"/proc/self/map_files/{addr:x}-{addr + len(area):x}", os.O_RDWR | os.O_CLOEXEC)
+    finally:
+        area.close()
+    if images.exists("pagemap-shmem", id=shmid):
+        for off, data in read_pages(images, "pagemap-shmem", shmid):
+            os.pwrite(fd, data, off)
+    return fd
+
+
+def free_area(size: int, *taken: list[tuple[int, int]]) -> int:
+    """An address where `size` bytes overlap none of the given ranges."""
+    busy = sorted(r for ranges in taken for r in ranges)
+    for candidate in (0x100000000 * k for k in range(1, 1 << 15)):
+        end = candidate + size
+        if all(end <= s or candidate >= e for s, e in busy):
+            return candidate
+    raise RestoreError("no free address range for the restorer's code page")
+
+
+def unmap_all_but(remote: Remote, keep: list[tuple[int, int]], task_size: int) -> None:
+    """munmap every gap between the areas to keep (the puppet's old memory)."""
+    cursor = 0
+    for start, end in sorted(keep) + [(task_size, task_size)]:
+        if start > cursor:
+            remote.check("munmap", cursor, start - cursor)
+        cursor = max(cursor, end)
+
+
+def move_special_areas(remote: Remote, puppet_maps: list[proc.Mapping],
+                       vmas: list[mm_pb2.VmaEntry], parking: int) -> None:
+    """mremap the puppet's vdso/vvar areas to where the dumped ones were.
+
+    First every area is parked at a free address so that a target address
+    that overlaps another special area's current place is never a problem.
+    """
+    current = {m.name: m for m in puppet_maps if m.name in SPECIAL_KINDS}
+    wanted = {vma.name: vma for vma in vmas if vma.kind in SPECIAL_KINDS.values()}
+    for name, m in current.items():
+        if name not in wanted:
+            raise RestoreError(f"the dumped process had no {name}; this kernel provides one")
+        if wanted[name].end - wanted[name].start != m.size:
+            raise RestoreError(f"{name} has another size than at dump time (was the kernel changed?)")
+    for name in wanted:
+        if name not in current:
+            raise RestoreError(f"this kernel provides no {name}, the dumped process had one")
+    parked = {}
+    for name, m in current.items():
+        parked[name] = remote.check("mremap", m.start, m.size, m.size,
+                                    MREMAP_MAYMOVE | MREMAP_FIXED, parking)
+        parking += m.size
+    for name, vma in wanted.items():
+        remote.check("mremap", parked[name], vma.end - vma.start, vma.end - vma.start,
+                     MREMAP_MAYMOVE | MREMAP_FIXED, vma.start)
+
+
+@dataclass
+class AreaMapper:
+    """Maps the dumped areas into a puppet."""
+
+    remote: Remote
+    install_fd: Callable[[int], int]     # local fd -> temporary fd number in the puppet
+    shmem_fds: dict[int, int]            # shmid -> local fd of the recreated object
+    resolve: Callable[[str], str]        # dumped path -> path to open
+
+    def map(self, vma: mm_pb2.VmaEntry) -> None:
+        length = vma.end - vma.start
+        flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+        if vma.kind == mm_pb2.VMA_ANON:
+            self.remote.check("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE,
+                              flags | MAP_ANONYMOUS, -1, 0)
+            return
+        if vma.kind == mm_pb2.VMA_SHMEM:
+            self._map_fd(vma, os.dup(self.shmem_fds[vma.shmid]), vma.prot)
+            return
+        if vma.kind == mm_pb2.VMA_SYSVSHM:
+            sysv.sysvshm_attach(self.remote, vma)
+            return
+        from refcr.plugins import host
+        given = host.update_vma_map(vma.path, vma.start, vma.pgoff)     # UPDATE_VMA_MAP
+        local, pgoff = given if given is not None else (-1, vma.pgoff)
+        if given is None:
+            try:
+                local = os.open(self.resolve(vma.path), vma.fmode | os.O_CLOEXEC)
+            except OSError as exc:
+                raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
+        prot = vma.prot | (PROT_READ | PROT_WRITE if vma.kind == mm_pb2.VMA_FILE_PRIVATE else 0)
+        self._map_fd(vma, local, prot, pgoff)
+
+    def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int, pgoff: int | None = None) -> None:
+        flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+        try:
+            remote_fd = self.install_fd(local)
+        finally:
+            os.close(local)
+        try:
+            self.remote.check("mmap", vma.start, vma.end - vma.start, prot, flags, remote_fd,
+                              vma.pgoff if pgoff is None else pgoff)
+        finally:
+            self.remote.call("close", remote_fd)
+
+    def finish(self, vma: mm_pb2.VmaEntry) -> None:
+        """Final protection and advice, after the pages were written."""
+        if vma.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and vma.prot != vma.prot | PROT_READ | PROT_WRITE:
+            self.remote.check("mprotect", vma.start, vma.end - vma.start, vma.prot)
+        for advice in vma.madvise:
+            self.remote.check("madvise", vma.start, vma.end - vma.start, advice)
+
+
+def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
+    count = 0
+    for ranges, data in read_page_batches(images, "pagemap", image_id):
+        native.vm_write(pid, ranges, data)
+        count += len(data) // PAGE_SIZE
+    return count
+
+
+def set_mm_fields(remote: Remote, mm: mm_pb2.MmEntry, exe_fd: int) -> None:
+    """PR_SET_MM_MAP: code/data/brk/stack/args/env boundaries, auxv and exe."""
+    auxv = struct.pack(f"<{len(mm.auxv)}Q", *mm.auxv)
+    map_size = struct.calcsize("<12QII")
+    auxv_addr, map_addr = remote.put(auxv, bytes(map_size))
+    fields = (mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk,
+              mm.brk, mm.start_stack, mm.arg_start, mm.arg_end, mm.env_start,
+              mm.env_end, auxv_addr)
+    remote.write(map_addr, struct.pack("<12QII", *fields, len(auxv), exe_fd & 0xFFFFFFFF))
+    remote.check("prctl", PR_SET_MM, PR_SET_MM_MAP, map_addr, map_size, 0)
+
+
+def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper, image_id: int) -> None:
+    """Map every dumped area (the puppet is empty but for its specials) and fill it."""
+    for vma in mm.vmas:
+        if vma.kind not in SPECIAL_KINDS.values():
+            mapper.map(vma)
+    pages = write_private_pages(remote.tid, images, image_id)
+    for vma in mm.vmas:
+        if vma.kind not in SPECIAL_KINDS.values():
+            mapper.finish(vma)
+    log.info("process %d: %d areas mapped, %d private pages written", remote.tid, len(mm.vmas), pages)

@@ -1,0 +1,454 @@
+"""Inet sockets (IPv4 and IPv6): TCP listeners, UDP, and established TCP.
+
+Dump looks at the socket through a pidfd_getfd copy of it (the same open
+file description as the task's): getsockname/getpeername give the
+addresses, TCP_INFO the TCP state (and, for a listener, its backlog and the
+length of its accept queue), getsockopt the options.  refcr never consumes
+anything from the task's socket.
+
+* A TCP listener comes back bound and listening with its backlog.  A
+  connection waiting in its accept queue cannot be restored: the dump fails.
+* A UDP socket comes back bound and connected as it was.  Datagrams queued
+  for reading are dumped (peeked one after the other with SO_PEEK_OFF) but
+  not restored: a datagram can only be queued again by sending it, and its
+  sender address could not be reproduced.
+* An established TCP connection needs --tcp-established (without it the
+  dump fails naming the connection).  The copy is put into repair mode
+  (TCP_REPAIR): the sequence numbers and the unread / unacknowledged bytes
+  of both queues, the negotiated options (MSS, window scale, SACK,
+  timestamps), the timestamp clock and the windows are read.  The socket
+  stays in repair mode until the dumped task is dead and refcr's copy is
+  closed: a repair-mode socket goes away without sending FIN or RST, so the
+  peer notices nothing.  If the task runs on (--leave-running, a failed
+  dump) repair mode is left first (end_repair).  Restore creates the
+  socket in repair mode inside the tree's network namespace, sets both
+  sequence numbers, binds, connects (no SYN is sent in repair mode), sets
+  the options, refills the queues, sets the windows and leaves repair mode;
+  bytes that were never sent are then sent normally.
+
+Nothing stops the peer from sending while the tree is down: bytes arriving
+between the dump and the restore are lost to the restored side (and the
+peer gets a RST if it sends then).  Local peers must be quiet; there is no
+network lock.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import stat as stat_mod
+import struct
+
+from refcr.net import netns
+from refcr.ptrace import native
+from refcr.errors import RestoreError, UnsupportedObject
+from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.log import log
+from refcr.pb import inet_pb2
+
+SOL_TCP = 6
+TCP_NODELAY, TCP_MAXSEG, TCP_CORK, TCP_INFO = 1, 2, 3, 11
+TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ, TCP_REPAIR_OPTIONS = 19, 20, 21, 22
+TCP_TIMESTAMP, TCP_REPAIR_WINDOW = 24, 29
+TCP_REPAIR_ON, TCP_REPAIR_OFF, TCP_REPAIR_OFF_NO_WP = 1, 0, -1
+TCP_NO_QUEUE, TCP_RECV_QUEUE, TCP_SEND_QUEUE = 0, 1, 2
+TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP = 2, 3, 4, 8
+TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE = 1, 2, 4
+TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN = 1, 7, 10
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+UDP_CORK = 1
+SO_PEEK_OFF = 42
+SIOCINQ, SIOCOUTQ, SIOCOUTQNSD = 0x541B, 0x5411, 0x894B
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+STATUS_FLAGS = os.O_NONBLOCK | os.O_ASYNC
+CHUNK = 16384
+
+# Copies of dumped sockets held in repair mode (see end_repair).
+_repaired: list[socket.socket] = []
+
+
+def end_repair(resume: bool) -> None:
+    """After the dump.  resume=True: the tasks run on, so their sockets
+    leave repair mode (quietly, no window probe).  resume=False: the tasks
+    are dead; closing the repair-mode copies drops the connections silently."""
+    while _repaired:
+        s = _repaired.pop()
+        if resume:
+            try:
+                s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP)
+            except OSError as exc:
+                log.error("cannot take a dumped TCP socket out of repair mode: %s", exc.strerror)
+        s.close()
+
+
+# ------------------------------------------------------------------ dump --
+
+def _ioctl_int(s: socket.socket, req: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(s.fileno(), req, b"\0" * 4))[0]
+
+
+def _getint(s: socket.socket, level: int, opt: int) -> int:
+    return s.getsockopt(level, opt)
+
+
+def _addr(family: int, sockaddr: tuple) -> tuple[bytes, int, int]:
+    packed = socket.inet_pton(family, sockaddr[0].split("%")[0])
+    scope = sockaddr[3] if family == socket.AF_INET6 else 0
+    return packed, sockaddr[1], scope
+
+
+def _unpack_addr(family: int, packed: bytes, port: int, scope: int) -> tuple:
+    host = socket.inet_ntop(family, packed) if packed else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    return (host, port, 0, scope) if family == socket.AF_INET6 else (host, port)
+
+
+def connection(e: inet_pb2.InetSocketEntry) -> str:
+    proto = "tcp" if e.protocol == socket.IPPROTO_TCP else "udp"
+    ver = "6" if e.family == socket.AF_INET6 else ""
+
+    def fmt(packed: bytes, port: int) -> str:
+        host = socket.inet_ntop(e.family, packed) if packed else "*"
+        return f"[{host}]:{port}" if ver else f"{host}:{port}"
+    out = f"{proto}{ver} {fmt(e.src_addr, e.src_port)}"
+    if e.dst_port:
+        out += f" -> {fmt(e.dst_addr, e.dst_port)}"
+    return out
+
+
+def _copy(t: FdTarget, ctx: DumpFiles) -> int:
+    pidfds = ctx.extra.setdefault("inet-pidfds", {})
+    if t.pid not in pidfds:
+        pidfds[t.pid] = native.pidfd_open(t.pid)
+    return native.pidfd_getfd(pidfds[t.pid], t.fd)
+
+
+def _family(fd: int) -> int:
+    s = socket.socket(fileno=os.dup(fd))
+    try:
+        return s.family
+    finally:
+        s.close()
+
+
+class InetKind:
+    field = "inet"
+
+    def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
+        if not (stat_mod.S_ISSOCK(t.st.st_mode) and t.link.startswith("socket:[")):
+            return False
+        fd = _copy(t, ctx)
+        try:
+            return _family(fd) in (socket.AF_INET, socket.AF_INET6)
+        finally:
+            os.close(fd)
+
+    def dump(self, t: FdTarget, ctx: DumpFiles) -> inet_pb2.InetSocketEntry:
+        s = socket.socket(fileno=_copy(t, ctx))
+        keep = False
+        try:
+            e, keep = _dump_socket(s, t, ctx)
+            return e
+        finally:
+            if not keep:
+                s.close()
+
+    def open(self, e: inet_pb2.InetSocketEntry, ctx: RestoreFiles) -> int:
+        if not ctx.extra.get("inet-prepared"):
+            ctx.extra["inet-prepared"] = True
+            _prepare(ctx)
+        premade = ctx.extra.setdefault("inet-premade", [])
+        key = e.SerializeToString()
+        for i, (k, fd) in enumerate(premade):
+            if k == key:        # identical entries (SO_REUSEPORT twins) are interchangeable
+                del premade[i]
+                return fd
+        with netns.entered(ctx.root_pid):
+            s = _restore_socket(e)
+        fcntl.fcntl(s.fileno(), fcntl.F_SETFL, e.flags & STATUS_FLAGS)
+        return s.detach()
+
+
+def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb2.InetSocketEntry, bool]:
+    family, stype, proto = s.family, s.type, s.proto
+    e = inet_pb2.InetSocketEntry(family=family, type=stype, protocol=proto, flags=t.flags)
+    if (stype, proto) not in ((socket.SOCK_STREAM, socket.IPPROTO_TCP), (socket.SOCK_DGRAM, socket.IPPROTO_UDP)):
+        raise UnsupportedObject(f"{describe(t)}: inet socket of type {stype} protocol {proto} "
+                                f"(only TCP and UDP are supported)")
+    e.src_addr, e.src_port, e.src_scope = _addr(family, s.getsockname())
+    if not e.src_port:
+        e.src_addr = b""
+    try:
+        e.dst_addr, e.dst_port, e.dst_scope = _addr(family, s.getpeername())
+    except OSError:
+        pass
+    _dump_options(s, e)
+    keep = False
+    if proto == socket.IPPROTO_TCP:
+        info = s.getsockopt(SOL_TCP, TCP_INFO, 104)
+        e.state = info[0]
+        if e.state == TCP_LISTEN:
+            accept_queue, e.backlog = struct.unpack_from("II", info, 24)   # tcpi_unacked, tcpi_sacked
+            if accept_queue:
+                raise UnsupportedObject(f"{describe(t)}: {connection(e)} (listening) has {accept_queue} "
+                                        f"connection(s) waiting in its accept queue")
+        elif e.state == TCP_ESTABLISHED:
+            if not ctx.opts.tcp_established:
+                raise UnsupportedObject(f"{describe(t)}: established TCP connection {connection(e)}; "
+                                        f"use --tcp-established to dump it")
+            _dump_repair(s, e, t)
+            keep = True
+        elif e.state != TCP_CLOSE:
+            raise UnsupportedObject(f"{describe(t)}: TCP socket {connection(e)} in state "
+                                    f"{TCP_STATES.get(e.state, e.state)} cannot be dumped")
+    else:
+        e.state = TCP_ESTABLISHED if e.dst_port else TCP_CLOSE
+        e.udp_queue.extend(_peek_datagrams(s))
+        if e.udp_queue:
+            log.warning("%s: %d queued datagram(s) of %s are dumped but will not be restored",
+                        describe(t), len(e.udp_queue), connection(e))
+    return e, keep
+
+
+def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    e.reuseaddr = bool(_getint(s, socket.SOL_SOCKET, socket.SO_REUSEADDR))
+    e.reuseport = bool(_getint(s, socket.SOL_SOCKET, socket.SO_REUSEPORT))
+    e.rcvbuf = _getint(s, socket.SOL_SOCKET, socket.SO_RCVBUF)
+    e.sndbuf = _getint(s, socket.SOL_SOCKET, socket.SO_SNDBUF)
+    e.keepalive = bool(_getint(s, socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+    onoff, secs = struct.unpack("ii", s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
+    e.linger = secs if onoff else -1
+    if e.family == socket.AF_INET6:
+        e.v6only = bool(_getint(s, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+        e.ttl = _getint(s, socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS)
+    else:
+        e.ttl = _getint(s, socket.IPPROTO_IP, socket.IP_TTL)
+    if e.protocol == socket.IPPROTO_TCP:
+        e.nodelay = bool(_getint(s, SOL_TCP, TCP_NODELAY))
+        e.cork = bool(_getint(s, SOL_TCP, TCP_CORK))
+    else:
+        e.cork = bool(_getint(s, socket.IPPROTO_UDP, UDP_CORK))
+
+
+def _peek_datagrams(s: socket.socket) -> list[bytes]:
+    if _ioctl_int(s, SIOCINQ) == 0:
+        return []
+    old = _getint(s, socket.SOL_SOCKET, SO_PEEK_OFF)
+    out = []
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+        while True:
+            try:
+                data = s.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            out.append(data)
+            if not data:        # an empty datagram does not move the peek offset
+                break
+    finally:
+        s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, old)
+    return out
+
+
+def _peek_queue(s: socket.socket, queue: int, size: int) -> bytes:
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, queue)
+    data = b""
+    if size:
+        data = s.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    return data
+
+
+def _dump_repair(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> None:
+    try:
+        s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON)
+    except OSError as exc:
+        raise UnsupportedObject(f"{describe(t)}: {connection(e)}: cannot enter TCP repair mode: "
+                                f"{exc.strerror}") from None
+    _repaired.append(s)
+    r = e.tcp
+    inq, outq, unsent = _ioctl_int(s, SIOCINQ), _ioctl_int(s, SIOCOUTQ), _ioctl_int(s, SIOCOUTQNSD)
+    r.recv_queue = _peek_queue(s, TCP_RECV_QUEUE, inq)
+    r.recv_seq = _getint(s, SOL_TCP, TCP_QUEUE_SEQ) & 0xFFFFFFFF
+    r.send_queue = _peek_queue(s, TCP_SEND_QUEUE, outq)
+    r.send_seq = _getint(s, SOL_TCP, TCP_QUEUE_SEQ) & 0xFFFFFFFF
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+    if len(r.recv_queue) != inq or len(r.send_queue) != outq:
+        raise UnsupportedObject(f"{describe(t)}: {connection(e)}: queues changed while being read")
+    r.unsent = min(unsent, outq)
+    r.mss_clamp = _getint(s, SOL_TCP, TCP_MAXSEG)
+    info = s.getsockopt(SOL_TCP, TCP_INFO, 104)
+    opts, wscale = info[5], info[6]
+    r.timestamps = bool(opts & TCPI_OPT_TIMESTAMPS)
+    r.sack = bool(opts & TCPI_OPT_SACK)
+    r.has_wscale = bool(opts & TCPI_OPT_WSCALE)
+    r.snd_wscale, r.rcv_wscale = wscale & 0xF, wscale >> 4
+    r.timestamp = _getint(s, SOL_TCP, TCP_TIMESTAMP) & 0xFFFFFFFF
+    try:
+        r.window = s.getsockopt(SOL_TCP, TCP_REPAIR_WINDOW, 20)
+    except OSError:
+        r.window = b""
+
+
+# --------------------------------------------------------------- restore --
+
+def _prepare(ctx: RestoreFiles) -> None:
+    """Before the first inet socket is handed out: loopback up in a tree's own
+    network namespace (net devices are not dumped yet, and a new namespace
+    has lo down), then every TCP listener, then every established connection
+    in repair mode, and only when all of them exist, each leaves repair mode.
+    Listeners first: a connection bound to a listener's port cannot then stand
+    in its way.  Repair mode left last: the window probe it sends (and any
+    unsent bytes) must find the peer already there, when the peer is restored
+    too, or the peer's listener would answer with a RST."""
+    inet = [e.inet for e in ctx.entries.values() if e.WhichOneof("file") == "inet"]
+    if not inet:
+        return
+    if ctx.root_pid is not None and os.readlink(f"/proc/{ctx.root_pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+        with netns.entered(ctx.root_pid):
+            _loopback_up()
+    premade = ctx.extra.setdefault("inet-premade", [])
+    tcp = [e for e in inet if e.protocol == socket.IPPROTO_TCP]
+    repaired: list[tuple[inet_pb2.InetSocketEntry, socket.socket]] = []
+    try:
+        with netns.entered(ctx.root_pid):
+            for e in [e for e in tcp if e.state == TCP_LISTEN]:
+                premade.append((e.SerializeToString(), _restore_socket(e).detach()))
+            for e in [e for e in tcp if e.state == TCP_ESTABLISHED]:
+                s = _restore_socket(e)
+                repaired.append((e, s))
+        for e, s in repaired:
+            try:
+                _leave_repair(s, e)
+            except OSError as exc:
+                raise RestoreError(f"cannot restore {connection(e)}: {exc.strerror}") from None
+    finally:
+        for e, s in repaired:
+            premade.append((e.SerializeToString(), s.detach()))
+    for key, fd in premade:
+        fcntl.fcntl(fd, fcntl.F_SETFL, inet_pb2.InetSocketEntry.FromString(key).flags & STATUS_FLAGS)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack_from("H", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req), 16)[0]
+        if not flags & IFF_UP:
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
+    what = connection(e)
+    s = socket.socket(e.family, e.type, e.protocol)
+    try:
+        _restore_options(s, e)
+        if e.protocol == socket.IPPROTO_TCP and e.state == TCP_ESTABLISHED:
+            if not e.HasField("tcp"):
+                raise RestoreError(f"{what}: established, but the image has no repair state")
+            _restore_established(s, e)
+            return s
+        if e.src_port:
+            s.bind(_local(e))
+        if e.protocol == socket.IPPROTO_TCP and e.state == TCP_LISTEN:
+            s.listen(e.backlog)
+        elif e.protocol == socket.IPPROTO_UDP and e.state == TCP_ESTABLISHED:
+            s.connect(_unpack_addr(e.family, e.dst_addr, e.dst_port, e.dst_scope))
+        elif e.state not in (TCP_CLOSE, TCP_LISTEN, TCP_ESTABLISHED):
+            raise RestoreError(f"{what}: state {e.state} cannot be restored")
+    except OSError as exc:
+        s.close()
+        raise RestoreError(f"cannot restore {what}: {exc.strerror}") from None
+    except BaseException:
+        s.close()
+        raise
+    if e.udp_queue:
+        log.warning("%s: %d queued datagram(s) are not restored", what, len(e.udp_queue))
+    return s
+
+
+def _local(e: inet_pb2.InetSocketEntry) -> tuple:
+    """Where to bind.  Binding an IPv6 socket to a specific (not v4-mapped)
+    address makes it v6-only; a dual-stack socket with such an address got it
+    from connect(), so it is bound to the port only and connect() picks the
+    same source address again."""
+    packed = e.src_addr
+    if (e.family == socket.AF_INET6 and not e.v6only and e.dst_port
+            and not packed.startswith(b"\0" * 10 + b"\xff\xff")):
+        packed = b""
+    return _unpack_addr(e.family, packed, e.src_port, e.src_scope if packed else 0)
+
+
+def _restore_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(e.reuseaddr))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(e.reuseport))
+    if e.rcvbuf and e.rcvbuf != _getint(s, socket.SOL_SOCKET, socket.SO_RCVBUF):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, e.rcvbuf // 2)
+    if e.sndbuf and e.sndbuf != _getint(s, socket.SOL_SOCKET, socket.SO_SNDBUF):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, e.sndbuf // 2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(e.keepalive))
+    if e.linger >= 0:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, e.linger))
+    if e.family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(e.v6only))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, e.ttl)
+    elif e.ttl:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, e.ttl)
+    if e.protocol == socket.IPPROTO_TCP:
+        s.setsockopt(SOL_TCP, TCP_NODELAY, int(e.nodelay))
+    elif e.cork:
+        s.setsockopt(socket.IPPROTO_UDP, UDP_CORK, 1)
+
+
+def _fill(s: socket.socket, queue: int, data: bytes) -> None:
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, queue)
+    view = memoryview(data)
+    while view:
+        view = view[s.send(view[:CHUNK]):]
+
+
+def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    r = e.tcp
+    sent = r.send_queue[:len(r.send_queue) - r.unsent]
+    s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON)
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
+    s.setsockopt(SOL_TCP, TCP_QUEUE_SEQ, _s32(r.send_seq - len(r.send_queue)))
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
+    s.setsockopt(SOL_TCP, TCP_QUEUE_SEQ, _s32(r.recv_seq - len(r.recv_queue)))
+    if r.timestamps:
+        s.setsockopt(SOL_TCP, TCP_TIMESTAMP, _s32(r.timestamp))
+    s.bind(_local(e))
+    s.connect(_unpack_addr(e.family, e.dst_addr, e.dst_port, e.dst_scope))
+    opts = [(TCPOPT_MSS, r.mss_clamp)]
+    if r.has_wscale:
+        opts.append((TCPOPT_WINDOW, r.snd_wscale | (r.rcv_wscale << 16)))
+    if r.sack:
+        opts.append((TCPOPT_SACK_PERM, 0))
+    if r.timestamps:
+        opts.append((TCPOPT_TIMESTAMP, 0))
+    s.setsockopt(SOL_TCP, TCP_REPAIR_OPTIONS, b"".join(struct.pack("II", c, v) for c, v in opts))
+    _fill(s, TCP_SEND_QUEUE, sent)
+    _fill(s, TCP_RECV_QUEUE, r.recv_queue)
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+    if len(r.window) == 20:
+        s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, r.window)
+
+
+def _leave_repair(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """The connection goes live: repair mode off, then the bytes never sent."""
+    r = e.tcp
+    unsent = r.send_queue[len(r.send_queue) - r.unsent:]
+    s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(e.reuseaddr))   # repair mode reset it
+    if e.cork:
+        s.setsockopt(SOL_TCP, TCP_CORK, 1)
+    view = memoryview(unsent)
+    while view:
+        view = view[s.send(view):]
+
+
+def _s32(v: int) -> int:
+    """A u32 as the int setsockopt packs."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+KINDS = [InetKind()]

@@ -1,0 +1,617 @@
+"""Unix sockets (both ends inside the dumped tree, or one connected outside it).
+
+Dump: sock_diag (net/sockdiag.py) lists every unix socket of the tree's network
+namespace with its name, peer, pending connections, shutdown bits and
+buffer sizes; the receive queue of each socket is read without consuming
+it through a pidfd_getfd copy (MSG_PEEK walking with SO_PEEK_OFF: one
+message per peek for datagrams, with the sender's address).  A socket whose
+peer is not held by the tree is decided in one place, :func:`outside_peer`:
+refused, or dumped as external (a plugin's DUMP_UNIX_SK, or --ext-unix-sk;
+restore connects it to the recorded peer address again, or takes it from
+the plugin or from --inherit-fd socket:[INO]).
+
+Restore builds every unix socket of the images at once, the first time one
+is asked for, inside the tree's network namespace: listeners are bound and
+listen; a connection to a dumped listener is connect()ed and accept()ed
+again, so the accept queue ends with the connections that were pending at
+dump; other connected pairs come from socketpair() (or a temporary listener
+when an end is named); queued data is sent again from the peer end, one
+send per datagram; then datagram connects, shutdowns, options, and the
+unlinking of names that were deleted.  Path names are used exactly as they
+were bound (relative ones from the owner's cwd), in the tree's mount
+namespace (a short-lived helper process does the path operations there).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import stat as stat_mod
+from dataclasses import dataclass, field
+from typing import Callable
+
+from refcr.net import netns, sockdiag
+from refcr.ptrace import native, proc
+from refcr.errors import OptionError, RestoreError, UnsupportedObject
+from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.log import log
+from refcr.pb import unix_pb2
+
+SO_PEEK_OFF = 42
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
+ESTABLISHED, LISTEN = sockdiag.TCP_ESTABLISHED, sockdiag.TCP_LISTEN
+RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
+STATUS_FLAGS = os.O_APPEND | os.O_NONBLOCK | os.O_ASYNC
+PEEK_BUF = 1 << 20
+
+
+def _label(name: bytes) -> str:
+    if not name:
+        return "unnamed"
+    if name[:1] == b"\0":
+        return "@" + name[1:].decode(errors="replace")
+    return name.decode(errors="replace")
+
+
+# ------------------------------------------------------------------ dump --
+
+def _diag(ctx: DumpFiles, pid: int) -> dict[int, sockdiag.UnixDiag]:
+    ns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    cache = ctx.extra.setdefault("unix-diag", {})
+    if ns not in cache:
+        cache[ns] = sockdiag.unix_sockets(pid)
+    return cache[ns]
+
+
+def _tree_sockets(ctx: DumpFiles) -> set[int]:
+    """Inodes of the sockets held by any process of the dumped tree."""
+    cache = ctx.extra.setdefault("unix-tree", {})
+    if "inodes" not in cache:
+        inodes: set[int] = set()
+        todo, seen = [ctx.opts.pid], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:["):
+                        inodes.add(int(link[8:-1]))
+            except OSError:
+                continue
+        cache["inodes"] = inodes
+    return cache["inodes"]
+
+
+def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
+                 ctx: DumpFiles | None = None, e: unix_pb2.UnixSkEntry | None = None) -> None:
+    """The peer of a dumped socket is not in the tree (external connection).
+
+    A connected socket (ctx and e given) may still be dumped as external: a
+    plugin takes it (DUMP_UNIX_SK), or --ext-unix-sk allows it (bare: a
+    datagram socket; ``--ext-unix-sk ID``: this socket, stream too).  The
+    outside peer's address is recorded so restore can connect to it again.
+    Anything else is refused here.
+    """
+    if ctx is not None and e is not None:
+        if _plugin_takes(t, d, e):
+            return
+        ids, bare = ext_options(ctx.opts.ext_unix_sk)
+        if d.ino in ids or (bare and d.type == SOCK_DGRAM):
+            p = _diag(ctx, t.pid).get(peer)
+            if p is None:       # a peer in refcr's own net namespace (the tree has one of its own)
+                p = _diag(ctx, os.getpid()).get(peer)
+            name = bytes(p.name or b"") if p is not None else b""
+            if name[:1] != b"\0":
+                name = name.split(b"\0", 1)[0]
+            if d.type == SOCK_DGRAM and not name.startswith((b"/", b"\0")):
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} {how} socket {peer} outside "
+                                        f"the dumped tree, whose address ({_label(name)}) cannot be "
+                                        f"connected to again")
+            e.external = True
+            e.ext_peer_name = name
+            log.info("%s: unix socket %d is external (peer %s)", describe(t), d.ino, _label(name))
+            return
+    hint = " (--ext-unix-sk allows it)" if ctx is not None else ""
+    raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} ({_label(d.name or b'')}) {how} "
+                            f"socket {peer}, which is outside the dumped tree{hint}")
+
+
+def _plugin_takes(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> bool:
+    from refcr.plugins import host
+    fd = native.copy_fd(t.pid, t.fd)
+    try:
+        if not host.dump_unix_sk(fd, d.ino):
+            return False
+    finally:
+        os.close(fd)
+    e.external = True
+    e.ext_plugin = host.dumped_by() or ""
+    log.info("%s: unix socket %d dumped by plugin %s", describe(t), d.ino, e.ext_plugin)
+    if d.rqlen:
+        log.warning("%s: unix socket %d: %d unread bytes are left to plugin %s (refcr does not queue them "
+                    "again)", describe(t), d.ino, d.rqlen, e.ext_plugin)
+    return True
+
+
+def ext_options(options: list[str]) -> tuple[dict[int, str], bool]:
+    """--ext-unix-sk options: {ID: PATH or ""}, and whether the bare flag was given."""
+    ids: dict[int, str] = {}
+    bare = False
+    for opt in options:
+        if opt == "":
+            bare = True
+            continue
+        head, sep, path = opt.partition(":")
+        if not head.isdigit() or (sep and not path):
+            raise OptionError(f"--ext-unix-sk {opt}: expected ID or ID:PATH (ID: the socket's inode)")
+        ids[int(head)] = path
+    return ids, bare
+
+
+def check_ext_dump(ctx: DumpFiles) -> None:
+    """Every --ext-unix-sk ID of a dump named a socket that was dumped as external."""
+    ids, _ = ext_options(ctx.opts.ext_unix_sk)
+    dumped = {fe.unix_sk.ino for fe in ctx.entries if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.external}
+    for ino in ids:
+        if ino not in dumped:
+            raise OptionError(f"--ext-unix-sk {ino}: the tree holds no unix socket {ino} connected outside it")
+
+
+def check_ext_restore(ctx: RestoreFiles) -> None:
+    """Every --ext-unix-sk ID of a restore names an external socket of the images."""
+    ids, _ = ext_options(ctx.opts.ext_unix_sk)
+    ext = {fe.unix_sk.ino for fe in ctx.entries.values() if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.external}
+    for ino in ids:
+        if ino not in ext:
+            raise OptionError(f"--ext-unix-sk {ino}: the images have no external unix socket {ino}")
+
+
+def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
+    if not d.name:
+        return
+    if d.name[:1] == b"\0":
+        e.name = d.name
+        return
+    name = d.name.split(b"\0", 1)[0]
+    e.name = name
+    e.vfs_ino = d.vfs_ino
+    path = os.fsdecode(name)
+    root = proc.path(t.pid, "root")
+    if not path.startswith("/"):
+        e.bind_dir = os.readlink(proc.path(t.pid, "cwd"))
+        path = os.path.join(e.bind_dir, path)
+    try:
+        st = os.lstat(root + path)
+        e.deleted = not (stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino)
+    except OSError:
+        e.deleted = True
+
+
+def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
+    e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+    if d.state == LISTEN:
+        return
+    stream = d.type == SOCK_STREAM
+    if stream and d.rqlen == 0:
+        return
+    sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+    try:
+        got = 0
+        while True:
+            try:
+                data, anc, mflags, addr = sk.recvmsg(PEEK_BUF, socket.CMSG_SPACE(4 * 253),
+                                                     socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    for i in range(0, len(payload) - len(payload) % 4, 4):
+                        os.close(int.from_bytes(payload[i:i + 4], "little"))
+                    raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} has file descriptors "
+                                            f"in flight (SCM_RIGHTS), which refcr cannot dump")
+            if mflags & socket.MSG_TRUNC:
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} holds a message over "
+                                        f"{PEEK_BUF} bytes")
+            if not data and (stream or d.shutdown & RCV_SHUTDOWN):
+                break                    # end of stream (or of a shut down datagram queue)
+            m = e.queue.add(data=data)
+            if d.type == SOCK_DGRAM and addr:
+                m.has_sender = True
+                m.sender = os.fsencode(addr) if isinstance(addr, str) else bytes(addr)
+                if m.sender[:1] != b"\0":
+                    m.sender = m.sender.split(b"\0", 1)[0]
+            got += len(data)
+            if stream and got >= d.rqlen:
+                break
+    finally:
+        sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
+
+
+class UnixKind:
+    field = "unix_sk"
+
+    def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
+        return stat_mod.S_ISSOCK(t.st.st_mode) and t.st.st_ino in _diag(ctx, t.pid)
+
+    def dump(self, t: FdTarget, ctx: DumpFiles) -> unix_pb2.UnixSkEntry:
+        diag = _diag(ctx, t.pid)
+        d = diag[t.st.st_ino]
+        if d.type not in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET):
+            raise UnsupportedObject(f"{describe(t)}: unix socket of type {d.type}")
+        e = unix_pb2.UnixSkEntry(ino=d.ino, type=d.type, state=d.state, flags=t.flags & STATUS_FLAGS,
+                                 shutdown=d.shutdown, rcvbuf=d.rcvbuf, sndbuf=d.sndbuf)
+        _name(t, d, e)
+        tree = _tree_sockets(ctx)
+        if d.state == LISTEN:
+            e.backlog = d.wqlen
+            for client in d.icons:
+                if client not in tree:
+                    outside_peer(t, d, client, "has a pending connection from")
+                c = diag.get(client)
+                if c is not None and c.wqlen:
+                    raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino}: the pending connection "
+                                            f"from socket {client} already carries data")
+            e.icons.extend(d.icons)
+        elif d.peer:
+            if d.peer not in tree:
+                outside_peer(t, d, d.peer, "is connected to", ctx, e)
+            else:
+                e.peer = d.peer
+        elif d.state == ESTABLISHED and d.type != SOCK_DGRAM:
+            listener = next((x for x in diag.values() if x.state == LISTEN and d.ino in x.icons), None)
+            if listener is None:
+                e.peer_closed = True
+            elif listener.ino not in tree:
+                outside_peer(t, d, listener.ino, "waits in the accept queue of")
+        sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
+        try:
+            e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+            if not e.ext_plugin:
+                _read_queue(t, sk, d, e)
+            else:
+                e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+            if e.external and e.queue:
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino}, connected outside the tree, "
+                                        f"has unread data, which cannot be queued again")
+        finally:
+            sk.close()
+        return e
+
+    def resource(self, e: unix_pb2.UnixSkEntry) -> str:
+        """--inherit-fd socket:[INO] may stand for a socket connected outside the tree."""
+        return f"socket:[{e.ino}]" if e.external else ""
+
+    def open(self, e: unix_pb2.UnixSkEntry, ctx: RestoreFiles) -> int:
+        builder = ctx.extra.get("unix")
+        if builder is None:
+            builder = ctx.extra["unix"] = _Builder(ctx)
+            builder.build()
+        return builder.take(e.ino)
+
+
+# --------------------------------------------------------------- restore --
+
+def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
+    """fn() with path names meaning what they mean to the tree (its mount namespace, cwd)."""
+    own = os.readlink("/proc/self/ns/mnt")
+    mnt = ctx.root_pid is not None and os.readlink(f"/proc/{ctx.root_pid}/ns/mnt") != own
+    if not mnt and not cwd:
+        fn()
+        return
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:                                        # pragma: no cover (child)
+        code = 255
+        try:
+            os.close(r)
+            if mnt:
+                native.setns(os.open(f"/proc/{ctx.root_pid}/ns/mnt", os.O_RDONLY), native.CLONE_NEWNS)
+            if cwd:
+                os.chdir(cwd)
+            fn()
+            code = 0
+        except OSError as exc:
+            code = exc.errno or 255
+        finally:
+            os.write(w, code.to_bytes(4, "little"))
+            os._exit(0)
+    os.close(w)
+    try:
+        data = os.read(r, 4)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    code = int.from_bytes(data, "little") if len(data) == 4 else 255
+    if code:
+        raise OSError(code, os.strerror(code))
+
+
+@dataclass
+class _Builder:
+    ctx: RestoreFiles
+    es: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)
+    socks: dict[int, socket.socket] = field(default_factory=dict)
+    closers: dict[int, socket.socket] = field(default_factory=dict)   # partners to close: peer_closed
+    pairs: set[int] = field(default_factory=set)                      # connected by socketpair / accept
+    to_unlink: list[unix_pb2.UnixSkEntry] = field(default_factory=list)
+
+    ext: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)  # connected outside the tree
+    inherited: set[int] = field(default_factory=set)                    # ... handed in by --inherit-fd
+
+    def __post_init__(self) -> None:
+        given = {i.resource for i in self.ctx.inherited.items}
+        for fe in self.ctx.entries.values():
+            if fe.WhichOneof("file") != "unix_sk":
+                continue
+            e = fe.unix_sk
+            if not e.external:
+                self.es[e.ino] = e
+            elif f"socket:[{e.ino}]" in given:
+                self.inherited.add(e.ino)       # files.RestoreFiles.open hands the caller's fd in
+            else:
+                self.ext[e.ino] = e
+
+    def take(self, ino: int) -> int:
+        sk = self.socks.pop(ino, None)
+        if sk is None:
+            raise RestoreError(f"unix socket {ino} was not rebuilt")
+        return sk.detach()
+
+    # -- names
+    def _path_op(self, e: unix_pb2.UnixSkEntry, fn: Callable[[], object]) -> None:
+        if e.name[:1] == b"\0":
+            fn()
+        else:
+            _in_tree(self.ctx, e.bind_dir, fn)
+
+    def bind(self, sk: socket.socket, e: unix_pb2.UnixSkEntry) -> None:
+        name = bytes(e.name)
+        if name[:1] == b"\0":
+            sk.bind(name)
+            return
+        path = os.fsdecode(name)
+        aside = path + ".refcr-aside"
+
+        def do() -> None:
+            if os.path.lexists(path):
+                st = os.lstat(path)
+                if e.deleted:
+                    os.rename(path, aside)
+                elif stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == e.vfs_ino:
+                    os.unlink(path)                   # our own stale socket file
+                else:
+                    raise OSError(98, "the path is taken by another file")
+            sk.bind(name)
+        self._path_op(e, do)
+        if e.deleted:
+            self.to_unlink.append(e)
+
+    def unlink_deleted(self) -> None:
+        for e in self.to_unlink:
+            path = os.fsdecode(bytes(e.name))
+
+            def do(path: str = path) -> None:
+                os.unlink(path)
+                if os.path.lexists(path + ".refcr-aside"):
+                    os.rename(path + ".refcr-aside", path)
+            self._path_op(e, do)
+
+    def connect(self, sk: socket.socket, target: unix_pb2.UnixSkEntry) -> None:
+        name = bytes(target.name)
+        if not name:
+            raise RestoreError(f"unix socket {target.ino} has no name to connect to")
+        self._path_op(target, lambda: sk.connect(name))
+
+    def new(self, e: unix_pb2.UnixSkEntry) -> socket.socket:
+        sk = socket.socket(socket.AF_UNIX, e.type)
+        if e.name:
+            self.bind(sk, e)
+        return sk
+
+    # -- the steps
+    def build(self) -> None:
+        try:
+            with netns.entered(self.ctx.root_pid):
+                self._build()
+        except OSError as exc:
+            for sk in list(self.socks.values()) + list(self.closers.values()):
+                sk.close()
+            raise RestoreError(f"unix sockets: {exc.strerror or exc}") from None
+
+    def _build(self) -> None:
+        es = self.es
+        listeners = {bytes(e.name): e for e in es.values() if e.state == LISTEN}
+        pending = {c for e in listeners.values() for c in e.icons}
+        for e in listeners.values():
+            sk = self.socks[e.ino] = self.new(e)
+            sk.listen(max(e.backlog, 0))
+        temp: dict[bytes, socket.socket] = {}
+        for e in sorted(es.values(), key=lambda x: x.ino):
+            if e.ino in self.socks or e.ino in self.pairs or e.ino in pending:
+                continue
+            if e.type == SOCK_DGRAM:
+                p = es.get(e.peer)
+                if p is not None and p.peer == e.ino and not e.name and not p.name:
+                    a, b = socket.socketpair(socket.AF_UNIX, SOCK_DGRAM)
+                    self.socks[e.ino], self.socks[p.ino] = a, b
+                    self.pairs |= {e.ino, p.ino}
+                else:
+                    self.socks[e.ino] = self.new(e)
+            elif e.state == ESTABLISHED and e.peer_closed:
+                a, b = socket.socketpair(socket.AF_UNIX, e.type)
+                if e.name:
+                    self.bind(a, e)
+                self.socks[e.ino], self.closers[e.ino] = a, b
+            elif e.state == ESTABLISHED and e.peer in es:
+                self._connected_pair(e, es[e.peer], listeners, temp)
+            else:
+                self.socks[e.ino] = self.new(e)
+        for sk in temp.values():
+            sk.close()
+        for e in listeners.values():                    # the accept queues, in order
+            for c in e.icons:
+                ce = es.get(c)
+                if ce is None:
+                    raise RestoreError(f"unix socket {c}, pending on {_label(bytes(e.name))}, is not in the images")
+                sk = self.socks[c] = self.new(ce)
+                sk.setblocking(False)
+                self.connect(sk, e)
+        for e in es.values():
+            self._buffers(e)
+        for e in es.values():
+            self._requeue(e)
+        for e in es.values():
+            if e.type == SOCK_DGRAM and e.peer and e.ino not in self.pairs:
+                p = es.get(e.peer)
+                if p is None:
+                    raise RestoreError(f"unix socket {e.ino}: its peer {e.peer} is not in the images")
+                self.connect(self.socks[e.ino], p)
+        for sk in self.closers.values():
+            sk.close()
+        self.closers.clear()
+        self.unlink_deleted()
+        for e in es.values():
+            self._finish(e)
+        for e in self.ext.values():
+            self._external(e)
+
+    def _external(self, e: unix_pb2.UnixSkEntry) -> None:
+        """A socket connected outside the tree: from its plugin, or connected again."""
+        if e.ext_plugin:
+            from refcr.plugins import host
+            fd = host.restore_unix_sk(e.ino, e.ext_plugin, self.ctx.root_pid)
+            os.set_inheritable(fd, False)
+            self.socks[e.ino] = socket.socket(fileno=fd)
+            self._finish(e)         # the task's own settings (flags, buffers, ...) on the plugin's socket
+            return
+        ids, _ = ext_options(self.ctx.opts.ext_unix_sk)
+        where = f"unix socket {e.ino} ({_label(bytes(e.name))})"
+        if e.type != SOCK_DGRAM and e.ino not in ids:
+            raise RestoreError(f"{where} was connected outside the tree: give --ext-unix-sk {e.ino}[:PATH] "
+                               f"or --inherit-fd fd[N]:socket:[{e.ino}]")
+        target = os.fsencode(ids[e.ino]) if ids.get(e.ino) else bytes(e.ext_peer_name)
+        if not target.startswith((b"/", b"\0")):
+            raise RestoreError(f"{where}: its outside peer's address ({_label(target)}) cannot be connected "
+                               f"to: give --ext-unix-sk {e.ino}:PATH")
+        sk = self.socks[e.ino] = self.new(e)
+        try:
+            if target[:1] == b"\0":
+                sk.connect(target)
+            else:
+                _in_tree(self.ctx, "", lambda: sk.connect(target))
+        except OSError as exc:
+            raise RestoreError(f"{where}: cannot connect to {_label(target)} again: "
+                               f"{exc.strerror or exc}") from None
+        self._finish(e)
+
+    def _connected_pair(self, e, p, listeners, temp) -> None:
+        acc, cli = None, None
+        if e.name and bytes(e.name) in listeners and e.name != p.name:
+            acc, cli = e, p
+        elif p.name and bytes(p.name) in listeners and e.name != p.name:
+            acc, cli = p, e
+        elif e.name or p.name:
+            acc, cli = (e, p) if (e.name and (not p.name or e.ino > p.ino)) else (p, e)
+        if acc is None:
+            a, b = socket.socketpair(socket.AF_UNIX, e.type)
+            self.socks[e.ino], self.socks[p.ino] = a, b
+        else:
+            name = bytes(acc.name)
+            if name in listeners:
+                lsk = self.socks[listeners[name].ino]
+            else:
+                lsk = temp.get(name)
+                if lsk is None:
+                    lsk = temp[name] = socket.socket(socket.AF_UNIX, e.type)
+                    self.bind(lsk, acc)
+                    lsk.listen(64)
+            c = self.new(cli)
+            self.connect(c, acc)
+            self.socks[acc.ino], _ = lsk.accept()
+            self.socks[cli.ino] = c
+        self.pairs |= {e.ino, p.ino}
+
+    def _buffers(self, e: unix_pb2.UnixSkEntry) -> None:
+        sk = self.socks[e.ino]
+        if e.rcvbuf:
+            sk.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, e.rcvbuf // 2)
+        if e.sndbuf:
+            sk.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, e.sndbuf // 2)
+
+    @staticmethod
+    def _send(sender: socket.socket, total: int, send: Callable[[], object]) -> None:
+        """One non-blocking send, with the sender's buffer made room for the whole queue."""
+        if sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < 4 * total + (1 << 20):
+            sender.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 2 * total + (1 << 19))
+        try:
+            send()
+        except BlockingIOError:
+            raise OSError(11, "the receiver's queue is full (net.unix.max_dgram_qlen?)") from None
+
+    def _requeue(self, e: unix_pb2.UnixSkEntry) -> None:
+        if not e.queue:
+            return
+        where = f"unix socket {e.ino} ({_label(bytes(e.name))})"
+        if e.type != SOCK_DGRAM:
+            sender = self.closers.get(e.ino) or self.socks.get(e.peer)
+            if sender is None:
+                raise RestoreError(f"{where}: no peer to requeue its data from")
+            total = sum(len(m.data) for m in e.queue)
+            for m in e.queue:
+                self._send(sender, total, lambda d=m.data: sender.sendall(d, socket.MSG_DONTWAIT))
+            return
+        named = {bytes(x.name): self.socks[x.ino] for x in self.es.values() if x.name}
+        total = sum(len(m.data) for m in e.queue)
+        for m in e.queue:
+            peer = self.es.get(e.peer)
+            via_pair = e.ino in self.pairs and peer is not None
+            if via_pair and (not m.has_sender or bytes(m.sender) == bytes(peer.name)):
+                psk = self.socks[peer.ino]
+                self._send(psk, total, lambda d=m.data, s=psk: s.send(d, socket.MSG_DONTWAIT))
+                continue
+            if not e.name:
+                raise RestoreError(f"{where}: cannot requeue a datagram from {_label(bytes(m.sender))}")
+            sender = named.get(bytes(m.sender)) if m.has_sender else None
+            tmp = None
+            if sender is None:
+                tmp = sender = socket.socket(socket.AF_UNIX, SOCK_DGRAM)
+                if m.has_sender and m.sender[:1] == b"\0":
+                    try:
+                        tmp.bind(bytes(m.sender))
+                    except OSError:
+                        log.warning("%s: a queued datagram loses its sender %s", where, _label(bytes(m.sender)))
+                elif m.has_sender:
+                    log.warning("%s: a queued datagram loses its sender %s", where, _label(bytes(m.sender)))
+            try:
+                self._send(sender, total, lambda s=sender, d=m.data: self._path_op(
+                    e, lambda: s.sendto(d, socket.MSG_DONTWAIT, bytes(e.name))))
+            finally:
+                if tmp is not None:
+                    tmp.close()
+
+    def _finish(self, e: unix_pb2.UnixSkEntry) -> None:
+        sk = self.socks[e.ino]
+        self._buffers(e)
+        if e.shutdown and not e.peer_closed:
+            how = {RCV_SHUTDOWN: socket.SHUT_RD, SEND_SHUTDOWN: socket.SHUT_WR}.get(e.shutdown, socket.SHUT_RDWR)
+            try:
+                sk.shutdown(how)
+            except OSError as exc:
+                if exc.errno != 107:               # ENOTCONN: an unconnected datagram socket
+                    raise
+        if e.passcred:
+            sk.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        if e.peek_off != -1:
+            sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
+        fl = fcntl.fcntl(sk.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(sk.fileno(), fcntl.F_SETFL, (fl & ~STATUS_FLAGS) | (e.flags & STATUS_FLAGS))
+
+
+KINDS = [UnixKind()]

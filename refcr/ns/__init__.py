@@ -1,0 +1,7 @@
+"""Namespaces that are not owned by another package: the mount namespace
+(mntns: the mount tree, rebuilt with the new mount API in mountapi) and UTS.
+The PID namespace is made by the restore pipeline with clone3; the network
+namespace is in net/, the IPC namespace in ipc/.
+
+Images: mountpoints-N.img (proto/mntns.proto), utsns-N.img (proto/uts.proto).
+"""

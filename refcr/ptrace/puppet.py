@@ -1,0 +1,229 @@
+"""Puppets: the processes a restore turns into the dumped ones.
+
+The root puppet is a fork of refcr made with clone3(set_tid) (in new
+namespaces when the dumped root had its own); it sits in pause() and never
+runs refcr's code again.  refcr seizes it and from then on drives it only
+with injected syscalls:
+
+1. it maps a small "restorer area" at an address that is free in refcr's and
+   in every dumped layout: one page holding `syscall; int3` (the injection
+   point from then on) and a scratch buffer for syscall arguments;
+2. it drops everything inherited from refcr: fds, rseq, all memory but the
+   restorer area and the kernel's vdso areas.
+
+Every other process is forked from its parent puppet by an injected clone3
+with set_tid, while the parent is still empty, so it starts as an empty
+puppet too, in the right session; threads are injected clone3 calls with
+CLONE_THREAD.  refcr traces them all with PTRACE_O_EXITKILL: if refcr dies,
+so do they.  Last, the restorer area unmaps itself (the int3 after that
+munmap faults, which ends the injection), and registers are set.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import struct
+from dataclasses import dataclass, field
+
+from refcr.kernel import task
+from refcr.mm import memory
+from refcr.ptrace import native, proc
+from refcr.errors import RestoreError
+from refcr.log import log
+from refcr.kernel.rlimits import raise_nofile
+from refcr.ptrace.syscalls import (F_DUPFD_CLOEXEC, F_SETFD, MAP_ANONYMOUS,
+                            MAP_FIXED_NOREPLACE, MAP_PRIVATE, O_CLOEXEC,
+                            PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE)
+from refcr.ptrace.tracee import INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
+
+SYSCALL_INT3 = b"\x0f\x05\xcc"
+SCRATCH_SIZE = 64 * 1024
+AREA_SIZE = PAGE_SIZE + SCRATCH_SIZE
+TASK_SIZE = 0x7FFFFFFFF000
+TRACE_OPTIONS = native.PTRACE_O_EXITKILL | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEFORK
+NR_CLONE3 = 435
+CLONE_ARGS = struct.Struct("<11Q")     # struct clone_args (CLONE_ARGS_SIZE_VER2)
+THREAD_FLAGS = (native.CLONE_VM | native.CLONE_FS | native.CLONE_FILES | native.CLONE_SIGHAND
+                | native.CLONE_THREAD | native.CLONE_SYSVSEM)
+
+
+@dataclass
+class Layout:
+    """Addresses chosen once for the whole tree."""
+
+    area: int          # restorer area, free in refcr's and every dumped layout
+    parking: int       # where vdso areas wait while being moved
+    fd_floor: int      # refcr's pidfd lives at or above this fd number in every puppet
+
+    @classmethod
+    def choose(cls, dumped: list[tuple[int, int]], max_fd: int) -> "Layout":
+        own = [(m.start, m.end) for m in proc.maps(os.getpid())]
+        area = memory.free_area(AREA_SIZE, own, dumped)
+        parking = memory.free_area(16 << 20, own, dumped, [(area, area + AREA_SIZE)])
+        return cls(area, parking, max(max_fd, 1023) + 1)
+
+
+@dataclass
+class Thread:
+    tid: int           # host tid
+    remote: Remote
+
+
+@dataclass
+class Puppet:
+    pid: int                   # host pid
+    vpid: int                  # pid inside the tree's pid namespace
+    remote: Remote             # injects through the main thread
+    layout: Layout
+    pidfd_slot: int = -1       # the puppet's pidfd of refcr (for pidfd_getfd), -1 once closed
+    threads: dict[int, Thread] = field(default_factory=dict)   # vtid -> thread, main thread included
+
+    def __post_init__(self) -> None:
+        self.threads.setdefault(self.vpid, Thread(self.pid, self.remote))
+
+    # -- creation ----------------------------------------------------------------
+    @classmethod
+    def create_root(cls, vpid: int, set_tid: list[int], flags: int, layout: Layout) -> "Puppet":
+        # The puppet inherits this pidfd of refcr: in a new pid namespace it
+        # could not open one itself (refcr's pid is not visible there).
+        own_pidfd = os.pidfd_open(os.getpid())
+        try:
+            child = native.clone3_puppet(set_tid, flags)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise RestoreError(f"pid {set_tid[-1]} is in use by another process") from exc
+            raise RestoreError(f"cannot create a process with pid {set_tid[-1]}: {exc.strerror}") from exc
+        finally:
+            os.close(own_pidfd)
+        try:
+            native.seize(child, TRACE_OPTIONS)
+            native.interrupt(child)
+            wait_stop(child)
+            native.set_sigmask(child, INJECT_MASK)
+            puppet = cls._empty(child, vpid, layout, own_pidfd)
+        except BaseException:
+            kill_and_reap(child)
+            raise
+        log.info("root puppet %d (pid %d inside) created", child, vpid)
+        return puppet
+
+    @classmethod
+    def _empty(cls, pid: int, vpid: int, layout: Layout, inherited_pidfd: int) -> "Puppet":
+        maps = proc.maps(pid)
+        vdso = next((m for m in maps if m.name == "[vdso]"), None)
+        if vdso is None:
+            raise RestoreError("no [vdso] in the puppet to inject the first syscalls through")
+        boot = Remote(pid, code_addr=vdso.start, patch=True)
+        task.unregister_rseq(boot)
+        boot.check("mmap", layout.area, AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+        boot.write(layout.area, SYSCALL_INT3)
+        boot.close()
+        remote = _remote(pid, layout)
+        raise_nofile(remote)
+        high = remote.check("fcntl", inherited_pidfd, F_DUPFD_CLOEXEC, layout.fd_floor)
+        remote.check("close_range", 0, high - 1, 0)
+        remote.check("close_range", high + 1, 0xFFFFFFFF, 0)
+        keep = [(layout.area, layout.area + AREA_SIZE)] + [
+            (m.start, m.end) for m in maps if m.name in memory.SPECIAL_KINDS]
+        memory.unmap_all_but(remote, keep, TASK_SIZE)
+        return cls(pid, vpid, remote, layout, high)
+
+    def _clone(self, vtid: int, flags: int, exit_signal: int, thread: bool) -> int:
+        """Inject clone3(set_tid=[vtid]) here; returns the new task's host id, stopped."""
+        listing = (lambda: proc.threads(self.pid)) if thread else (lambda: proc.children(self.pid))
+        before = set(listing())
+        tid_array, args = self.remote.put(struct.pack("<i", vtid), bytes(CLONE_ARGS.size))
+        self.remote.write(args, CLONE_ARGS.pack(flags, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0))
+        ret = self.remote.call("clone3", args, CLONE_ARGS.size)
+        if ret == -errno.EEXIST:
+            raise RestoreError(f"pid {vtid} is in use by another process")
+        if ret < 0:
+            raise RemoteError(self.pid, "clone3", -ret)
+        if ret != vtid:
+            raise RestoreError(f"clone3 gave pid {ret} instead of {vtid}")
+        new = set(listing()) - before
+        if len(new) != 1:
+            raise RestoreError(f"cannot find the task created for pid {vtid}")
+        host = new.pop()
+        wait_stop(host)          # auto-attached (TRACEFORK/TRACECLONE): its first stop
+        return host
+
+    def fork_child(self, vpid: int) -> "Puppet":
+        """A child of this (still empty) puppet, with pid vpid: an empty puppet too."""
+        host = self._clone(vpid, 0, signal.SIGCHLD, thread=False)
+        child = Puppet(host, vpid, _remote(host, self.layout), self.layout, self.pidfd_slot)
+        log.info("puppet %d (pid %d inside) forked from %d", host, vpid, self.pid)
+        return child
+
+    def clone_thread(self, vtid: int) -> Thread:
+        host = self._clone(vtid, THREAD_FLAGS, 0, thread=True)
+        t = Thread(host, _remote(host, self.layout))
+        self.threads[vtid] = t
+        return t
+
+    # -- file descriptors ------------------------------------------------------
+    def install_fd(self, local_fd: int, target: int | None = None, cloexec: bool = False) -> int:
+        """Give the puppet refcr's local_fd (same open file description).
+
+        With target=None the fd lands on the lowest free number (for a
+        short use such as mmap); otherwise on exactly `target`.
+        """
+        tmp = self.remote.check("pidfd_getfd", self.pidfd_slot, local_fd, 0)
+        if target is None:
+            return tmp
+        if tmp == target:
+            self.remote.check("fcntl", tmp, F_SETFD, 1 if cloexec else 0)
+        else:
+            self.remote.check("dup3", tmp, target, O_CLOEXEC if cloexec else 0)
+            self.remote.call("close", tmp)
+        return target
+
+    def drop_pidfd(self) -> None:
+        if self.pidfd_slot >= 0:
+            self.remote.call("close", self.pidfd_slot)
+            self.pidfd_slot = -1
+
+    # -- the end ------------------------------------------------------------------
+    def unmap_restorer(self) -> None:
+        """Remove the restorer area; this is the last injected syscall."""
+        self.remote.call("munmap", self.layout.area, AREA_SIZE, fault_ok=True)
+        for t in self.threads.values():
+            t.remote.close()
+
+    def release(self, stop: bool = False) -> None:
+        for t in self.threads.values():
+            native.detach(t.tid, signal.SIGSTOP if stop else 0)
+
+    def kill(self) -> None:
+        """SIGKILL the puppet and collect every thread's exit: a traced thread
+        group cannot be reaped before its tracer has seen each thread die."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        for t in self.threads.values():
+            if t.tid != self.pid:
+                collect_exit(t.tid)
+        try:
+            os.waitpid(self.pid, 0)         # the root puppet is refcr's own child
+        except ChildProcessError:
+            collect_exit(self.pid)          # the others: their tracer's notice only
+
+
+def _remote(pid: int, layout: Layout) -> Remote:
+    return Remote(pid, code_addr=layout.area, patch=False, scratch=layout.area + PAGE_SIZE,
+                  scratch_size=SCRATCH_SIZE)
+
+
+def kill_and_reap(pid: int) -> None:
+    """Kill a puppet; reap it if it is refcr's child."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,188 @@
+"""Control of traced tasks: freezing, resuming, and running syscalls inside them.
+
+A ``Remote`` is the one way refcr makes a task do something: it runs a single
+syscall in the stopped task through the native injector, which puts every
+register (and, when it had to patch code, the patched bytes) back exactly.
+It also owns a small scratch buffer in the task's memory for syscalls that
+take pointers.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from dataclasses import dataclass, field
+
+from refcr.ptrace import native, proc
+from refcr.errors import NoSuchProcess, ProcessBusy, RefcrError
+from refcr.log import log
+from refcr.ptrace.syscalls import (MAP_ANONYMOUS, MAP_PRIVATE, NR, PROT_READ,
+                            PROT_WRITE)
+
+ALL_SIGNALS = (1 << 64) - 1
+WALL = 0x40000000                  # __WALL: wait for traced threads too
+# Blocked in a task while refcr injects syscalls into it: everything but the
+# signals the injection itself raises (int3's SIGTRAP, the SIGSEGV of the
+# restorer's last munmap).  The kernel resets the handler of a forced signal
+# that is blocked, so those two must stay unblocked to keep their handlers.
+INJECT_MASK = ALL_SIGNALS & ~((1 << (signal.SIGTRAP - 1)) | (1 << (signal.SIGSEGV - 1)))
+SCRATCH_SIZE = 64 * 1024
+
+
+class RemoteError(RefcrError):
+    """A syscall run inside a task returned an error."""
+
+    def __init__(self, tid: int, call: str, err: int) -> None:
+        super().__init__(f"task {tid}: {call} failed: {os.strerror(err)}")
+        self.errno = err
+
+
+def _is_event_stop(status: int) -> bool:
+    return os.WIFSTOPPED(status) and (status >> 16) == native.PTRACE_EVENT_STOP
+
+
+def wait_stop(tid: int) -> int:
+    """Wait for the next ptrace-stop of tid; raise NoSuchProcess if it died."""
+    status = native.wait(tid)
+    if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+        raise NoSuchProcess(tid, "task (it exited while being frozen)")
+    return status
+
+
+def seize_thread(tid: int) -> None:
+    """PTRACE_SEIZE + PTRACE_INTERRUPT one thread and wait until it is stopped.
+
+    A signal arriving at the same moment shows up as a signal-delivery-stop
+    before our interrupt: it is delivered (as it would have been just before
+    the freeze) and we wait again for the interrupt's stop.
+    """
+    try:
+        native.seize(tid, 0)
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            raise NoSuchProcess(tid) from exc
+        if exc.errno == errno.EPERM:
+            tracer = proc.status(tid).get("TracerPid", "0")
+            if tracer != "0":
+                raise ProcessBusy(f"process {tid} is already traced by process {tracer}") from exc
+            raise ProcessBusy(f"process {tid} cannot be traced: {exc.strerror}") from exc
+        raise
+    native.interrupt(tid)
+    while True:
+        status = wait_stop(tid)
+        if _is_event_stop(status):
+            return
+        sig = os.WSTOPSIG(status)
+        log.debug("task %d: signal %d arrived while freezing; delivering it first", tid, sig)
+        native.cont(tid, sig)
+
+
+def release(tid: int, stop: bool = False) -> None:
+    """Detach from tid: it runs on (or stays group-stopped with stop=True)."""
+    try:
+        native.detach(tid, signal.SIGSTOP if stop else 0)
+    except OSError as exc:
+        if exc.errno != errno.ESRCH:
+            raise
+
+
+@dataclass
+class Remote:
+    """Runs syscalls inside one ptrace-stopped task."""
+
+    tid: int
+    code_addr: int                 # where `syscall; int3` is (or will be patched in)
+    patch: bool                    # True: patch the code in for each call and put it back
+    scratch: int = 0               # address of our scratch buffer in the task, 0 = none
+    scratch_size: int = 0
+    _mem_fd: int = field(default=-1, repr=False)
+
+    def __post_init__(self) -> None:
+        self._mem_fd = os.open(proc.path(self.tid, "mem"), os.O_RDWR | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        if self._mem_fd >= 0:
+            os.close(self._mem_fd)
+            self._mem_fd = -1
+
+    # -- syscalls ---------------------------------------------------------
+    def call(self, name: str, *args: int, fault_ok: bool = False) -> int:
+        """Run one syscall; returns the raw result (negative errno on error)."""
+        ret = native.inject_syscall(self.tid, NR[name], args, addr=self.code_addr,
+                                    patch=self.patch, fault_ok=fault_ok)
+        log.debug("task %d: %s%s = %d", self.tid, name, tuple(hex(a) if a > 4096 else a for a in args), ret)
+        return ret
+
+    def check(self, name: str, *args: int) -> int:
+        """Run one syscall and raise RemoteError if it failed."""
+        ret = self.call(name, *args)
+        if -4096 < ret < 0:
+            raise RemoteError(self.tid, name, -ret)
+        return ret
+
+    # -- memory -------------------------------------------------------------
+    def read(self, addr: int, size: int) -> bytes:
+        return os.pread(self._mem_fd, size, addr)
+
+    def write(self, addr: int, data: bytes) -> None:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self._mem_fd, data[done:], addr + done)
+
+    def alloc_scratch(self, size: int = SCRATCH_SIZE) -> None:
+        self.scratch = self.check("mmap", 0, size, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        self.scratch_size = size
+
+    def free_scratch(self) -> None:
+        if self.scratch:
+            self.call("munmap", self.scratch, self.scratch_size)
+            self.scratch = 0
+
+    def put(self, *blobs: bytes) -> list[int]:
+        """Copy blobs into the scratch buffer; returns their addresses."""
+        addrs, off = [], 0
+        for blob in blobs:
+            if off + len(blob) > self.scratch_size:
+                raise RefcrError(f"task {self.tid}: scratch buffer too small")
+            self.write(self.scratch + off, blob)
+            addrs.append(self.scratch + off)
+            off = (off + len(blob) + 15) & ~15
+        return addrs
+
+    def put_str(self, s: str) -> int:
+        return self.put(os.fsencode(s) + b"\0")[0]
+
+    def get(self, addr: int, size: int) -> bytes:
+        return self.read(addr, size)
+
+
+def collect_exit(tid: int) -> None:
+    """After SIGKILL: consume the tracer's notices until tid is dead.  Until
+    then a traced zombie is not reported to its parent, and a pid-namespace
+    init waiting for its children could not finish dying."""
+    try:
+        while os.WIFSTOPPED(native.wait(tid)):
+            pass
+    except OSError:
+        pass
+
+
+def collect_exits(tids: list[int], timeout: float = 10.0) -> None:
+    """collect_exit for many tasks at once, without assuming an order: a
+    pid-namespace init waits for its children, a group leader for its other
+    threads, so whatever notice is ready is taken first."""
+    import time
+    pending = set(tids)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for tid in list(pending):
+            try:
+                got, status = os.waitpid(tid, os.WNOHANG | WALL)
+            except ChildProcessError:
+                pending.discard(tid)     # not (or no longer) ours to wait for
+                continue
+            if got and not os.WIFSTOPPED(status):
+                pending.discard(tid)
+        if pending:
+            time.sleep(0.001)
