@@ -229,41 +229,9 @@ def probe_soft_dirty(c: ProbeChild) -> str | None:
     return None if entry & PM_SOFT_DIRTY else "written page not marked soft-dirty (CONFIG_MEM_SOFT_DIRTY off?)"
 
 
-def probe_uffd_wp_direct() -> str | None:
-    """Dirty tracking without soft-dirty: an async uffd-wp area of refcr's own
-    memory, one page written, PAGEMAP_SCAN must report exactly that page."""
-    import ctypes
-    import fcntl
-    from refcr.mm import track
-    libc = ctypes.CDLL(None, use_errno=True)
-    area = mmap.mmap(-1, 4 * mmap.PAGESIZE)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
-    uffd = libc.syscall(323, os.O_CLOEXEC | os.O_NONBLOCK | track.UFFD_USER_MODE_ONLY)
-    if uffd < 0:
-        area.close()
-        return f"userfaultfd: {os.strerror(ctypes.get_errno())}"
-    pm = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(uffd, track.UFFDIO_API, bytearray(struct.pack("<QQQ", track.UFFD_API, track.TRACK_FEATURES, 0)))
-        fcntl.ioctl(uffd, track.UFFDIO_REGISTER, bytearray(struct.pack(
-            "<QQQQ", addr, len(area), track.UFFDIO_REGISTER_MODE_WP, 0)))
-        flags = track.PM_SCAN_WP_MATCHING | track.PM_SCAN_CHECK_WPASYNC
-        native.pagemap_scan(pm, addr, addr + len(area), flags=flags, want_regions=False)
-        area[mmap.PAGESIZE] = 1
-        got = native.pagemap_scan(pm, addr, addr + len(area), flags=flags, mask=track.PAGE_IS_WRITTEN,
-                                  return_mask=track.PAGE_IS_WRITTEN)
-        want = [(addr + mmap.PAGESIZE, addr + 2 * mmap.PAGESIZE, track.PAGE_IS_WRITTEN)]
-        return None if got == want else f"PAGEMAP_SCAN reported {len(got)} regions, not the one written page"
-    except OSError as e:
-        return f"uffd-wp async / PAGEMAP_SCAN (kernel 6.7+): {e.strerror}"
-    finally:
-        os.close(pm)
-        os.close(uffd)
-        area.close()
-
-
 def probe_uffd_wp(c: ProbeChild) -> str | None:
-    return probe_uffd_wp_direct()
+    from refcr.mm import track  # only this probe needs it
+    return track.probe_uffd_wp_direct()
 
 
 # (name, required, probe)

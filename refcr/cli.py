@@ -131,8 +131,8 @@ def to_options(ns: argparse.Namespace) -> Options:
 
 def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.dump import dump
-    from refcr.images.imagedir import ImageDir
     from refcr.external import check_external
+    from refcr.images.imagedir import ImageDir
     opts.ext_unix_sk += [str(ino) for ino in check_external(opts.external)]
     from refcr.actions import check_scripts
     opts.action_scripts = check_scripts(opts.action_scripts)

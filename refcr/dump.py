@@ -13,23 +13,22 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import __version__, fault
+from refcr import __version__, actions, fault
+from refcr.drivers import tty
+from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.fs import files, fs_struct, pipes
+from refcr.fs.fd import DumpFiles
+from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
-from refcr.mm import memory, track
-from refcr.net import extnetns, inet
-from refcr.ns import mntns, uts
-from refcr.ptrace import native, proc
-from refcr import actions
-from refcr.drivers import tty
-from refcr.net import netlock, netns, unix
-from refcr.plugins import host
-from refcr.errors import DumpError, NoSuchProcess, RefcrError
-from refcr.images.imagedir import ImageDir
 from refcr.log import log
+from refcr.mm import memory, track
+from refcr.net import extnetns, inet, netlock, netns, unix
+from refcr.ns import mntns, uts
 from refcr.options import Options
 from refcr.pb import core_pb2, inventory_pb2
+from refcr.plugins import host
+from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE
 from refcr.ptrace.tracee import INJECT_MASK, Remote, collect_exits, release, seize_thread
 
@@ -133,7 +132,7 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
     tc.robust_list, tc.robust_list_len = native.get_robust_list(host_tid)
 
 
-def dump_task(t: FrozenTask, images: ImageDir, ctx: files.DumpFiles, pages_ids: "count[int]",
+def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count[int]",
               shmem_done: dict[int, int], tracking: track.DumpTracking | None = None) -> None:
     pid, vpid = t.pid, t.member.entry.pid
     maps = proc.maps(pid)                 # before the scratch buffer exists
@@ -169,7 +168,7 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, o
 
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
                  opts: Options) -> None:
-    ctx = files.DumpFiles(opts)
+    ctx = files.dump_context(opts)
     pages_ids = count(1)
     shmem_done: dict[int, int] = {}
     tracking = opts.extra.get("tracking")

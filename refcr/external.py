@@ -75,7 +75,6 @@ def check_external(options: list[str]) -> list[int]:
         if kind == "mnt" and not m.group(3):
             raise OptionError(f"--external {opt}: expected mnt[MOUNTPOINT]:KEY (dump) or mnt[KEY]:PATH (restore)")
         if kind == "veth":
-            from refcr.net.netns import ext_veths
             ext_veths([opt], restore=False)     # the syntax and the names
     return unix
 
@@ -124,3 +123,47 @@ class InheritTable:
         unused = [i.option for i in self.items if not i.used]
         if unused:
             raise RestoreError(f"--inherit-fd {unused[0]}: matches nothing in the images")
+
+
+# --external veth[NAME]:OUT[@BRIDGE] (used by net/netns.py)
+
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")
+
+
+@dataclass
+class ExtVeth:
+    """--external veth[NAME]:OUT[@BRIDGE]: NAME inside, OUT in refcr's namespace."""
+
+    option: str
+    name: str
+    outside: str | None = None
+    bridge: str | None = None
+    used: bool = False
+
+
+def check_ifname(name: str, what: str) -> str:
+    if not IFNAME_RE.match(name) or name in (".", ".."):
+        raise OptionError(f"{what}: {name!r} is not an interface name")
+    return name
+
+
+def ext_veths(options: list[str], restore: bool) -> dict[str, ExtVeth]:
+    """The --external veth[...] options by inside name.  At restore each needs :OUT."""
+    out: dict[str, ExtVeth] = {}
+    for opt in options:
+        if not opt.startswith("veth["):
+            continue
+        m = re.match(r"^veth\[([^\]]+)\](?::([^@]+)(?:@(.+))?)?$", opt)
+        if m is None:
+            raise OptionError(f"--external {opt}: expected veth[IFNAME] or veth[IFNAME]:OUTNAME[@BRIDGE]")
+        what = f"--external {opt}"
+        e = ExtVeth(opt, check_ifname(m.group(1), what))
+        if m.group(2):
+            e.outside = check_ifname(m.group(2), what)
+            e.bridge = check_ifname(m.group(3), what) if m.group(3) else None
+        elif restore:
+            raise OptionError(f"{what}: a restore needs the outside name: veth[IFNAME]:OUTNAME[@BRIDGE]")
+        if e.name in out:
+            raise OptionError(f"{what}: {e.name} is named twice")
+        out[e.name] = e
+    return out

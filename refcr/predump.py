@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from itertools import count
 
 from refcr import __version__
-from refcr.kernel import pstree
-from refcr.mm import memory, track
-from refcr.ptrace import native, proc
 from refcr.dump import IMG_VERSION, FrozenTask, _resume_after_failure, finish, freeze_tree
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images.imagedir import ImageDir
+from refcr.kernel import pstree
 from refcr.log import log
+from refcr.mm import memory, pages, track
 from refcr.options import Options
 from refcr.pb import inventory_pb2, mm_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE, PROT_READ
 
 PRIVATE = (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE)
@@ -101,14 +101,14 @@ def _read_tolerant(pid: int, mem_fd: int, vma: mm_pb2.VmaEntry,
 
 def write_plan(plan: Plan, images: ImageDir, pages_id: int) -> int:
     """After the thaw: copy the planned pages into the images; returns their count."""
-    out = memory.PagesWriter(images, pages_id)
+    out = pages.PagesWriter(images, pages_id)
     for addr, n in plan.unchanged:
         out.add_parent(addr, n)
     copied = 0
     mem_fd = os.open(proc.path(plan.pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     try:
         for vma, runs in plan.reads:
-            for batch in memory._chunks(runs):
+            for batch in pages.chunks(runs):
                 for addr, data in _read_tolerant(plan.pid, mem_fd, vma, batch):
                     plan.track.store(out, addr, data)
                     copied += len(data) // PAGE_SIZE

@@ -17,20 +17,20 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
-from refcr import fault
-from refcr.fs import files, fs_struct
-from refcr.kernel import creds, itimers, regs, rlimits, signals, task
-from refcr.mm import memory
-from refcr.ptrace import native, proc
-from refcr import actions
+from refcr import actions, fault
 from refcr.drivers import tty
-from refcr.net import extnetns, netlock, netns, unix
-from refcr.plugins import host
 from refcr.errors import RestoreError
+from refcr.fs import files, fs_struct
+from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
+from refcr.kernel import creds, itimers, regs, rlimits, signals, task
 from refcr.log import log
+from refcr.mm import memory
+from refcr.net import extnetns, netlock, netns, unix
 from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
+from refcr.plugins import host
+from refcr.ptrace import native, proc
 from refcr.ptrace.puppet import Layout, Puppet
 from refcr.ptrace.tracee import Remote, RemoteError
 
@@ -242,7 +242,7 @@ def make_zombie(p: Puppet, e: pstree_pb2.PstreeEntry) -> None:
 
 # ------------------------------------------------------ one process -----
 
-def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: files.RestoreFiles,
+def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: RestoreFiles,
                cache: dict[int, int]) -> dict[int, int]:
     for vma in mm.vmas:
         if vma.kind == mm_pb2.VMA_SHMEM and vma.shmid not in cache:
@@ -269,7 +269,7 @@ def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry, resolve) -> None:
         p.remote.call("close", slot)
 
 
-def restore_process(n: Node, images: ImageDir, ctx: files.RestoreFiles, shmem: dict[int, int]) -> None:
+def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[int, int]) -> None:
     """Memory, fds and process-wide state, through the main thread."""
     p, core = n.puppet, n.core
     r = p.remote
@@ -332,7 +332,7 @@ def finish_process(n: Node) -> None:
 
 # ------------------------------------------------------------ driver -----
 
-def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx: files.RestoreFiles) -> None:
+def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx: RestoreFiles) -> None:
     if "mnt" in namespaces:
         from refcr.ns import mntns
         if images.exists("mntns"):
@@ -373,7 +373,7 @@ def _restore(opts: Options) -> int:
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
-    ctx = files.RestoreFiles.load(images, opts)
+    ctx = files.restore_context(images, opts)
     unix.check_ext_restore(ctx)
     tty.check_ext_restore(ctx)
     netns.check_options(images, opts)

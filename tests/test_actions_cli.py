@@ -10,6 +10,7 @@ from pathlib import Path
 
 from support import Processes, assert_one_line_error
 from test_cli_plain import refcr
+
 from zdtm.harness import procs
 
 RECORDER = """#!/bin/sh

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from support import Processes, assert_one_line_error
+
 from zdtm.harness import procs
 
 REPO = Path(__file__).resolve().parent.parent

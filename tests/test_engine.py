@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import Processes, assert_one_line_error
 
 from refcr.images.imagedir import ImageDir
-from support import Processes, assert_one_line_error
 from zdtm.harness import procs
 
 PAGE = 4096

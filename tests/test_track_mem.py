@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import Processes, assert_one_line_error
 from test_cli_plain import refcr
+
 from zdtm.harness import procs
 
 # A process with 64 pages of known data; SIGUSR1 rewrites page k (k = 0, 1, ...)

@@ -49,12 +49,12 @@ import termios
 import time
 from dataclasses import dataclass, field
 
-from refcr.ptrace import native, proc
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
 from refcr.external import canonical
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
 from refcr.pb import files_pb2, tty_pb2
+from refcr.ptrace import native, proc
 
 TTY_MAJORS = {4, 5} | set(range(136, 144))      # vt/serial, /dev/tty+ptmx, pts
 PTMX = os.makedev(5, 2)

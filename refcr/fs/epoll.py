@@ -19,11 +19,11 @@ import os
 import re
 import struct
 
-from refcr.ptrace import native, proc
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.eventfd import created, fdinfo_lines, is_anon, set_status_flags, syscall
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.pb import anon_fds_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.tracee import RemoteError
 
 NR_EPOLL_CREATE1 = 291

@@ -13,7 +13,7 @@ import os
 import struct
 
 from refcr.errors import RestoreError
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles
 from refcr.pb import anon_fds_pb2
 
 _libc = ctypes.CDLL(None, use_errno=True)

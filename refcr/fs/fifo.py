@@ -15,11 +15,11 @@ import stat as stat_mod
 import struct
 import termios
 
-from refcr.fs import fown, pipes
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, check_type, describe
-from refcr.pb import filekinds_pb2, pipes_data_pb2
+from refcr.fs import fown, pipes
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
 from refcr.fs.pipes import F_GETPIPE_SZ, F_SETPIPE_SZ, STATUS_FLAGS, _queued
+from refcr.pb import filekinds_pb2, pipes_data_pb2
 
 DELETED = " (deleted)"
 

@@ -12,9 +12,9 @@ import fcntl
 import os
 import struct
 
-from refcr.ptrace import native, proc
-from refcr.fs.files import FdTarget
+from refcr.fs.fd import FdTarget
 from refcr.pb import filekinds_pb2
+from refcr.ptrace import native, proc
 
 F_GETFL, F_SETFL, F_SETSIG, F_GETSIG = 3, 4, 10, 11
 F_SETOWN_EX, F_GETOWN_EX = 15, 16

@@ -1,9 +1,9 @@
 """A process's place in the file system: working directory, root, umask."""
 from __future__ import annotations
 
-from refcr.ptrace import proc
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.pb import core_pb2
+from refcr.ptrace import proc
 from refcr.ptrace.tracee import Remote, RemoteError
 
 

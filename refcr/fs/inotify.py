@@ -21,12 +21,12 @@ import os
 import re
 import termios
 
-from refcr.ptrace import native
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.eventfd import created, fdinfo_lines, is_anon, set_status_flags, syscall
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
 from refcr.pb import anon_fds_pb2
+from refcr.ptrace import native
 
 NR_INOTIFY_ADD_WATCH, NR_INOTIFY_RM_WATCH, NR_INOTIFY_INIT1 = 254, 255, 294
 NR_OPEN_BY_HANDLE_AT = 304

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import struct
 
-from refcr.ptrace import proc
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs.files import DumpFiles, FdTarget, describe
+from refcr.fs.fd import DumpFiles, FdTarget, describe
 from refcr.pb import filekinds_pb2
+from refcr.ptrace import proc
 from refcr.ptrace.tracee import RemoteError
 
 FLOCK, POSIX, OFD = 1, 2, 3

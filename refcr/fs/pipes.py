@@ -13,12 +13,12 @@ import os
 import stat as stat_mod
 from dataclasses import dataclass
 
-from refcr.fs import fown
-from refcr.ptrace import native
 from refcr.errors import RestoreError
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles
+from refcr.fs import fown
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles
 from refcr.images.imagedir import ImageDir
 from refcr.pb import files_pb2, pipes_data_pb2
+from refcr.ptrace import native
 
 F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
 SPLICE_F_NONBLOCK = 2

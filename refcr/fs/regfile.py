@@ -18,12 +18,12 @@ import ctypes
 import os
 import stat as stat_mod
 
-from refcr.fs import fown, locks
-from refcr.ptrace import proc
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, check_type, describe
+from refcr.fs import fown, locks
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
 from refcr.log import log
 from refcr.pb import filekinds_pb2, files_pb2
+from refcr.ptrace import proc
 
 MEM_MAJOR = 1                      # /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom
 MEM_MINORS = {3, 5, 7, 8, 9}

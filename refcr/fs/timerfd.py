@@ -19,7 +19,7 @@ import time
 
 from refcr.errors import RestoreError
 from refcr.fs.eventfd import created, is_anon, set_status_flags, syscall
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles
 from refcr.log import log
 from refcr.pb import anon_fds_pb2
 

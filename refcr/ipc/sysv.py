@@ -41,11 +41,11 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from refcr.ptrace import native, proc
 from refcr.errors import DumpError, RefcrError, RestoreError, UnsupportedObject
 from refcr.images.imagedir import ImageDir
 from refcr.log import log
 from refcr.pb import ipc_pb2, mm_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, page_align_up
 from refcr.ptrace.tracee import Remote
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import struct
 
-from refcr.ptrace import proc
 from refcr.pb import core_pb2
-from refcr.ptrace.syscalls import (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL,
-                            PR_CAP_AMBIENT_RAISE, PR_CAPBSET_DROP,
-                            PR_GET_NO_NEW_PRIVS, PR_GET_SECUREBITS,
-                            PR_SET_NO_NEW_PRIVS, PR_SET_SECUREBITS)
+from refcr.ptrace import proc
+from refcr.ptrace.syscalls import (
+    PR_CAP_AMBIENT,
+    PR_CAP_AMBIENT_CLEAR_ALL,
+    PR_CAP_AMBIENT_RAISE,
+    PR_CAPBSET_DROP,
+    PR_GET_NO_NEW_PRIVS,
+    PR_GET_SECUREBITS,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_SECUREBITS,
+)
 from refcr.ptrace.tracee import Remote
 
 SECBIT_NO_SETUID_FIXUP = 1 << 2

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from refcr.ptrace import proc
 from refcr.errors import NoSuchProcess, OptionError, UnsupportedObject
 from refcr.options import Options
 from refcr.pb import pstree_pb2
+from refcr.ptrace import proc
 
 NS_KINDS = ("pid", "ipc", "uts", "mnt", "net")      # namespaces a root may have of its own
 SHARED_ONLY = ("user", "cgroup", "time")           # must be refcr's own

@@ -15,10 +15,10 @@ import os
 import struct
 import time
 
-from refcr.ptrace import native
 from refcr.errors import RestoreError
 from refcr.log import log
 from refcr.pb import core_pb2
+from refcr.ptrace import native
 from refcr.ptrace.syscalls import ERESTART_RESTARTBLOCK, NR, to_signed
 from refcr.ptrace.tracee import Remote, wait_stop
 

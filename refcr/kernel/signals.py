@@ -11,8 +11,8 @@ from __future__ import annotations
 import signal
 import struct
 
-from refcr.ptrace import native
 from refcr.pb import core_pb2
+from refcr.ptrace import native
 from refcr.ptrace.tracee import Remote
 
 SIGACTION = struct.Struct("<QQQQ")     # kernel struct sigaction: handler, flags, restorer, mask

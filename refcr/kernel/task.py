@@ -1,8 +1,8 @@
 """Small per-task attributes: name, personality and the rseq registration."""
 from __future__ import annotations
 
-from refcr.ptrace import native, proc
 from refcr.pb import core_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PR_SET_NAME, RSEQ_FLAG_UNREGISTER
 from refcr.ptrace.tracee import Remote
 

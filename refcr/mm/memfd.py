@@ -17,12 +17,13 @@ import os
 import stat as stat_mod
 import weakref
 
-from refcr.fs import fown, locks
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
-from refcr.images.imagedir import ImageDir
-from refcr.pb import filekinds_pb2
+from refcr.fs import fown, locks
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.fs.regfile import read_runs, reopen_kept, write_runs
+from refcr.images.imagedir import ImageDir
+from refcr.mm import pages
+from refcr.pb import filekinds_pb2
 
 PREFIX, DELETED = "/memfd:", " (deleted)"
 F_ADD_SEALS, F_GET_SEALS = 1033, 1034
@@ -98,7 +99,6 @@ class MemfdKind:
 
 def create(images: ImageDir, obj: filekinds_pb2.MemfdInodeEntry, runs=()) -> int:
     """A new memfd like obj, filled from runs or pagemap-shmem-INODE.img, sealed last."""
-    from refcr.mm import memory
     flags = os.MFD_CLOEXEC | (0 if obj.seals == F_SEAL_SEAL else MFD_ALLOW_SEALING)
     try:
         fd = os.memfd_create(obj.name, flags)
@@ -107,7 +107,7 @@ def create(images: ImageDir, obj: filekinds_pb2.MemfdInodeEntry, runs=()) -> int
     try:
         write_runs(fd, runs, obj.size)
         if not runs and images.exists("pagemap-shmem", id=obj.inode):
-            for off, data in memory.read_pages(images, "pagemap-shmem", obj.inode):
+            for off, data in pages.read_pages(images, "pagemap-shmem", obj.inode):
                 os.pwrite(fd, data[:max(0, obj.size - off)], off)
         os.fchmod(fd, obj.mode)
         if obj.seals and flags & MFD_ALLOW_SEALING:

@@ -18,23 +18,33 @@ import os
 import stat as stat_mod
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable
 
-from refcr.ipc import sysv
-from refcr.mm import memfd
-from refcr.ptrace import native, proc
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images.imagedir import ImageDir
+from refcr.ipc import sysv
 from refcr.log import log
-from refcr.pb import mm_pb2, pagemap_pb2
-from refcr.ptrace.syscalls import (MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN,
-                            MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED,
-                            MREMAP_MAYMOVE, PAGE_SIZE, PR_SET_MM,
-                            PR_SET_MM_MAP, PROT_EXEC, PROT_READ, PROT_WRITE)
+from refcr.mm import memfd, pages
+from refcr.mm.track import ProcessTrack
+from refcr.pb import mm_pb2
+from refcr.plugins import host
+from refcr.ptrace import native, proc
+from refcr.ptrace.syscalls import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_GROWSDOWN,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PAGE_SIZE,
+    PR_SET_MM,
+    PR_SET_MM_MAP,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+)
 from refcr.ptrace.tracee import Remote
-
-if TYPE_CHECKING:
-    from refcr.mm.track import ProcessTrack
 
 SPECIAL_KINDS = {
     "[vdso]": mm_pb2.VMA_VDSO,
@@ -43,8 +53,6 @@ SPECIAL_KINDS = {
 }
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 SHMEM_NAME = "/dev/zero (deleted)"
-READ_CHUNK = 8 << 20        # bytes of pages copied per batch
-MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)   # pages images are mapped to be read at once
 
 # smaps VmFlags mnemonic -> madvise() advice that recreates it
 MADVISE_BY_VMFLAG = {"dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
@@ -113,7 +121,6 @@ def _device_vma(pid: int, m: proc.Mapping, vma: mm_pb2.VmaEntry) -> None:
         return
     if not (stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)) or st.st_rdev == DEVZERO:
         return
-    from refcr.plugins import host
     what = (f"process {pid}: mapping {m.start:x}-{m.end:x} of device {m.name} "
             f"({os.major(st.st_rdev)}:{os.minor(st.st_rdev)})")
     try:        # opened as CRIU does, for the plugin's ioctls; a device that refuses: a path fd
@@ -132,83 +139,18 @@ def _device_vma(pid: int, m: proc.Mapping, vma: mm_pb2.VmaEntry) -> None:
     vma.plugin = name
 
 
-@dataclass
-class PagesWriter:
-    """Appends page data to pages-N.img and records where it came from."""
-
-    images: ImageDir
-    pages_id: int
-
-    def __post_init__(self) -> None:
-        self.raw = self.images.open_raw("pages", id=self.pages_id, mode="wb")
-        self.entries: list[pagemap_pb2.PagemapEntry] = []
-
-    def add(self, vaddr: int, data: bytes | memoryview) -> None:
-        self.raw.write(data)
-        self._record(vaddr, len(data) // PAGE_SIZE)
-
-    def add_runs(self, ranges: list[tuple[int, int]], data: memoryview) -> None:
-        """The concatenated contents of (vaddr, length) ranges: one write."""
-        self.raw.write(data)
-        for vaddr, n in ranges:
-            self._record(vaddr, n // PAGE_SIZE)
-
-    def _record(self, vaddr: int, npages: int) -> None:
-        last = self.entries[-1] if self.entries else None
-        if last and not last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
-            last.nr_pages += npages
-        else:
-            self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages))
-
-    def add_parent(self, vaddr: int, npages: int) -> None:
-        """Pages unchanged since the parent image (refcr/mm/track.py): no data here."""
-        last = self.entries[-1] if self.entries else None
-        if last and last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:
-            last.nr_pages += npages
-        else:
-            self.entries.append(pagemap_pb2.PagemapEntry(vaddr=vaddr, nr_pages=npages, in_parent=True))
-
-    def finish(self, type_name: str, id: int | str, track: "ProcessTrack | None" = None) -> None:
-        self.raw.close()
-        head = pagemap_pb2.PagemapHead(pages_id=self.pages_id)
-        head.pages_in_parent = sum(e.nr_pages for e in self.entries if e.in_parent)
-        head.pages_written = sum(e.nr_pages for e in self.entries) - head.pages_in_parent
-        if track is not None:
-            track.fill_head(head)
-        self.images.write(type_name, self.entries, id=id, head=head)
-
-
-def _chunks(runs: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
-    """Group (addr, nr_pages) runs into byte ranges of at most READ_CHUNK each."""
-    batch: list[tuple[int, int]] = []
-    size = 0
-    for addr, npages in runs:
-        length = npages * PAGE_SIZE
-        while length:
-            take = min(length, READ_CHUNK - size)
-            batch.append((addr, take))
-            size += take
-            addr += take
-            length -= take
-            if size == READ_CHUNK:
-                yield batch
-                batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
-                       track: "ProcessTrack | None" = None) -> int:
+def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
+                       track: ProcessTrack | None = None) -> int:
     """Copy present/swapped pages of private areas; returns the page count.
     With track (incremental dump), pages unchanged since the parent image
     are recorded as in the parent instead."""
     total = 0
-    area = mmap.mmap(-1, READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
+    area = mmap.mmap(-1, pages.READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
     buf = memoryview(area)                                       # its pages allocated as used
     mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     try:
         for readable, runs in _runs_to_read(pid, vmas, out, track):
-            for batch in _chunks(runs):
+            for batch in pages.chunks(runs):
                 size = _read_batch(pid, mem_fd, readable, batch, buf)
                 if track is None:
                     out.add_runs(batch, buf[:size])
@@ -228,8 +170,8 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
     return total
 
 
-def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: PagesWriter,
-                  track: "ProcessTrack | None") -> list[tuple[bool, list[tuple[int, int]]]]:
+def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
+                  track: ProcessTrack | None) -> list[tuple[bool, list[tuple[int, int]]]]:
     """The (addr, nr_pages) runs to copy, as (readable, runs) for each stretch
     of areas read the same way: batches then span many small areas."""
     groups: list[tuple[bool, list[tuple[int, int]]]] = []
@@ -263,14 +205,14 @@ def _read_batch(pid: int, mem_fd: int, readable: bool, batch: list[tuple[int, in
     return pos
 
 
-def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
+def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: pages.PagesWriter) -> None:
     """Copy the allocated parts of a shmem object through map_files."""
     fd = os.open(proc.path(pid, "map_files", f"{vma.start:x}-{vma.end:x}"), os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
         vma.shmem_size = size
         # one buffer for every read, whole pages: the object's last page may be partial
-        buf = memoryview(bytearray(min(READ_CHUNK, -(-size // PAGE_SIZE) * PAGE_SIZE)))
+        buf = memoryview(bytearray(min(pages.READ_CHUNK, -(-size // PAGE_SIZE) * PAGE_SIZE)))
         off = 0
         while off < size:
             try:
@@ -280,7 +222,7 @@ def dump_shmem(pid: int, vma: mm_pb2.VmaEntry, out: PagesWriter) -> None:
             hole_at = min(os.lseek(fd, data_at, os.SEEK_HOLE), size)
             pos = data_at
             while pos < hole_at:
-                n = os.preadv(fd, [buf[:min(READ_CHUNK, hole_at - pos)]], pos)
+                n = os.preadv(fd, [buf[:min(pages.READ_CHUNK, hole_at - pos)]], pos)
                 if n <= 0:
                     raise OSError(errno.EIO, f"process {pid}: shared memory {vma.name or SHMEM_NAME} "
                                   f"is shorter than its size ({pos} of {size} bytes)")
@@ -306,30 +248,30 @@ def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
 
 def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
          next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int,
-         track: "ProcessTrack | None" = None) -> mm_pb2.MmEntry:
+         track: ProcessTrack | None = None) -> mm_pb2.MmEntry:
     """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
     pid namespace); returns the MmEntry.  track: an incremental dump."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
-    pages = PagesWriter(images, next_pages_id())
+    private = pages.PagesWriter(images, next_pages_id())
     if track is None:
-        count = dump_private_pages(pid, list(mm.vmas), pages)
+        count = dump_private_pages(pid, list(mm.vmas), private)
     else:
         track.start(remote, maps)
         try:
-            count = dump_private_pages(pid, list(mm.vmas), pages, track)
+            count = dump_private_pages(pid, list(mm.vmas), private, track)
             track.arm(remote, list(mm.vmas))
             track.write_digests(images)
         finally:
             track.close()
-    pages.finish("pagemap", image_id, track)
+    private.finish("pagemap", image_id, track)
     for vma in mm.vmas:
         if vma.kind != mm_pb2.VMA_SHMEM:
             continue
         if vma.shmid not in dumped_shmem:   # one object may be mapped by many areas and processes
-            shm = PagesWriter(images, next_pages_id())
+            shm = pages.PagesWriter(images, next_pages_id())
             dump_shmem(pid, vma, shm)
             if memfd.is_memfd(vma.name):
                 memfd.dump_mapped(images, proc.path(pid, "map_files", f"{vma.start:x}-{vma.end:x}"),
@@ -343,74 +285,6 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
 
 
 # -------------------------------------------------------------- restore ---
-
-def read_page_batches(images: ImageDir, type_name: str,
-                      id: int | str) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
-    """Yield (ranges, data) of a pagemap: (vaddr, length) ranges and their
-    contents concatenated, at most READ_CHUNK bytes at a time.  The image's
-    own pages are views of a read-only mapping of the pages file (no copy in
-    refcr; a view is valid until the next item); pages that an incremental
-    image refers to its parent chain follow."""
-    head, entries = images.read_head(type_name, id=id)
-    own = [(e.vaddr, e.nr_pages) for e in entries if not e.in_parent]
-    in_parent = [(e.vaddr, e.nr_pages) for e in entries if e.in_parent]
-    with images.open_raw("pages", id=head.pages_id) as raw:
-        yield from _mapped_batches(raw.fileno(), f"pages-{head.pages_id}.img", own)
-    if in_parent:       # an incremental image: the rest comes from the parent chain
-        from refcr.mm.track import parent_pages
-        for vaddr, data in parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK):
-            yield [(vaddr, len(data))], data
-
-
-def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, memoryview | bytes]]:
-    """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
-    for ranges, data in read_page_batches(images, type_name, id):
-        pos = 0
-        for vaddr, n in ranges:
-            yield vaddr, data[pos:pos + n]
-            pos += n
-
-
-def _mapped_batches(fd: int, name: str,
-                    runs: list[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
-    """Batches of (addr, nr_pages) runs whose data fill the file from offset 0,
-    each a view of a read-only mapping of its part of the file (mapped one
-    batch at a time: refcr's footprint stays one batch)."""
-    need = sum(n for _, n in runs) * PAGE_SIZE
-    if os.fstat(fd).st_size < need:
-        raise RestoreError(f"{name} is shorter than its pagemap says")
-    off = 0
-    for batch in _chunks(runs):
-        size = sum(n for _, n in batch)
-        try:
-            area = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE | MAP_POPULATE, prot=mmap.PROT_READ,
-                             offset=off)
-        except OSError:     # a filesystem that cannot map files: read them
-            yield from _read_batches(fd, name, runs, off)
-            return
-        try:
-            with memoryview(area) as data:
-                yield batch, data
-        finally:
-            try:
-                area.close()
-            except BufferError:     # a caller still holds a view: unmapped with it
-                pass
-        off += size
-
-
-def _read_batches(fd: int, name: str, runs: list[tuple[int, int]],
-                  start: int = 0) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
-    """_mapped_batches with reads into one buffer, from file offset start on."""
-    buf = memoryview(bytearray(min(READ_CHUNK, sum(n for _, n in runs) * PAGE_SIZE)))
-    off = 0
-    for batch in _chunks(runs):
-        size = sum(n for _, n in batch)
-        if off >= start:
-            if os.preadv(fd, [buf[:size]], off) != size:
-                raise RestoreError(f"{name}: short read at offset {off}")
-            yield batch, buf[:size]
-        off += size
 
 
 def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
@@ -431,7 +305,7 @@ def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
     finally:
         area.close()
     if images.exists("pagemap-shmem", id=shmid):
-        for off, data in read_pages(images, "pagemap-shmem", shmid):
+        for off, data in pages.read_pages(images, "pagemap-shmem", shmid):
             os.pwrite(fd, data, off)
     return fd
 
@@ -504,7 +378,6 @@ class AreaMapper:
         if vma.kind == mm_pb2.VMA_SYSVSHM:
             sysv.sysvshm_attach(self.remote, vma)
             return
-        from refcr.plugins import host
         given = host.update_vma_map(vma.path, vma.start, vma.pgoff)     # UPDATE_VMA_MAP
         local, pgoff = given if given is not None else (-1, vma.pgoff)
         if given is None:
@@ -537,7 +410,7 @@ class AreaMapper:
 
 def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
     count = 0
-    for ranges, data in read_page_batches(images, "pagemap", image_id):
+    for ranges, data in pages.read_page_batches(images, "pagemap", image_id):
         native.vm_write(pid, ranges, data)
         count += len(data) // PAGE_SIZE
     return count
@@ -560,8 +433,8 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.map(vma)
-    pages = write_private_pages(remote.tid, images, image_id)
+    written = write_private_pages(remote.tid, images, image_id)
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)
-    log.info("process %d: %d areas mapped, %d private pages written", remote.tid, len(mm.vmas), pages)
+    log.info("process %d: %d areas mapped, %d private pages written", remote.tid, len(mm.vmas), written)

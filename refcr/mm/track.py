@@ -29,25 +29,34 @@ dump fails, and absent after restore.
 from __future__ import annotations
 
 import bisect
+import ctypes
 import errno
+import fcntl
 import functools
 import hashlib
+import mmap
 import os
 import secrets
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
-from refcr.ptrace import native, proc
 from refcr.errors import ImageError, OptionError
 from refcr.images.imagedir import ImageDir
 from refcr.log import log
+from refcr.options import Options
 from refcr.pb import mm_pb2, pagemap_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import NR, PAGE_SIZE
 from refcr.ptrace.tracee import Remote, RemoteError
 
-if TYPE_CHECKING:
-    from refcr.mm.memory import PagesWriter
+
+class PageSink(Protocol):
+    """Where dumped pages go (mm/pages.py: PagesWriter)."""
+
+    def add(self, vaddr: int, data: bytes | memoryview) -> None: ...
+    def add_parent(self, vaddr: int, npages: int) -> None: ...
+
 
 PARENT_LINK = "parent"
 MAX_CHAIN = 64                      # parent links followed at most
@@ -427,7 +436,7 @@ class ProcessTrack:
             self._pagemap_fd = -1
 
     # -- hash ------------------------------------------------------------
-    def store(self, out: "PagesWriter", vaddr: int, data: bytes) -> None:
+    def store(self, out: "PageSink", vaddr: int, data: bytes) -> None:
         """Add read pages to the image; with the hash method, pages whose
         digest equals the parent's are recorded as in the parent instead."""
         if self.method != "hash":
@@ -449,7 +458,7 @@ class ProcessTrack:
             self._emit(out, vaddr + run_start, view[run_start:], run_same)
 
     @staticmethod
-    def _emit(out: "PagesWriter", vaddr: int, data: memoryview, in_parent: bool) -> None:
+    def _emit(out: "PageSink", vaddr: int, data: memoryview, in_parent: bool) -> None:
         if in_parent:
             out.add_parent(vaddr, len(data) // PAGE_SIZE)
         else:
@@ -477,10 +486,39 @@ def choose_method(requested: str) -> str:
     return "uffd" if uffd_wp_supported() else "hash"
 
 
+def probe_uffd_wp_direct() -> str | None:
+    """Dirty tracking without soft-dirty: an async uffd-wp area of refcr's own
+    memory, one page written, PAGEMAP_SCAN must report exactly that page."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    area = mmap.mmap(-1, 4 * mmap.PAGESIZE)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
+    uffd = libc.syscall(323, os.O_CLOEXEC | os.O_NONBLOCK | UFFD_USER_MODE_ONLY)
+    if uffd < 0:
+        area.close()
+        return f"userfaultfd: {os.strerror(ctypes.get_errno())}"
+    pm = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(uffd, UFFDIO_API, bytearray(struct.pack("<QQQ", UFFD_API, TRACK_FEATURES, 0)))
+        fcntl.ioctl(uffd, UFFDIO_REGISTER, bytearray(struct.pack(
+            "<QQQQ", addr, len(area), UFFDIO_REGISTER_MODE_WP, 0)))
+        flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC
+        native.pagemap_scan(pm, addr, addr + len(area), flags=flags, want_regions=False)
+        area[mmap.PAGESIZE] = 1
+        got = native.pagemap_scan(pm, addr, addr + len(area), flags=flags, mask=PAGE_IS_WRITTEN,
+                                  return_mask=PAGE_IS_WRITTEN)
+        want = [(addr + mmap.PAGESIZE, addr + 2 * mmap.PAGESIZE, PAGE_IS_WRITTEN)]
+        return None if got == want else f"PAGEMAP_SCAN reported {len(got)} regions, not the one written page"
+    except OSError as e:
+        return f"uffd-wp async / PAGEMAP_SCAN (kernel 6.7+): {e.strerror}"
+    finally:
+        os.close(pm)
+        os.close(uffd)
+        area.close()
+
+
 def uffd_wp_supported() -> bool:
     """Can this kernel do PAGEMAP_SCAN with an async uffd-wp area?  Tried on a
     child of refcr's own (needs userfaultfd for user-mode faults and 6.7+)."""
-    from refcr.check import probe_uffd_wp_direct
     return probe_uffd_wp_direct() is None
 
 
@@ -547,7 +585,7 @@ class DumpTracking:
     parent: ImageDir | None = None
 
     @classmethod
-    def from_options(cls, opts: "Options", images: ImageDir, predump: bool = False) -> "DumpTracking":
+    def from_options(cls, opts: Options, images: ImageDir, predump: bool = False) -> "DumpTracking":
         track_mem = predump or bool(opts.track_mem)
         if not (track_mem or opts.prev_images_dir):
             return cls()
@@ -563,6 +601,3 @@ class DumpTracking:
             return None          # a plain dump of a process refcr never tracked
         return ProcessTrack(pid, image_id, self.method, self.keep, self.parent)
 
-
-if TYPE_CHECKING:
-    from refcr.options import Options

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
-from refcr.net import netns
+
 from refcr.errors import OptionError, RestoreError
-from refcr.fs.files import RestoreFiles
+from refcr.fs.fd import RestoreFiles
+from refcr.net import nsenter
 from refcr.options import Options
 
 
@@ -61,4 +62,4 @@ def inherited_fd(ino: int, ctx: RestoreFiles) -> int | None:
 
 def entered(fd: int | None) -> AbstractContextManager[None]:
     """refcr's thread in the namespace open on fd while a child is created in it."""
-    return netns.entered_file(None if fd is None else f"/proc/self/fd/{fd}")
+    return nsenter.entered_file(None if fd is None else f"/proc/self/fd/{fd}")

@@ -39,12 +39,12 @@ import socket
 import stat as stat_mod
 import struct
 
-from refcr.net import netns
-from refcr.ptrace import native
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
+from refcr.net import nsenter
 from refcr.pb import inet_pb2
+from refcr.ptrace import native
 
 SOL_TCP = 6
 TCP_NODELAY, TCP_MAXSEG, TCP_CORK, TCP_INFO = 1, 2, 3, 11
@@ -163,7 +163,7 @@ class InetKind:
             if k == key:        # identical entries (SO_REUSEPORT twins) are interchangeable
                 del premade[i]
                 return fd
-        with netns.entered(ctx.root_pid):
+        with nsenter.entered(ctx.root_pid):
             s = _restore_socket(e)
         fcntl.fcntl(s.fileno(), fcntl.F_SETFL, e.flags & STATUS_FLAGS)
         return s.detach()
@@ -304,13 +304,13 @@ def _prepare(ctx: RestoreFiles) -> None:
     if not inet:
         return
     if ctx.root_pid is not None and os.readlink(f"/proc/{ctx.root_pid}/ns/net") != os.readlink("/proc/self/ns/net"):
-        with netns.entered(ctx.root_pid):
+        with nsenter.entered(ctx.root_pid):
             _loopback_up()
     premade = ctx.extra.setdefault("inet-premade", [])
     tcp = [e for e in inet if e.protocol == socket.IPPROTO_TCP]
     repaired: list[tuple[inet_pb2.InetSocketEntry, socket.socket]] = []
     try:
-        with netns.entered(ctx.root_pid):
+        with nsenter.entered(ctx.root_pid):
             for e in [e for e in tcp if e.state == TCP_LISTEN]:
                 premade.append((e.SerializeToString(), _restore_socket(e).detach()))
             for e in [e for e in tcp if e.state == TCP_ESTABLISHED]:

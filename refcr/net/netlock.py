@@ -24,9 +24,9 @@ import subprocess
 from dataclasses import dataclass
 
 from refcr import actions
-from refcr.net import netns
 from refcr.errors import RefcrError
 from refcr.log import log
+from refcr.net import nsenter
 
 TABLE = "refcr_lock"
 RULES = f"""table inet {TABLE} {{
@@ -46,7 +46,7 @@ def _nft(pid: int, script: str) -> None:
     nft = shutil.which("nft", path=NFT_PATH)
     if nft is None:
         raise NetLockError("the network lock needs the nft tool (Debian package nftables)")
-    with netns.entered(pid):        # the child inherits this thread's namespace
+    with nsenter.entered(pid):        # the child inherits this thread's namespace
         res = subprocess.run([nft, "-f", "-"], input=script.encode(), capture_output=True, check=False)
     if res.returncode != 0:
         why = res.stderr.decode(errors="replace").strip().splitlines()

@@ -1,27 +1,23 @@
-"""Running refcr's own code inside a tree's network namespace.
-
-Sockets belong to the network namespace they were created in (abstract unix
-names, ports, routes are all per namespace).  refcr creates the sockets of a
-restored tree itself, so it briefly switches its (single) thread into the
-tree's network namespace and back; setns(CLONE_NEWNET) has none of the
-restrictions a mount-namespace switch has.
+"""A network namespace's contents: links, addresses, routes and sysctls,
+through rtnetlink (pyroute2) inside the namespace (net/nsenter.py), plus the
+plugins' DUMP_EXT_LINK and the --external veth links (see the section below).
 """
 from __future__ import annotations
 
 import errno
 import os
-import re
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from refcr.plugins import host
-from refcr.ptrace import native
 from refcr.errors import DumpError, OptionError, RestoreError, UnsupportedObject
+from refcr.external import ExtVeth, check_ifname, ext_veths
 from refcr.log import log
+from refcr.net.nsenter import entered
 from refcr.pb import netns_pb2
+from refcr.plugins import host
 
 
 def NetlinkError() -> type:  # noqa: N802  (used as `except NetlinkError():`, evaluated only on an exception)
@@ -30,33 +26,6 @@ def NetlinkError() -> type:  # noqa: N802  (used as `except NetlinkError():`, ev
     from pyroute2.netlink.exceptions import NetlinkError as cls
 
     return cls
-
-
-@contextmanager
-def entered(pid: int | None) -> Iterator[None]:
-    """Inside: refcr's thread is in pid's network namespace (None: stay)."""
-    with entered_file(None if pid is None else f"/proc/{pid}/ns/net"):
-        yield
-
-
-@contextmanager
-def entered_file(path: str | None) -> Iterator[None]:
-    """Inside: refcr's thread is in the network namespace of a namespace file
-    (/proc/PID/ns/net, or /proc/self/fd/N of an open one; None: stay)."""
-    if path is None or os.readlink(path) == os.readlink("/proc/self/ns/net"):
-        yield
-        return
-    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        native.setns(target, native.CLONE_NEWNET)
-        try:
-            yield
-        finally:
-            native.setns(own, native.CLONE_NEWNET)
-    finally:
-        os.close(own)
-        os.close(target)
 
 
 # ------------------------------------------------------------------------
@@ -82,51 +51,11 @@ RTM_F_CLONED = 0x200
 RT_TABLE_COMPAT, RT_TABLE_MAIN = 252, 254
 IFA_F_KEPT = 0x02 | 0x10 | 0x100 | 0x200 | 0x400     # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
 OUTSIDE_WAIT = 10.0       # seconds an external veth's outside name may stay taken by the dumped pair
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,15}$")
 # The sysctls refcr saves: global ones, then per conf directory (all, default, each link).
 GLOBAL_SYSCTLS = ("ipv4/ip_forward", "ipv4/ip_local_port_range", "ipv4/ping_group_range",
                   "ipv4/ip_default_ttl")
 CONF_SYSCTLS = {"ipv4": ("forwarding", "rp_filter", "accept_redirects"),
                 "ipv6": ("forwarding", "disable_ipv6", "accept_ra", "accept_dad")}
-
-
-@dataclass
-class ExtVeth:
-    """--external veth[NAME]:OUT[@BRIDGE]: NAME inside, OUT in refcr's namespace."""
-
-    option: str
-    name: str
-    outside: str | None = None
-    bridge: str | None = None
-    used: bool = False
-
-
-def _check_ifname(name: str, what: str) -> str:
-    if not IFNAME_RE.match(name) or name in (".", ".."):
-        raise OptionError(f"{what}: {name!r} is not an interface name")
-    return name
-
-
-def ext_veths(options: list[str], restore: bool) -> dict[str, ExtVeth]:
-    """The --external veth[...] options by inside name.  At restore each needs :OUT."""
-    out: dict[str, ExtVeth] = {}
-    for opt in options:
-        if not opt.startswith("veth["):
-            continue
-        m = re.match(r"^veth\[([^\]]+)\](?::([^@]+)(?:@(.+))?)?$", opt)
-        if m is None:
-            raise OptionError(f"--external {opt}: expected veth[IFNAME] or veth[IFNAME]:OUTNAME[@BRIDGE]")
-        what = f"--external {opt}"
-        e = ExtVeth(opt, _check_ifname(m.group(1), what))
-        if m.group(2):
-            e.outside = _check_ifname(m.group(2), what)
-            e.bridge = _check_ifname(m.group(3), what) if m.group(3) else None
-        elif restore:
-            raise OptionError(f"{what}: a restore needs the outside name: veth[IFNAME]:OUTNAME[@BRIDGE]")
-        if e.name in out:
-            raise OptionError(f"{what}: {e.name} is named twice")
-        out[e.name] = e
-    return out
 
 
 def _mac(text: str | None) -> bytes:
@@ -325,7 +254,7 @@ class NetRestore:
 def _check_entry(e: netns_pb2.NetNsEntry) -> None:
     """Image data is untrusted: names are interface names, sysctls from our list."""
     try:
-        names = [_check_ifname(l.name, "netns.img") for l in e.links]
+        names = [check_ifname(l.name, "netns.img") for l in e.links]
     except OptionError as exc:
         raise RestoreError(str(exc)) from None
     allowed = set(_sysctl_names(names))

@@ -13,8 +13,8 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from refcr.net import netns
 from refcr.errors import DumpError
+from refcr.net import nsenter
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -89,7 +89,7 @@ def unix_sockets(pid: int | None = None) -> dict[int, UnixDiag]:
     """Every unix socket of pid's network namespace (None: refcr's own), by inode."""
     show = (UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS
             | UDIAG_SHOW_RQLEN | UDIAG_SHOW_MEMINFO)
-    with netns.entered(pid):
+    with nsenter.entered(pid):
         sk = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
     out: dict[int, UnixDiag] = {}
     try:

@@ -30,12 +30,13 @@ import stat as stat_mod
 from dataclasses import dataclass, field
 from typing import Callable
 
-from refcr.net import netns, sockdiag
-from refcr.ptrace import native, proc
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
-from refcr.fs.files import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
+from refcr.net import nsenter, sockdiag
 from refcr.pb import unix_pb2
+from refcr.plugins import host
+from refcr.ptrace import native, proc
 
 SO_PEEK_OFF = 42
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
@@ -124,7 +125,6 @@ def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
 
 
 def _plugin_takes(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> bool:
-    from refcr.plugins import host
     fd = native.copy_fd(t.pid, t.fd)
     try:
         if not host.dump_unix_sk(fd, d.ino):
@@ -354,7 +354,7 @@ class _Builder:
             if not e.external:
                 self.es[e.ino] = e
             elif f"socket:[{e.ino}]" in given:
-                self.inherited.add(e.ino)       # files.RestoreFiles.open hands the caller's fd in
+                self.inherited.add(e.ino)       # RestoreFiles.open hands the caller's fd in
             else:
                 self.ext[e.ino] = e
 
@@ -418,7 +418,7 @@ class _Builder:
     # -- the steps
     def build(self) -> None:
         try:
-            with netns.entered(self.ctx.root_pid):
+            with nsenter.entered(self.ctx.root_pid):
                 self._build()
         except OSError as exc:
             for sk in list(self.socks.values()) + list(self.closers.values()):
@@ -485,7 +485,6 @@ class _Builder:
     def _external(self, e: unix_pb2.UnixSkEntry) -> None:
         """A socket connected outside the tree: from its plugin, or connected again."""
         if e.ext_plugin:
-            from refcr.plugins import host
             fd = host.restore_unix_sk(e.ino, e.ext_plugin, self.ctx.root_pid)
             os.set_inheritable(fd, False)
             self.socks[e.ino] = socket.socket(fileno=fd)

@@ -50,14 +50,14 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 
-from refcr.plugins import host
-from refcr.ptrace import native
-from refcr.ns import mountapi as mapi
 from refcr.errors import DumpError, OptionError, RefcrError, RestoreError
 from refcr.images.imagedir import ImageDir
 from refcr.log import log
+from refcr.ns import mountapi as mapi
 from refcr.options import Options
 from refcr.pb import mntns_pb2
+from refcr.plugins import host
+from refcr.ptrace import native
 
 How = mntns_pb2.MountEntry
 CREATABLE = {"tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue"}

@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from refcr.plugins import host
 from refcr.errors import OptionError
+from refcr.plugins import host
 from refcr.plugins.host import ENOTSUP, HOOK, HOOKS, Plugin, PluginError
 
 # A foreign object for each hook: (ints, strs, u64, needs an fd)

@@ -66,7 +66,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import RefcrError, UnsupportedObject
+from refcr.fs.fd import describe
 from refcr.log import log, print_on_level
+from refcr.net import nsenter
 
 STAGE_DUMP, STAGE_PRE_DUMP, STAGE_RESTORE = 0, 1, 2
 STAGE_NAMES = ("dump", "pre-dump", "restore")
@@ -211,8 +213,7 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
             _send(sock, {"ret": 0})
             return 0
         elif op == "hook":
-            from refcr.net import netns
-            with netns.entered(os.getppid() if msg.get("netns") else None):     # refcr's, at its call
+            with nsenter.entered(os.getppid() if msg.get("netns") else None):     # refcr's, at its call
                 _send_hook_result(sock, ffi, lib, d, msg, fds)
         elif op == "probe":         # what a plugin must not change (plugin-check)
             for fd in fds:
@@ -678,7 +679,7 @@ def _leave_mntns(back: tuple[int, int]) -> None:
 _EXT_FILE_RE = re.compile(r"^file\[(.+)\]$")
 
 
-def _named_external(t, externals: list[str]) -> bool:  # noqa: ANN001  (files.FdTarget)
+def _named_external(t, externals: list[str]) -> bool:  # noqa: ANN001  (fs.fd.FdTarget)
     """--external file[PATH] or file[MNT_ID:INODE] names this fd."""
     for opt in externals:
         m = _EXT_FILE_RE.match(opt)
@@ -707,9 +708,8 @@ class PluginFileKind:
         return bool(ctx.opts.external) and _named_external(t, ctx.opts.external)
 
     def dump(self, t, ctx):  # noqa: ANN001
-        from refcr.ptrace import native
-        from refcr.fs.files import describe
         from refcr.pb import plugin_pb2
+        from refcr.ptrace import native
 
         file_id = len(ctx.entries) + 1          # the id DumpFiles.add gives this entry
         fd = native.copy_fd(t.pid, t.fd)
@@ -750,7 +750,6 @@ KINDS = [PLUGIN_FILE_KIND]
 
 def fallback_kind(t):  # noqa: ANN001
     """The kind for an fd no other kind claimed: the plugins', or UnsupportedObject."""
-    from refcr.fs.files import describe
 
     if not names():
         raise UnsupportedObject(f"{describe(t)} is of a kind refcr cannot dump (and no plugin is loaded)")

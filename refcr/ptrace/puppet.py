@@ -26,15 +26,24 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
+from refcr.errors import RestoreError
 from refcr.kernel import task
+from refcr.kernel.rlimits import raise_nofile
+from refcr.log import log
 from refcr.mm import memory
 from refcr.ptrace import native, proc
-from refcr.errors import RestoreError
-from refcr.log import log
-from refcr.kernel.rlimits import raise_nofile
-from refcr.ptrace.syscalls import (F_DUPFD_CLOEXEC, F_SETFD, MAP_ANONYMOUS,
-                            MAP_FIXED_NOREPLACE, MAP_PRIVATE, O_CLOEXEC,
-                            PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE)
+from refcr.ptrace.syscalls import (
+    F_DUPFD_CLOEXEC,
+    F_SETFD,
+    MAP_ANONYMOUS,
+    MAP_FIXED_NOREPLACE,
+    MAP_PRIVATE,
+    O_CLOEXEC,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+)
 from refcr.ptrace.tracee import INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"

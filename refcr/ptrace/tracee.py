@@ -13,11 +13,10 @@ import os
 import signal
 from dataclasses import dataclass, field
 
-from refcr.ptrace import native, proc
 from refcr.errors import NoSuchProcess, ProcessBusy, RefcrError
 from refcr.log import log
-from refcr.ptrace.syscalls import (MAP_ANONYMOUS, MAP_PRIVATE, NR, PROT_READ,
-                            PROT_WRITE)
+from refcr.ptrace import native, proc
+from refcr.ptrace.syscalls import MAP_ANONYMOUS, MAP_PRIVATE, NR, PROT_READ, PROT_WRITE
 
 ALL_SIGNALS = (1 << 64) - 1
 WALL = 0x40000000                  # __WALL: wait for traced threads too

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import Processes, assert_one_line_error
+
 from zdtm.harness import procs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -389,8 +389,8 @@ def test_plugin_libdir_precedence(tmp_path: Path, processes: Processes, built: d
 def session(tmp_path: Path, built: dict[str, Path]):
     """host.init/exit in this process, logging at -v4 into tmp_path/log."""
     from refcr import log as logmod
-    from refcr.plugins import host
     from refcr.options import Options
+    from refcr.plugins import host
 
     def start(*names: str, stage: int = host.STAGE_DUMP) -> None:
         opts = Options(images_dir=str(tmp_path / "img"), libdir=str(plugin_dir(tmp_path / "lib", built, *names)),

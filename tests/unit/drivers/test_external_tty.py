@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from refcr.drivers.tty import ext_name
 from refcr.errors import OptionError
 from refcr.external import canonical, check_external, parse_inherit_fd
-from refcr.drivers.tty import ext_name
 
 
 def test_name_is_criu_spelling() -> None:

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from refcr.images import imagedir
 from refcr.errors import ImageError, OptionError
+from refcr.images import imagedir
 from refcr.images.imagedir import IMAGE_TYPES, ImageDir, decode_file
-from refcr.pb import inventory_pb2, pagemap_pb2, pstree_pb2
 from refcr.images.show import main_show, show
+from refcr.pb import inventory_pb2, pagemap_pb2, pstree_pb2
 
 U32 = struct.Struct("<I")
 

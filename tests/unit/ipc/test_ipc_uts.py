@@ -18,12 +18,12 @@ import time
 
 import pytest
 
-from refcr.ipc import sysv
-from refcr.ns import uts
-from refcr.ptrace import native, proc
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images.imagedir import ImageDir, decode_file
+from refcr.ipc import sysv
+from refcr.ns import uts
 from refcr.pb import mm_pb2, uts_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.tracee import Remote
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setns, ptrace)")

@@ -1,4 +1,4 @@
-"""The page I/O path of refcr/mm/memory.py: pages read from a live process in
+"""The page I/O path of refcr/mm/pages.py and mm/memory.py: pages read from a live process in
 batches across areas (unreadable ones through /proc/PID/mem), written with
 their pagemap, and read back in batches from a mapping of the pages file
 (or with reads where a file cannot be mapped)."""
@@ -12,9 +12,10 @@ import sys
 
 import pytest
 
-from refcr.mm import memory
 from refcr.errors import RestoreError
 from refcr.images.imagedir import ImageDir
+from refcr.mm import memory
+from refcr.mm import pages as page_io
 from refcr.pb import mm_pb2
 
 PG = 4096
@@ -39,7 +40,7 @@ def _pages(seeds: dict[int, int]) -> dict[int, bytes]:
 
 
 def _write_image(d: ImageDir, pages: dict[int, bytes], pid: int = 7) -> None:
-    out = memory.PagesWriter(d, 1)
+    out = page_io.PagesWriter(d, 1)
     for vaddr in sorted(pages):
         out.add_runs([(vaddr, PG)], memoryview(pages[vaddr]))
     out.finish("pagemap", pid)
@@ -47,8 +48,8 @@ def _write_image(d: ImageDir, pages: dict[int, bytes], pid: int = 7) -> None:
 
 def _read_back(d: ImageDir, pid: int = 7) -> dict[int, bytes]:
     got = {}
-    for ranges, data in memory.read_page_batches(d, "pagemap", pid):
-        assert len(data) == sum(n for _, n in ranges) <= memory.READ_CHUNK
+    for ranges, data in page_io.read_page_batches(d, "pagemap", pid):
+        assert len(data) == sum(n for _, n in ranges) <= page_io.READ_CHUNK
         pos = 0
         for vaddr, n in ranges:
             for off in range(0, n, PG):
@@ -59,7 +60,7 @@ def _read_back(d: ImageDir, pid: int = 7) -> dict[int, bytes]:
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(memory, "READ_CHUNK", 3 * PG)      # batches split runs and span them
+    monkeypatch.setattr(page_io, "READ_CHUNK", 3 * PG)      # batches split runs and span them
 
 
 def test_batches_round_trip(tmp_path, small_chunks):
@@ -67,7 +68,7 @@ def test_batches_round_trip(tmp_path, small_chunks):
     d = ImageDir(str(tmp_path), "w")
     _write_image(d, pages)
     assert _read_back(ImageDir(str(tmp_path))) == pages
-    assert dict(memory.read_pages(ImageDir(str(tmp_path)), "pagemap", 7)).keys() <= pages.keys()
+    assert dict(page_io.read_pages(ImageDir(str(tmp_path)), "pagemap", 7)).keys() <= pages.keys()
 
 
 def test_read_when_the_file_cannot_be_mapped(tmp_path, small_chunks, monkeypatch):
@@ -100,7 +101,7 @@ def test_dump_private_pages_of_a_live_process(tmp_path, small_chunks):
                 mm_pb2.VmaEntry(start=base + 8 * PG, end=base + 12 * PG, prot=0, kind=mm_pb2.VMA_ANON),
                 mm_pb2.VmaEntry(start=base + 12 * PG, end=base + 16 * PG, prot=3, kind=mm_pb2.VMA_ANON)]
         d = ImageDir(str(tmp_path), "w")
-        out = memory.PagesWriter(d, 1)
+        out = page_io.PagesWriter(d, 1)
         count = memory.dump_private_pages(child.pid, vmas, out)
         out.finish("pagemap", 7)
     finally:

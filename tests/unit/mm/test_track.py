@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from refcr.mm import memory, track
 from refcr.errors import ImageError, OptionError
 from refcr.images.imagedir import ImageDir
+from refcr.mm import pages as page_io
+from refcr.mm import track
 from refcr.pb import inventory_pb2
 
 PG = 4096
@@ -25,7 +26,7 @@ def _image(path, pages: dict[int, bytes | None], parent: str | None = None, pid:
     d = ImageDir(str(path), "w")
     if parent is not None:
         os.symlink(parent, track.PARENT_LINK, dir_fd=d.fileno())
-    out = memory.PagesWriter(d, 1)
+    out = page_io.PagesWriter(d, 1)
     for vaddr in sorted(pages):
         if pages[vaddr] is None:
             out.add_parent(vaddr, 1)
@@ -38,7 +39,7 @@ def _image(path, pages: dict[int, bytes | None], parent: str | None = None, pid:
 
 def _restored(d: ImageDir, pid: int = 7) -> dict[int, bytes]:
     got: dict[int, bytes] = {}
-    for vaddr, data in memory.read_pages(d, "pagemap", pid):
+    for vaddr, data in page_io.read_pages(d, "pagemap", pid):
         for off in range(0, len(data), PG):
             got[vaddr + off] = data[off:off + PG]
     return got
@@ -121,7 +122,7 @@ def test_hash_method_stores_only_changed_pages(tmp_path):
     first = _page(1) + _page(2) + _page(3)
     d1 = ImageDir(str(tmp_path / "d1"), "w")
     pt = track.ProcessTrack(7, 7, "hash", True, None)
-    out = memory.PagesWriter(d1, 1)
+    out = page_io.PagesWriter(d1, 1)
     pt.store(out, vaddr, first)
     pt.write_digests(d1)
     out.finish("pagemap", 7, pt)
@@ -131,7 +132,7 @@ def test_hash_method_stores_only_changed_pages(tmp_path):
     parent = track.link_parent(d2, "../d1")
     pt2 = track.ProcessTrack(7, 7, "hash", True, parent)
     pt2.load_parent()
-    out2 = memory.PagesWriter(d2, 1)
+    out2 = page_io.PagesWriter(d2, 1)
     pt2.store(out2, vaddr, _page(1) + _page(9) + _page(3))
     out2.finish("pagemap", 7, pt2)
     head, entries = d2.read_head("pagemap", id=7)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from refcr.net import netns
 from refcr.errors import OptionError, RestoreError
+from refcr.net import netns
 from refcr.pb import netns_pb2
 
 

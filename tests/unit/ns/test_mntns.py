@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from refcr.ns import mntns
 from refcr.errors import DumpError, OptionError
 from refcr.external import check_external
+from refcr.ns import mntns
 from refcr.ns.mountapi import ATTR_NOATIME, ATTR_NOSUID, ATTR_RDONLY, ATTR_STRICTATIME, attrs_of
 from refcr.pb import mntns_pb2
 

@@ -1,0 +1,218 @@
+"""What every kind of open file shares: the types the fd registry
+(fs/files.py) and the kinds (one module each) both use.
+
+FdTarget is one fd of a frozen process; FileKind the protocol a kind
+implements (claims/dump/open, optional after_install and adopt); DumpFiles
+and RestoreFiles the per-run contexts that collect descriptions on dump and
+open each one once on restore.  The contexts get the registry's choices
+(which kind claims an fd, the list of kinds) from fs/files.py when it makes
+them, so this module imports no kind and every kind can import it.
+"""
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Protocol
+
+from refcr.errors import RestoreError
+from refcr.external import InheritTable
+from refcr.images.imagedir import ImageDir
+from refcr.options import Options
+from refcr.pb import files_pb2
+from refcr.ptrace import native, proc
+
+O_CLOEXEC = 0o2000000
+
+
+KCMP_FILE = 0
+KCMP_LESS, KCMP_GREATER = 1, 2     # kcmp(2) results that order two objects
+
+
+@dataclass
+class FdTarget:
+    """What refcr knows about one fd of a frozen process."""
+
+    pid: int
+    fd: int
+    link: str                  # readlink of /proc/PID/fd/N
+    st: os.stat_result         # stat through the link
+    flags: int                 # open flags from fdinfo, without O_CLOEXEC
+    info: dict[str, str]       # the whole fdinfo
+
+    @property
+    def proc_path(self) -> str:
+        return proc.path(self.pid, "fd", str(self.fd))
+
+
+class FileKind(Protocol):
+    """One kind of open file description (see the registry below).
+
+    A kind may also define ``after_install(entry, fd, puppet, ctx)``: called
+    once the whole fd table of a puppet is installed, for each fd of this
+    kind, with the fd number inside the puppet.  That is where state that
+    only the owning task can set goes (epoll targets by fd number, locks,
+    file owners): `puppet.remote` injects syscalls into it.
+    """
+
+    field: ClassVar[str]       # name of its member of the FileEntry oneof
+
+    def claims(self, t: FdTarget, ctx: "DumpFiles") -> bool: ...
+    def dump(self, t: FdTarget, ctx: "DumpFiles") -> object: ...
+    def open(self, entry: object, ctx: "RestoreFiles") -> int: ...
+
+
+def resource_of(entry: files_pb2.FileEntry, kind: FileKind) -> str:
+    """The resource name --inherit-fd uses for a description (as /proc spells it)."""
+    which = entry.WhichOneof("file")
+    if which == "pipe":
+        return f"pipe:[{entry.pipe.pipe_id}]"
+    if which == "reg":
+        return os.path.normpath(entry.reg.path)
+    if which == "shell_tty":
+        return f"tty[{os.major(entry.shell_tty.rdev)}:{os.minor(entry.shell_tty.rdev)}]"
+    custom = getattr(kind, "resource", None)
+    return custom(getattr(entry, which)) if custom else ""
+
+
+def kind_of(entry: files_pb2.FileEntry, kinds: tuple[FileKind, ...]) -> "tuple[FileKind, object]":
+    which = entry.WhichOneof("file")
+    kind = next((k for k in kinds if k.field == which), None)
+    if kind is None:
+        raise RestoreError(f"file id {entry.id}: unknown kind {which!r}")
+    return kind, getattr(entry, which)
+
+
+def describe(t: FdTarget) -> str:
+    return f"process {t.pid}: fd {t.fd} ({t.link})"
+
+
+@dataclass
+class DumpFiles:
+    """Collects open file descriptions while fd tables are dumped."""
+
+    opts: Options
+    claim: Callable[[FdTarget, "DumpFiles"], FileKind]     # the kind of a new description (fs/files.py)
+    entries: list[files_pb2.FileEntry] = field(default_factory=list)
+    extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
+    # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
+    _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    def _find(self, t: FdTarget) -> tuple[int, int | None]:
+        """Where t's description is (or goes) among its inode's descriptions,
+        and its file id if it was seen: a binary search, as kcmp orders
+        descriptions (10,000 fds of one file would be 50 million kcmp calls
+        if compared with each other)."""
+        reps = self._by_inode.get((t.st.st_dev, t.st.st_ino), [])
+        lo, hi = 0, len(reps)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            pid, fd, file_id = reps[mid]
+            order = native.kcmp(t.pid, pid, KCMP_FILE, t.fd, fd)
+            if order == 0:
+                return mid, file_id
+            if order == KCMP_LESS:
+                hi = mid
+            elif order == KCMP_GREATER:
+                lo = mid + 1
+            else:   # no order (kernel without pointer ordering): compare with each
+                return len(reps), next((i for p, f, i in reps
+                                        if native.kcmp(t.pid, p, KCMP_FILE, t.fd, f) == 0), None)
+        return lo, None
+
+    def add(self, t: FdTarget) -> int:
+        """The FileEntry id of t's description, dumping it the first time."""
+        at, file_id = self._find(t)
+        if file_id is None:
+            known = len(self.entries)
+            kind = self.claim(t, self)
+            file_id = len(self.entries) + 1
+            entry = files_pb2.FileEntry(id=file_id)
+            getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
+            self.entries.append(entry)
+            if len(self.entries) != known + 1:      # dumping it added descriptions: look again
+                at = self._find(t)[0]
+            self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), []).insert(at, (t.pid, t.fd, file_id))
+        return file_id
+
+
+@dataclass
+class RestoreFiles:
+    """Opens each dumped description once, in refcr, on demand."""
+
+    images: ImageDir
+    opts: Options
+    kinds: tuple[FileKind, ...] = ()    # every kind (fs/files.py), to find an entry's
+    resolve: Callable[[str], str] = staticmethod(lambda path: path)   # dumped path -> path to open
+    root_pid: int | None = None     # host pid of the root puppet: its namespaces are the tree's (net/nsenter.py)
+    inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
+    entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
+    extra: dict[str, dict] = field(default_factory=dict)
+    _local: dict[int, int] = field(default_factory=dict)
+    _owned: list[int] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, images: ImageDir, opts: Options, kinds: tuple[FileKind, ...]) -> "RestoreFiles":
+        ctx = cls(images, opts, kinds, inherited=InheritTable.from_options(opts.inherit_fd))
+        if images.exists("files"):
+            ctx.entries = {e.id: e for e in images.read("files")}
+        return ctx
+
+    def check_inherited(self, more: tuple[str, ...] = ()) -> None:
+        """Every --inherit-fd names a resource of the images (or one of *more*,
+        e.g. an external net namespace): checked before anything is created
+        (a refused restore must not touch the world)."""
+        if not self.inherited.items:
+            return
+        have = {resource_of(e, kind_of(e, self.kinds)[0]) for e in self.entries.values()} | set(more)
+        for item in self.inherited.items:
+            if item.resource not in have:
+                raise RestoreError(f"--inherit-fd {item.option}: matches nothing in the images")
+
+    def keep(self, fd: int) -> int:
+        """Close fd when the restore is over."""
+        self._owned.append(fd)
+        return fd
+
+    def open(self, file_id: int) -> int:
+        if file_id not in self._local:
+            entry = self.entry(file_id)
+            kind, msg = kind_of(entry, self.kinds)
+            fd = self.inherited.take(resource_of(entry, kind)) if self.inherited.items else None
+            self._local[file_id] = self.keep(fd if fd is not None else kind.open(msg, self))
+            adopt = getattr(kind, "adopt", None)    # checks and settings of a handed-in fd (tty.ExtTtyKind)
+            if fd is not None and adopt is not None:
+                adopt(msg, fd)
+        return self._local[file_id]
+
+    def entry(self, file_id: int) -> files_pb2.FileEntry:
+        entry = self.entries.get(file_id)
+        if entry is None:
+            raise RestoreError(f"fdinfo refers to file id {file_id}, which files.img lacks")
+        return entry
+
+    def install_table(self, puppet, table: list) -> None:
+        """Install a process's fd table, then run the kinds' after_install hooks."""
+        for fe in table:
+            puppet.install_fd(self.open(fe.id), fe.fd, fe.cloexec)
+        for fe in table:
+            kind, msg = kind_of(self.entry(fe.id), self.kinds)
+            hook = getattr(kind, "after_install", None)
+            if hook is not None:
+                hook(msg, fe.fd, puppet, self)
+
+    def close_all(self) -> None:
+        for fd in self._owned:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._owned.clear()
+        self._local.clear()
+
+
+def check_type(path: str, fd: int, mode: int) -> None:
+    """Refuse a reopened file whose type differs from the dumped one."""
+    now = os.fstat(fd).st_mode
+    if stat_mod.S_IFMT(now) != stat_mod.S_IFMT(mode):
+        raise RestoreError(f"{path} is no longer the same kind of file as at dump time")
