@@ -23,7 +23,7 @@ from refcr.errors import RestoreError
 from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
-from refcr.kernel import creds, itimers, regs, rlimits, signals, task
+from refcr.kernel import cgroup, creds, itimers, regs, rlimits, signals, task
 from refcr.log import log
 from refcr.mm import memory
 from refcr.net import extnetns, netlock, netns, unix
@@ -337,7 +337,7 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
     if "mnt" in namespaces:
         from refcr.ns import mntns
         if images.exists("mntns"):
-            mntns.restore(root.puppet.pid, images, ctx.opts.external)
+            mntns.restore(root.puppet.pid, images, ctx.opts.external, ctx.opts.root)
         ctx.resolve = mntns.resolver(root.puppet.pid)
     else:
         from refcr.ns import mntns
@@ -384,6 +384,8 @@ def _restore(opts: Options) -> int:
     try:
         with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
             root = builder.create_root()
+        if images.exists("cgroup"):         # before any fork: the children inherit them
+            cgroup.restore(root.puppet.pid, images.read_single("cgroup"), opts.cgroup_roots)
         ctx.root_pid = root.puppet.pid
         lock = netlock.NetLock(opts, root.puppet.pid, "net" in inv.root_namespaces)
         lock.lock()
