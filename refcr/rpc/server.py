@@ -264,6 +264,7 @@ def service(address: str, pidfile: str | None = None, ready: int | None = None) 
         stop["now"] = True
         listener.close()
 
+    _warm()
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -296,6 +297,18 @@ def service(address: str, pidfile: str | None = None, ready: int | None = None) 
         except OSError:
             pass
     return 0
+
+
+def _warm() -> None:
+    """Import, once in the server, what every request would import again in
+    a cold `refcr` (the pipelines, every fd kind, pyroute2): the workers are
+    forks and find it all loaded."""
+    import importlib
+    for name in ("refcr.dump", "refcr.predump", "refcr.restore", "refcr.check", "refcr.external",
+                 "pyroute2", "google.protobuf.json_format"):
+        importlib.import_module(name)
+    from refcr.fs import files
+    files.kinds()
 
 
 def _reap() -> None:
