@@ -23,7 +23,8 @@ from refcr.images.imagedir import ImageDir
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
-LOOP = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
+# the count is written to a new file and renamed over the old: never seen half-written
+LOOP = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done"
 _ids = itertools.count()
 
 
@@ -31,6 +32,12 @@ def _refcr() -> str:
     exe = Path(sys.executable).with_name("refcr")
     assert exe.exists(), f"{exe}: refcr's console script (pip install -e . makes it)"
     return str(exe)
+
+
+def _errors(log: Path) -> str:
+    """The log's warnings and errors, and its last lines."""
+    lines = log.read_text(errors="replace").splitlines()
+    return "\n".join([x for x in lines if " E: " in x or " W: " in x][-20:] + lines[-5:])
 
 
 @dataclass
@@ -46,11 +53,14 @@ class Container:
         runc = shutil.which("runc")
         assert runc, "runc is not installed (./dev.sh setup installs it)"
         out = subprocess.DEVNULL if detached else subprocess.PIPE
-        res = subprocess.run([runc, "--root", str(self.state), "--criu", _refcr(), *args],
+        # in a private mount namespace: runc's mounts (criu-root at restore) must not show in the
+        # host's, which the zdtm ns scenarios running beside us copy
+        res = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                              runc, "--root", str(self.state), "--criu", _refcr(), *args],
                              cwd=self.bundle, stdin=subprocess.DEVNULL, stdout=out, stderr=out, text=True,
                              timeout=timeout)
         if check and res.returncode != 0:
-            logs = "".join(f"\n--- {p}:\n{p.read_text()[-3000:]}" for p in self.bundle.glob("*/*.log"))
+            logs = "".join(f"\n--- {p}:\n{_errors(p)}" for p in self.bundle.parent.glob("*/*.log"))
             raise AssertionError(f"runc {' '.join(args)}: {(res.stderr or '').strip()}{logs}")
         return res
 
@@ -91,7 +101,7 @@ def container(tmp_path: Path):
     busybox = shutil.which("busybox")
     assert busybox, "busybox-static is not installed (./dev.sh setup installs it)"
     shutil.copy(busybox, rootfs / "bin" / "busybox")
-    for tool in ("sh", "sleep", "echo", "cat"):
+    for tool in ("sh", "sleep", "echo", "cat", "mv"):
         (rootfs / "bin" / tool).symlink_to("busybox")
     c = Container(tmp_path / "bundle", tmp_path / "state", f"refcr-test-{os.getpid()}-{next(_ids)}")
     subprocess.run([shutil.which("runc") or "runc", "spec"], cwd=c.bundle, check=True)
