@@ -18,7 +18,8 @@
  * - test_fork() is a plain fork(): the test waits for its children itself;
  * - TEST_OPTION(name, type, doc, is_required) declares a --name=VALUE
  *   option (types bool, int, uint, long, ulong, string); --pidfile and
- *   --outfile are the harness's, as always.
+ *   --outfile are the harness's, as always; --filename and --dirname
+ *   default to NAME.test, the value CRIU's zdtm Makefile gives them.
  * Names refcr's library spells differently are mapped with macros
  * (test_init -> zdtm_criu_test_init, datagen -> zdtm_criu_datagen, ...).
  */
