@@ -21,7 +21,8 @@
 #include "criu-plugin.h"
 #include "criu-log.h"
 
-#if CRIU_PLUGIN_VERSION < CRIU_PLUGIN_GEN_VERSION(0, 2, 0) || CRIU_PLUGIN_VERSION_MAJOR != 0
+#if CRIU_PLUGIN_VERSION < CRIU_PLUGIN_GEN_VERSION(0, 2, 0) || CRIU_PLUGIN_VERSION_MAJOR != 0 || \
+	CRIU_PLUGIN_VERSION_MINOR < 2 || CRIU_PLUGIN_VERSION_SUBLEVEL < 0
 #error "needs the v2 plugin API"
 #endif
 

@@ -5,7 +5,8 @@
  * in CRIU's style.  It holds /dev/kmsg open for the plugin to dump, a child
  * blocked in read() across the C/R (SIGTERM has SA_RESTART, so the read is
  * not interrupted), and a buffer of checked data; it logs after restore,
- * which moves the offset of its own output file.
+ * which moves the offset of its own output file.  CRIU's library installs
+ * the SIGTERM handler with SA_RESTART: checked before and after C/R.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -31,6 +32,13 @@ TEST_OPTION(lval, long, "unused, a long option", 0);
 static unsigned long ulval = 1;
 TEST_OPTION(ulval, ulong, "unused, an unsigned long option", 0);
 
+static int sigterm_restarts(void)
+{
+	struct sigaction sa;
+
+	return !sigaction(SIGTERM, NULL, &sa) && (sa.sa_flags & SA_RESTART);
+}
+
 int main(int argc, char **argv)
 {
 	task_waiter_t t;
@@ -42,6 +50,10 @@ int main(int argc, char **argv)
 	struct stat st;
 
 	test_init(argc, argv);
+	if (!sigterm_restarts()) {
+		fail("the SIGTERM handler has no SA_RESTART");
+		return 1;
+	}
 	task_waiter_init(&t);
 
 	if (pipe(p)) {
@@ -87,6 +99,10 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	test_msg("restored, checking (%d iters, %ld, %lu)\n", iters, lval, ulval);
+	if (!sigterm_restarts()) {
+		fail("the restored SIGTERM handler has no SA_RESTART");
+		return 1;
+	}
 	crc = ~0;
 	if (datachk(buf, blocks * 4096, &crc)) {
 		fail("data corrupted");
