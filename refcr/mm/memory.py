@@ -54,8 +54,13 @@ SPECIAL_KINDS = {
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 SHMEM_NAME = "/dev/zero (deleted)"
 
-# smaps VmFlags mnemonic -> madvise() advice that recreates it
-MADVISE_BY_VMFLAG = {"dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
+# smaps VmFlags mnemonic -> madvise() advice that recreates it (sr SEQUENTIAL, rr RANDOM,
+# dc DONTFORK, wf WIPEONFORK, hg HUGEPAGE, nh NOHUGEPAGE, mg MERGEABLE, dd DONTDUMP)
+MADVISE_BY_VMFLAG = {"sr": 2, "rr": 1, "dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
+MADV_GUARD_INSTALL = 102
+PM_GUARD_REGION = 1 << 58           # pagemap: a guard marker (reads of it fault)
+MLOCK_ONFAULT = 1
+MCL_FUTURE, MCL_ONFAULT = 2, 4
 
 
 # ---------------------------------------------------------------- dump ----
@@ -96,6 +101,10 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
     if "gd" in m.vmflags:
         vma.flags |= MAP_GROWSDOWN
     vma.madvise.extend(adv for flag, adv in MADVISE_BY_VMFLAG.items() if flag in m.vmflags)
+    vma.lock = _lock_state(m.vmflags)
+    if "gu" in m.vmflags:           # the area has (had) guard regions: find them
+        for addr, n in guard_runs(pid, m.start, m.end):
+            vma.guards.extend((addr, n))
     if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
         vma.path = m.name
         vma.fmode = _map_file_mode(pid, m)
@@ -104,6 +113,40 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
         vma.shmid = m.inode
         vma.name = "" if m.name == SHMEM_NAME else m.name
     return vma
+
+
+def _lock_state(vmflags: set[str]) -> int:
+    if "lo" not in vmflags:
+        return mm_pb2.VMA_UNLOCKED
+    return mm_pb2.VMA_LOCKED_ONFAULT if "lf" in vmflags else mm_pb2.VMA_LOCKED
+
+
+def guard_runs(pid: int, start: int, end: int) -> list[tuple[int, int]]:
+    """(addr, nr_pages) runs of MADV_GUARD_INSTALL markers in [start, end)."""
+    runs: list[tuple[int, int]] = []
+    with open(proc.path(pid, "pagemap"), "rb", buffering=0) as f:
+        for base in range(start, end, pages.READ_CHUNK):
+            count = (min(end, base + pages.READ_CHUNK) - base) // PAGE_SIZE
+            raw = os.pread(f.fileno(), count * 8, base // PAGE_SIZE * 8)
+            for i, (entry,) in enumerate(struct.iter_unpack("<Q", raw)):
+                if not entry & PM_GUARD_REGION:
+                    continue
+                addr = base + i * PAGE_SIZE
+                if runs and runs[-1][0] + runs[-1][1] * PAGE_SIZE == addr:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+                else:
+                    runs.append((addr, 1))
+    return runs
+
+
+def future_lock(pid: int, scratch: int) -> int:
+    """mlockall(MCL_FUTURE[|MCL_ONFAULT]) shows only in the areas mapped after
+    it: the dump's own scratch area, just mapped, tells (VmFlags lo / lf)."""
+    area = next((m for m in proc.maps(pid) if m.start <= scratch < m.end), None)
+    state = _lock_state(area.vmflags) if area else mm_pb2.VMA_UNLOCKED
+    if state == mm_pb2.VMA_UNLOCKED:
+        return 0
+    return MCL_FUTURE | (MCL_ONFAULT if state == mm_pb2.VMA_LOCKED_ONFAULT else 0)
 
 
 DEVZERO = os.makedev(1, 5)          # private /dev/zero maps: plain anonymous memory to refcr
@@ -162,8 +205,8 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
                 total += size // PAGE_SIZE
     finally:
         os.close(mem_fd)
-        buf.release()
         try:
+            buf.release()
             area.close()
         except BufferError:     # a view still held (by a traceback): unmapped with it
             pass
@@ -196,11 +239,22 @@ def _read_batch(pid: int, mem_fd: int, readable: bool, batch: list[tuple[int, in
                 buf: memoryview) -> int:
     """Read the batch's ranges, concatenated, into buf; returns the byte count."""
     if readable:
-        return native.vm_read_into(pid, batch, buf)
+        try:
+            return native.vm_read_into(pid, batch, buf)
+        except OSError as exc:      # EFAULT: some page cannot be read so; try each run by mem
+            if exc.errno != errno.EFAULT:
+                raise
+            log.info("process %d: process_vm_readv: %s; reading the batch by /proc/PID/mem", pid, exc)
     pos = 0
     for addr, n in batch:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE
-        if os.preadv(mem_fd, [buf[pos:pos + n]], addr) != n:
-            raise OSError(errno.EIO, f"/proc/{pid}/mem: short read of {n} bytes at {addr:#x}")
+        try:
+            got = os.preadv(mem_fd, [buf[pos:pos + n]], addr)
+        except OSError as exc:
+            raise UnsupportedObject(f"process {pid}: memory at {addr:#x} ({n // PAGE_SIZE} pages) "
+                                    f"cannot be read: {exc.strerror}") from None
+        if got != n:
+            raise UnsupportedObject(f"process {pid}: memory at {addr:#x}: short read "
+                                    f"({got} of {n} bytes)")
         pos += n
     return pos
 
@@ -255,6 +309,7 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
+    mm.mlockall = future_lock(pid, remote.scratch)
     private = pages.PagesWriter(images, next_pages_id())
     if track is None:
         count = dump_private_pages(pid, list(mm.vmas), private)
@@ -401,11 +456,19 @@ class AreaMapper:
             self.remote.call("close", remote_fd)
 
     def finish(self, vma: mm_pb2.VmaEntry) -> None:
-        """Final protection and advice, after the pages were written."""
+        """Final protection and advice, after the pages were written; guard
+        regions, then the mlock (the kernel refuses guards in locked areas)."""
         if vma.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and vma.prot != vma.prot | PROT_READ | PROT_WRITE:
             self.remote.check("mprotect", vma.start, vma.end - vma.start, vma.prot)
         for advice in vma.madvise:
             self.remote.check("madvise", vma.start, vma.end - vma.start, advice)
+        for addr, n in zip(vma.guards[::2], vma.guards[1::2], strict=True):
+            if not vma.start <= addr < addr + n * PAGE_SIZE <= vma.end:
+                raise RestoreError(f"mm image: guard region {addr:#x}+{n} pages is outside its area")
+            self.remote.check("madvise", addr, n * PAGE_SIZE, MADV_GUARD_INSTALL)
+        if vma.lock != mm_pb2.VMA_UNLOCKED:
+            self.remote.check("mlock2", vma.start, vma.end - vma.start,
+                              MLOCK_ONFAULT if vma.lock == mm_pb2.VMA_LOCKED_ONFAULT else 0)
 
 
 def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
@@ -437,4 +500,8 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)
+    if mm.mlockall:
+        if mm.mlockall & ~(MCL_FUTURE | MCL_ONFAULT):
+            raise RestoreError(f"mm image: bad mlockall flags {mm.mlockall:#x}")
+        mapper.remote.check("mlockall", mm.mlockall)
     log.info("process %d: %d areas mapped, %d private pages written", remote.tid, len(mm.vmas), written)
