@@ -96,7 +96,7 @@ def freeze_process(m: pstree.Member) -> None:
         if not new:
             return
         for tid in new:
-            seize_thread(tid)
+            m.stop_signo = seize_thread(tid) or m.stop_signo
             m.host_tids.append(tid)
 
 
@@ -144,6 +144,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     core.rlimits.extend(rlimits.dump_rlimits(remote))
     core.creds.CopyFrom(creds.dump(pid, remote))
     core.dumpable = remote.check("prctl", PR_GET_DUMPABLE, 0, 0, 0, 0)
+    core.stop_signo = t.member.stop_signo
     for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
         dump_thread(t, host_tid, core, tid)
     core.shared_pending.extend(signals.dump_shared_pending(pid))
