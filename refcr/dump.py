@@ -20,7 +20,7 @@ from refcr.fs import files, fs_struct, pipes
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
-from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
+from refcr.kernel import creds, itimers, pstree, regs, rlimits, sharing, signals, task
 from refcr.log import log
 from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
@@ -237,6 +237,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
     lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
     try:
         freeze_tree(opts.pid, frozen, zombies)
+        sharing.check([t.pid for t in frozen])
         lock.lock()
         members = [t.member for t in frozen] + zombies
         pstree.check_ids(members, opts)
