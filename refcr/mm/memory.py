@@ -53,6 +53,7 @@ SPECIAL_KINDS = {
 }
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 SHMEM_NAME = "/dev/zero (deleted)"
+AIO_RING = "/[aio] (deleted)"      # the ring of an io_setup() context
 
 # smaps VmFlags mnemonic -> madvise() advice that recreates it (sr SEQUENTIAL, rr RANDOM,
 # dc DONTFORK, wf WIPEONFORK, hg HUGEPAGE, nh NOHUGEPAGE, mg MERGEABLE, dd DONTDUMP)
@@ -79,6 +80,9 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
         if m.shared:
             raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
         return mm_pb2.VMA_ANON
+    if m.name == AIO_RING:
+        raise UnsupportedObject(f"process {pid}: an aio ring (io_setup) at {m.start:x}: "
+                                "refcr cannot dump aio contexts")
     if m.name.endswith(" (deleted)"):
         if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
             return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
@@ -386,16 +390,18 @@ def unmap_all_but(remote: Remote, keep: list[tuple[int, int]], task_size: int) -
 
 def move_special_areas(remote: Remote, puppet_maps: list[proc.Mapping],
                        vmas: list[mm_pb2.VmaEntry], parking: int) -> None:
-    """mremap the puppet's vdso/vvar areas to where the dumped ones were.
+    """mremap the puppet's vdso/vvar areas to where the dumped ones were, and
+    unmap those the dumped process had unmapped.
 
     First every area is parked at a free address so that a target address
     that overlaps another special area's current place is never a problem.
     """
     current = {m.name: m for m in puppet_maps if m.name in SPECIAL_KINDS}
     wanted = {vma.name: vma for vma in vmas if vma.kind in SPECIAL_KINDS.values()}
+    for name in [n for n in current if n not in wanted]:     # the process had unmapped it
+        remote.check("munmap", current[name].start, current[name].size)
+        del current[name]
     for name, m in current.items():
-        if name not in wanted:
-            raise RestoreError(f"the dumped process had no {name}; this kernel provides one")
         if wanted[name].end - wanted[name].start != m.size:
             raise RestoreError(f"{name} has another size than at dump time (was the kernel changed?)")
     for name in wanted:
