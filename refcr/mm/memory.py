@@ -6,8 +6,20 @@ mappings, only pages that were copied on write.  MAP_SHARED anonymous memory
 is a shmem object: its contents are read once through /proc/PID/map_files.
 
 Restore (inside a puppet): unmap everything the puppet had, move the kernel's
-vdso/vvar areas to their old addresses, map every area at its address, write
-the pages, put the protections back, and set the mm fields with PR_SET_MM_MAP.
+vdso/vvar areas to their old addresses (or unmap them if the process had),
+map every area at its address, write the pages, put the protections back,
+and set the mm fields with PR_SET_MM_MAP.
+
+Per-area VM flags: madvise advice from the smaps VmFlags (sr rr dc wf hg nh
+mg dd) is applied again after the pages; guard regions (MADV_GUARD_INSTALL,
+VmFlags gu) are found in pagemap (PM_GUARD_REGION, which also says "swapped":
+their pages are never read, reading one faults) and installed again; then
+mlock2 (lo, lf: MLOCK_ONFAULT), last because the kernel refuses guards in a
+locked area.  mlockall(MCL_FUTURE) lives in mm->def_flags, which no file
+shows: the dump's own scratch area, mapped just before, carries it in its
+VmFlags, and mlockall() is called again once every area is in place.
+Deviation: a page that process_vm_readv cannot read (EFAULT) is read through
+/proc/PID/mem; one that still cannot be read makes the dump fail naming it.
 """
 from __future__ import annotations
 
