@@ -93,12 +93,16 @@ static void child(int i)
 	test_child_ready();
 	raise(stopsig[i]);		/* stays here until SIGCONT, after restore */
 	if (i == 3) {
+		int tries;
+
 		for (k = 0; k < NTHR; k++)
 			before[k] = spins[k];
-		usleep(100000);
-		for (k = 0; k < NTHR; k++)
+		for (k = 0; k < NTHR; k++) {
+			for (tries = 0; tries < 1000 && spins[k] == before[k]; tries++)
+				usleep(10000);	/* up to 10 s: the machine may be busy */
 			if (spins[k] == before[k])
 				pr_err("child %d: thread %d does not run after SIGCONT", i, k);
+		}
 	}
 	test_waitsig();
 	test_child_exit();
