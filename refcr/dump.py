@@ -20,7 +20,7 @@ from refcr.fs import files, fs_struct, pipes
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
-from refcr.kernel import cgroup, creds, itimers, pstree, regs, rlimits, signals, task
+from refcr.kernel import cgroup, creds, itimers, pstree, regs, rlimits, sharing, signals, task
 from refcr.log import log
 from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
@@ -96,7 +96,7 @@ def freeze_process(m: pstree.Member) -> None:
         if not new:
             return
         for tid in new:
-            seize_thread(tid)
+            m.stop_signo = seize_thread(tid) or m.stop_signo
             m.host_tids.append(tid)
 
 
@@ -144,6 +144,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     core.rlimits.extend(rlimits.dump_rlimits(remote))
     core.creds.CopyFrom(creds.dump(pid, remote))
     core.dumpable = remote.check("prctl", PR_GET_DUMPABLE, 0, 0, 0, 0)
+    core.stop_signo = t.member.stop_signo
     for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
         dump_thread(t, host_tid, core, tid)
     core.shared_pending.extend(signals.dump_shared_pending(pid))
@@ -238,6 +239,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
     lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
     try:
         freeze_tree(opts.pid, frozen, zombies)
+        sharing.check([t.pid for t in frozen])
         lock.lock()
         members = [t.member for t in frozen] + zombies
         pstree.check_ids(members, opts)

@@ -23,7 +23,7 @@ from refcr.errors import RestoreError
 from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
-from refcr.kernel import cgroup, creds, itimers, regs, rlimits, signals, task
+from refcr.kernel import cgroup, creds, itimers, jobctl, regs, rlimits, signals, task
 from refcr.log import log
 from refcr.mm import memory
 from refcr.net import extnetns, netlock, netns, unix
@@ -65,6 +65,7 @@ class Node:
         self.core = images.read_single("core", id=pid)
         self.mm = images.read_single("mm", id=pid)
         self.fds = images.read("fdinfo", id=pid) if images.exists("fdinfo", id=pid) else []
+        jobctl.check_image(self.core.stop_signo, pid)
         if [t.tid for t in self.core.threads] != list(self.entry.threads):
             raise RestoreError(f"core-{pid}.img does not describe the threads pstree.img lists")
 
@@ -323,7 +324,7 @@ def finish_process(n: Node) -> None:
     itimers.restore_itimers(p.remote, list(core.itimers))
     for tc in core.threads:
         if tc.HasField("sleep_restart"):
-            regs.arm_sleep_restart(p.threads[tc.tid].remote, tc.sleep_restart)
+            regs.arm_sleep_restart(p.threads[tc.tid].remote, tc)
     p.unmap_restorer()
     for tc in core.threads:
         tid = p.threads[tc.tid].tid
@@ -414,8 +415,14 @@ def _restore(opts: Options) -> int:
         host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
         actions.run(opts, "post-restore", root.puppet.pid)
         actions.run(opts, "pre-resume", root.puppet.pid)
+        for n in live:
+            if n.core.stop_signo:
+                jobctl.stop(n.puppet.pid, n.core.stop_signo, n.core.threads[0].sigmask)
         for p in builder.puppets:
             p.release(stop=opts.leave_stopped)
+        for n in live:
+            if n.core.stop_signo:
+                jobctl.settle(n.puppet.pid)
         lock.unlock()
         actions.run(opts, "post-resume", root.puppet.pid)
     except BaseException:

@@ -19,6 +19,7 @@ NR = {
     "clone3": 435, "wait4": 61, "kill": 62, "rt_sigtimedwait": 128, "exit_group": 231,
     "mount": 165, "umount2": 166, "flock": 73, "ioctl": 16, "epoll_ctl": 233,
 }
+NR.update({"mlockall": 151, "mlock2": 325})     # mm/memory.py: locked areas, MCL_FUTURE
 
 # errno values the kernel uses for syscall restart (never seen by user space)
 ERESTARTSYS = 512
