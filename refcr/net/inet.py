@@ -42,7 +42,7 @@ import struct
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
-from refcr.net import nsenter
+from refcr.net import nsenter, sockopts
 from refcr.pb import inet_pb2
 from refcr.ptrace import native
 
@@ -228,6 +228,7 @@ def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
         e.cork = bool(_getint(s, SOL_TCP, TCP_CORK))
     else:
         e.cork = bool(_getint(s, socket.IPPROTO_UDP, UDP_CORK))
+    e.opts.CopyFrom(sockopts.dump(s, connection(e)))
 
 
 def _peek_datagrams(s: socket.socket) -> list[bytes]:
@@ -341,6 +342,8 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
     s = socket.socket(e.family, e.type, e.protocol)
     try:
         _restore_options(s, e)
+        if e.HasField("opts"):
+            sockopts.restore(s, e.opts, what, connected=e.state == TCP_ESTABLISHED)
         if e.protocol == socket.IPPROTO_TCP and e.state == TCP_ESTABLISHED:
             if not e.HasField("tcp"):
                 raise RestoreError(f"{what}: established, but the image has no repair state")
@@ -425,11 +428,32 @@ def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     if r.timestamps:
         opts.append((TCPOPT_TIMESTAMP, 0))
     s.setsockopt(SOL_TCP, TCP_REPAIR_OPTIONS, b"".join(struct.pack("II", c, v) for c, v in opts))
+    _room(s, len(sent), len(r.recv_queue))
     _fill(s, TCP_SEND_QUEUE, sent)
     _fill(s, TCP_RECV_QUEUE, r.recv_queue)
     s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+    _buffers_back(s, e)
     if len(r.window) == 20:
         s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, r.window)
+
+
+def _room(s: socket.socket, send: int, recv: int) -> None:
+    """Buffers big enough for the queues about to be refilled (a send queue over
+    sk_sndbuf would block in sk_stream_wait_memory, a receive queue over sk_rcvbuf
+    fails with ENOMEM); the queue's own skb overhead is about as large again."""
+    if send:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_SNDBUFFORCE, 2 * send + (1 << 20))
+    if recv:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_RCVBUFFORCE, 2 * recv + (1 << 20))
+
+
+def _buffers_back(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """After the refill: the dumped sizes again, and their lock bits as dumped."""
+    if e.opts.sndbuf:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_SNDBUFFORCE, e.opts.sndbuf // 2)
+    if e.opts.rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_RCVBUFFORCE, e.opts.rcvbuf // 2)
+    sockopts.restore_buffers(s, e.opts, connection(e))
 
 
 def _leave_repair(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:

@@ -23,6 +23,7 @@ namespace (a short-lived helper process does the path operations there).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -33,7 +34,7 @@ from typing import Callable
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
-from refcr.net import nsenter, sockdiag
+from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
@@ -192,6 +193,20 @@ def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
         e.deleted = not (stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino)
     except OSError:
         e.deleted = True
+        e.missing_dirs = _missing_levels(root, path)
+    if not e.deleted:
+        e.has_file = True
+        e.file_mode, e.file_uid, e.file_gid = stat_mod.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+
+def _missing_levels(root: str, path: str) -> int:
+    """How many directories above path are gone (path seen from the task's root)."""
+    levels = 0
+    for d in _parents(path, 64):
+        if os.path.lexists(root + d):
+            break
+        levels += 1
+    return levels
 
 
 def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
@@ -210,6 +225,10 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
                                                      socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
+            except OSError as exc:
+                if exc.errno in (errno.ENOTCONN, errno.EINVAL):   # unconnected / released seqpacket
+                    break
+                raise
             for level, kind, payload in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     for i in range(0, len(payload) - len(payload) % 4, 4):
@@ -273,6 +292,7 @@ class UnixKind:
         sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+            e.opts.CopyFrom(sockopts.dump(sk, f"{describe(t)}: unix socket {d.ino}"))
             if not e.ext_plugin:
                 _read_queue(t, sk, d, e)
             else:
@@ -333,6 +353,32 @@ def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
         raise OSError(code, os.strerror(code))
 
 
+def _parents(path: str, levels: int) -> list[str]:
+    """The directories above path, innermost first, at most levels of them."""
+    out, parent = [], os.path.dirname(os.path.abspath(path))
+    while len(out) < levels and parent not in ("/", ""):
+        out.append(parent)
+        parent = os.path.dirname(parent)
+    return out
+
+
+def _make_parents(path: str, levels: int) -> None:
+    """Create the missing ones of the levels directories above path (mode 0700, for the
+    time of the restore: the socket was bound in a directory removed since)."""
+    for d in reversed(_parents(path, levels)):
+        if not os.path.lexists(d):
+            os.mkdir(d, 0o700)
+
+
+def _remove_made_parents(path: str, levels: int) -> None:
+    """Remove again what _make_parents made (empty directories only)."""
+    for d in _parents(path, levels):
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+
+
 @dataclass
 class _Builder:
     ctx: RestoreFiles
@@ -341,6 +387,7 @@ class _Builder:
     closers: dict[int, socket.socket] = field(default_factory=dict)   # partners to close: peer_closed
     pairs: set[int] = field(default_factory=set)                      # connected by socketpair / accept
     to_unlink: list[unix_pb2.UnixSkEntry] = field(default_factory=list)
+    ours: set[tuple[str, str]] = field(default_factory=set)            # paths a deleted socket was bound to
 
     ext: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)  # connected outside the tree
     inherited: set[int] = field(default_factory=set)                    # ... handed in by --inherit-fd
@@ -378,29 +425,40 @@ class _Builder:
             return
         path = os.fsdecode(name)
         aside = path + ".refcr-aside"
+        key = (e.bind_dir, path)
 
         def do() -> None:
             if os.path.lexists(path):
                 st = os.lstat(path)
                 if e.deleted:
                     os.rename(path, aside)
-                elif stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == e.vfs_ino:
-                    os.unlink(path)                   # our own stale socket file
+                elif stat_mod.S_ISSOCK(st.st_mode) and (st.st_ino == e.vfs_ino or key in self.ours):
+                    os.unlink(path)                   # our own stale socket file, or one a deleted socket bound
                 else:
                     raise OSError(98, "the path is taken by another file")
+            elif e.deleted and e.missing_dirs:
+                _make_parents(path, e.missing_dirs)   # its directory is gone too
             sk.bind(name)
+            if e.has_file:
+                os.chmod(path, e.file_mode)
+                os.lchown(path, e.file_uid, e.file_gid)
         self._path_op(e, do)
         if e.deleted:
+            self.ours.add(key)
             self.to_unlink.append(e)
+        elif key in self.ours:
+            self.ours.discard(key)
+            self.to_unlink = [x for x in self.to_unlink if (x.bind_dir, os.fsdecode(bytes(x.name))) != key]
 
     def unlink_deleted(self) -> None:
         for e in self.to_unlink:
             path = os.fsdecode(bytes(e.name))
 
-            def do(path: str = path) -> None:
+            def do(path: str = path, levels: int = e.missing_dirs) -> None:
                 os.unlink(path)
                 if os.path.lexists(path + ".refcr-aside"):
                     os.rename(path + ".refcr-aside", path)
+                _remove_made_parents(path, levels)
             self._path_op(e, do)
 
     def connect(self, sk: socket.socket, target: unix_pb2.UnixSkEntry) -> None:
@@ -607,6 +665,8 @@ class _Builder:
                     raise
         if e.passcred:
             sk.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        if e.HasField("opts"):
+            sockopts.restore(sk, e.opts, f"unix socket {e.ino} ({_label(bytes(e.name))})")
         if e.peek_off != -1:
             sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
         fl = fcntl.fcntl(sk.fileno(), fcntl.F_GETFL)
