@@ -88,6 +88,7 @@ TABLE: tuple[Opt, ...] = (
     Opt(IPPROTO_IPV6, 75, "IPV6_TRANSPARENT", 4, INET6),
     Opt(SOL_TCP, 1, "TCP_NODELAY", 4, TCP),
     Opt(SOL_TCP, 2, "TCP_MAXSEG", 4, TCP, connected=False),
+    Opt(SOL_TCP, 3, "TCP_CORK", 4, TCP, connected=False),
     Opt(SOL_TCP, 4, "TCP_KEEPIDLE", 4, TCP),
     Opt(SOL_TCP, 5, "TCP_KEEPINTVL", 4, TCP),
     Opt(SOL_TCP, 6, "TCP_KEEPCNT", 4, TCP),

@@ -174,7 +174,8 @@ def check_ext_restore(ctx: RestoreFiles) -> None:
             raise OptionError(f"--ext-unix-sk {ino}: the images have no external unix socket {ino}")
 
 
-def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
+def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry,
+          diag: dict[int, sockdiag.UnixDiag]) -> None:
     if not d.name:
         return
     if d.name[:1] == b"\0":
@@ -194,9 +195,31 @@ def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
     except OSError:
         e.deleted = True
         e.missing_dirs = _missing_levels(root, path)
-    if not e.deleted:
+    if e.deleted:
+        found = _renamed_file(root, e.bind_dir, d, diag)
+        if found is not None:
+            e.file_path, st = found
+    if not e.deleted or e.file_path:
         e.has_file = True
         e.file_mode, e.file_uid, e.file_gid = stat_mod.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+
+def _renamed_file(root: str, cwd: str, d: sockdiag.UnixDiag,
+                  diag: dict[int, sockdiag.UnixDiag]) -> tuple[bytes, os.stat_result] | None:
+    """The socket file of d renamed to the name another socket was bound to (a
+    server replacing its socket file atomically: bind to P.tmp, rename over P)."""
+    for x in diag.values():
+        if x.ino == d.ino or not x.name or x.name[:1] == b"\0":
+            continue
+        name = x.name.split(b"\0", 1)[0]
+        path = os.fsdecode(name)
+        try:
+            st = os.lstat(root + (path if path.startswith("/") else os.path.join(cwd, path)))
+        except OSError:
+            continue
+        if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino:
+            return name, st
+    return None
 
 
 def _missing_levels(root: str, path: str) -> int:
@@ -266,7 +289,7 @@ class UnixKind:
             raise UnsupportedObject(f"{describe(t)}: unix socket of type {d.type}")
         e = unix_pb2.UnixSkEntry(ino=d.ino, type=d.type, state=d.state, flags=t.flags & STATUS_FLAGS,
                                  shutdown=d.shutdown, rcvbuf=d.rcvbuf, sndbuf=d.sndbuf)
-        _name(t, d, e)
+        _name(t, d, e, diag)
         tree = _tree_sockets(ctx)
         if d.state == LISTEN:
             e.backlog = d.wqlen
@@ -439,11 +462,11 @@ class _Builder:
             elif e.deleted and e.missing_dirs:
                 _make_parents(path, e.missing_dirs)   # its directory is gone too
             sk.bind(name)
-            if e.has_file:
+            if e.has_file:                            # (a renamed file: moved after the unlinks)
                 os.chmod(path, e.file_mode)
                 os.lchown(path, e.file_uid, e.file_gid)
         self._path_op(e, do)
-        if e.deleted:
+        if e.deleted and not e.file_path:
             self.ours.add(key)
             self.to_unlink.append(e)
         elif key in self.ours:
@@ -460,6 +483,16 @@ class _Builder:
                     os.rename(path + ".refcr-aside", path)
                 _remove_made_parents(path, levels)
             self._path_op(e, do)
+
+    def move_renamed(self) -> None:
+        """Socket files that were renamed over another name go there again."""
+        for e in self.es.values():
+            if not e.file_path:
+                continue
+            if e.file_path[:1] in (b"", b"\0"):
+                raise RestoreError(f"unix socket {e.ino}: the image's file_path is not a path")
+            src, dst = os.fsdecode(bytes(e.name)), os.fsdecode(bytes(e.file_path))
+            self._path_op(e, lambda src=src, dst=dst: os.rename(src, dst))
 
     def connect(self, sk: socket.socket, target: unix_pb2.UnixSkEntry) -> None:
         name = bytes(target.name)
@@ -535,6 +568,7 @@ class _Builder:
             sk.close()
         self.closers.clear()
         self.unlink_deleted()
+        self.move_renamed()
         for e in es.values():
             self._finish(e)
         for e in self.ext.values():

@@ -10,7 +10,9 @@ rendered as ``key=value`` pairs appended to the fd's fdinfo pairs, so a
 restore that loses an option shows up as a one-line difference.
 
 Not compared: values the kernel derives from the moment (queue lengths,
-TCP sequence numbers, SO_PEERCRED's pid, which names a process of the
+TCP sequence numbers, TCP_MAXSEG of a connection (the kernel's mss_cache,
+which TCP_REPAIR_OPTIONS does not recompute: a repaired connection starts at
+the default segment size and grows it again on path-MTU events), SO_PEERCRED's pid, which names a process of the
 tree only when the tree made the pair itself), and the inode of the socket
 file (a restored file is a new one).
 """
@@ -130,6 +132,14 @@ def _names(sk: socket.socket) -> list[tuple[str, str]]:
     return out
 
 
+def _connected(sk: socket.socket) -> bool:
+    try:
+        sk.getpeername()
+        return True
+    except OSError:
+        return False
+
+
 def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
     """key=value pairs for the socket at /proc/PID/fd/FD ([] if it cannot be copied)."""
     pidfd = -1
@@ -147,8 +157,11 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
     try:
         family, stype, proto = sk.family, sk.type, sk.proto
         out: list[tuple[str, str]] = [("sock", f"{int(family)}/{int(stype)}/{proto}")]
+        connected = _connected(sk)
         for level, opts in _levels(family, stype, proto):
             for name, num, how in opts:
+                if name == "tcp_maxseg" and connected:
+                    continue        # the negotiated MSS (mss_cache): a repaired connection computes it again
                 val = _render(_getsockopt(copy, level, num, 64), how)
                 if val is not None:
                     out.append((name, val))
