@@ -4,7 +4,8 @@ The harness takes a pidfd_getfd copy of the task's socket (the same open
 file description) and reads, without consuming anything: the socket
 options of every level that applies to its family and protocol, the
 classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
-addresses (inet: both ends; unix: the bound name) and, for a unix socket
+addresses (inet: both ends; unix: the bound name), the receive queue
+length (SIOCINQ, not for TCP) and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
 rendered as ``key=value`` pairs appended to the fd's fdinfo pairs, so a
 restore that loses an option shows up as a one-line difference.
@@ -132,6 +133,19 @@ def _names(sk: socket.socket) -> list[tuple[str, str]]:
     return out
 
 
+def _queues(fd: int, family: int, stype: int) -> list[tuple[str, str]]:
+    """Bytes waiting to be read (SIOCINQ: a unix stream's total, a datagram
+    socket's first message).  Not for TCP, whose bytes legitimately move from
+    the sender's queue to the receiver's when a restored window opens, and no
+    SIOCOUTQ (memory accounting, which depends on how the bytes were sent)."""
+    if family in (socket.AF_INET, socket.AF_INET6) and stype == socket.SOCK_STREAM:
+        return []
+    buf = ctypes.c_int(0)
+    if _libc.ioctl(fd, 0x541B, ctypes.byref(buf)) != 0:
+        return []
+    return [("inq", str(buf.value))]
+
+
 def _connected(sk: socket.socket) -> bool:
     try:
         sk.getpeername()
@@ -166,6 +180,7 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
                 if val is not None:
                     out.append((name, val))
         out.append(("filter", _filter(copy)))
+        out.extend(_queues(copy, family, stype))
         if family == socket.AF_UNIX:
             cred = _getsockopt(copy, socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             if cred is not None:
