@@ -169,12 +169,31 @@ class InetKind:
         return s.detach()
 
 
+def _kind_name(stype: int, proto: int) -> str:
+    if stype == socket.SOCK_RAW:
+        return "raw"
+    if proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
+        return "ICMP (ping)"
+    if proto == 136:
+        return "UDP-Lite"
+    if proto == 132:
+        return "SCTP"
+    if proto == 262:
+        return "MPTCP"
+    return "inet"
+
+
+def connection_family(family: int) -> str:
+    return "IPv6" if family == socket.AF_INET6 else "IPv4"
+
+
 def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb2.InetSocketEntry, bool]:
     family, stype, proto = s.family, s.type, s.proto
     e = inet_pb2.InetSocketEntry(family=family, type=stype, protocol=proto, flags=t.flags)
     if (stype, proto) not in ((socket.SOCK_STREAM, socket.IPPROTO_TCP), (socket.SOCK_DGRAM, socket.IPPROTO_UDP)):
-        raise UnsupportedObject(f"{describe(t)}: inet socket of type {stype} protocol {proto} "
-                                f"(only TCP and UDP are supported)")
+        raise UnsupportedObject(f"{describe(t)}: {_kind_name(stype, proto)} socket "
+                                f"({connection_family(family)}, type {stype}, protocol {proto}): "
+                                f"only TCP and UDP are supported")
     e.src_addr, e.src_port, e.src_scope = _addr(family, s.getsockname())
     if not e.src_port:
         e.src_addr = b""
