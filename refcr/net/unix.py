@@ -4,7 +4,15 @@ Dump: sock_diag (net/sockdiag.py) lists every unix socket of the tree's network
 namespace with its name, peer, pending connections, shutdown bits and
 buffer sizes; the receive queue of each socket is read without consuming
 it through a pidfd_getfd copy (MSG_PEEK walking with SO_PEEK_OFF: one
-message per peek for datagrams, with the sender's address).  A socket whose
+message per peek for datagrams, with the sender's address).  Descriptors in
+flight (SCM_RIGHTS) arrive in refcr with the peek; once every fd table is
+dumped they are dumped like any open file (:func:`dump_in_flight`), so a
+socket queued in itself or its peer is found again, not copied, and the
+message records their file ids.  Restore sends such a message again with
+SCM_RIGHTS (a stream chunk carrying descriptors is sent on its own, so
+they arrive with the same bytes).  A unix socket that exists only in flight
+and is connected to one of the tree's is refused (its peer looks outside the
+tree); SCM_CREDENTIALS are not kept (queued messages carry refcr's).  A socket whose
 peer is not held by the tree is decided in one place, :func:`outside_peer`:
 refused, or dumped as external (a plugin's DUMP_UNIX_SK, or --ext-unix-sk;
 restore connects it to the recorded peer address again, or takes it from
@@ -32,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
-from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe, fd_target
 from refcr.log import log
 from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
@@ -59,6 +67,8 @@ def _label(name: bytes) -> str:
 # ------------------------------------------------------------------ dump --
 
 def _diag(ctx: DumpFiles, pid: int) -> dict[int, sockdiag.UnixDiag]:
+    if pid == os.getpid() and ctx.extra.get("unix-inflight"):
+        pid = ctx.opts.pid          # a socket in flight, received by refcr: it is of the tree's namespace
     ns = os.stat(f"/proc/{pid}/ns/net").st_ino
     cache = ctx.extra.setdefault("unix-diag", {})
     if ns not in cache:
@@ -232,7 +242,39 @@ def _missing_levels(root: str, path: str) -> int:
     return levels
 
 
-def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
+@dataclass
+class _InFlight:
+    """Descriptors in flight (SCM_RIGHTS) with message `index` of socket `ino`'s
+    queue, as refcr received them by peeking: dumped once every fd table is."""
+    ino: int
+    index: int
+    fds: list[int]
+
+
+def _in_flight(ctx: DumpFiles) -> list[_InFlight]:
+    return ctx.extra.setdefault("unix-inflight", {}).setdefault("pending", [])
+
+
+def dump_in_flight(ctx: DumpFiles) -> None:
+    """The descriptors queued in unix sockets, dumped like any other open file
+    (the kinds see them as refcr's own fds), so a message gets the file ids of
+    what it carries.  Dumped after every fd table: a description the tree also
+    holds (a socket queued in itself or its peer) is then found, not dumped
+    again.  The copies stay open until refcr exits: the registry compares
+    descriptions by (pid, fd), which a reused fd number would confuse."""
+    pending = _in_flight(ctx)
+    kept = ctx.extra["unix-inflight"].setdefault("kept", [])
+    while pending:
+        item = pending.pop(0)
+        entry = next(fe.unix_sk for fe in ctx.entries
+                     if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.ino == item.ino)
+        for fd in item.fds:
+            kept.append(fd)
+            entry.queue[item.index].fds.append(ctx.add(fd_target(os.getpid(), fd)))
+
+
+def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry,
+                ctx: DumpFiles) -> None:
     e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
     if d.state == LISTEN:
         return
@@ -252,12 +294,16 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
                 if exc.errno in (errno.ENOTCONN, errno.EINVAL):   # unconnected / released seqpacket
                     break
                 raise
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    for i in range(0, len(payload) - len(payload) % 4, 4):
-                        os.close(int.from_bytes(payload[i:i + 4], "little"))
-                    raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} has file descriptors "
-                                            f"in flight (SCM_RIGHTS), which refcr cannot dump")
+            fds = [int.from_bytes(payload[i:i + 4], "little")
+                   for level, kind, payload in anc if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+                   for i in range(0, len(payload) - len(payload) % 4, 4)]
+            if mflags & socket.MSG_CTRUNC:
+                for fd in fds:
+                    os.close(fd)
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} holds a message with more "
+                                        f"descriptors in flight than refcr reads at once (253)")
+            if fds:
+                _in_flight(ctx).append(_InFlight(d.ino, len(e.queue), fds))
             if mflags & socket.MSG_TRUNC:
                 raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} holds a message over "
                                         f"{PEEK_BUF} bytes")
@@ -317,7 +363,7 @@ class UnixKind:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
             e.opts.CopyFrom(sockopts.dump(sk, f"{describe(t)}: unix socket {d.ino}"))
             if not e.ext_plugin:
-                _read_queue(t, sk, d, e)
+                _read_queue(t, sk, d, e, ctx)
             else:
                 e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
             if e.external and e.queue:
@@ -400,6 +446,13 @@ def _remove_made_parents(path: str, levels: int) -> None:
             os.rmdir(d)
         except OSError:
             break
+
+
+def _sendmsg_all(sk: socket.socket, data: bytes, anc: list[tuple[int, int, bytes]]) -> None:
+    """One stream chunk with its descriptors: they go with the first byte, the rest follows."""
+    sent = sk.sendmsg([data], anc, socket.MSG_DONTWAIT)
+    if sent < len(data):
+        sk.sendall(data[sent:], socket.MSG_DONTWAIT)
 
 
 @dataclass
@@ -656,16 +709,21 @@ class _Builder:
                 raise RestoreError(f"{where}: no peer to requeue its data from")
             total = sum(len(m.data) for m in e.queue)
             for m in e.queue:
-                self._send(sender, total, lambda d=m.data: sender.sendall(d, socket.MSG_DONTWAIT))
+                if m.fds:
+                    anc = self._rights(m)
+                    self._send(sender, total, lambda d=m.data, a=anc: _sendmsg_all(sender, d, a))
+                else:
+                    self._send(sender, total, lambda d=m.data: sender.sendall(d, socket.MSG_DONTWAIT))
             return
         named = {bytes(x.name): self.socks[x.ino] for x in self.es.values() if x.name}
         total = sum(len(m.data) for m in e.queue)
         for m in e.queue:
             peer = self.es.get(e.peer)
             via_pair = e.ino in self.pairs and peer is not None
+            anc = self._rights(m)
             if via_pair and (not m.has_sender or bytes(m.sender) == bytes(peer.name)):
                 psk = self.socks[peer.ino]
-                self._send(psk, total, lambda d=m.data, s=psk: s.send(d, socket.MSG_DONTWAIT))
+                self._send(psk, total, lambda d=m.data, s=psk, a=anc: s.sendmsg([d], a, socket.MSG_DONTWAIT))
                 continue
             if not e.name:
                 raise RestoreError(f"{where}: cannot requeue a datagram from {_label(bytes(m.sender))}")
@@ -681,11 +739,26 @@ class _Builder:
                 elif m.has_sender:
                     log.warning("%s: a queued datagram loses its sender %s", where, _label(bytes(m.sender)))
             try:
-                self._send(sender, total, lambda s=sender, d=m.data: self._path_op(
-                    e, lambda: s.sendto(d, socket.MSG_DONTWAIT, bytes(e.name))))
+                self._send(sender, total, lambda s=sender, d=m.data, a=anc: self._path_op(
+                    e, lambda: s.sendmsg([d], a, socket.MSG_DONTWAIT, bytes(e.name))))
             finally:
                 if tmp is not None:
                     tmp.close()
+
+    def _rights(self, m: unix_pb2.UnixQueuedMsg) -> list[tuple[int, int, bytes]]:
+        """The SCM_RIGHTS ancillary data that puts m's descriptors in flight again."""
+        if not m.fds:
+            return []
+        fds = [self._fd_of(i) for i in m.fds]
+        return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds))]
+
+    def _fd_of(self, file_id: int) -> int:
+        """A descriptor in flight: a unix socket of this build as it is, anything else opened
+        through the registry (which keeps it for the task that may also hold it)."""
+        fe = self.ctx.entry(file_id)
+        if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.ino in self.socks:
+            return self.socks[fe.unix_sk.ino].fileno()
+        return self.ctx.open(file_id)
 
     def _finish(self, e: unix_pb2.UnixSkEntry) -> None:
         sk = self.socks[e.ino]
