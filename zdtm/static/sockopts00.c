@@ -8,11 +8,14 @@
  * receiving end accepts only messages starting with 'A' (SO_LOCK_FILTER set
  * on it), and a UDP socket with a one-instruction filter.  After restore the
  * filters read back the same (SO_GET_FILTER) and still filter, and the
- * locked one cannot be removed.
+ * locked one cannot be removed.  IP_FREEBIND / IPV6_FREEBIND: a UDP socket
+ * bound to 198.51.100.7 and an IPv6 listener bound to 2001:db8::7, addresses
+ * no interface has, keep their addresses.
  */
 #include "zdtmtst.h"
 
 #include <linux/filter.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -23,7 +26,7 @@
 #define SO_BUF_LOCK 72
 #endif
 
-enum { TCP4, TCP6, UDP4, UX0, UX1, NSOCK };
+enum { TCP4, TCP6, UDP4, UX0, UX1, FREE4, FREE6, NSOCK };
 static int fds[NSOCK];
 
 struct opt {
@@ -84,6 +87,8 @@ static struct opt opts[] = {
 	{ UX1, SOL_SOCKET, SO_LOCK_FILTER, "SO_LOCK_FILTER" },
 	{ UX0, SOL_SOCKET, SO_SNDTIMEO, "SO_SNDTIMEO (unix)" },
 	{ UX0, SOL_SOCKET, SO_MARK, "SO_MARK (unix)" },
+	{ FREE4, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND (udp, absent address)" },
+	{ FREE6, IPPROTO_IPV6, IPV6_FREEBIND, "IPV6_FREEBIND (tcp6, absent address)" },
 };
 #define NOPT	(sizeof(opts) / sizeof(opts[0]))
 
@@ -122,6 +127,9 @@ int main(int argc, char **argv)
 	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	struct sock_fprog fa = { 4, only_a }, fall = { 1, accept_all };
+	struct sockaddr_in free4 = { .sin_family = AF_INET, .sin_port = htons(4242) }, name4, now4;
+	struct sockaddr_in6 free6 = { .sin6_family = AF_INET6, .sin6_port = htons(4243) }, name6, now6;
+	socklen_t l4, l6;
 	int ux[2], buf_lock;
 	char buf[16];
 	size_t i;
@@ -188,6 +196,22 @@ int main(int argc, char **argv)
 	set(ux[0], SOL_SOCKET, SO_SNDTIMEO, &rto, sizeof(rto), "SO_SNDTIMEO unix");
 	seti(ux[0], SOL_SOCKET, SO_MARK, 7, "SO_MARK unix");
 
+	/* IP_FREEBIND / IPV6_FREEBIND: bound to addresses no interface has */
+	fds[FREE4] = socket(AF_INET, SOCK_DGRAM, 0);
+	fds[FREE6] = socket(AF_INET6, SOCK_STREAM, 0);
+	seti(fds[FREE4], IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND udp");
+	seti(fds[FREE6], IPPROTO_IPV6, IPV6_FREEBIND, 1, "IPV6_FREEBIND");
+	inet_pton(AF_INET, "198.51.100.7", &free4.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::7", &free6.sin6_addr);
+	if (bind(fds[FREE4], (struct sockaddr *)&free4, sizeof(free4)) ||
+	    bind(fds[FREE6], (struct sockaddr *)&free6, sizeof(free6)) || listen(fds[FREE6], 2))
+		fail("bind to absent addresses");
+	l4 = sizeof(name4);
+	l6 = sizeof(name6);
+	if (getsockname(fds[FREE4], (struct sockaddr *)&name4, &l4) ||
+	    getsockname(fds[FREE6], (struct sockaddr *)&name6, &l6))
+		fail("getsockname");
+
 	for (i = 0; i < NOPT; i++) {
 		opts[i].blen = sizeof(opts[i].before);
 		if (getsockopt(fds[opts[i].sock], opts[i].level, opts[i].name, opts[i].before, &opts[i].blen))
@@ -213,6 +237,11 @@ int main(int argc, char **argv)
 		else if (o->len != o->blen || memcmp(o->val, o->before, o->len))
 			pr_err("%s changed (%d -> %d)", o->what, *(int *)o->before, *(int *)o->val);
 	}
+	l4 = sizeof(now4);
+	l6 = sizeof(now6);
+	if (getsockname(fds[FREE4], (struct sockaddr *)&now4, &l4) || memcmp(&now4, &name4, sizeof(now4)) ||
+	    getsockname(fds[FREE6], (struct sockaddr *)&now6, &l6) || memcmp(&now6, &name6, sizeof(now6)))
+		pr_err("sockets bound to absent addresses lost their addresses");
 	same_filter(ux[1], only_a, 4, "unix");
 	same_filter(fds[UDP4], accept_all, 1, "udp");
 	if (send(ux[0], "Bx", 2, 0) != 2 || send(ux[0], "Ay", 2, 0) != 2 ||
