@@ -177,6 +177,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
         tracking = track.DumpTracking.from_options(opts, images)
     for t in frozen:
         dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+    unix.dump_in_flight(ctx)
     unix.check_ext_dump(ctx)
     tty.check_ext_dump(ctx)
     host.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])

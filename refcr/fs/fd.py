@@ -45,6 +45,15 @@ class FdTarget:
         return proc.path(self.pid, "fd", str(self.fd))
 
 
+def fd_target(pid: int, fd: int) -> FdTarget:
+    """What /proc tells about fd N of process PID (refcr's own pid: a descriptor
+    refcr holds for the tree, e.g. one received from a socket's queue)."""
+    info = proc.fdinfo(pid, fd)
+    p = proc.path(pid, "fd", str(fd))
+    return FdTarget(pid=pid, fd=fd, link=os.readlink(p), st=os.stat(p),
+                    flags=int(info["flags"], 8) & ~O_CLOEXEC, info=info)
+
+
 class FileKind(Protocol):
     """One kind of open file description (see the registry below).
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 
-from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles
+from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles, fd_target
 from refcr.images.imagedir import ImageDir
 from refcr.mm.track import tracking_fds
 from refcr.options import Options
@@ -29,7 +28,7 @@ from refcr.ptrace import proc
 # (more specific kinds first; regfile, the catch-all for paths, last).
 # Each module has a KINDS list of FileKind instances.
 KIND_MODULES = ["plugins.host", "fs.pipes", "drivers.tty", "fs.eventfd", "fs.timerfd", "fs.inotify", "fs.epoll",
-                "net.inet", "net.unix", "mm.memfd", "fs.fifo", "fs.regfile"]
+                "net.inet", "net.unix", "net.othersock", "mm.memfd", "fs.fifo", "fs.regfile"]
 
 
 @functools.cache
@@ -57,13 +56,6 @@ def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
 
 
 # ------------------------------------------------------------------ dump --
-
-def fd_target(pid: int, fd: int) -> FdTarget:
-    info = proc.fdinfo(pid, fd)
-    p = proc.path(pid, "fd", str(fd))
-    return FdTarget(pid=pid, fd=fd, link=os.readlink(p), st=os.stat(p),
-                    flags=int(info["flags"], 8) & ~O_CLOEXEC, info=info)
-
 
 def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
     table = []

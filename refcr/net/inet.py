@@ -9,9 +9,10 @@ anything from the task's socket.
 * A TCP listener comes back bound and listening with its backlog.  A
   connection waiting in its accept queue cannot be restored: the dump fails.
 * A UDP socket comes back bound and connected as it was.  Datagrams queued
-  for reading are dumped (peeked one after the other with SO_PEEK_OFF) but
-  not restored: a datagram can only be queued again by sending it, and its
-  sender address could not be reproduced.
+  for reading are dumped with their senders (peeked one after the other with
+  SO_PEEK_OFF) and sent again at restore from a raw socket bound to the
+  sender's address, with the sender's port in the UDP header
+  (:func:`_requeue_udp`), so they read back with the same source.
 * An established TCP connection needs --tcp-established (without it the
   dump fails naming the connection).  The copy is put into repair mode
   (TCP_REPAIR): the sequence numbers and the unread / unacknowledged bytes
@@ -42,7 +43,7 @@ import struct
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
-from refcr.net import nsenter
+from refcr.net import netlock, nsenter, sockopts
 from refcr.pb import inet_pb2
 from refcr.ptrace import native
 
@@ -169,12 +170,31 @@ class InetKind:
         return s.detach()
 
 
+def _kind_name(stype: int, proto: int) -> str:
+    if stype == socket.SOCK_RAW:
+        return "raw"
+    if proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
+        return "ICMP (ping)"
+    if proto == 136:
+        return "UDP-Lite"
+    if proto == 132:
+        return "SCTP"
+    if proto == 262:
+        return "MPTCP"
+    return "inet"
+
+
+def connection_family(family: int) -> str:
+    return "IPv6" if family == socket.AF_INET6 else "IPv4"
+
+
 def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb2.InetSocketEntry, bool]:
     family, stype, proto = s.family, s.type, s.proto
     e = inet_pb2.InetSocketEntry(family=family, type=stype, protocol=proto, flags=t.flags)
     if (stype, proto) not in ((socket.SOCK_STREAM, socket.IPPROTO_TCP), (socket.SOCK_DGRAM, socket.IPPROTO_UDP)):
-        raise UnsupportedObject(f"{describe(t)}: inet socket of type {stype} protocol {proto} "
-                                f"(only TCP and UDP are supported)")
+        raise UnsupportedObject(f"{describe(t)}: {_kind_name(stype, proto)} socket "
+                                f"({connection_family(family)}, type {stype}, protocol {proto}): "
+                                f"only TCP and UDP are supported")
     e.src_addr, e.src_port, e.src_scope = _addr(family, s.getsockname())
     if not e.src_port:
         e.src_addr = b""
@@ -203,10 +223,7 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
                                     f"{TCP_STATES.get(e.state, e.state)} cannot be dumped")
     else:
         e.state = TCP_ESTABLISHED if e.dst_port else TCP_CLOSE
-        e.udp_queue.extend(_peek_datagrams(s))
-        if e.udp_queue:
-            log.warning("%s: %d queued datagram(s) of %s are dumped but will not be restored",
-                        describe(t), len(e.udp_queue), connection(e))
+        e.udp_msgs.extend(_peek_datagrams(s))
     return e, keep
 
 
@@ -228,9 +245,10 @@ def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
         e.cork = bool(_getint(s, SOL_TCP, TCP_CORK))
     else:
         e.cork = bool(_getint(s, socket.IPPROTO_UDP, UDP_CORK))
+    e.opts.CopyFrom(sockopts.dump(s, connection(e)))
 
 
-def _peek_datagrams(s: socket.socket) -> list[bytes]:
+def _peek_datagrams(s: socket.socket) -> list[inet_pb2.UdpDatagram]:
     if _ioctl_int(s, SIOCINQ) == 0:
         return []
     old = _getint(s, socket.SOL_SOCKET, SO_PEEK_OFF)
@@ -239,10 +257,11 @@ def _peek_datagrams(s: socket.socket) -> list[bytes]:
         s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
         while True:
             try:
-                data = s.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                data, src = s.recvfrom(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
-            out.append(data)
+            addr, port, _ = _addr(s.family, src)
+            out.append(inet_pb2.UdpDatagram(data=data, src_addr=addr, src_port=port))
             if not data:        # an empty datagram does not move the peek offset
                 break
     finally:
@@ -341,6 +360,8 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
     s = socket.socket(e.family, e.type, e.protocol)
     try:
         _restore_options(s, e)
+        if e.HasField("opts"):
+            sockopts.restore(s, e.opts, what, connected=e.state == TCP_ESTABLISHED)
         if e.protocol == socket.IPPROTO_TCP and e.state == TCP_ESTABLISHED:
             if not e.HasField("tcp"):
                 raise RestoreError(f"{what}: established, but the image has no repair state")
@@ -360,9 +381,52 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
     except BaseException:
         s.close()
         raise
-    if e.udp_queue:
-        log.warning("%s: %d queued datagram(s) are not restored", what, len(e.udp_queue))
+    if e.udp_msgs:
+        _requeue_udp(s, e)
     return s
+
+
+V4MAPPED = b"\0" * 10 + b"\xff\xff"
+IP_TRANSPARENT, IPV6_TRANSPARENT, IPV6_CHECKSUM = 19, 75, 7
+
+
+def _requeue_udp(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """The receive queue again: each datagram sent to the restored socket from a raw
+    socket bound (IP_TRANSPARENT) to the sender's address, with a UDP header naming the
+    sender's port, so recvfrom() reports the same sender (a UDP socket could not bind
+    that port while the sender holds it).  IPv4 goes without a checksum (allowed); IPv6
+    has the kernel compute it (IPV6_CHECKSUM).  To a socket bound to the wildcard
+    address the datagrams go to loopback."""
+    local = s.getsockname()
+    for m in e.udp_msgs:
+        if len(m.src_addr) not in (4, 16) or m.src_port > 0xFFFF or len(m.data) > 65507:
+            raise RestoreError(f"{connection(e)}: the image has a malformed queued datagram")
+        src = bytes(m.src_addr)
+        family = socket.AF_INET if len(src) == 4 or src.startswith(V4MAPPED) else socket.AF_INET6
+        src = src[12:] if len(src) == 16 and family == socket.AF_INET else src
+        dst = socket.inet_pton(e.family, local[0].split("%")[0])
+        if e.family == socket.AF_INET6 and family == socket.AF_INET:
+            dst = dst[12:] if dst.startswith(V4MAPPED) else b"\x7f\0\0\1"
+        if not dst.strip(b"\0"):
+            dst = b"\x7f\0\0\1" if family == socket.AF_INET else b"\0" * 15 + b"\1"
+        try:
+            _send_raw_udp(family, src, m.src_port, dst, local[1], bytes(m.data))
+        except OSError as exc:
+            raise RestoreError(f"{connection(e)}: cannot queue a datagram from "
+                               f"{socket.inet_ntop(family, src)}:{m.src_port} again: {exc.strerror or exc}") from None
+
+
+def _send_raw_udp(family: int, src: bytes, sport: int, dst: bytes, dport: int, data: bytes) -> None:
+    header = struct.pack("!HHHH", sport, dport, 8 + len(data), 0)
+    with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_UDP) as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, netlock.REFCR_MARK)   # passes the network lock
+        if family == socket.AF_INET:
+            raw.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
+        else:
+            raw.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+            raw.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, 6)
+        raw.bind((socket.inet_ntop(family, src), 0))
+        raw.sendto(header + data, (socket.inet_ntop(family, dst), 0))
 
 
 def _local(e: inet_pb2.InetSocketEntry) -> tuple:
@@ -425,11 +489,32 @@ def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     if r.timestamps:
         opts.append((TCPOPT_TIMESTAMP, 0))
     s.setsockopt(SOL_TCP, TCP_REPAIR_OPTIONS, b"".join(struct.pack("II", c, v) for c, v in opts))
+    _room(s, len(sent), len(r.recv_queue))
     _fill(s, TCP_SEND_QUEUE, sent)
     _fill(s, TCP_RECV_QUEUE, r.recv_queue)
     s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+    _buffers_back(s, e)
     if len(r.window) == 20:
         s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, r.window)
+
+
+def _room(s: socket.socket, send: int, recv: int) -> None:
+    """Buffers big enough for the queues about to be refilled (a send queue over
+    sk_sndbuf would block in sk_stream_wait_memory, a receive queue over sk_rcvbuf
+    fails with ENOMEM); the queue's own skb overhead is about as large again."""
+    if send:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_SNDBUFFORCE, 2 * send + (1 << 20))
+    if recv:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_RCVBUFFORCE, 2 * recv + (1 << 20))
+
+
+def _buffers_back(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """After the refill: the dumped sizes again, and their lock bits as dumped."""
+    if e.opts.sndbuf:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_SNDBUFFORCE, e.opts.sndbuf // 2)
+    if e.opts.rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, sockopts.SO_RCVBUFFORCE, e.opts.rcvbuf // 2)
+    sockopts.restore_buffers(s, e.opts, connection(e))
 
 
 def _leave_repair(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:

@@ -6,7 +6,8 @@ input, output and forward chains at the lowest priority whose policy is drop,
 loaded with the nft tool (nf_tables is built into the kernel, no module
 needed).  Dropped packets are simply lost, nothing answers them: a TCP peer
 sees no RST and retransmits once the lock is gone, so connections survive.
-Links are left as they are (taking them down would flush routes and IPv6
+Packets refcr sends itself on loopback during a restore (queued UDP
+datagrams, marked with REFCR_MARK) pass.  Links are left as they are (taking them down would flush routes and IPv6
 addresses and tell peers nothing useful).  The table is per namespace, so it
 goes away with the namespace when the dumped tree is killed.
 
@@ -29,9 +30,14 @@ from refcr.log import log
 from refcr.net import nsenter
 
 TABLE = "refcr_lock"
+# SO_MARK of the packets refcr itself sends on loopback while the lock holds
+# (queued UDP datagrams sent again, net/inet.py): let through, loopback only.
+REFCR_MARK = 0x72656663
 RULES = f"""table inet {TABLE} {{
-  chain input {{ type filter hook input priority -2147483648; policy drop; }}
-  chain output {{ type filter hook output priority -2147483648; policy drop; }}
+  chain input {{ type filter hook input priority -2147483648; policy drop;
+    iifname "lo" meta mark {REFCR_MARK:#x} accept; }}
+  chain output {{ type filter hook output priority -2147483648; policy drop;
+    oifname "lo" meta mark {REFCR_MARK:#x} accept; }}
   chain forward {{ type filter hook forward priority -2147483648; policy drop; }}
 }}
 """

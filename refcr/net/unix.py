@@ -4,7 +4,15 @@ Dump: sock_diag (net/sockdiag.py) lists every unix socket of the tree's network
 namespace with its name, peer, pending connections, shutdown bits and
 buffer sizes; the receive queue of each socket is read without consuming
 it through a pidfd_getfd copy (MSG_PEEK walking with SO_PEEK_OFF: one
-message per peek for datagrams, with the sender's address).  A socket whose
+message per peek for datagrams, with the sender's address).  Descriptors in
+flight (SCM_RIGHTS) arrive in refcr with the peek; once every fd table is
+dumped they are dumped like any open file (:func:`dump_in_flight`), so a
+socket queued in itself or its peer is found again, not copied, and the
+message records their file ids.  Restore sends such a message again with
+SCM_RIGHTS (a stream chunk carrying descriptors is sent on its own, so
+they arrive with the same bytes).  A unix socket that exists only in flight
+and is connected to one of the tree's is refused (its peer looks outside the
+tree); SCM_CREDENTIALS are not kept (queued messages carry refcr's).  A socket whose
 peer is not held by the tree is decided in one place, :func:`outside_peer`:
 refused, or dumped as external (a plugin's DUMP_UNIX_SK, or --ext-unix-sk;
 restore connects it to the recorded peer address again, or takes it from
@@ -23,6 +31,7 @@ namespace (a short-lived helper process does the path operations there).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -31,9 +40,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
-from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe, fd_target
 from refcr.log import log
-from refcr.net import nsenter, sockdiag
+from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
@@ -58,6 +67,8 @@ def _label(name: bytes) -> str:
 # ------------------------------------------------------------------ dump --
 
 def _diag(ctx: DumpFiles, pid: int) -> dict[int, sockdiag.UnixDiag]:
+    if pid == os.getpid() and ctx.extra.get("unix-inflight"):
+        pid = ctx.opts.pid          # a socket in flight, received by refcr: it is of the tree's namespace
     ns = os.stat(f"/proc/{pid}/ns/net").st_ino
     cache = ctx.extra.setdefault("unix-diag", {})
     if ns not in cache:
@@ -173,7 +184,8 @@ def check_ext_restore(ctx: RestoreFiles) -> None:
             raise OptionError(f"--ext-unix-sk {ino}: the images have no external unix socket {ino}")
 
 
-def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
+def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry,
+          diag: dict[int, sockdiag.UnixDiag]) -> None:
     if not d.name:
         return
     if d.name[:1] == b"\0":
@@ -192,9 +204,77 @@ def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
         e.deleted = not (stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino)
     except OSError:
         e.deleted = True
+        e.missing_dirs = _missing_levels(root, path)
+    if e.deleted:
+        found = _renamed_file(root, e.bind_dir, d, diag)
+        if found is not None:
+            e.file_path, st = found
+    if not e.deleted or e.file_path:
+        e.has_file = True
+        e.file_mode, e.file_uid, e.file_gid = stat_mod.S_IMODE(st.st_mode), st.st_uid, st.st_gid
 
 
-def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry) -> None:
+def _renamed_file(root: str, cwd: str, d: sockdiag.UnixDiag,
+                  diag: dict[int, sockdiag.UnixDiag]) -> tuple[bytes, os.stat_result] | None:
+    """The socket file of d renamed to the name another socket was bound to (a
+    server replacing its socket file atomically: bind to P.tmp, rename over P)."""
+    for x in diag.values():
+        if x.ino == d.ino or not x.name or x.name[:1] == b"\0":
+            continue
+        name = x.name.split(b"\0", 1)[0]
+        path = os.fsdecode(name)
+        try:
+            st = os.lstat(root + (path if path.startswith("/") else os.path.join(cwd, path)))
+        except OSError:
+            continue
+        if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino:
+            return name, st
+    return None
+
+
+def _missing_levels(root: str, path: str) -> int:
+    """How many directories above path are gone (path seen from the task's root)."""
+    levels = 0
+    for d in _parents(path, 64):
+        if os.path.lexists(root + d):
+            break
+        levels += 1
+    return levels
+
+
+@dataclass
+class _InFlight:
+    """Descriptors in flight (SCM_RIGHTS) with message `index` of socket `ino`'s
+    queue, as refcr received them by peeking: dumped once every fd table is."""
+    ino: int
+    index: int
+    fds: list[int]
+
+
+def _in_flight(ctx: DumpFiles) -> list[_InFlight]:
+    return ctx.extra.setdefault("unix-inflight", {}).setdefault("pending", [])
+
+
+def dump_in_flight(ctx: DumpFiles) -> None:
+    """The descriptors queued in unix sockets, dumped like any other open file
+    (the kinds see them as refcr's own fds), so a message gets the file ids of
+    what it carries.  Dumped after every fd table: a description the tree also
+    holds (a socket queued in itself or its peer) is then found, not dumped
+    again.  The copies stay open until refcr exits: the registry compares
+    descriptions by (pid, fd), which a reused fd number would confuse."""
+    pending = _in_flight(ctx)
+    kept = ctx.extra["unix-inflight"].setdefault("kept", [])
+    while pending:
+        item = pending.pop(0)
+        entry = next(fe.unix_sk for fe in ctx.entries
+                     if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.ino == item.ino)
+        for fd in item.fds:
+            kept.append(fd)
+            entry.queue[item.index].fds.append(ctx.add(fd_target(os.getpid(), fd)))
+
+
+def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry,
+                ctx: DumpFiles) -> None:
     e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
     if d.state == LISTEN:
         return
@@ -210,12 +290,20 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
                                                      socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    for i in range(0, len(payload) - len(payload) % 4, 4):
-                        os.close(int.from_bytes(payload[i:i + 4], "little"))
-                    raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} has file descriptors "
-                                            f"in flight (SCM_RIGHTS), which refcr cannot dump")
+            except OSError as exc:
+                if exc.errno in (errno.ENOTCONN, errno.EINVAL):   # unconnected / released seqpacket
+                    break
+                raise
+            fds = [int.from_bytes(payload[i:i + 4], "little")
+                   for level, kind, payload in anc if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+                   for i in range(0, len(payload) - len(payload) % 4, 4)]
+            if mflags & socket.MSG_CTRUNC:
+                for fd in fds:
+                    os.close(fd)
+                raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} holds a message with more "
+                                        f"descriptors in flight than refcr reads at once (253)")
+            if fds:
+                _in_flight(ctx).append(_InFlight(d.ino, len(e.queue), fds))
             if mflags & socket.MSG_TRUNC:
                 raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} holds a message over "
                                         f"{PEEK_BUF} bytes")
@@ -247,7 +335,7 @@ class UnixKind:
             raise UnsupportedObject(f"{describe(t)}: unix socket of type {d.type}")
         e = unix_pb2.UnixSkEntry(ino=d.ino, type=d.type, state=d.state, flags=t.flags & STATUS_FLAGS,
                                  shutdown=d.shutdown, rcvbuf=d.rcvbuf, sndbuf=d.sndbuf)
-        _name(t, d, e)
+        _name(t, d, e, diag)
         tree = _tree_sockets(ctx)
         if d.state == LISTEN:
             e.backlog = d.wqlen
@@ -273,8 +361,9 @@ class UnixKind:
         sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+            e.opts.CopyFrom(sockopts.dump(sk, f"{describe(t)}: unix socket {d.ino}"))
             if not e.ext_plugin:
-                _read_queue(t, sk, d, e)
+                _read_queue(t, sk, d, e, ctx)
             else:
                 e.peek_off = sk.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
             if e.external and e.queue:
@@ -333,6 +422,39 @@ def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
         raise OSError(code, os.strerror(code))
 
 
+def _parents(path: str, levels: int) -> list[str]:
+    """The directories above path, innermost first, at most levels of them."""
+    out, parent = [], os.path.dirname(os.path.abspath(path))
+    while len(out) < levels and parent not in ("/", ""):
+        out.append(parent)
+        parent = os.path.dirname(parent)
+    return out
+
+
+def _make_parents(path: str, levels: int) -> None:
+    """Create the missing ones of the levels directories above path (mode 0700, for the
+    time of the restore: the socket was bound in a directory removed since)."""
+    for d in reversed(_parents(path, levels)):
+        if not os.path.lexists(d):
+            os.mkdir(d, 0o700)
+
+
+def _remove_made_parents(path: str, levels: int) -> None:
+    """Remove again what _make_parents made (empty directories only)."""
+    for d in _parents(path, levels):
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+
+
+def _sendmsg_all(sk: socket.socket, data: bytes, anc: list[tuple[int, int, bytes]]) -> None:
+    """One stream chunk with its descriptors: they go with the first byte, the rest follows."""
+    sent = sk.sendmsg([data], anc, socket.MSG_DONTWAIT)
+    if sent < len(data):
+        sk.sendall(data[sent:], socket.MSG_DONTWAIT)
+
+
 @dataclass
 class _Builder:
     ctx: RestoreFiles
@@ -341,6 +463,7 @@ class _Builder:
     closers: dict[int, socket.socket] = field(default_factory=dict)   # partners to close: peer_closed
     pairs: set[int] = field(default_factory=set)                      # connected by socketpair / accept
     to_unlink: list[unix_pb2.UnixSkEntry] = field(default_factory=list)
+    ours: set[tuple[str, str]] = field(default_factory=set)            # paths a deleted socket was bound to
 
     ext: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)  # connected outside the tree
     inherited: set[int] = field(default_factory=set)                    # ... handed in by --inherit-fd
@@ -378,30 +501,51 @@ class _Builder:
             return
         path = os.fsdecode(name)
         aside = path + ".refcr-aside"
+        key = (e.bind_dir, path)
 
         def do() -> None:
             if os.path.lexists(path):
                 st = os.lstat(path)
                 if e.deleted:
                     os.rename(path, aside)
-                elif stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == e.vfs_ino:
-                    os.unlink(path)                   # our own stale socket file
+                elif stat_mod.S_ISSOCK(st.st_mode) and (st.st_ino == e.vfs_ino or key in self.ours):
+                    os.unlink(path)                   # our own stale socket file, or one a deleted socket bound
                 else:
                     raise OSError(98, "the path is taken by another file")
+            elif e.deleted and e.missing_dirs:
+                _make_parents(path, e.missing_dirs)   # its directory is gone too
             sk.bind(name)
+            if e.has_file:                            # (a renamed file: moved after the unlinks)
+                os.chmod(path, e.file_mode)
+                os.lchown(path, e.file_uid, e.file_gid)
         self._path_op(e, do)
-        if e.deleted:
+        if e.deleted and not e.file_path:
+            self.ours.add(key)
             self.to_unlink.append(e)
+        elif key in self.ours:
+            self.ours.discard(key)
+            self.to_unlink = [x for x in self.to_unlink if (x.bind_dir, os.fsdecode(bytes(x.name))) != key]
 
     def unlink_deleted(self) -> None:
         for e in self.to_unlink:
             path = os.fsdecode(bytes(e.name))
 
-            def do(path: str = path) -> None:
+            def do(path: str = path, levels: int = e.missing_dirs) -> None:
                 os.unlink(path)
                 if os.path.lexists(path + ".refcr-aside"):
                     os.rename(path + ".refcr-aside", path)
+                _remove_made_parents(path, levels)
             self._path_op(e, do)
+
+    def move_renamed(self) -> None:
+        """Socket files that were renamed over another name go there again."""
+        for e in self.es.values():
+            if not e.file_path:
+                continue
+            if e.file_path[:1] in (b"", b"\0"):
+                raise RestoreError(f"unix socket {e.ino}: the image's file_path is not a path")
+            src, dst = os.fsdecode(bytes(e.name)), os.fsdecode(bytes(e.file_path))
+            self._path_op(e, lambda src=src, dst=dst: os.rename(src, dst))
 
     def connect(self, sk: socket.socket, target: unix_pb2.UnixSkEntry) -> None:
         name = bytes(target.name)
@@ -477,6 +621,7 @@ class _Builder:
             sk.close()
         self.closers.clear()
         self.unlink_deleted()
+        self.move_renamed()
         for e in es.values():
             self._finish(e)
         for e in self.ext.values():
@@ -564,16 +709,21 @@ class _Builder:
                 raise RestoreError(f"{where}: no peer to requeue its data from")
             total = sum(len(m.data) for m in e.queue)
             for m in e.queue:
-                self._send(sender, total, lambda d=m.data: sender.sendall(d, socket.MSG_DONTWAIT))
+                if m.fds:
+                    anc = self._rights(m)
+                    self._send(sender, total, lambda d=m.data, a=anc: _sendmsg_all(sender, d, a))
+                else:
+                    self._send(sender, total, lambda d=m.data: sender.sendall(d, socket.MSG_DONTWAIT))
             return
         named = {bytes(x.name): self.socks[x.ino] for x in self.es.values() if x.name}
         total = sum(len(m.data) for m in e.queue)
         for m in e.queue:
             peer = self.es.get(e.peer)
             via_pair = e.ino in self.pairs and peer is not None
+            anc = self._rights(m)
             if via_pair and (not m.has_sender or bytes(m.sender) == bytes(peer.name)):
                 psk = self.socks[peer.ino]
-                self._send(psk, total, lambda d=m.data, s=psk: s.send(d, socket.MSG_DONTWAIT))
+                self._send(psk, total, lambda d=m.data, s=psk, a=anc: s.sendmsg([d], a, socket.MSG_DONTWAIT))
                 continue
             if not e.name:
                 raise RestoreError(f"{where}: cannot requeue a datagram from {_label(bytes(m.sender))}")
@@ -589,11 +739,26 @@ class _Builder:
                 elif m.has_sender:
                     log.warning("%s: a queued datagram loses its sender %s", where, _label(bytes(m.sender)))
             try:
-                self._send(sender, total, lambda s=sender, d=m.data: self._path_op(
-                    e, lambda: s.sendto(d, socket.MSG_DONTWAIT, bytes(e.name))))
+                self._send(sender, total, lambda s=sender, d=m.data, a=anc: self._path_op(
+                    e, lambda: s.sendmsg([d], a, socket.MSG_DONTWAIT, bytes(e.name))))
             finally:
                 if tmp is not None:
                     tmp.close()
+
+    def _rights(self, m: unix_pb2.UnixQueuedMsg) -> list[tuple[int, int, bytes]]:
+        """The SCM_RIGHTS ancillary data that puts m's descriptors in flight again."""
+        if not m.fds:
+            return []
+        fds = [self._fd_of(i) for i in m.fds]
+        return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds))]
+
+    def _fd_of(self, file_id: int) -> int:
+        """A descriptor in flight: a unix socket of this build as it is, anything else opened
+        through the registry (which keeps it for the task that may also hold it)."""
+        fe = self.ctx.entry(file_id)
+        if fe.WhichOneof("file") == "unix_sk" and fe.unix_sk.ino in self.socks:
+            return self.socks[fe.unix_sk.ino].fileno()
+        return self.ctx.open(file_id)
 
     def _finish(self, e: unix_pb2.UnixSkEntry) -> None:
         sk = self.socks[e.ino]
@@ -607,6 +772,8 @@ class _Builder:
                     raise
         if e.passcred:
             sk.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        if e.HasField("opts"):
+            sockopts.restore(sk, e.opts, f"unix socket {e.ino} ({_label(bytes(e.name))})")
         if e.peek_off != -1:
             sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
         fl = fcntl.fcntl(sk.fileno(), fcntl.F_GETFL)

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 
 from .procs import descendants, read_stat
+from .sockopts import socket_state
 
 STATUS_KEYS = (
     "Name", "Umask", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
@@ -266,6 +267,8 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             info = tuple(
                 (k, f"@{mount_points.get(v, 'internal')}") if k == "mnt_id" else (k, v) for k, v in info
             )
+        if target.startswith("socket:["):
+            info = info + tuple(socket_state(pid, int(name)))
         out.append(Fd(int(name), target, info))
     return out
 

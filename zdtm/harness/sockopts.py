@@ -1,0 +1,200 @@
+"""The socket-level state of one socket fd, for the harness's state check.
+
+The harness takes a pidfd_getfd copy of the task's socket (the same open
+file description) and reads, without consuming anything: the socket
+options of every level that applies to its family and protocol, the
+classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
+addresses (inet: both ends; unix: the bound name), the receive queue
+length (SIOCINQ, not for TCP) and, for a unix socket
+bound to a path, the socket file's mode, owner and group.  Everything is
+rendered as ``key=value`` pairs appended to the fd's fdinfo pairs, so a
+restore that loses an option shows up as a one-line difference.
+
+Not compared: values the kernel derives from the moment (queue lengths,
+TCP sequence numbers, TCP_MAXSEG of a connection (the kernel's mss_cache,
+which TCP_REPAIR_OPTIONS does not recompute: a repaired connection starts at
+the default segment size and grows it again on path-MTU events), SO_PEERCRED's pid, which names a process of the
+tree only when the tree made the pair itself), and the inode of the socket
+file (a restored file is a new one).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import socket
+import stat
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_PIDFD_GETFD = 438
+SOL_TCP, SOL_UDP = 6, 17
+
+# (level, name, option number, how to render: "i" int, "linger", "timeval", "str", "bool")
+SOL_SOCKET_OPTS = (
+    ("priority", 12, "i"), ("rcvlowat", 18, "i"), ("sndlowat", 19, "i"), ("mark", 36, "i"),
+    ("passcred", 16, "i"), ("passsec", 34, "i"), ("dontroute", 5, "i"), ("no_check", 11, "i"),
+    ("oobinline", 10, "i"), ("broadcast", 6, "i"), ("keepalive", 9, "i"), ("linger", 13, "linger"),
+    ("reuseaddr", 2, "i"), ("reuseport", 15, "i"), ("bindtodevice", 25, "str"),
+    ("rcvbuf", 8, "i"), ("sndbuf", 7, "i"), ("rcvtimeo", 20, "timeval"), ("sndtimeo", 21, "timeval"),
+    ("peek_off", 42, "i"), ("acceptconn", 30, "i"), ("lock_filter", 44, "i"), ("buf_lock", 72, "i"),
+    ("timestamp", 29, "i"), ("busy_poll", 46, "i")
+)
+IP_OPTS = (
+    ("ip_tos", 1, "i"), ("ip_ttl", 2, "i"), ("ip_freebind", 15, "i"), ("ip_transparent", 19, "i"),
+    ("ip_recverr", 11, "i"), ("ip_mtu_discover", 10, "i"), ("ip_pktinfo", 8, "i"),
+)
+IPV6_OPTS = (
+    ("ipv6_v6only", 26, "i"), ("ipv6_unicast_hops", 16, "i"), ("ipv6_tclass", 67, "i"),
+    ("ipv6_recverr", 25, "i"), ("ipv6_freebind", 78, "i"), ("ipv6_transparent", 75, "i"),
+)
+TCP_OPTS = (
+    ("tcp_nodelay", 1, "i"), ("tcp_cork", 3, "i"), ("tcp_maxseg", 2, "i"), ("tcp_keepidle", 4, "i"),
+    ("tcp_keepintvl", 5, "i"), ("tcp_keepcnt", 6, "i"), ("tcp_user_timeout", 18, "i"),
+    ("tcp_congestion", 13, "str"), ("tcp_syncnt", 7, "i"), ("tcp_linger2", 8, "i"),
+    ("tcp_defer_accept", 9, "i"),
+    ("tcp_notsent_lowat", 25, "i"),
+)
+UDP_OPTS = (("udp_cork", 1, "i"),)
+
+
+def _getsockopt(fd: int, level: int, opt: int, size: int) -> bytes | None:
+    buf = ctypes.create_string_buffer(size)
+    ln = ctypes.c_uint(size)
+    if _libc.getsockopt(fd, level, opt, buf, ctypes.byref(ln)) != 0:
+        return None
+    return buf.raw[:ln.value]
+
+
+def _render(raw: bytes | None, how: str) -> str | None:
+    if raw is None:
+        return None
+    if how == "i":
+        return str(int.from_bytes(raw[:4].ljust(4, b"\0"), "little", signed=True))
+    if how == "linger":
+        on, secs = struct.unpack("ii", raw[:8].ljust(8, b"\0"))
+        return f"{secs}s" if on else "off"
+    if how == "timeval":
+        sec, usec = struct.unpack("qq", raw[:16].ljust(16, b"\0"))
+        return f"{sec}.{usec:06d}"
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _filter(fd: int) -> str:
+    """SO_GET_FILTER: 'none' or the instruction count and a digest."""
+    ln = ctypes.c_uint(0)
+    if _libc.getsockopt(fd, socket.SOL_SOCKET, 26, None, ctypes.byref(ln)) != 0 or ln.value == 0:
+        return "none"
+    raw = _getsockopt(fd, socket.SOL_SOCKET, 26, 8 * ln.value)
+    if raw is None:
+        return "unreadable"
+    return f"{ln.value}:{hashlib.sha1(raw[:8 * ln.value]).hexdigest()[:12]}"
+
+
+def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
+    out: list[tuple[int, tuple]] = [(socket.SOL_SOCKET, SOL_SOCKET_OPTS)]
+    if family == socket.AF_INET:
+        out.append((socket.IPPROTO_IP, IP_OPTS))
+    elif family == socket.AF_INET6:
+        out.append((socket.IPPROTO_IPV6, IPV6_OPTS))
+    if family in (socket.AF_INET, socket.AF_INET6):
+        if proto == socket.IPPROTO_TCP:
+            out.append((SOL_TCP, TCP_OPTS))
+        elif proto == socket.IPPROTO_UDP:
+            out.append((SOL_UDP, UDP_OPTS))
+    return out
+
+
+def _unix_file(pid: int, name: bytes) -> list[tuple[str, str]]:
+    """A unix socket bound to a path: its file's mode and owner (as the task sees it)."""
+    if not name or name[:1] == b"\0":
+        return []
+    path = os.fsdecode(name)
+    base = f"/proc/{pid}/root" if path.startswith("/") else f"/proc/{pid}/cwd"
+    try:
+        st = os.lstat(os.path.join(base, path.lstrip("/")))
+    except OSError:
+        return [("sock_file", "absent")]
+    if not stat.S_ISSOCK(st.st_mode):
+        return [("sock_file", "not-a-socket")]
+    return [("sock_file", f"{stat.S_IMODE(st.st_mode):o}:{st.st_uid}:{st.st_gid}")]
+
+
+def _names(sk: socket.socket) -> list[tuple[str, str]]:
+    out = []
+    for key, fn in (("sockname", sk.getsockname), ("peername", sk.getpeername)):
+        try:
+            addr = fn()
+        except OSError:
+            continue
+        if isinstance(addr, bytes):
+            addr = addr.decode(errors="replace").replace("\0", "@")
+        out.append((key, repr(addr)))
+    return out
+
+
+def _queues(fd: int, family: int, stype: int) -> list[tuple[str, str]]:
+    """Bytes waiting to be read (SIOCINQ: a unix stream's total, a datagram
+    socket's first message).  Not for TCP, whose bytes legitimately move from
+    the sender's queue to the receiver's when a restored window opens, and no
+    SIOCOUTQ (memory accounting, which depends on how the bytes were sent)."""
+    if family in (socket.AF_INET, socket.AF_INET6) and stype == socket.SOCK_STREAM:
+        return []
+    buf = ctypes.c_int(0)
+    if _libc.ioctl(fd, 0x541B, ctypes.byref(buf)) != 0:
+        return []
+    return [("inq", str(buf.value))]
+
+
+def _connected(sk: socket.socket) -> bool:
+    try:
+        sk.getpeername()
+        return True
+    except OSError:
+        return False
+
+
+def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
+    """key=value pairs for the socket at /proc/PID/fd/FD ([] if it cannot be copied)."""
+    pidfd = -1
+    try:
+        pidfd = os.pidfd_open(pid)
+        copy = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+    except OSError:
+        return []
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    if copy < 0:
+        return []
+    sk = socket.socket(fileno=copy)
+    try:
+        family, stype, proto = sk.family, sk.type, sk.proto
+        out: list[tuple[str, str]] = [("sock", f"{int(family)}/{int(stype)}/{proto}")]
+        connected = _connected(sk)
+        for level, opts in _levels(family, stype, proto):
+            for name, num, how in opts:
+                if name == "tcp_maxseg" and connected:
+                    continue        # the negotiated MSS (mss_cache): a repaired connection computes it again
+                val = _render(_getsockopt(copy, level, num, 64), how)
+                if val is not None:
+                    out.append((name, val))
+        out.append(("filter", _filter(copy)))
+        out.extend(_queues(copy, family, stype))
+        if family == socket.AF_UNIX:
+            cred = _getsockopt(copy, socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            if cred is not None:
+                _, uid, gid = struct.unpack("iii", cred)
+                out.append(("peercred", f"{uid}:{gid}"))
+        names = _names(sk)
+        out.extend(names)
+        if family == socket.AF_UNIX:
+            try:
+                bound = sk.getsockname()
+            except OSError:
+                bound = ""
+            out.extend(_unix_file(pid, os.fsencode(bound) if isinstance(bound, str) else bound))
+        return out
+    finally:
+        sk.close()
+
