@@ -137,8 +137,8 @@ class DumpFiles:
             kind = self.claim(t, self)
             file_id = len(self.entries) + 1
             entry = files_pb2.FileEntry(id=file_id)
+            self.entries.append(entry)      # its id taken before a kind's dump adds others (a peer, a target)
             getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
-            self.entries.append(entry)
             if len(self.entries) != known + 1:      # dumping it added descriptions: look again
                 at = self._find(t)[0]
             self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), []).insert(at, (t.pid, t.fd, file_id))
