@@ -50,7 +50,8 @@ SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
 AREA_SIZE = PAGE_SIZE + SCRATCH_SIZE
 TASK_SIZE = 0x7FFFFFFFF000
-TRACE_OPTIONS = native.PTRACE_O_EXITKILL | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEFORK
+TRACE_OPTIONS = (native.PTRACE_O_EXITKILL | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEFORK
+                 | native.PTRACE_O_SUSPEND_SECCOMP)   # restored seccomp filters do not stop refcr
 NR_CLONE3 = 435
 CLONE_ARGS = struct.Struct("<11Q")     # struct clone_args (CLONE_ARGS_SIZE_VER2)
 THREAD_FLAGS = (native.CLONE_VM | native.CLONE_FS | native.CLONE_FILES | native.CLONE_SIGHAND
