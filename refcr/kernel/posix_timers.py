@@ -10,11 +10,12 @@ Restore, through the main thread once every thread exists (a
 SIGEV_THREAD_ID timer names one): with PR_TIMER_CREATE_RESTORE_IDS on,
 timer_create takes the id to use from the timer_t it is given, so every
 timer gets its dumped id; then it is armed with the remaining time
-(relative: an absolute timer would have the same expiry).  The kernel then
-counts on from as many ids as were created; it is moved on until the next
-timer_create returns the id after the highest restored one, which is what a
-process that never deleted a timer would get next (the kernel does not show
-its counter, so that is the guess).  A CLOCK_THREAD_CPUTIME_ID timer
+(relative: an absolute timer would have the same expiry).  They are made
+oldest first, as /proc lists them newest first, so the list comes back in
+its order; in restore mode the kernel continues its id counter after the id
+just given, so the next timer_create of the process gets the id after its
+newest timer's, as it would have (unless it had deleted its newest ones,
+which /proc cannot show).  A CLOCK_THREAD_CPUTIME_ID timer
 measures the thread that created it, which /proc does not show: it is
 created in the thread it notifies (SIGEV_THREAD_ID), else in the main thread.
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import struct
 
 from refcr.errors import DumpError, RestoreError
-from refcr.log import log
 from refcr.pb import core_pb2
 from refcr.ptrace import proc
 from refcr.ptrace.tracee import Remote
@@ -36,9 +36,9 @@ PR_TIMER_CREATE_RESTORE_IDS = 77
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
 NOTIFY_WORDS = {"signal": SIGEV_SIGNAL, "none": SIGEV_NONE, "thread": SIGEV_THREAD}
 CLOCK_THREAD_CPUTIME_ID = 3
+CPUCLOCK_PERTHREAD = 4               # in a CPU clock id: ~pid << 3 | perthread | which
 ITIMERSPEC = struct.Struct("<qqqq")      # it_interval {sec, nsec}, it_value {sec, nsec}
 SIGEVENT_SIZE = 64
-MAX_ID_ADVANCE = 1 << 16
 
 
 def _ns(sec: int, nsec: int) -> int:
@@ -93,6 +93,13 @@ def dump(pid: int, remote: Remote, inner_tid: dict[int, int]) -> list[core_pb2.P
     return out
 
 
+def own_thread_clock(clockid: int) -> bool:
+    """A clock of the CPU time of the calling thread (as glibc passes it: pid 0)."""
+    if clockid == CLOCK_THREAD_CPUTIME_ID:
+        return True
+    return clockid < 0 and bool(clockid & CPUCLOCK_PERTHREAD) and ~(clockid >> 3) == 0
+
+
 def _sigevent(e: core_pb2.PosixTimerEntry) -> bytes:
     head = struct.pack("<QiiI", e.sigval, e.signo, e.notify, e.tid)
     return head + bytes(SIGEVENT_SIZE - len(head))
@@ -109,33 +116,16 @@ def _create(remote: Remote, e: core_pb2.PosixTimerEntry) -> None:
         remote.check("timer_settime", e.id, 0, its, 0)
 
 
-def _advance_ids(remote: Remote, created: int, after: int) -> None:
-    """Create and delete timers until the kernel's next id is after+1 (each
-    timer_create moved it on by one, starting from 0 in the new process)."""
-    if created > after:
-        return
-    idp, = remote.put(bytes(4))
-    sev, = remote.put(struct.pack("<QiiI", 0, 0, SIGEV_NONE, 0) + bytes(SIGEVENT_SIZE - 20))
-    for _ in range(MAX_ID_ADVANCE):
-        remote.check("timer_create", 1, sev, idp)
-        got = struct.unpack("<i", remote.get(idp, 4))[0]
-        remote.check("timer_delete", got)
-        if got >= after:
-            return
-    log.warning("task %d: POSIX timer ids not moved on to %d", remote.tid, after + 1)
-
-
 def restore(main: Remote, threads: dict[int, Remote], timers: list[core_pb2.PosixTimerEntry]) -> None:
-    """threads: inner tid -> the puppet thread's Remote."""
+    """threads: inner tid -> the puppet thread's Remote; timers in /proc's order."""
     if not timers:
         return
     if main.call("prctl", PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) < 0:
         raise RestoreError(f"task {main.tid}: this kernel cannot create POSIX timers with given ids "
                            "(PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15+)")
     try:
-        for e in timers:
-            by = threads.get(e.tid, main) if e.clockid == CLOCK_THREAD_CPUTIME_ID else main
+        for e in reversed(timers):      # /proc lists the newest first: recreate the oldest first
+            by = threads.get(e.tid, main) if own_thread_clock(e.clockid) else main
             _create(by, e)
     finally:
         main.check("prctl", PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0)
-    _advance_ids(main, len(timers), max(e.id for e in timers))
