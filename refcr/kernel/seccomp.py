@@ -1,7 +1,7 @@
 """seccomp(2) of a thread: strict mode, or a chain of classic BPF filters.
 
 Dump: /proc/PID/task/TID/status says the mode; the filters are read with
-PTRACE_SECCOMP_GET_FILTER (newest first, so they are stored reversed) and
+PTRACE_SECCOMP_GET_FILTER (index 0 is the oldest) and
 their flags with PTRACE_SECCOMP_GET_METADATA (only SECCOMP_FILTER_FLAG_LOG
 is shown by the kernel).  A thread's oldest filters that are identical to
 the main thread's are recorded as shared with it (``inherited``).
@@ -76,7 +76,7 @@ def _filter(tid: int, index: int) -> core_pb2.SeccompFilter | None:
     _ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, buf)
     meta = ctypes.create_string_buffer(struct.pack("<QQ", index, 0))
     _ptrace(PTRACE_SECCOMP_GET_METADATA, tid, 16, meta)
-    return core_pb2.SeccompFilter(prog=buf.raw, flags=struct.unpack("<QQ", meta.raw)[1])
+    return core_pb2.SeccompFilter(prog=buf.raw[:count * BPF_INSN], flags=struct.unpack_from("<QQ", meta.raw)[1])
 
 
 def dump(pid: int, tid: int, main: core_pb2.SeccompEntry | None) -> core_pb2.SeccompEntry:
@@ -84,13 +84,11 @@ def dump(pid: int, tid: int, main: core_pb2.SeccompEntry | None) -> core_pb2.Sec
     e = core_pb2.SeccompEntry(mode=mode(pid, tid))
     if e.mode != SECCOMP_MODE_FILTER:
         return e
-    newest_first = []
     try:
-        while (f := _filter(tid, len(newest_first))) is not None:
-            newest_first.append(f)
+        while (f := _filter(tid, len(e.filters))) is not None:
+            e.filters.append(f)
     except OSError as exc:
         raise DumpError(f"process {pid}: cannot read the seccomp filters of thread {tid}: {exc.strerror}") from exc
-    e.filters.extend(reversed(newest_first))
     if main is not None:
         while (e.inherited < min(len(e.filters), len(main.filters))
                and e.filters[e.inherited] == main.filters[e.inherited]):
@@ -101,8 +99,8 @@ def dump(pid: int, tid: int, main: core_pb2.SeccompEntry | None) -> core_pb2.Sec
 def _install(remote: Remote, f: core_pb2.SeccompFilter) -> None:
     if not f.prog or len(f.prog) % BPF_INSN or len(f.prog) // BPF_INSN > 4096:
         raise RestoreError(f"task {remote.tid}: a seccomp filter in the image is malformed")
-    prog, = remote.put(f.prog)
-    fprog, = remote.put(struct.pack("<HxxxxxxQ", len(f.prog) // BPF_INSN, prog))
+    fprog, prog = remote.put(bytes(16), f.prog)
+    remote.write(fprog, struct.pack("<HxxxxxxQ", len(f.prog) // BPF_INSN, prog))
     remote.check("seccomp", SECCOMP_SET_MODE_FILTER, f.flags, fprog)
 
 
