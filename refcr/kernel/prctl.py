@@ -1,7 +1,8 @@
 """prctl(2) attributes of a task that only the task itself can read or set.
 
 Per thread: parent-death signal, timer slack, TSC access, machine-check kill
-policy.  Per process: child subreaper, THP disable, memory-deny-write-execute.
+policy, speculation controls (a mitigation the thread asked for by prctl).
+Per process: child subreaper, THP disable, memory-deny-write-execute.
 All are read by injected prctl calls at the dump and set the same way.
 
 Order at restore: after the credentials (a uid change clears the
@@ -36,6 +37,9 @@ PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
 PR_GET_IO_FLUSHER = 58
 PR_SET_MDWE, PR_GET_MDWE = 65, 66
 PR_GET_MEMORY_MERGE = 68
+PR_GET_SPECULATION_CTRL, PR_SET_SPECULATION_CTRL = 52, 53
+SPEC_KINDS = (0, 1, 2)               # PR_SPEC_STORE_BYPASS, PR_SPEC_INDIRECT_BRANCH, PR_SPEC_L1D_FLUSH
+PR_SPEC_PRCTL, PR_SPEC_DISABLE, PR_SPEC_FORCE_DISABLE, PR_SPEC_DISABLE_NOEXEC = 1, 4, 8, 16
 
 
 def _get_int(remote: Remote, option: int) -> int:
@@ -54,7 +58,9 @@ def dump_thread(pid: int, remote: Remote, is_root: bool) -> core_pb2.ThreadPrctl
     e = core_pb2.ThreadPrctl(pdeath_signal=_get_int(remote, PR_GET_PDEATHSIG),
                              timer_slack_ns=remote.check("prctl", PR_GET_TIMERSLACK, 0, 0, 0, 0),
                              tsc=_get_int(remote, PR_GET_TSC),
-                             mce_kill=remote.check("prctl", PR_MCE_KILL_GET, 0, 0, 0, 0))
+                             mce_kill=remote.check("prctl", PR_MCE_KILL_GET, 0, 0, 0, 0),
+                             speculation=[max(remote.call("prctl", PR_GET_SPECULATION_CTRL, k, 0, 0, 0), 0)
+                                          for k in SPEC_KINDS])
     if e.pdeath_signal and is_root:
         raise UnsupportedObject(f"process {pid}: thread {remote.tid} has parent-death signal {e.pdeath_signal} "
                                 "(PR_SET_PDEATHSIG) but is in the tree's root, whose parent is not dumped: "
@@ -84,6 +90,19 @@ def restore_thread(remote: Remote, e: core_pb2.ThreadPrctl) -> None:
         remote.check("prctl", PR_MCE_KILL, PR_MCE_KILL_SET, e.mce_kill, 0, 0)
     if e.pdeath_signal:
         remote.check("prctl", PR_SET_PDEATHSIG, e.pdeath_signal, 0, 0, 0)
+    for kind, value in zip(SPEC_KINDS, e.speculation, strict=False):
+        _restore_speculation(remote, kind, value)
+
+
+def _restore_speculation(remote: Remote, kind: int, value: int) -> None:
+    """Only a mitigation set by prctl (PR_SPEC_PRCTL with a disable bit) is the
+    thread's own; the rest is the system's and the new thread has it too."""
+    if not value & PR_SPEC_PRCTL:
+        return
+    for bit in (PR_SPEC_FORCE_DISABLE, PR_SPEC_DISABLE_NOEXEC, PR_SPEC_DISABLE):
+        if value & bit:
+            remote.check("prctl", PR_SET_SPECULATION_CTRL, kind, bit, 0, 0)
+            return
 
 
 def restore_process(remote: Remote, e: core_pb2.ProcessPrctl) -> None:
