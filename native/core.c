@@ -361,6 +361,7 @@ long rc_vm_write(int pid, const unsigned long *addrs, const unsigned long *lens,
 #define PM_PRESENT	(1ULL << 63)
 #define PM_SWAPPED	(1ULL << 62)
 #define PM_FILE_SHARED	(1ULL << 61)	/* file page or shared anon */
+#define PM_GUARD_REGION	(1ULL << 58)	/* MADV_GUARD_INSTALL marker: no page, reads fault */
 #define PM_CHUNK	4096		/* entries per pread: 32 KiB */
 
 long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
@@ -407,7 +408,7 @@ long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
 		for (k = 0; k < (size_t)got; k++, addr += psize) {
 			uint64_t e = ents[k];
 
-			if (!(e & (PM_PRESENT | PM_SWAPPED)))
+			if (!(e & (PM_PRESENT | PM_SWAPPED)) || (e & PM_GUARD_REGION))
 				continue;
 			if (anon_only && (e & PM_FILE_SHARED))
 				continue;

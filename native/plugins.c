@@ -2,7 +2,10 @@
  * The plugin host: what refcr's process provides to CRIU-style plugins.
  *
  * Compiled into the cffi extension refcr._plugins.  Plugins resolve
- * criu_get_image_dir(), print_on_level() and log_get_loglevel() from it:
+ * criu_get_image_dir(), print_on_level(), vprint_on_level(),
+ * log_get_loglevel() and log_set_loglevel() from it (what criu-plugin.h and
+ * criu-log.h say the host provides; tests/plugins/test_compat.py checks the
+ * exported symbols with nm -D):
  * refcr_host_export() re-opens this very library with RTLD_GLOBAL, so its
  * symbols are visible to every library dlopen()ed afterwards.
  *
@@ -31,12 +34,12 @@
 static void refcr_plugin_log(unsigned int level, const char *msg);
 
 static int host_image_dir = -1;
-static int host_loglevel = DEFAULT_LOGLEVEL;
+static unsigned int host_loglevel = DEFAULT_LOGLEVEL;
 
 void refcr_host_setup(int image_dir_fd, int loglevel)
 {
 	host_image_dir = image_dir_fd;
-	host_loglevel = loglevel;
+	host_loglevel = loglevel < 0 ? 0 : (unsigned int)loglevel;
 }
 
 int criu_get_image_dir(void)
@@ -44,40 +47,52 @@ int criu_get_image_dir(void)
 	return host_image_dir;
 }
 
-int log_get_loglevel(void)
+unsigned int log_get_loglevel(void)
 {
 	return host_loglevel;
 }
 
-void print_on_level(unsigned int loglevel, const char *format, ...)
+/* The plugin's own messages only: refcr's level stays what -v said. */
+void log_set_loglevel(unsigned int loglevel)
+{
+	host_loglevel = loglevel;
+}
+
+void vprint_on_level(unsigned int loglevel, const char *format, va_list params)
 {
 	int saved = errno;
 	char small[1024], *buf = small;
-	va_list ap;
+	va_list again;
 	int n;
 
-	if (loglevel != LOG_MSG && (int)loglevel > host_loglevel)
+	if (loglevel != LOG_MSG && loglevel > host_loglevel)
 		goto out;
-	va_start(ap, format);
-	n = vsnprintf(small, sizeof(small), format, ap);
-	va_end(ap);
-	if (n < 0)
-		goto out;
-	if ((size_t)n >= sizeof(small)) {
+	va_copy(again, params);
+	n = vsnprintf(small, sizeof(small), format, params);
+	if (n >= 0 && (size_t)n >= sizeof(small)) {
 		buf = malloc((size_t)n + 1);
 		if (!buf)
 			buf = small; /* truncated, still something */
-		else {
-			va_start(ap, format);
-			vsnprintf(buf, (size_t)n + 1, format, ap);
-			va_end(ap);
-		}
+		else
+			vsnprintf(buf, (size_t)n + 1, format, again);
 	}
+	va_end(again);
+	if (n < 0)
+		goto out;
 	refcr_plugin_log(loglevel, buf);
 	if (buf != small)
 		free(buf);
 out:
 	errno = saved;
+}
+
+void print_on_level(unsigned int loglevel, const char *format, ...)
+{
+	va_list ap;
+
+	va_start(ap, format);
+	vprint_on_level(loglevel, format, ap);
+	va_end(ap);
 }
 
 int refcr_host_export(void)

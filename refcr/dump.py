@@ -21,7 +21,8 @@ from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.kernel import (
-    audit, creds, itimers, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp, signals, task,
+    audit, cgroup, creds, itimers, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp, sharing,
+    signals, task,
 )
 from refcr.log import log
 from refcr.mm import memory, track
@@ -98,7 +99,7 @@ def freeze_process(m: pstree.Member) -> None:
         if not new:
             return
         for tid in new:
-            seize_thread(tid)
+            m.stop_signo = seize_thread(tid) or m.stop_signo
             m.host_tids.append(tid)
 
 
@@ -153,6 +154,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     audit.dump(pid, core)
     core.prctl.CopyFrom(prctl.dump_process(pid, remote))
     core.posix_timers.extend(posix_timers.dump(pid, remote, dict(zip(t.tids, t.member.entry.threads, strict=True))))
+    core.stop_signo = t.member.stop_signo
     for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
         dump_thread(t, host_tid, core, tid)
     core.shared_pending.extend(signals.dump_shared_pending(pid))
@@ -189,7 +191,9 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     tty.check_ext_dump(ctx)
     host.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images, opts)
-    if "net" in namespaces:
+    if opts.manage_cgroups:
+        images.write("cgroup", [cgroup.dump([t.pid for t in frozen], opts.manage_cgroups)])
+    if "net" in namespaces and not opts.empty_ns & native.CLONE_NEWNET:   # empty: the runtime sets it up
         images.write("netns", [netns.dump(frozen[0].pid, opts)])
     images.write("files", ctx.entries)
     pipes.write_queued(images, ctx)
@@ -245,6 +249,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
     lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
     try:
         freeze_tree(opts.pid, frozen, zombies)
+        sharing.check([t.pid for t in frozen])
         lock.lock()
         members = [t.member for t in frozen] + zombies
         pstree.check_ids(members, opts)

@@ -24,7 +24,8 @@ from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
 from refcr.kernel import (
-    audit, creds, itimers, oom, posix_timers, prctl, regs, rlimits, sched, seccomp, signals, task,
+    audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, regs, rlimits, sched, seccomp, signals,
+    task,
 )
 from refcr.log import log
 from refcr.mm import memory
@@ -67,6 +68,7 @@ class Node:
         self.core = images.read_single("core", id=pid)
         self.mm = images.read_single("mm", id=pid)
         self.fds = images.read("fdinfo", id=pid) if images.exists("fdinfo", id=pid) else []
+        jobctl.check_image(self.core.stop_signo, pid)
         if [t.tid for t in self.core.threads] != list(self.entry.threads):
             raise RestoreError(f"core-{pid}.img does not describe the threads pstree.img lists")
 
@@ -334,7 +336,7 @@ def finish_process(n: Node) -> None:
     itimers.restore_itimers(p.remote, list(core.itimers))
     for tc in core.threads:
         if tc.HasField("sleep_restart"):
-            regs.arm_sleep_restart(p.threads[tc.tid].remote, tc.sleep_restart)
+            regs.arm_sleep_restart(p.threads[tc.tid].remote, tc)
     p.unmap_restorer()
     for tc in core.threads:
         tid = p.threads[tc.tid].tid
@@ -350,7 +352,7 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
     if "mnt" in namespaces:
         from refcr.ns import mntns
         if images.exists("mntns"):
-            mntns.restore(root.puppet.pid, images, ctx.opts.external)
+            mntns.restore(root.puppet.pid, images, ctx.opts.external, ctx.opts.root)
         ctx.resolve = mntns.resolver(root.puppet.pid)
     else:
         from refcr.ns import mntns
@@ -397,6 +399,8 @@ def _restore(opts: Options) -> int:
     try:
         with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
             root = builder.create_root()
+        if images.exists("cgroup"):         # before any fork: the children inherit them
+            cgroup.restore(root.puppet.pid, images.read_single("cgroup"), opts.cgroup_roots)
         ctx.root_pid = root.puppet.pid
         lock = netlock.NetLock(opts, root.puppet.pid, "net" in inv.root_namespaces)
         lock.lock()
@@ -425,8 +429,14 @@ def _restore(opts: Options) -> int:
         host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
         actions.run(opts, "post-restore", root.puppet.pid)
         actions.run(opts, "pre-resume", root.puppet.pid)
+        for n in live:
+            if n.core.stop_signo:
+                jobctl.stop(n.puppet.pid, n.core.stop_signo, n.core.threads[0].sigmask)
         for p in builder.puppets:
             p.release(stop=opts.leave_stopped)
+        for n in live:
+            if n.core.stop_signo:
+                jobctl.settle(n.puppet.pid)
         lock.unlock()
         actions.run(opts, "post-resume", root.puppet.pid)
     except BaseException:

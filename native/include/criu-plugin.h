@@ -150,10 +150,33 @@ static inline void cr_plugin_dummy_exit(int stage, int ret)
  * cr_plugin_dump_ext_mount, cr_plugin_restore_ext_mount,
  * cr_plugin_dump_ext_link, and (refcr only) cr_plugin_<hook name in lower
  * case> for the device hooks 7..14.  They are not declared here so that a
- * plugin may define them with or without the stage argument.
+ * plugin may define them with or without the stage argument; their types
+ * (cr_plugin_init_t, ...) are at the end of this file.
  */
 
 /* Provided by refcr: an fd of the image directory, for openat() and friends. */
 extern int criu_get_image_dir(void);
+
+/*
+ * The types of the first API's functions (CRIU marks them deprecated but
+ * still declares them; plugins written for it use them in declarations
+ * such as `cr_plugin_dump_file_t cr_plugin_dump_file;`).  The prototypes
+ * are the old ones: init and fini take no stage, restore_file no
+ * retry_needed.
+ */
+typedef int(cr_plugin_init_t)(void);
+typedef void(cr_plugin_fini_t)(void);
+typedef int(cr_plugin_dump_unix_sk_t)(int fd, int id);
+typedef int(cr_plugin_restore_unix_sk_t)(int id);
+typedef int(cr_plugin_dump_file_t)(int fd, int id);
+typedef int(cr_plugin_restore_file_t)(int id);
+typedef int(cr_plugin_dump_ext_mount_t)(char *mountpoint, int id);
+typedef int(cr_plugin_restore_ext_mount_t)(int id, char *mountpoint, char *old_root, int *is_file);
+typedef int(cr_plugin_dump_ext_link_t)(int index, int type, char *kind);
+typedef int(cr_plugin_handle_device_vma_t)(int fd, const struct stat *stat);
+typedef int(cr_plugin_update_vma_map_t)(const char *path, const uint64_t addr, const uint64_t old_pgoff,
+					uint64_t *new_pgoff, int *plugin_fd);
+typedef int(cr_plugin_resume_devices_late_t)(int pid);
+typedef int(cr_plugin_post_forking_t)(void);
 
 #endif /* __CRIU_PLUGIN_H__ */

@@ -19,6 +19,7 @@ from refcr.ptrace import native, proc
 F_GETFL, F_SETFL, F_SETSIG, F_GETSIG = 3, 4, 10, 11
 F_SETOWN_EX, F_GETOWN_EX = 15, 16
 F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+O_PATH = 0o10000000
 _OWNER = struct.Struct("<ii")
 
 
@@ -32,6 +33,8 @@ def _inner_pid(host: int) -> int:
 
 
 def dump(t: FdTarget) -> filekinds_pb2.FownEntry | None:
+    if t.flags & O_PATH:        # a path fd has no owner (fcntl(F_GETOWN_EX) is EBADF on it)
+        return None
     local = native.copy_fd(t.pid, t.fd)
     try:
         kind, pid = _OWNER.unpack(fcntl.fcntl(local, F_GETOWN_EX, bytes(_OWNER.size)))

@@ -84,6 +84,7 @@ class Member:
     host_pid: int
     entry: pstree_pb2.PstreeEntry
     host_tids: list[int] = field(default_factory=list)
+    stop_signo: int = 0       # group-stopped by this signal when seized (kernel/jobctl.py), 0: not
 
 
 def check_same_namespaces(root: int, pid: int) -> None:

@@ -59,15 +59,18 @@ def dump_thread(tid: int, remote: Remote, tc: core_pb2.ThreadCore) -> None:
         tc.sleep_restart.CopyFrom(restart)
 
 
-def arm_sleep_restart(remote: Remote, restart: core_pb2.SleepRestart) -> None:
+def arm_sleep_restart(remote: Remote, tc: core_pb2.ThreadCore) -> None:
     """Give the puppet the kernel restart block of an interrupted relative sleep.
 
     The puppet starts clock_nanosleep(remaining) itself and is interrupted
     while sleeping: the kernel then records the absolute expiry, the clock and
     the rem pointer in the puppet's restart block, exactly as it had for the
     original task.  The restored registers (rax=-ERESTART_RESTARTBLOCK) then
-    send the thread through restart_syscall() into that block.
+    send the thread through restart_syscall() into that block.  A sleep so
+    short that it ends before the interrupt is simply over: the thread's
+    call returns 0 (its saved registers are changed to say so).
     """
+    restart = tc.sleep_restart
     tid = remote.tid
     sec, nsec = divmod(restart.remaining_ns, 1_000_000_000)
     req, = remote.put(struct.pack("<qq", sec, nsec))
@@ -76,21 +79,30 @@ def arm_sleep_restart(remote: Remote, restart: core_pb2.SleepRestart) -> None:
                 rdi=restart.clockid, rsi=0, rdx=req, r10=restart.rem_ptr)
     native.set_regs(tid, regs)
     native.cont(tid, 0)
-    _wait_until_sleeping(tid)
-    native.interrupt(tid)
+    if _wait_until_sleeping(tid):
+        native.interrupt(tid)
     wait_stop(tid)
     got = to_signed(native.get_regs(tid)["rax"])
     native.set_regs(tid, saved)
+    if got == 0:        # the remaining time ran out first (an extra interrupt stop may follow)
+        log.debug("task %d: its interrupted sleep ended during the restore", tid)
+        tc.regs.rax, tc.regs.orig_rax = 0, (1 << 64) - 1
+        return
     if got != -ERESTART_RESTARTBLOCK:
         raise RestoreError(f"task {tid}: could not re-arm its interrupted sleep (got {got})")
 
 
-def _wait_until_sleeping(tid: int, timeout: float = 5.0) -> None:
+def _wait_until_sleeping(tid: int, timeout: float = 5.0) -> bool:
+    """True once the thread sleeps in clock_nanosleep, False if it stopped
+    (at the int3 after the call: the sleep is over)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(f"/proc/{tid}/syscall") as f:
             if f.read().split()[0] == str(NR["clock_nanosleep"]):
-                return
+                return True
+        with open(f"/proc/{tid}/stat") as f:
+            if f.read().rpartition(")")[2].split()[0] == "t":
+                return False
         time.sleep(0.001)
     raise RestoreError(f"task {tid}: injected sleep did not start")
 

@@ -7,8 +7,11 @@ number; its contents are dumped once, holes left out: into
 pagemap-shmem-INODE.img when it is mapped (mm/memory.py treats a shared memfd
 mapping like shared anonymous memory, plus memfd-inode-INODE.img), else
 inside the first MemfdEntry.  Restore makes the object once per inode
-(memfd_create, fill, F_ADD_SEALS last) in refcr, reopens it through
-/proc/self/fd for each description, and mm/memory.py maps the same object.
+(memfd_create, fill, F_ADD_SEALS last) in refcr, gives the first O_RDWR
+description the one memfd_create made (a reopened writable description counts
+as a writer of the file and makes execveat() of it fail with ETXTBSY; the
+created one does not), reopens it through /proc/self/fd for each other
+description, and mm/memory.py maps the same object.
 """
 from __future__ import annotations
 
@@ -90,11 +93,25 @@ class MemfdKind:
             if first is None:
                 raise RestoreError(f"files.img: memfd inode {e.inode} has no description of its object")
             objs[e.inode] = ctx.keep(create(ctx.images, first.object, first.data))
+        handed = ctx.extra.setdefault("memfd-created-given", {})
+        if e.HasField("object") and e.flags & os.O_ACCMODE == os.O_RDWR and e.inode not in handed:
+            handed[e.inode] = True
+            return _created_description(objs[e.inode], e)
         return reopen_kept(objs[e.inode], e.flags, e.pos, f"memfd {e.inode}")
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, f"memfd {e.inode}")
+
+
+def _created_description(kept: int, e: filekinds_pb2.MemfdEntry) -> int:
+    """The description memfd_create made, not a reopen: only that one does not
+    count as a writer of the file, so that the task can still execveat() it
+    (a reopened O_RDWR description makes exec fail with ETXTBSY)."""
+    fd = os.dup(kept)
+    os.lseek(fd, e.pos, os.SEEK_SET)
+    fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & (os.O_APPEND | os.O_NONBLOCK | os.O_NOATIME))
+    return fd
 
 
 def create(images: ImageDir, obj: filekinds_pb2.MemfdInodeEntry, runs=()) -> int:

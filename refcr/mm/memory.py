@@ -6,8 +6,20 @@ mappings, only pages that were copied on write.  MAP_SHARED anonymous memory
 is a shmem object: its contents are read once through /proc/PID/map_files.
 
 Restore (inside a puppet): unmap everything the puppet had, move the kernel's
-vdso/vvar areas to their old addresses, map every area at its address, write
-the pages, put the protections back, and set the mm fields with PR_SET_MM_MAP.
+vdso/vvar areas to their old addresses (or unmap them if the process had),
+map every area at its address, write the pages, put the protections back,
+and set the mm fields with PR_SET_MM_MAP.
+
+Per-area VM flags: madvise advice from the smaps VmFlags (sr rr dc wf hg nh
+mg dd) is applied again after the pages; guard regions (MADV_GUARD_INSTALL,
+VmFlags gu) are found in pagemap (PM_GUARD_REGION, which also says "swapped":
+their pages are never read, reading one faults) and installed again; then
+mlock2 (lo, lf: MLOCK_ONFAULT), last because the kernel refuses guards in a
+locked area.  mlockall(MCL_FUTURE) lives in mm->def_flags, which no file
+shows: the dump's own scratch area, mapped just before, carries it in its
+VmFlags, and mlockall() is called again once every area is in place.
+Deviation: a page that process_vm_readv cannot read (EFAULT) is read through
+/proc/PID/mem; one that still cannot be read makes the dump fail naming it.
 """
 from __future__ import annotations
 
@@ -54,12 +66,18 @@ SPECIAL_KINDS = {
 }
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 SHMEM_NAME = "/dev/zero (deleted)"
+AIO_RING = "/[aio] (deleted)"      # the ring of an io_setup() context
 
 # mmap flags of an area that the restore passes on as dumped
 MAP_FLAGS_KEPT = MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE
 
-# smaps VmFlags mnemonic -> madvise() advice that recreates it
-MADVISE_BY_VMFLAG = {"dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
+# smaps VmFlags mnemonic -> madvise() advice that recreates it (sr SEQUENTIAL, rr RANDOM,
+# dc DONTFORK, wf WIPEONFORK, hg HUGEPAGE, nh NOHUGEPAGE, mg MERGEABLE, dd DONTDUMP)
+MADVISE_BY_VMFLAG = {"sr": 2, "rr": 1, "dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
+MADV_GUARD_INSTALL = 102
+PM_GUARD_REGION = 1 << 58           # pagemap: a guard marker (reads of it fault)
+MLOCK_ONFAULT = 1
+MCL_FUTURE, MCL_ONFAULT = 2, 4
 
 
 # ---------------------------------------------------------------- dump ----
@@ -78,6 +96,9 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
         if m.shared:
             raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
         return mm_pb2.VMA_ANON
+    if m.name == AIO_RING:
+        raise UnsupportedObject(f"process {pid}: an aio ring (io_setup) at {m.start:x}: "
+                                "refcr cannot dump aio contexts")
     if m.name.endswith(" (deleted)"):
         if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
             return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
@@ -103,6 +124,10 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
         vma.flags |= MAP_NORESERVE
     vma.accounted = "ac" in m.vmflags
     vma.madvise.extend(adv for flag, adv in MADVISE_BY_VMFLAG.items() if flag in m.vmflags)
+    vma.lock = _lock_state(m.vmflags)
+    if "gu" in m.vmflags:           # the area has (had) guard regions: find them
+        for addr, n in guard_runs(pid, m.start, m.end):
+            vma.guards.extend((addr, n))
     if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
         vma.path = m.name
         vma.fmode = _map_file_mode(pid, m)
@@ -111,6 +136,40 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
         vma.shmid = m.inode
         vma.name = "" if m.name == SHMEM_NAME else m.name
     return vma
+
+
+def _lock_state(vmflags: set[str]) -> int:
+    if "lo" not in vmflags:
+        return mm_pb2.VMA_UNLOCKED
+    return mm_pb2.VMA_LOCKED_ONFAULT if "lf" in vmflags else mm_pb2.VMA_LOCKED
+
+
+def guard_runs(pid: int, start: int, end: int) -> list[tuple[int, int]]:
+    """(addr, nr_pages) runs of MADV_GUARD_INSTALL markers in [start, end)."""
+    runs: list[tuple[int, int]] = []
+    with open(proc.path(pid, "pagemap"), "rb", buffering=0) as f:
+        for base in range(start, end, pages.READ_CHUNK):
+            count = (min(end, base + pages.READ_CHUNK) - base) // PAGE_SIZE
+            raw = os.pread(f.fileno(), count * 8, base // PAGE_SIZE * 8)
+            for i, (entry,) in enumerate(struct.iter_unpack("<Q", raw)):
+                if not entry & PM_GUARD_REGION:
+                    continue
+                addr = base + i * PAGE_SIZE
+                if runs and runs[-1][0] + runs[-1][1] * PAGE_SIZE == addr:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+                else:
+                    runs.append((addr, 1))
+    return runs
+
+
+def future_lock(pid: int, scratch: int) -> int:
+    """mlockall(MCL_FUTURE[|MCL_ONFAULT]) shows only in the areas mapped after
+    it: the dump's own scratch area, just mapped, tells (VmFlags lo / lf)."""
+    area = next((m for m in proc.maps(pid) if m.start <= scratch < m.end), None)
+    state = _lock_state(area.vmflags) if area else mm_pb2.VMA_UNLOCKED
+    if state == mm_pb2.VMA_UNLOCKED:
+        return 0
+    return MCL_FUTURE | (MCL_ONFAULT if state == mm_pb2.VMA_LOCKED_ONFAULT else 0)
 
 
 DEVZERO = os.makedev(1, 5)          # private /dev/zero maps: plain anonymous memory to refcr
@@ -169,8 +228,8 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
                 total += size // PAGE_SIZE
     finally:
         os.close(mem_fd)
-        buf.release()
         try:
+            buf.release()
             area.close()
         except BufferError:     # a view still held (by a traceback): unmapped with it
             pass
@@ -203,11 +262,22 @@ def _read_batch(pid: int, mem_fd: int, readable: bool, batch: list[tuple[int, in
                 buf: memoryview) -> int:
     """Read the batch's ranges, concatenated, into buf; returns the byte count."""
     if readable:
-        return native.vm_read_into(pid, batch, buf)
+        try:
+            return native.vm_read_into(pid, batch, buf)
+        except OSError as exc:      # EFAULT: some page cannot be read so; try each run by mem
+            if exc.errno != errno.EFAULT:
+                raise
+            log.info("process %d: process_vm_readv: %s; reading the batch by /proc/PID/mem", pid, exc)
     pos = 0
     for addr, n in batch:   # PROT_NONE / write-only: /proc/PID/mem reads with FOLL_FORCE
-        if os.preadv(mem_fd, [buf[pos:pos + n]], addr) != n:
-            raise OSError(errno.EIO, f"/proc/{pid}/mem: short read of {n} bytes at {addr:#x}")
+        try:
+            got = os.preadv(mem_fd, [buf[pos:pos + n]], addr)
+        except OSError as exc:
+            raise UnsupportedObject(f"process {pid}: memory at {addr:#x} ({n // PAGE_SIZE} pages) "
+                                    f"cannot be read: {exc.strerror}") from None
+        if got != n:
+            raise UnsupportedObject(f"process {pid}: memory at {addr:#x}: short read "
+                                    f"({got} of {n} bytes)")
         pos += n
     return pos
 
@@ -262,6 +332,7 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
+    mm.mlockall = future_lock(pid, remote.scratch)
     private = pages.PagesWriter(images, next_pages_id())
     if track is None:
         count = dump_private_pages(pid, list(mm.vmas), private)
@@ -338,16 +409,18 @@ def unmap_all_but(remote: Remote, keep: list[tuple[int, int]], task_size: int) -
 
 def move_special_areas(remote: Remote, puppet_maps: list[proc.Mapping],
                        vmas: list[mm_pb2.VmaEntry], parking: int) -> None:
-    """mremap the puppet's vdso/vvar areas to where the dumped ones were.
+    """mremap the puppet's vdso/vvar areas to where the dumped ones were, and
+    unmap those the dumped process had unmapped.
 
     First every area is parked at a free address so that a target address
     that overlaps another special area's current place is never a problem.
     """
     current = {m.name: m for m in puppet_maps if m.name in SPECIAL_KINDS}
     wanted = {vma.name: vma for vma in vmas if vma.kind in SPECIAL_KINDS.values()}
+    for name in [n for n in current if n not in wanted]:     # the process had unmapped it
+        remote.check("munmap", current[name].start, current[name].size)
+        del current[name]
     for name, m in current.items():
-        if name not in wanted:
-            raise RestoreError(f"the dumped process had no {name}; this kernel provides one")
         if wanted[name].end - wanted[name].start != m.size:
             raise RestoreError(f"{name} has another size than at dump time (was the kernel changed?)")
     for name in wanted:
@@ -407,11 +480,19 @@ class AreaMapper:
             self.remote.call("close", remote_fd)
 
     def finish(self, vma: mm_pb2.VmaEntry) -> None:
-        """Final protection and advice, after the pages were written."""
+        """Final protection and advice, after the pages were written; guard
+        regions, then the mlock (the kernel refuses guards in locked areas)."""
         if vma.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and vma.prot != vma.prot | PROT_READ | PROT_WRITE:
             self.remote.check("mprotect", vma.start, vma.end - vma.start, vma.prot)
         for advice in vma.madvise:
             self.remote.check("madvise", vma.start, vma.end - vma.start, advice)
+        for addr, n in zip(vma.guards[::2], vma.guards[1::2], strict=True):
+            if not vma.start <= addr < addr + n * PAGE_SIZE <= vma.end:
+                raise RestoreError(f"mm image: guard region {addr:#x}+{n} pages is outside its area")
+            self.remote.check("madvise", addr, n * PAGE_SIZE, MADV_GUARD_INSTALL)
+        if vma.lock != mm_pb2.VMA_UNLOCKED:
+            self.remote.check("mlock2", vma.start, vma.end - vma.start,
+                              MLOCK_ONFAULT if vma.lock == mm_pb2.VMA_LOCKED_ONFAULT else 0)
 
 
 def private_prot(vma: mm_pb2.VmaEntry) -> int:
@@ -462,4 +543,8 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)
+    if mm.mlockall:
+        if mm.mlockall & ~(MCL_FUTURE | MCL_ONFAULT):
+            raise RestoreError(f"mm image: bad mlockall flags {mm.mlockall:#x}")
+        mapper.remote.check("mlockall", mm.mlockall)
     log.info("process %d: %d areas mapped, %d private pages written", remote.tid, len(mm.vmas), written)

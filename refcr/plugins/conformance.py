@@ -25,7 +25,8 @@ a scratch image directory:
                  device hooks given a pid may answer 0), exit(stage, -1)
                  of a failed run returns
   scenario       (--scenario prog.c) the author's zdtm-style program,
-                 built against zdtm/lib, goes through a real dump ->
+                 built against zdtm/lib (or zdtm/lib/criu, CRIU's test
+                 library, for a test written for it), goes through a real dump ->
                  restore -> SIGTERM with the plugin as the only one in
                  the plugin directory, and prints PASS
 
@@ -373,6 +374,18 @@ def _reap(pid: int) -> None:
         _wait(lambda: not os.path.exists(f"/proc/{pid}"), 10)
 
 
+def _reap_exited() -> None:
+    """Reap every child already gone: the dumped tree's other processes were
+    re-parented to us (the subreaper) and would hold their pids as zombies."""
+    while True:
+        try:
+            got, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if got == 0:
+            return
+
+
 def run_scenario(plugin: str, source: str, timeout: float = 30) -> str:
     """Build `source` against zdtm/lib, start it, dump and restore it with `plugin`
     (-L a directory holding only it), SIGTERM it: its verdict.  The work
@@ -384,10 +397,10 @@ def run_scenario(plugin: str, source: str, timeout: float = 30) -> str:
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)             # PR_SET_CHILD_SUBREAPER: the test is ours to reap
     pid = 0
     try:
-        _run(["make", "-s", "-C", str(zdtm), "lib/libzdtm.a"], "building zdtm/lib", work)
         prog = os.path.join(work, "prog")
-        _run(["cc", "-O2", "-g", "-Wall", "-D_GNU_SOURCE", f"-I{zdtm / 'lib'}", "-o", prog,
-              os.path.abspath(source), str(zdtm / "lib" / "libzdtm.a"), "-lpthread"], f"compiling {source}", work)
+        # refcr's zdtm/lib, or lib/criu for a test written for CRIU's (zdtm/Makefile's 'ext')
+        _run(["make", "-s", "-C", str(zdtm), "ext", f"SRC={os.path.abspath(source)}", f"OUT={prog}"],
+             f"compiling {source}", work)
         libdir = os.path.join(work, "plugins")
         os.mkdir(libdir)
         os.symlink(plugin, os.path.join(libdir, os.path.basename(plugin)))
@@ -397,6 +410,7 @@ def run_scenario(plugin: str, source: str, timeout: float = 30) -> str:
         refcr = [sys.executable, "-m", "refcr"]
         _run([*refcr, "dump", "-t", str(pid), "-D", "img", "-L", libdir, "-o", "dump.log", "-v4"], "dump", work)
         _reap(pid)
+        _reap_exited()
         from refcr.images.imagedir import ImageDir
         with ImageDir(os.path.join(work, "img")) as images:
             used = list(images.read_single("inventory").plugins)

@@ -243,10 +243,10 @@ def vm_read_into(pid: int, ranges: Iterable[tuple[int, int]], out) -> int:
     """vm_read into a caller's writable buffer (bytearray, mmap, memoryview),
     avoiding a copy for large dumps. Returns the number of bytes read."""
     addrs, lens, n, total = _ranges(ranges)
-    buf = ffi.from_buffer(out, require_writable=True)
-    if len(buf) < total:
-        raise ValueError(f"buffer of {len(buf)} bytes for {total} bytes of ranges")
-    _vm_io(lib.rc_vm_read, pid, addrs, lens, n, buf, total, "process_vm_readv")
+    with ffi.from_buffer(out, require_writable=True) as buf:   # released even on error:
+        if len(buf) < total:                                   # the caller may unmap `out`
+            raise ValueError(f"buffer of {len(buf)} bytes for {total} bytes of ranges")
+        _vm_io(lib.rc_vm_read, pid, addrs, lens, n, buf, total, "process_vm_readv")
     return total
 
 

@@ -21,6 +21,7 @@ NR = {
     "timer_create": 222, "timer_settime": 223, "timer_gettime": 224, "timer_getoverrun": 225,
     "timer_delete": 226, "seccomp": 317,
 }
+NR.update({"mlockall": 151, "mlock2": 325})     # mm/memory.py: locked areas, MCL_FUTURE
 
 # errno values the kernel uses for syscall restart (never seen by user space)
 ERESTARTSYS = 512

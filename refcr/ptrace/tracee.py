@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass, field
 
 from refcr.errors import NoSuchProcess, ProcessBusy, RefcrError
+from refcr.kernel import jobctl
 from refcr.log import log
 from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import MAP_ANONYMOUS, MAP_PRIVATE, NR, PROT_READ, PROT_WRITE
@@ -51,12 +52,14 @@ def wait_stop(tid: int) -> int:
     return status
 
 
-def seize_thread(tid: int) -> None:
-    """PTRACE_SEIZE (seccomp suspended) + PTRACE_INTERRUPT one thread and wait until it is stopped.
+def seize_thread(tid: int) -> int:
+    """PTRACE_SEIZE (seccomp suspended) + PTRACE_INTERRUPT one thread and wait until it is stopped;
+    returns the signal of the group stop it is in (kernel/jobctl.py), 0 if none.
 
     A signal arriving at the same moment shows up as a signal-delivery-stop
     before our interrupt: it is delivered (as it would have been just before
-    the freeze) and we wait again for the interrupt's stop.
+    the freeze) and we wait again for the interrupt's stop.  So is a SIGSTOP
+    still queued at the interrupt's stop: it would stop an injected syscall.
     """
     try:
         native.seize(tid, SEIZE_OPTIONS)
@@ -73,7 +76,11 @@ def seize_thread(tid: int) -> None:
     while True:
         status = wait_stop(tid)
         if _is_event_stop(status):
-            return
+            if not jobctl.sigstop_pending(tid, tid):
+                return jobctl.group_stop_signal(status)
+            log.debug("task %d: a SIGSTOP is queued; letting it stop first", tid)
+            native.cont(tid, 0)
+            continue
         sig = os.WSTOPSIG(status)
         log.debug("task %d: signal %d arrived while freezing; delivering it first", tid, sig)
         native.cont(tid, sig)

@@ -40,7 +40,7 @@ class Request:
     work_dir: str | None = None                 # log file and pidfile go here
     owned: list[int] = field(default_factory=list)
     notify_scripts: bool = False
-    pidfd_needed: bool = False
+    ext_mnt: list[tuple[str, str]] = field(default_factory=list)
 
     def close(self) -> None:
         for fd in self.owned:
@@ -117,8 +117,11 @@ def _veths(r: Request, pairs: list) -> None:
 
 def _ext_mnt(r: Request, maps: list) -> None:
     # CRIU's --ext-mount-map: at dump MOUNTPOINT:KEY, at restore KEY:PATH; refcr
-    # spells both as --external mnt[..]:..
-    r.opts.external.extend(f"mnt[{m.key}]:{m.val}" for m in maps)
+    # spells both as --external mnt[..]:..  Unlike --external, CRIU takes the
+    # map as "where these exist": runc names every device and cgroup mount it
+    # might have made, so pairs that match nothing are left out (filled in
+    # finish(), once the tree or the images are known).
+    r.ext_mnt.extend((m.key, m.val) for m in maps)
 
 
 def _inherit_fd(r: Request, items: list) -> None:
@@ -164,22 +167,43 @@ def _pid(r: Request, pid: int) -> None:
 
 
 def _cg_mode(r: Request, mode: int) -> None:
-    if mode not in (rpc_pb2.IGNORE, rpc_pb2.CG_NONE):
-        raise OptionError(f"criu_opts.manage_cgroups_mode {rpc_pb2.criu_cg_mode.Name(mode)}: refcr does not "
-                          "dump or restore cgroups yet (only IGNORE)")
+    if mode in (rpc_pb2.IGNORE, rpc_pb2.CG_NONE):
+        r.opts.manage_cgroups = None
+    elif mode in (rpc_pb2.SOFT, rpc_pb2.DEFAULT):
+        r.opts.manage_cgroups = "soft"
+    else:
+        raise OptionError(f"criu_opts.manage_cgroups_mode {rpc_pb2.criu_cg_mode.Name(mode)}: refcr restores "
+                          "cgroup membership only (SOFT), not controller properties")
 
 
 def _manage_cgroups(r: Request, on: bool) -> None:
-    if on:
-        raise OptionError("criu_opts.manage_cgroups: refcr does not dump or restore cgroups yet")
+    r.opts.manage_cgroups = r.opts.manage_cgroups or ("soft" if on else None)
+
+
+def _cg_root(r: Request, roots: list) -> None:
+    for c in roots:
+        if not c.path.startswith("/") or "\0" in c.path:
+            raise OptionError(f"criu_opts.cg_root {c.ctrl}:{c.path}: not an absolute cgroup path")
+        r.opts.cgroup_roots[c.ctrl] = c.path
 
 
 def _empty_ns(r: Request, mask: int) -> None:
+    """The runtime makes the namespace's contents itself (runc: the network)."""
     if mask & ~CLONE_NEWNET:
         raise OptionError(f"criu_opts.empty_ns {mask:#x}: only CLONE_NEWNET is supported")
-    if mask:
-        raise OptionError("criu_opts.empty_ns CLONE_NEWNET: refcr restores a tree's network namespace "
-                          "whole or joins one given with --external net[INO]; an empty one is not supported")
+    r.opts.empty_ns = mask
+
+
+def _config_file(r: Request, path: str) -> None:
+    # runc names /etc/criu/runc.conf whether or not it exists; CRIU reads it if it does
+    if os.path.exists(path):
+        raise OptionError(f"criu_opts.config_file {path}: refcr does not read CRIU configuration files")
+
+
+def _root(r: Request, path: str) -> None:
+    if not os.path.isabs(path) or not os.path.isdir(path):
+        raise OptionError(f"criu_opts.root {path!r}: not an absolute path of a directory")
+    r.opts.root = path
 
 
 HANDLERS: dict[str, Callable[[Request, object], None]] = {
@@ -209,6 +233,9 @@ HANDLERS: dict[str, Callable[[Request, object], None]] = {
     "manage_cgroups": _manage_cgroups,
     "manage_cgroups_mode": _cg_mode,
     "empty_ns": _empty_ns,
+    "config_file": _config_file,
+    "cg_root": _cg_root,
+    "root": _root,
 }
 
 # Fields honoured by refcr's own behaviour, or harmless to ignore: why each is.
@@ -220,6 +247,9 @@ ACCEPTED = {
     "pre_dump_mode": "refcr chooses how pages are copied",
     "file_validation_method": "refcr checks a reopened file's type and size",
     "evasive_devices": "device files are reopened by path; a missing one fails the restore",
+    "freeze_cgroup": "the tree is frozen task by task with ptrace (re-listed until stable), not by the freezer",
+    "orphan_pts_master": "a pty whose master is outside the tree fails the dump (--external tty[..]), so there is "
+                         "no orphan master to hand back",
 }
 for _name in ACCEPTED:
     HANDLERS.setdefault(_name, _accepted)
@@ -227,18 +257,15 @@ for _name in ACCEPTED:
 # Fields with a meaning refcr does not have: a request that sets them is refused.
 REFUSED = {
     "ps": "no page server",
-    "root": "no --root (the tree's root comes from its mount namespace image)",
     "auto_dedup": "no --auto-dedup",
     "link_remap": "no --link-remap",
     "force_irmap": "no inotify path map (irmap)",
     "irmap_scan_paths": "no inotify path map (irmap)",
     "exec_cmd": "no --exec-cmd",
-    "cg_root": "no cgroups yet",
-    "cgroup_props": "no cgroups yet",
-    "cgroup_props_file": "no cgroups yet",
-    "cgroup_dump_controller": "no cgroups yet",
-    "cgroup_yard": "no cgroups yet",
-    "freeze_cgroup": "no cgroups yet (tasks are frozen with ptrace)",
+    "cgroup_props": "no cgroup properties (membership only)",
+    "cgroup_props_file": "no cgroup properties (membership only)",
+    "cgroup_dump_controller": "no cgroup properties (membership only)",
+    "cgroup_yard": "no cgroup properties (membership only)",
     "auto_ext_mnt": "external mounts must be named (--external mnt[..])",
     "ext_sharing": "no --enable-external-sharing",
     "ext_masters": "no --enable-external-masters",
@@ -250,8 +277,6 @@ REFUSED = {
     "weak_sysctls": "no --weak-sysctls",
     "lazy_pages": "no lazy pages",
     "status_fd": "no --status-fd",
-    "orphan_pts_master": "no --orphan-pts-master",
-    "config_file": "no CRIU configuration files",
     "lsm_profile": "no LSM profiles",
     "lsm_mount_context": "no LSM mount context",
     "tls_cacert": "no page server", "tls_cacrl": "no page server", "tls_cert": "no page server",
@@ -265,20 +290,57 @@ REFUSED = {
 }
 
 
+def _ext_mnt_keys(r: Request) -> set[str]:
+    """What ext_mnt keys can name: the tree's mount points (dump), the
+    external keys of the images (restore)."""
+    from refcr.ns import mntns
+    if r.command == "restore":
+        from refcr.images.imagedir import ImageDir
+        images = ImageDir(r.opts.images_dir, "r")
+        try:
+            if not images.exists("mntns"):
+                return set()
+            return {m.ext_key for m in images.read_single("mntns").mounts if m.ext_key}
+        finally:
+            images.close()
+    try:
+        return {m.mountpoint for m in mntns.read_mountinfo(r.opts.pid)}
+    except OSError:
+        return set()
+
+
+def _place_log(r: Request) -> None:
+    if r.opts.log_file and (r.work_dir or r.opts.images_dir):
+        r.opts.log_file = os.path.join(r.work_dir or r.opts.images_dir, r.opts.log_file)
+    elif r.opts.log_file:
+        r.opts.log_file = None      # no directory to put it in: the server's own log
+
+
 def _is_default(f, value: object) -> bool:  # noqa: ANN001  (a FieldDescriptor)
+    """Set to the value it has when unset (runc spells out many `false`s)."""
     if f.is_repeated:
         return len(value) == 0
-    return f.has_default_value and value == f.default_value
+    return f.message_type is None and value == f.default_value
 
 
-def translate(msg: rpc_pb2.criu_opts, peer: int, command: str) -> Request:
-    """Options for one request; OptionError names the first field refused."""
+# Handled first, so that the log is in place (and gets the reason) when a later field is refused.
+LOG_FIELDS = ("images_dir_fd", "images_dir", "work_dir_fd", "log_file", "log_level")
+
+
+def translate(msg: rpc_pb2.criu_opts, peer: int, command: str,
+              log_ready: Callable[[Request], None] = lambda r: None) -> Request:
+    """Options for one request; OptionError names the first field refused.
+    log_ready is called once the log fields are known (the server opens the
+    request's log file there)."""
     r = Request(msg, peer, command, Options(command=command, verbosity=LOG_WARN, restore_detached=True))
     try:
-        unknown = sorted({f.field_number for f in unknown_fields.UnknownFieldSet(msg)})
-        if unknown:
-            raise OptionError(f"criu_opts field {unknown[0]} is not known to refcr")
-        for f, value in msg.ListFields():
+        fields = sorted(msg.ListFields(), key=lambda fv: fv[0].name not in LOG_FIELDS)
+        logged = False
+        for f, value in fields:
+            if not logged and f.name not in LOG_FIELDS:
+                _place_log(r)
+                log_ready(r)
+                logged = True
             if _is_default(f, value):
                 continue
             handler = HANDLERS.get(f.name)
@@ -286,13 +348,19 @@ def translate(msg: rpc_pb2.criu_opts, peer: int, command: str) -> Request:
                 why = REFUSED.get(f.name, "not supported")
                 raise OptionError(f"criu_opts.{f.name}: refused by refcr ({why})")
             handler(r, value)
+        if not logged:
+            _place_log(r)
+            log_ready(r)
+        unknown = sorted({f.field_number for f in unknown_fields.UnknownFieldSet(msg)})
+        if unknown:
+            raise OptionError(f"criu_opts field {unknown[0]} is not known to refcr")
         if not r.opts.images_dir and command != "check":
             raise OptionError("criu_opts: no image directory (images_dir_fd or images_dir)")
         if command in ("dump", "pre-dump") and not r.opts.pid:
             raise OptionError("criu_opts.pid: unset, which asks for a dump of the client itself; "
                               "refcr does not dump its own client")
-        if r.opts.log_file:
-            r.opts.log_file = os.path.join(r.work_dir or r.opts.images_dir, r.opts.log_file)
+        if r.ext_mnt:
+            r.opts.external.extend(f"mnt[{k}]:{v}" for k, v in r.ext_mnt if k in _ext_mnt_keys(r))
     except BaseException:
         r.close()
         raise

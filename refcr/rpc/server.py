@@ -30,6 +30,8 @@ import signal
 import socket
 from dataclasses import dataclass
 
+from google.protobuf import text_format
+
 from refcr import __version__, actions, log as logmod
 from refcr.errors import OptionError, RefcrError
 from refcr.log import log
@@ -75,6 +77,7 @@ class Session:
     def handle(self, req: rpc_pb2.criu_req) -> rpc_pb2.criu_resp:
         name = rpc_pb2.criu_req_type.Name(req.type) if req.type in rpc_pb2.criu_req_type.values() else str(req.type)
         log.info("rpc: %s request from %d", name, self.peer)
+        log.debug("rpc: %s", text_format.MessageToString(req, as_one_line=True))
         handler = {
             rpc_pb2.VERSION: self.version,
             rpc_pb2.CHECK: self.check,
@@ -138,7 +141,7 @@ class Session:
 
     # -- the pipelines ----------------------------------------------------
     def _prepare(self, req: rpc_pb2.criu_req, command: str) -> Request:
-        r = translate(req.opts, self.peer, command)
+        r = translate(req.opts, self.peer, command, lambda r: logmod.setup(r.opts.verbosity, r.opts.log_file))
         r.opts.notify = lambda action, pid: self.notify(r, action, pid)
         from refcr.external import check_external
         r.opts.ext_unix_sk += [str(ino) for ino in check_external(r.opts.external)]
@@ -149,8 +152,7 @@ class Session:
         from refcr.images.imagedir import ImageDir
         r = self._prepare(req, "dump")
         try:
-            images = ImageDir(r.opts.images_dir, "w")
-            logmod.setup(r.opts.verbosity, r.opts.log_file)
+            images = ImageDir(r.opts.images_dir, "w", others_ok=True)     # the log, runc's descriptors.json
             dump(r.opts, images)
         finally:
             r.close()
@@ -163,8 +165,7 @@ class Session:
         from refcr.predump import pre_dump
         r = self._prepare(req, "pre-dump")
         try:
-            images = ImageDir(r.opts.images_dir, "w")
-            logmod.setup(r.opts.verbosity, r.opts.log_file)
+            images = ImageDir(r.opts.images_dir, "w", others_ok=True)     # the log, runc's descriptors.json
             pre_dump(r.opts, images)
         finally:
             r.close()
@@ -176,7 +177,6 @@ class Session:
         try:
             if not os.path.isdir(r.opts.images_dir):
                 raise OptionError(f"image directory {r.opts.images_dir} does not exist")
-            logmod.setup(r.opts.verbosity, r.opts.log_file)
             pid = restore(r.opts)
         finally:
             r.close()
@@ -264,6 +264,7 @@ def service(address: str, pidfile: str | None = None, ready: int | None = None) 
         stop["now"] = True
         listener.close()
 
+    _warm()
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -296,6 +297,18 @@ def service(address: str, pidfile: str | None = None, ready: int | None = None) 
         except OSError:
             pass
     return 0
+
+
+def _warm() -> None:
+    """Import, once in the server, what every request would import again in
+    a cold `refcr` (the pipelines, every fd kind, pyroute2): the workers are
+    forks and find it all loaded."""
+    import importlib
+    for name in ("refcr.dump", "refcr.predump", "refcr.restore", "refcr.check", "refcr.external",
+                 "pyroute2", "google.protobuf.json_format"):
+        importlib.import_module(name)
+    from refcr.fs import files
+    files.kinds()
 
 
 def _reap() -> None:

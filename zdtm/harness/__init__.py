@@ -5,9 +5,11 @@
     flavors   the environments a scenario runs in (h, ns, uns)
     nslaunch  the launcher script: a scenario as pid 1 of new namespaces
     features  kernel feature probes behind a desc's ``feature`` key
-    build     ``make -C zdtm`` once per process, under a file lock
+    build     ``make -C zdtm`` and ``make -C plugins`` once per process, under a file lock
+    external  --zdtm-static=DIR: another directory's tests (CRIU's library or refcr's)
     procs     subreaper, waiting, reaping and killing processes
     snapshot  the visible state of a process tree, normalised, and its diff
+    ownfiles  the test's own output file's offset out of the comparison
     runner    one scenario: start -> dump -> restore -> verify, step by step
     peers     peer daemons outside the dumped tree (.desc ``peer``, ``peer_netns``)
     cropts    run-time options, inherited fds and refusals (WORKDIR/cr-opts.json)

@@ -1,4 +1,12 @@
-"""Build the scenarios once per process, serialised across processes."""
+"""Build what the suite needs once per process, serialised across processes.
+
+``make -C zdtm`` (the library, lib/criu's CRIU-flavoured library, every
+scenario) and ``make -C plugins`` (the shipped plugins scenarios load with
+the .desc key ``plugins``), so a plain ``pytest zdtm`` or ``tox`` in a fresh
+clone runs the same suite as ./dev.sh test.  The QEMU guest is prepared on
+demand by the first item that needs it (guest.py).  Tests of a
+``--zdtm-static`` directory are built by external.py.
+"""
 from __future__ import annotations
 
 import subprocess
@@ -16,7 +24,8 @@ class BuildResult:
 
 
 def build(layout: Layout, jobs: int = 2, timeout: float = 600) -> BuildResult:
-    """Run ``make -C zdtm -jN`` under an exclusive lock on zdtm/work/.build.lock.
+    """Run ``make -C zdtm -jN`` and ``make -C plugins -jN`` under an exclusive
+    lock on zdtm/work/.build.lock.
 
     Parallel pytest-xdist workers all call this; the first builds, the others
     wait for the lock and then find nothing to do.
@@ -26,12 +35,14 @@ def build(layout: Layout, jobs: int = 2, timeout: float = 600) -> BuildResult:
     with locked(layout.work / ".build.lock"):
         try:
             with open(log_path, "w") as log:
-                p = subprocess.run(
-                    ["make", "-C", str(layout.zdtm), f"-j{jobs}"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    timeout=timeout,
+                ok = all(
+                    subprocess.run(
+                        ["make", "-C", str(d), f"-j{jobs}"],
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        timeout=timeout,
+                    ).returncode == 0
+                    for d in (layout.zdtm, layout.repo / "plugins")
                 )
-            ok = p.returncode == 0
         except subprocess.TimeoutExpired:
             ok = False
         except OSError as e:

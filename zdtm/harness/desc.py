@@ -1,4 +1,15 @@
-"""A scenario and its optional NAME.desc (a Python dict literal)."""
+"""A scenario and its optional NAME.desc (a Python dict literal).
+
+The format is CRIU's (test/zdtm/static/*.desc): besides refcr's own keys,
+CRIU's ``arch`` (the test runs only there: skipped elsewhere), ``deps``
+(programs the test runs: skipped if one is missing), the flags ``excl``
+(run alone in CRIU; here its items share one xdist group), ``reqrst``,
+``nouser``, ``samens`` (no meaning here: every item is restored, in its
+flavor's namespaces) are understood.  In zdtm/static an unknown key or
+flag is an error (a typo would silently drop a check); in a
+``--zdtm-static`` directory of tests written for CRIU it is a warning
+(Scenario.warnings), since CRIU grows keys refcr does not know.
+"""
 from __future__ import annotations
 
 import ast
@@ -9,8 +20,9 @@ from pathlib import Path
 KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env",
                         "peer", "peer_netns", "checkpoints", "restore_checkpoint",
                         "track_mem", "predump", "restore_each",
-                        "device", "plugins", "outer_netns", "action_script", "outer_mnt"})
-KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job"})
+                        "device", "plugins", "outer_netns", "action_script", "outer_mnt",
+                        "arch", "deps"})
+KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job", "excl", "reqrst", "nouser", "samens"})
 
 
 class DescError(Exception):
@@ -40,10 +52,19 @@ class Scenario:
     outer_netns: tuple[str, ...] | None = None  # commands run in a private outer net namespace (outerns.py)
     action_script: str | None = None  # --action-script: inline text (#!...) or a repo path (outerns.py)
     outer_mnt: tuple[str, ...] = ()   # work-dir dirs given a tmpfs in a private outer mount ns (outermnt.py)
+    arch: tuple[str, ...] = ()        # CRIU's 'arch': machines it runs on (empty: all)
+    deps: tuple[str, ...] = ()        # CRIU's 'deps': programs it needs
+    warnings: tuple[str, ...] = ()    # unknown keys/flags of a non-strict .desc
+    libdir: Path | None = None        # --zdtm-libdir: the plugin directory for every item
+    built: Path | None = None         # the binary, when not next to the source (external.py)
+
+    @property
+    def excl(self) -> bool:
+        return "excl" in self.flags
 
     @property
     def binary(self) -> Path:
-        return self.source.with_suffix("")
+        return self.built or self.source.with_suffix("")
 
     @property
     def crfail(self) -> bool:
@@ -59,7 +80,9 @@ class Scenario:
 
     @property
     def plugin_dirs(self) -> list[Path]:
-        """plugins/NAME of the repo for each of the .desc's plugins."""
+        """--zdtm-libdir, else plugins/NAME of the repo for each of the .desc's plugins."""
+        if self.libdir is not None:
+            return [self.libdir]
         return [self.source.resolve().parents[2] / "plugins" / p for p in self.plugins]
 
     def _plugin_opts(self) -> list[str]:
@@ -92,8 +115,9 @@ def _chain_keys(path: Path, raw: dict) -> dict[str, bool]:
     return keys
 
 
-def load(source: Path) -> Scenario:
-    """The scenario for zdtm/static/NAME.c, with NAME.desc applied if present."""
+def load(source: Path, strict: bool = True) -> Scenario:
+    """The scenario for zdtm/static/NAME.c, with NAME.desc applied if present;
+    `strict`: an unknown key or flag is an error, else a warning."""
     desc_path = source.with_suffix(".desc")
     name = source.stem
     if not desc_path.exists():
@@ -104,13 +128,22 @@ def load(source: Path) -> Scenario:
         raise DescError(f"{desc_path}: not a Python literal: {e}") from None
     if not isinstance(raw, dict):
         raise DescError(f"{desc_path}: must be a dict literal, not {type(raw).__name__}")
+    warnings = []
     unknown = set(raw) - KNOWN_KEYS
     if unknown:
-        raise DescError(f"{desc_path}: unknown key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}")
+        msg = f"{desc_path}: unknown key(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
+        if strict:
+            raise DescError(msg)
+        warnings.append(msg + " (ignored)")
+        raw = {k: v for k, v in raw.items() if k in KNOWN_KEYS}
     flags = frozenset(_words(desc_path, "flags", raw.get("flags", "")))
     bad_flags = flags - KNOWN_FLAGS
     if bad_flags:
-        raise DescError(f"{desc_path}: unknown flag(s) {sorted(bad_flags)}; known: {sorted(KNOWN_FLAGS)}")
+        msg = f"{desc_path}: unknown flag(s) {sorted(bad_flags)}; known: {sorted(KNOWN_FLAGS)}"
+        if strict:
+            raise DescError(msg)
+        warnings.append(msg + " (ignored)")
+        flags = flags & KNOWN_FLAGS
     env = raw.get("dump_env", {})
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise DescError(f"{desc_path}: 'dump_env' must be a dict of strings")
@@ -154,4 +187,7 @@ def load(source: Path) -> Scenario:
         outer_netns=tuple(outer) if outer is not None else None,
         outer_mnt=_words(desc_path, "outer_mnt", raw.get("outer_mnt", "")),
         action_script=script,
+        arch=_words(desc_path, "arch", raw.get("arch", "")),
+        deps=_words(desc_path, "deps", raw.get("deps", "")),
+        warnings=tuple(warnings),
     )

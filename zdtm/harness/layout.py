@@ -10,6 +10,7 @@ class Layout:
     """Paths of the suite, derived from the zdtm directory."""
 
     zdtm: Path
+    static_dir: Path | None = None  # --zdtm-static=DIR: the scenarios are there (external.py)
 
     @classmethod
     def here(cls) -> "Layout":
@@ -21,7 +22,12 @@ class Layout:
 
     @property
     def static(self) -> Path:
-        return self.zdtm / "static"
+        return self.static_dir or self.zdtm / "static"
+
+    @property
+    def external(self) -> bool:
+        """The scenarios are another directory's (--zdtm-static)."""
+        return self.static_dir is not None
 
     @property
     def work(self) -> Path:

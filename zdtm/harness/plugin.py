@@ -5,7 +5,9 @@ zdtm/conftest.py re-exports the hooks defined here.  Item ids look like
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import platform
 import shlex
 import shutil
 import sys
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from . import features, guest, procs
+from . import external, features, guest, procs
 from .build import BuildResult, build
 from .desc import DescError, Scenario, load
 from .flavors import (
@@ -43,6 +45,8 @@ class Options:
     timeout_scale: float
     refcr: tuple[str, ...]
     guest: bool = False  # --zdtm-guest: every item in the QEMU guest
+    static: Path | None = None  # --zdtm-static: the scenarios of another directory (external.py)
+    libdir: Path | None = None  # --zdtm-libdir: the plugin directory for every item
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Options":
@@ -68,7 +72,19 @@ class Options:
             timeout_scale=float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
             refcr=refcr,
             guest=bool(opt("zdtm_guest", False)),
+            static=_dir_option(config, "zdtm_static", "--zdtm-static"),
+            libdir=_dir_option(config, "zdtm_libdir", "--zdtm-libdir"),
         )
+
+
+def _dir_option(config: pytest.Config, name: str, flag: str) -> Path | None:
+    value = config.getoption(name, None)
+    if not value:
+        return None
+    path = (Path(str(config.invocation_params.dir)) / str(value)).resolve()
+    if not path.is_dir():
+        raise pytest.UsageError(f"{flag}={value}: not a directory")
+    return path
 
 
 @dataclass
@@ -130,19 +146,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--zdtm-timeout-scale", type=float, default=1.0, metavar="X", help="multiply every timeout by X")
     g.addoption("--zdtm-refcr", default=None, metavar="CMD",
                 help="command to run refcr (default: the current python -m refcr)")
+    g.addoption("--zdtm-static", default=None, metavar="DIR",
+                help="run the tests of DIR (NAME.c + NAME.desc, written for CRIU's zdtm library or refcr's) "
+                     "instead of zdtm/static; built into zdtm/work/ext")
+    g.addoption("--zdtm-libdir", default=None, metavar="DIR",
+                help="plugin directory (-L) for every item, instead of the .desc's 'plugins'")
     g.addoption("--zdtm-guest", action="store_true",
                 help="run every item inside the QEMU guest (kernel 6.12), not only those needing a missing device")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    options = Options.from_config(config)
     layout = Layout.here()
-    state = SessionState(layout=layout, options=Options.from_config(config))
-    if not is_xdist_worker(config):
+    if options.static is not None:
+        layout = dataclasses.replace(layout, static_dir=options.static)
+        _collect_also(config, options.static)
+        # zdtm/conftest.py's hooks see only files below zdtm/: DIR's need a global one
+        config.pluginmanager.register(ExternalCollector(), "zdtm-external")
+    state = SessionState(layout=layout, options=options)
+    if not is_xdist_worker(config) and not layout.external:
         state.tracker = RequiredTracker(required_flavors(layout), state.options.flavors)
         config.pluginmanager.register(RequiredRecorder(state.tracker), "zdtm-required")
     config.stash[STATE] = state
     config.addinivalue_line("markers", "zdtm: a zdtm checkpoint/restore scenario")
     procs.become_subreaper()
+
+
+def _collect_also(config: pytest.Config, directory: Path) -> None:
+    """`pytest zdtm --zdtm-static=DIR`: DIR is collected too (named or not)."""
+    rootdir = Path(str(config.invocation_params.dir))
+    for arg in config.args:
+        p = (rootdir / str(arg).split("::", 1)[0]).resolve()
+        if p == directory or p in directory.parents:
+            return
+    config.args.append(str(directory))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -232,11 +269,18 @@ class ScenarioFile(pytest.File):
     """zdtm/static/NAME.c: one item per flavor."""
 
     def collect(self):  # type: ignore[no-untyped-def]
+        state = _state(self.config)
         try:
-            scenario = load(self.path)
+            scenario = load(self.path, strict=not state.layout.external)
         except DescError as e:
             raise self.CollectError(str(e)) from None
-        selected = _state(self.config).options.flavors
+        for w in scenario.warnings:
+            self.warn(pytest.PytestWarning(w))
+        if state.layout.external:
+            scenario = dataclasses.replace(scenario, built=external.binary(state.layout, self.path))
+        if state.options.libdir is not None:
+            scenario = dataclasses.replace(scenario, libdir=state.options.libdir)
+        selected = state.options.flavors
         wanted = scenario.flavors if scenario.flavors is not None else tuple(FLAVORS)
         for name in wanted:
             if name not in FLAVORS:
@@ -271,6 +315,9 @@ class ScenarioItem(pytest.Item):
             # (with --dist loadgroup), one after another (inherit_fd_tty*: its peer
             # and the harness allocate ptys while pty00 may need a given index)
             self.add_marker(pytest.mark.xdist_group("terminals"))
+        if scenario.excl:
+            # CRIU's 'excl' (run alone): its items at least run one after another
+            self.add_marker(pytest.mark.xdist_group("excl"))
         if scenario.devices:
             # a device is one per host (/dev/rtc opens once) and a QEMU guest keeps a
             # core busy: items with devices run on one worker, one after another
@@ -293,9 +340,15 @@ class ScenarioItem(pytest.Item):
                 state.build_result = build(state.layout)
             if not state.build_result.ok:
                 pytest.fail(
-                    f"make -C zdtm failed (log: {state.build_result.log_path}):\n{state.build_result.tail}",
+                    f"make -C zdtm or make -C plugins failed (log: {state.build_result.log_path}):\n"
+                    f"{state.build_result.tail}",
                     pytrace=False,
                 )
+            if state.layout.external:
+                res = external.build(state.layout, self.path)
+                if not res.ok:
+                    pytest.fail(f"building {self.path.name} failed (log: {res.log_path}):\n{res.tail}", pytrace=False)
+        self._check_criu_keys()
         if state.probe is None:
             state.probe = features.FeatureProbe(state.options.refcr, child_env(state.layout), state.layout.repo)
         for feat in self.scenario.features:
@@ -307,12 +360,22 @@ class ScenarioItem(pytest.Item):
                 _skip(f"kernel feature {feat!r} missing: {why}")
         self._choose_guest(state)
 
+    def _check_criu_keys(self) -> None:
+        """CRIU's .desc keys 'arch' and 'deps': skip where they cannot hold."""
+        sc = self.scenario
+        if sc.arch and platform.machine() not in sc.arch:
+            _skip(f"{sc.name}.desc: arch {' '.join(sc.arch)}, this machine is {platform.machine()}")
+        missing = [d for d in sc.deps if not (os.path.exists(d) if d.startswith("/") else shutil.which(d))]
+        if missing:
+            _skip(f"{sc.name}.desc: deps {' '.join(missing)} not on this machine")
+
     def _choose_guest(self, state: SessionState) -> None:
         """Devices the host lacks (or --zdtm-guest): run the item in a guest."""
         missing = guest.missing_devices(self.scenario.devices)
         for d in self.scenario.plugin_dirs:
             if not any(d.glob("*.so")):
-                pytest.fail(f"{self.scenario.name}.desc: no plugin built in {d} (make -C plugins)", pytrace=False)
+                how = "--zdtm-libdir" if self.scenario.libdir else "make -C plugins"
+                pytest.fail(f"{self.scenario.name}: no plugin (*.so) in {d} ({how})", pytrace=False)
         if not missing and not state.options.guest:
             return
         why = guest.unavailable()
@@ -361,6 +424,16 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
         return self.path, 0, f"{self.scenario.name}::{self.flavor.name}"
+
+
+class ExternalCollector:
+    """pytest_collect_file for the --zdtm-static directory (outside zdtm/)."""
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        layout = _state(parent.config).layout
+        if layout.zdtm not in file_path.resolve().parents and layout.is_scenario_source(file_path):
+            return ScenarioFile.from_parent(parent, path=file_path)
+        return None
 
 
 class RequiredRecorder:

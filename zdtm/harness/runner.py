@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import chain, cropts, outermnt, outerns, procs, snapshot
+from . import chain, cropts, outermnt, outerns, ownfiles, procs, snapshot
 from .desc import Scenario
 from .peers import Peer, PeerError
 from .flavors import Flavor
@@ -354,6 +354,7 @@ class ScenarioRun:
             inh = self.run_opts.inherit
             before, after = (cropts.normalise(before, inh, self.cfg.workdir, self.handed_names),
                              cropts.normalise(after, inh, self.cfg.workdir, self.handed_names))
+            before, after = ownfiles.normalise(before, after, self.outfile)
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)

@@ -171,6 +171,7 @@ class TaskState:
     vmas: tuple[Vma, ...]
     fds: tuple[Fd, ...]
     mounts: tuple[Mount, ...]  # empty while in the harness's mount namespace
+    stopped: tuple[int, ...] = ()  # inner tids in a job-control stop (State T), see job_stopped()
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -495,8 +496,23 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         vmas=tuple(merge_vmas(_maps(pid))),
         fds=tuple(_fds(pid, points)),
         mounts=mounts,
+        stopped=job_stopped(pid),
         outer=pid,
     )
+
+
+def job_stopped(pid: int) -> tuple[int, ...]:
+    """Inner tids of the threads stopped by SIGSTOP/SIGTSTP/... (State T): a
+    stopped task must come back stopped; R/S/D are a matter of timing."""
+    out = []
+    for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
+        try:
+            st = _status(f"/proc/{pid}/task/{tid}/status", ("State", "NSpid"))
+        except FileNotFoundError:
+            continue
+        if dict(st).get("State", "").startswith("T"):
+            out.append(_inner(st, "NSpid"))
+    return tuple(out)
 
 
 def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:

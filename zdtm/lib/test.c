@@ -92,6 +92,10 @@ static void parse_args(int argc, char **argv)
 	test_outfile = absolute(test_outfile);
 }
 
+/* sa_flags of the SIGTERM handler: 0 (blocking calls get EINTR) unless a
+ * caller sets it before test_init() (lib/criu: SA_RESTART, as CRIU's zdtm). */
+int test_sigterm_sa_flags;
+
 static void sigterm_handler(int sig)
 {
 	(void)sig;
@@ -292,7 +296,7 @@ init_proc:
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = sigterm_handler;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0;	/* no SA_RESTART: blocking calls get EINTR */
+	sa.sa_flags = test_sigterm_sa_flags;	/* default no SA_RESTART: blocking calls get EINTR */
 	if (sigaction(SIGTERM, &sa, NULL)) {
 		fprintf(stderr, "%s: sigaction: %m\n", test_name);
 		exit(1);
@@ -414,20 +418,36 @@ void test_pass(void)
 	fflush(stdout);
 }
 
-void test_fail(const char *file, int line, const char *fmt, ...)
+static void vfail(const char *file, int line, int err, const char *fmt, va_list ap)
 {
-	int err = errno;
-	va_list ap;
-
-	va_start(ap, fmt);
 	if (result_done || (test_pid && getpid() != test_pid))
 		vmsg("ERR: ", file, line, 1, err, fmt, ap);
 	else {
 		result_done = 1;
 		vmsg("FAIL: ", file, line, 1, err, fmt, ap);
 	}
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(file, line, err, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+void test_fail_noexit(const char *file, int line, const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(file, line, err, fmt, ap);
+	va_end(ap);
+	errno = err;
 }
 
 void test_err(const char *file, int line, const char *fmt, ...)

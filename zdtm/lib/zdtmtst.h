@@ -74,6 +74,11 @@ void test_pass(void);
 /* Print "FAIL: file:line: message (errno=N: strerror)" and exit(1). */
 void test_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), noreturn));
+/* test_fail() without the exit (CRIU's fail(): the test returns itself). */
+void test_fail_noexit(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* sa_flags for the SIGTERM handler test_init() installs (default 0). */
+extern int test_sigterm_sa_flags;
 /*
  * Record a failed check without stopping: prints an "ERR: ..." info line and
  * counts it.  test_result() then prints PASS, or FAIL naming the count.
