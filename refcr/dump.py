@@ -20,7 +20,10 @@ from refcr.fs import files, fs_struct, pipes
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
-from refcr.kernel import cgroup, creds, itimers, pstree, regs, rlimits, sharing, signals, task
+from refcr.kernel import (
+    audit, cgroup, creds, itimers, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp, sharing,
+    signals, task,
+)
 from refcr.log import log
 from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
@@ -130,6 +133,9 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
     remote.check("prctl", PR_GET_TID_ADDRESS, remote.scratch, 0, 0, 0)
     tc.clear_tid_addr = int.from_bytes(remote.get(remote.scratch, 8), "little")
     tc.robust_list, tc.robust_list_len = native.get_robust_list(host_tid)
+    tc.sched.CopyFrom(sched.dump(t.pid, host_tid))
+    tc.prctl.CopyFrom(prctl.dump_thread(t.pid, remote, t.member.entry.ppid == 0))
+    tc.seccomp.CopyFrom(seccomp.dump(t.pid, host_tid, core.threads[0].seccomp if host_tid != t.pid else None))
 
 
 def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count[int]",
@@ -144,6 +150,10 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     core.rlimits.extend(rlimits.dump_rlimits(remote))
     core.creds.CopyFrom(creds.dump(pid, remote))
     core.dumpable = remote.check("prctl", PR_GET_DUMPABLE, 0, 0, 0, 0)
+    core.oom_score_adj = oom.dump(pid)
+    audit.dump(pid, core)
+    core.prctl.CopyFrom(prctl.dump_process(pid, remote))
+    core.posix_timers.extend(posix_timers.dump(pid, remote, dict(zip(t.tids, t.member.entry.threads, strict=True))))
     core.stop_signo = t.member.stop_signo
     for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
         dump_thread(t, host_tid, core, tid)

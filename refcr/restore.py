@@ -23,7 +23,10 @@ from refcr.errors import RestoreError
 from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
-from refcr.kernel import cgroup, creds, itimers, jobctl, regs, rlimits, signals, task
+from refcr.kernel import (
+    audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, regs, rlimits, sched, seccomp, signals,
+    task,
+)
 from refcr.log import log
 from refcr.mm import memory
 from refcr.net import extnetns, netlock, netns, unix
@@ -275,6 +278,7 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     """Memory, fds and process-wide state, through the main thread."""
     p, core = n.puppet, n.core
     r = p.remote
+    audit.check(core)
     memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm, ctx.resolve)
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve)
@@ -285,11 +289,13 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     fs_struct.restore(r, core)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
+    prctl.restore_process(r, core.prctl)
 
 
 def restore_threads(n: Node) -> None:
     """Create the other threads, then give every thread its own state."""
     p, core = n.puppet, n.core
+    seccomp.restore_shared(p.remote, list(core.threads))     # inherited by the threads made next
     for tc in core.threads[1:]:
         p.clone_thread(tc.tid)
     for tc in core.threads:
@@ -301,8 +307,12 @@ def restore_threads(n: Node) -> None:
         if tc.robust_list:
             r.check("set_robust_list", tc.robust_list, tc.robust_list_len)
         task.restore_personality(r, core.personality)
+        seccomp.restore_thread(r, tc.seccomp, seccomp.shared_count(list(core.threads)))
         creds.restore(r, core.creds)
+        prctl.restore_thread(r, tc.prctl)
+        seccomp.restore_strict(r, tc.seccomp)
     p.remote.check("prctl", PR_SET_DUMPABLE, core.dumpable, 0, 0, 0)
+    prctl.restore_mdwe(p.remote, core.prctl)
 
 
 def drain_signals(r: Remote) -> None:
@@ -321,6 +331,8 @@ def finish_process(n: Node) -> None:
     signals.requeue(p.remote, n.pid, n.pid, list(core.shared_pending), [])
     for tc in core.threads:
         signals.requeue(p.threads[tc.tid].remote, n.pid, tc.tid, [], list(tc.pending))
+    posix_timers.restore(p.remote, {tc.tid: p.threads[tc.tid].remote for tc in core.threads},
+                         list(core.posix_timers))
     itimers.restore_itimers(p.remote, list(core.itimers))
     for tc in core.threads:
         if tc.HasField("sleep_restart"):
@@ -330,6 +342,8 @@ def finish_process(n: Node) -> None:
         tid = p.threads[tc.tid].tid
         native.set_sigmask(tid, tc.sigmask)
         regs.restore_thread(tid, tc)
+        sched.restore(n.pid, tid, tc.sched)       # last: an RT or idle puppet would slow the restore
+    oom.restore(n.pid, p.pid, core.oom_score_adj)
 
 
 # ------------------------------------------------------------ driver -----

@@ -1,6 +1,13 @@
 """Interval timers (setitimer).  They are per process and not inherited by
 fork, so the puppet starts with none and gets the dumped ones re-armed with
-the time that was left on them."""
+the time that was left on them.
+
+An ITIMER_REAL that fired while its SIGALRM is blocked reads 0 left with a
+non-zero interval: the kernel re-arms it only when that SIGALRM is
+dequeued.  Left disarmed, the restored timer would never fire again (the
+requeued SIGALRM is a plain signal, not the timer's); so it is armed to fire
+at once (1 us), which puts it in the same state: fired, its signal pending,
+re-armed on dequeue."""
 from __future__ import annotations
 
 import struct
@@ -10,6 +17,7 @@ from refcr.ptrace.tracee import Remote
 
 ITIMERVAL = struct.Struct("<qqqq")   # it_interval {sec, usec}, it_value {sec, usec}
 WHICH = (0, 1, 2)                    # ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+ITIMER_REAL = 0
 
 
 def _us(sec: int, usec: int) -> int:
@@ -37,6 +45,9 @@ def _arm(remote: Remote, which: int, interval_us: int, value_us: int) -> int:
 
 def restore_itimers(remote: Remote, timers: list[core_pb2.ItimerEntry]) -> None:
     for t in timers:
+        if not t.value_us and t.which == ITIMER_REAL and t.interval_us:
+            _arm(remote, t.which, t.interval_us, 1)     # fired, waiting for its SIGALRM to be taken
+            continue
         if not t.value_us:
             continue    # disarmed: nothing to do in a fresh puppet
         got = _arm(remote, t.which, t.interval_us, t.value_us)

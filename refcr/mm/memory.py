@@ -45,6 +45,7 @@ from refcr.ptrace.syscalls import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_GROWSDOWN,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
     MREMAP_FIXED,
@@ -66,6 +67,9 @@ SPECIAL_KINDS = {
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 SHMEM_NAME = "/dev/zero (deleted)"
 AIO_RING = "/[aio] (deleted)"      # the ring of an io_setup() context
+
+# mmap flags of an area that the restore passes on as dumped
+MAP_FLAGS_KEPT = MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE
 
 # smaps VmFlags mnemonic -> madvise() advice that recreates it (sr SEQUENTIAL, rr RANDOM,
 # dc DONTFORK, wf WIPEONFORK, hg HUGEPAGE, nh NOHUGEPAGE, mg MERGEABLE, dd DONTDUMP)
@@ -116,6 +120,9 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
                           flags=MAP_SHARED if m.shared else MAP_PRIVATE, kind=kind, name=m.name)
     if "gd" in m.vmflags:
         vma.flags |= MAP_GROWSDOWN
+    if "nr" in m.vmflags:
+        vma.flags |= MAP_NORESERVE
+    vma.accounted = "ac" in m.vmflags
     vma.madvise.extend(adv for flag, adv in MADVISE_BY_VMFLAG.items() if flag in m.vmflags)
     vma.lock = _lock_state(m.vmflags)
     if "gu" in m.vmflags:           # the area has (had) guard regions: find them
@@ -440,10 +447,9 @@ class AreaMapper:
 
     def map(self, vma: mm_pb2.VmaEntry) -> None:
         length = vma.end - vma.start
-        flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+        flags = MAP_FIXED | (vma.flags & MAP_FLAGS_KEPT)
         if vma.kind == mm_pb2.VMA_ANON:
-            self.remote.check("mmap", vma.start, length, vma.prot | PROT_READ | PROT_WRITE,
-                              flags | MAP_ANONYMOUS, -1, 0)
+            self.remote.check("mmap", vma.start, length, private_prot(vma), flags | MAP_ANONYMOUS, -1, 0)
             return
         if vma.kind == mm_pb2.VMA_SHMEM:
             self._map_fd(vma, os.dup(self.shmem_fds[vma.shmid]), vma.prot)
@@ -458,11 +464,11 @@ class AreaMapper:
                 local = os.open(self.resolve(vma.path), vma.fmode | os.O_CLOEXEC)
             except OSError as exc:
                 raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
-        prot = vma.prot | (PROT_READ | PROT_WRITE if vma.kind == mm_pb2.VMA_FILE_PRIVATE else 0)
+        prot = private_prot(vma) if vma.kind == mm_pb2.VMA_FILE_PRIVATE else vma.prot
         self._map_fd(vma, local, prot, pgoff)
 
     def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int, pgoff: int | None = None) -> None:
-        flags = MAP_FIXED | (vma.flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN))
+        flags = MAP_FIXED | (vma.flags & MAP_FLAGS_KEPT)
         try:
             remote_fd = self.install_fd(local)
         finally:
@@ -489,10 +495,29 @@ class AreaMapper:
                               MLOCK_ONFAULT if vma.lock == mm_pb2.VMA_LOCKED_ONFAULT else 0)
 
 
-def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
+def private_prot(vma: mm_pb2.VmaEntry) -> int:
+    """Protection to map a private area with while its pages are written:
+    writable, unless it was never charged (no VM_ACCOUNT) and is not writable
+    now: mapping it writable would charge it (smaps "ac") for good."""
+    if vma.accounted or vma.prot & PROT_WRITE:
+        return vma.prot | PROT_READ | PROT_WRITE
+    return vma.prot
+
+
+def write_private_pages(remote: Remote, images: ImageDir, image_id: int) -> int:
+    """process_vm_writev per batch; a batch that touches an area mapped without
+    write permission (see private_prot) goes through /proc/PID/mem instead."""
     count = 0
     for ranges, data in pages.read_page_batches(images, "pagemap", image_id):
-        native.vm_write(pid, ranges, data)
+        try:
+            native.vm_write(remote.tid, ranges, data)
+        except OSError as exc:
+            if exc.errno != errno.EFAULT:
+                raise
+            off = 0
+            for addr, length in ranges:
+                remote.write(addr, data[off:off + length])
+                off += length
         count += len(data) // PAGE_SIZE
     return count
 
@@ -514,7 +539,7 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.map(vma)
-    written = write_private_pages(remote.tid, images, image_id)
+    written = write_private_pages(remote, images, image_id)
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)

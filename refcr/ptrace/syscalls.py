@@ -18,6 +18,8 @@ NR = {
     "sethostname": 170, "setdomainname": 171, "pidfd_open": 434, "close_range": 436, "pidfd_getfd": 438,
     "clone3": 435, "wait4": 61, "kill": 62, "rt_sigtimedwait": 128, "exit_group": 231,
     "mount": 165, "umount2": 166, "flock": 73, "ioctl": 16, "epoll_ctl": 233,
+    "timer_create": 222, "timer_settime": 223, "timer_gettime": 224, "timer_getoverrun": 225,
+    "timer_delete": 226, "seccomp": 317,
 }
 NR.update({"mlockall": 151, "mlock2": 325})     # mm/memory.py: locked areas, MCL_FUTURE
 
@@ -31,7 +33,7 @@ PAGE_SIZE = 4096
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
-MAP_GROWSDOWN, MAP_FIXED_NOREPLACE = 0x100, 0x100000
+MAP_GROWSDOWN, MAP_FIXED_NOREPLACE, MAP_NORESERVE = 0x100, 0x100000, 0x4000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 
 PR_SET_NAME = 15

@@ -27,6 +27,9 @@ WALL = 0x40000000                  # __WALL: wait for traced threads too
 # that is blocked, so those two must stay unblocked to keep their handlers.
 INJECT_MASK = ALL_SIGNALS & ~((1 << (signal.SIGTRAP - 1)) | (1 << (signal.SIGSEGV - 1)))
 SCRATCH_SIZE = 64 * 1024
+# A seized task's seccomp filters (or strict mode) do not apply to the
+# syscalls refcr injects; the kernel enforces them again after the detach.
+SEIZE_OPTIONS = native.PTRACE_O_SUSPEND_SECCOMP
 
 
 class RemoteError(RefcrError):
@@ -50,7 +53,7 @@ def wait_stop(tid: int) -> int:
 
 
 def seize_thread(tid: int) -> int:
-    """PTRACE_SEIZE + PTRACE_INTERRUPT one thread and wait until it is stopped;
+    """PTRACE_SEIZE (seccomp suspended) + PTRACE_INTERRUPT one thread and wait until it is stopped;
     returns the signal of the group stop it is in (kernel/jobctl.py), 0 if none.
 
     A signal arriving at the same moment shows up as a signal-delivery-stop
@@ -59,7 +62,7 @@ def seize_thread(tid: int) -> int:
     still queued at the interrupt's stop: it would stop an injected syscall.
     """
     try:
-        native.seize(tid, 0)
+        native.seize(tid, SEIZE_OPTIONS)
     except OSError as exc:
         if exc.errno == errno.ESRCH:
             raise NoSuchProcess(tid) from exc

@@ -242,6 +242,7 @@ def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Pa
     def fd(f: snapshot.Fd) -> snapshot.Fd:
         if f.target not in names:
             return f
-        return replace(f, target=names[f.target], info=tuple(kv for kv in f.info if kv[0] not in ("pos", "mnt_id")))
+        handed = ("pos", "mnt_id", "ino")     # another open file (another inode) of the same name
+        return replace(f, target=names[f.target], info=tuple(kv for kv in f.info if kv[0] not in handed))
 
     return snapshot.TreeState(tuple(replace(t, fds=tuple(fd(f) for f in t.fds)) for t in state.tasks))

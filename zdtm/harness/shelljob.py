@@ -147,7 +147,9 @@ def normalise(state: snapshot.TreeState) -> snapshot.TreeState:
     """What a shell job legitimately changes: its terminal (another pty) and
     its session (the restore caller's).  shell-job-talk checks both."""
     def task(t: snapshot.TaskState) -> snapshot.TaskState:
-        fds = tuple(replace(f, target="<the shell's terminal>") if TERMINAL.match(f.target) else f for f in t.fds)
+        # the restore's terminal is another pty: its inode (fdinfo ino) is not the shell's
+        fds = tuple(replace(f, target="<the shell's terminal>", info=tuple(kv for kv in f.info if kv[0] != "ino"))
+                    if TERMINAL.match(f.target) else f for f in t.fds)
         status = tuple(kv for kv in t.status if kv[0] != "NSsid")
         return replace(t, sid=0, status=status, fds=fds)
 

@@ -20,7 +20,18 @@ changes across C/R is normalised away:
 * mount tables: ids, device numbers and peer-group numbers renumbered;
 * the inode/device of anonymous shared memory (/dev/zero, SysV, memfd);
 * adjacent VMAs that are identical except for their split point are merged,
-  since the kernel may merge (or not merge) them differently after restore.
+  since the kernel may merge (or not merge) them differently after restore;
+* per thread, ``State`` keeps only what C/R must preserve: stopped (T),
+  traced (t), or live (R/S/D/I are a matter of timing);
+* fdinfo: every line is compared, except what names a new object (``ino`` of
+  pipes, sockets, anon inodes, deleted files; ``eventfd-id``; the index of a
+  ``lock:`` line); pids in ``lock:``, pidfd and /proc/PID/timers lines are
+  replaced by inner pids of the tree (``outside`` for others); repeated lines
+  (``tfd:``, ``inotify wd:``, ``lock:``) are sorted; a timerfd's
+  ``it_value`` and ``ticks`` by ``armed`` (or fired: ticks > 0) / ``disarmed``
+  (both move with elapsed time); an epoll ``tfd:`` line's ``ino``/``sdev`` by
+  whether they are those of the process's fd ``tfd`` (``same``), which is
+  what the target file identity means after restore.
 """
 from __future__ import annotations
 
@@ -36,18 +47,28 @@ STATUS_KEYS = (
     "Name", "Umask", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
     "Uid", "Gid", "Groups", "NSpid", "NSpgid", "NSsid",
     "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
-    "NoNewPrivs", "Seccomp", "Seccomp_filters",
+    "NoNewPrivs", "Seccomp", "Seccomp_filters", "THP_enabled",
+    "Speculation_Store_Bypass", "SpeculationIndirectBranch", "Mems_allowed_list",
 )
 # Per-thread state (signals, credentials and seccomp are per thread).
 THREAD_STATUS_KEYS = (
-    "Name", "SigPnd", "SigBlk", "Uid", "Gid", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp",
+    "Name", "State", "SigPnd", "SigBlk", "Uid", "Gid", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp",
+    "Seccomp_filters", "Cpus_allowed_list", "Speculation_Store_Bypass", "SpeculationIndirectBranch",
 )
+# proc(5) numbers of the per-thread scheduling fields of stat.
+SCHED_STAT_FIELDS = {18: "priority", 19: "nice", 40: "rt_priority", 41: "policy"}
+# Per-process files compared verbatim (stripped); missing ones are skipped.
+PROC_FILES = ("oom_score_adj", "loginuid", "sessionid", "timerslack_ns")
 # What ps can still show of a zombie (its signal fields are leftovers of the
 # exited task, visible nowhere else).
 ZOMBIE_STATUS_KEYS = ("Name", "Uid", "Gid", "NSpid", "NSpgid", "NSsid")
 # Status fields that list one id per PID namespace: only the innermost counts.
 NS_ID_KEYS = ("NSpid", "NSpgid", "NSsid")
-FDINFO_KEYS = ("pos", "flags", "mnt_id", "eventfd-count", "eventfd-semaphore", "clockid")
+# fdinfo lines that name a new object after restore (see the module docstring).
+FDINFO_DROPPED = ("eventfd-id",)
+# Lines that can occur more than once in one fdinfo file.
+FDINFO_MULTI = ("tfd", "inotify wd", "fanotify ino", "lock")
+PID_MARK = re.compile(r"<pid (\d+)>")
 NAMESPACES = ("mnt", "net", "ipc", "uts", "pid", "user", "cgroup", "time")
 # proc(5) numbers of the stat fields PR_SET_MM_MAP restores.
 MM_STAT_FIELDS = {
@@ -70,15 +91,18 @@ class Vma:
     inode: int
     path: str
     link_mode: int | None  # st_mode of /proc/PID/map_files/START-END, file mappings only
+    vmflags: str = ""      # VmFlags of smaps (lo, sr, rr, dc, de, ht, nh, mg, wf, dd, ...)
 
     def render(self) -> str:
         mode = "" if self.link_mode is None else f" [map_files {self.link_mode:o}]"
-        return f"{self.start:x}-{self.end:x} {self.perms} {self.offset:08x} {self.dev} {self.inode} {self.path}{mode}"
+        return (f"{self.start:x}-{self.end:x} {self.perms} {self.offset:08x} {self.dev} {self.inode} {self.path}{mode}"
+                f" [{self.vmflags}]")
 
     def continues(self, prev: "Vma") -> bool:
         """True if self is the continuation of prev (same mapping, split in two)."""
-        if prev.end != self.start or (prev.perms, prev.dev, prev.inode, prev.path, prev.link_mode) != (
-            self.perms, self.dev, self.inode, self.path, self.link_mode
+        if prev.end != self.start or (prev.perms, prev.dev, prev.inode, prev.path, prev.link_mode,
+                                      prev.vmflags) != (
+            self.perms, self.dev, self.inode, self.path, self.link_mode, self.vmflags
         ):
             return False
         if self.path.startswith("/") or self.inode:
@@ -102,7 +126,8 @@ Pairs = tuple[tuple[str, str], ...]
 @dataclass(frozen=True)
 class ThreadState:
     tid: int  # inner tid
-    status: Pairs
+    status: Pairs  # status fields, then the scheduling fields of stat
+    outer: int = field(default=0, compare=False)  # tid as the harness sees it; never compared
 
     def render(self) -> str:
         return f"thread {self.tid}: " + ", ".join(f"{k}={v}" for k, v in self.status)
@@ -141,6 +166,8 @@ class TaskState:
     root: str
     exe: str
     personality: str
+    attrs: Pairs  # oom_score_adj, loginuid, sessionid, timerslack_ns
+    timers: tuple[str, ...]  # /proc/PID/timers, one line per POSIX timer
     limits: tuple[str, ...]
     vmas: tuple[Vma, ...]
     fds: tuple[Fd, ...]
@@ -195,8 +222,21 @@ def _inner(status: Pairs, key: str) -> int:
     return int(value) if value.lstrip("-").isdigit() else -1
 
 
+def _vmflags(pid: int) -> dict[int, str]:
+    """start address -> VmFlags of every area (smaps)."""
+    out: dict[int, str] = {}
+    start = -1
+    for line in _read(f"/proc/{pid}/smaps").splitlines():
+        if line.startswith("VmFlags:"):
+            out[start] = " ".join(sorted(line[8:].split()))
+        elif "-" in line.split(" ", 1)[0] and not line.split(" ", 1)[0].endswith(":"):
+            start = int(line.split("-", 1)[0], 16)
+    return out
+
+
 def _maps(pid: int) -> list[Vma]:
     vmas = []
+    flags = _vmflags(pid)
     for line in _read(f"/proc/{pid}/maps").splitlines():
         parts = line.split(None, 5)
         rng, perms, off, dev, ino = parts[:5]
@@ -208,7 +248,8 @@ def _maps(pid: int) -> list[Vma]:
                 link_mode = os.lstat(f"/proc/{pid}/map_files/{start_s}-{end_s}").st_mode
             except OSError:
                 link_mode = None
-        vma = Vma(int(start_s, 16), int(end_s, 16), perms, int(off, 16), dev, int(ino), path, link_mode)
+        vma = Vma(int(start_s, 16), int(end_s, 16), perms, int(off, 16), dev, int(ino), path, link_mode,
+                  flags.get(int(start_s, 16), "?"))
         if ANON_SHARED.match(path):
             vma = replace(vma, dev="00:00", inode=0)
         vmas.append(vma)
@@ -254,13 +295,153 @@ def _mountinfo(pid: int) -> tuple[tuple[Mount, ...], dict[str, str]]:
     return tuple(sorted(mounts, key=lambda m: (m.mountpoint, m.parent, m.fstype, m.root))), point
 
 
+def _fd_inode(pid: int, fd: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return None
+    return st.st_ino, st.st_dev
+
+
+def _kernel_dev(dev: int) -> int:
+    """st_dev as the kernel prints it in fdinfo (MKDEV: major << 20 | minor)."""
+    return os.major(dev) << 20 | os.minor(dev)
+
+
+def _epoll_line(pid: int, value: str) -> str:
+    """tfd: N events: E data: D pos:P ino:I sdev:S, the target named by identity."""
+    words = value.split()
+    fd = words[0]
+    fields_ = dict(w.split(":", 1) for w in words if ":" in w and not w.endswith(":"))
+    own = _fd_inode(pid, fd)
+    same = own is not None and fields_.get("ino") == f"{own[0]:x}" and fields_.get("sdev") == f"{_kernel_dev(own[1]):x}"
+    kept = [w for w in words if not w.startswith(("ino:", "sdev:"))]
+    return " ".join(kept) + (" target=same" if same else f" target={fields_.get('sdev')}:{fields_.get('ino')}")
+
+
+def _lock_line(value: str) -> str:
+    """N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO START END -> without N, pid marked."""
+    words = value.split()
+    if words and words[0].endswith(":"):
+        words = words[1:]
+    if words and words[0] == "->":
+        words = words[1:]
+    if len(words) > 3 and words[3].lstrip("-").isdigit():
+        words[3] = f"<pid {words[3]}>"
+    return " ".join(words)
+
+
+def _timerfd(info: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """it_value and ticks move with time: a timer that fired (ticks > 0) shows
+    it_value 0 until read; both become one word, armed (or fired) / disarmed."""
+    d = dict(info)
+    fired = d.get("ticks", "0") != "0"
+    zero = d.get("it_value", "").replace(" ", "") == "(0,0)"
+    out = []
+    for k, v in info:
+        if k == "ticks":
+            continue
+        if k == "it_value":
+            v = "disarmed" if zero and not fired else "armed"
+        out.append((k, v))
+    return out
+
+
+def _fdinfo(pid: int, name: str, target: str) -> list[tuple[str, str]]:
+    """Every line of fdinfo, normalised (see the module docstring)."""
+    text = _read(f"/proc/{pid}/fdinfo/{name}")
+    # timerfd puts several fields on one line: "clockid: 1 ticks: 0 settime flags: 00 it_value: (..)"
+    text = re.sub(r"\s+(ticks|settime flags|it_value|it_interval):", r"\n\1:", text)
+    info: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        k, v = k.strip(), " ".join(v.split())
+        if not k or k in FDINFO_DROPPED:
+            continue
+        if k == "ino" and not (target.startswith("/") and not target.endswith(" (deleted)")
+                               and not ANON_SHARED.match(target)):
+            continue
+        if k == "tfd":
+            v = _epoll_line(pid, v)
+        elif k == "lock":
+            v = _lock_line(v)
+        elif k in ("Pid", "NSpid"):
+            v = " ".join(f"<pid {w}>" for w in v.split()[:1]) if k == "Pid" else ""
+            if k == "NSpid":
+                continue
+        info.append((k, v))
+    if target == "anon_inode:[timerfd]":
+        info = _timerfd(info)
+    # repeated lines come in the kernel's order of struct file addresses (epoll's
+    # rbtree) or of creation: compare them as sets
+    head = [kv for kv in info if kv[0] not in FDINFO_MULTI]
+    return head + sorted(kv for kv in info if kv[0] in FDINFO_MULTI)
+
+
+def _timers(pid: int) -> tuple[str, ...]:
+    """/proc/PID/timers: one line per POSIX timer, the notified pid marked."""
+    try:
+        text = _read(f"/proc/{pid}/timers")
+    except OSError:
+        return ()
+    out: list[str] = []
+    cur: list[str] = []
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        v = v.strip()
+        if k == "ID" and cur:
+            out.append(" ".join(cur))
+            cur = []
+        if k == "notify" and "." in v:
+            head, _, num = v.rpartition(".")
+            v = f"{head}.<pid {num}>"
+        cur.append(f"{k}={v}")
+    if cur:
+        out.append(" ".join(cur))
+    return tuple(out)
+
+
+def _attrs(pid: int) -> Pairs:
+    out = []
+    for name in PROC_FILES:
+        try:
+            out.append((name, _read(f"/proc/{pid}/{name}").strip()))
+        except OSError:
+            continue
+    return tuple(out)
+
+
+def _sched(pid: int, tid: int) -> Pairs:
+    st = read_stat(tid) if tid == pid else None
+    if st is None:
+        try:
+            raw = _read(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            return ()
+        rest = raw[raw.rindex(")") + 2:].split()
+    else:
+        rest = list(st.fields)
+    return tuple((name, rest[n - 3]) for n, name in SCHED_STAT_FIELDS.items() if len(rest) > n - 3)
+
+
+def _state(status: Pairs) -> Pairs:
+    """State: T (stopped) and t (traced) are state; the rest is timing."""
+    out = []
+    for k, v in status:
+        if k == "State":
+            letter = v[:1]
+            v = {"T": "stopped", "t": "traced", "Z": "zombie", "X": "dead"}.get(letter, "live")
+        out.append((k, v))
+    return tuple(out)
+
+
 def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
     out = []
     base = f"/proc/{pid}/fd"
     for name in sorted(os.listdir(base), key=int):
         target = _readlink(f"{base}/{name}")
         try:
-            info = _status(f"/proc/{pid}/fdinfo/{name}", FDINFO_KEYS)
+            info = tuple(_fdinfo(pid, name, target))
         except FileNotFoundError:
             continue  # closed while we looked
         if mount_points is not None:
@@ -293,7 +474,8 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         except FileNotFoundError:
             continue
         inner_tid = _inner(tstatus, "NSpid")
-        threads.append(ThreadState(inner_tid, tuple(kv for kv in tstatus if kv[0] != "NSpid")))
+        threads.append(ThreadState(inner_tid, _state(tuple(kv for kv in tstatus if kv[0] != "NSpid"))
+                                   + _sched(pid, tid), outer=tid))
     ns = tuple((kind, _readlink(f"/proc/{pid}/ns/{kind}")) for kind in NAMESPACES)
     own_mnt_ns = dict(ns).get("mnt") != host_ns.get("mnt")
     mounts, points = _mountinfo(pid) if own_mnt_ns else ((), None)
@@ -311,6 +493,8 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         root=_readlink(f"/proc/{pid}/root"),
         exe=_readlink(f"/proc/{pid}/exe"),
         personality=_read(f"/proc/{pid}/personality").strip(),
+        attrs=_attrs(pid),
+        timers=_timers(pid),
         limits=tuple(_read(f"/proc/{pid}/limits").splitlines()),
         vmas=tuple(merge_vmas(_maps(pid))),
         fds=tuple(_fds(pid, points)),
@@ -340,7 +524,7 @@ def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:
         pid=_inner(status, "NSpid"), parent=parent, sid=_inner(status, "NSsid"),
         pgid=_inner(status, "NSpgid"), zombie=True, threads=(), namespaces=(),
         status=tuple(kv for kv in status if kv[0] in ZOMBIE_STATUS_KEYS),
-        mm=(), cwd="", root="", exe="", personality="", limits=(), vmas=(), fds=(), mounts=(),
+        mm=(), cwd="", root="", exe="", personality="", attrs=(), timers=(), limits=(), vmas=(), fds=(), mounts=(),
         outer=pid,
     )
 
@@ -366,6 +550,25 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
     ]
 
 
+def _mark_pids(tasks: list[TaskState]) -> list[TaskState]:
+    """Replace the <pid N> marks (outer pids in fdinfo and timers) by inner ids."""
+    inner = {t.outer: t.pid for t in tasks}
+    inner.update({th.outer: th.tid for t in tasks for th in t.threads})
+
+    def sub(text: str) -> str:
+        return PID_MARK.sub(lambda m: str(inner[int(m.group(1))]) if int(m.group(1)) in inner
+                            else "outside", text)
+
+    return [
+        replace(
+            t,
+            timers=tuple(sub(x) for x in t.timers),
+            fds=tuple(replace(f, info=tuple((k, sub(v)) for k, v in f.info)) for f in t.fds),
+        )
+        for t in tasks
+    ]
+
+
 def take_tree(root: int) -> TreeState:
     """Snapshot root (an outer pid) and all its descendants (zombies too)."""
     host_ns = host_namespaces()
@@ -377,14 +580,14 @@ def take_tree(root: int) -> TreeState:
         tasks.append(t)
     if not tasks:
         raise ProcessLookupError(f"process {root} is not running")
-    return TreeState(tuple(_renumber_objects(sorted(tasks, key=lambda t: t.pid))))
+    return TreeState(tuple(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid)))))
 
 
 def take(pids: list[int]) -> TreeState:
     """Snapshot the given live processes as roots (no descendants walk)."""
     host_ns = host_namespaces()
     tasks = [take_task(pid, 0, host_ns) for pid in pids]
-    return TreeState(tuple(_renumber_objects(sorted(tasks, key=lambda t: t.pid))))
+    return TreeState(tuple(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid)))))
 
 
 def _render_field(value: object) -> list[str]:
