@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from refcr import __version__
+from refcr import __version__, cliopts
 from refcr import log as logmod
 from refcr.errors import OptionError, RefcrError
 from refcr.log import log
@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a zdtm-style program to dump and restore with the plugin")
     pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
+    for name, sp in (("dump", d), ("pre-dump", pd), ("restore", r)):
+        cliopts.arrange(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
     return parser
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import __version__, actions, fault
+from refcr import __version__, actions, fault, progress
 from refcr.drivers import tty
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.fs import files, fs_struct, pipes
@@ -174,8 +174,10 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     tracking = opts.extra.get("tracking")
     if not isinstance(tracking, track.DumpTracking):
         tracking = track.DumpTracking.from_options(opts, images)
-    for t in frozen:
-        dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+    with progress.shown("dump", sum(progress.rss_pages(t.pid) for t in frozen), len(frozen)):
+        for t in frozen:
+            dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+            progress.process_done()
     unix.check_ext_dump(ctx)
     tty.check_ext_dump(ctx)
     host.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])

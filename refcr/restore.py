@@ -17,15 +17,15 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
-from refcr import actions, fault
+from refcr import actions, fault, progress
 from refcr.drivers import tty
 from refcr.errors import RestoreError
 from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
-from refcr.kernel import creds, itimers, regs, rlimits, signals, task
+from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
 from refcr.log import log
-from refcr.mm import memory
+from refcr.mm import memory, pages
 from refcr.net import extnetns, netlock, netns, unix
 from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
@@ -379,6 +379,8 @@ def _restore(opts: Options) -> int:
     netns.check_options(images, opts)
     ctx.check_inherited((extnetns.resource(inv.ext_netns),) if inv.ext_netns else ())
     netfd = extnetns.inherited_fd(inv.ext_netns, ctx)
+    if "pid" not in inv.root_namespaces:
+        pstree.wait_zombies_reaped(pstree.needed_pids(entries))
     actions.run(opts, "pre-restore")
     try:
         with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
@@ -397,8 +399,10 @@ def _restore(opts: Options) -> int:
         actions.run(opts, "post-setup-namespaces", root.puppet.pid)
         netns.restore_config(net)
         shmem: dict[int, int] = {}
-        for n in live:
-            restore_process(n, images, ctx, shmem)
+        with progress.shown("restore", sum(pages.page_count(images, "pagemap", n.pid) for n in live), len(live)):
+            for n in live:
+                restore_process(n, images, ctx, shmem)
+                progress.process_done()
         ctx.inherited.check_all_used()
         if "ipc" in inv.root_namespaces:
             from refcr.ipc import sysv

@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
+from refcr import progress
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
@@ -160,6 +161,7 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
                         track.store(out, addr, buf[pos:pos + n])
                         pos += n
                 total += size // PAGE_SIZE
+                progress.pages(size // PAGE_SIZE)
     finally:
         os.close(mem_fd)
         buf.release()
@@ -184,6 +186,7 @@ def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
             runs, unchanged = track.select(vma, runs)
             for addr, n in unchanged:
                 out.add_parent(addr, n)
+                progress.pages(n)
         readable = bool(vma.prot & PROT_READ)
         if groups and groups[-1][0] == readable:
             groups[-1][1].extend(runs)
@@ -413,6 +416,7 @@ def write_private_pages(pid: int, images: ImageDir, image_id: int) -> int:
     for ranges, data in pages.read_page_batches(images, "pagemap", image_id):
         native.vm_write(pid, ranges, data)
         count += len(data) // PAGE_SIZE
+        progress.pages(len(data) // PAGE_SIZE)
     return count
 
 

@@ -203,3 +203,16 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.005)
     return False
+
+
+def zombies_among(pids: set[int]) -> dict[int, int]:
+    """Which of pids are held by an unreaped zombie: pid -> its parent's pid."""
+    held: dict[int, int] = {}
+    for pid in pids:
+        try:
+            st = stat(pid)
+        except NoSuchProcess:
+            continue
+        if st.state in ("Z", "X") and st.pid == pid:
+            held[pid] = st.ppid
+    return held
