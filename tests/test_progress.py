@@ -27,7 +27,8 @@ open(sys.argv[1], "w").close()
 while True:
     time.sleep(1)
 """
-FRAME = re.compile(rb"(dump|restore): +\d+%\|[^|]*\| *[\d.]+k?/[\d.]+k? \[\d\d:\d\d<\d\d:\d\d, [^,\]]+, [01]/1 processes\]")
+FRAME = re.compile(rb"(dump|restore): +\d+%\|[^|]*\| *[\d.]+k?/[\d.]+k? "     # pages done of the total
+                   rb"\[\d\d:\d\d<\d\d:\d\d, [^,\]]+, [01]/1 processes\]")
 
 
 def start(tmp_path: Path, processes: Processes, mib: int) -> int:
