@@ -11,11 +11,11 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from refcr import __version__, cliopts
+from refcr import __version__
 from refcr import log as logmod
 from refcr.errors import OptionError, RefcrError
 from refcr.log import log
-from refcr.options import Options
+from refcr.options import Options, arrange_help
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
     for name, sp in (("dump", d), ("pre-dump", pd), ("restore", r)):
-        cliopts.arrange(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
+        arrange_help(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
     return parser
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import __version__, actions, fault, progress
+from refcr import __version__, actions, fault
 from refcr.drivers import tty
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.fs import files, fs_struct, pipes
@@ -21,7 +21,7 @@ from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
-from refcr.log import log
+from refcr.log import log, progress
 from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
 from refcr.ns import mntns, uts
@@ -174,7 +174,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     tracking = opts.extra.get("tracking")
     if not isinstance(tracking, track.DumpTracking):
         tracking = track.DumpTracking.from_options(opts, images)
-    with progress.shown("dump", sum(progress.rss_pages(t.pid) for t in frozen), len(frozen)):
+    with progress.shown("dump", sum(proc.anon_pages(t.pid) for t in frozen), len(frozen)):
         for t in frozen:
             dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
             progress.process_done()

@@ -17,14 +17,14 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
-from refcr import actions, fault, progress
+from refcr import actions, fault
 from refcr.drivers import tty
 from refcr.errors import RestoreError
 from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
 from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
-from refcr.log import log
+from refcr.log import log, progress
 from refcr.mm import memory, pages
 from refcr.net import extnetns, netlock, netns, unix
 from refcr.options import Options

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_cli_plain import refcr
 
-from refcr import cliopts
+from refcr import options as cliopts
 from refcr.cli import build_parser, main
 
 COMMANDS = ("dump", "pre-dump", "restore")

@@ -1,4 +1,4 @@
-"""The progress bar of long dumps and restores (refcr/progress.py).
+"""The progress bar of long dumps and restores (refcr/log.py: progress).
 
 A process with 1 GiB of written memory is dumped and restored with stderr on
 a pty: the bar shows pages copied of the total, the processes done and an

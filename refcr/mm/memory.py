@@ -20,11 +20,10 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
-from refcr import progress
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
-from refcr.log import log
+from refcr.log import log, progress
 from refcr.mm import memfd, pages
 from refcr.mm.track import ProcessTrack
 from refcr.pb import mm_pb2

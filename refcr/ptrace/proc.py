@@ -15,6 +15,7 @@ from refcr.errors import NoSuchProcess
 T = TypeVar("T")
 
 PF_KTHREAD = 0x00200000
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def _gone_is_no_such_process(fn: Callable[..., T]) -> Callable[..., T]:
@@ -203,6 +204,14 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.005)
     return False
+
+
+def anon_pages(pid: int) -> int:
+    """Resident anonymous pages (RssAnon); 0 if unknown."""
+    try:
+        return int(status(pid).get("RssAnon", "0 kB").split()[0]) * 1024 // PAGE_BYTES
+    except (NoSuchProcess, ValueError, IndexError):
+        return 0
 
 
 def zombies_among(pids: set[int]) -> dict[int, int]:
