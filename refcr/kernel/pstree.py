@@ -6,6 +6,11 @@ so once frozen it cannot add a child behind our back.  Ids in the images are
 the ones inside the tree's pid namespace ("inner" ids); the root may be the
 init of a pid namespace of its own, and may have its own IPC, UTS, mount and
 network namespaces; every other process must share the root's.
+
+Restore in refcr's own pid namespace needs the dumped pids back.  Right
+after a dump they may still be held by the dumped processes' zombies, which
+their parent has not reaped yet: the restore waits up to ZOMBIE_WAIT for
+that (polling /proc every 10 ms), then names the zombie and its parent.
 """
 from __future__ import annotations
 
