@@ -103,11 +103,12 @@ def classify(examples: list[Example]) -> tuple[list[Chain], list[Example]]:
     return chains, needs
 
 
-CHAINS, MARKED = classify(shell_examples(README.read_text()))
+EXAMPLES = shell_examples(README.read_text())       # read once: the parametrized tests use the same text
+CHAINS, MARKED = classify(EXAMPLES)
 
 
 def test_every_example_is_run_or_marked() -> None:
-    examples = shell_examples(README.read_text())
+    examples = EXAMPLES
     run = {e.line for c in CHAINS for e in c.examples}
     marked = {e.line for e in MARKED}
     assert run | marked == {e.line for e in examples} and not run & marked
