@@ -19,6 +19,8 @@ APT_PACKAGES=(build-essential iproute2 procps nftables)
 # The QEMU test guest for scenarios needing a device the host lacks (zdtm/harness/guest.py):
 # the emulator and the static busybox of its initramfs.
 APT_PACKAGES+=(qemu-system-x86 busybox-static)
+# runc: tests/test_runc.py checkpoints and restores a busybox container through refcr swrk.
+APT_PACKAGES+=(runc)
 
 setup_system() {
     section "system packages"

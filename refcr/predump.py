@@ -105,17 +105,25 @@ def write_plan(plan: Plan, images: ImageDir, pages_id: int) -> int:
     for addr, n in plan.unchanged:
         out.add_parent(addr, n)
     copied = 0
-    mem_fd = os.open(proc.path(plan.pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     try:
-        for vma, runs in plan.reads:
+        mem_fd = os.open(proc.path(plan.pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        # the tree ran on after the freeze and this process ended (a shell's
+        # short-lived child): no pages of it; the next dump will not have it
+        log.info("process %d exited after the pre-dump's freeze: its pages are left out", plan.pid)
+        mem_fd = -1
+    try:
+        for vma, runs in plan.reads if mem_fd >= 0 else []:
             for batch in pages.chunks(runs):
                 for addr, data in _read_tolerant(plan.pid, mem_fd, vma, batch):
                     plan.track.store(out, addr, data)
                     copied += len(data) // PAGE_SIZE
     finally:
-        os.close(mem_fd)
-    plan.track.write_digests(images)
-    out.finish("pagemap", plan.image_id, plan.track)
+        if mem_fd >= 0:
+            os.close(mem_fd)
+    if mem_fd >= 0:
+        plan.track.write_digests(images)
+    out.finish("pagemap", plan.image_id, plan.track if mem_fd >= 0 else None)
     images.write("mm", [plan.mm], id=plan.image_id)
     log.info("process %d: pre-dump copied %d pages, %d unchanged since the parent",
              plan.pid, copied, sum(n for _, n in plan.unchanged))

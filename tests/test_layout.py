@@ -38,6 +38,8 @@ FORBIDDEN = {
     "plugins": PIPELINES | {"mm", "drivers", "ipc", "kernel"},
     "ptrace": PIPELINES | {"fs", "drivers", "net", "ipc", "ns", "plugins"},
 }
+for _forbidden in FORBIDDEN.values():
+    _forbidden.add("rpc")           # a front end like cli: nothing below imports it
 
 
 def _modules() -> dict[str, Path]:
