@@ -15,7 +15,7 @@ from refcr import __version__
 from refcr import log as logmod
 from refcr.errors import OptionError, RefcrError
 from refcr.log import log
-from refcr.options import Options
+from refcr.options import Options, arrange_help
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a zdtm-style program to dump and restore with the plugin")
     pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
+    for name, sp in (("dump", d), ("pre-dump", pd), ("restore", r)):
+        arrange_help(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
     _rpc_parsers(sub)
     return parser
 

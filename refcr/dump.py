@@ -24,7 +24,7 @@ from refcr.kernel import (
     audit, cgroup, creds, itimers, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp, sharing,
     signals, task,
 )
-from refcr.log import log
+from refcr.log import log, progress
 from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
 from refcr.ns import mntns, uts
@@ -185,8 +185,10 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     tracking = opts.extra.get("tracking")
     if not isinstance(tracking, track.DumpTracking):
         tracking = track.DumpTracking.from_options(opts, images)
-    for t in frozen:
-        dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+    with progress.shown("dump", sum(proc.anon_pages(t.pid) for t in frozen), len(frozen)):
+        for t in frozen:
+            dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+            progress.process_done()
     unix.dump_in_flight(ctx)
     unix.check_ext_dump(ctx)
     tty.check_ext_dump(ctx)

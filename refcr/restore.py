@@ -24,11 +24,11 @@ from refcr.fs import files, fs_struct
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
 from refcr.kernel import (
-    audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, regs, rlimits, sched, seccomp, signals,
-    task,
+    audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp,
+    signals, task,
 )
-from refcr.log import log
-from refcr.mm import memory
+from refcr.log import log, progress
+from refcr.mm import memory, pages
 from refcr.net import extnetns, netlock, netns, unix
 from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
@@ -395,6 +395,8 @@ def _restore(opts: Options) -> int:
     netns.check_options(images, opts)
     ctx.check_inherited((extnetns.resource(inv.ext_netns),) if inv.ext_netns else ())
     netfd = extnetns.inherited_fd(inv.ext_netns, ctx)
+    if "pid" not in inv.root_namespaces:
+        pstree.wait_zombies_reaped(pstree.needed_pids(entries))
     actions.run(opts, "pre-restore")
     try:
         with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
@@ -415,8 +417,10 @@ def _restore(opts: Options) -> int:
         actions.run(opts, "post-setup-namespaces", root.puppet.pid)
         netns.restore_config(net)
         shmem: dict[int, int] = {}
-        for n in live:
-            restore_process(n, images, ctx, shmem)
+        with progress.shown("restore", sum(pages.page_count(images, "pagemap", n.pid) for n in live), len(live)):
+            for n in live:
+                restore_process(n, images, ctx, shmem)
+                progress.process_done()
         ctx.inherited.check_all_used()
         if "ipc" in inv.root_namespaces:
             from refcr.ipc import sysv

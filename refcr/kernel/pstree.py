@@ -6,19 +6,27 @@ so once frozen it cannot add a child behind our back.  Ids in the images are
 the ones inside the tree's pid namespace ("inner" ids); the root may be the
 init of a pid namespace of its own, and may have its own IPC, UTS, mount and
 network namespaces; every other process must share the root's.
+
+Restore in refcr's own pid namespace needs the dumped pids back.  Right
+after a dump they may still be held by the dumped processes' zombies, which
+their parent has not reaped yet: the restore waits up to ZOMBIE_WAIT for
+that (polling /proc every 10 ms), then names the zombie and its parent.
 """
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
-from refcr.errors import NoSuchProcess, OptionError, UnsupportedObject
+from refcr.errors import NoSuchProcess, OptionError, RestoreError, UnsupportedObject
+from refcr.log import log
 from refcr.options import Options
 from refcr.pb import pstree_pb2
 from refcr.ptrace import proc
 
 NS_KINDS = ("pid", "ipc", "uts", "mnt", "net")      # namespaces a root may have of its own
 SHARED_ONLY = ("user", "cgroup", "time")           # must be refcr's own
+ZOMBIE_WAIT = 5.0      # seconds a restore waits for a zombie holding a needed pid to be reaped
 
 
 def _ancestors(pid: int) -> set[int]:
@@ -124,3 +132,30 @@ def check_ids(members: list[Member], opts: Options) -> None:
                 raise UnsupportedObject(
                     f"process {m.host_pid} is in process group {e.pgid} led by a process outside the dump; "
                     "use --shell-job if it is a job of your shell")
+
+
+def needed_pids(entries: list[pstree_pb2.PstreeEntry]) -> set[int]:
+    """The host pids a restore in refcr's pid namespace creates: every
+    process and thread, and the leader of a group whose leader is gone (the
+    root's own group may be the caller's)."""
+    root = entries[0]
+    pids = {e.pid for e in entries} | {t for e in entries for t in e.threads}
+    groups = {e.pgid for e in entries if e.pgid != root.pgid or root.pgid == root.pid}
+    return pids | groups
+
+
+def wait_zombies_reaped(pids: set[int], timeout: float = ZOMBIE_WAIT) -> None:
+    """Right after a dump, the dumped processes may still be zombies their
+    parent has not reaped: wait up to timeout for that, then name the first
+    one still there.  A live process holding a pid is left to clone3 (EEXIST)."""
+    deadline = time.monotonic() + timeout
+    held = proc.zombies_among(pids)
+    if held:
+        log.info("waiting up to %.0f s for zombies to be reaped: %s", timeout,
+                 ", ".join(f"{z} (parent {p})" for z, p in sorted(held.items())))
+    while held and time.monotonic() < deadline:
+        time.sleep(0.01)
+        held = proc.zombies_among(set(held))
+    if held:
+        pid, parent = min(held.items())
+        raise RestoreError(f"pid {pid} is a zombie of process {parent} (not yet reaped by it)")

@@ -7,7 +7,10 @@ the restored thread resumes, as it would have for the original.  The one
 case that needs more is -ERESTART_RESTARTBLOCK (a relative sleep): the
 kernel resumes it through restart_syscall() and per-task state that a new
 task does not have, so the restore re-creates that state (see
-arm_sleep_restart).
+arm_sleep_restart).  Limit: a thread frozen inside restart_syscall (the
+kernel resuming such a sleep, or a poll or futex wait with a timeout, after
+an earlier freeze) cannot be told apart; its call returns EINTR after
+restore, with a warning (README, "Warnings you may see").
 """
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ def sleep_restart(remote: Remote, regs: dict[str, int]) -> core_pb2.SleepRestart
     elif nr == NR["clock_nanosleep"]:
         clockid, req, rem = regs["rdi"], regs["rdx"], regs["r10"]
     else:
+        # Typically restart_syscall (219): a sleep, poll or futex wait that the
+        # kernel resumed after an earlier freeze (a pre-dump, a dump with -R,
+        # a restore); which call it resumes is not visible from outside.
         log.warning("task %d: syscall %d will return EINTR after restore (restart block not restorable)",
                     remote.tid, nr)
         return None

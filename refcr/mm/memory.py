@@ -35,7 +35,7 @@ from typing import Callable
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
-from refcr.log import log
+from refcr.log import log, progress
 from refcr.mm import memfd, pages
 from refcr.mm.track import ProcessTrack
 from refcr.pb import mm_pb2
@@ -226,6 +226,7 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
                         track.store(out, addr, buf[pos:pos + n])
                         pos += n
                 total += size // PAGE_SIZE
+                progress.pages(size // PAGE_SIZE)
     finally:
         os.close(mem_fd)
         try:
@@ -250,6 +251,7 @@ def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
             runs, unchanged = track.select(vma, runs)
             for addr, n in unchanged:
                 out.add_parent(addr, n)
+                progress.pages(n)
         readable = bool(vma.prot & PROT_READ)
         if groups and groups[-1][0] == readable:
             groups[-1][1].extend(runs)
@@ -519,6 +521,7 @@ def write_private_pages(remote: Remote, images: ImageDir, image_id: int) -> int:
                 remote.write(addr, data[off:off + length])
                 off += length
         count += len(data) // PAGE_SIZE
+        progress.pages(len(data) // PAGE_SIZE)
     return count
 
 

@@ -110,6 +110,14 @@ def read_page_batches(images: ImageDir, type_name: str,
             yield [(vaddr, len(data))], data
 
 
+def page_count(images: ImageDir, type_name: str, id: int | str) -> int:
+    """How many pages a pagemap restores (its own and its parents')."""
+    if not images.exists(type_name, id=id):
+        return 0
+    head, _ = images.read_head(type_name, id=id)
+    return head.pages_written + head.pages_in_parent
+
+
 def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tuple[int, memoryview | bytes]]:
     """Yield (vaddr, data) runs of a pagemap, in at most READ_CHUNK pieces."""
     for ranges, data in read_page_batches(images, type_name, id):

@@ -130,7 +130,7 @@ def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
             e.ext_peer_name = name
             log.info("%s: unix socket %d is external (peer %s)", describe(t), d.ino, _label(name))
             return
-    hint = " (--ext-unix-sk allows it)" if ctx is not None else ""
+    hint = f" (--ext-unix-sk {d.ino} allows it)" if ctx is not None else ""
     raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} ({_label(d.name or b'')}) {how} "
                             f"socket {peer}, which is outside the dumped tree{hint}")
 

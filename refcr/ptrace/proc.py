@@ -15,6 +15,7 @@ from refcr.errors import NoSuchProcess
 T = TypeVar("T")
 
 PF_KTHREAD = 0x00200000
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def _gone_is_no_such_process(fn: Callable[..., T]) -> Callable[..., T]:
@@ -203,3 +204,24 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.005)
     return False
+
+
+def anon_pages(pid: int) -> int:
+    """Resident anonymous pages (RssAnon); 0 if unknown."""
+    try:
+        return int(status(pid).get("RssAnon", "0 kB").split()[0]) * 1024 // PAGE_BYTES
+    except (NoSuchProcess, ValueError, IndexError):
+        return 0
+
+
+def zombies_among(pids: set[int]) -> dict[int, int]:
+    """Which of pids are held by an unreaped zombie: pid -> its parent's pid."""
+    held: dict[int, int] = {}
+    for pid in pids:
+        try:
+            st = stat(pid)
+        except NoSuchProcess:
+            continue
+        if st.state in ("Z", "X") and st.pid == pid:
+            held[pid] = st.ppid
+    return held
