@@ -37,6 +37,7 @@ from refcr.errors import ImageError, OptionError
 _U32 = struct.Struct("<I")
 MAX_ENTRY_SIZE = 64 << 20  # no single message is anywhere near this
 INCOMPLETE_MARKER = "INCOMPLETE"
+IN_PROGRESS = "dump in progress (refcr did not finish it)"   # written first, removed last
 _ID_RE = re.compile(r"\w+", re.ASCII)
 
 
@@ -404,6 +405,13 @@ class ImageDir:
     # the incomplete marker
     def mark_incomplete(self, reason: str) -> None:
         self._write_atomic(INCOMPLETE_MARKER, reason.encode("utf-8", "replace") + b"\n")
+
+    def clear_incomplete(self) -> None:
+        """The last step of a dump that succeeded."""
+        try:
+            os.unlink(INCOMPLETE_MARKER, dir_fd=self.fileno())
+        except FileNotFoundError:
+            pass
 
     def is_incomplete(self) -> str | None:
         """The reason a dump into this directory failed, or None."""
