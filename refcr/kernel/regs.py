@@ -75,8 +75,14 @@ def arm_sleep_restart(remote: Remote, restart: core_pb2.SleepRestart) -> None:
     regs = dict(saved, rip=remote.code_addr, rax=NR["clock_nanosleep"], orig_rax=(1 << 64) - 1,
                 rdi=restart.clockid, rsi=0, rdx=req, r10=restart.rem_ptr)
     native.set_regs(tid, regs)
-    native.cont(tid, 0)
-    _wait_until_sleeping(tid)
+    for _ in range(20):
+        native.cont(tid, 0)
+        if _wait_until_sleeping(tid):
+            break
+        wait_stop(tid)           # a short sleep ended before it was seen: at the int3, start it again
+        native.set_regs(tid, regs)
+    else:
+        raise RestoreError(f"task {tid}: injected sleep ended each time before it could be interrupted")
     native.interrupt(tid)
     wait_stop(tid)
     got = to_signed(native.get_regs(tid)["rax"])
@@ -85,12 +91,17 @@ def arm_sleep_restart(remote: Remote, restart: core_pb2.SleepRestart) -> None:
         raise RestoreError(f"task {tid}: could not re-arm its interrupted sleep (got {got})")
 
 
-def _wait_until_sleeping(tid: int, timeout: float = 5.0) -> None:
+def _wait_until_sleeping(tid: int, timeout: float = 5.0) -> bool:
+    """True once tid sleeps in the injected call; False if it got past it
+    (a sleep of a few microseconds, a busy machine): it is then stopped at the int3."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(f"/proc/{tid}/syscall") as f:
             if f.read().split()[0] == str(NR["clock_nanosleep"]):
-                return
+                return True
+        with open(f"/proc/{tid}/stat") as f:
+            if f.read().rpartition(")")[2].split()[0] == "t":
+                return False
         time.sleep(0.001)
     raise RestoreError(f"task {tid}: injected sleep did not start")
 
