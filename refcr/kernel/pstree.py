@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from refcr.errors import NoSuchProcess, OptionError, UnsupportedObject
+from refcr.errors import NoSuchProcess, OptionError, ProcessBusy, UnsupportedObject
 from refcr.options import Options
 from refcr.pb import pstree_pb2
 from refcr.ptrace import proc
@@ -41,6 +41,13 @@ def check_target(pid: int) -> proc.Stat:
         raise OptionError(f"process {pid} is refcr itself or one of its ancestors")
     if st.state in ("Z", "X"):
         raise UnsupportedObject(f"process {pid} is a zombie")
+    if pid == 1:
+        raise OptionError("process 1 is the init of refcr's pid namespace: it cannot be dumped from inside it")
+    try:
+        for kind in NS_KINDS:
+            ns_of(pid, kind)
+    except PermissionError:
+        raise ProcessBusy(f"process {pid} cannot be inspected (its /proc entries are not readable)") from None
     return st
 
 
