@@ -138,8 +138,9 @@ class Remote:
             return
         self.write(self.code_addr, b"\x0f\x05\xeb\xfe")
         regs = native.get_regs(self.tid)
+        values = [a & ((1 << 64) - 1) for a in args] + [0] * (6 - len(args))
         regs.update(rip=self.code_addr, rax=nr, orig_rax=(1 << 64) - 1,
-                    **dict(zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), [a & ((1 << 64) - 1) for a in args] + [0] * 6)))
+                    **dict(zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), values, strict=True)))
         native.set_regs(self.tid, regs)
         os.kill(os.getpid(), signal.SIGKILL)
 
