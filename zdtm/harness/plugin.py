@@ -30,6 +30,7 @@ from .layout import Layout
 from .locks import locked
 from .report import RequiredTracker, read_required, skip_reason, tail
 from .runner import RunConfig, ScenarioRun, StepFailed, Timeouts
+from .stress import Stress
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Options:
     timeout_scale: float
     refcr: tuple[str, ...]
     guest: bool = False  # --zdtm-guest: every item in the QEMU guest
+    stress: bool = False  # --zdtm-stress: CPU and memory hogs for the whole session (harness/stress.py)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Options":
@@ -65,10 +67,17 @@ class Options:
             iterations=iterations,
             noauto=bool(opt("zdtm_noauto", False)),
             build=not bool(opt("zdtm_no_build", False)),
-            timeout_scale=float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
+            timeout_scale=_timeout_scale(float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
+                                         bool(opt("zdtm_stress", False))),
             refcr=refcr,
             guest=bool(opt("zdtm_guest", False)),
+            stress=bool(opt("zdtm_stress", False)),
         )
+
+
+def _timeout_scale(given: float, stress: bool) -> float:
+    """Under --zdtm-stress timeouts (which catch hangs) are 3x, unless given."""
+    return 3.0 if stress and given == 1.0 else given
 
 
 @dataclass
@@ -82,6 +91,7 @@ class SessionState:
     tracker: RequiredTracker | None = None
     required_problems: list[str] | None = None
     noauto_deselected: list[str] = field(default_factory=list)
+    stress: Stress | None = None
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -130,6 +140,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--zdtm-timeout-scale", type=float, default=1.0, metavar="X", help="multiply every timeout by X")
     g.addoption("--zdtm-refcr", default=None, metavar="CMD",
                 help="command to run refcr (default: the current python -m refcr)")
+    g.addoption("--zdtm-stress", action="store_true",
+                help="run the session with a CPU hog on every core and a memory hog (zdtm/harness/stress.py)")
     g.addoption("--zdtm-guest", action="store_true",
                 help="run every item inside the QEMU guest (kernel 6.12), not only those needing a missing device")
 
@@ -143,6 +155,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.addinivalue_line("markers", "zdtm: a zdtm checkpoint/restore scenario")
     procs.become_subreaper()
+    if state.options.stress and not is_xdist_worker(config):
+        state.stress = Stress.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.stress is not None:
+        state.stress.stop()
+        state.stress = None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -176,7 +197,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_header(config: pytest.Config) -> list[str]:
     o = _state(config).options
     mode = "start/SIGTERM only (--zdtm-no-cr)" if o.no_cr else f"dump/restore x{o.iterations}"
-    return [f"zdtm: flavors {','.join(o.flavors)}, {mode}, refcr: {shlex.join(o.refcr)}"]
+    lines = [f"zdtm: flavors {','.join(o.flavors)}, {mode}, refcr: {shlex.join(o.refcr)}"]
+    stress = _state(config).stress
+    if stress is not None:
+        lines.append(f"zdtm: {stress.describe()}, timeouts x{o.timeout_scale:g}")
+    return lines
 
 
 def whole_suite(config: pytest.Config, layout: Layout) -> bool:
