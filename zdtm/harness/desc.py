@@ -9,7 +9,9 @@ from pathlib import Path
 KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", "dump_env",
                         "peer", "peer_netns", "checkpoints", "restore_checkpoint",
                         "track_mem", "predump", "restore_each",
-                        "device", "plugins", "outer_netns", "action_script", "outer_mnt"})
+                        "device", "plugins", "outer_netns", "action_script", "outer_mnt",
+                        "transient"})
+TRANSIENT = frozenset({"threads", "children", "signals"})
 KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job"})
 
 
@@ -40,6 +42,7 @@ class Scenario:
     outer_netns: tuple[str, ...] | None = None  # commands run in a private outer net namespace (outerns.py)
     action_script: str | None = None  # --action-script: inline text (#!...) or a repo path (outerns.py)
     outer_mnt: tuple[str, ...] = ()   # work-dir dirs given a tmpfs in a private outer mount ns (outermnt.py)
+    transient: frozenset[str] = frozenset()  # what the scenario churns on purpose (snapshot.diff); it checks them
 
     @property
     def binary(self) -> Path:
@@ -154,4 +157,13 @@ def load(source: Path) -> Scenario:
         outer_netns=tuple(outer) if outer is not None else None,
         outer_mnt=_words(desc_path, "outer_mnt", raw.get("outer_mnt", "")),
         action_script=script,
+        transient=_transient(desc_path, raw.get("transient", "")),
     )
+
+
+def _transient(desc_path: Path, value: object) -> frozenset[str]:
+    words = frozenset(_words(desc_path, "transient", value))
+    if not words <= TRANSIENT:
+        raise DescError(f"{desc_path}: 'transient' words are {', '.join(sorted(TRANSIENT))}, "
+                        f"not {', '.join(sorted(words - TRANSIENT))}")
+    return words

@@ -354,7 +354,7 @@ class ScenarioRun:
             inh = self.run_opts.inherit
             before, after = (cropts.normalise(before, inh, self.cfg.workdir, self.handed_names),
                              cropts.normalise(after, inh, self.cfg.workdir, self.handed_names))
-            delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
+            delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields, self.cfg.scenario.transient)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
 

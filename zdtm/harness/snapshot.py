@@ -382,25 +382,48 @@ def _render_field(value: object) -> list[str]:
     return [str(value)]
 
 
-def _diff_threads(pid: int, before: tuple[ThreadState, ...], after: tuple[ThreadState, ...]) -> list[str]:
+# What a scenario may churn on purpose while it is dumped (its .desc's
+# "transient"; the scenario checks these itself): threads that come and go
+# (only the threads present before and after are compared, and the thread
+# count), children that come and go (only processes present both times),
+# signals being sent (the pending sets and the queue count).
+TRANSIENT_STATUS = {"threads": frozenset({"Threads"}), "signals": frozenset({"SigQ", "SigPnd", "ShdPnd"})}
+
+
+def _diff_threads(pid: int, before: tuple[ThreadState, ...], after: tuple[ThreadState, ...],
+                  transient: frozenset[str] = frozenset()) -> list[str]:
     out = []
     b_by, a_by = {t.tid: t for t in before}, {t.tid: t for t in after}
+    if "threads" in transient:
+        b_by = {tid: t for tid, t in b_by.items() if tid in a_by}
+        a_by = {tid: t for tid, t in a_by.items() if tid in b_by}
     if list(b_by) != list(a_by):
         out.append(f"pid {pid} threads: before {list(b_by)}, after {list(a_by)}")
+    skip = TRANSIENT_STATUS["signals"] if "signals" in transient else frozenset()
     for tid, bt in b_by.items():
         at = a_by.get(tid)
         if at is None:
             continue
         bs, as_ = dict(bt.status), dict(at.status)
         for key in dict.fromkeys([*bs, *as_]):
-            if bs.get(key) != as_.get(key):
+            if key not in skip and bs.get(key) != as_.get(key):
                 out.append(f"pid {pid} thread {tid} {key}: {bs.get(key)!r} -> {as_.get(key)!r}")
     return out
 
 
-def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset()) -> list[str]:
+def _without_transient(status: Pairs, transient: frozenset[str]) -> Pairs:
+    skip = frozenset().union(*(TRANSIENT_STATUS.get(w, frozenset()) for w in transient))
+    return tuple((k, v) for k, v in status if k not in skip)
+
+
+def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset(),
+         transient: frozenset[str] = frozenset()) -> list[str]:
     """Human-readable differences; empty if the states match."""
     out: list[str] = []
+    if "children" in transient:          # the root stays; children present both times are compared
+        common = set(before.pids()) & set(after.pids())
+        before = TreeState(tuple(t for t in before.tasks if t.pid in common))
+        after = TreeState(tuple(t for t in after.tasks if t.pid in common))
     if before.pids() != after.pids():
         out.append(f"processes differ: before [{before.describe_pids()}], after [{after.describe_pids()}]")
     after_by_pid = {t.pid: t for t in after.tasks}
@@ -412,10 +435,12 @@ def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset
             if f.name in ignore or f.name in NOT_COMPARED:
                 continue
             bv, av = getattr(b, f.name), getattr(a, f.name)
+            if f.name == "status" and transient:
+                bv, av = _without_transient(bv, transient), _without_transient(av, transient)
             if bv == av:
                 continue
             if f.name == "threads":
-                out.extend(_diff_threads(b.pid, bv, av))
+                out.extend(_diff_threads(b.pid, bv, av, transient))
                 continue
             bl, al = _render_field(bv), _render_field(av)
             if len(bl) == 1 and len(al) == 1:
