@@ -19,7 +19,7 @@ from itertools import count
 
 from refcr import __version__, actions, fault
 from refcr.drivers import tty
-from refcr.errors import DumpError, NoSuchProcess, RefcrError
+from refcr.errors import DumpError, NoSuchProcess, ProcessBusy, RefcrError
 from refcr.fs import files, fs_struct, pipes
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import IN_PROGRESS, ImageDir
@@ -110,14 +110,33 @@ class FrozenTask:
 
 
 def freeze_process(m: pstree.Member) -> None:
-    """Seize every thread; threads may appear until all existing ones are stopped."""
+    """Seize every thread; threads may appear until all existing ones are
+    stopped, and a thread other than the leader may end before it is
+    stopped: it is then not part of the dump (it ended before the freeze)."""
+    ended: set[int] = set()
     while True:
-        new = [tid for tid in proc.threads(m.host_pid) if tid not in m.host_tids]
+        new = [tid for tid in proc.threads(m.host_pid) if tid not in m.host_tids and tid not in ended]
         if not new:
             return
+        new.sort(key=lambda tid: tid != m.host_pid)   # the leader first: tids wrap (pid_max) below it
         for tid in new:
-            seize_thread(tid)
+            try:
+                seize_thread(tid)
+            except (NoSuchProcess, ProcessBusy):
+                if tid == m.host_pid or _thread_alive(m.host_pid, tid):
+                    raise
+                log.debug("process %d: thread %d ended while the process was frozen", m.host_pid, tid)
+                ended.add(tid)
+                continue
             m.host_tids.append(tid)
+
+
+def _thread_alive(pid: int, tid: int) -> bool:
+    try:
+        state = proc.status(tid).get("State", "X")
+    except (NoSuchProcess, OSError):
+        return False
+    return state[:1] not in ("X", "Z") and os.path.exists(f"/proc/{pid}/task/{tid}")
 
 
 def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member],

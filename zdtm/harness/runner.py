@@ -340,14 +340,14 @@ class ScenarioRun:
     def _snapshot(self, step: str) -> snapshot.TreeState:
         with self._step(step):
             assert self.pid is not None
-            state = snapshot.take_tree(self.pid)
+            state = snapshot.take_tree(self.pid, self.cfg.scenario.transient)
             self.tree = state.outer_pids()
             return state
 
     def _compare(self, step: str, before: snapshot.TreeState) -> None:
         with self._step(step):
             assert self.pid is not None
-            after = snapshot.take_tree(self.pid)
+            after = snapshot.take_tree(self.pid, self.cfg.scenario.transient)
             if self.cfg.scenario.shell_job:
                 from . import shelljob
                 before, after = shelljob.normalise(before), shelljob.normalise(after)

@@ -286,7 +286,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
             tstatus = _status(f"/proc/{pid}/task/{tid}/status", (*THREAD_STATUS_KEYS, "NSpid"))
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):     # it ended meanwhile
             continue
         inner_tid = _inner(tstatus, "NSpid")
         threads.append(ThreadState(inner_tid, tuple(kv for kv in tstatus if kv[0] != "NSpid")))
@@ -347,13 +347,19 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
     ]
 
 
-def take_tree(root: int) -> TreeState:
-    """Snapshot root (an outer pid) and all its descendants (zombies too)."""
+def take_tree(root: int, transient: frozenset[str] = frozenset()) -> TreeState:
+    """Snapshot root (an outer pid) and all its descendants (zombies too);
+    with transient children, one that vanishes meanwhile is left out."""
     host_ns = host_namespaces()
     tasks: list[TaskState] = []
     inner_of: dict[int, int] = {}
     for pid, parent in descendants(root):
-        t = take_task(pid, inner_of.get(parent, 0), host_ns)
+        try:
+            t = take_task(pid, inner_of.get(parent, 0), host_ns)
+        except (ProcessLookupError, FileNotFoundError):
+            if pid == root or "children" not in transient:
+                raise
+            continue
         inner_of[pid] = t.pid
         tasks.append(t)
     if not tasks:
@@ -384,10 +390,12 @@ def _render_field(value: object) -> list[str]:
 
 # What a scenario may churn on purpose while it is dumped (its .desc's
 # "transient"; the scenario checks these itself): threads that come and go
-# (only the threads present before and after are compared, and the thread
-# count), children that come and go (only processes present both times),
-# signals being sent (the pending sets and the queue count).
-TRANSIENT_STATUS = {"threads": frozenset({"Threads"}), "signals": frozenset({"SigQ", "SigPnd", "ShdPnd"})}
+# (only the threads present before and after are compared, not the thread
+# count, nor masks: pthread_create blocks every signal for a moment), children that come and go (only processes present both times),
+# signals being sent (the pending sets, the queue count, and the mask, which
+# includes the signal while its handler runs).
+TRANSIENT_STATUS = {"threads": frozenset({"Threads", "SigBlk"}),   # SigBlk: all blocked in pthread_create
+                    "signals": frozenset({"SigQ", "SigPnd", "ShdPnd", "SigBlk"})}   # SigBlk: inside a handler
 
 
 def _diff_threads(pid: int, before: tuple[ThreadState, ...], after: tuple[ThreadState, ...],

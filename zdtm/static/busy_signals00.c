@@ -11,7 +11,8 @@
  * the last number it queued into a shared page; the parent takes what is
  * still pending and must have received exactly that number last.  The
  * .desc says signals are transient: the harness does not compare the
- * pending sets and queue counts, which change all the time.
+ * pending sets, queue counts and masks (a handler may be running), which
+ * change all the time; the test checks its mask outside the handlers.
  */
 #include "zdtmtst.h"
 
@@ -88,6 +89,13 @@ int main(int argc, char **argv)
 	test_waitsig();
 
 	at_term = last;
+	{
+		sigset_t cur;
+
+		sigprocmask(SIG_BLOCK, NULL, &cur);
+		if (sigismember(&cur, SIGRTMIN) || sigismember(&cur, SIGUSR1))
+			pr_err("SIGRTMIN or SIGUSR1 blocked outside their handlers");
+	}
 	test_children_check();
 	for (i = 0; i < 1000 && last != shared[0]; i++)
 		nanosleep(&pause, NULL);	/* the last ones are delivered as they come */

@@ -8,8 +8,10 @@
  * times, checks the pattern and its tid, and adds itself to the finished
  * count.  After restore (SIGTERM) the creator stops; every worker it created
  * must have finished with its checks passed, and creating went on after the
- * restore.  The .desc says threads are transient: the harness compares only
- * the threads present both before the dump and after the restore.
+ * restore, and the creator's mask is the one it had.  The .desc says threads
+ * are transient: the harness compares only the threads present both before
+ * the dump and after the restore, and not their masks (pthread_create
+ * blocks every signal for a moment).
  */
 #include "zdtmtst.h"
 
@@ -50,10 +52,12 @@ static void *creator(void *arg)
 {
 	pthread_t slot[NSLOT];
 	unsigned long serial = 0;
+	sigset_t mask, now;
 	int i, n = 0;
 	void *ret;
 
 	(void)arg;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
 	for (;;) {
 		i = serial % NSLOT;
 		if (n == NSLOT) {
@@ -76,6 +80,10 @@ static void *creator(void *arg)
 		if (pthread_join(slot[i], NULL))
 			atomic_fetch_add(&bad, 1);
 	}
+	pthread_sigmask(SIG_BLOCK, NULL, &now);	/* outside pthread_create: the mask it had */
+	for (i = 1; i < NSIG; i++)
+		if (sigismember(&mask, i) != sigismember(&now, i))
+			atomic_fetch_add(&bad, 1);
 	return NULL;
 }
 
@@ -101,7 +109,8 @@ int main(int argc, char **argv)
 	test_msg("%lu threads at SIGTERM, %lu created, %lu finished", at_term,
 		 (unsigned long)atomic_load(&created), (unsigned long)atomic_load(&finished));
 	if (atomic_load(&bad))
-		pr_err("%lu worker(s) found their stack, tid or join value wrong", (unsigned long)atomic_load(&bad));
+		pr_err("%lu worker(s) found their stack, tid or join value (or the creator its mask) wrong",
+		       (unsigned long)atomic_load(&bad));
 	if (atomic_load(&created) != atomic_load(&finished))
 		pr_err("%lu threads created, %lu finished", (unsigned long)atomic_load(&created),
 		       (unsigned long)atomic_load(&finished));
