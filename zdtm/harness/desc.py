@@ -11,7 +11,7 @@ KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", 
                         "track_mem", "predump", "restore_each",
                         "device", "plugins", "outer_netns", "action_script", "outer_mnt",
                         "transient"})
-TRANSIENT = frozenset({"threads", "children", "signals"})
+TRANSIENT = frozenset({"threads", "children", "signals", "timers"})
 KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job"})
 
 
