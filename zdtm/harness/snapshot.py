@@ -391,8 +391,9 @@ def _render_field(value: object) -> list[str]:
 # What a scenario may churn on purpose while it is dumped (its .desc's
 # "transient"; the scenario checks these itself): threads that come and go
 # (only the threads present before and after are compared, not the thread
-# count, nor masks: pthread_create blocks every signal for a moment), children that come and go (only processes present both times),
-# signals being sent (the pending sets, the queue count, and the mask, which
+# count, nor masks: pthread_create blocks every signal for a moment),
+# children that come and go (only processes present both times), signals
+# being sent (the pending sets, the queue count, and the mask, which
 # includes the signal while its handler runs); timers (the pending bits of
 # SIGALRM, SIGVTALRM and SIGPROF only: whether an interval timer fired
 # depends on how long the dump and restore took, and the scenario checks
