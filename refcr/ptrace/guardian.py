@@ -175,10 +175,15 @@ class _Keeper:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.set_blocking(self.rfd, False)
+        watch = [self.rfd, self.parent_fd]
         while True:
-            ready, _, _ = select.select([self.rfd, self.parent_fd], [], [])
-            if self.rfd in ready and self._read() == "done":
-                return 0
+            ready, _, _ = select.select(watch, [], [])
+            if self.rfd in ready:
+                got = self._read()
+                if got == "done":
+                    return 0
+                if got == "eof":                  # closed without "done": refcr is dying
+                    watch = [self.parent_fd]
             if self.parent_fd in ready:           # refcr is dead
                 if self._read() == "done":
                     return 0
