@@ -179,11 +179,44 @@ int rc_get_rseq_conf(int pid, struct rc_rseq_conf *conf)
  * the original registers (including orig_rax) are back, the original restart
  * happens as if we had never been there.
  */
+/*
+ * A syscall-stop (as opposed to a signal-delivery-stop of a SIGTRAP someone
+ * sent): its siginfo is the one ptrace_notify() makes, si_code SIGTRAP (or
+ * SIGTRAP|0x80 with PTRACE_O_TRACESYSGOOD).  Returns 1 at the entry, 2 at the
+ * exit (PTRACE_EVENTMSG_SYSCALL_ENTRY/EXIT), 0 for any other stop.
+ */
+static int syscall_stop(int pid)
+{
+	siginfo_t si;
+	unsigned long msg = 0;
+
+	if (pt(PTRACE_GETSIGINFO, pid, 0, (unsigned long)&si) < 0)
+		return 0;
+	if (si.si_signo != SIGTRAP || (si.si_code != SIGTRAP && si.si_code != (SIGTRAP | 0x80)))
+		return 0;
+	if (pt(PTRACE_GETEVENTMSG, pid, 0, (unsigned long)&msg) < 0)
+		return 0;
+	return msg == 1 || msg == 2 ? (int)msg : 0;
+}
+
+/*
+ * Two ways to get the task back after the call:
+ *  - patch (dump, pre-dump, the puppet's boot): "syscall; jmp ." is written
+ *    over 4 bytes at addr and the task is resumed with PTRACE_SYSCALL; we
+ *    take it at the syscall-exit-stop, before it reaches the jmp.  No trap
+ *    instruction: if refcr dies at any moment the kernel detaches the task,
+ *    which then finishes the call and spins on the jmp, alive, until refcr's
+ *    guardian (refcr/ptrace/guardian.py) seizes it and puts registers and
+ *    bytes back.  An int3 there would kill it with SIGTRAP.
+ *  - no patch (restore puppets): the code already holds "syscall; int3"
+ *    and the task is resumed with PTRACE_CONT until the int3's SIGTRAP.
+ */
 int rc_inject_syscall(int pid, long nr, const unsigned long *args,
 		      unsigned long addr, int patch, int fault_ok,
 		      long *result, int *stop_status)
 {
-	static const unsigned char code[3] = { 0x0f, 0x05, 0xcc }; /* syscall; int3 */
+	static const unsigned char code[4] = { 0x0f, 0x05, 0xeb, 0xfe }; /* syscall; jmp . */
+	int request = patch ? PTRACE_SYSCALL : PTRACE_CONT;
 	struct user_regs_struct saved, regs;
 	unsigned long orig_word = 0, word;
 	int r, st, ret = 0, gone = 0;
@@ -219,7 +252,7 @@ int rc_inject_syscall(int pid, long nr, const unsigned long *args,
 		goto restore;
 
 	for (;;) {
-		ret = (int)rc_cont(pid, 0);
+		ret = (int)pt(request, pid, 0, 0);
 		if (ret < 0)
 			goto restore;
 		ret = rc_wait(pid, &st);
@@ -260,7 +293,15 @@ int rc_inject_syscall(int pid, long nr, const unsigned long *args,
 		ret = rc_get_regs(pid, &regs);
 		if (ret < 0)
 			goto restore;
-		if (WSTOPSIG(st) == SIGTRAP && regs.rip == addr + 3)
+		if (patch && WSTOPSIG(st) == SIGTRAP) {
+			int phase = syscall_stop(pid);
+
+			if (phase == 1)
+				continue;	/* entry: let it run the call */
+			if (phase == 2 && regs.rip == addr + 2)
+				break;		/* exit, before the jmp */
+		}
+		if (!patch && WSTOPSIG(st) == SIGTRAP && regs.rip == addr + 3)
 			break;	/* our int3 */
 		if (fault_ok && (WSTOPSIG(st) == SIGSEGV || WSTOPSIG(st) == SIGBUS) &&
 		    regs.rip == addr + 2)

@@ -151,6 +151,17 @@ cr_plugin_desc_t *refcr_plugin_desc(void *h, const char *name, int *generated)
 	for (i = 0; i < CR_PLUGIN_HOOK__MAX; i++)
 		d->hooks[i] = dlsym(h, old_names[i]);
 	*generated = 1;
+	/* No descriptor and no cr_plugin_* function: an ordinary library, not a plugin. */
+	if (!d->init && !d->exit) {
+		for (i = 0; i < CR_PLUGIN_HOOK__MAX && !d->hooks[i]; i++)
+			;
+		if (i == CR_PLUGIN_HOOK__MAX) {
+			free((void *)d->name);
+			free(d);
+			*generated = 2;
+			return NULL;
+		}
+	}
 	return d;
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -168,18 +169,38 @@ def cmd_pre_dump(opts: Options, ns: argparse.Namespace) -> int:
     return 0
 
 
+def check_pidfile(path: str) -> None:
+    """Before anything is restored: a pidfile that cannot be written would
+    leave the restored tree running with nobody told its pid."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise OptionError(f"--pidfile {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OptionError(f"--pidfile {path}: directory {parent} is not writable")
+    if os.path.isdir(path):
+        raise OptionError(f"--pidfile {path}: is a directory")
+
+
 def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.external import check_external
     from refcr.restore import restore, wait_root
     if not os.path.isdir(opts.images_dir):
         raise OptionError(f"image directory {opts.images_dir} does not exist")
+    opts.ext_unix_sk += [str(ino) for ino in check_external(opts.external)]
+    if opts.pidfile:
+        check_pidfile(opts.pidfile)
     from refcr.actions import check_scripts
     opts.action_scripts = check_scripts(opts.action_scripts)
     logmod.setup(opts.verbosity, opts.log_file)
     pid = restore(opts)
     if opts.pidfile:
-        with open(opts.pidfile + ".tmp", "w") as f:
-            f.write(f"{pid}\n")
-        os.rename(opts.pidfile + ".tmp", opts.pidfile)
+        try:
+            with open(opts.pidfile + ".tmp", "w") as f:
+                f.write(f"{pid}\n")
+            os.rename(opts.pidfile + ".tmp", opts.pidfile)
+        except OSError as exc:        # checked before the restore; still, nothing is left running unknown
+            os.kill(pid, signal.SIGKILL)
+            raise OptionError(f"--pidfile {opts.pidfile}: {exc.strerror}; restored process {pid} killed") from None
     if opts.restore_detached:
         return 0
     return wait_root(pid)

@@ -2,7 +2,11 @@
 
 Nothing in the target is changed before every task is frozen, and whatever
 happens afterwards, a failed dump puts every task back exactly as it was and
-lets it run on; the image directory is then marked incomplete.
+lets it run on; the image directory is then marked incomplete.  The marker
+is written first and removed last, so a directory whose dump did not finish
+says so however the dump ended.  If refcr itself dies, its guardian
+(refcr/ptrace/guardian.py) puts the tasks back: every change made to a task
+is announced to it first, every task put back is announced after.
 """
 from __future__ import annotations
 
@@ -15,10 +19,10 @@ from itertools import count
 
 from refcr import __version__, actions, fault
 from refcr.drivers import tty
-from refcr.errors import DumpError, NoSuchProcess, RefcrError
+from refcr.errors import DumpError, NoSuchProcess, ProcessBusy, RefcrError
 from refcr.fs import files, fs_struct, pipes
 from refcr.fs.fd import DumpFiles
-from refcr.images.imagedir import ImageDir
+from refcr.images.imagedir import IN_PROGRESS, ImageDir
 from refcr.ipc import sysv
 from refcr.kernel import (
     audit, cgroup, creds, itimers, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp, sharing,
@@ -33,7 +37,9 @@ from refcr.pb import core_pb2, inventory_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE
-from refcr.ptrace.tracee import INJECT_MASK, Remote, collect_exits, release, seize_thread
+from refcr.ptrace.guardian import Guardian
+from refcr.ptrace.tracee import (INJECT_MASK, PATCH_SIZE, SCRATCH_SIZE, Remote, collect_exits, far_address,
+                                 release, seize_thread)
 
 IMG_VERSION = 1
 PR_GET_DUMPABLE = 3
@@ -48,6 +54,7 @@ class FrozenTask:
     masks: dict[int, int] = field(default_factory=dict)   # host tid -> blocked mask at the freeze
     remotes: dict[int, Remote] = field(default_factory=dict)
     track: track.ProcessTrack | None = None                 # incremental memory (refcr/mm/track.py)
+    guard: Guardian | None = None                           # told how to undo, before each change
 
     @property
     def pid(self) -> int:
@@ -60,15 +67,26 @@ class FrozenTask:
     def open_remotes(self, maps: list[proc.Mapping]) -> Remote:
         """Block signals (so nothing is delivered between injected calls), map
         a scratch buffer, and make one Remote per thread.  Code is patched in
-        at the start of the vdso."""
+        at the start of the vdso (its ELF header: no thread runs there)."""
         for tid in self.tids:
             self.masks[tid] = native.get_sigmask(tid)
+            if self.guard:
+                self.guard.thread(self.pid, tid, self.masks[tid], native.get_regs(tid))
             native.set_sigmask(tid, INJECT_MASK)
+        fault.kill_point("after-masks")
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         code = vdso.start if vdso else native.get_regs(self.pid)["rip"] & ~(PAGE_SIZE - 1)
         main = Remote(self.pid, code_addr=code, patch=True)
         self.remotes[self.pid] = main
-        main.alloc_scratch()
+        scratch = far_address(maps, SCRATCH_SIZE)
+        if self.guard:
+            self.guard.code(self.pid, code, main.read(code, PATCH_SIZE))
+            if scratch:
+                self.guard.scratch(self.pid, scratch, SCRATCH_SIZE)
+        main.alloc_scratch(addr=scratch)
+        if self.guard and not scratch:
+            self.guard.scratch(self.pid, main.scratch, main.scratch_size)
+        fault.kill_point("after-scratch")
         for tid in self.tids[1:]:
             self.remotes[tid] = Remote(tid, code_addr=code, patch=True, scratch=main.scratch,
                                        scratch_size=main.scratch_size)
@@ -86,6 +104,8 @@ class FrozenTask:
         for tid, mask in self.masks.items():
             native.set_sigmask(tid, mask)
         self.masks.clear()
+        if self.guard:
+            self.guard.undone(self.pid)
 
     def release(self, stop: bool = False) -> None:
         for tid in self.tids:
@@ -93,17 +113,37 @@ class FrozenTask:
 
 
 def freeze_process(m: pstree.Member) -> None:
-    """Seize every thread; threads may appear until all existing ones are stopped."""
+    """Seize every thread; threads may appear until all existing ones are
+    stopped, and a thread other than the leader may end before it is
+    stopped: it is then not part of the dump (it ended before the freeze)."""
+    ended: set[int] = set()
     while True:
-        new = [tid for tid in proc.threads(m.host_pid) if tid not in m.host_tids]
+        new = [tid for tid in proc.threads(m.host_pid) if tid not in m.host_tids and tid not in ended]
         if not new:
             return
+        new.sort(key=lambda tid: tid != m.host_pid)   # the leader first: tids wrap (pid_max) below it
         for tid in new:
-            m.stop_signo = seize_thread(tid) or m.stop_signo
+            try:
+                m.stop_signo = seize_thread(tid) or m.stop_signo
+            except (NoSuchProcess, ProcessBusy):
+                if tid == m.host_pid or _thread_alive(m.host_pid, tid):
+                    raise
+                log.debug("process %d: thread %d ended while the process was frozen", m.host_pid, tid)
+                ended.add(tid)
+                continue
             m.host_tids.append(tid)
 
 
-def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member]) -> None:
+def _thread_alive(pid: int, tid: int) -> bool:
+    try:
+        state = proc.status(tid).get("State", "X")
+    except (NoSuchProcess, OSError):
+        return False
+    return state[:1] not in ("X", "Z") and os.path.exists(f"/proc/{pid}/task/{tid}")
+
+
+def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member],
+                guard: Guardian | None = None) -> None:
     """Freeze top down, appending to `frozen` as we go (so a failure can release them)."""
     queue = [(root, 0)]
     while queue:
@@ -118,8 +158,10 @@ def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member
             continue
         if host_pid != root:
             pstree.check_same_namespaces(root, host_pid)
-        frozen.append(FrozenTask(m))
+        frozen.append(FrozenTask(m, guard=guard))
         freeze_process(m)
+        if guard:
+            guard.process(host_pid, m.host_tids)
         m.entry.threads.extend(pstree.inner_ids(host_pid, "NSpid", tid) for tid in m.host_tids)
         queue.extend((kid, m.entry.pid) for kid in proc.children(host_pid))
 
@@ -157,11 +199,14 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     core.stop_signo = t.member.stop_signo
     for host_tid, tid in zip(t.tids, t.member.entry.threads, strict=True):
         dump_thread(t, host_tid, core, tid)
+    fault.kill_point("after-threads")
     core.shared_pending.extend(signals.dump_shared_pending(pid))
     t.track = tracking.for_process(pid, vpid) if tracking else None
     memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid, track=t.track)
     fault.point("dump-after-memory")
+    fault.kill_point("after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)
+    fault.kill_point("after-fds")
     images.write("core", [core], id=vpid)
 
 
@@ -202,17 +247,20 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     pipes.write_queued(images, ctx)
     images.write("pstree", tree)
     fault.point("dump-before-write")
+    fault.kill_point("before-inventory")
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
         root_namespaces=namespaces, plugins=host.used(), track_mem=tracking.name,
         ext_netns=int(opts.extra.get("ext_netns", 0)))])
+    fault.kill_point("after-inventory")
 
 
 def finish(frozen: list[FrozenTask], opts: Options) -> None:
     """After a successful dump: kill the tree, or let it go on, or leave it stopped."""
     for t in frozen:
         t.undo()
+        fault.kill_point("mid-finish")
     if opts.leave_running or opts.leave_stopped:
         inet.end_repair(resume=True)
         for t in frozen:
@@ -230,12 +278,15 @@ def finish(frozen: list[FrozenTask], opts: Options) -> None:
 def dump(opts: Options, images: ImageDir) -> None:
     """The plugins' init(DUMP) first, their exit(DUMP, ret) always last (refcr/plugins/host.py)."""
     ret = -1
+    fault.stage = "dump"
+    images.mark_incomplete(IN_PROGRESS)
     try:
         host.init(host.STAGE_DUMP, opts)
         _dump(opts, images)
         ret = 0
+        images.clear_incomplete()
     except BaseException as exc:
-        if images.is_incomplete() is None:      # init failed: nothing was frozen
+        if images.is_incomplete() in (None, IN_PROGRESS):      # init failed: nothing was frozen
             images.mark_incomplete(str(exc))
         raise
     finally:
@@ -250,8 +301,28 @@ def _dump(opts: Options, images: ImageDir) -> None:
     actions.run(opts, "pre-dump")
     opts.extra["tracking"] = track.DumpTracking.from_options(opts, images)   # parent checked before the freeze
     lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
+    guard = start_guardian(opts, images)
     try:
-        freeze_tree(opts.pid, frozen, zombies)
+        _frozen_part(opts, images, guard, namespaces, lock, frozen, zombies)
+    finally:
+        guard.done()
+
+
+def start_guardian(opts: Options, images: ImageDir) -> Guardian:
+    def on_death(committed: bool) -> None:
+        if committed:
+            images.clear_incomplete()
+        else:
+            images.mark_incomplete(f"refcr died during the {fault.stage}; the processes were put back")
+    guard = Guardian(opts.leave_stopped, on_death)
+    guard.start()
+    return guard
+
+
+def _frozen_part(opts: Options, images: ImageDir, guard: Guardian, namespaces: list[str],
+                 lock: netlock.NetLock, frozen: list[FrozenTask], zombies: list[pstree.Member]) -> None:
+    try:
+        freeze_tree(opts.pid, frozen, zombies, guard)
         sharing.check([t.pid for t in frozen])
         lock.lock()
         members = [t.member for t in frozen] + zombies
@@ -259,6 +330,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
         tree = [m.entry for m in members]
         log.info("froze %d process(es), %d zombie(s)", len(frozen), len(zombies))
         fault.point("dump-after-seize")
+        fault.kill_point("after-seize")
         host.devices_hook("PAUSE_DEVICES", [t.pid for t in frozen])
         host.devices_hook("CHECKPOINT_DEVICES", [t.pid for t in frozen])
         write_images(frozen, tree, namespaces, images, opts)
@@ -270,6 +342,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
         if isinstance(exc, RefcrError) and not isinstance(exc, DumpError):
             raise DumpError(f"dump of {opts.pid} failed, process resumed: {exc}") from exc
         raise
+    guard.commit(kill=not (opts.leave_running or opts.leave_stopped))
     finish(frozen, opts)
     if opts.leave_running or opts.leave_stopped:
         lock.unlock()

@@ -93,7 +93,7 @@ def parse_inherit_fd(options: list[str]) -> list[Inherited]:
                               "(pipe:[INO], socket:[INO], net:[INO], tty[RDEV:DEV], file[PATH] or /PATH)") from None
         try:
             os.fstat(fd)
-        except OSError:
+        except (OSError, OverflowError):
             raise OptionError(f"--inherit-fd {opt}: refcr has no open fd {fd}") from None
         if any(i.resource == res for i in out):
             raise OptionError(f"--inherit-fd {opt}: {res} is given twice")

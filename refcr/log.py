@@ -29,6 +29,8 @@ import os
 import sys
 from typing import Any, Iterator
 
+from refcr.errors import OptionError
+
 LOG_MSG, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = range(5)
 
 _PY_LEVEL = {
@@ -39,6 +41,7 @@ _PY_LEVEL = {
     LOG_DEBUG: logging.DEBUG,
 }
 
+logging.raiseExceptions = False          # a full disk under -o: no traceback on stderr, the error says it
 log = logging.getLogger("refcr")
 log.addHandler(logging.NullHandler())   # nothing on stderr before setup(): the CLI says errors itself
 log.propagate = False
@@ -59,7 +62,10 @@ def setup(verbosity: int = LOG_WARN, logfile: str | None = None) -> None:
     log.propagate = False
     handler: logging.Handler
     if logfile and logfile != "-":
-        handler = logging.FileHandler(logfile, mode="w")
+        try:
+            handler = logging.FileHandler(logfile, mode="w")
+        except OSError as exc:
+            raise OptionError(f"-o {logfile}: cannot open the log file: {exc.strerror}") from None
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("(%(relativeCreated)9.3f) %(levelname).1s: %(message)s"))

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 
-from refcr import __version__
-from refcr.dump import IMG_VERSION, FrozenTask, _resume_after_failure, finish, freeze_tree
+from refcr import __version__, fault
+from refcr.dump import IMG_VERSION, FrozenTask, _resume_after_failure, finish, freeze_tree, start_guardian
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
-from refcr.images.imagedir import ImageDir
+from refcr.images.imagedir import IN_PROGRESS, ImageDir
 from refcr.kernel import pstree
 from refcr.log import log
 from refcr.mm import memory, pages, track
@@ -59,6 +59,7 @@ def plan_task(t: FrozenTask, tracking: track.DumpTracking) -> Plan:
     t.track = pt
     plan = Plan(pid, vpid, mm, pt)
     pt.start(remote, maps)
+    fault.kill_point("after-track-start")
     try:
         for vma in mm.vmas:
             if vma.kind not in PRIVATE:
@@ -68,6 +69,7 @@ def plan_task(t: FrozenTask, tracking: track.DumpTracking) -> Plan:
             plan.reads.append((vma, runs))
             plan.unchanged.extend(unchanged)
         pt.arm(remote, list(mm.vmas))
+        fault.kill_point("after-arm")
     finally:
         pt.close()
     return plan
@@ -131,10 +133,13 @@ def write_plan(plan: Plan, images: ImageDir, pages_id: int) -> int:
 
 
 def pre_dump(opts: Options, images: ImageDir) -> None:
+    fault.stage = "pre-dump"
+    images.mark_incomplete(IN_PROGRESS)
     try:
         _pre_dump(opts, images)
+        images.clear_incomplete()
     except BaseException as exc:
-        if images.is_incomplete() is None:
+        if images.is_incomplete() in (None, IN_PROGRESS):
             images.mark_incomplete(str(exc))
         raise
 
@@ -145,23 +150,31 @@ def _pre_dump(opts: Options, images: ImageDir) -> None:
     frozen: list[FrozenTask] = []
     zombies: list[pstree.Member] = []
     started = time.monotonic()
+    guard = start_guardian(opts, images)
     try:
-        freeze_tree(opts.pid, frozen, zombies)
-        tree = [m.entry for m in [t.member for t in frozen] + zombies]
-        plans = [plan_task(t, tracking) for t in frozen]
-    except BaseException as exc:
-        _resume_after_failure(frozen)
-        if isinstance(exc, RefcrError) and not isinstance(exc, DumpError):
-            raise DumpError(f"pre-dump of {opts.pid} failed, process resumed: {exc}") from exc
-        raise
-    opts.leave_running = True
-    finish(frozen, opts)
+        try:
+            freeze_tree(opts.pid, frozen, zombies, guard)
+            fault.kill_point("after-seize")
+            tree = [m.entry for m in [t.member for t in frozen] + zombies]
+            plans = [plan_task(t, tracking) for t in frozen]
+            fault.kill_point("after-plan")
+        except BaseException as exc:
+            _resume_after_failure(frozen)
+            if isinstance(exc, RefcrError) and not isinstance(exc, DumpError):
+                raise DumpError(f"pre-dump of {opts.pid} failed, process resumed: {exc}") from exc
+            raise
+        opts.leave_running = True
+        finish(frozen, opts)
+    finally:
+        guard.done()          # every task is back: the rest is writing files
     frozen_ms = (time.monotonic() - started) * 1000
     log.info("pre-dump: %d process(es) frozen for %.1f ms", len(frozen), frozen_ms)
     pages_ids = count(1)
     for plan in plans:
         write_plan(plan, images, next(pages_ids))
+        fault.kill_point("after-thaw")
     images.write("pstree", tree)
+    fault.kill_point("before-inventory")
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,

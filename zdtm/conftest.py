@@ -5,6 +5,7 @@
     pytest zdtm/static/pipe00.c::ns  one scenario in one flavor
     pytest zdtm --zdtm-flavor=all    also the uns flavor (h,ns,uns)
     pytest zdtm --zdtm-no-cr         start -> SIGTERM -> PASS only
+    pytest zdtm --zdtm-stress        with CPU and memory hogs for the whole session
 """
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from zdtm.harness.plugin import (  # noqa: E402,F401
     pytest_report_header,
     pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_unconfigure,
 )
 
 collect_ignore = ["work", "harness", "lib"]

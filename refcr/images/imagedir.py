@@ -37,6 +37,7 @@ from refcr.errors import ImageError, OptionError
 _U32 = struct.Struct("<I")
 MAX_ENTRY_SIZE = 64 << 20  # no single message is anywhere near this
 INCOMPLETE_MARKER = "INCOMPLETE"
+IN_PROGRESS = "dump in progress (refcr did not finish it)"   # written first, removed last
 _ID_RE = re.compile(r"\w+", re.ASCII)
 
 
@@ -408,11 +409,25 @@ class ImageDir:
             fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.fileno())
         except OSError as e:
             raise ImageError(os.path.join(self.path, name), None, f"cannot open: {e.strerror}") from None
-        return os.fdopen(fd, mode)
+        return _Writer(os.fdopen(fd, mode), os.path.join(self.path, name))  # type: ignore[return-value]
 
     # the incomplete marker
     def mark_incomplete(self, reason: str) -> None:
-        self._write_atomic(INCOMPLETE_MARKER, reason.encode("utf-8", "replace") + b"\n")
+        """Say why the dump failed.  The first call of a dump (IN_PROGRESS) may
+        raise; later ones never do: on a full disk the marker written first
+        stays, and the error that reached the user is the write that failed."""
+        try:
+            self._write_atomic(INCOMPLETE_MARKER, reason.encode("utf-8", "replace") + b"\n")
+        except ImageError:
+            if reason == IN_PROGRESS or self.is_incomplete() is None:
+                raise
+
+    def clear_incomplete(self) -> None:
+        """The last step of a dump that succeeded."""
+        try:
+            os.unlink(INCOMPLETE_MARKER, dir_fd=self.fileno())
+        except FileNotFoundError:
+            pass
 
     def is_incomplete(self) -> str | None:
         """The reason a dump into this directory failed, or None."""
@@ -446,7 +461,43 @@ class ImageDir:
                 os.close(fd)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError as e:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
             raise ImageError(os.path.join(self.path, name), None, f"cannot write: {e.strerror}") from None
+
+
+class _Writer:
+    """A raw image open for writing: a failed write (ENOSPC, EDQUOT, EIO) is
+    an ImageError naming the file, not a bare OSError."""
+
+    def __init__(self, f: io.BufferedIOBase, path: str) -> None:
+        self._f, self._path = f, path
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+    def _do(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OSError as e:
+            raise ImageError(self._path, None, f"cannot write: {e.strerror}") from None
+
+    def write(self, data: Any) -> int:
+        return self._do(self._f.write, data)
+
+    def flush(self) -> None:
+        self._do(self._f.flush)
+
+    def close(self) -> None:
+        self._do(self._f.close)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _open_nofollow_in(d: ImageDir, name: str) -> tuple[io.BufferedReader, int]:

@@ -2,15 +2,18 @@
 fork, so the puppet starts with none and gets the dumped ones re-armed with
 the time that was left on them.
 
-An ITIMER_REAL that fired while its SIGALRM is blocked reads 0 left with a
-non-zero interval: the kernel re-arms it only when that SIGALRM is
-dequeued.  Left disarmed, the restored timer would never fire again (the
-requeued SIGALRM is a plain signal, not the timer's); so it is armed to fire
-at once (1 us), which puts it in the same state: fired, its signal pending,
-re-armed on dequeue."""
+An ITIMER_REAL that fired while SIGALRM is blocked reads value 0 with its
+interval kept: the kernel re-arms it only when the SIGALRM is dequeued
+(dequeue_signal).  setitimer cannot make that state (value 0 disarms and
+drops the interval), so such a timer is armed to expire in 1 us while the
+puppet blocks every signal: it fires at once, its SIGALRM merges with the
+requeued pending one, and the timer is left exactly so -- fired, waiting
+for its signal to be taken.  (Dumping it as disarmed lost the timer: the
+flake of itimer00 when dump and restore took longer than its 1.1 s.)"""
 from __future__ import annotations
 
 import struct
+import time
 
 from refcr.pb import core_pb2
 from refcr.ptrace.tracee import Remote
@@ -43,10 +46,24 @@ def _arm(remote: Remote, which: int, interval_us: int, value_us: int) -> int:
     return _us(vsec, vusec)
 
 
+ITIMER_REAL = 0
+
+
+def _fired_real(remote: Remote, interval_us: int) -> None:
+    """A REAL timer that fired and waits for its SIGALRM to be dequeued."""
+    got = _arm(remote, ITIMER_REAL, interval_us, 1)
+    deadline = time.monotonic() + 1.0
+    while got and time.monotonic() < deadline:
+        time.sleep(0.0001)
+        remote.check("getitimer", ITIMER_REAL, remote.scratch)
+        _, _, vsec, vusec = ITIMERVAL.unpack(remote.get(remote.scratch, ITIMERVAL.size))
+        got = _us(vsec, vusec)
+
+
 def restore_itimers(remote: Remote, timers: list[core_pb2.ItimerEntry]) -> None:
     for t in timers:
         if not t.value_us and t.which == ITIMER_REAL and t.interval_us:
-            _arm(remote, t.which, t.interval_us, 1)     # fired, waiting for its SIGALRM to be taken
+            _fired_real(remote, t.interval_us)
             continue
         if not t.value_us:
             continue    # disarmed: nothing to do in a fresh puppet

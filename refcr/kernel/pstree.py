@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from refcr.errors import NoSuchProcess, OptionError, RestoreError, UnsupportedObject
+from refcr.errors import NoSuchProcess, OptionError, ProcessBusy, RestoreError, UnsupportedObject
 from refcr.log import log
 from refcr.options import Options
 from refcr.pb import pstree_pb2
@@ -49,6 +49,13 @@ def check_target(pid: int) -> proc.Stat:
         raise OptionError(f"process {pid} is refcr itself or one of its ancestors")
     if st.state in ("Z", "X"):
         raise UnsupportedObject(f"process {pid} is a zombie")
+    if pid == 1:
+        raise OptionError("process 1 is the init of refcr's pid namespace: it cannot be dumped from inside it")
+    try:
+        for kind in NS_KINDS:
+            ns_of(pid, kind)
+    except PermissionError:
+        raise ProcessBusy(f"process {pid} cannot be inspected (its /proc entries are not readable)") from None
     return st
 
 

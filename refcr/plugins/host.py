@@ -193,7 +193,9 @@ def _host_main(sock: socket.socket, path: str, stage: int, dirfd: int, level: in
     generated = ffi.new("int *")
     d = lib.refcr_plugin_desc(h, os.path.basename(path).encode(), generated)
     if d == ffi.NULL:
-        _send(sock, {"error": f"cannot make a descriptor for {path}"})
+        why = ("is not a CRIU plugin: it has no CR_PLUGIN_DESC and no cr_plugin_* function" if generated[0] == 2
+               else "cannot make a descriptor for it")
+        _send(sock, {"error": f"{path} {why}"})
         return 1
     name = ffi.string(d.name).decode("utf-8", "replace") if d.name != ffi.NULL else ""
     info = {"name": name, "version": d.version, "max_hooks": d.max_hooks, "generated": bool(generated[0])}
@@ -429,6 +431,8 @@ def init(stage: int, opts) -> None:  # noqa: ANN001  (refcr.options.Options)
     ps = Plugins(stage, directory)
     _active = ps
     if not paths:
+        if getattr(opts, "libdir", None):       # asked for by -L: worth a word (CRIU says nothing)
+            log.warning("-L %s: no plugin (*.so) in this directory", directory)
         return
     try:
         ps.dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

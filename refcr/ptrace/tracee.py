@@ -13,6 +13,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+from refcr import fault
 from refcr.errors import NoSuchProcess, ProcessBusy, RefcrError
 from refcr.kernel import jobctl
 from refcr.log import log
@@ -30,6 +31,9 @@ SCRATCH_SIZE = 64 * 1024
 # A seized task's seccomp filters (or strict mode) do not apply to the
 # syscalls refcr injects; the kernel enforces them again after the detach.
 SEIZE_OPTIONS = native.PTRACE_O_SUSPEND_SECCOMP
+PATCH_SIZE = 4                     # "syscall; jmp ." (native/core.c)
+MAP_FIXED_NOREPLACE = 0x100000
+LOW, HIGH = 1 << 32, 0x7FFF_FFFF_F000   # where a scratch area may go (x86_64, 4-level)
 
 
 class RemoteError(RefcrError):
@@ -117,6 +121,8 @@ class Remote:
     # -- syscalls ---------------------------------------------------------
     def call(self, name: str, *args: int, fault_ok: bool = False) -> int:
         """Run one syscall; returns the raw result (negative errno on error)."""
+        if os.environ.get("REFCR_KILL_AT") and self.patch and fault.armed("mid-syscall"):
+            self._die_mid_call(NR[name], args)
         ret = native.inject_syscall(self.tid, NR[name], args, addr=self.code_addr,
                                     patch=self.patch, fault_ok=fault_ok)
         log.debug("task %d: %s%s = %d", self.tid, name, tuple(hex(a) if a > 4096 else a for a in args), ret)
@@ -129,6 +135,25 @@ class Remote:
             raise RemoteError(self.tid, name, -ret)
         return ret
 
+    _calls = 0
+
+    def _die_mid_call(self, nr: int, args: tuple[int, ...]) -> None:
+        """REFCR_KILL_AT=*-mid-syscall: leave the task as the injector does just
+        before resuming it (code patched, registers set) and SIGKILL refcr --
+        in a thread other than the leader when there is one (dump), else at the 5th call."""
+        Remote._calls += 1
+        status = proc.status(self.tid)
+        alone = status.get("Threads") == "1" or fault.stage == "pre-dump"   # a pre-dump injects into leaders only
+        if status.get("Tgid") == str(self.tid) and not (alone and Remote._calls >= 5):
+            return
+        self.write(self.code_addr, b"\x0f\x05\xeb\xfe")
+        regs = native.get_regs(self.tid)
+        values = [a & ((1 << 64) - 1) for a in args] + [0] * (6 - len(args))
+        regs.update(rip=self.code_addr, rax=nr, orig_rax=(1 << 64) - 1,
+                    **dict(zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), values, strict=True)))
+        native.set_regs(self.tid, regs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
     # -- memory -------------------------------------------------------------
     def read(self, addr: int, size: int) -> bytes:
         return os.pread(self._mem_fd, size, addr)
@@ -138,9 +163,11 @@ class Remote:
         while done < len(data):
             done += os.pwrite(self._mem_fd, data[done:], addr + done)
 
-    def alloc_scratch(self, size: int = SCRATCH_SIZE) -> None:
-        self.scratch = self.check("mmap", 0, size, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    def alloc_scratch(self, size: int = SCRATCH_SIZE, addr: int = 0) -> None:
+        """At addr (exactly, never over a mapping) or where the kernel likes."""
+        fixed = MAP_FIXED_NOREPLACE if addr else 0
+        self.scratch = self.check("mmap", addr, size, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | fixed, -1, 0)
         self.scratch_size = size
 
     def free_scratch(self) -> None:
@@ -164,6 +191,21 @@ class Remote:
 
     def get(self, addr: int, size: int) -> bytes:
         return self.read(addr, size)
+
+
+def far_address(maps: list[proc.Mapping], size: int) -> int:
+    """The middle of the largest hole in the address space: where a scratch
+    area of refcr's is far from the heap's and the mmap area's growth, so
+    refcr's guardian can unmap it by address alone."""
+    edges = sorted((max(m.start, LOW), min(m.end, HIGH)) for m in maps if m.end > LOW and m.start < HIGH)
+    best, prev = (0, 0), LOW
+    for start, end in edges + [(HIGH, HIGH)]:
+        if start - prev > best[1] - best[0]:
+            best = (prev, start)
+        prev = max(prev, end)
+    if best[1] - best[0] < size + (2 << 20):
+        return 0
+    return ((best[0] + best[1]) // 2) & ~0xFFFFF
 
 
 def collect_exit(tid: int) -> None:

@@ -21,7 +21,8 @@ KNOWN_KEYS = frozenset({"flags", "opts", "dopts", "ropts", "flavor", "feature", 
                         "peer", "peer_netns", "checkpoints", "restore_checkpoint",
                         "track_mem", "predump", "restore_each",
                         "device", "plugins", "outer_netns", "action_script", "outer_mnt",
-                        "arch", "deps"})
+                        "arch", "deps", "transient"})
+TRANSIENT = frozenset({"threads", "children", "signals", "timers"})
 KNOWN_FLAGS = frozenset({"crfail", "noauto", "suid", "shell_job", "excl", "reqrst", "nouser", "samens"})
 
 
@@ -61,6 +62,7 @@ class Scenario:
     @property
     def excl(self) -> bool:
         return "excl" in self.flags
+    transient: frozenset[str] = frozenset()  # what the scenario churns on purpose (snapshot.diff); it checks them
 
     @property
     def binary(self) -> Path:
@@ -190,4 +192,13 @@ def load(source: Path, strict: bool = True) -> Scenario:
         arch=_words(desc_path, "arch", raw.get("arch", "")),
         deps=_words(desc_path, "deps", raw.get("deps", "")),
         warnings=tuple(warnings),
+        transient=_transient(desc_path, raw.get("transient", "")),
     )
+
+
+def _transient(desc_path: Path, value: object) -> frozenset[str]:
+    words = frozenset(_words(desc_path, "transient", value))
+    if not words <= TRANSIENT:
+        raise DescError(f"{desc_path}: 'transient' words are {', '.join(sorted(TRANSIENT))}, "
+                        f"not {', '.join(sorted(words - TRANSIENT))}")
+    return words

@@ -32,6 +32,7 @@ from .layout import Layout
 from .locks import locked
 from .report import RequiredTracker, read_required, skip_reason, tail
 from .runner import RunConfig, ScenarioRun, StepFailed, Timeouts
+from .stress import Stress
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Options:
     guest: bool = False  # --zdtm-guest: every item in the QEMU guest
     static: Path | None = None  # --zdtm-static: the scenarios of another directory (external.py)
     libdir: Path | None = None  # --zdtm-libdir: the plugin directory for every item
+    stress: bool = False  # --zdtm-stress: CPU and memory hogs for the whole session (harness/stress.py)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "Options":
@@ -69,11 +71,13 @@ class Options:
             iterations=iterations,
             noauto=bool(opt("zdtm_noauto", False)),
             build=not bool(opt("zdtm_no_build", False)),
-            timeout_scale=float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
+            timeout_scale=_timeout_scale(float(opt("zdtm_timeout_scale", 1.0)),  # type: ignore[arg-type]
+                                         bool(opt("zdtm_stress", False))),
             refcr=refcr,
             guest=bool(opt("zdtm_guest", False)),
             static=_dir_option(config, "zdtm_static", "--zdtm-static"),
             libdir=_dir_option(config, "zdtm_libdir", "--zdtm-libdir"),
+            stress=bool(opt("zdtm_stress", False)),
         )
 
 
@@ -87,6 +91,11 @@ def _dir_option(config: pytest.Config, name: str, flag: str) -> Path | None:
     return path
 
 
+def _timeout_scale(given: float, stress: bool) -> float:
+    """Under --zdtm-stress timeouts (which catch hangs) are 3x, unless given."""
+    return 3.0 if stress and given == 1.0 else given
+
+
 @dataclass
 class SessionState:
     """Per-process state of the plugin (kept in config.stash, never global)."""
@@ -98,6 +107,7 @@ class SessionState:
     tracker: RequiredTracker | None = None
     required_problems: list[str] | None = None
     noauto_deselected: list[str] = field(default_factory=list)
+    stress: Stress | None = None
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -151,6 +161,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "instead of zdtm/static; built into zdtm/work/ext")
     g.addoption("--zdtm-libdir", default=None, metavar="DIR",
                 help="plugin directory (-L) for every item, instead of the .desc's 'plugins'")
+    g.addoption("--zdtm-stress", action="store_true",
+                help="run the session with a CPU hog on every core and a memory hog (zdtm/harness/stress.py)")
     g.addoption("--zdtm-guest", action="store_true",
                 help="run every item inside the QEMU guest (kernel 6.12), not only those needing a missing device")
 
@@ -170,6 +182,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.addinivalue_line("markers", "zdtm: a zdtm checkpoint/restore scenario")
     procs.become_subreaper()
+    if state.options.stress and not is_xdist_worker(config):
+        state.stress = Stress.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.stress is not None:
+        state.stress.stop()
+        state.stress = None
 
 
 def _collect_also(config: pytest.Config, directory: Path) -> None:
@@ -213,7 +234,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_header(config: pytest.Config) -> list[str]:
     o = _state(config).options
     mode = "start/SIGTERM only (--zdtm-no-cr)" if o.no_cr else f"dump/restore x{o.iterations}"
-    return [f"zdtm: flavors {','.join(o.flavors)}, {mode}, refcr: {shlex.join(o.refcr)}"]
+    lines = [f"zdtm: flavors {','.join(o.flavors)}, {mode}, refcr: {shlex.join(o.refcr)}"]
+    stress = _state(config).stress
+    if stress is not None:
+        lines.append(f"zdtm: {stress.describe()}, timeouts x{o.timeout_scale:g}")
+    return lines
 
 
 def whole_suite(config: pytest.Config, layout: Layout) -> bool:

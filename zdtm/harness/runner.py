@@ -340,14 +340,14 @@ class ScenarioRun:
     def _snapshot(self, step: str) -> snapshot.TreeState:
         with self._step(step):
             assert self.pid is not None
-            state = snapshot.take_tree(self.pid)
+            state = snapshot.take_tree(self.pid, self.cfg.scenario.transient)
             self.tree = state.outer_pids()
             return state
 
     def _compare(self, step: str, before: snapshot.TreeState) -> None:
         with self._step(step):
             assert self.pid is not None
-            after = snapshot.take_tree(self.pid)
+            after = snapshot.take_tree(self.pid, self.cfg.scenario.transient)
             if self.cfg.scenario.shell_job:
                 from . import shelljob
                 before, after = shelljob.normalise(before), shelljob.normalise(after)
@@ -355,7 +355,7 @@ class ScenarioRun:
             before, after = (cropts.normalise(before, inh, self.cfg.workdir, self.handed_names),
                              cropts.normalise(after, inh, self.cfg.workdir, self.handed_names))
             before, after = ownfiles.normalise(before, after, self.outfile)
-            delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields)
+            delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields, self.cfg.scenario.transient)
             if delta:
                 raise StepFailed(step, "the visible state changed", delta)
 

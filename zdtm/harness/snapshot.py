@@ -471,7 +471,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
             tstatus = _status(f"/proc/{pid}/task/{tid}/status", (*THREAD_STATUS_KEYS, "NSpid"))
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):     # it ended meanwhile
             continue
         inner_tid = _inner(tstatus, "NSpid")
         threads.append(ThreadState(inner_tid, _state(tuple(kv for kv in tstatus if kv[0] != "NSpid"))
@@ -569,13 +569,19 @@ def _mark_pids(tasks: list[TaskState]) -> list[TaskState]:
     ]
 
 
-def take_tree(root: int) -> TreeState:
-    """Snapshot root (an outer pid) and all its descendants (zombies too)."""
+def take_tree(root: int, transient: frozenset[str] = frozenset()) -> TreeState:
+    """Snapshot root (an outer pid) and all its descendants (zombies too);
+    with transient children, one that vanishes meanwhile is left out."""
     host_ns = host_namespaces()
     tasks: list[TaskState] = []
     inner_of: dict[int, int] = {}
     for pid, parent in descendants(root):
-        t = take_task(pid, inner_of.get(parent, 0), host_ns)
+        try:
+            t = take_task(pid, inner_of.get(parent, 0), host_ns)
+        except (ProcessLookupError, FileNotFoundError):
+            if pid == root or "children" not in transient:
+                raise
+            continue
         inner_of[pid] = t.pid
         tasks.append(t)
     if not tasks:
@@ -604,25 +610,70 @@ def _render_field(value: object) -> list[str]:
     return [str(value)]
 
 
-def _diff_threads(pid: int, before: tuple[ThreadState, ...], after: tuple[ThreadState, ...]) -> list[str]:
+# What a scenario may churn on purpose while it is dumped (its .desc's
+# "transient"; the scenario checks these itself): threads that come and go
+# (only the threads present before and after are compared, not the thread
+# count, nor masks: pthread_create blocks every signal for a moment),
+# children that come and go (only processes present both times), signals
+# being sent (the pending sets, the queue count, and the mask, which
+# includes the signal while its handler runs); timers (the pending bits of
+# SIGALRM, SIGVTALRM and SIGPROF only: whether an interval timer fired
+# depends on how long the dump and restore took, and the scenario checks
+# its timers are neither lost nor stuck).
+TRANSIENT_STATUS = {"threads": frozenset({"Threads", "SigBlk"}),   # SigBlk: all blocked in pthread_create
+                    "signals": frozenset({"SigQ", "SigPnd", "ShdPnd", "SigBlk"})}   # SigBlk: inside a handler
+
+
+def _diff_threads(pid: int, before: tuple[ThreadState, ...], after: tuple[ThreadState, ...],
+                  transient: frozenset[str] = frozenset()) -> list[str]:
     out = []
     b_by, a_by = {t.tid: t for t in before}, {t.tid: t for t in after}
+    if "threads" in transient:
+        b_by = {tid: t for tid, t in b_by.items() if tid in a_by}
+        a_by = {tid: t for tid, t in a_by.items() if tid in b_by}
     if list(b_by) != list(a_by):
         out.append(f"pid {pid} threads: before {list(b_by)}, after {list(a_by)}")
     for tid, bt in b_by.items():
         at = a_by.get(tid)
         if at is None:
             continue
-        bs, as_ = dict(bt.status), dict(at.status)
+        bs, as_ = dict(_without_transient(bt.status, transient)), dict(_without_transient(at.status, transient))
         for key in dict.fromkeys([*bs, *as_]):
             if bs.get(key) != as_.get(key):
                 out.append(f"pid {pid} thread {tid} {key}: {bs.get(key)!r} -> {as_.get(key)!r}")
     return out
 
 
-def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset()) -> list[str]:
+TIMER_SIGNALS = (14, 26, 27)          # SIGALRM, SIGVTALRM, SIGPROF
+PENDING_KEYS = ("SigPnd", "ShdPnd")
+
+
+def _without_timer_signals(value: str) -> str:
+    try:
+        bits = int(value, 16)
+    except ValueError:
+        return value
+    for sig in TIMER_SIGNALS:
+        bits &= ~(1 << (sig - 1))
+    return f"{bits:0{len(value)}x}"
+
+
+def _without_transient(status: Pairs, transient: frozenset[str]) -> Pairs:
+    skip = frozenset().union(*(TRANSIENT_STATUS.get(w, frozenset()) for w in transient))
+    out = tuple((k, v) for k, v in status if k not in skip)
+    if "timers" in transient:
+        out = tuple((k, _without_timer_signals(v) if k in PENDING_KEYS else v) for k, v in out)
+    return out
+
+
+def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset(),
+         transient: frozenset[str] = frozenset()) -> list[str]:
     """Human-readable differences; empty if the states match."""
     out: list[str] = []
+    if "children" in transient:          # the root stays; children present both times are compared
+        common = set(before.pids()) & set(after.pids())
+        before = TreeState(tuple(t for t in before.tasks if t.pid in common))
+        after = TreeState(tuple(t for t in after.tasks if t.pid in common))
     if before.pids() != after.pids():
         out.append(f"processes differ: before [{before.describe_pids()}], after [{after.describe_pids()}]")
     after_by_pid = {t.pid: t for t in after.tasks}
@@ -634,10 +685,12 @@ def diff(before: TreeState, after: TreeState, ignore: frozenset[str] = frozenset
             if f.name in ignore or f.name in NOT_COMPARED:
                 continue
             bv, av = getattr(b, f.name), getattr(a, f.name)
+            if f.name == "status" and transient:
+                bv, av = _without_transient(bv, transient), _without_transient(av, transient)
             if bv == av:
                 continue
             if f.name == "threads":
-                out.extend(_diff_threads(b.pid, bv, av))
+                out.extend(_diff_threads(b.pid, bv, av, transient))
                 continue
             bl, al = _render_field(bv), _render_field(av)
             if len(bl) == 1 and len(al) == 1:
