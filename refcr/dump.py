@@ -168,7 +168,7 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, o
 
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
                  opts: Options) -> None:
-    ctx = files.dump_context(opts)
+    ctx = files.dump_context(opts, [t.pid for t in frozen])
     pages_ids = count(1)
     shmem_done: dict[int, int] = {}
     tracking = opts.extra.get("tracking")

@@ -45,6 +45,14 @@ class FdTarget:
         return proc.path(self.pid, "fd", str(self.fd))
 
 
+def fd_target(pid: int, fd: int) -> FdTarget:
+    """What /proc tells of fd of a frozen process."""
+    info = proc.fdinfo(pid, fd)
+    p = proc.path(pid, "fd", str(fd))
+    return FdTarget(pid=pid, fd=fd, link=os.readlink(p), st=os.stat(p),
+                    flags=int(info["flags"], 8) & ~O_CLOEXEC, info=info)
+
+
 class FileKind(Protocol):
     """One kind of open file description (see the registry below).
 
@@ -95,6 +103,7 @@ class DumpFiles:
     claim: Callable[[FdTarget, "DumpFiles"], FileKind]     # the kind of a new description (fs/files.py)
     entries: list[files_pb2.FileEntry] = field(default_factory=list)
     extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
+    pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first
     # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
     _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
 
@@ -126,9 +135,9 @@ class DumpFiles:
         if file_id is None:
             known = len(self.entries)
             kind = self.claim(t, self)
-            file_id = len(self.entries) + 1
-            entry = files_pb2.FileEntry(id=file_id)
+            entry = files_pb2.FileEntry()
             getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
+            file_id = entry.id = len(self.entries) + 1     # after dump: it may have added descriptions
             self.entries.append(entry)
             if len(self.entries) != known + 1:      # dumping it added descriptions: look again
                 at = self._find(t)[0]
@@ -148,8 +157,10 @@ class RestoreFiles:
     inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
+    installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
     _local: dict[int, int] = field(default_factory=dict)
     _owned: list[int] = field(default_factory=list)
+    _once: set[tuple[str, int]] = field(default_factory=set)
 
     @classmethod
     def load(cls, images: ImageDir, opts: Options, kinds: tuple[FileKind, ...]) -> "RestoreFiles":
@@ -199,7 +210,19 @@ class RestoreFiles:
             kind, msg = kind_of(self.entry(fe.id), self.kinds)
             hook = getattr(kind, "after_install", None)
             if hook is not None:
+                self.installing = fe.id
                 hook(msg, fe.fd, puppet, self)
+        self.installing = 0
+
+    def once(self, what: str) -> bool:
+        """True the first time an after_install hook asks about `what` for the
+        description it runs for (by FileEntry.id: the message objects a hook
+        gets are made anew on every access, so their identity means nothing)."""
+        key = (what, self.installing)
+        if key in self._once:
+            return False
+        self._once.add(key)
+        return True
 
     def close_all(self) -> None:
         for fd in self._owned:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 
-from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles
+from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles, fd_target
 from refcr.images.imagedir import ImageDir
 from refcr.mm.track import tracking_fds
 from refcr.options import Options
@@ -48,8 +47,8 @@ def claim(t: FdTarget, ctx: DumpFiles) -> FileKind:
     return kind if kind is not None else host.fallback_kind(t)
 
 
-def dump_context(opts: Options) -> DumpFiles:
-    return DumpFiles(opts, claim)
+def dump_context(opts: Options, pids: list[int] | None = None) -> DumpFiles:
+    return DumpFiles(opts, claim, pids=list(pids or []))
 
 
 def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
@@ -57,13 +56,6 @@ def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
 
 
 # ------------------------------------------------------------------ dump --
-
-def fd_target(pid: int, fd: int) -> FdTarget:
-    info = proc.fdinfo(pid, fd)
-    p = proc.path(pid, "fd", str(fd))
-    return FdTarget(pid=pid, fd=fd, link=os.readlink(p), st=os.stat(p),
-                    flags=int(info["flags"], 8) & ~O_CLOEXEC, info=info)
-
 
 def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
     table = []

@@ -265,8 +265,53 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             info = tuple(
                 (k, f"@{mount_points.get(v, 'internal')}") if k == "mnt_id" else (k, v) for k, v in info
             )
-        out.append(Fd(int(name), target, info))
+        more = _fdinfo_lines(f"/proc/{pid}/fdinfo/{name}")
+        out.append(Fd(int(name), target, info + _epoll_targets(more) + _locks(more)))
     return out
+
+
+def _fdinfo_lines(path: str) -> list[str]:
+    try:
+        return _read(path).splitlines()
+    except FileNotFoundError:
+        return []
+
+
+EPOLL_TARGET = re.compile(r"^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)")
+
+
+def _epoll_targets(lines: list[str]) -> Pairs:
+    """An epoll's interest list: (fd number, events, data) of every target,
+    sorted (the kernel lists them in the order of their file's address; the
+    inode, device and pos of a target are the target fd's own business)."""
+    found = sorted(m.groups() for m in map(EPOLL_TARGET.match, lines) if m)
+    return tuple(("tfd", f"{tfd}/{events}/{data}") for tfd, events, data in found)
+
+
+def _locks(lines: list[str]) -> Pairs:
+    """The fdinfo lock lines (kind, mode, access, owner, range) with the owner
+    as the pid inside the tree and without the inode (a restored deleted file
+    is a new inode; the fd link names the file)."""
+    out = []
+    for line in lines:
+        if not line.startswith("lock:"):
+            continue
+        words = line.split(":", 1)[1].split()
+        if len(words) >= 8 and "->" not in words:
+            words[4] = str(_inner_pid(int(words[4])))
+            del words[5]
+        out.append(("lock", "/".join(words)))
+    return tuple(out)
+
+
+def _inner_pid(pid: int) -> int:
+    """The pid a host pid has in its innermost pid namespace (-1 stays -1)."""
+    if pid <= 0:
+        return pid
+    try:
+        return _inner(_status(f"/proc/{pid}/status", ("NSpid",)), "NSpid")
+    except FileNotFoundError:
+        return pid
 
 
 def host_namespaces() -> dict[str, str]:
