@@ -157,6 +157,8 @@ class RestoreFiles:
     inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
+    # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)
+    fd_hook: Callable[[object, object], None] = staticmethod(lambda puppet, fe: None)
     installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
     _local: dict[int, int] = field(default_factory=dict)
     _owned: list[int] = field(default_factory=list)
@@ -213,6 +215,8 @@ class RestoreFiles:
                 self.installing = fe.id
                 hook(msg, fe.fd, puppet, self)
         self.installing = 0
+        for fe in table:
+            self.fd_hook(puppet, fe)
 
     def once(self, what: str) -> bool:
         """True the first time an after_install hook asks about `what` for the

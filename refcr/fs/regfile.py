@@ -121,7 +121,7 @@ class LockedFileKind:
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
-        locks.restore(e.locks, fd, puppet, e.path)
+        locks.restore(e.locks, fd, puppet, e.path, ctx)
 
 
 def read_runs(fd: int, size: int) -> list[filekinds_pb2.DataRun]:
@@ -190,7 +190,7 @@ class GhostFileKind:
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
-        locks.restore(e.locks, fd, puppet, e.path)
+        locks.restore(e.locks, fd, puppet, e.path, ctx)
 
 
 def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:

@@ -94,7 +94,7 @@ class MemfdKind:
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
-        locks.restore(e.locks, fd, puppet, f"memfd {e.inode}")
+        locks.restore(e.locks, fd, puppet, f"memfd {e.inode}", ctx)
 
 
 def create(images: ImageDir, obj: filekinds_pb2.MemfdInodeEntry, runs=()) -> int:
