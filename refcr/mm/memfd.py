@@ -44,7 +44,8 @@ def object_entry(fd: int, inode: int, link: str) -> filekinds_pb2.MemfdInodeEntr
     st = os.fstat(fd)
     return filekinds_pb2.MemfdInodeEntry(inode=inode, name=link[len(PREFIX):-len(DELETED)],
                                          size=st.st_size, seals=fcntl.fcntl(fd, F_GET_SEALS),
-                                         mode=stat_mod.S_IMODE(st.st_mode))
+                                         mode=stat_mod.S_IMODE(st.st_mode), atime_ns=st.st_atime_ns,
+                                         mtime_ns=st.st_mtime_ns)
 
 
 def dump_mapped(images: ImageDir, map_file: str, inode: int, name: str) -> None:
@@ -110,6 +111,8 @@ def create(images: ImageDir, obj: filekinds_pb2.MemfdInodeEntry, runs=()) -> int
             for off, data in pages.read_pages(images, "pagemap-shmem", obj.inode):
                 os.pwrite(fd, data[:max(0, obj.size - off)], off)
         os.fchmod(fd, obj.mode)
+        if obj.mtime_ns:
+            os.utime(fd, ns=(obj.atime_ns, obj.mtime_ns))
         if obj.seals and flags & MFD_ALLOW_SEALING:
             fcntl.fcntl(fd, F_ADD_SEALS, obj.seals)
     except OSError as exc:

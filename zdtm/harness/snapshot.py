@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from dataclasses import dataclass, field, fields, replace
 
 from .procs import descendants, read_stat
@@ -265,9 +266,31 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             info = tuple(
                 (k, f"@{mount_points.get(v, 'internal')}") if k == "mnt_id" else (k, v) for k, v in info
             )
+        target = TMPFILE_NAME.sub("/#INO (deleted)", target)
         more = _fdinfo_lines(f"/proc/{pid}/fdinfo/{name}")
+        info += _file_stat(f"{base}/{name}", target)
         out.append(Fd(int(name), target, info + _epoll_targets(more) + _locks(more)))
     return out
+
+
+def _file_stat(link: str, target: str) -> Pairs:
+    """Mode and owner of an fd's file (path-named files: regular, directory,
+    FIFO, device, deleted or not), with the size and mtime of regular files
+    and FIFOs, and the atime of deleted ones (refcr makes those again; not
+    of memfds, whose atime any mmap sets).
+    Times of terminals and directories change with any use: left out."""
+    if not target.startswith("/"):
+        return ()
+    try:
+        st = os.stat(link)
+    except OSError:
+        return ()
+    out = [("mode", f"{st.st_mode:o}"), ("owner", f"{st.st_uid}:{st.st_gid}")]
+    if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        out += [("size", str(st.st_size)), ("mtime", str(st.st_mtime_ns))]
+        if target.endswith(" (deleted)") and not target.startswith("/memfd:"):   # mmap sets a memfd's
+            out.append(("atime", str(st.st_atime_ns)))
+    return tuple(out)
 
 
 def _fdinfo_lines(path: str) -> list[str]:
@@ -277,6 +300,8 @@ def _fdinfo_lines(path: str) -> list[str]:
         return []
 
 
+# An O_TMPFILE file's name is its inode number, which a restored one cannot keep.
+TMPFILE_NAME = re.compile(r"/#\d+ \(deleted\)$")
 EPOLL_TARGET = re.compile(r"^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)")
 
 
