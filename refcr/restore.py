@@ -31,7 +31,7 @@ from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
-from refcr.ptrace.puppet import Layout, Puppet
+from refcr.ptrace.puppet import CLONE_PARENT, Layout, Puppet
 from refcr.ptrace.tracee import Remote, RemoteError
 
 IMG_VERSION = 1
@@ -115,10 +115,11 @@ class TreeBuilder:
     layout: Layout
     namespaces: list[str]
     puppets: list[Puppet] = field(default_factory=list)     # every live puppet, for cleanup
+    sibling: bool = False           # the root becomes a child of refcr's parent (RPC rst_sibling)
 
     def create_root(self) -> Node:
         root = self.nodes[0]
-        flags = 0
+        flags = CLONE_PARENT if self.sibling else 0
         for kind in self.namespaces:
             flags |= NS_FLAGS[kind]
         if "pid" in self.namespaces:
@@ -372,7 +373,7 @@ def _restore(opts: Options) -> int:
     live = [n for n in nodes if not n.entry.zombie]
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
-    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
+    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces), sibling=opts.restore_sibling)
     ctx = files.restore_context(images, opts)
     unix.check_ext_restore(ctx)
     tty.check_ext_restore(ctx)
