@@ -136,12 +136,12 @@ class RegFileKind:
 
 
 class LockedFileKind:
-    """A regular file with locks (under --file-locks), an owner or O_ASYNC."""
+    """A regular file or directory with locks (under --file-locks), an owner or O_ASYNC."""
 
     field = "locked"
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
-        if not stat_mod.S_ISREG(t.st.st_mode) or _gone(t):
+        if not (stat_mod.S_ISREG(t.st.st_mode) or stat_mod.S_ISDIR(t.st.st_mode)) or _gone(t):
             return False
         held = locks.held(t)
         return (bool(held and ctx.opts.file_locks) or bool(t.flags & os.O_ASYNC)
