@@ -45,6 +45,42 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="run FILE at each stage (CRTOOLS_SCRIPT_ACTION=...); repeatable")
 
 
+class _Refused(argparse.Action):
+    """A CRIU option refcr does not implement: refused in one line naming it."""
+
+    def __init__(self, option_strings, dest, why: str = "", **kw) -> None:
+        self.why = why
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        raise OptionError(f"{option_string}: not supported by refcr ({self.why})")
+
+
+# CRIU's file options refcr refuses, and why (README "Options for files").
+REFUSED_FILE_OPTIONS = {
+    "--evasive-devices": ("use any path for missing devices: refcr reopens a device by its path only", 0),
+    "--force-irmap": ("inotify watches are found by file handle, refcr has no path map to force", 0),
+    "--irmap-scan-path": ("inotify watches are found by file handle, refcr has no path map", 1),
+    "--orphan-pts-master": ("a pty master handed out by a unix socket is not implemented", 0),
+}
+
+
+def _file_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
+    """CRIU's options for files: their meaning in refcr, or a refusal."""
+    p.add_argument("--link-remap", action="store_true",
+                   help="keep a deleted file still linked elsewhere by a temporary hard link")
+    if dump:
+        p.add_argument("--ghost-fiemap", action=argparse.BooleanOptionalAction, default=True,
+                       help="copy only the data of deleted files, not their holes (default)")
+    p.add_argument("--file-validation", choices=("filesize", "buildid"), metavar="filesize",
+                   help="filesize: a file reopened at restore must have its dumped size")
+    p.add_argument("--skip-file-rwx-check", action="store_true",
+                   help="accepted: refcr does not compare permission bits at restore")
+    for name, (why, nargs) in REFUSED_FILE_OPTIONS.items():
+        p.add_argument(name, action=_Refused, why=why, nargs=nargs,
+                       help=argparse.SUPPRESS)
+
+
 def _size(text: str) -> int:
     """A size with an optional K/M/G suffix."""
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -83,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most bytes of files a tmpfs of the tree's mount namespace may hold (default 256M)")
 
     _track_arguments(d, dump=True)
+    _file_arguments(d, dump=True)
 
     pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
     pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
@@ -97,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-s", "--leave-stopped", action="store_true", help="leave the restored process stopped")
     r.add_argument("--inherit-fd", action="append", default=[], metavar="fd[N]:RES",
                    help="give the restored tree refcr's fd N where the images have RES")
+    _file_arguments(r, dump=False)
 
     from refcr.images.show import add_arguments as show_arguments
     show_arguments(sub.add_parser("show", help="print images as JSON"))
@@ -138,10 +176,13 @@ def to_options(ns: argparse.Namespace) -> Options:
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
                  "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "tmpfs_limit", "libdir",
-                 "track_mem", "prev_images_dir", "track_mem_method",
+                 "track_mem", "prev_images_dir", "track_mem_method", "link_remap", "ghost_fiemap",
+                 "file_validation",
                  "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))
+    if opts.file_validation == "buildid":
+        raise OptionError("--file-validation buildid: not supported by refcr (only filesize)")
     if opts.log_file and opts.images_dir and not os.path.isabs(opts.log_file) and opts.log_file != "-":
         opts.log_file = os.path.join(opts.images_dir, opts.log_file)
     return opts

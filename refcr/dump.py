@@ -20,7 +20,7 @@ from itertools import count
 from refcr import __version__, actions, fault
 from refcr.drivers import tty
 from refcr.errors import DumpError, NoSuchProcess, ProcessBusy, RefcrError
-from refcr.fs import files, fs_struct, pipes
+from refcr.fs import files, fs_struct, pipes, regfile
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import IN_PROGRESS, ImageDir
 from refcr.ipc import sysv
@@ -224,17 +224,27 @@ def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, o
 
 def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
                  opts: Options) -> None:
-    ctx = files.dump_context(opts)
+    ctx = files.dump_context(opts, [t.pid for t in frozen])
     pages_ids = count(1)
     shmem_done: dict[int, int] = {}
     tracking = opts.extra.get("tracking")
     if not isinstance(tracking, track.DumpTracking):
         tracking = track.DumpTracking.from_options(opts, images)
-    with progress.shown("dump", sum(proc.anon_pages(t.pid) for t in frozen), len(frozen)):
-        for t in frozen:
-            dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
-            progress.process_done()
-    unix.dump_in_flight(ctx)
+    try:
+        with progress.shown("dump", sum(proc.anon_pages(t.pid) for t in frozen), len(frozen)):
+            for t in frozen:
+                dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+                progress.process_done()
+        unix.dump_in_flight(ctx)
+        write_rest(frozen, tree, namespaces, images, opts, ctx, tracking)
+    except BaseException:
+        regfile.remove_link_remaps(ctx)
+        raise
+
+
+def write_rest(frozen: list[FrozenTask], tree: list, namespaces: list[str], images: ImageDir,
+               opts: Options, ctx: DumpFiles, tracking: track.DumpTracking) -> None:
+    """What comes after the tasks: the tree-wide objects, files.img, pstree, inventory."""
     unix.check_ext_dump(ctx)
     tty.check_ext_dump(ctx)
     host.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])

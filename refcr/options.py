@@ -45,6 +45,9 @@ class Options:
     external: list[str] = field(default_factory=list)      # --external RES (unix[INO], file[...], mnt[...], ...)
     inherit_fd: list[str] = field(default_factory=list)    # --inherit-fd fd[N]:RES
     ghost_limit: int = 1 << 20               # --ghost-limit: largest deleted file whose contents are dumped
+    ghost_fiemap: bool = True                # --[no-]ghost-fiemap: copy only the data of deleted files, not holes
+    link_remap: bool = False                 # --link-remap: keep deleted files linked elsewhere by a hard link
+    file_validation: str | None = None       # --file-validation filesize: a reopened file's size must not change
     tmpfs_limit: int = 256 << 20             # --tmpfs-limit: bytes of files of one dumped tmpfs (ns/mntns.py)
     libdir: str | None = None                # -L/--libdir: plugin directory
     action_scripts: list[str] = field(default_factory=list)  # --action-script FILE (refcr/actions.py)

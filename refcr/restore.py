@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from refcr import actions, fault
 from refcr.drivers import tty
 from refcr.errors import RestoreError
-from refcr.fs import files, fs_struct
+from refcr.fs import files, fs_struct, regfile
 from refcr.fs.fd import RestoreFiles
 from refcr.images.imagedir import ImageDir
 from refcr.kernel import (
@@ -443,6 +443,7 @@ def _restore(opts: Options) -> int:
                 jobctl.settle(n.puppet.pid)
         lock.unlock()
         actions.run(opts, "post-resume", root.puppet.pid)
+        regfile.remove_link_remaps(ctx)
     except BaseException:
         for p in reversed(builder.puppets):
             p.kill()

@@ -10,7 +10,8 @@ be peeked at, so they are read (the tree is frozen) and, when the tree lives
 on, written back.  Restore opens /dev/ptmx (in the tree's mount namespace)
 until the kernel hands out the dumped index (it gives the lowest free one; a
 taken index is a RestoreError, since the name /dev/pts/N is visible), sets
-the state, re-queues the bytes, and opens each slave description with
+the state (and the slave node's owner, group and mode, which grantpt,
+chown and chmod may have changed), re-queues the bytes, and opens each slave description with
 TIOCGPTPEER.  A session whose controlling terminal was the slave gets it
 back in its leader (TIOCSCTTY, TIOCSPGRP), once the leader's fds are in.
 
@@ -255,11 +256,35 @@ def dump_pair(ctx: DumpFiles, index: int, ends: PtyEnds, t: FdTarget) -> tty_pb2
             log.warning("%s: bytes queued for the master of /dev/pts/%d are not kept "
                         "(no slave in the tree)", describe(t), index)
         s.session, s.fg_pgid = _controlling(ctx, index, ends)
+        _dump_node(master, slave, s)
     finally:
         os.close(master)
         if slave >= 0:
             os.close(slave)
     return s
+
+
+def _dump_node(master: int, slave: int, s: tty_pb2.PtyPairState) -> None:
+    """Owner and mode of the slave's node (through a slave of the tree, else
+    one opened from the master just for fstat; a locked pty has none)."""
+    peer = slave
+    if peer < 0:
+        try:
+            peer = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return
+    try:
+        st = os.fstat(peer)
+    finally:
+        if peer != slave:
+            os.close(peer)
+    s.has_node, s.slave_uid, s.slave_gid, s.slave_mode = True, st.st_uid, st.st_gid, stat_mod.S_IMODE(st.st_mode)
+
+
+def _restore_node(slave: int, s: tty_pb2.PtyPairState) -> None:
+    if s.has_node:
+        os.fchown(slave, s.slave_uid, s.slave_gid)
+        os.fchmod(slave, s.slave_mode)
 
 
 class PtyKind:
@@ -358,6 +383,7 @@ class NewPty:
             if len(state.termios) != TERMIOS2.size:
                 raise RestoreError(f"files.img: pty {index}: bad termios")
             requeue(master, slave, state.termios, state.to_slave, state.to_master, what)
+            _restore_node(slave, state)
             if state.packet:
                 _set_int(master, TIOCPKT, 1)
             if state.locked:

@@ -104,6 +104,7 @@ class DumpFiles:
     claim: Callable[[FdTarget, "DumpFiles"], FileKind]     # the kind of a new description (fs/files.py)
     entries: list[files_pb2.FileEntry] = field(default_factory=list)
     extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
+    pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first
     # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
     _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
 
@@ -157,8 +158,12 @@ class RestoreFiles:
     inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
+    # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)
+    fd_hook: Callable[[object, object], None] = staticmethod(lambda puppet, fe: None)
+    installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
     _local: dict[int, int] = field(default_factory=dict)
     _owned: list[int] = field(default_factory=list)
+    _once: set[tuple[str, int]] = field(default_factory=set)
 
     @classmethod
     def load(cls, images: ImageDir, opts: Options, kinds: tuple[FileKind, ...]) -> "RestoreFiles":
@@ -208,7 +213,21 @@ class RestoreFiles:
             kind, msg = kind_of(self.entry(fe.id), self.kinds)
             hook = getattr(kind, "after_install", None)
             if hook is not None:
+                self.installing = fe.id
                 hook(msg, fe.fd, puppet, self)
+        self.installing = 0
+        for fe in table:
+            self.fd_hook(puppet, fe)
+
+    def once(self, what: str) -> bool:
+        """True the first time an after_install hook asks about `what` for the
+        description it runs for (by FileEntry.id: the message objects a hook
+        gets are made anew on every access, so their identity means nothing)."""
+        key = (what, self.installing)
+        if key in self._once:
+            return False
+        self._once.add(key)
+        return True
 
     def close_all(self) -> None:
         for fd in self._owned:

@@ -6,6 +6,12 @@ the FIFO's id.  Restore first opens the FIFO O_RDWR (which never blocks and
 keeps a reader and a writer around), puts the bytes back through it, and
 then opens every dumped description with O_NONBLOCK, which the kernel then
 grants at once; the dumped status flags are set afterwards.
+
+A FIFO unlinked while open is made again at its old path (mkfifo, with its
+mode and owner), opened O_RDWR, and unlinked at once: every description is
+then opened through /proc/self/fd of that holder, which reaches the same
+inode without a name, so the restored fds show "PATH (deleted)" as before.
+A path taken meanwhile by something else is refused (nothing is moved).
 """
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ import stat as stat_mod
 import struct
 import termios
 
-from refcr.errors import RestoreError, UnsupportedObject
+from refcr.errors import RestoreError
 from refcr.fs import fown, pipes
-from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type
+from refcr.fs.regfile import dir_times_kept
 from refcr.fs.pipes import F_GETPIPE_SZ, F_SETPIPE_SZ, STATUS_FLAGS, _queued
 from refcr.pb import filekinds_pb2, pipes_data_pb2
 
@@ -41,13 +48,15 @@ class FifoKind:
         return stat_mod.S_ISFIFO(t.st.st_mode) and t.link.startswith("/")
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.FifoEntry:
-        if t.link.endswith(DELETED):
-            raise UnsupportedObject(f"{describe(t)}: the FIFO is no longer at its path")
+        deleted = t.link.endswith(DELETED)
         key = fifo_id(t.st)
         queued = ctx.extra.setdefault("pipes", {})      # written with the pipes' queues
         if key not in queued:
             queued[key] = read_queued(t, key)
-        e = filekinds_pb2.FifoEntry(path=t.link, flags=t.flags, fifo_id=key)
+        e = filekinds_pb2.FifoEntry(path=t.link[:-len(DELETED)] if deleted else t.link, flags=t.flags,
+                                    fifo_id=key, deleted=deleted, mode=t.st.st_mode, uid=t.st.st_uid,
+                                    gid=t.st.st_gid, atime_ns=t.st.st_atime_ns, mtime_ns=t.st.st_mtime_ns)
+        # (times are set again after the queue is refilled, which changes them)
         fown.record(t, e)
         return e
 
@@ -56,6 +65,8 @@ class FifoKind:
         holders = ctx.extra.setdefault("fifos", {})
         if e.fifo_id not in holders:
             holders[e.fifo_id] = ctx.keep(_refill(e, path, ctx))
+        if e.deleted:
+            path = f"/proc/self/fd/{holders[e.fifo_id]}"
         try:
             fd = os.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -72,11 +83,31 @@ class FifoKind:
         fown.restore(e, fd, puppet)
 
 
+def _holder(e: filekinds_pb2.FifoEntry, path: str) -> int:
+    """The FIFO opened O_RDWR; a deleted one made again at its path first
+    (mkfifo, mode, owner) and unlinked once open."""
+    if not e.deleted:
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    with dir_times_kept(path):
+        os.mkfifo(path, 0o600)
+        try:
+            try:
+                os.chown(path, e.uid, e.gid, follow_symlinks=False)
+            except OSError:
+                pass
+            os.chmod(path, stat_mod.S_IMODE(e.mode))
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        finally:
+            os.unlink(path)
+    return fd
+
+
 def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
     try:
-        holder = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        holder = _holder(e, path)
     except OSError as exc:
-        raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
+        what = "recreate the deleted" if e.deleted else "reopen the"
+        raise RestoreError(f"cannot {what} FIFO {e.path}: {exc.strerror}") from exc
     try:
         check_type(e.path, holder, stat_mod.S_IFIFO)
         if "pipes-data" not in ctx.extra:
@@ -92,6 +123,8 @@ def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
             view = memoryview(data.data)
             while view:
                 view = view[os.write(holder, view):]
+        if e.mtime_ns:            # after the refill, which sets them to now
+            os.utime(holder, ns=(e.atime_ns, e.mtime_ns))
     except BaseException:
         os.close(holder)
         raise

@@ -17,6 +17,7 @@ import functools
 import importlib
 
 from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles, fd_target
+from refcr.fs import locks
 from refcr.images.imagedir import ImageDir
 from refcr.mm.track import tracking_fds
 from refcr.options import Options
@@ -47,12 +48,14 @@ def claim(t: FdTarget, ctx: DumpFiles) -> FileKind:
     return kind if kind is not None else host.fallback_kind(t)
 
 
-def dump_context(opts: Options) -> DumpFiles:
-    return DumpFiles(opts, claim)
+def dump_context(opts: Options, pids: list[int] | None = None) -> DumpFiles:
+    return DumpFiles(opts, claim, pids=list(pids or []))
 
 
 def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
-    return RestoreFiles.load(images, opts, kinds())
+    ctx = RestoreFiles.load(images, opts, kinds())
+    ctx.fd_hook = locks.restore_owned
+    return ctx
 
 
 # ------------------------------------------------------------------ dump --
@@ -65,5 +68,8 @@ def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
             continue
         t = fd_target(pid, fd)
         cloexec = bool(int(t.info["flags"], 8) & O_CLOEXEC)
-        table.append(fdinfo_pb2.FdinfoEntry(fd=fd, id=ctx.add(t), cloexec=cloexec))
+        fe = fdinfo_pb2.FdinfoEntry(fd=fd, id=ctx.add(t), cloexec=cloexec)
+        if all(other.id != fe.id for other in table):      # the process's POSIX locks, once per description
+            fe.locks.extend(locks.dump_posix(t, ctx))
+        table.append(fe)
     return table

@@ -1,30 +1,53 @@
 """File locks held through a description: flock(2), POSIX (fcntl) and OFD
-locks, as the fdinfo "lock:" lines show them.
+locks, and leases (F_SETLEASE), as the fdinfo "lock:" lines show them.
 
 They are dumped only with -l/--file-locks; without it a held lock makes the
-dump fail, naming it.  Restore takes them again from inside the task (a POSIX
-lock belongs to the process that took it) once its fd table is installed.
+dump fail, naming it.
+
+Owners, as the kernel has them:
+- flock, OFD locks and leases belong to the open file description: every
+  process sharing it (after fork) shows them in its fdinfo.  They are kept
+  in the description's entry (FileLockEntry.owner: the pid that took a
+  flock or lease, shown in fdinfo) and taken again once per description
+  (RestoreFiles.once), in the owner's puppet when the owner still holds the
+  description (so the pid in fdinfo is the same), else in the first puppet
+  that gets it.
+- POSIX locks belong to a process (its files_struct) and show only in its
+  own fdinfo, on the description it locked through.  They are kept in that
+  process's FdinfoEntry.locks (first fd of the description only: a second
+  fd of the same description shows the same lock) and taken again there.
+  So a POSIX lock of a parent on an fd its children share comes back held
+  by the parent alone, and a child's own POSIX lock by the child.
+
+A lease comes back only when it is not being broken ("BREAKING" lines are
+refused, naming the fd); restore takes it with F_SETLEASE in the owner,
+which needs what the kernel always needs (the caller owns the file or has
+CAP_LEASE; no other writer for a read lease, no other opener for a write
+lease).  Waiters ("->" lines) are blocked calls, restarted by the task
+itself.  Locks of other kinds (delegations of nfsd, mandatory) are refused.
 """
 from __future__ import annotations
 
 import struct
 
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs.fd import DumpFiles, FdTarget, describe
-from refcr.pb import filekinds_pb2
-from refcr.ptrace import proc
+from refcr.fs.fd import KCMP_FILE, DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.pb import fdinfo_pb2, filekinds_pb2
+from refcr.ptrace import native, proc
 from refcr.ptrace.tracee import RemoteError
 
-FLOCK, POSIX, OFD = 1, 2, 3
-_KINDS = {"FLOCK": FLOCK, "POSIX": POSIX, "OFDLCK": OFD}
+FLOCK, POSIX, OFD, LEASE = 1, 2, 3, 4
+_KINDS = {"FLOCK": FLOCK, "POSIX": POSIX, "OFDLCK": OFD, "LEASE": LEASE}
+NAMES = {FLOCK: "flock", POSIX: "POSIX lock", OFD: "OFD lock", LEASE: "lease (F_SETLEASE)"}
 LOCK_SH, LOCK_EX, LOCK_NB = 1, 2, 4
 F_RDLCK, F_WRLCK = 0, 1
-F_SETLK, F_OFD_SETLK = 6, 37
+F_SETLK, F_OFD_SETLK, F_SETLEASE = 6, 37, 1024
 _FLOCK = struct.Struct("<hh4xqqi4x")        # struct flock
 
 
 def held(t: FdTarget) -> list[filekinds_pb2.FileLockEntry]:
-    """The locks t's fdinfo lists (waiters, marked "->", are left out)."""
+    """The locks t's fdinfo lists (waiters, marked "->", are left out), with
+    the owner as a host pid (0 for OFD locks)."""
     out = []
     with open(proc.path(t.pid, "fdinfo", str(t.fd))) as f:
         lines = [line for line in f if line.startswith("lock:")]
@@ -35,29 +58,79 @@ def held(t: FdTarget) -> list[filekinds_pb2.FileLockEntry]:
         kind = _KINDS.get(words[1])
         if kind is None:
             raise UnsupportedObject(f"{describe(t)}: lock of type {words[1]} is not supported")
+        if kind == LEASE and words[2] != "ACTIVE":
+            raise UnsupportedObject(f"{describe(t)}: its lease is being broken ({words[2]}), "
+                                    "which refcr cannot restore")
         write = words[3] == "WRITE"
         start, end = int(words[6]), words[7]
         length = 0 if end == "EOF" else int(end) - start + 1
-        out.append(filekinds_pb2.FileLockEntry(kind=kind, write=write, start=start, len=length))
+        out.append(filekinds_pb2.FileLockEntry(kind=kind, write=write, start=start, len=length,
+                                               owner=max(int(words[4]), 0)))
     return out
 
 
+def _allowed(t: FdTarget, ctx: DumpFiles, found: list[filekinds_pb2.FileLockEntry]) -> None:
+    if found and not ctx.opts.file_locks:
+        raise UnsupportedObject(f"{describe(t)} holds a {NAMES[found[0].kind]} (dump with -l/--file-locks)")
+
+
 def dump(t: FdTarget, ctx: DumpFiles) -> list[filekinds_pb2.FileLockEntry]:
-    locks = held(t)
-    if locks and not ctx.opts.file_locks:
-        what = {FLOCK: "flock", POSIX: "POSIX lock", OFD: "OFD lock"}[locks[0].kind]
-        raise UnsupportedObject(f"{describe(t)} holds a {what} (dump with -l/--file-locks)")
-    return locks
+    """The description's own locks (flock, OFD, lease), for its kind's entry;
+    the owner becomes a pid of the tree, or 0 when the owner does not hold
+    the description (any holder may take it again)."""
+    mine = [lk for lk in held(t) if lk.kind != POSIX]
+    _allowed(t, ctx, mine)
+    for lk in mine:
+        lk.owner = _holder_vpid(t, lk.owner, ctx)
+    return mine
 
 
-def restore(locks, fd: int, puppet, path: str) -> None:
+def dump_posix(t: FdTarget, ctx: DumpFiles) -> list[filekinds_pb2.FileLockEntry]:
+    """The POSIX locks t's process holds through t's description."""
+    mine = [lk for lk in held(t) if lk.kind == POSIX]
+    _allowed(t, ctx, mine)
+    for lk in mine:
+        lk.owner = 0          # the process whose fd table this is
+    return mine
+
+
+def _holder_vpid(t: FdTarget, pid: int, ctx: DumpFiles) -> int:
+    if pid <= 0 or pid not in ctx.pids:
+        return 0
+    for fd in proc.fds(pid):
+        try:
+            if native.kcmp(pid, t.pid, KCMP_FILE, fd, t.fd) == 0:
+                return int(proc.status(pid)["NSpid"].split()[-1])
+        except OSError:
+            continue
+    return 0
+
+
+def restore(locks, fd: int, puppet, path: str, ctx: RestoreFiles) -> None:
+    """Take a description's locks again (from its kind's after_install):
+    each once, in its owner (none: the first holder)."""
+    for i, lk in enumerate(locks):
+        if (not lk.owner or lk.owner == puppet.vpid) and ctx.once(f"lock-{i}"):
+            take([lk], fd, puppet, path)
+
+
+def restore_owned(puppet, fe: fdinfo_pb2.FdinfoEntry) -> None:
+    """A process's own POSIX locks through fd fe.fd (RestoreFiles.fd_hook)."""
+    if fe.locks:
+        take(fe.locks, fe.fd, puppet, f"fd {fe.fd}")
+
+
+def take(locks, fd: int, puppet, path: str) -> None:
     r = puppet.remote
     for lk in locks:
         try:
             if lk.kind == FLOCK:
                 r.check("flock", fd, (LOCK_EX if lk.write else LOCK_SH) | LOCK_NB)
+            elif lk.kind == LEASE:
+                r.check("fcntl", fd, F_SETLEASE, F_WRLCK if lk.write else F_RDLCK)
             else:
                 addr, = r.put(_FLOCK.pack(F_WRLCK if lk.write else F_RDLCK, 0, lk.start, lk.len, 0))
                 r.check("fcntl", fd, F_SETLK if lk.kind == POSIX else F_OFD_SETLK, addr)
         except RemoteError as exc:
-            raise RestoreError(f"{path}: cannot take its lock again: {exc}") from exc
+            raise RestoreError(f"process {puppet.vpid}: {path}: cannot take its {NAMES.get(lk.kind, 'lock')} "
+                               f"again: {exc}") from exc

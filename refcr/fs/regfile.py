@@ -8,15 +8,27 @@ Three kinds share this module:
   (F_SETOWN); those are set again inside the task after its fds are in.
 * ``ghost``: a regular file that is no longer at its path: unlinked, or
   replaced by another file renamed over it (the inode at the path is not the
-  one the task has open).  Its contents go into the images, up to
-  --ghost-limit bytes; restore recreates it next to its old path, opens it
-  for every description and unlinks it again.
+  one the task has open).  Its contents go into the images (only its data,
+  SEEK_DATA/SEEK_HOLE; every byte with --no-ghost-fiemap), up to
+  --ghost-limit bytes of data; restore recreates it next to its old path,
+  opens it for every description and unlinks it again, with its mode,
+  owner, atime and mtime.  An O_TMPFILE file (glibc's tmpfile()) is made
+  again with O_TMPFILE in its directory.  A deleted file that still has
+  links elsewhere (a hard link under another name) must stay that inode:
+  with --link-remap it is hard-linked at dump to ".refcr-link-remap.INO.N"
+  next to its old path (nothing is copied), restore links it back, opens it
+  and removes the name; without the option it is refused, naming the option
+  (CRIU's behaviour).  The remap name is removed by a failed dump and by a
+  successful restore.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import stat as stat_mod
+from typing import Iterator
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs import fown, locks
@@ -27,13 +39,17 @@ from refcr.ptrace import proc
 
 MEM_MAJOR = 1                      # /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom
 MEM_MINORS = {3, 5, 7, 8, 9}
-NOT_ON_REOPEN = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_NOCTTY
+STATUS_FLAGS = os.O_APPEND | os.O_NONBLOCK | os.O_DIRECT | os.O_NOATIME   # what F_SETFL sets here
+TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY      # what marks an O_TMPFILE file in its flags
+NOT_ON_REOPEN = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_NOCTTY | TMPFILE_BIT
 
 
 def reopen_kept(kept: int, flags: int, pos: int, what: str) -> int:
     """A new description of the file refcr holds open as *kept* (an object
     it recreated once for many descriptions), with the dumped flags and offset."""
     try:
+        if flags & TMPFILE_BIT:         # O_TMPFILE is O_DIRECTORY too
+            flags &= ~os.O_DIRECTORY
         fd = os.open(f"/proc/self/fd/{kept}", (flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
     except OSError as exc:
         raise RestoreError(f"cannot reopen {what}: {exc.strerror}") from exc
@@ -41,6 +57,25 @@ def reopen_kept(kept: int, flags: int, pos: int, what: str) -> int:
     return fd
 DELETED = " (deleted)"
 READ_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def dir_times_kept(path: str) -> Iterator[None]:
+    """Put the atime and mtime of path's directory back after names were
+    made and removed in it (a ghost made again, a link-remap name)."""
+    parent = os.path.dirname(path) or "."
+    try:
+        before = os.stat(parent)
+    except OSError:
+        before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            try:
+                os.utime(parent, ns=(before.st_atime_ns, before.st_mtime_ns))
+            except OSError:
+                pass
 
 
 def _is_mem_device(st: os.stat_result) -> bool:
@@ -70,6 +105,9 @@ def _reopen(e, ctx: RestoreFiles) -> int:
         check_type(e.path, fd, e.mode)
         st = os.fstat(fd)
         if stat_mod.S_ISREG(e.mode) and st.st_size != e.size:
+            if ctx.opts.file_validation == "filesize":
+                raise RestoreError(f"{e.path}: its size changed since the dump ({e.size} -> {st.st_size}; "
+                                   "--file-validation filesize)")
             log.warning("%s: size changed since the dump (%d -> %d)", e.path, e.size, st.st_size)
         if e.pos and not stat_mod.S_ISCHR(e.mode):
             os.lseek(fd, e.pos, os.SEEK_SET)
@@ -98,12 +136,12 @@ class RegFileKind:
 
 
 class LockedFileKind:
-    """A regular file with locks (under --file-locks), an owner or O_ASYNC."""
+    """A regular file or directory with locks (under --file-locks), an owner or O_ASYNC."""
 
     field = "locked"
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
-        if not stat_mod.S_ISREG(t.st.st_mode) or _gone(t):
+        if not (stat_mod.S_ISREG(t.st.st_mode) or stat_mod.S_ISDIR(t.st.st_mode)) or _gone(t):
             return False
         held = locks.held(t)
         return (bool(held and ctx.opts.file_locks) or bool(t.flags & os.O_ASYNC)
@@ -121,18 +159,18 @@ class LockedFileKind:
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
-        locks.restore(e.locks, fd, puppet, e.path)
+        locks.restore(e.locks, fd, puppet, e.path, ctx)
 
 
-def read_runs(fd: int, size: int) -> list[filekinds_pb2.DataRun]:
-    """The data of a file, holes left out (SEEK_DATA / SEEK_HOLE)."""
+def read_runs(fd: int, size: int, holes: bool = True) -> list[filekinds_pb2.DataRun]:
+    """The data of a file, holes left out (SEEK_DATA / SEEK_HOLE), or all of it."""
     runs, off = [], 0
     while off < size:
         try:
-            start = os.lseek(fd, off, os.SEEK_DATA)
+            start = os.lseek(fd, off, os.SEEK_DATA) if holes else off
         except OSError:            # ENXIO: only a hole is left
             break
-        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size) if holes else size
         pos = start
         while pos < end:
             data = os.pread(fd, min(READ_CHUNK, end - pos), pos)
@@ -166,17 +204,13 @@ class GhostFileKind:
         e = filekinds_pb2.GhostFileEntry(path=path, flags=t.flags, pos=int(t.info.get("pos", "0")),
                                          mode=t.st.st_mode, size=t.st.st_size, uid=t.st.st_uid,
                                          gid=t.st.st_gid)
+        e.atime_ns, e.mtime_ns = t.st.st_atime_ns, t.st.st_mtime_ns
         if key not in ghosts:
-            limit = ctx.opts.ghost_limit
-            if t.st.st_size > limit:
-                raise UnsupportedObject(f"{describe(t)}: deleted file of {t.st.st_size} bytes is over "
-                                        f"the ghost limit of {limit} bytes (--ghost-limit)")
             ghosts[key] = len(ghosts) + 1
-            local = os.open(t.proc_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                e.data.extend(read_runs(local, t.st.st_size))
-            finally:
-                os.close(local)
+            if t.st.st_nlink:
+                e.remap = link_remap(t, path, ghosts[key], ctx)
+            else:
+                e.data.extend(ghost_data(t, ctx))
         e.ghost_id = ghosts[key]
         e.locks.extend(locks.dump(t, ctx))
         fown.record(t, e)
@@ -186,11 +220,99 @@ class GhostFileKind:
         made = ctx.extra.setdefault("ghosts", {})
         if e.ghost_id not in made:
             made[e.ghost_id] = ctx.keep(_recreate(e, ctx))
+            if e.flags & TMPFILE_BIT:       # the description O_TMPFILE made: the only one with its flags
+                return _first_tmpfile(made[e.ghost_id], e)
         return reopen_kept(made[e.ghost_id], e.flags, e.pos, f"the deleted file {e.path}")
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
-        locks.restore(e.locks, fd, puppet, e.path)
+        locks.restore(e.locks, fd, puppet, e.path, ctx)
+
+
+def ghost_data(t: FdTarget, ctx: DumpFiles) -> list[filekinds_pb2.DataRun]:
+    """The contents of a deleted file, up to --ghost-limit bytes: the data
+    only (SEEK_DATA/SEEK_HOLE, the FIEMAP of CRIU's --ghost-fiemap, which is
+    the default), or every byte with --no-ghost-fiemap."""
+    local = os.open(t.proc_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOATIME)
+    try:
+        runs = read_runs(local, t.st.st_size, holes=ctx.opts.ghost_fiemap)
+    finally:
+        os.close(local)
+    size = sum(len(r.data) for r in runs)
+    if size > ctx.opts.ghost_limit:
+        raise UnsupportedObject(f"{describe(t)}: deleted file with {size} bytes of data is over the "
+                                f"ghost limit of {ctx.opts.ghost_limit} bytes (--ghost-limit, or "
+                                "--link-remap to keep it by a link instead)")
+    return runs
+
+
+def link_remap(t: FdTarget, path: str, ghost_id: int, ctx: DumpFiles) -> str:
+    """Keep a deleted file by a hard link next to its old path (--link-remap):
+    needed for one still linked elsewhere (a copy would split it from its
+    other names).  The link is recorded in ctx.extra["link-remap"] so that a
+    failed dump removes it (remove_link_remaps)."""
+    if not ctx.opts.link_remap:
+        raise UnsupportedObject(f"{describe(t)}: deleted file still has {t.st.st_nlink} link(s) "
+                                "elsewhere: dump with --link-remap to keep it by a link")
+    name = os.path.join(os.path.dirname(path), f".refcr-link-remap.{t.st.st_ino}.{ghost_id}")
+    where = proc.path(t.pid, "root") + name
+    try:
+        with dir_times_kept(where):
+            _link_fd(t.proc_path, where)
+    except OSError as exc:
+        raise UnsupportedObject(f"{describe(t)}: --link-remap cannot link it at {name}: "
+                                f"{exc.strerror}") from exc
+    ctx.extra.setdefault("link-remap", {})[where] = True
+    return name
+
+
+def _link_fd(proc_path: str, where: str) -> None:
+    """linkat(AT_EMPTY_PATH) of the file behind a /proc fd link (following
+    the link with AT_SYMLINK_FOLLOW fails with EXDEV on this kernel)."""
+    fd = os.open(proc_path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        if _libc.linkat(fd, b"", AT_FDCWD, os.fsencode(where), AT_EMPTY_PATH):
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def remove_link_remaps(ctx: DumpFiles | RestoreFiles) -> None:
+    """Remove the --link-remap links of a dump that failed, or of a restore
+    that succeeded (a failed restore leaves them for the next try)."""
+    for where in ctx.extra.pop("link-remap", {}):
+        try:
+            with dir_times_kept(where):
+                os.unlink(where)
+        except OSError:
+            pass
+
+
+def _relink(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
+    """A --link-remap file: linked back at its old path, opened, both names
+    removed (the fds then show "PATH (deleted)" as at dump)."""
+    remap, base = ctx.resolve(e.remap), ctx.resolve(e.path)
+    if (os.path.dirname(e.remap) != os.path.dirname(e.path)
+            or not os.path.basename(e.remap).startswith(".refcr-link-remap.")):
+        raise RestoreError(f"files.img: {e.remap!r} is not a link-remap name")
+    with dir_times_kept(base):
+        try:
+            os.link(remap, base, follow_symlinks=False)
+        except OSError as exc:
+            raise RestoreError(f"cannot link the deleted file {e.path} back from {e.remap}: "
+                               f"{exc.strerror}") from exc
+        try:
+            fd = os.open(base, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOATIME)
+        finally:
+            os.unlink(base)
+    try:
+        check_type(e.path, fd, e.mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    ctx.extra.setdefault("link-remap", {})[remap] = True     # removed once the restore succeeded
+    return fd
 
 
 def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
@@ -202,9 +324,18 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
     up deleted under its own name and the occupant is where it was.
     """
     first = next((x.ghost for x in ctx.entries.values()
-                  if x.WhichOneof("file") == "ghost" and x.ghost.ghost_id == e.ghost_id and x.ghost.data),
-                 e)
+                  if x.WhichOneof("file") == "ghost" and x.ghost.ghost_id == e.ghost_id
+                  and (x.ghost.data or x.ghost.remap)), e)
+    if first.remap:
+        return _relink(first, ctx)
     base = ctx.resolve(e.path)
+    if e.flags & TMPFILE_BIT:
+        return _fill(_tmpfile(e, base), first, e)
+    with dir_times_kept(base):
+        return _create_unlinked(e, first, base)
+
+
+def _create_unlinked(e: filekinds_pb2.GhostFileEntry, first: filekinds_pb2.GhostFileEntry, base: str) -> int:
     for n in range(100):
         path = base if n == 0 else f"{base}.refcr-ghost-{e.ghost_id}-{n}"
         try:
@@ -217,16 +348,44 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
     else:
         raise RestoreError(f"cannot recreate the deleted file {e.path}: no free name next to it")
     try:
+        _fill(fd, first, e)
+    finally:
+        if path == base or not _swap_away(path, base):
+            os.unlink(path)
+    return fd
+
+
+def _tmpfile(e: filekinds_pb2.GhostFileEntry, base: str) -> int:
+    """An O_TMPFILE file is made again as one, in its directory (its name is
+    "#INODE", which names no directory entry; it stays linkable)."""
+    try:
+        access = os.O_WRONLY if e.flags & os.O_ACCMODE == os.O_WRONLY else os.O_RDWR
+        return os.open(os.path.dirname(base), os.O_TMPFILE | access | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise RestoreError(f"cannot recreate the O_TMPFILE file {e.path}: {exc.strerror}") from exc
+
+
+def _first_tmpfile(kept: int, e: filekinds_pb2.GhostFileEntry) -> int:
+    """The O_TMPFILE description itself (its flags keep O_TMPFILE, which no
+    reopen gives), with the dumped status flags and offset.  Further
+    descriptions of the same file are reopened without it."""
+    fd = os.dup(kept)
+    fcntl.fcntl(fd, fcntl.F_SETFL, e.flags & STATUS_FLAGS)
+    os.lseek(fd, e.pos, os.SEEK_SET)
+    return fd
+
+
+def _fill(fd: int, first: filekinds_pb2.GhostFileEntry, e: filekinds_pb2.GhostFileEntry) -> int:
+    """Contents, owner, mode and times of a recreated deleted file (fd closed on failure)."""
+    try:
+        write_runs(fd, first.data, e.size)
         try:
-            write_runs(fd, first.data, e.size)
-            try:
-                os.fchown(fd, e.uid, e.gid)
-            except OSError:
-                pass
-            os.fchmod(fd, stat_mod.S_IMODE(e.mode))
-        finally:
-            if path == base or not _swap_away(path, base):
-                os.unlink(path)
+            os.fchown(fd, e.uid, e.gid)
+        except OSError:
+            pass
+        os.fchmod(fd, stat_mod.S_IMODE(e.mode))
+        if e.mtime_ns:
+            os.utime(fd, ns=(e.atime_ns, e.mtime_ns))
     except BaseException:
         os.close(fd)
         raise
@@ -241,7 +400,7 @@ def _swap_away(tmp: str, path: str) -> bool:
     return True
 
 
-AT_FDCWD, RENAME_EXCHANGE = -100, 2
+AT_FDCWD, RENAME_EXCHANGE, AT_EMPTY_PATH = -100, 2, 0x1000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 

@@ -47,7 +47,8 @@ def object_entry(fd: int, inode: int, link: str) -> filekinds_pb2.MemfdInodeEntr
     st = os.fstat(fd)
     return filekinds_pb2.MemfdInodeEntry(inode=inode, name=link[len(PREFIX):-len(DELETED)],
                                          size=st.st_size, seals=fcntl.fcntl(fd, F_GET_SEALS),
-                                         mode=stat_mod.S_IMODE(st.st_mode))
+                                         mode=stat_mod.S_IMODE(st.st_mode), atime_ns=st.st_atime_ns,
+                                         mtime_ns=st.st_mtime_ns)
 
 
 def dump_mapped(images: ImageDir, map_file: str, inode: int, name: str) -> None:
@@ -101,7 +102,7 @@ class MemfdKind:
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
-        locks.restore(e.locks, fd, puppet, f"memfd {e.inode}")
+        locks.restore(e.locks, fd, puppet, f"memfd {e.inode}", ctx)
 
 
 def _created_description(kept: int, e: filekinds_pb2.MemfdEntry) -> int:
@@ -127,6 +128,8 @@ def create(images: ImageDir, obj: filekinds_pb2.MemfdInodeEntry, runs=()) -> int
             for off, data in pages.read_pages(images, "pagemap-shmem", obj.inode):
                 os.pwrite(fd, data[:max(0, obj.size - off)], off)
         os.fchmod(fd, obj.mode)
+        if obj.mtime_ns:
+            os.utime(fd, ns=(obj.atime_ns, obj.mtime_ns))
         if obj.seals and flags & MFD_ALLOW_SEALING:
             fcntl.fcntl(fd, F_ADD_SEALS, obj.seals)
     except OSError as exc:

@@ -17,7 +17,7 @@ NR = {
     "rseq": 334, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "uname": 63,
     "sethostname": 170, "setdomainname": 171, "pidfd_open": 434, "close_range": 436, "pidfd_getfd": 438,
     "clone3": 435, "wait4": 61, "kill": 62, "rt_sigtimedwait": 128, "exit_group": 231,
-    "mount": 165, "umount2": 166, "flock": 73, "ioctl": 16, "epoll_ctl": 233,
+    "mount": 165, "umount2": 166, "flock": 73, "ioctl": 16, "epoll_ctl": 233, "epoll_wait": 232,
     "timer_create": 222, "timer_settime": 223, "timer_gettime": 224, "timer_getoverrun": 225,
     "timer_delete": 226, "seccomp": 317,
 }

@@ -224,6 +224,9 @@ def _pts_name(resource: str) -> str | None:
     return f"/dev/pts/{(major - 136) * 256 + os.minor(rdev)}" if 136 <= major < 144 else None
 
 
+INHERITED_DROPS = ("pos", "mnt_id", "ino", "mode", "owner", "size", "mtime", "atime")
+
+
 def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Path,
               handed: dict[str, str] | None = None) -> snapshot.TreeState:
     """An fd that was the file of an "append" inherit before restore and is
@@ -239,10 +242,9 @@ def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Pa
     if not names:
         return state
 
-    def fd(f: snapshot.Fd) -> snapshot.Fd:
+    def fd(f: snapshot.Fd) -> snapshot.Fd:   # an inherited fd is another file: its own position, size, times
         if f.target not in names:
             return f
-        handed = ("pos", "mnt_id", "ino")     # another open file (another inode) of the same name
-        return replace(f, target=names[f.target], info=tuple(kv for kv in f.info if kv[0] not in handed))
+        return replace(f, target=names[f.target], info=tuple(kv for kv in f.info if kv[0] not in INHERITED_DROPS))
 
     return snapshot.TreeState(tuple(replace(t, fds=tuple(fd(f) for f in t.fds)) for t in state.tasks))

@@ -38,6 +38,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from dataclasses import dataclass, field, fields, replace
 
 from .procs import descendants, read_stat
@@ -450,8 +451,77 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             )
         if target.startswith("socket:["):
             info = info + tuple(socket_state(pid, int(name)))
-        out.append(Fd(int(name), target, info))
+        target = TMPFILE_NAME.sub("/#INO (deleted)", target)
+        more = _fdinfo_lines(f"/proc/{pid}/fdinfo/{name}")
+        info += _file_stat(f"{base}/{name}", target)
+        out.append(Fd(int(name), target, info + _epoll_targets(more) + _locks(more)))
     return out
+
+
+def _file_stat(link: str, target: str) -> Pairs:
+    """Mode and owner of an fd's file (path-named files: regular, directory,
+    FIFO, device, deleted or not), with the size and mtime of regular files
+    and FIFOs, and the atime of deleted ones (refcr makes those again; not
+    of memfds, whose atime any mmap sets).
+    Times of terminals and directories change with any use: left out."""
+    if not target.startswith("/"):
+        return ()
+    try:
+        st = os.stat(link)
+    except OSError:
+        return ()
+    out = [("mode", f"{st.st_mode:o}"), ("owner", f"{st.st_uid}:{st.st_gid}")]
+    if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        out += [("size", str(st.st_size)), ("mtime", str(st.st_mtime_ns))]
+        if target.endswith(" (deleted)") and not target.startswith("/memfd:"):   # mmap sets a memfd's
+            out.append(("atime", str(st.st_atime_ns)))
+    return tuple(out)
+
+
+def _fdinfo_lines(path: str) -> list[str]:
+    try:
+        return _read(path).splitlines()
+    except FileNotFoundError:
+        return []
+
+
+# An O_TMPFILE file's name is its inode number, which a restored one cannot keep.
+TMPFILE_NAME = re.compile(r"/#\d+ \(deleted\)$")
+EPOLL_TARGET = re.compile(r"^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)")
+
+
+def _epoll_targets(lines: list[str]) -> Pairs:
+    """An epoll's interest list: (fd number, events, data) of every target,
+    sorted (the kernel lists them in the order of their file's address; the
+    inode, device and pos of a target are the target fd's own business)."""
+    found = sorted(m.groups() for m in map(EPOLL_TARGET.match, lines) if m)
+    return tuple(("tfd", f"{tfd}/{events}/{data}") for tfd, events, data in found)
+
+
+def _locks(lines: list[str]) -> Pairs:
+    """The fdinfo lock lines (kind, mode, access, owner, range) with the owner
+    as the pid inside the tree and without the inode (a restored deleted file
+    is a new inode; the fd link names the file)."""
+    out = []
+    for line in lines:
+        if not line.startswith("lock:"):
+            continue
+        words = line.split(":", 1)[1].split()
+        if len(words) >= 8 and "->" not in words:
+            words[4] = str(_inner_pid(int(words[4])))
+            del words[5]
+        out.append(("lock", "/".join(words)))
+    return tuple(out)
+
+
+def _inner_pid(pid: int) -> int:
+    """The pid a host pid has in its innermost pid namespace (-1 stays -1)."""
+    if pid <= 0:
+        return pid
+    try:
+        return _inner(_status(f"/proc/{pid}/status", ("NSpid",)), "NSpid")
+    except FileNotFoundError:
+        return pid
 
 
 def host_namespaces() -> dict[str, str]:
