@@ -8,6 +8,7 @@ onto those so that plugins' pr_* calls and our own calls share one scale.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 LOG_MSG, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = range(5)
@@ -19,6 +20,22 @@ _PY_LEVEL = {
     LOG_INFO: logging.INFO,
     LOG_DEBUG: logging.DEBUG,
 }
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """*text* with every control character (C0, DEL, C1) written as ``\\xNN``:
+    image strings reach the terminal and the log only this way."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class _Escaping(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        head, sep, tail = text.partition("\nTraceback")      # a traceback keeps its lines
+        return escape(head) + (sep + tail if sep else "")
+
 
 log = logging.getLogger("refcr")
 log.addHandler(logging.NullHandler())   # nothing on stderr before setup(): the CLI says errors itself
@@ -43,7 +60,7 @@ def setup(verbosity: int = LOG_WARN, logfile: str | None = None) -> None:
         handler = logging.FileHandler(logfile, mode="w")
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("(%(relativeCreated)9.3f) %(levelname).1s: %(message)s"))
+    handler.setFormatter(_Escaping("(%(relativeCreated)9.3f) %(levelname).1s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(py_level(verbosity))
 

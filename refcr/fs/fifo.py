@@ -52,12 +52,12 @@ class FifoKind:
         return e
 
     def open(self, e: filekinds_pb2.FifoEntry, ctx: RestoreFiles) -> int:
-        path = ctx.resolve(e.path)
+        path = e.path
         holders = ctx.extra.setdefault("fifos", {})
         if e.fifo_id not in holders:
             holders[e.fifo_id] = ctx.keep(_refill(e, path, ctx))
         try:
-            fd = os.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = ctx.root.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK, "fifo", {stat_mod.S_IFIFO})
         except OSError as exc:
             raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
         try:
@@ -74,7 +74,7 @@ class FifoKind:
 
 def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
     try:
-        holder = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        holder = ctx.root.open(path, os.O_RDWR | os.O_NONBLOCK, "fifo", {stat_mod.S_IFIFO})
     except OSError as exc:
         raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
     try:

@@ -23,6 +23,7 @@ namespace (a short-lived helper process does the path operations there).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
+from refcr.fs import namei
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
 from refcr.net import nsenter, sockdiag
@@ -298,11 +300,12 @@ class UnixKind:
 
 # --------------------------------------------------------------- restore --
 
-def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
-    """fn() with path names meaning what they mean to the tree (its mount namespace, cwd)."""
+def _in_tree(ctx: RestoreFiles, cwd_fd: int, fn: Callable[[], object]) -> None:
+    """fn() with path names meaning what they mean to the tree (its mount namespace,
+    and the directory open as *cwd_fd* as cwd when it is not -1)."""
     own = os.readlink("/proc/self/ns/mnt")
     mnt = ctx.root_pid is not None and os.readlink(f"/proc/{ctx.root_pid}/ns/mnt") != own
-    if not mnt and not cwd:
+    if not mnt and cwd_fd < 0:
         fn()
         return
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -313,8 +316,8 @@ def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
             os.close(r)
             if mnt:
                 native.setns(os.open(f"/proc/{ctx.root_pid}/ns/mnt", os.O_RDONLY), native.CLONE_NEWNS)
-            if cwd:
-                os.chdir(cwd)
+            if cwd_fd >= 0:
+                os.fchdir(cwd_fd)
             fn()
             code = 0
         except OSError as exc:
@@ -331,6 +334,16 @@ def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
     code = int.from_bytes(data, "little") if len(data) == 4 else 255
     if code:
         raise OSError(code, os.strerror(code))
+
+
+def _same_dir(name: bytes, dirfd: int) -> None:
+    """The directory *name* is in, as the caller resolves it, is the one open as
+    *dirfd* (looked up inside the tree's root): a symlink on the way cannot make
+    a bind or unlink land outside it."""
+    here = os.stat(os.path.dirname(name) or b".")
+    there = os.fstat(dirfd)
+    if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino):
+        raise OSError(errno.EXDEV, "the name leads out of the tree's root")
 
 
 @dataclass
@@ -365,11 +378,32 @@ class _Builder:
         return sk.detach()
 
     # -- names
+    def _place(self, e: unix_pb2.UnixSkEntry) -> tuple[int, int, str]:
+        """A path name's place inside the tree's root: O_PATH fds of the cwd it
+        was bound from (-1 for an absolute name) and of its directory, and its
+        last component.  Only absolute places are accepted (fs/namei.py)."""
+        name = os.fsdecode(bytes(e.name))
+        rel = not name.startswith("/")
+        full = namei.checked(os.path.join(e.bind_dir, name) if rel else name, f"unix socket {e.ino}: name")
+        where, base = os.path.split(full)
+        try:
+            cwd_fd = self.ctx.keep(self.ctx.root.lookup(e.bind_dir)) if rel else -1
+            dirfd = self.ctx.keep(self.ctx.root.lookup(where))
+        except OSError as exc:
+            raise RestoreError(f"unix socket {e.ino}: no directory {where}: {exc.strerror}") from None
+        return cwd_fd, dirfd, base
+
     def _path_op(self, e: unix_pb2.UnixSkEntry, fn: Callable[[], object]) -> None:
-        if e.name[:1] == b"\0":
+        name = bytes(e.name)
+        if name[:1] == b"\0":
             fn()
-        else:
-            _in_tree(self.ctx, e.bind_dir, fn)
+            return
+        cwd_fd, dirfd, _ = self._place(e)
+
+        def guarded() -> None:
+            _same_dir(name, dirfd)
+            fn()
+        _in_tree(self.ctx, cwd_fd, guarded)
 
     def bind(self, sk: socket.socket, e: unix_pb2.UnixSkEntry) -> None:
         name = bytes(e.name)
@@ -378,6 +412,7 @@ class _Builder:
             return
         path = os.fsdecode(name)
         aside = path + ".refcr-aside"
+        _, dirfd, base = self._place(e)
 
         def do() -> None:
             if os.path.lexists(path):
@@ -389,7 +424,10 @@ class _Builder:
                 else:
                     raise OSError(98, "the path is taken by another file")
             sk.bind(name)
+        self.ctx.undo.append(lambda: _put_back(dirfd, base, base + ".refcr-aside"))
         self._path_op(e, do)
+        ino = os.lstat(base, dir_fd=dirfd).st_ino
+        self.ctx.undo.append(lambda: _unbind(dirfd, base, ino))
         if e.deleted:
             self.to_unlink.append(e)
 
@@ -504,7 +542,7 @@ class _Builder:
             if target[:1] == b"\0":
                 sk.connect(target)
             else:
-                _in_tree(self.ctx, "", lambda: sk.connect(target))
+                _in_tree(self.ctx, -1, lambda: sk.connect(target))
         except OSError as exc:
             raise RestoreError(f"{where}: cannot connect to {_label(target)} again: "
                                f"{exc.strerror or exc}") from None
@@ -611,6 +649,25 @@ class _Builder:
             sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
         fl = fcntl.fcntl(sk.fileno(), fcntl.F_GETFL)
         fcntl.fcntl(sk.fileno(), fcntl.F_SETFL, (fl & ~STATUS_FLAGS) | (e.flags & STATUS_FLAGS))
+
+
+def _unbind(dirfd: int, base: str, ino: int) -> None:
+    """Undo of a bind (a failed restore): remove the socket file refcr made, if it is still there."""
+    try:
+        st = os.lstat(base, dir_fd=dirfd)
+        if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == ino:
+            os.unlink(base, dir_fd=dirfd)
+    except OSError:
+        pass
+
+
+def _put_back(dirfd: int, base: str, aside: str) -> None:
+    """Undo of moving a file aside for a deleted socket's bind."""
+    try:
+        os.lstat(aside, dir_fd=dirfd)
+        os.rename(aside, base, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    except OSError:
+        pass
 
 
 KINDS = [UnixKind()]
