@@ -6,5 +6,7 @@ eventfd/signalfd, epoll, inotify, timerfd, POSIX/flock locks, fd owners
 Images: fdinfo-PID.img and files.img (proto/fdinfo.proto, files.proto,
 filekinds.proto, anon_fds.proto), pipes-data.img (proto/pipes_data.proto).
 Kinds outside fs/ (sockets in net/, ttys in drivers/, memfd in mm/, plugin
-files in plugins/) register through fs.files.KIND_MODULES.
+files in plugins/) register through fs.files.KIND_MODULES and import only
+fs.fd, the shared types.  Imports ptrace/, images/, mm.track (refcr's own
+tracking fds) and plugins.host (DUMP_EXT_FILE); never net/ or drivers/.
 """

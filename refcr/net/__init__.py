@@ -4,5 +4,7 @@ pyroute2), the network lock (nftables), and outside namespaces joined with
 --external net[INO].
 
 Images: unixsk/inetsk entries (proto/unix.proto, inet.proto), netns-N.img
-(proto/netns.proto).  Imports ptrace/, fs/ (the fd registry) and plugins/.
+(proto/netns.proto).  Imports ptrace/, fs.fd (the shared fd types), plugins/
+(DUMP_EXT_LINK, unix socket hooks), external and actions; nsenter (entering
+a network namespace) imports nothing but ptrace.native.
 """

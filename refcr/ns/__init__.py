@@ -4,4 +4,5 @@ The PID namespace is made by the restore pipeline with clone3; the network
 namespace is in net/, the IPC namespace in ipc/.
 
 Images: mountpoints-N.img (proto/mntns.proto), utsns-N.img (proto/uts.proto).
+Imports ptrace/, images/, plugins/ (DUMP/RESTORE_EXT_MOUNT) and fs.eventfd.
 """

@@ -4,5 +4,6 @@ authors run (conformance: `refcr plugin-check`).
 
 Images: the plugin_hook records in files.img and the plugin-owned files a
 plugin writes itself (proto/plugin.proto).  The C half is native/plugins.c.
-Imports ptrace/, images/ and fs.files (describe) only.
+Imports ptrace/, images/, fs.fd (describe), net.nsenter, and ns.mountapi
+(conformance only); never the pipelines or the object packages' kinds.
 """
