@@ -19,7 +19,7 @@ import os
 import stat as stat_mod
 
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs import fown, locks
+from refcr.fs import fown, locks, namei
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
 from refcr.log import log
 from refcr.pb import filekinds_pb2, files_pb2
@@ -204,11 +204,16 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
     first = next((x.ghost for x in ctx.entries.values()
                   if x.WhichOneof("file") == "ghost" and x.ghost.ghost_id == e.ghost_id and x.ghost.data),
                  e)
-    base = ctx.resolve(e.path)
+    where, base = os.path.split(namei.checked(e.path))
+    try:
+        dirfd = ctx.keep(ctx.root.lookup(where))     # the directory, found inside the tree's root
+    except OSError as exc:
+        raise RestoreError(f"cannot recreate the deleted file {e.path}: {exc.strerror}") from exc
     for n in range(100):
         path = base if n == 0 else f"{base}.refcr-ghost-{e.ghost_id}-{n}"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600,
+                         dir_fd=dirfd)
             break
         except FileExistsError:
             continue
@@ -225,23 +230,24 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
                 pass
             os.fchmod(fd, stat_mod.S_IMODE(e.mode))
         finally:
-            if path == base or not _swap_away(path, base):
-                os.unlink(path)
+            if path == base or not _swap_away(dirfd, path, base):
+                os.unlink(path, dir_fd=dirfd)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def _swap_away(tmp: str, path: str) -> bool:
-    """Make the file at tmp deleted under the name path, keeping what is at path."""
-    if _libc.renameat2(AT_FDCWD, os.fsencode(tmp), AT_FDCWD, os.fsencode(path), RENAME_EXCHANGE):
+def _swap_away(dirfd: int, tmp: str, path: str) -> bool:
+    """Make the file at tmp deleted under the name path, keeping what is at path
+    (both names in the directory open as *dirfd*)."""
+    if _libc.renameat2(dirfd, os.fsencode(tmp), dirfd, os.fsencode(path), RENAME_EXCHANGE):
         return False
-    os.rename(tmp, path)          # the occupant goes back, replacing (unlinking) the ghost
+    os.rename(tmp, path, src_dir_fd=dirfd, dst_dir_fd=dirfd)   # the occupant goes back, replacing the ghost
     return True
 
 
-AT_FDCWD, RENAME_EXCHANGE = -100, 2
+RENAME_EXCHANGE = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
