@@ -51,6 +51,13 @@ def check_scripts(scripts: list[str]) -> list[str]:
 def run(opts, action: str, init_pid: int | None = None) -> None:  # noqa: ANN001  (refcr.options.Options)
     """Run every action script for `action`, in the order given; the first failure raises."""
     assert action in ACTIONS, action
+    _run_scripts(opts, action, init_pid)
+    notify = getattr(opts, "notify", None)
+    if notify is not None:          # an RPC client's turn (refcr/rpc/server.py)
+        notify(action, init_pid)
+
+
+def _run_scripts(opts, action: str, init_pid: int | None) -> None:  # noqa: ANN001
     scripts = getattr(opts, "action_scripts", [])
     if not scripts:
         return

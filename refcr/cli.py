@@ -112,7 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a zdtm-style program to dump and restore with the plugin")
     pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
+    _rpc_parsers(sub)
     return parser
+
+
+def _rpc_parsers(sub) -> None:  # noqa: ANN001  (the subparsers action)
+    """CRIU's RPC protocol (refcr/rpc): what container runtimes call."""
+    sw = sub.add_parser("swrk", help="serve CRIU's RPC protocol on an inherited socket (runc --criu refcr)")
+    sw.add_argument("fd", type=int, metavar="FD", help="a unix SOCK_SEQPACKET socket inherited from the client")
+    sv = sub.add_parser("service", help="serve CRIU's RPC protocol on a unix socket, a worker per connection")
+    sv.add_argument("--address", default="/run/refcr_service.socket", metavar="PATH",
+                    help="the socket to listen on (default: %(default)s)")
+    sv.add_argument("--pidfile", metavar="FILE", help="write the server's pid here once it listens")
+    for p in (sw, sv):
+        p.add_argument("-v", dest="verbosity", nargs="?", const=4, default=2, type=int, choices=range(5),
+                       metavar="0..4", help="log level of the server itself (each request sets its own)")
+        p.add_argument("-o", dest="log_file", metavar="FILE", help="the server's log (default: stderr)")
 
 
 def to_options(ns: argparse.Namespace) -> Options:
@@ -168,6 +183,18 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
     return wait_root(pid)
 
 
+def cmd_swrk(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.rpc.server import swrk
+    logmod.setup(opts.verbosity, opts.log_file)
+    return swrk(ns.fd)
+
+
+def cmd_service(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr.rpc.server import service
+    logmod.setup(opts.verbosity, opts.log_file)
+    return service(ns.address, ns.pidfile)
+
+
 def cmd_show(opts: Options, ns: argparse.Namespace) -> int:
     from refcr.images.show import main_show
     return main_show(ns)
@@ -194,6 +221,7 @@ def cmd_plugin_cflags(opts: Options, ns: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Options, argparse.Namespace], int]] = {
     "dump": cmd_dump, "pre-dump": cmd_pre_dump, "restore": cmd_restore, "show": cmd_show, "check": cmd_check,
     "plugin-check": cmd_plugin_check, "plugin-cflags": cmd_plugin_cflags,
+    "swrk": cmd_swrk, "service": cmd_service,
 }
 
 

@@ -20,7 +20,7 @@ from refcr.fs import files, fs_struct, pipes
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
-from refcr.kernel import creds, itimers, pstree, regs, rlimits, signals, task
+from refcr.kernel import cgroup, creds, itimers, pstree, regs, rlimits, signals, task
 from refcr.log import log
 from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
@@ -180,7 +180,9 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
     tty.check_ext_dump(ctx)
     host.devices_hook("DUMP_DEVICES_LATE", [t.pid for t in frozen])
     dump_namespaces(frozen[0], namespaces, images, opts)
-    if "net" in namespaces:
+    if opts.manage_cgroups:
+        images.write("cgroup", [cgroup.dump([t.pid for t in frozen], opts.manage_cgroups)])
+    if "net" in namespaces and not opts.empty_ns & native.CLONE_NEWNET:   # empty: the runtime sets it up
         images.write("netns", [netns.dump(frozen[0].pid, opts)])
     images.write("files", ctx.entries)
     pipes.write_queued(images, ctx)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from refcr.log import LOG_WARN
 
@@ -32,4 +33,12 @@ class Options:
     track_mem: bool = False                  # --track-mem: arm dirty-page tracking for a next dump (refcr/mm/track.py)
     prev_images_dir: str | None = None       # --prev-images-dir: the parent image, relative to images_dir
     track_mem_method: str = "auto"           # --track-mem-method: auto, uffd (uffd-wp + PAGEMAP_SCAN), hash
+    manage_cgroups: str | None = None        # RPC manage_cgroups: "soft" = keep the cgroups (kernel/cgroup.py)
+    cgroup_roots: dict[str, str] = field(default_factory=dict)  # RPC cg_root: controllers ("" = all) -> new root
+    root: str | None = None                  # RPC root: restore binds the mount namespace's root from here
+    empty_ns: int = 0                        # RPC empty_ns: CLONE_NEW* bits of namespaces dumped without contents
+    restore_sibling: bool = False            # RPC rst_sibling: the restored root becomes a child of refcr's parent
+    # Called at every action-script moment (action, root pid) after the scripts:
+    # the RPC server's NOTIFY round trip to its client (refcr/rpc/server.py).
+    notify: Callable[[str, int | None], None] | None = None
     extra: dict[str, object] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from refcr.fs.fd import RestoreFiles
 from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.images.validate import validate
-from refcr.kernel import creds, itimers, regs, rlimits, signals, task
+from refcr.kernel import cgroup, creds, itimers, regs, rlimits, signals, task
 from refcr.log import log
 from refcr.mm import memory
 from refcr.net import extnetns, netlock, netns, unix
@@ -34,7 +34,7 @@ from refcr.options import Options
 from refcr.pb import core_pb2, mm_pb2, pstree_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
-from refcr.ptrace.puppet import Layout, Puppet
+from refcr.ptrace.puppet import CLONE_PARENT, Layout, Puppet
 from refcr.ptrace.tracee import Remote, RemoteError
 
 IMG_VERSION = 1
@@ -118,10 +118,11 @@ class TreeBuilder:
     layout: Layout
     namespaces: list[str]
     puppets: list[Puppet] = field(default_factory=list)     # every live puppet, for cleanup
+    sibling: bool = False           # the root becomes a child of refcr's parent (RPC rst_sibling)
 
     def create_root(self) -> Node:
         root = self.nodes[0]
-        flags = 0
+        flags = CLONE_PARENT if self.sibling else 0
         for kind in self.namespaces:
             flags |= NS_FLAGS[kind]
         if "pid" in self.namespaces:
@@ -339,7 +340,7 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
     if "mnt" in namespaces:
         from refcr.ns import mntns
         if images.exists("mntns"):
-            mntns.restore(root.puppet.pid, images, ctx.opts.external)
+            mntns.restore(root.puppet.pid, images, ctx.opts.external, ctx.opts.root)
         ctx.root = Root(root.puppet.pid)
     else:
         from refcr.ns import mntns
@@ -376,7 +377,7 @@ def _restore(opts: Options) -> int:
     live = [n for n in nodes if not n.entry.zombie]
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
-    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces))
+    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces), sibling=opts.restore_sibling)
     ctx = files.restore_context(images, opts)
     unix.check_ext_restore(ctx)
     tty.check_ext_restore(ctx)
@@ -387,6 +388,8 @@ def _restore(opts: Options) -> int:
     try:
         with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
             root = builder.create_root()
+        if images.exists("cgroup"):         # before any fork: the children inherit them
+            cgroup.restore(root.puppet.pid, images.read_single("cgroup"), opts.cgroup_roots)
         ctx.root_pid = root.puppet.pid
         lock = netlock.NetLock(opts, root.puppet.pid, "net" in inv.root_namespaces)
         lock.lock()

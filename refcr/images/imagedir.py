@@ -104,6 +104,7 @@ _register("fdinfo", b"RCfd", "fdinfo-{id}.img", "fdinfo_pb2.FdinfoEntry")
 _register("files", b"RCfl", "files.img", "files_pb2.FileEntry")
 _register("pipes-data", b"RCpd", "pipes-data.img", "pipes_data_pb2.PipeDataEntry")
 _register("uts", b"RCut", "uts.img", "uts_pb2.UtsEntry")
+_register("cgroup", b"RCcg", "cgroup.img", "cgroup_pb2.CgroupEntry")
 _register("mntns", b"RCmn", "mntns.img", "mntns_pb2.MntNsEntry")
 _register("tmpfs", None, "tmpfs-{id}.tar", None)    # a tar archive of one tmpfs mount (refcr/ns/mntns.py)
 _register("ipc-ns", b"RCin", "ipc-ns.img", "ipc_pb2.IpcNsEntry")
@@ -291,10 +292,13 @@ class ImageDir:
     """An image directory, opened once; every file is reached through its fd.
 
     ``mode="r"``: the directory must exist.  ``mode="w"``: created if
-    missing, and must be empty if it exists.  Both modes may read and write.
+    missing, and must be empty if it exists; with ``others_ok`` it may hold
+    files that are not images (what a container runtime keeps beside them,
+    runc's descriptors.json, a log), but no image file and no marker.  Both
+    modes may read and write.
     """
 
-    def __init__(self, path: str, mode: str = "r") -> None:
+    def __init__(self, path: str, mode: str = "r", others_ok: bool = False) -> None:
         if mode not in ("r", "w"):
             raise ValueError(f"bad mode {mode!r}")
         self.path = path
@@ -313,9 +317,14 @@ class ImageDir:
             raise ImageError(path, None, "not a directory") from None
         except OSError as e:
             raise ImageError(path, None, f"cannot open image directory: {e.strerror}") from None
-        if mode == "w" and os.listdir(self._fd):
-            self.close()
-            raise OptionError(f"image directory {path} is not empty")
+        if mode == "w":
+            present = os.listdir(self._fd)
+            if others_ok:
+                present = [n for n in present if n == INCOMPLETE_MARKER or type_by_filename(n) is not None]
+            if present:
+                self.close()
+                raise OptionError(f"image directory {path} is not empty" +
+                                  (f" (it has {present[0]})" if others_ok else ""))
 
     # lifetime
     def fileno(self) -> int:

@@ -561,8 +561,11 @@ def check_entries(entries: list[mntns_pb2.MountEntry]) -> None:
         raise RestoreError("mntns.img: the root mount is neither a bind nor external")
 
 
-def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str]) -> dict[int, int]:
-    """Detached copies of every bind source in refcr's namespace."""
+def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str],
+                    new_root: str | None = None) -> dict[int, int]:
+    """Detached copies of every bind source in refcr's namespace; with
+    new_root (--root, the RPC's `root`) the namespace's root mount is a bind
+    of that directory instead of the dumped one (a container's rootfs moved)."""
     host = read_mountinfo()
     host_by_id = {h.mnt_id: h for h in host}
     by_chain = {tuple(chain(m, host_by_id)): m for m in host}
@@ -573,7 +576,7 @@ def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str]) -
         raise OptionError(f"mount {mp} is external (key {key!r}): give --external mnt[{key}]:PATH")
     for key in set(paths) - keys:
         raise OptionError(f"--external mnt[{key}]:{paths[key]}: matches no external mount in the images")
-    binds = [e for e in entries if e.how == How.BIND_HOST]
+    binds = [e for e in entries if e.how == How.BIND_HOST and not (new_root and e.mountpoint == "/")]
     want = []
     for e in binds:
         h = by_chain.get(tuple(e.host_chain))
@@ -583,6 +586,11 @@ def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str]) -
         want.append((h.mnt_id, e.host_subpath))
     out: dict[int, int] = {}
     try:
+        if new_root:
+            try:
+                out[entries[0].mnt_id] = mapi.open_tree(mapi.AT_FDCWD, new_root)
+            except OSError as exc:
+                raise RestoreError(f"--root {new_root}: {exc.strerror}") from None
         for e, fd in zip(binds, clone_mounts(None, host, want) if want else [], strict=True):
             out[e.mnt_id] = fd
         for e in entries:
@@ -598,7 +606,7 @@ def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str]) -
     return out
 
 
-def restore(root_pid: int, images: ImageDir, externals: list[str]) -> None:
+def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str | None = None) -> None:
     """Rebuild the mount tree in the new mount namespace of root_pid (the root
     puppet, pid 1 of its pid namespace if it has one)."""
     e = images.read_single("mntns")
@@ -606,7 +614,7 @@ def restore(root_pid: int, images: ImageDir, externals: list[str]) -> None:
     if not entries:
         raise RestoreError("mntns.img lists no mount")
     check_entries(entries)
-    sources = prepare_sources(entries, externals)
+    sources = prepare_sources(entries, externals, new_root)
     stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     b = Builder(entries, images, sources, stage, child)
@@ -683,15 +691,3 @@ def _serve_plugins(parent: socket.socket, child: socket.socket, entries: list[mn
         os.waitpid(pid, 0)
     if msg != "!":
         raise RestoreError(msg[1:])
-
-
-def resolver(root_pid: int | None):
-    """A function mapping a dumped absolute path to the path refcr opens."""
-    prefix = f"/proc/{root_pid}/root" if root_pid else ""
-
-    def resolve(path: str) -> str:
-        norm = os.path.normpath(path)
-        if not norm.startswith("/") or norm.startswith("//"):
-            raise RestoreError(f"image path {path!r} is not absolute")
-        return prefix + norm
-    return resolve

@@ -50,6 +50,7 @@ SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
 AREA_SIZE = PAGE_SIZE + SCRATCH_SIZE
 TASK_SIZE = 0x7FFFFFFFF000
+CLONE_PARENT = 0x00008000
 TRACE_OPTIONS = native.PTRACE_O_EXITKILL | native.PTRACE_O_TRACECLONE | native.PTRACE_O_TRACEFORK
 NR_CLONE3 = 435
 CLONE_ARGS = struct.Struct("<11Q")     # struct clone_args (CLONE_ARGS_SIZE_VER2)
@@ -98,7 +99,9 @@ class Puppet:
         # could not open one itself (refcr's pid is not visible there).
         own_pidfd = os.pidfd_open(os.getpid())
         try:
-            child = native.clone3_puppet(set_tid, flags)
+            # CLONE_PARENT (RPC rst_sibling): the kernel wants exit_signal 0 and
+            # gives the child the one refcr's own parent expects from refcr
+            child = native.clone3_puppet(set_tid, flags, 0 if flags & CLONE_PARENT else signal.SIGCHLD)
         except OSError as exc:
             if exc.errno == errno.EEXIST:
                 raise RestoreError(f"pid {set_tid[-1]} is in use by another process") from exc
