@@ -73,13 +73,15 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
     "dump": [("common options", COMMON),
              ("dump options", ["pid", "leave_running", "leave_stopped", "external", "ext_unix_sk",
                                "tcp_established", "file_locks", "ghost_limit", "shell_job", "track_mem",
-                               "track_mem_method", "tmpfs_limit"])],
+                               "track_mem_method", "tmpfs_limit", "link_remap", "ghost_fiemap", "file_validation",
+                               "skip_file_rwx_check"])],
     "pre-dump": [("common options", COMMON),
                  ("pre-dump options", ["pid", "track_mem_method", "external", "ext_unix_sk", "tcp_established",
                                        "file_locks", "shell_job"])],
     "restore": [("common options", COMMON),
                 ("restore options", ["restore_detached", "leave_stopped", "inherit_fd", "external", "ext_unix_sk",
-                                     "tcp_established", "file_locks", "shell_job"])],
+                                     "tcp_established", "file_locks", "shell_job", "link_remap", "file_validation",
+                                     "skip_file_rwx_check"])],
 }
 REFCR_ONLY = {"tmpfs_limit", "track_mem_method"}     # not in CRIU
 METAVARS = {"images_dir": "DIR", "log_file": "FILE", "pidfile": "FILE", "libdir": "DIR"}
@@ -101,11 +103,8 @@ _DUMP_REFUSED = [
     (("--cgroup-yard",), True, "cgroups are not dumped"),
     (("--cgroup-root",), True, "cgroups are not dumped"),
     (("--skip-in-flight",), False, "connections in flight are refused, not skipped"),
-    (("--evasive-devices",), False, "devices are reopened by their path only"),
     (("--page-server",), False, "there is no page server: pages are written into -D"),
-    (("--force-irmap",), False, "inotify watches are always dumped by path"),
     (("--auto-dedup",), False, "not implemented"),
-    (("--link-remap",), False, "deleted files are carried in the images (--ghost-limit)"),
     (("--cpu-cap",), True, "images are restored on the machine they were made on"),
     (("--lazy-pages",), False, "there is no lazy restore"),
     (("--network-lock",), True, "the network is always locked with nftables"),
@@ -172,7 +171,7 @@ def arrange_help(p: argparse.ArgumentParser, command: str) -> None:
             if dest in REFCR_ONLY and action.help and not action.help.endswith("(refcr)"):
                 action.help += " (refcr)"
             placed.add(dest)
-    left = [a.dest for a in p._actions if a.dest not in placed]
+    left = [a.dest for a in p._actions if a.dest not in placed and a.help != argparse.SUPPRESS]
     if left:
         raise AssertionError(f"refcr {command}: options in no CRIU group: {left}")
     names = []

@@ -281,3 +281,53 @@ def test_inherit_fd_and_restore_sibling(processes: Processes, tmp_path: Path) ->
     assert os.read(r2, 64) == b"1\n"        # through the pipe the client handed in
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
+
+
+def test_manage_cgroups_soft(counter: Counter, tmp_path: Path) -> None:
+    """The tree comes back in the cgroup it was dumped in (created if missing), and
+    with cg_root in the one the caller maps it to."""
+    from refcr.kernel import cgroup
+    mounts = cgroup.hierarchies()
+    ctrl = next((c for c in ("pids", "") if c in mounts), None)
+    assert ctrl is not None, f"no pids or v2 cgroup hierarchy mounted: {mounts}"
+    base = Path(mounts[ctrl])
+    name = f"refcr-test-{os.getpid()}"
+    made = [base / name, base / f"{name}-moved"]
+    made[0].mkdir()
+    try:
+        (made[0] / "cgroup.procs").write_text(f"{counter.pid}\n")
+        c = Client(local=True)
+        c.dump(counter.pid, str(tmp_path / "img"), manage_cgroups=True, leave_running=True)
+        counter.proc.kill()
+        counter.proc.wait(timeout=10)
+        _rmdir_when_empty(made[0])                       # gone: a soft restore makes it again
+        pid = c.restore(str(tmp_path / "img"), manage_cgroups=True)
+
+        def where(p: int) -> str:
+            with open(f"/proc/{p}/cgroup") as f:
+                return next(line.rstrip().split(":", 2)[2] for line in f
+                            if line.split(":", 2)[1] == ctrl)
+        assert where(pid) == f"/{name}"
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pid = c.restore(str(tmp_path / "img"), cg_root=[rpc_pb2.cgroup_root(ctrl=ctrl, path=f"/{name}-moved")])
+        assert where(pid) == f"/{name}-moved"
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    finally:
+        for d in made:
+            if d.exists():
+                _rmdir_when_empty(d)
+
+
+def _rmdir_when_empty(d: Path) -> None:
+    """rmdir of a cgroup whose last task was just killed (it leaves a moment later)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            d.rmdir()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise OSError(f"{d}: still has tasks {(d / 'cgroup.procs').read_text().split()}") from None
+            time.sleep(0.05)
