@@ -136,10 +136,12 @@ class DumpFiles:
         if file_id is None:
             known = len(self.entries)
             kind = self.claim(t, self)
-            file_id = len(self.entries) + 1
-            entry = files_pb2.FileEntry(id=file_id)
-            self.entries.append(entry)      # its id taken before a kind's dump adds others (a peer, a target)
+            entry = files_pb2.FileEntry()
             getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
+            # numbered after its kind's dump, which may have added descriptions (a peer, a target);
+            # a plugin's DUMP_EXT_FILE was told this id (len + 1): plugin kinds add none
+            file_id = entry.id = len(self.entries) + 1
+            self.entries.append(entry)
             if len(self.entries) != known + 1:      # dumping it added descriptions: look again
                 at = self._find(t)[0]
             self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), []).insert(at, (t.pid, t.fd, file_id))
