@@ -248,3 +248,26 @@ def normalise(state: snapshot.TreeState, items: tuple[Inherit, ...], workdir: Pa
         return replace(f, target=names[f.target], info=tuple(kv for kv in f.info if kv[0] not in INHERITED_DROPS))
 
     return snapshot.TreeState(tuple(replace(t, fds=tuple(fd(f) for f in t.fds)) for t in state.tasks))
+
+
+def reconnected(before: snapshot.TreeState, after: snapshot.TreeState,
+                restore_opts: tuple[str, ...] | list[str]) -> tuple[snapshot.TreeState, snapshot.TreeState]:
+    """A unix socket the restore reconnected with --ext-unix-sk ID:PATH has a
+    new peer by design (seed 001's fresh B): its peername is not compared."""
+    paths = set()
+    for i, opt in enumerate(restore_opts):
+        value = opt.split("=", 1)[1] if opt.startswith("--ext-unix-sk=") else (
+            restore_opts[i + 1] if opt == "--ext-unix-sk" and i + 1 < len(restore_opts) else "")
+        if ":" in value:
+            paths.add(value.split(":", 1)[1])
+    if not paths:
+        return before, after
+    moved = {(t.pid, f.fd) for t in after.tasks for f in t.fds
+             if any(k == "peername" and v.strip("'") in paths for k, v in f.info)}
+
+    def drop(state: snapshot.TreeState) -> snapshot.TreeState:
+        return snapshot.TreeState(tuple(replace(t, fds=tuple(
+            replace(f, info=tuple(kv for kv in f.info if kv[0] != "peername")) if (t.pid, f.fd) in moved else f
+            for f in t.fds)) for t in state.tasks))
+
+    return drop(before), drop(after)

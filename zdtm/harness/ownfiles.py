@@ -42,7 +42,9 @@ def _mark(state: snapshot.TreeState, target: str, keep: set[tuple[int, int]]) ->
     def fd(pid: int, f: snapshot.Fd) -> snapshot.Fd:
         if f.target != target or (pid, f.fd) in keep:
             return f
-        return replace(f, info=tuple((k, OWN_OUTPUT if k == "pos" else v) for k, v in f.info))
+        # its size and times grow with the test's own writes as its offset does
+        return replace(f, info=tuple((k, OWN_OUTPUT if k in ("pos", "size", "mtime", "atime") else v)
+                                     for k, v in f.info))
 
     return snapshot.TreeState(tuple(replace(t, fds=tuple(fd(t.pid, f) for f in t.fds)) for t in state.tasks))
 

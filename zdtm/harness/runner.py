@@ -354,6 +354,7 @@ class ScenarioRun:
             inh = self.run_opts.inherit
             before, after = (cropts.normalise(before, inh, self.cfg.workdir, self.handed_names),
                              cropts.normalise(after, inh, self.cfg.workdir, self.handed_names))
+            before, after = cropts.reconnected(before, after, self.run_opts.restore)
             before, after = ownfiles.normalise(before, after, self.outfile)
             delta = snapshot.diff(before, after, self.cfg.flavor.ignore_fields, self.cfg.scenario.transient)
             if delta:

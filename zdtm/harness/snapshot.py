@@ -229,7 +229,9 @@ def _vmflags(pid: int) -> dict[int, str]:
     start = -1
     for line in _read(f"/proc/{pid}/smaps").splitlines():
         if line.startswith("VmFlags:"):
-            out[start] = " ".join(sorted(line[8:].split()))
+            # sd (VM_SOFTDIRTY) is set on every new mapping where the kernel has soft-dirty
+            # (the 6.12 guest): a tracking bit, not the process's state
+            out[start] = " ".join(sorted(f for f in line[8:].split() if f != "sd"))
         elif "-" in line.split(" ", 1)[0] and not line.split(" ", 1)[0].endswith(":"):
             start = int(line.split("-", 1)[0], 16)
     return out
@@ -520,7 +522,7 @@ def _inner_pid(pid: int) -> int:
         return pid
     try:
         return _inner(_status(f"/proc/{pid}/status", ("NSpid",)), "NSpid")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):     # a thread that ended meanwhile
         return pid
 
 
@@ -541,11 +543,12 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
             tstatus = _status(f"/proc/{pid}/task/{tid}/status", (*THREAD_STATUS_KEYS, "NSpid"))
+            sched = _sched(pid, tid)
         except (FileNotFoundError, ProcessLookupError):     # it ended meanwhile
             continue
         inner_tid = _inner(tstatus, "NSpid")
         threads.append(ThreadState(inner_tid, _state(tuple(kv for kv in tstatus if kv[0] != "NSpid"))
-                                   + _sched(pid, tid), outer=tid))
+                                   + sched, outer=tid))
     ns = tuple((kind, _readlink(f"/proc/{pid}/ns/{kind}")) for kind in NAMESPACES)
     own_mnt_ns = dict(ns).get("mnt") != host_ns.get("mnt")
     mounts, points = _mountinfo(pid) if own_mnt_ns else ((), None)
