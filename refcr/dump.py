@@ -146,6 +146,7 @@ def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member
                 guard: Guardian | None = None) -> None:
     """Freeze top down, appending to `frozen` as we go (so a failure can release them)."""
     queue = [(root, 0)]
+    looked_again: set[int] = set()
     while queue:
         host_pid, ppid = queue.pop(0)
         try:
@@ -157,7 +158,15 @@ def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member
             zombies.append(m)
             continue
         if host_pid != root:
-            pstree.check_same_namespaces(root, host_pid)
+            try:
+                pstree.check_same_namespaces(root, host_pid)
+            except (FileNotFoundError, ProcessLookupError):
+                if host_pid in looked_again:
+                    raise
+                # not frozen yet: it ended, or became a zombie, since it was listed; look again
+                looked_again.add(host_pid)
+                queue.insert(0, (host_pid, ppid))
+                continue
         frozen.append(FrozenTask(m, guard=guard))
         freeze_process(m)
         if guard:
