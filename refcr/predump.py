@@ -114,18 +114,22 @@ def write_plan(plan: Plan, images: ImageDir, pages_id: int) -> int:
         # short-lived child): no pages of it; the next dump will not have it
         log.info("process %d exited after the pre-dump's freeze: its pages are left out", plan.pid)
         mem_fd = -1
+    alive = mem_fd >= 0
     try:
-        for vma, runs in plan.reads if mem_fd >= 0 else []:
+        for vma, runs in plan.reads if alive else []:
             for batch in pages.chunks(runs):
                 for addr, data in _read_tolerant(plan.pid, mem_fd, vma, batch):
                     plan.track.store(out, addr, data)
                     copied += len(data) // PAGE_SIZE
+    except NoSuchProcess:
+        log.info("process %d exited during the pre-dump's copy: its other pages are left out", plan.pid)
+        alive = False
     finally:
         if mem_fd >= 0:
             os.close(mem_fd)
-    if mem_fd >= 0:
+    if alive:
         plan.track.write_digests(images)
-    out.finish("pagemap", plan.image_id, plan.track if mem_fd >= 0 else None)
+    out.finish("pagemap", plan.image_id, plan.track if alive else None)
     images.write("mm", [plan.mm], id=plan.image_id)
     log.info("process %d: pre-dump copied %d pages, %d unchanged since the parent",
              plan.pid, copied, sum(n for _, n in plan.unchanged))
