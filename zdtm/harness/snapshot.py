@@ -23,6 +23,11 @@ changes across C/R is normalised away:
   since the kernel may merge (or not merge) them differently after restore;
 * per thread, ``State`` keeps only what C/R must preserve: stopped (T),
   traced (t), or live (R/S/D/I are a matter of timing);
+* pending signals of a live thread that the thread does not block (and of
+  the shared set that some live thread does not block) are left out: such a
+  signal is being delivered (it is taken at the next return to user space),
+  and a periodic timer's signal shows there for a moment at random; a
+  blocked pending signal, or any pending signal of a stopped thread, stays;
 * fdinfo: every line is compared, except what names a new object (``ino`` of
   pipes, sockets, anon inodes, deleted files; ``eventfd-id``; the index of a
   ``lock:`` line); pids in ``lock:``, pidfd and /proc/PID/timers lines are
@@ -438,6 +443,32 @@ def _state(status: Pairs) -> Pairs:
     return tuple(out)
 
 
+def _mask(status: Pairs, key: str) -> int:
+    try:
+        return int(dict(status).get(key, "0"), 16)
+    except ValueError:
+        return 0
+
+
+def _with_pending(status: Pairs, key: str, keep: int) -> Pairs:
+    return tuple((k, f"{_mask(status, k) & keep:0{len(v)}x}" if k == key else v) for k, v in status)
+
+
+def _settled_signals(pid: int, threads: list[ThreadState], status: Pairs) -> tuple[list[ThreadState], Pairs]:
+    """Pending signals without the ones in delivery (see the module docstring)."""
+    live = [t for t in threads if dict(t.status).get("State") == "live"]
+    out = [replace(t, status=_with_pending(t.status, "SigPnd", _mask(t.status, "SigBlk")))
+           if t in live else t for t in threads]
+    shared_kept = ~0
+    for t in live:
+        shared_kept &= _mask(t.status, "SigBlk")
+    main = next((t for t in live if t.outer == pid), None)
+    status = _with_pending(status, "ShdPnd", shared_kept)
+    if main is not None:                 # the process's SigPnd is its main thread's
+        status = _with_pending(status, "SigPnd", _mask(main.status, "SigBlk"))
+    return out, status
+
+
 def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
     out = []
     base = f"/proc/{pid}/fd"
@@ -549,6 +580,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         inner_tid = _inner(tstatus, "NSpid")
         threads.append(ThreadState(inner_tid, _state(tuple(kv for kv in tstatus if kv[0] != "NSpid"))
                                    + sched, outer=tid))
+    threads, status = _settled_signals(pid, threads, status)
     ns = tuple((kind, _readlink(f"/proc/{pid}/ns/{kind}")) for kind in NAMESPACES)
     own_mnt_ns = dict(ns).get("mnt") != host_ns.get("mnt")
     mounts, points = _mountinfo(pid) if own_mnt_ns else ((), None)
