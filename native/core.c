@@ -31,6 +31,9 @@
 #ifndef PTRACE_EVENT_STOP
 #define PTRACE_EVENT_STOP 128
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -582,6 +585,14 @@ int rc_setns(int fd, int nstype)
 int rc_unshare(int flags)
 {
 	return unshare(flags) < 0 ? -errno : 0;
+}
+
+int rc_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve)
+{
+	uint64_t how[3] = { flags, mode, resolve };	/* struct open_how, version 0 */
+	long r = syscall(SYS_openat2, dirfd, path, how, sizeof(how));
+
+	return r < 0 ? -errno : (int)r;
 }
 
 /* ---- dirty-page tracking ------------------------------------------------- */

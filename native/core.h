@@ -92,6 +92,8 @@ int rc_kcmp(int pid1, int pid2, int type, unsigned long idx1, unsigned long idx2
 long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags);
 int rc_setns(int fd, int nstype);
 int rc_unshare(int flags);
+/* openat2(2) with struct open_how {flags, mode, resolve}: an fd or -errno. */
+int rc_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
 /* ---- dirty-page tracking (PAGEMAP_SCAN, kernel 6.7+) ------------------- */
 /*

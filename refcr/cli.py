@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _say(line: str) -> None:
-    print(line.replace("\n", " "), file=sys.stderr)
+    print(logmod.escape(line), file=sys.stderr)       # image strings may hold control characters
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from typing import Any, Iterator
 
@@ -42,6 +43,22 @@ _PY_LEVEL = {
 }
 
 logging.raiseExceptions = False          # a full disk under -o: no traceback on stderr, the error says it
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """*text* with every control character (C0, DEL, C1) written as ``\\xNN``:
+    image strings reach the terminal and the log only this way."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class _Escaping(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        head, sep, tail = text.partition("\nTraceback")      # a traceback keeps its lines
+        return escape(head) + (sep + tail if sep else "")
+
+
 log = logging.getLogger("refcr")
 log.addHandler(logging.NullHandler())   # nothing on stderr before setup(): the CLI says errors itself
 log.propagate = False
@@ -68,7 +85,7 @@ def setup(verbosity: int = LOG_WARN, logfile: str | None = None) -> None:
             raise OptionError(f"-o {logfile}: cannot open the log file: {exc.strerror}") from None
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("(%(relativeCreated)9.3f) %(levelname).1s: %(message)s"))
+    handler.setFormatter(_Escaping("(%(relativeCreated)9.3f) %(levelname).1s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(py_level(verbosity))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from refcr.drivers import tty
 from refcr.errors import RestoreError
 from refcr.fs import files, fs_struct, regfile
 from refcr.fs.fd import RestoreFiles
+from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.kernel import (
     audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp,
@@ -255,13 +257,13 @@ def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: RestoreFiles,
     return cache
 
 
-def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry, resolve) -> None:
+def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry, root: Root) -> None:
     """PR_SET_MM_MAP with the new exe.  Done while the puppet maps nothing but
     the restorer area: the kernel refuses to replace an exe file that is
     still mapped, and the puppet's old exe (refcr's python) may well be
     mapped again by the restored process."""
     try:
-        exe = os.open(resolve(mm.exe_path), os.O_RDONLY | os.O_CLOEXEC)
+        exe = root.open(mm.exe_path, os.O_RDONLY, "exe", {stat.S_IFREG})
     except OSError as exc:
         raise RestoreError(f"cannot open the executable {mm.exe_path}: {exc.strerror}") from exc
     try:
@@ -280,8 +282,8 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     r = p.remote
     audit.check(core)
     memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
-    set_mm_and_exe(p, n.mm, ctx.resolve)
-    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve)
+    set_mm_and_exe(p, n.mm, ctx.root)
+    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root)
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
@@ -353,7 +355,7 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
         from refcr.ns import mntns
         if images.exists("mntns"):
             mntns.restore(root.puppet.pid, images, ctx.opts.external, ctx.opts.root)
-        ctx.resolve = mntns.resolver(root.puppet.pid)
+        ctx.root = Root(root.puppet.pid)
     else:
         from refcr.ns import mntns
         mntns.check_no_namespace(ctx.opts.external)
@@ -447,6 +449,7 @@ def _restore(opts: Options) -> int:
     except BaseException:
         for p in reversed(builder.puppets):
             p.kill()
+        ctx.rollback()
         raise
     finally:
         ctx.close_all()

@@ -17,6 +17,7 @@ from typing import Callable, ClassVar, Protocol
 
 from refcr.errors import RestoreError
 from refcr.external import InheritTable
+from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.options import Options
 from refcr.pb import files_pb2
@@ -155,7 +156,7 @@ class RestoreFiles:
     images: ImageDir
     opts: Options
     kinds: tuple[FileKind, ...] = ()    # every kind (fs/files.py), to find an entry's
-    resolve: Callable[[str], str] = staticmethod(lambda path: path)   # dumped path -> path to open
+    root: Root = field(default_factory=Root)   # where the image's paths are looked up (fs/namei.py)
     root_pid: int | None = None     # host pid of the root puppet: its namespaces are the tree's (net/nsenter.py)
     inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
@@ -163,6 +164,7 @@ class RestoreFiles:
     # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)
     fd_hook: Callable[[object, object], None] = staticmethod(lambda puppet, fe: None)
     installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
+    undo: list[Callable[[], None]] = field(default_factory=list)   # what a failed restore takes back
     _local: dict[int, int] = field(default_factory=dict)
     _owned: list[int] = field(default_factory=list)
     _once: set[tuple[str, int]] = field(default_factory=set)
@@ -184,6 +186,10 @@ class RestoreFiles:
         for item in self.inherited.items:
             if item.resource not in have:
                 raise RestoreError(f"--inherit-fd {item.option}: matches nothing in the images")
+
+    def resolve(self, path: str) -> str:
+        """A dumped absolute path as refcr may name it (for calls that take no fd)."""
+        return self.root.path(path)
 
     def keep(self, fd: int) -> int:
         """Close fd when the restore is over."""
@@ -231,6 +237,11 @@ class RestoreFiles:
         self._once.add(key)
         return True
 
+    def rollback(self) -> None:
+        """A failed restore: take back what was made on the host (socket files), newest first."""
+        while self.undo:
+            self.undo.pop()()
+
     def close_all(self) -> None:
         for fd in self._owned:
             try:
@@ -239,6 +250,7 @@ class RestoreFiles:
                 pass
         self._owned.clear()
         self._local.clear()
+        self.root.close()
 
 
 def check_type(path: str, fd: int, mode: int) -> None:

@@ -61,14 +61,14 @@ class FifoKind:
         return e
 
     def open(self, e: filekinds_pb2.FifoEntry, ctx: RestoreFiles) -> int:
-        path = ctx.resolve(e.path)
+        path = e.path
         holders = ctx.extra.setdefault("fifos", {})
         if e.fifo_id not in holders:
             holders[e.fifo_id] = ctx.keep(_refill(e, path, ctx))
         if e.deleted:
             path = f"/proc/self/fd/{holders[e.fifo_id]}"
         try:
-            fd = os.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = ctx.root.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK, "fifo", {stat_mod.S_IFIFO})
         except OSError as exc:
             raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
         try:
@@ -83,11 +83,11 @@ class FifoKind:
         fown.restore(e, fd, puppet)
 
 
-def _holder(e: filekinds_pb2.FifoEntry, path: str) -> int:
+def _holder(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
     """The FIFO opened O_RDWR; a deleted one made again at its path first
     (mkfifo, mode, owner) and unlinked once open."""
     if not e.deleted:
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        return ctx.root.open(path, os.O_RDWR | os.O_NONBLOCK, "fifo", {stat_mod.S_IFIFO})
     with dir_times_kept(path):
         os.mkfifo(path, 0o600)
         try:
@@ -104,7 +104,7 @@ def _holder(e: filekinds_pb2.FifoEntry, path: str) -> int:
 
 def _refill(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
     try:
-        holder = _holder(e, path)
+        holder = _holder(e, path, ctx)
     except OSError as exc:
         what = "recreate the deleted" if e.deleted else "reopen the"
         raise RestoreError(f"cannot {what} FIFO {e.path}: {exc.strerror}") from exc

@@ -130,14 +130,14 @@ class InotifyKind:
 
 
 def _add_watch(fd: int, w: anon_fds_pb2.InotifyWatch, ctx: RestoreFiles) -> None:
-    path = ctx.resolve(w.path)
     try:
-        st = os.stat(path)
+        target = ctx.keep(ctx.root.lookup(w.path))
+        st = os.fstat(target)
     except OSError as exc:
         raise RestoreError(f"inotify watch {w.wd}: cannot find {w.path}: {exc.strerror}") from exc
     if st.st_ino != w.ino:
         raise RestoreError(f"inotify watch {w.wd}: {w.path} is no longer the watched inode")
-    cpath = os.fsencode(path)
+    cpath = os.fsencode(f"/proc/self/fd/{target}")      # the inode found inside the tree's root
     for _ in range(MAX_GAP):
         try:
             wd = syscall("inotify_add_watch", NR_INOTIFY_ADD_WATCH, fd, cpath, w.mask)

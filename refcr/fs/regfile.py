@@ -98,7 +98,7 @@ def _gone(t: FdTarget) -> bool:
 
 def _reopen(e, ctx: RestoreFiles) -> int:
     try:
-        fd = os.open(ctx.resolve(e.path), (e.flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
+        fd = ctx.root.open(e.path, e.flags & ~NOT_ON_REOPEN, "file", {stat_mod.S_IFMT(e.mode)})
     except OSError as exc:
         raise RestoreError(f"cannot reopen {e.path}: {exc.strerror}") from exc
     try:

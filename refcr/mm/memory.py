@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from refcr.errors import RestoreError, UnsupportedObject
+from refcr.fs import namei
+from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.log import log, progress
@@ -445,7 +447,7 @@ class AreaMapper:
     remote: Remote
     install_fd: Callable[[int], int]     # local fd -> temporary fd number in the puppet
     shmem_fds: dict[int, int]            # shmid -> local fd of the recreated object
-    resolve: Callable[[str], str]        # dumped path -> path to open
+    root: Root                           # where dumped paths are looked up (fs/namei.py)
 
     def map(self, vma: mm_pb2.VmaEntry) -> None:
         length = vma.end - vma.start
@@ -463,7 +465,7 @@ class AreaMapper:
         local, pgoff = given if given is not None else (-1, vma.pgoff)
         if given is None:
             try:
-                local = os.open(self.resolve(vma.path), vma.fmode | os.O_CLOEXEC)
+                local = self.root.open(vma.path, vma.fmode, "area", namei.MAPPABLE)
             except OSError as exc:
                 raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
         prot = private_prot(vma) if vma.kind == mm_pb2.VMA_FILE_PRIVATE else vma.prot

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
+from refcr.fs import namei
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe, fd_target
 from refcr.log import log
 from refcr.net import nsenter, sockdiag, sockopts
@@ -387,11 +388,12 @@ class UnixKind:
 
 # --------------------------------------------------------------- restore --
 
-def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
-    """fn() with path names meaning what they mean to the tree (its mount namespace, cwd)."""
+def _in_tree(ctx: RestoreFiles, cwd_fd: int, fn: Callable[[], object]) -> None:
+    """fn() with path names meaning what they mean to the tree (its mount namespace,
+    and the directory open as *cwd_fd* as cwd when it is not -1)."""
     own = os.readlink("/proc/self/ns/mnt")
     mnt = ctx.root_pid is not None and os.readlink(f"/proc/{ctx.root_pid}/ns/mnt") != own
-    if not mnt and not cwd:
+    if not mnt and cwd_fd < 0:
         fn()
         return
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -402,8 +404,8 @@ def _in_tree(ctx: RestoreFiles, cwd: str, fn: Callable[[], object]) -> None:
             os.close(r)
             if mnt:
                 native.setns(os.open(f"/proc/{ctx.root_pid}/ns/mnt", os.O_RDONLY), native.CLONE_NEWNS)
-            if cwd:
-                os.chdir(cwd)
+            if cwd_fd >= 0:
+                os.fchdir(cwd_fd)
             fn()
             code = 0
         except OSError as exc:
@@ -431,14 +433,6 @@ def _parents(path: str, levels: int) -> list[str]:
     return out
 
 
-def _make_parents(path: str, levels: int) -> None:
-    """Create the missing ones of the levels directories above path (mode 0700, for the
-    time of the restore: the socket was bound in a directory removed since)."""
-    for d in reversed(_parents(path, levels)):
-        if not os.path.lexists(d):
-            os.mkdir(d, 0o700)
-
-
 def _remove_made_parents(path: str, levels: int) -> None:
     """Remove again what _make_parents made (empty directories only)."""
     for d in _parents(path, levels):
@@ -453,6 +447,16 @@ def _sendmsg_all(sk: socket.socket, data: bytes, anc: list[tuple[int, int, bytes
     sent = sk.sendmsg([data], anc, socket.MSG_DONTWAIT)
     if sent < len(data):
         sk.sendall(data[sent:], socket.MSG_DONTWAIT)
+
+
+def _same_dir(name: bytes, dirfd: int) -> None:
+    """The directory *name* is in, as the caller resolves it, is the one open as
+    *dirfd* (looked up inside the tree's root): a symlink on the way cannot make
+    a bind or unlink land outside it."""
+    here = os.stat(os.path.dirname(name) or b".")
+    there = os.fstat(dirfd)
+    if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino):
+        raise OSError(errno.EXDEV, "the name leads out of the tree's root")
 
 
 @dataclass
@@ -488,11 +492,49 @@ class _Builder:
         return sk.detach()
 
     # -- names
+    def _place(self, e: unix_pb2.UnixSkEntry) -> tuple[int, int, str]:
+        """A path name's place inside the tree's root: O_PATH fds of the cwd it
+        was bound from (-1 for an absolute name) and of its directory, and its
+        last component.  Only absolute places are accepted (fs/namei.py)."""
+        name = os.fsdecode(bytes(e.name))
+        rel = not name.startswith("/")
+        full = namei.checked(os.path.join(e.bind_dir, name) if rel else name, f"unix socket {e.ino}: name")
+        where, base = os.path.split(full)
+        try:
+            cwd_fd = self.ctx.keep(self.ctx.root.lookup(e.bind_dir)) if rel else -1
+            dirfd = self.ctx.keep(self.ctx.root.lookup(where))
+        except OSError as exc:
+            raise RestoreError(f"unix socket {e.ino}: no directory {where}: {exc.strerror}") from None
+        return cwd_fd, dirfd, base
+
+    def _make_missing_dirs(self, e: unix_pb2.UnixSkEntry) -> None:
+        """The directories above a deleted socket's name that were removed too,
+        made again inside the tree's root (mode 0700, for the time of the
+        restore; unlink_deleted removes them), each with an undo."""
+        name = os.fsdecode(bytes(e.name))
+        full = namei.checked(name if name.startswith("/") else os.path.join(e.bind_dir, name),
+                             f"unix socket {e.ino}: name")
+        for d in reversed(_parents(full, e.missing_dirs)):
+            try:
+                os.close(self.ctx.root.lookup(d))
+                continue
+            except FileNotFoundError:
+                pass
+            up = self.ctx.keep(self.ctx.root.lookup(os.path.dirname(d)))
+            os.mkdir(os.path.basename(d), 0o700, dir_fd=up)
+            self.ctx.undo.append(lambda up=up, d=d: _rmdir(up, os.path.basename(d)))
+
     def _path_op(self, e: unix_pb2.UnixSkEntry, fn: Callable[[], object]) -> None:
-        if e.name[:1] == b"\0":
+        name = bytes(e.name)
+        if name[:1] == b"\0":
             fn()
-        else:
-            _in_tree(self.ctx, e.bind_dir, fn)
+            return
+        cwd_fd, dirfd, _ = self._place(e)
+
+        def guarded() -> None:
+            _same_dir(name, dirfd)
+            fn()
+        _in_tree(self.ctx, cwd_fd, guarded)
 
     def bind(self, sk: socket.socket, e: unix_pb2.UnixSkEntry) -> None:
         name = bytes(e.name)
@@ -502,6 +544,9 @@ class _Builder:
         path = os.fsdecode(name)
         aside = path + ".refcr-aside"
         key = (e.bind_dir, path)
+        if e.deleted and e.missing_dirs:
+            self._make_missing_dirs(e)             # its directory is gone too
+        _, dirfd, base = self._place(e)
 
         def do() -> None:
             if os.path.lexists(path):
@@ -512,13 +557,14 @@ class _Builder:
                     os.unlink(path)                   # our own stale socket file, or one a deleted socket bound
                 else:
                     raise OSError(98, "the path is taken by another file")
-            elif e.deleted and e.missing_dirs:
-                _make_parents(path, e.missing_dirs)   # its directory is gone too
             sk.bind(name)
             if e.has_file:                            # (a renamed file: moved after the unlinks)
                 os.chmod(path, e.file_mode)
                 os.lchown(path, e.file_uid, e.file_gid)
+        self.ctx.undo.append(lambda: _put_back(dirfd, base, base + ".refcr-aside"))
         self._path_op(e, do)
+        ino = os.lstat(base, dir_fd=dirfd).st_ino
+        self.ctx.undo.append(lambda: _unbind(dirfd, base, ino))
         if e.deleted and not e.file_path:
             self.ours.add(key)
             self.to_unlink.append(e)
@@ -649,7 +695,7 @@ class _Builder:
             if target[:1] == b"\0":
                 sk.connect(target)
             else:
-                _in_tree(self.ctx, "", lambda: sk.connect(target))
+                _in_tree(self.ctx, -1, lambda: sk.connect(target))
         except OSError as exc:
             raise RestoreError(f"{where}: cannot connect to {_label(target)} again: "
                                f"{exc.strerror or exc}") from None
@@ -778,6 +824,33 @@ class _Builder:
             sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
         fl = fcntl.fcntl(sk.fileno(), fcntl.F_GETFL)
         fcntl.fcntl(sk.fileno(), fcntl.F_SETFL, (fl & ~STATUS_FLAGS) | (e.flags & STATUS_FLAGS))
+
+
+def _unbind(dirfd: int, base: str, ino: int) -> None:
+    """Undo of a bind (a failed restore): remove the socket file refcr made, if it is still there."""
+    try:
+        st = os.lstat(base, dir_fd=dirfd)
+        if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == ino:
+            os.unlink(base, dir_fd=dirfd)
+    except OSError:
+        pass
+
+
+def _rmdir(dirfd: int, base: str) -> None:
+    """Undo of a directory made for a deleted socket (empty ones only)."""
+    try:
+        os.rmdir(base, dir_fd=dirfd)
+    except OSError:
+        pass
+
+
+def _put_back(dirfd: int, base: str, aside: str) -> None:
+    """Undo of moving a file aside for a deleted socket's bind."""
+    try:
+        os.lstat(aside, dir_fd=dirfd)
+        os.rename(aside, base, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    except OSError:
+        pass
 
 
 KINDS = [UnixKind()]

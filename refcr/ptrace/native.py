@@ -24,7 +24,7 @@ __all__ = [
     "get_sigmask", "set_sigmask", "peek_siginfo", "get_rseq_conf",
     "inject_syscall", "vm_read", "vm_read_into", "vm_write", "pidfd_open",
     "pidfd_getfd", "clone3_puppet", "scan_pagemap", "get_robust_list",
-    "tgkill", "kcmp", "tee", "setns", "unshare", "REGS_FIELDS", "SIGINFO_SIZE",
+    "tgkill", "kcmp", "tee", "setns", "unshare", "openat2", "REGS_FIELDS", "SIGINFO_SIZE",
     "pagemap_scan",
 ]
 
@@ -369,6 +369,15 @@ def setns(fd: int, nstype: int = 0) -> None:
 def unshare(flags: int) -> None:
     """unshare(2): Python 3.11's os lacks it."""
     _check(lib.rc_unshare(flags), f"unshare({flags:#x})")
+
+
+def openat2(dirfd: int, path: bytes, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Python 3.11's os lacks it): the new fd.  OSError on failure
+    names the path as given."""
+    ret = lib.rc_openat2(dirfd, path, flags, mode, resolve)
+    if ret < 0:
+        raise OSError(-ret, os.strerror(-ret), os.fsdecode(path))
+    return ret
 
 
 # ---- dirty-page tracking ----------------------------------------------------

@@ -1,0 +1,210 @@
+"""Crafted images for the containment and fuzz tests: small real programs are
+compiled, started, dumped once, and their image directories copied and
+edited (through refcr's own image reader and writer) before each restore.
+
+Programs (each leads its own session, waits for signals forever):
+
+* ``files``: a shared file mapping (O_RDWR), an open regular file, a named
+  listening unix socket, all in the directory it is given;
+* ``threads``: three threads, one of them with a pending signal queued;
+* ``tree``: a parent and a child joined by a pipe with bytes in it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from refcr.images.imagedir import ImageDir
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 60
+
+SOURCES = {
+    "files": r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	char path[4096];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd, s, r;
+	char *p;
+
+	(void)argc;
+	if (chdir(argv[1]))
+		return 1;
+	fd = open("data", O_RDWR);
+	p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(path, argv[1]);
+	strcat(path, "/sock");
+	strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
+	if (p == MAP_FAILED || bind(s, (void *)&a, sizeof(a)) || listen(s, 4))
+		return 1;
+	p[0] = 'x';
+	r = open("ready", O_WRONLY | O_CREAT, 0600);
+	close(r);
+	for (;;)
+		pause();
+}
+""",
+    "threads": r"""
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+static void *idle(void *arg) { (void)arg; for (;;) pause(); return 0; }
+int main(int argc, char **argv)
+{
+	pthread_t t[3];
+	sigset_t set;
+	union sigval v = { .sival_int = 7 };
+	int i, r;
+
+	(void)argc;
+	if (chdir(argv[1]))
+		return 1;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGRTMIN);
+	sigprocmask(SIG_BLOCK, &set, 0);
+	for (i = 0; i < 3; i++)
+		pthread_create(&t[i], 0, idle, 0);
+	sigqueue(getpid(), SIGRTMIN, v);
+	pthread_kill(t[1], SIGUSR1);
+	r = open("ready", O_WRONLY | O_CREAT, 0600);
+	close(r);
+	for (;;)
+		pause();
+}
+""",
+    "tree": r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	int p[2], r;
+
+	(void)argc;
+	if (chdir(argv[1]) || pipe(p))
+		return 1;
+	if (write(p[1], "queued", 6) != 6)
+		return 1;
+	if (fork() == 0) {
+		close(p[1]);
+		for (;;)
+			pause();
+	}
+	r = open("ready", O_WRONLY | O_CREAT, 0600);
+	close(r);
+	for (;;)
+		pause();
+}
+""",
+}
+
+
+@dataclass(frozen=True)
+class Dumped:
+    """One dumped program: its images, the directory it ran in, its root pid."""
+
+    name: str
+    images: Path
+    home: Path
+    pid: int
+    binary: Path
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), e.get("PYTHONPATH", "")) if p)
+    return e
+
+
+def refcr(*args: str, cwd: Path, timeout: float = TIMEOUT, extra_env: dict[str, str] | None = None,
+          prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "refcr", *args], cwd=cwd,
+                          env={**env(), **(extra_env or {})}, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, start_new_session=True)
+
+
+def build(name: str, where: Path) -> Path:
+    src = where / f"{name}.c"
+    src.write_text(SOURCES[name])
+    out = where / name
+    subprocess.run(["cc", "-O1", "-pthread", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def dump_program(name: str, where: Path) -> Dumped:
+    """Build, start and dump one program; the images are in where/NAME.img."""
+    binary = build(name, where)
+    home = where / f"{name}.home"
+    home.mkdir()
+    if name == "files":
+        (home / "data").write_bytes(b"d" * 8192)
+    p = subprocess.Popen([str(binary), str(home)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(500):
+        if (home / "ready").exists():
+            break
+        time.sleep(0.01)
+    else:
+        p.kill()
+        raise RuntimeError(f"{name} did not start")
+    images = where / f"{name}.img"
+    res = refcr("dump", "-t", str(p.pid), "-D", str(images), "-o", str(where / f"{name}.dump.log"), cwd=where)
+    p.wait(timeout=10)
+    if res.returncode:
+        raise RuntimeError(f"dump of {name} failed: {res.stderr}")
+    return Dumped(name, images, home, p.pid, binary)
+
+
+def copy_images(d: Dumped, to: Path) -> Path:
+    shutil.copytree(d.images, to)
+    return to
+
+
+def edit(images: Path, type_name: str, fn: Callable[[list[Any]], None], *, id: Any = None) -> None:
+    """Read one image, let fn change its entries in place, write it back."""
+    with ImageDir(str(images), "r") as d:
+        head, entries = d.read_head(type_name, id=id)
+        fn(entries)
+        os.unlink(d.file_path(type_name, id=id))
+        d.write(type_name, entries, id=id, head=head)
+
+
+def kill_restored(pid: int) -> None:
+    """Kill a restored tree (its session) if the restore left it alive."""
+    try:
+        sid = os.getsid(pid)
+    except ProcessLookupError:
+        return
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == sid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for _ in range(200):
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z":
+            return
+        time.sleep(0.01)

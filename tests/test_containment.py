@@ -1,0 +1,190 @@
+"""A crafted image cannot make `refcr restore` create, truncate or change a
+host file it does not own (README: "What an image can and cannot make refcr do").
+
+One real program (tests/crafted.py ``files``: a shared file mapping, an open
+file, a named unix socket) is dumped once; each test edits a copy of its
+images the way an attacker would and restores it from a working directory
+three levels below the test's directory, so ``../../../x`` names a file
+in it.  Every test checks that the victim file is untouched and that nothing
+appeared outside the image directory, and that refcr answered with at most
+one line (never exit 2 or a traceback).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crafted import Dumped, copy_images, dump_program, edit, kill_restored, refcr
+
+from refcr.pb import mm_pb2
+
+VICTIM = b"precious contents\n"
+
+
+@pytest.fixture(scope="module")
+def files_dump(tmp_path_factory: pytest.TempPathFactory) -> Dumped:
+    return dump_program("files", tmp_path_factory.mktemp("containment"))
+
+
+class Scene:
+    """A copy of the images, a victim file and a deep working directory."""
+
+    def __init__(self, d: Dumped, tmp: Path) -> None:
+        self.d = d
+        self.tmp = tmp
+        self.images = copy_images(d, tmp / "img")
+        self.victim = tmp / "victim"
+        self.victim.write_bytes(VICTIM)
+        self.cwd = tmp / "a" / "b" / "c"
+        self.cwd.mkdir(parents=True)
+        self.before = self.outside()
+        (d.home / "sock").unlink(missing_ok=True)    # the dumped socket file: restore binds it again
+
+    def outside(self) -> dict[str, tuple[int, int, int]]:
+        """Every file under the test's directory and the program's, but the images."""
+        seen = {}
+        for top in (self.tmp, self.d.home):
+            for dirpath, dirs, files in os.walk(top):
+                if Path(dirpath) == self.images:
+                    dirs.clear()
+                    continue
+                for name in files + dirs:
+                    path = os.path.join(dirpath, name)
+                    st = os.lstat(path)
+                    seen[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return seen
+
+    def vma(self, entries: list[Any]) -> Any:
+        """The shared file mapping of the data file."""
+        return next(v for v in entries[0].vmas if v.kind == mm_pb2.VMA_FILE_SHARED)
+
+    def restore(self, fault: str | None = None) -> Any:
+        res = refcr("restore", "-D", str(self.images), "-d", cwd=self.cwd,
+                    extra_env={"REFCR_FAULT": fault} if fault else None)
+        kill_restored(self.d.pid)
+        assert res.returncode in (0, 1), res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) <= 1, res.stderr
+        return res
+
+    def assert_untouched(self) -> None:
+        assert self.victim.read_bytes() == VICTIM
+        now = self.outside()
+        now.pop(str(self.d.home / "sock"), None)     # the restored program's own socket
+        self.before.pop(str(self.d.home / "sock"), None)
+        assert sorted(set(now) - set(self.before)) == [], "created outside the image dir"
+        changed = [p for p in self.before if p in now and now[p][:2] != self.before[p][:2]]
+        assert changed == [], "changed outside the image dir"
+
+
+@pytest.fixture
+def scene(files_dump: Dumped, tmp_path: Path) -> Scene:
+    s = Scene(files_dump, tmp_path)
+    yield s
+    (files_dump.home / "sock").unlink(missing_ok=True)
+
+
+def test_area_open_mode_cannot_truncate(scene: Scene) -> None:
+    """fmode O_RDWR|O_CREAT|O_TRUNC on an area naming the victim."""
+    def crafted(entries: list[Any]) -> None:
+        v = scene.vma(entries)
+        v.path = str(scene.victim)
+        v.fmode = os.O_RDWR | os.O_CREAT | os.O_TRUNC
+    edit(scene.images, "mm", crafted, id=scene.d.pid)
+    scene.restore()
+    scene.assert_untouched()
+
+
+def test_area_open_mode_cannot_create(scene: Scene) -> None:
+    target = scene.tmp / "created-by-area"
+    def crafted(entries: list[Any]) -> None:
+        v = scene.vma(entries)
+        v.path = str(target)
+        v.fmode = os.O_RDWR | os.O_CREAT
+    edit(scene.images, "mm", crafted, id=scene.d.pid)
+    res = scene.restore()
+    assert res.returncode == 1
+    assert not target.exists()
+    scene.assert_untouched()
+
+
+def test_relative_area_path(scene: Scene) -> None:
+    """../../../pwned against refcr's cwd (with O_CREAT in the mode)."""
+    def crafted(entries: list[Any]) -> None:
+        v = scene.vma(entries)
+        v.path = "../../../pwned"
+        v.fmode = os.O_RDWR | os.O_CREAT
+    edit(scene.images, "mm", crafted, id=scene.d.pid)
+    res = scene.restore()
+    assert res.returncode == 1 and "pwned" in res.stderr
+    assert not (scene.tmp / "pwned").exists()
+    scene.assert_untouched()
+
+
+def test_relative_exe_path(scene: Scene) -> None:
+    """An exe_path relative to refcr's cwd is refused, even naming a real program."""
+    shutil.copy(scene.d.binary, scene.tmp / "other-exe")
+    scene.before = scene.outside()
+    edit(scene.images, "mm", lambda es: setattr(es[0], "exe_path", "../../../other-exe"), id=scene.d.pid)
+    res = scene.restore()
+    assert res.returncode == 1 and "other-exe" in res.stderr
+    scene.assert_untouched()
+
+
+def test_relative_regular_file(scene: Scene) -> None:
+    """A regular file named relative to refcr's cwd is refused, not opened."""
+    def crafted(entries: list[Any]) -> None:
+        for e in entries:
+            if e.WhichOneof("file") == "reg":
+                e.reg.path = "../../../victim"
+                e.reg.flags = os.O_RDWR | os.O_TRUNC | os.O_CREAT
+    edit(scene.images, "files", crafted)
+    res = scene.restore()
+    assert res.returncode == 1 and "victim" in res.stderr
+    scene.assert_untouched()
+
+
+def _socket(entries: list[Any]) -> Any:
+    return next(e.unix_sk for e in entries if e.WhichOneof("file") == "unix_sk")
+
+
+def test_relative_socket_name(scene: Scene) -> None:
+    """A socket name relative to refcr's cwd (no bind dir) is not bound there."""
+    def crafted(entries: list[Any]) -> None:
+        sk = _socket(entries)
+        sk.name = b"../../../pwned.sock"
+        sk.bind_dir = ""
+    edit(scene.images, "files", crafted)
+    res = scene.restore()
+    assert res.returncode == 1
+    assert not (scene.tmp / "pwned.sock").exists()
+    scene.assert_untouched()
+
+
+def test_socket_name_with_newline(scene: Scene) -> None:
+    target = scene.tmp / "evil\nname.sock"
+    edit(scene.images, "files", lambda es: setattr(_socket(es), "name", os.fsencode(str(target))))
+    res = scene.restore()
+    assert res.returncode == 1
+    assert "\n" not in res.stderr.rstrip("\n"), "control characters are escaped"
+    assert not target.exists()
+    scene.assert_untouched()
+
+
+def test_socket_removed_after_failed_restore(scene: Scene) -> None:
+    """A socket bound at an absolute path is removed again when the restore fails."""
+    target = scene.tmp / "elsewhere.sock"
+    edit(scene.images, "files", lambda es: setattr(_socket(es), "name", os.fsencode(str(target))))
+    res = scene.restore(fault="restore-before-detach")
+    assert res.returncode == 1 and "restore-before-detach" in res.stderr
+    assert not target.exists()
+    scene.assert_untouched()
+
+
+def test_untouched_restore_works(scene: Scene) -> None:
+    """The unedited images restore (the tests above are not refused for another reason)."""
+    res = scene.restore()
+    assert res.returncode == 0, res.stderr
+    scene.assert_untouched()
