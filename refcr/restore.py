@@ -25,6 +25,7 @@ from refcr.fs import files, fs_struct, regfile
 from refcr.fs.fd import RestoreFiles
 from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
+from refcr.images.validate import validate
 from refcr.kernel import (
     audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp,
     signals, task,
@@ -386,6 +387,7 @@ def restore(opts: Options) -> int:
 def _restore(opts: Options) -> int:
     images = ImageDir(opts.images_dir, "r")
     inv, entries = check_images(images, opts)
+    validate(images)                    # the whole set, before anything is created (images/validate.py)
     nodes = build_tree(entries, images)
     live = [n for n in nodes if not n.entry.zombie]
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]

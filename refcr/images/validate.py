@@ -1,0 +1,469 @@
+"""The one validation layer of an image set, run before a restore creates anything.
+
+Images are untrusted (refcr runs as root).  imagedir.py makes sure every
+file decodes; this module makes sure the decoded set makes sense as a
+whole, so that what comes after it meets only values the kernel and refcr
+itself accept, and a bad image ends as one line, exit 1, never as a
+traceback deep in the pipeline:
+
+* generic, over every message of every image (schema-driven): no NUL in a
+  string, strings and repeated fields within sane bounds, enum values that
+  the schema knows, integers within the range of the C type they end up in
+  (:data:`RANGES`: pids, fds, ports, backlogs, offsets for lseek, ...);
+* the process tree: pids unique and in range, threads listed once, every
+  live process with its core and mm, every referenced id existing
+  (fdinfo -> files, peers, pipes);
+* memory: areas page-aligned, inside the user address space, sorted and
+  not overlapping, flags and open modes from the allowed sets, file areas
+  with absolute paths; pagemap runs sorted, inside areas whose pages refcr
+  writes (private ones: a page written into a shared file mapping would
+  change a host file), and their page count matching the pages file;
+* signals and registers the kernel accepts (segment selectors, fs/gs base,
+  siginfo records, no queued SIGKILL/SIGSTOP, sigaction numbers);
+* namespaces refcr can create; open files' flags without O_CREAT/O_TRUNC/
+  O_EXCL/O_TMPFILE, paths absolute, unix socket names absolute (bind dir +
+  name), of legal length and free of control characters.
+
+Each failure is an ImageError naming the file, the entry and the field:
+``DIR/mm-42.img: entry 0: vmas[3].fmode: ...``.  Modules keep their own
+semantic refusals (a file whose type changed, a missing plugin, ...).
+
+Cost: every structured image is decoded once more (the restore decodes
+again as it goes); raw pages are not read, only their sizes.
+"""
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor as F
+
+from refcr.errors import ImageError
+from refcr.images.imagedir import ImageDir, type_by_filename
+from refcr.pb import mm_pb2
+from refcr.ptrace import native
+
+PAGE = 4096
+PID_MAX = 1 << 22                  # PID_MAX_LIMIT on 64-bit
+FD_MAX = 1 << 20                   # fs.nr_open's ceiling
+S64 = (1 << 63) - 1
+U32 = (1 << 32) - 1
+INT = (1 << 31) - 1
+MAX_STRING = 1 << 16
+MAX_REPEATED = 1 << 20
+SIGINFO = 128
+SIGKILL, SIGSTOP = 9, 19
+MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN = 0x01, 0x02, 0x100
+NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
+NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_TMPFILE
+UNIX_PATH_MAX = 108
+AF_INET, AF_INET6 = 2, 10
+
+# Integers whose C type is narrower than their proto type: (lowest, highest).
+RANGES: dict[str, tuple[int, int]] = {
+    "PstreeEntry.pid": (1, PID_MAX), "PstreeEntry.ppid": (0, PID_MAX), "PstreeEntry.pgid": (0, PID_MAX),
+    "PstreeEntry.sid": (0, PID_MAX), "PstreeEntry.threads": (1, PID_MAX), "PstreeEntry.host_pid": (0, PID_MAX),
+    "PstreeEntry.exit_status": (0, 0xFFFF),
+    "CoreEntry.pid": (1, PID_MAX), "CoreEntry.umask": (0, 0o777), "ThreadCore.tid": (1, PID_MAX),
+    "SigactionEntry.sig": (1, 64), "ItimerEntry.which": (0, 2),
+    "ItimerEntry.interval_us": (0, S64 // 1000), "ItimerEntry.value_us": (0, S64 // 1000),
+    "RlimitEntry.resource": (0, 15), "SleepRestart.clockid": (0, 11), "SleepRestart.remaining_ns": (0, S64),
+    "SigaltstackEntry.size": (0, S64), "RseqEntry.size": (0, 1 << 16),
+    "ThreadCore.robust_list_len": (0, 1 << 16),
+    "FdinfoEntry.fd": (0, FD_MAX - 1), "FileEntry.id": (1, U32),
+    "RegFileEntry.pos": (0, S64), "LockedFileEntry.pos": (0, S64), "GhostFileEntry.pos": (0, S64),
+    "MemfdEntry.pos": (0, S64), "GhostFileEntry.size": (0, S64), "MemfdInodeEntry.size": (0, S64),
+    "DataRun.offset": (0, S64),
+    "FownEntry.pid_type": (0, 2), "FownEntry.signum": (0, 64),
+    "FileLockEntry.kind": (1, 3), "FileLockEntry.start": (0, S64), "FileLockEntry.len": (0, S64),
+    "UnixSkEntry.type": (1, 5), "UnixSkEntry.backlog": (0, INT), "UnixSkEntry.shutdown": (0, 3),
+    "UnixSkEntry.rcvbuf": (0, INT), "UnixSkEntry.sndbuf": (0, INT),
+    "InetSocketEntry.src_port": (0, 0xFFFF), "InetSocketEntry.dst_port": (0, 0xFFFF),
+    "InetSocketEntry.backlog": (0, INT), "InetSocketEntry.rcvbuf": (0, INT), "InetSocketEntry.sndbuf": (0, INT),
+    "TimerfdEntry.value_ns": (0, S64), "TimerfdEntry.interval_ns": (0, S64), "TimerfdEntry.abs_value_ns": (0, S64),
+    "EventfdEntry.counter": (0, (1 << 64) - 2), "EpollEntry.owner": (0, PID_MAX),
+    "EpollTarget.tfd": (0, FD_MAX - 1), "InotifyWatch.wd": (1, INT),
+    "PipeDataEntry.pipe_size": (0, 1 << 30),
+    "VmaEntry.prot": (0, 7), "VmaEntry.pgoff": (0, S64), "MmEntry.brk": (0, S64),
+    "PagemapEntry.nr_pages": (1, U32), "PagemapHead.pages_written": (0, S64),
+    "CredsEntry.groups": (0, U32 - 1),
+}
+# Repeated fields with a bound tighter than MAX_REPEATED.
+BOUNDS: dict[str, int] = {
+    "MmEntry.auxv": 128, "MmEntry.vmas": 1 << 16, "CoreEntry.threads": 1 << 16, "PstreeEntry.threads": 1 << 16,
+    "ThreadCore.pending": 1 << 16, "CoreEntry.shared_pending": 1 << 16, "CoreEntry.sigactions": 64,
+    "CoreEntry.itimers": 3, "CoreEntry.rlimits": 16, "CredsEntry.groups": 1 << 16, "VmaEntry.madvise": 16,
+    "UnixSkEntry.icons": 1 << 16, "InotifyEntry.watches": 1 << 16, "EpollEntry.targets": 1 << 20,
+}
+# Strings that name a file on the host: absolute (when set) and NUL-free.
+PATHS = {"RegFileEntry.path", "LockedFileEntry.path", "GhostFileEntry.path", "FifoEntry.path",
+         "InotifyWatch.path", "MmEntry.exe_path", "CoreEntry.cwd", "CoreEntry.root", "UnixSkEntry.bind_dir"}
+
+
+@dataclass
+class _Where:
+    """One entry of one image file, for messages."""
+
+    path: str
+    index: int
+
+    def fail(self, fieldname: str, why: str) -> None:
+        raise ImageError(self.path, None, f"entry {self.index}: {fieldname}: {why}")
+
+
+@dataclass
+class ImageSet:
+    """Every structured image of the directory, decoded: type name -> id -> entries."""
+
+    images: ImageDir
+    files: dict[str, dict[str | None, tuple[Any, list]]] = field(default_factory=dict)
+    raw_sizes: dict[tuple[str, str | None], int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, images: ImageDir) -> "ImageSet":
+        s = cls(images)
+        for name in sorted(os.listdir(images.fileno())):
+            found = type_by_filename(name)
+            if found is None:
+                continue                     # a plugin's or a log file
+            t, ident = found
+            if t.raw:
+                st = os.stat(name, dir_fd=images.fileno(), follow_symlinks=False)
+                s.raw_sizes[(t.name, ident)] = st.st_size
+                continue
+            s.files.setdefault(t.name, {})[ident] = images.read_head(t.name, id=ident)
+        return s
+
+    def entries(self, type_name: str, ident: Any = None) -> list:
+        return self.files.get(type_name, {}).get(None if ident is None else str(ident), (None, []))[1]
+
+    def head(self, type_name: str, ident: Any = None) -> Any:
+        return self.files.get(type_name, {}).get(None if ident is None else str(ident), (None, []))[0]
+
+    def path(self, type_name: str, ident: Any = None) -> str:
+        return self.images.file_path(type_name, id=ident)
+
+    def where(self, type_name: str, index: int, ident: Any = None) -> _Where:
+        return _Where(self.path(type_name, ident), index)
+
+
+def validate(images: ImageDir) -> ImageSet:
+    """Check the whole image set; ImageError (one line) on the first problem."""
+    s = ImageSet.load(images)
+    for type_name, by_id in s.files.items():
+        for ident, (head, entries) in by_id.items():
+            msgs = ([head] if head is not None else []) + entries
+            if len(msgs) > MAX_REPEATED:
+                raise ImageError(s.path(type_name, ident), None, f"{len(msgs)} entries (at most {MAX_REPEATED})")
+            for i, msg in enumerate(msgs):
+                generic(msg, s.where(type_name, i, ident))
+    pids = _tree(s)
+    _inventory(s)
+    for pid in pids:
+        _process(s, pid)
+    _files(s, pids)
+    return s
+
+
+# ----------------------------------------------------------- generic ---
+
+def generic(msg: Any, where: _Where, prefix: str = "") -> None:
+    """Schema-driven checks of one message and everything in it."""
+    mname = msg.DESCRIPTOR.name
+    for fd, value in msg.ListFields():
+        key = f"{mname}.{fd.name}"
+        label = prefix + fd.name
+        repeated = fd.label == F.LABEL_REPEATED
+        values = list(value) if repeated else [value]
+        if repeated and len(values) > BOUNDS.get(key, MAX_REPEATED):
+            where.fail(label, f"{len(values)} items (at most {BOUNDS.get(key, MAX_REPEATED)})")
+        for i, v in enumerate(values):
+            item = f"{label}[{i}]" if repeated else label
+            if fd.type == F.TYPE_MESSAGE:
+                generic(v, where, item + ".")
+            elif fd.type == F.TYPE_STRING:
+                _string(v, key, item, where)
+            elif fd.type == F.TYPE_ENUM:
+                if fd.enum_type.values_by_number.get(v) is None:
+                    where.fail(item, f"unknown {fd.enum_type.name} value {v}")
+            elif key in RANGES and isinstance(v, int):
+                lo, hi = RANGES[key]
+                if not lo <= v <= hi:
+                    where.fail(item, f"{v} is out of range ({lo}..{hi})")
+
+
+def _string(v: str, key: str, item: str, where: _Where) -> None:
+    if "\0" in v:
+        where.fail(item, "holds a NUL byte")
+    if len(v) > MAX_STRING:
+        where.fail(item, f"string of {len(v)} characters")
+    if key in PATHS and v and not v.startswith("/"):
+        where.fail(item, f"path {v!r} is not absolute")
+
+
+# -------------------------------------------------------------- tree ---
+
+def _tree(s: ImageSet) -> list[int]:
+    """The live pids, after checking pstree.img and that every image of a process is there."""
+    entries = s.entries("pstree")
+    if not entries:
+        raise ImageError(s.path("pstree"), None, "lists no process")
+    seen: set[int] = set()
+    tids: set[int] = set()
+    live = []
+    for i, e in enumerate(entries):
+        w = s.where("pstree", i)
+        if e.pid in seen:
+            w.fail("pid", f"{e.pid} is listed twice")
+        seen.add(e.pid)
+        if i == 0 and e.ppid != 0 and e.ppid in seen:
+            w.fail("ppid", "the root has a parent in the tree")
+        if e.zombie:
+            if e.threads and list(e.threads) != [e.pid]:
+                w.fail("threads", "a zombie has threads")
+            continue
+        if not e.threads or e.threads[0] != e.pid:
+            w.fail("threads", "the main thread (the pid) must come first")
+        for t in e.threads:
+            if t in tids:
+                w.fail("threads", f"tid {t} is listed twice")
+            tids.add(t)
+        live.append(e.pid)
+        for kind in ("core", "mm"):
+            if len(s.entries(kind, e.pid)) != 1:
+                w.fail("pid", f"{kind}-{e.pid}.img must exist and hold one entry")
+        core = s.entries("core", e.pid)[0]
+        if [t.tid for t in core.threads] != list(e.threads):
+            w.fail("threads", f"core-{e.pid}.img describes other threads")
+    return live
+
+
+def _inventory(s: ImageSet) -> None:
+    inv = s.entries("inventory")
+    if len(inv) != 1:
+        raise ImageError(s.path("inventory"), None, "must hold exactly one entry")
+    w = s.where("inventory", 0)
+    ns = list(inv[0].root_namespaces)
+    for i, kind in enumerate(ns):
+        if kind not in NAMESPACES:
+            w.fail(f"root_namespaces[{i}]", f"refcr cannot create a {kind!r} namespace")
+    if len(set(ns)) != len(ns):
+        w.fail("root_namespaces", "a namespace is listed twice")
+
+
+# ----------------------------------------------------------- process ---
+
+def _process(s: ImageSet, pid: int) -> None:
+    areas = _mm(s, pid)
+    _pagemap(s, pid, areas)
+    core = s.entries("core", pid)[0]
+    w = s.where("core", 0, pid)
+    if core.pid != pid:
+        w.fail("pid", f"{core.pid}, but the file is of {pid}")
+    sigs = [a.sig for a in core.sigactions]
+    for i, sig in enumerate(sigs):
+        if sig in (SIGKILL, SIGSTOP) or sigs.index(sig) != i:
+            w.fail(f"sigactions[{i}].sig", f"signal {sig} cannot have an action (or has two)")
+    for i, info in enumerate(core.shared_pending):
+        _siginfo(info, w, f"shared_pending[{i}]")
+    if len({t.which for t in core.itimers}) != len(core.itimers):
+        w.fail("itimers", "a timer is listed twice")
+    if len({r.resource for r in core.rlimits}) != len(core.rlimits):
+        w.fail("rlimits", "a limit is listed twice")
+    for i, r in enumerate(core.rlimits):
+        if r.cur > r.max:
+            w.fail(f"rlimits[{i}]", "soft limit above the hard limit")
+    for i, t in enumerate(core.threads):
+        _thread(t, w, f"threads[{i}].")
+
+
+def _siginfo(info: bytes, w: _Where, label: str) -> None:
+    if len(info) != SIGINFO:
+        w.fail(label, f"siginfo of {len(info)} bytes (not {SIGINFO})")
+    signo = struct.unpack_from("<i", info)[0]
+    if not 1 <= signo <= 64:
+        w.fail(label, f"signal number {signo}")
+    if signo in (SIGKILL, SIGSTOP):
+        w.fail(label, f"a queued signal {signo} (SIGKILL/SIGSTOP) cannot be queued again")
+
+
+def _selector(v: int) -> bool:
+    """A segment selector the kernel's putreg accepts (0, or user privilege)."""
+    return v <= 0xFFFF and (v == 0 or v & 3 == 3)
+
+
+def _thread(t: Any, w: _Where, label: str) -> None:
+    for i, info in enumerate(t.pending):
+        _siginfo(info, w, f"{label}pending[{i}]")
+    r = t.regs
+    if r.cs not in (0x33, 0x23):
+        w.fail(f"{label}regs.cs", f"{r.cs:#x} is no user code segment")
+    if r.ss != 0x2B:
+        w.fail(f"{label}regs.ss", f"{r.ss:#x} is no user stack segment")
+    for name in ("ds", "es", "fs", "gs"):
+        if not _selector(getattr(r, name)):
+            w.fail(f"{label}regs.{name}", f"{getattr(r, name):#x} is no user segment selector")
+    for name in ("fs_base", "gs_base"):
+        if getattr(r, name) >= TASK_SIZE:
+            w.fail(f"{label}regs.{name}", f"{getattr(r, name):#x} is outside the user address space")
+    if t.xstate and len(t.xstate) != _xstate_size():
+        w.fail(f"{label}xstate", f"{len(t.xstate)} bytes, this CPU's XSAVE area has {_xstate_size()}")
+    if t.HasField("sigaltstack") and t.sigaltstack.flags & ~(2 | 1 << 31):
+        w.fail(f"{label}sigaltstack.flags", f"{t.sigaltstack.flags:#x}")
+
+
+def _task_size() -> int:
+    """TASK_SIZE_MAX: 47-bit user space, 56-bit with 5-level paging."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            la57 = " la57" in f.read(1 << 16)
+    except OSError:
+        la57 = False
+    return (1 << (56 if la57 else 47)) - PAGE
+
+
+TASK_SIZE = _task_size()
+
+
+def _xstate_size() -> int:
+    return native.xstate_size()
+
+
+# ------------------------------------------------------------ memory ---
+
+def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
+    """Check mm-PID.img; its areas as (start, end, pages may be written)."""
+    mm = s.entries("mm", pid)[0]
+    w = s.where("mm", 0, pid)
+    if mm.exe_path == "":
+        w.fail("exe_path", "empty")
+    out = []
+    prev_end = 0
+    for i, v in enumerate(mm.vmas):
+        label = f"vmas[{i}]"
+        if v.start % PAGE or v.end % PAGE or v.pgoff % PAGE:
+            w.fail(label, f"{v.start:#x}-{v.end:#x} (offset {v.pgoff:#x}) is not page-aligned")
+        if not v.start < v.end <= TASK_SIZE:
+            w.fail(label, f"{v.start:#x}-{v.end:#x} is empty or outside the user address space")
+        if v.start < prev_end:
+            w.fail(label, f"{v.start:#x}-{v.end:#x} overlaps or precedes the area before it")
+        prev_end = v.end
+        share = v.flags & (MAP_SHARED | MAP_PRIVATE)
+        if v.flags & ~(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN) or share not in (MAP_SHARED, MAP_PRIVATE):
+            w.fail(f"{label}.flags", f"{v.flags:#x} (MAP_SHARED or MAP_PRIVATE, maybe MAP_GROWSDOWN)")
+        if v.fmode not in (os.O_RDONLY, os.O_RDWR):
+            w.fail(f"{label}.fmode", f"{v.fmode:#o} is no open mode of a mapped file (O_RDONLY or O_RDWR)")
+        file_kind = v.kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED)
+        if file_kind and not v.plugin and not v.path.startswith("/"):
+            w.fail(f"{label}.path", f"{v.path!r} is not absolute")
+        if (v.kind == mm_pb2.VMA_FILE_SHARED) != (share == MAP_SHARED) and file_kind:
+            w.fail(f"{label}.flags", "sharing does not match the kind of area")
+        writable = v.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and share == MAP_PRIVATE
+        out.append((v.start, v.end, writable))
+    return out
+
+
+def _pagemap(s: ImageSet, pid: int, areas: list[tuple[int, int, bool]]) -> None:
+    head, entries = s.head("pagemap", pid), s.entries("pagemap", pid)
+    if head is None:
+        return
+    path = s.path("pagemap", pid)
+    pages_file = ("pages", str(head.pages_id))
+    stored = 0
+    prev_end, a = 0, 0
+    for i, e in enumerate(entries):
+        w = _Where(path, i + 1)
+        end = e.vaddr + e.nr_pages * PAGE
+        if e.vaddr % PAGE or e.vaddr < prev_end:
+            w.fail("vaddr", f"{e.vaddr:#x} is not page-aligned or not after the run before it")
+        prev_end = end
+        while a < len(areas) and areas[a][1] <= e.vaddr:
+            a += 1
+        at = e.vaddr
+        j = a
+        while at < end:         # the run may span adjacent areas
+            if j >= len(areas) or areas[j][0] > at or not areas[j][2]:
+                w.fail("vaddr", f"pages {e.vaddr:#x}-{end:#x} are not inside private areas of mm-{pid}.img")
+            at = areas[j][1]
+            j += 1
+        if not e.in_parent:
+            stored += e.nr_pages
+    if stored and pages_file not in s.raw_sizes:
+        raise ImageError(path, None, f"head: pages_id: pages-{head.pages_id}.img is missing")
+    size = s.raw_sizes.get(pages_file, 0)
+    if size != stored * PAGE:
+        raise ImageError(path, None, f"entries: {stored} pages stored, but pages-{head.pages_id}.img "
+                                     f"holds {size} bytes")
+
+
+# ------------------------------------------------------------- files ---
+
+def _files(s: ImageSet, pids: list[int]) -> None:
+    entries = s.entries("files")
+    ids: dict[int, Any] = {}
+    for i, e in enumerate(entries):
+        w = s.where("files", i)
+        if e.id in ids:
+            w.fail("id", f"{e.id} is used twice")
+        ids[e.id] = e
+        which = e.WhichOneof("file")
+        if which is None:
+            w.fail("file", "no kind of file")
+        _file(getattr(e, which), which, w)
+    unix = {e.unix_sk.ino for e in entries if e.WhichOneof("file") == "unix_sk"}
+    for i, e in enumerate(entries):
+        if e.WhichOneof("file") == "unix_sk" and e.unix_sk.peer and e.unix_sk.peer not in unix \
+                and not e.unix_sk.external:
+            s.where("files", i).fail("unix_sk.peer", f"socket {e.unix_sk.peer} is not in the images")
+    for pid in pids:
+        fds: set[int] = set()
+        for i, fe in enumerate(s.entries("fdinfo", pid)):
+            w = s.where("fdinfo", i, pid)
+            if fe.id not in ids:
+                w.fail("id", f"file id {fe.id} is not in files.img")
+            if fe.fd in fds:
+                w.fail("fd", f"fd {fe.fd} is listed twice")
+            fds.add(fe.fd)
+
+
+def _file(e: Any, which: str, w: _Where) -> None:
+    flags = getattr(e, "flags", 0)
+    if flags & NEVER_FLAGS:
+        w.fail(f"{which}.flags", f"{flags:#o} holds O_CREAT, O_TRUNC, O_EXCL or O_TMPFILE")
+    if which in ("reg", "locked", "ghost", "fifo") and not e.path.startswith("/"):
+        w.fail(f"{which}.path", f"{e.path!r} is not absolute")
+    if which in ("reg", "locked", "ghost"):
+        allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
+        if stat_mod.S_IFMT(e.mode) not in allowed:
+            w.fail(f"{which}.mode", f"{e.mode:#o} is not a kind of file refcr reopens as {which}")
+    if which == "unix_sk":
+        _unix(e, w)
+    if which == "inet":
+        _inet(e, w)
+
+
+def _unix(e: Any, w: _Where) -> None:
+    name = bytes(e.name)
+    if len(name) > UNIX_PATH_MAX - (0 if name[:1] == b"\0" else 1):
+        w.fail("unix_sk.name", f"{len(name)} bytes is too long for a unix socket address")
+    if name[:1] in (b"", b"\0"):
+        return
+    if b"\0" in name or any(c < 0x20 or c == 0x7F for c in name):
+        w.fail("unix_sk.name", f"{name!r} holds a NUL or control character")
+    if not name.startswith(b"/") and not e.bind_dir.startswith("/"):
+        w.fail("unix_sk.bind_dir", f"relative name {name!r} without an absolute directory it was bound in")
+
+
+def _inet(e: Any, w: _Where) -> None:
+    size = {AF_INET: 4, AF_INET6: 16}.get(e.family)
+    if size is None:
+        w.fail("inet.family", f"{e.family} (AF_INET or AF_INET6)")
+    for name in ("src_addr", "dst_addr"):
+        v = bytes(getattr(e, name))
+        if v and len(v) != size:
+            w.fail(f"inet.{name}", f"{len(v)} bytes for an address of family {e.family}")
+    if e.type not in (1, 2):
+        w.fail("inet.type", f"{e.type} (SOCK_STREAM or SOCK_DGRAM)")
