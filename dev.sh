@@ -97,8 +97,17 @@ test)
     # Every pytest failure, including exit code 5 (no tests collected), fails this.
     exec .venv/bin/python -m pytest -n auto --dist loadgroup tests zdtm "$@"
     ;;
+fuzz)
+    # ./dev.sh fuzz N: a long campaign of N mutated images (tests/fuzz.py); counts every outcome
+    # instead of stopping at the first problem, and reports them in fuzz-report.json
+    n=${1:-2000}
+    (($#)) && shift
+    section "fuzz: $n mutated image directories"
+    REFCR_FUZZ_CASES=$n REFCR_FUZZ_CAMPAIGN=fuzz-report.json \
+        exec .venv/bin/python -m pytest -n 0 -p no:cacheprovider tests/test_fuzz_images.py -s "$@"
+    ;;
 *)
-    echo "usage: $0 {demo|test|setup} [ARGS...]" >&2
+    echo "usage: $0 {demo|test|setup|fuzz N} [ARGS...]" >&2
     exit 2
     ;;
 esac

@@ -176,7 +176,7 @@ def generic(msg: Any, where: _Where, prefix: str = "") -> None:
     for fd, value in msg.ListFields():
         key = f"{mname}.{fd.name}"
         label = prefix + fd.name
-        repeated = fd.label == F.LABEL_REPEATED
+        repeated = fd.is_repeated
         values = list(value) if repeated else [value]
         if repeated and len(values) > BOUNDS.get(key, MAX_REPEATED):
             where.fail(label, f"{len(values)} items (at most {BOUNDS.get(key, MAX_REPEATED)})")
