@@ -387,7 +387,7 @@ def restore(opts: Options) -> int:
 def _restore(opts: Options) -> int:
     images = ImageDir(opts.images_dir, "r")
     inv, entries = check_images(images, opts)
-    validate(images)                    # the whole set, before anything is created (images/validate.py)
+    validate(images, native.xstate_size())     # the whole set, before anything is created
     nodes = build_tree(entries, images)
     live = [n for n in nodes if not n.entry.zombie]
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]

@@ -44,7 +44,6 @@ from google.protobuf.descriptor import FieldDescriptor as F
 from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
 from refcr.pb import mm_pb2
-from refcr.ptrace import native
 
 PAGE = 4096
 PID_MAX = 1 << 22                  # PID_MAX_LIMIT on 64-bit
@@ -121,6 +120,7 @@ class ImageSet:
     images: ImageDir
     files: dict[str, dict[str | None, tuple[Any, list]]] = field(default_factory=dict)
     raw_sizes: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    xsave_size: int = 0
 
     @classmethod
     def load(cls, images: ImageDir) -> "ImageSet":
@@ -150,9 +150,11 @@ class ImageSet:
         return _Where(self.path(type_name, ident), index)
 
 
-def validate(images: ImageDir) -> ImageSet:
-    """Check the whole image set; ImageError (one line) on the first problem."""
+def validate(images: ImageDir, xsave_size: int) -> ImageSet:
+    """Check the whole image set; ImageError (one line) on the first problem.
+    *xsave_size*: the size of this CPU's XSAVE area (what a thread's xstate must be)."""
     s = ImageSet.load(images)
+    s.xsave_size = xsave_size
     for type_name, by_id in s.files.items():
         for ident, (head, entries) in by_id.items():
             msgs = ([head] if head is not None else []) + entries
@@ -277,7 +279,7 @@ def _process(s: ImageSet, pid: int) -> None:
         if r.cur > r.max:
             w.fail(f"rlimits[{i}]", "soft limit above the hard limit")
     for i, t in enumerate(core.threads):
-        _thread(t, w, f"threads[{i}].")
+        _thread(t, w, f"threads[{i}].", s.xsave_size)
 
 
 def _siginfo(info: bytes, w: _Where, label: str) -> None:
@@ -295,7 +297,7 @@ def _selector(v: int) -> bool:
     return v <= 0xFFFF and (v == 0 or v & 3 == 3)
 
 
-def _thread(t: Any, w: _Where, label: str) -> None:
+def _thread(t: Any, w: _Where, label: str, xsave_size: int) -> None:
     for i, info in enumerate(t.pending):
         _siginfo(info, w, f"{label}pending[{i}]")
     r = t.regs
@@ -309,8 +311,8 @@ def _thread(t: Any, w: _Where, label: str) -> None:
     for name in ("fs_base", "gs_base"):
         if getattr(r, name) >= TASK_SIZE:
             w.fail(f"{label}regs.{name}", f"{getattr(r, name):#x} is outside the user address space")
-    if t.xstate and len(t.xstate) != _xstate_size():
-        w.fail(f"{label}xstate", f"{len(t.xstate)} bytes, this CPU's XSAVE area has {_xstate_size()}")
+    if t.xstate and len(t.xstate) != xsave_size:
+        w.fail(f"{label}xstate", f"{len(t.xstate)} bytes, this CPU's XSAVE area has {xsave_size}")
     if t.HasField("sigaltstack") and t.sigaltstack.flags & ~(2 | 1 << 31):
         w.fail(f"{label}sigaltstack.flags", f"{t.sigaltstack.flags:#x}")
 
@@ -326,10 +328,6 @@ def _task_size() -> int:
 
 
 TASK_SIZE = _task_size()
-
-
-def _xstate_size() -> int:
-    return native.xstate_size()
 
 
 # ------------------------------------------------------------ memory ---
