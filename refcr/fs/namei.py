@@ -115,9 +115,9 @@ class Root:
             if types and kind_now not in types:
                 raise RestoreError(f"{path} is not the kind of file the images say "
                                    f"({_type_name(kind_now)} found)")
-            if flags & O_PATH:
-                fd, probe = probe, -1
-                return fd
+            if flags & O_PATH:       # a path-only fd needs no reopening, but its own flags
+                return native.openat2(self.fileno(), os.fsencode(checked(path).lstrip("/") or "."),
+                                      flags | os.O_CLOEXEC, RESOLVE)
             return os.open(f"/proc/self/fd/{probe}", (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC)
         finally:
             if probe >= 0:

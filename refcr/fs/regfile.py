@@ -31,7 +31,7 @@ import stat as stat_mod
 from typing import Iterator
 
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs import fown, locks
+from refcr.fs import fown, locks, namei
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
 from refcr.log import log
 from refcr.pb import filekinds_pb2, files_pb2
@@ -292,10 +292,10 @@ def remove_link_remaps(ctx: DumpFiles | RestoreFiles) -> None:
 def _relink(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
     """A --link-remap file: linked back at its old path, opened, both names
     removed (the fds then show "PATH (deleted)" as at dump)."""
-    remap, base = ctx.resolve(e.remap), ctx.resolve(e.path)
     if (os.path.dirname(e.remap) != os.path.dirname(e.path)
             or not os.path.basename(e.remap).startswith(".refcr-link-remap.")):
         raise RestoreError(f"files.img: {e.remap!r} is not a link-remap name")
+    remap, base = contained(ctx, e.remap), contained(ctx, e.path)
     with dir_times_kept(base):
         try:
             os.link(remap, base, follow_symlinks=False)
@@ -328,11 +328,28 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
                   and (x.ghost.data or x.ghost.remap)), e)
     if first.remap:
         return _relink(first, ctx)
-    base = ctx.resolve(e.path)
+    base = contained(ctx, e.path)
     if e.flags & TMPFILE_BIT:
         return _fill(_tmpfile(e, base), first, e)
     with dir_times_kept(base):
         return _create_unlinked(e, first, base)
+
+
+def contained(ctx: RestoreFiles, path: str) -> str:
+    """A name for *path* that refcr may create, link or remove: its directory
+    looked up inside the tree's root (fs/namei.py) and kept open, then the
+    last component under that directory's /proc/self/fd link.  Every later
+    call resolves only that one component (O_NOFOLLOW where it opens), so a
+    symlink on the way cannot lead it out of the root."""
+    where, base = os.path.split(namei.checked(path, "deleted file"))
+    if not base:
+        raise RestoreError(f"deleted file {path!r} names no file")
+    try:
+        dirfd = ctx.keep(ctx.root.lookup(where))
+    except OSError as exc:
+        raise RestoreError(f"cannot recreate the deleted file {path}: no directory {where}: "
+                           f"{exc.strerror}") from None
+    return f"/proc/self/fd/{dirfd}/{base}"
 
 
 def _create_unlinked(e: filekinds_pb2.GhostFileEntry, first: filekinds_pb2.GhostFileEntry, base: str) -> int:
