@@ -1,0 +1,88 @@
+"""The validation layer (refcr/images/validate.py) on the cases issue 12 found
+ending in a traceback, exit 2 or a hang: each is a real image with one field
+made bad, and must end in one line naming the file and the field, exit 1,
+before any process is created."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from crafted import Dumped, copy_images, dump_program, edit, kill_restored, refcr
+
+from refcr.pb import files_pb2, mm_pb2
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Dumped]:
+    where = tmp_path_factory.mktemp("validation")
+    return {name: dump_program(name, where) for name in ("files", "threads")}
+
+
+def _siginfo(signo: int) -> bytes:
+    return struct.pack("<iii", signo, 0, -1).ljust(128, b"\0")
+
+
+def _overlap(es: list[Any]) -> None:
+    es[0].vmas[1].start = es[0].vmas[0].start
+
+
+def _pages_outside(es: list[Any]) -> None:
+    es[0].vaddr = 0x1000          # the first run (entry 0 is the head) somewhere no area is
+
+
+def _shared_pages(es: list[Any]) -> None:
+    v = next(v for v in es[0].vmas if v.kind == mm_pb2.VMA_FILE_SHARED)
+    v.kind = mm_pb2.VMA_FILE_PRIVATE
+
+
+def _empty_inet(es: list[Any]) -> None:
+    e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
+    e.inet.SetInParent()
+    es.append(e)
+
+
+# (program, image type, id is the pid, edit, words the error must contain)
+CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
+    "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
+    "pages outside the areas": ("files", "pagemap", True, _pages_outside, ("pagemap-", "vaddr")),
+    "user namespace": ("files", "inventory", False, lambda es: es[0].root_namespaces.append("user"),
+                       ("inventory.img", "root_namespaces")),
+    "bad code segment": ("files", "core", True, lambda es: setattr(es[0].threads[0].regs, "cs", 0x10),
+                         ("core-", "regs.cs")),
+    "fs base outside user space": ("threads", "core", True,
+                                   lambda es: setattr(es[0].threads[1].regs, "fs_base", 1 << 63),
+                                   ("core-", "threads[1].regs.fs_base")),
+    "empty pending signal": ("threads", "core", True, lambda es: es[0].threads[1].pending.append(b""),
+                             ("core-", "threads[1].pending")),
+    "queued SIGKILL, threads": ("threads", "core", True,
+                                lambda es: es[0].threads[2].pending.append(_siginfo(9)),
+                                ("core-", "threads[2].pending")),
+    "fd over the limit": ("files", "fdinfo", True, lambda es: setattr(es[0], "fd", 1 << 31), ("fdinfo-", "fd")),
+    "open flags with O_TRUNC": ("files", "files", False,
+                                lambda es: setattr(next(e for e in es if e.WhichOneof("file") == "reg").reg,
+                                                   "flags", 0o1002), ("files.img", "reg.flags")),
+    "NUL in a path": ("files", "mm", True, lambda es: setattr(es[0], "exe_path", "/bin/\0sh"),
+                      ("mm-", "exe_path")),
+    "empty inet entry": ("files", "files", False, _empty_inet, ("files.img", "inet.family")),
+    "pid over PID_MAX": ("files", "pstree", False, lambda es: setattr(es[0], "host_pid", 1 << 30),
+                         ("pstree.img", "host_pid")),
+    "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
+                              ("core-", "sigactions[0].sig")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_refused_in_one_line(name: str, dumps: dict[str, Dumped], tmp_path: Path) -> None:
+    program, type_name, by_pid, change, words = CASES[name]
+    d = dumps[program]
+    images = copy_images(d, tmp_path / "img")
+    edit(images, type_name, change, id=d.pid if by_pid else None)
+    res = refcr("restore", "-D", str(images), "-d", cwd=tmp_path)
+    kill_restored(d.pid)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
