@@ -99,7 +99,8 @@ BOUNDS: dict[str, int] = {
 }
 # Strings that name a file on the host: absolute (when set) and NUL-free.
 PATHS = {"RegFileEntry.path", "LockedFileEntry.path", "GhostFileEntry.path", "FifoEntry.path",
-         "InotifyWatch.path", "MmEntry.exe_path", "CoreEntry.cwd", "CoreEntry.root", "UnixSkEntry.bind_dir"}
+         "InotifyWatch.path", "MmEntry.exe_path", "CoreEntry.cwd", "CoreEntry.root", "UnixSkEntry.bind_dir",
+         "CgroupMember.path"}
 
 
 @dataclass
