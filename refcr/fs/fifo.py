@@ -24,7 +24,7 @@ import termios
 from refcr.errors import RestoreError
 from refcr.fs import fown, pipes
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type
-from refcr.fs.regfile import dir_times_kept
+from refcr.fs.regfile import contained, dir_times_kept
 from refcr.fs.pipes import F_GETPIPE_SZ, F_SETPIPE_SZ, STATUS_FLAGS, _queued
 from refcr.pb import filekinds_pb2, pipes_data_pb2
 
@@ -65,10 +65,12 @@ class FifoKind:
         holders = ctx.extra.setdefault("fifos", {})
         if e.fifo_id not in holders:
             holders[e.fifo_id] = ctx.keep(_refill(e, path, ctx))
-        if e.deleted:
-            path = f"/proc/self/fd/{holders[e.fifo_id]}"
+        access = (e.flags & os.O_ACCMODE) | os.O_NONBLOCK
         try:
-            fd = ctx.root.open(path, (e.flags & os.O_ACCMODE) | os.O_NONBLOCK, "fifo", {stat_mod.S_IFIFO})
+            if e.deleted:       # through refcr's own holder: no name to look up any more
+                fd = os.open(f"/proc/self/fd/{holders[e.fifo_id]}", access | os.O_CLOEXEC)
+            else:
+                fd = ctx.root.open(path, access, "fifo", {stat_mod.S_IFIFO})
         except OSError as exc:
             raise RestoreError(f"cannot reopen the FIFO {e.path}: {exc.strerror}") from exc
         try:
@@ -88,6 +90,7 @@ def _holder(e: filekinds_pb2.FifoEntry, path: str, ctx: RestoreFiles) -> int:
     (mkfifo, mode, owner) and unlinked once open."""
     if not e.deleted:
         return ctx.root.open(path, os.O_RDWR | os.O_NONBLOCK, "fifo", {stat_mod.S_IFIFO})
+    path = contained(ctx, path)         # made in its directory found inside the tree's root
     with dir_times_kept(path):
         os.mkfifo(path, 0o600)
         try:

@@ -54,7 +54,8 @@ ALLOWED: dict[str, int] = {
     "watch": 0,                                             # an inotify watch target (O_PATH)
     "dir": 0,                                               # the directory of a socket name (O_PATH)
 }
-NEVER = os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_TMPFILE    # flags no lookup ever passes on
+# flags no lookup ever passes on (O_TMPFILE's own bit: O_TMPFILE includes O_DIRECTORY)
+NEVER = os.O_CREAT | os.O_TRUNC | os.O_EXCL | (os.O_TMPFILE & ~os.O_DIRECTORY)
 
 FILE_TYPES = {stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR, stat_mod.S_IFBLK,
               stat_mod.S_IFIFO, stat_mod.S_IFSOCK, stat_mod.S_IFLNK}

@@ -55,9 +55,13 @@ MAX_STRING = 1 << 16
 MAX_REPEATED = 1 << 20
 SIGINFO = 128
 SIGKILL, SIGSTOP = 9, 19
-MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN = 0x01, 0x02, 0x100
+MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN, MAP_NORESERVE = 0x01, 0x02, 0x100, 0x4000
 NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
-NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_TMPFILE
+# O_TMPFILE is __O_TMPFILE | O_DIRECTORY: only its own bit counts, O_DIRECTORY alone is a
+# directory opened as such.
+O_TMPFILE_FULL = os.O_TMPFILE
+TMPFILE_ONLY = os.O_TMPFILE & ~os.O_DIRECTORY
+NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | TMPFILE_ONLY
 UNIX_PATH_MAX = 108
 AF_INET, AF_INET6 = 2, 10
 
@@ -77,7 +81,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "MemfdEntry.pos": (0, S64), "GhostFileEntry.size": (0, S64), "MemfdInodeEntry.size": (0, S64),
     "DataRun.offset": (0, S64),
     "FownEntry.pid_type": (0, 2), "FownEntry.signum": (0, 64),
-    "FileLockEntry.kind": (1, 3), "FileLockEntry.start": (0, S64), "FileLockEntry.len": (0, S64),
+    "FileLockEntry.kind": (1, 4), "FileLockEntry.start": (0, S64), "FileLockEntry.len": (0, S64),
     "UnixSkEntry.type": (1, 5), "UnixSkEntry.backlog": (0, INT), "UnixSkEntry.shutdown": (0, 3),
     "UnixSkEntry.rcvbuf": (0, INT), "UnixSkEntry.sndbuf": (0, INT),
     "InetSocketEntry.src_port": (0, 0xFFFF), "InetSocketEntry.dst_port": (0, 0xFFFF),
@@ -351,8 +355,10 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
             w.fail(label, f"{v.start:#x}-{v.end:#x} overlaps or precedes the area before it")
         prev_end = v.end
         share = v.flags & (MAP_SHARED | MAP_PRIVATE)
-        if v.flags & ~(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN) or share not in (MAP_SHARED, MAP_PRIVATE):
-            w.fail(f"{label}.flags", f"{v.flags:#x} (MAP_SHARED or MAP_PRIVATE, maybe MAP_GROWSDOWN)")
+        if v.flags & ~(MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE) \
+                or share not in (MAP_SHARED, MAP_PRIVATE):
+            w.fail(f"{label}.flags", f"{v.flags:#x} (MAP_SHARED or MAP_PRIVATE, maybe MAP_GROWSDOWN "
+                                     "or MAP_NORESERVE)")
         if v.fmode not in (os.O_RDONLY, os.O_RDWR):
             w.fail(f"{label}.fmode", f"{v.fmode:#o} is no open mode of a mapped file (O_RDONLY or O_RDWR)")
         file_kind = v.kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED)
@@ -373,11 +379,13 @@ def _pagemap(s: ImageSet, pid: int, areas: list[tuple[int, int, bool]]) -> None:
     pages_file = ("pages", str(head.pages_id))
     stored = 0
     prev_end, a = 0, 0
-    for i, e in enumerate(entries):
+    # An incremental dump lists the runs in its parent first, then the
+    # stored ones: each set is sorted, the whole is checked in address order.
+    for i, e in sorted(enumerate(entries), key=lambda ie: ie[1].vaddr):
         w = _Where(path, i + 1)
         end = e.vaddr + e.nr_pages * PAGE
         if e.vaddr % PAGE or e.vaddr < prev_end:
-            w.fail("vaddr", f"{e.vaddr:#x} is not page-aligned or not after the run before it")
+            w.fail("vaddr", f"{e.vaddr:#x} is not page-aligned or overlaps another run")
         prev_end = end
         while a < len(areas) and areas[a][1] <= e.vaddr:
             a += 1
@@ -430,6 +438,8 @@ def _files(s: ImageSet, pids: list[int]) -> None:
 
 def _file(e: Any, which: str, w: _Where) -> None:
     flags = getattr(e, "flags", 0)
+    if which == "ghost" and flags & TMPFILE_ONLY:
+        flags &= ~O_TMPFILE_FULL           # an O_TMPFILE file is made again as one (fs/regfile.py)
     if flags & NEVER_FLAGS:
         w.fail(f"{which}.flags", f"{flags:#o} holds O_CREAT, O_TRUNC, O_EXCL or O_TMPFILE")
     if which in ("reg", "locked", "ghost", "fifo") and not e.path.startswith("/"):
