@@ -61,8 +61,10 @@ REFUSED_FILE_OPTIONS = {
     "--evasive-devices": ("use any path for missing devices: refcr reopens a device by its path only", 0),
     "--force-irmap": ("inotify watches are found by file handle, refcr has no path map to force", 0),
     "--irmap-scan-path": ("inotify watches are found by file handle, refcr has no path map", 1),
-    "--orphan-pts-master": ("a pty master handed out by a unix socket is not implemented", 0),
 }
+# On restore only: the new master goes to an RPC client (dump accepts the option).
+ORPHAN_PTS_RESTORE = ("the new master of an orphan pty is handed to an RPC client (refcr swrk, refcr "
+                      "service); a command-line restore has none", 0)
 
 
 def _file_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
@@ -76,7 +78,13 @@ def _file_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
                    help="filesize: a file reopened at restore must have its dumped size")
     p.add_argument("--skip-file-rwx-check", action="store_true",
                    help="accepted: refcr does not compare permission bits at restore")
-    for name, (why, nargs) in REFUSED_FILE_OPTIONS.items():
+    refused = dict(REFUSED_FILE_OPTIONS)
+    if dump:
+        p.add_argument("--orphan-pts-master", action="store_true",
+                       help="dump a pty slave whose master is outside the tree (a container's console)")
+    else:
+        refused["--orphan-pts-master"] = ORPHAN_PTS_RESTORE
+    for name, (why, nargs) in refused.items():
         p.add_argument(name, action=_Refused, why=why, nargs=nargs,
                        help=argparse.SUPPRESS)
 
@@ -177,7 +185,7 @@ def to_options(ns: argparse.Namespace) -> Options:
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
                  "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "tmpfs_limit", "libdir",
                  "track_mem", "prev_images_dir", "track_mem_method", "link_remap", "ghost_fiemap",
-                 "file_validation",
+                 "file_validation", "orphan_pts_master",
                  "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))

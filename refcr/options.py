@@ -59,9 +59,13 @@ class Options:
     root: str | None = None                  # RPC root: restore binds the mount namespace's root from here
     empty_ns: int = 0                        # RPC empty_ns: CLONE_NEW* bits of namespaces dumped without contents
     restore_sibling: bool = False            # RPC rst_sibling: the restored root becomes a child of refcr's parent
+    orphan_pts_master: bool = False          # --orphan-pts-master: a pty slave whose master is outside is dumped
     # Called at every action-script moment (action, root pid) after the scripts:
     # the RPC server's NOTIFY round trip to its client (refcr/rpc/server.py).
     notify: Callable[[str, int | None], None] | None = None
+    # Hands a descriptor to the RPC client in a NOTIFY (action, fd): the new
+    # master of an orphan pty ("orphan-pts-master"); None on the command line.
+    hand_fd: Callable[[str, int], None] | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -74,7 +78,7 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
              ("dump options", ["pid", "leave_running", "leave_stopped", "external", "ext_unix_sk",
                                "tcp_established", "file_locks", "ghost_limit", "shell_job", "track_mem",
                                "track_mem_method", "tmpfs_limit", "link_remap", "ghost_fiemap", "file_validation",
-                               "skip_file_rwx_check"])],
+                               "skip_file_rwx_check", "orphan_pts_master"])],
     "pre-dump": [("common options", COMMON),
                  ("pre-dump options", ["pid", "track_mem_method", "external", "ext_unix_sk", "tcp_established",
                                        "file_locks", "shell_job"])],

@@ -23,6 +23,17 @@ before the leader acquired it and have none.  A slave whose master is
 outside the tree is an outside terminal (--external tty[...]), the shell's
 terminal (--shell-job), or unsupported.
 
+*Orphan pty.*  A container runtime hands the master of the container's
+console to a console socket outside the tree.  With --orphan-pts-master (the
+RPC's orphan_pts_master, which runc always sets) such a slave is dumped as a
+pty of its own: its termios, window size, node and controlling session are
+read through the slave.  The restore makes a new pair with the same index
+in the tree's devpts and hands the new master to the RPC client in a NOTIFY
+"orphan-pts-master" (SCM_RIGHTS), as CRIU does; the runtime passes it on to
+its console socket.  Input typed into the slave and not yet read cannot be
+put back without the old master, so the dump refuses while there is any;
+output the old master has not read stays with the old master.
+
 *Outside terminal.*  `--external tty[RDEV:DEV]` (CRIU's name: st_rdev and
 st_dev of the terminal, in hex) at dump marks a terminal from outside the
 tree, e.g. a pty slave whose master another program holds: its descriptors
@@ -231,9 +242,33 @@ def _controlling(ctx: DumpFiles, index: int, ends: PtyEnds) -> tuple[int, int]:
     return 0, 0
 
 
+def dump_orphan(ctx: DumpFiles, index: int, ends: PtyEnds, t: FdTarget) -> tty_pb2.PtyPairState:
+    """A pty whose master is outside the tree (see the module docstring), through its slave."""
+    slave = native.copy_fd(*ends.slaves[0])
+    try:
+        tio = fcntl.ioctl(slave, TCGETS2, bytes(TERMIOS2.size))
+        row, col, xp, yp = WINSIZE.unpack(fcntl.ioctl(slave, TIOCGWINSZ, bytes(WINSIZE.size)))
+        s = tty_pb2.PtyPairState(termios=tio, ws_row=row, ws_col=col, ws_xpixel=xp, ws_ypixel=yp, orphan=True)
+        queued = _inq(slave)
+        if queued:
+            raise UnsupportedObject(f"{describe(t)}: {queued} bytes typed into /dev/pts/{index} are not read "
+                                    "yet, and its master is outside the tree (they cannot be put back); "
+                                    "retry once the tree has read them")
+        s.session, s.fg_pgid = _controlling(ctx, index, ends)
+        st = os.fstat(slave)
+        s.has_node, s.slave_uid, s.slave_gid = True, st.st_uid, st.st_gid
+        s.slave_mode = stat_mod.S_IMODE(st.st_mode)
+    finally:
+        os.close(slave)
+    return s
+
+
 def dump_pair(ctx: DumpFiles, index: int, ends: PtyEnds, t: FdTarget) -> tty_pb2.PtyPairState:
     if not ends.masters:
-        raise UnsupportedObject(f"{describe(t)}: the master of /dev/pts/{index} is outside the tree")
+        if ctx.opts.orphan_pts_master and ends.slaves:
+            return dump_orphan(ctx, index, ends, t)
+        raise UnsupportedObject(f"{describe(t)}: the master of /dev/pts/{index} is outside the tree"
+                                " (dump with --orphan-pts-master if a container runtime holds it)")
     master = native.copy_fd(*ends.masters[0])
     slave = native.copy_fd(*ends.slaves[0]) if ends.slaves else -1
     try:
@@ -296,7 +331,12 @@ class PtyKind:
         if t.st.st_rdev == PTMX:
             return True
         n = pts_index(t.st.st_rdev)
-        return n is not None and bool(_pty_ends(ctx).get(n, PtyEnds()).masters)
+        if n is None:
+            return False
+        if _pty_ends(ctx).get(n, PtyEnds()).masters:
+            return True
+        # an orphan slave, unless --external names it as the caller's terminal
+        return ctx.opts.orphan_pts_master and not ExtTtyKind().claims(t, ctx)
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> tty_pb2.PtyEntry:
         master = t.st.st_rdev == PTMX
@@ -370,6 +410,10 @@ class NewPty:
         if state is None:
             raise RestoreError(f"files.img: no state for pty {index}")
         what = f"/dev/pts/{index}"
+        hand = ctx.opts.hand_fd
+        if state.orphan and hand is None:
+            raise RestoreError(f"{what}: its master was outside the tree (dumped with --orphan-pts-master); "
+                               "the new one must go to an RPC client (refcr swrk, refcr service)")
         master = ctx.keep(_open_index(ctx.resolve("/dev/ptmx"), index))
         pair = cls(index, master, state)
         try:
@@ -392,6 +436,8 @@ class NewPty:
             raise RestoreError(f"{what}: cannot set its state: {exc.strerror}") from exc
         finally:
             os.close(slave)
+        if state.orphan and hand is not None:
+            hand("orphan-pts-master", master)
         return pair
 
     def open_slave(self, flags: int) -> int:
@@ -512,7 +558,9 @@ class ShellJobTtyKind:
         if not ctx.opts.shell_job:
             raise UnsupportedObject(f"{describe(t)} is a terminal not held by the dumped tree; dump with "
                                     f"--external {ext_name(t.st.st_rdev, t.st.st_dev)} to hand one in at restore, "
-                                    "or --shell-job if the process is a job of the shell you run refcr from")
+                                    "or --shell-job if the process is a job of the shell you run refcr from"
+                                    + (", or --orphan-pts-master if a container runtime holds its master"
+                                       if pts_index(t.st.st_rdev) is not None else ""))
         return True
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> tty_pb2.ShellJobTtyEntry:

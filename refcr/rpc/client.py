@@ -14,7 +14,10 @@ Keyword options are criu_opts fields (proto/rpc.proto): scalars by value,
 repeated fields as lists (`external=["unix[123]"]`), `inherit_fd` as a list
 of (key, fd) pairs of this process, `veths` as (inside, outside) pairs.
 `on_notify(script, pid) -> bool` answers the server's notifications when
-`notify_scripts=True` (False refuses, which fails the run).
+`notify_scripts=True` (False refuses, which fails the run).  A notification
+may carry a descriptor (the new master of an orphan pty: script
+"orphan-pts-master"): `on_fd(script, fd)` gets it and owns it from then on;
+without on_fd it is closed.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ class Client:
     binary: str | None = None           # the refcr (or criu) executable for swrk; default: this refcr
     local: bool = False                 # serve from a fork of this interpreter
     on_notify: Callable[[str, int], bool] | None = None
+    on_fd: Callable[[str, int], None] | None = None
 
     # -- the requests -------------------------------------------------------
     def version(self) -> rpc_pb2.criu_version:
@@ -94,9 +98,7 @@ class Client:
                     if got is None:
                         raise RpcError(_name(req.type), "the server closed the connection without an answer")
                     data, fds = got
-                    for fd in fds:
-                        os.close(fd)
-                    resp = wire.decode(rpc_pb2.criu_resp, data)
+                    resp = self._decode(data, fds)
                     if resp.type != rpc_pb2.NOTIFY:
                         break
                     ok = self.on_notify(resp.notify.script, resp.notify.pid) if self.on_notify else True
@@ -107,6 +109,21 @@ class Client:
         if not resp.success:
             raise RpcError(_name(req.type), resp.cr_errmsg or "failed (no message)",
                            resp.cr_errno if resp.HasField("cr_errno") else None)
+        return resp
+
+    def _decode(self, data: bytes, fds: list[int]) -> rpc_pb2.criu_resp:
+        """A response; the descriptors of a notification go to on_fd, others are closed."""
+        try:
+            resp = wire.decode(rpc_pb2.criu_resp, data)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        for fd in fds:
+            if resp.type == rpc_pb2.NOTIFY and self.on_fd is not None:
+                self.on_fd(resp.notify.script, fd)
+            else:
+                os.close(fd)
         return resp
 
     def _connect(self) -> "_Connection":

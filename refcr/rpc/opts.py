@@ -236,6 +236,7 @@ HANDLERS: dict[str, Callable[[Request, object], None]] = {
     "config_file": _config_file,
     "cg_root": _cg_root,
     "root": _root,
+    "orphan_pts_master": _set("orphan_pts_master"),
 }
 
 # Fields honoured by refcr's own behaviour, or harmless to ignore: why each is.
@@ -248,8 +249,6 @@ ACCEPTED = {
     "file_validation_method": "refcr checks a reopened file's type and size",
     "evasive_devices": "device files are reopened by path; a missing one fails the restore",
     "freeze_cgroup": "the tree is frozen task by task with ptrace (re-listed until stable), not by the freezer",
-    "orphan_pts_master": "a pty whose master is outside the tree fails the dump (--external tty[..]), so there is "
-                         "no orphan master to hand back",
 }
 for _name in ACCEPTED:
     HANDLERS.setdefault(_name, _accepted)

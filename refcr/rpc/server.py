@@ -143,6 +143,7 @@ class Session:
     def _prepare(self, req: rpc_pb2.criu_req, command: str) -> Request:
         r = translate(req.opts, self.peer, command, lambda r: logmod.setup(r.opts.verbosity, r.opts.log_file))
         r.opts.notify = lambda action, pid: self.notify(r, action, pid)
+        r.opts.hand_fd = lambda action, fd: self.hand_fd(r, action, fd)
         from refcr.external import check_external
         r.opts.ext_unix_sk += [str(ino) for ino in check_external(r.opts.external)]
         return r
@@ -185,7 +186,7 @@ class Session:
         return resp
 
     # -- notifications ----------------------------------------------------
-    def notify(self, r: Request, action: str, pid: int | None) -> None:
+    def notify(self, r: Request, action: str, pid: int | None, fds: list[int] | None = None) -> None:
         """One action moment: a NOTIFY round trip, or a check that the client is still there."""
         if not r.notify_scripts:
             if _hung_up(self.sock):
@@ -195,7 +196,7 @@ class Session:
         resp.notify.script = action
         if pid is not None:
             resp.notify.pid = pid
-        wire.send(self.sock, resp)
+        wire.send(self.sock, resp, fds)
         answer = wire.recv_req(self.sock)
         if answer is None:
             raise wire.ClientGone(f"the client closed the connection (at notification {action})")
@@ -204,6 +205,14 @@ class Session:
                                      f"{rpc_pb2.criu_req_type.Name(answer.type)}, not NOTIFY")
         if not answer.notify_success:
             raise NotifyRefused(f"the client refused notification {action}")
+
+    def hand_fd(self, r: Request, action: str, fd: int) -> None:
+        """A descriptor for the client, with a NOTIFY it acknowledges (as CRIU: only
+        where the client takes notifications)."""
+        if not r.notify_scripts:
+            raise OptionError(f"{action}: the client takes no notifications (notify_scripts), "
+                              "so there is no way to hand it the descriptor")
+        self.notify(r, action, None, [fd])
 
 
 def _hung_up(sock: socket.socket) -> bool:
