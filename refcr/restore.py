@@ -355,7 +355,9 @@ def restore_namespaces(root: Node, images: ImageDir, namespaces: list[str], ctx:
     if "mnt" in namespaces:
         from refcr.ns import mntns
         if images.exists("mntns"):
-            mntns.restore(root.puppet.pid, images, ctx.opts.external, ctx.opts.root)
+            for index, master in mntns.restore(root.puppet.pid, images, ctx.opts.external,
+                                               ctx.opts.root).items():
+                ctx.extra.setdefault("pty-made", {})[index] = ctx.keep(master)
         ctx.root = Root(root.puppet.pid)
     else:
         from refcr.ns import mntns

@@ -10,9 +10,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import select
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,3 +168,69 @@ def test_pre_dump_chain(container: Container, tmp_path: Path) -> None:
     dumped = container.count()
     container.restore(tmp_path / "img")
     assert container.wait_count(dumped) > dumped
+
+
+class ConsoleSocket:
+    """What a runtime's caller runs for `terminal: true`: a unix socket on which
+    runc hands over the master of the container's console (SCM_RIGHTS)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+        self.master = -1
+        self.thread = threading.Thread(target=self._take, daemon=True)
+        self.thread.start()
+
+    def _take(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            self.master = fds[0]
+
+    def wait(self) -> int:
+        self.thread.join(timeout=60)
+        assert self.master >= 0, "runc handed no console master over the console socket"
+        self.sock.close()
+        return self.master
+
+    def say(self, line: str, expect: str) -> None:
+        """Type a line into the console and wait until the container's answer shows."""
+        os.write(self.master, line.encode() + b"\n")
+        self.wait_for(expect)
+
+    def wait_for(self, expect: str) -> None:
+        seen, deadline = b"", time.monotonic() + 30
+        while expect.encode() not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"the console shows {seen!r}, not {expect!r}"
+            if select.select([self.master], [], [], left)[0]:
+                seen += os.read(self.master, 4096)
+
+
+def test_terminal_container(container: Container, tmp_path: Path) -> None:
+    """`terminal: true`: the console's master is runc's caller's (outside the tree);
+    refcr dumps the slave as an orphan pty and hands the new master to runc at
+    restore, which passes it on to the new console socket."""
+    spec = json.loads((container.bundle / "config.json").read_text())
+    spec["process"]["terminal"] = True
+    # the counter in the background, the console reader in front (a background job reads /dev/null)
+    spec["process"]["args"] = ["sh", "-c", f"({LOOP}) & while read l; do echo got:$l; done"]
+    (container.bundle / "config.json").write_text(json.dumps(spec))
+    first = ConsoleSocket(tmp_path / "console1.sock")
+    container.runc("run", "-d", "--console-socket", str(first.path), container.id, detached=True)
+    first.wait()
+    first.say("before", "got:before")
+    dumped = container.wait_count(0)
+    container.runc("checkpoint", "--image-path", str(tmp_path / "img"), container.id)
+    os.close(first.master)
+    second = ConsoleSocket(tmp_path / "console2.sock")
+    container.runc("restore", "-d", "--console-socket", str(second.path), "--image-path", str(tmp_path / "img"),
+                   container.id, detached=True)
+    second.wait()
+    second.say("after", "got:after")                # the same shell, through the new console
+    container.runc("exec", container.id, "sh", "-c", "echo via-console > /dev/console")
+    second.wait_for("via-console")                  # /dev/console is bound to the live pty again
+    assert container.wait_count(dumped) > dumped
+    os.close(second.master)

@@ -414,7 +414,11 @@ class NewPty:
         if state.orphan and hand is None:
             raise RestoreError(f"{what}: its master was outside the tree (dumped with --orphan-pts-master); "
                                "the new one must go to an RPC client (refcr swrk, refcr service)")
-        master = ctx.keep(_open_index(ctx.resolve("/dev/ptmx"), index))
+        made = ctx.extra.get("pty-made", {})
+        if index in made:       # made with the mount tree, for a bind of its slave (ns/mntns.py)
+            master = made.pop(index)
+        else:
+            master = ctx.keep(_open_index(ctx.resolve("/dev/ptmx"), index))
         pair = cls(index, master, state)
         try:
             _set_int(master, TIOCSPTLCK, 0)

@@ -41,7 +41,9 @@ external; a mount over the namespace's root itself is not supported.
 """
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
 import os
 import re
 import socket
@@ -290,6 +292,47 @@ def dump_contents(fd: int, m: Mount, images: ImageDir, limit: int) -> None:
 
 # ---------------------------------------------- helpers in other namespaces -----
 
+PTY_ROOT = re.compile(r"/[0-9]+")       # the root of a bind of one pty slave, in its devpts
+TIOCGPTN = 0x80045430
+
+
+def native_pty_index(fd: int) -> int:
+    return int.from_bytes(fcntl.ioctl(fd, TIOCGPTN, bytes(4)), "little")
+
+
+def _take_ptys(sock: socket.socket, ptys: dict[int, int]) -> None:
+    """The pty masters the mount helper made (Builder.make_pty), still queued on sock."""
+    while True:
+        try:
+            msg, fds = _recv_fds(sock, 64, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        if not msg:
+            return
+        _pty_message(msg, fds, ptys)
+
+
+def _recv_fds(sock: socket.socket, size: int, flags: int = 0) -> tuple[bytes, list[int]]:
+    """One message and at most one fd (socket.recv_fds of Python 3.11 drops *flags*)."""
+    fds = array.array("i")
+    msg, anc, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(fds.itemsize), flags)
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+    return msg, list(fds)
+
+
+def _pty_message(msg: bytes, fds: list[int], ptys: dict[int, int]) -> bool:
+    """Keep a "pty N" message's master; False for any other message."""
+    text = msg.decode("utf-8", "replace")
+    if text.startswith("pty ") and text[4:].isdigit() and len(fds) == 1:
+        ptys[int(text[4:])] = fds[0]
+        return True
+    for fd in fds:
+        os.close(fd)
+    return False
+
+
 def _in_child(body, what: str) -> None:  # noqa: ANN001  (body: () -> None, runs in a fork)
     """Run body in a fork of refcr; an exception there becomes RefcrError here."""
     r, w = os.pipe()
@@ -417,6 +460,8 @@ class Builder:
             if e.how in (How.BIND_HOST, How.EXTERNAL_KEY):
                 return self.sources[e.mnt_id]
             if e.how == How.BIND_INTERNAL:
+                if e.fstype == "devpts" and PTY_ROOT.fullmatch(e.root):
+                    self.make_pty(pristine[e.bind_of], int(e.root[1:]))
                 return mapi.open_tree(pristine[e.bind_of], e.root.lstrip("/"))
             opts, attrs = fs_options(e.super_options), mapi.attrs_of(e.options)
             ro = ("ro", None) in opts and e.has_contents      # read-only once filled
@@ -458,6 +503,26 @@ class Builder:
                 except OSError as exc:
                     raise RestoreError(f"mount {b.mountpoint} ({b.fstype}): {exc.filename}: {exc.strerror}") from None
         return out
+
+    def make_pty(self, devpts: int, index: int) -> None:
+        """A bind of one pty's slave (runc's /dev/console is /dev/pts/0 bound
+        there): the slave exists only while its master is open, so the pty is
+        made first in the new devpts (ptmx opened until the kernel hands out
+        *index*) and its master sent to refcr, whose tty restore uses it for
+        that pty instead of opening another (drivers/tty.py)."""
+        held: list[int] = []
+        try:
+            for _ in range(index + 1):
+                fd = os.open(f"/proc/self/fd/{devpts}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                held.append(fd)
+                if native_pty_index(fd) == index:
+                    assert self.sock is not None
+                    socket.send_fds(self.sock, [f"pty {index}".encode()], [fd])
+                    return
+            raise RestoreError(f"devpts: the new instance does not hand out pty {index}")
+        finally:
+            for fd in held:
+                os.close(fd)
 
     def plugin_mount(self, e: mntns_pb2.MountEntry) -> None:
         """Ask refcr to have the plugin make it (the plugin's host enters this namespace)."""
@@ -606,9 +671,11 @@ def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str],
     return out
 
 
-def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str | None = None) -> None:
+def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str | None = None) -> dict[int, int]:
     """Rebuild the mount tree in the new mount namespace of root_pid (the root
-    puppet, pid 1 of its pid namespace if it has one)."""
+    puppet, pid 1 of its pid namespace if it has one).  Returns the masters of
+    the ptys made for binds of their slaves (index -> fd), which the caller owns."""
+    ptys: dict[int, int] = {}
     e = images.read_single("mntns")
     entries = list(e.mounts)
     if not entries:
@@ -634,10 +701,13 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
                 b.build()
 
             if any(x.how == How.EXTERNAL_PLUGIN for x in entries):
-                _serve_plugins(parent, child, entries, stage, mnt_ns.fileno(), body)
+                _serve_plugins(parent, child, entries, stage, mnt_ns.fileno(), body, ptys)
             else:
                 _in_child(body, "restoring the mount namespace")
+                _take_ptys(parent, ptys)
     except RefcrError as exc:
+        for fd in ptys.values():
+            os.close(fd)
         raise RestoreError(str(exc)) from None
     finally:
         child.close()
@@ -648,10 +718,11 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
             os.rmdir(stage)
         except OSError as exc:
             log.warning("cannot remove %s: %s", stage, exc.strerror)
+    return ptys
 
 
 def _serve_plugins(parent: socket.socket, child: socket.socket, entries: list[mntns_pb2.MountEntry],
-                   stage: str, ns_fd: int, body) -> None:  # noqa: ANN001  (body: the helper's)
+                   stage: str, ns_fd: int, body, ptys: dict[int, int]) -> None:  # noqa: ANN001
     """Run the helper from a waiting fork; meanwhile make the plugin mounts the
     builder asks for (by mount id), answering "ok" or the error.  The waiter
     sends "!" (done) or "!" + the helper's error last."""
@@ -671,7 +742,9 @@ def _serve_plugins(parent: socket.socket, child: socket.socket, entries: list[mn
     msg = "!no answer from the mount helper"
     try:
         while True:
-            data = parent.recv(4096)
+            data, fds = _recv_fds(parent, 4096)
+            if _pty_message(data, fds, ptys):
+                continue
             msg = data.decode("utf-8", "replace") if data else msg
             if not data or msg.startswith("!"):
                 break
