@@ -104,7 +104,7 @@ def container(tmp_path: Path):
     busybox = shutil.which("busybox")
     assert busybox, "busybox-static is not installed (./dev.sh setup installs it)"
     shutil.copy(busybox, rootfs / "bin" / "busybox")
-    for tool in ("sh", "sleep", "echo", "cat", "mv"):
+    for tool in ("sh", "sleep", "echo", "cat", "mv", "ps", "ls"):
         (rootfs / "bin" / tool).symlink_to("busybox")
     c = Container(tmp_path / "bundle", tmp_path / "state", f"refcr-test-{os.getpid()}-{next(_ids)}")
     subprocess.run([shutil.which("runc") or "runc", "spec"], cwd=c.bundle, check=True)
@@ -234,3 +234,41 @@ def test_terminal_container(container: Container, tmp_path: Path) -> None:
     second.wait_for("via-console")                  # /dev/console is bound to the live pty again
     assert container.wait_count(dumped) > dumped
     os.close(second.master)
+
+
+def test_tcp_connection_in_container(container: Container, tmp_path: Path) -> None:
+    """A TCP connection inside the container's network namespace (nc to nc over
+    its loopback) survives `checkpoint --tcp-established`: the receiver's file
+    holds every number the sender sent, in order, none twice, across the restore."""
+    spec = json.loads((container.bundle / "config.json").read_text())
+    # (the listener's stdin is a pipe that stays open: at EOF on it, nc ends the connection)
+    sender = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done"
+    spec["process"]["args"] = ["sh", "-c", f"sleep 100000 | nc -l -p 5000 > /tmp/recv & sleep 0.5; ({sender}) | nc 127.0.0.1 5000 & "
+                               + LOOP]
+    (container.bundle / "config.json").write_text(json.dumps(spec))
+    for tool in ("nc",):
+        (container.bundle / "rootfs" / "bin" / tool).symlink_to("busybox")
+    container.start()
+    recv = container.bundle / "rootfs" / "tmp" / "recv"
+
+    def received() -> list[int]:
+        return [int(x) for x in recv.read_text().split()] if recv.exists() else []
+
+    deadline = time.monotonic() + 30
+    while len(received()) < 5:
+        if time.monotonic() > deadline:
+            inside = container.runc("exec", container.id, "sh", "-c", "cat /proc/net/tcp; ps; ls -l /tmp",
+                                    check=False)
+            raise AssertionError(f"nothing comes through the connection: {received()}\n{inside.stdout}"
+                                 f"{inside.stderr}")
+        time.sleep(0.05)
+    container.runc("checkpoint", "--tcp-established", "--image-path", str(tmp_path / "img"), container.id)
+    dumped = received()
+    container.runc("restore", "-d", "--tcp-established", "--image-path", str(tmp_path / "img"), container.id,
+                   detached=True)
+    deadline = time.monotonic() + 30
+    while len(received()) < len(dumped) + 5:
+        assert time.monotonic() < deadline, f"the connection carries nothing after restore: {received()[-5:]}"
+        time.sleep(0.05)
+    got = received()
+    assert got == list(range(1, len(got) + 1)), f"lost or repeated numbers around {len(dumped)}: {got}"
