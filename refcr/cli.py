@@ -110,6 +110,16 @@ def _track_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
                    help="how changed pages are found: uffd-wp + PAGEMAP_SCAN, or page digests (default: auto)")
 
 
+def _cgroup_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
+    """CRIU's cgroup options (refcr/kernel/cgroup.py)."""
+    p.add_argument("--manage-cgroups", nargs="?", const="soft", metavar="MODE",
+                   help="dump (restore) the tree's cgroups and their properties; MODE none, props, soft "
+                        "(default), full, strict, ignore")
+    if not dump:
+        p.add_argument("--cgroup-root", action="append", default=[], metavar="[CTRL:]PATH",
+                       help="restore into PATH instead of the dumped cgroup (for the controller CTRL, or all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="refcr", description="checkpoint/restore of Linux processes")
     parser.add_argument("-V", "--version", action="version", version=f"refcr {__version__}")
@@ -128,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _track_arguments(d, dump=True)
     _file_arguments(d, dump=True)
+    _cgroup_arguments(d, dump=True)
 
     pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
     pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
@@ -143,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inherit-fd", action="append", default=[], metavar="fd[N]:RES",
                    help="give the restored tree refcr's fd N where the images have RES")
     _file_arguments(r, dump=False)
+    _cgroup_arguments(r, dump=False)
 
     from refcr.images.show import add_arguments as show_arguments
     show_arguments(sub.add_parser("show", help="print images as JSON"))
@@ -191,9 +203,22 @@ def to_options(ns: argparse.Namespace) -> Options:
             setattr(opts, name, getattr(ns, name))
     if opts.file_validation == "buildid":
         raise OptionError("--file-validation buildid: not supported by refcr (only filesize)")
+    _cgroup_options(ns, opts)
     if opts.log_file and opts.images_dir and not os.path.isabs(opts.log_file) and opts.log_file != "-":
         opts.log_file = os.path.join(opts.images_dir, opts.log_file)
     return opts
+
+
+def _cgroup_options(ns: argparse.Namespace, opts: Options) -> None:
+    mode = getattr(ns, "manage_cgroups", None)
+    if mode is not None and mode != "ignore":
+        from refcr.kernel.cgroup import check_mode
+        opts.manage_cgroups = check_mode(mode, "--manage-cgroups")
+    for item in getattr(ns, "cgroup_root", []) or []:
+        ctrl, sep, path = item.rpartition(":") if not item.startswith("/") else ("", "", item)
+        if not path.startswith("/") or "\0" in path:
+            raise OptionError(f"--cgroup-root {item}: not [CONTROLLER:]ABSOLUTE-PATH")
+        opts.cgroup_roots[ctrl] = path
 
 
 def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:

@@ -54,8 +54,8 @@ class Options:
     track_mem: bool = False                  # --track-mem: arm dirty-page tracking for a next dump (refcr/mm/track.py)
     prev_images_dir: str | None = None       # --prev-images-dir: the parent image, relative to images_dir
     track_mem_method: str = "auto"           # --track-mem-method: auto, uffd (uffd-wp + PAGEMAP_SCAN), hash
-    manage_cgroups: str | None = None        # RPC manage_cgroups: "soft" = keep the cgroups (kernel/cgroup.py)
-    cgroup_roots: dict[str, str] = field(default_factory=dict)  # RPC cg_root: controllers ("" = all) -> new root
+    manage_cgroups: str | None = None        # --manage-cgroups MODE: none, props, soft, full, strict (kernel/cgroup.py)
+    cgroup_roots: dict[str, str] = field(default_factory=dict)  # --cgroup-root / cg_root: controllers ("" = all) -> new root
     root: str | None = None                  # RPC root: restore binds the mount namespace's root from here
     empty_ns: int = 0                        # RPC empty_ns: CLONE_NEW* bits of namespaces dumped without contents
     restore_sibling: bool = False            # RPC rst_sibling: the restored root becomes a child of refcr's parent
@@ -78,14 +78,14 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
              ("dump options", ["pid", "leave_running", "leave_stopped", "external", "ext_unix_sk",
                                "tcp_established", "file_locks", "ghost_limit", "shell_job", "track_mem",
                                "track_mem_method", "tmpfs_limit", "link_remap", "ghost_fiemap", "file_validation",
-                               "skip_file_rwx_check", "orphan_pts_master"])],
+                               "skip_file_rwx_check", "orphan_pts_master", "manage_cgroups"])],
     "pre-dump": [("common options", COMMON),
                  ("pre-dump options", ["pid", "track_mem_method", "external", "ext_unix_sk", "tcp_established",
                                        "file_locks", "shell_job"])],
     "restore": [("common options", COMMON),
                 ("restore options", ["restore_detached", "leave_stopped", "inherit_fd", "external", "ext_unix_sk",
                                      "tcp_established", "file_locks", "shell_job", "link_remap", "file_validation",
-                                     "skip_file_rwx_check"])],
+                                     "skip_file_rwx_check", "manage_cgroups", "cgroup_root"])],
 }
 REFCR_ONLY = {"tmpfs_limit", "track_mem_method"}     # not in CRIU
 METAVARS = {"images_dir": "DIR", "log_file": "FILE", "pidfile": "FILE", "libdir": "DIR"}
@@ -100,12 +100,10 @@ _COMMON_REFUSED = [
 ]
 _DUMP_REFUSED = [
     (("--freeze-cgroup",), False, "refcr freezes with ptrace only"),
-    (("--manage-cgroups",), True, "cgroups are not dumped"),
     (("--cgroup-props",), True, "cgroups are not dumped"),
     (("--cgroup-props-file",), True, "cgroups are not dumped"),
     (("--cgroup-dump-controller",), True, "cgroups are not dumped"),
     (("--cgroup-yard",), True, "cgroups are not dumped"),
-    (("--cgroup-root",), True, "cgroups are not dumped"),
     (("--skip-in-flight",), False, "connections in flight are refused, not skipped"),
     (("--page-server",), False, "there is no page server: pages are written into -D"),
     (("--auto-dedup",), False, "not implemented"),
@@ -122,9 +120,7 @@ REFUSED: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {
         (("-S", "--restore-sibling"), False, "the root is refcr's child (or, with -d, re-parented)"),
         (("--log-pid",), False, "there is one log"),
         (("-r", "--root"), True, "the mount tree is rebuilt from the images, not from a new root"),
-        (("--manage-cgroups",), True, "cgroups are not restored"),
         (("--cgroup-yard",), True, "cgroups are not restored"),
-        (("--cgroup-root",), True, "cgroups are not restored"),
         (("--tcp-close",), False, "not implemented"),
         (("--veth-pair",), True, "use --external veth[IN]:OUT[@BRIDGE]"),
         (("--lsm-profile",), True, "LSM profiles are not restored"),

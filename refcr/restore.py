@@ -408,7 +408,7 @@ def _restore(opts: Options) -> int:
         with extnetns.entered(netfd):       # --external net[INO]: into the caller's net namespace
             root = builder.create_root()
         if images.exists("cgroup"):         # before any fork: the children inherit them
-            cgroup.restore(root.puppet.pid, images.read_single("cgroup"), opts.cgroup_roots)
+            cgroup.restore(root.puppet.pid, images.read_single("cgroup"), opts.cgroup_roots, opts.manage_cgroups)
         ctx.root_pid = root.puppet.pid
         lock = netlock.NetLock(opts, root.puppet.pid, "net" in inv.root_namespaces)
         lock.lock()

@@ -166,14 +166,17 @@ def _pid(r: Request, pid: int) -> None:
     r.opts.pid = pid
 
 
+CG_MODES = {rpc_pb2.CG_NONE: "none", rpc_pb2.PROPS: "props", rpc_pb2.SOFT: "soft", rpc_pb2.DEFAULT: "soft",
+            rpc_pb2.FULL: "full", rpc_pb2.STRICT: "strict"}
+
+
 def _cg_mode(r: Request, mode: int) -> None:
-    if mode in (rpc_pb2.IGNORE, rpc_pb2.CG_NONE):
+    if mode == rpc_pb2.IGNORE:
         r.opts.manage_cgroups = None
-    elif mode in (rpc_pb2.SOFT, rpc_pb2.DEFAULT):
-        r.opts.manage_cgroups = "soft"
+    elif mode in CG_MODES:
+        r.opts.manage_cgroups = CG_MODES[mode]
     else:
-        raise OptionError(f"criu_opts.manage_cgroups_mode {rpc_pb2.criu_cg_mode.Name(mode)}: refcr restores "
-                          "cgroup membership only (SOFT), not controller properties")
+        raise OptionError(f"criu_opts.manage_cgroups_mode {mode}: not one of CRIU's modes")
 
 
 def _manage_cgroups(r: Request, on: bool) -> None:
