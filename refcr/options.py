@@ -55,7 +55,7 @@ class Options:
     prev_images_dir: str | None = None       # --prev-images-dir: the parent image, relative to images_dir
     track_mem_method: str = "auto"           # --track-mem-method: auto, uffd (uffd-wp + PAGEMAP_SCAN), hash
     manage_cgroups: str | None = None        # --manage-cgroups MODE: none, props, soft, full, strict (kernel/cgroup.py)
-    cgroup_roots: dict[str, str] = field(default_factory=dict)  # --cgroup-root / cg_root: controllers ("" = all) -> new root
+    cgroup_roots: dict[str, str] = field(default_factory=dict)  # --cgroup-root, cg_root: controllers ("" = all) -> root
     root: str | None = None                  # RPC root: restore binds the mount namespace's root from here
     empty_ns: int = 0                        # RPC empty_ns: CLONE_NEW* bits of namespaces dumped without contents
     restore_sibling: bool = False            # RPC rst_sibling: the restored root becomes a child of refcr's parent

@@ -243,8 +243,8 @@ def test_tcp_connection_in_container(container: Container, tmp_path: Path) -> No
     spec = json.loads((container.bundle / "config.json").read_text())
     # (the listener's stdin is a pipe that stays open: at EOF on it, nc ends the connection)
     sender = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done"
-    spec["process"]["args"] = ["sh", "-c", f"sleep 100000 | nc -l -p 5000 > /tmp/recv & sleep 0.5; ({sender}) | nc 127.0.0.1 5000 & "
-                               + LOOP]
+    spec["process"]["args"] = ["sh", "-c", "sleep 100000 | nc -l -p 5000 > /tmp/recv & sleep 0.5; "
+                               f"({sender}) | nc 127.0.0.1 5000 & {LOOP}"]
     (container.bundle / "config.json").write_text(json.dumps(spec))
     for tool in ("nc",):
         (container.bundle / "rootfs" / "bin" / tool).symlink_to("busybox")
