@@ -16,10 +16,15 @@ import time
 from pathlib import Path
 
 import pexpect
+import pytest
 from support import Processes
 from test_cli_plain import REPO, refcr
 
 from zdtm.harness import procs
+
+# a pexpect pty is one of the host's pty indexes: with the zdtm terminal items
+# (zdtm/harness/plugin.py), one after another on one worker
+pytestmark = pytest.mark.xdist_group("terminals")
 
 BIG = r"""
 import sys, time
