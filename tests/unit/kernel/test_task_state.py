@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -84,10 +85,10 @@ def test_seccomp_malformed_filter_is_refused():
 def child():
     p = subprocess.Popen([sys.executable, "-c", "import os, time; os.nice(3); time.sleep(30)"])
     try:
-        for _ in range(200):
-            if os.getpriority(os.PRIO_PROCESS, p.pid) == 3:
-                break
-            os.sched_yield()
+        deadline = time.monotonic() + 30            # the interpreter's start-up on a busy machine
+        while os.getpriority(os.PRIO_PROCESS, p.pid) != 3:
+            assert time.monotonic() < deadline, "the child did not renice itself"
+            time.sleep(0.01)
         yield p.pid
     finally:
         p.kill()
