@@ -118,6 +118,24 @@ def enter_userns() -> None:
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 
 
+# The source name of the tmpfs mounts other tests make for a moment (tests/):
+# copied into this namespace they would be part of the scenario's mount tree,
+# and gone from the host by the time it is restored.
+TEST_MOUNT_SOURCE = "refcr-test"
+
+
+def drop_test_mounts() -> None:
+    """Unmount the copies of other tests' passing mounts (TEST_MOUNT_SOURCE)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f
+                  if line.partition(" - ")[2].split()[1:2] == [TEST_MOUNT_SOURCE]]
+    for point in reversed(points):
+        try:
+            umount(point.replace("\\040", " "))
+        except LaunchError:
+            pass
+
+
 def become_init(argv: list[str]) -> None:
     """In pid 1 of the new namespaces: private mounts, own /proc, lo up, exec."""
     try:
@@ -127,6 +145,7 @@ def become_init(argv: list[str]) -> None:
         except LaunchError:
             pass  # locked in a user namespace: the new /proc goes on top
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        drop_test_mounts()
         lo_up()
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
