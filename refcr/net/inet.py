@@ -13,6 +13,11 @@ anything from the task's socket.
   SO_PEEK_OFF) and sent again at restore from a raw socket bound to the
   sender's address, with the sender's port in the UDP header
   (:func:`_requeue_udp`), so they read back with the same source.
+* shutdown(): the bits (sk_shutdown) come from inet_diag (net/sockdiag.py)
+  and are set again with shutdown() once the socket is rebuilt (after the
+  requeued datagrams, after repair mode for a connection).  A socket never
+  bound is not in inet_diag's tables: poll() still shows a shut-down read
+  side, but SEND_SHUTDOWN alone on such a socket is seen nowhere and lost.
 * An established TCP connection needs --tcp-established (without it the
   dump fails naming the connection).  The copy is put into repair mode
   (TCP_REPAIR): the sequence numbers and the unread / unacknowledged bytes
@@ -34,8 +39,10 @@ network lock.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import select
 import socket
 import stat as stat_mod
 import struct
@@ -43,7 +50,7 @@ import struct
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
-from refcr.net import netlock, nsenter, sockopts
+from refcr.net import netlock, nsenter, sockdiag, sockopts
 from refcr.pb import inet_pb2
 from refcr.ptrace import native
 
@@ -224,7 +231,34 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
     else:
         e.state = TCP_ESTABLISHED if e.dst_port else TCP_CLOSE
         e.udp_msgs.extend(_peek_datagrams(s))
+    e.shutdown = _shutdown_bits(s, t, ctx)
     return e, keep
+
+
+RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
+
+
+def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
+    """sk_shutdown, from inet_diag (the socket's network namespace, cached per
+    namespace, family and protocol).  A socket the kernel has not hashed (never
+    bound) is not listed: poll() shows its RCV_SHUTDOWN (POLLRDHUP) and, for
+    UDP, both bits (POLLHUP); SEND_SHUTDOWN alone on a never-bound socket shows
+    nowhere (README: Status)."""
+    ns = os.stat(f"/proc/{t.pid}/ns/net").st_ino
+    key = (ns, s.family, s.proto)
+    cache = ctx.extra.setdefault("inet-diag", {})
+    if key not in cache:
+        cache[key] = sockdiag.inet_sockets(t.pid, s.family, s.proto)
+    d = cache[key].get(t.st.st_ino)
+    if d is not None:
+        return d.shutdown
+    p = select.poll()
+    p.register(s.fileno(), select.POLLRDHUP)
+    ev = dict(p.poll(0)).get(s.fileno(), 0)
+    bits = RCV_SHUTDOWN if ev & select.POLLRDHUP else 0
+    if s.proto == socket.IPPROTO_UDP and ev & select.POLLHUP:
+        bits |= SEND_SHUTDOWN
+    return bits
 
 
 def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
@@ -383,7 +417,22 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
         raise
     if e.udp_msgs:
         _requeue_udp(s, e)
+    _shut(s, e)
     return s
+
+
+def _shut(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """shutdown() as dumped.  On a socket that is not connected the kernel
+    sets the bits and still says ENOTCONN."""
+    how = {RCV_SHUTDOWN: socket.SHUT_RD, SEND_SHUTDOWN: socket.SHUT_WR,
+           RCV_SHUTDOWN | SEND_SHUTDOWN: socket.SHUT_RDWR}.get(e.shutdown & 3)
+    if how is None:
+        return
+    try:
+        s.shutdown(how)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            raise RestoreError(f"cannot shut {connection(e)} down again: {exc.strerror}") from None
 
 
 V4MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -528,6 +577,7 @@ def _leave_repair(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     view = memoryview(unsent)
     while view:
         view = view[s.send(view):]
+    _shut(s, e)
 
 
 def _s32(v: int) -> int:
