@@ -7,7 +7,10 @@ length of its accept queue), getsockopt the options.  refcr never consumes
 anything from the task's socket.
 
 * A TCP listener comes back bound and listening with its backlog.  A
-  connection waiting in its accept queue cannot be restored: the dump fails.
+  connection waiting in its accept queue cannot be restored: the dump fails
+  (with --skip-in-flight it is dropped, with a warning).
+* --tcp-close: connections are dumped without repair state and restored as
+  new sockets, neither bound nor connected (CRIU's meaning).
 * A UDP socket comes back bound and connected as it was.  Datagrams queued
   for reading are dumped with their senders (peeked one after the other with
   SO_PEEK_OFF) and sent again at restore from a raw socket bound to the
@@ -190,7 +193,7 @@ class InetKind:
                 del premade[i]
                 return fd
         with nsenter.entered(ctx.root_pid):
-            s = _restore_socket(e)
+            s = _restore_socket(e, closed=ctx.opts.tcp_close)
         fcntl.fcntl(s.fileno(), fcntl.F_SETFL, e.flags & STATUS_FLAGS)
         return s.detach()
 
@@ -234,14 +237,19 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
         e.state = info[0]
         if e.state == TCP_LISTEN:
             accept_queue, e.backlog = struct.unpack_from("II", info, 24)   # tcpi_unacked, tcpi_sacked
-            if accept_queue:
+            if accept_queue and ctx.opts.skip_in_flight:
+                log.warning("%s: %s (listening): %d connection(s) not yet accepted are dropped (--skip-in-flight)",
+                            describe(t), connection(e), accept_queue)
+            elif accept_queue:
                 raise UnsupportedObject(f"{describe(t)}: {connection(e)} (listening) has {accept_queue} "
-                                        f"connection(s) waiting in its accept queue")
+                                        f"connection(s) waiting in its accept queue (--skip-in-flight drops them)")
+        elif e.state in REPAIRED_STATES and ctx.opts.tcp_close:
+            pass                # no connection state: it comes back closed (restore --tcp-close)
         elif e.state in REPAIRED_STATES:
             if not ctx.opts.tcp_established:
                 what = "established" if e.state == TCP_ESTABLISHED else TCP_STATES[e.state]
                 raise UnsupportedObject(f"{describe(t)}: {what} TCP connection {connection(e)}; "
-                                        f"use --tcp-established to dump it")
+                                        f"use --tcp-established to dump it (or --tcp-close to drop it)")
             _dump_repair(s, e, t)
             keep = True
         elif e.state == TCP_CLOSE:
@@ -393,7 +401,7 @@ def _prepare(ctx: RestoreFiles) -> None:
         with nsenter.entered(ctx.root_pid):
             for e in [e for e in tcp if e.state == TCP_LISTEN]:
                 premade.append((e.SerializeToString(), _restore_socket(e).detach()))
-            for e in [e for e in tcp if e.state in REPAIRED_STATES]:
+            for e in [e for e in tcp if e.state in REPAIRED_STATES and not ctx.opts.tcp_close]:
                 s = _restore_socket(e)
                 repaired.append((e, s))
         with nsenter.entered(ctx.root_pid):     # segments replayed from the peer (_replay_fins)
@@ -417,16 +425,22 @@ def _loopback_up() -> None:
             fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
+def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket.socket:
+    """One socket as dumped; closed=True (--tcp-close): a connection comes back
+    as a new TCP socket that is neither bound nor connected, with its options."""
     what = connection(e)
+    connection_ = e.protocol == socket.IPPROTO_TCP and e.state in REPAIRED_STATES
     s = socket.socket(e.family, e.type, e.protocol)
     try:
         _restore_options(s, e)
         if e.HasField("opts"):
-            sockopts.restore(s, e.opts, what, connected=e.state in REPAIRED_STATES)
-        if e.protocol == socket.IPPROTO_TCP and e.state in REPAIRED_STATES:
+            sockopts.restore(s, e.opts, what, connected=connection_)   # its MSS was negotiated
+        if connection_ and closed:
+            return s
+        if connection_:
             if not e.HasField("tcp"):
-                raise RestoreError(f"{what}: connected, but the image has no repair state")
+                raise RestoreError(f"{what}: dumped with --tcp-close (no connection state): "
+                                   f"restore it with --tcp-close")
             _restore_established(s, e)
             return s
         if e.src_port:
