@@ -15,6 +15,8 @@ int main(int argc, char **argv)
 	int master, slave, tty;
 
 	test_init(argc, argv);
+	test_write_text("cr-opts.json", "{\"refuse\": [{\"step\": \"dump\", \"opts\": [], "
+			"\"says\": \"is not open in it\"}]}");
 	if (openpty(&master, &slave, NULL, NULL, NULL))
 		fail("openpty");
 	if (ioctl(slave, TIOCSCTTY, 0))

@@ -15,6 +15,8 @@ int main(int argc, char **argv)
 	pid_t pgrp;
 
 	test_init(argc, argv);
+	test_write_text("cr-opts.json", "{\"refuse\": [{\"step\": \"dump\", \"opts\": [], "
+			"\"says\": \"the controlling terminal's alias\"}]}");
 	if (openpty(&master, &slave, NULL, NULL, NULL))
 		fail("openpty");
 	if (ioctl(slave, TIOCSCTTY, 0))

@@ -24,6 +24,8 @@ int main(int argc, char **argv)
 	ssize_t n;
 
 	test_init(argc, argv);
+	test_write_text("cr-opts.json", "{\"refuse\": [{\"step\": \"dump\", \"opts\": [], "
+			"\"says\": \"(SCM_CREDENTIALS) of process\"}]}");
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) ||
 	    setsockopt(dg[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
 		fail("socketpair");
