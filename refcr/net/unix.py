@@ -46,7 +46,6 @@ from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe, fd_target
 from refcr.log import log
 from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
-from refcr.kernel import pstree
 from refcr.plugins import host
 from refcr.ptrace import native, proc
 
@@ -347,11 +346,20 @@ def _keep_creds(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry, m: u
         return
     m.has_creds, m.cred_uid, m.cred_gid = True, uid, gid
     if pid in ctx.pids:
-        m.cred_pid = pstree.inner_ids(pid)
+        m.cred_pid = _inner_pid(pid)
     elif e.passcred:
         sender = f"process {pid}, which is not in the dumped tree" if pid > 0 else "a process that is gone"
         raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} (SO_PASSCRED) holds a message with the "
                                 f"credentials (SCM_CREDENTIALS) of {sender}")
+
+
+def _inner_pid(pid: int) -> int:
+    """A process's pid in its own (innermost) pid namespace."""
+    return int(proc.status(pid)["NSpid"].split()[-1])
+
+
+def _pid_ns(pid: int | str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/pid")
 
 
 class UnixKind:
@@ -793,15 +801,15 @@ class _Builder:
     def _host_pid(self, vpid: int) -> int:
         """The pid in refcr's namespace of the restored process vpid (the tree's)."""
         root = self.ctx.root_pid
-        if root is None or pstree.ns_of(root, "pid") == pstree.ns_of("self", "pid"):
+        if root is None or _pid_ns(root) == _pid_ns("self"):
             return vpid
         found = self.ctx.extra.setdefault("unix-host-pids", {})
         if not found:
-            ns = pstree.ns_of(root, "pid")
+            ns = _pid_ns(root)
             for name in os.listdir("/proc"):
                 try:
-                    if name.isdigit() and pstree.ns_of(name, "pid") == ns:
-                        found[pstree.inner_ids(int(name))] = int(name)
+                    if name.isdigit() and _pid_ns(name) == ns:
+                        found[_inner_pid(int(name))] = int(name)
                 except (OSError, KeyError):
                     continue
         if vpid not in found:
