@@ -587,8 +587,9 @@ def check_controlling(ctx: DumpFiles, pids: list[int]) -> None:
         held = [os.stat(proc.path(pid, "fd", str(fd))) for fd in _fds(pid)]
         if any(ext_name(s.st_rdev, s.st_dev) in external for s in held if s.st_rdev == st.tty_nr):
             continue                        # --external tty[...]: logged by ExtTtyKind
+        why = "its master is outside the tree" if n is not None else "not a pty of the tree"
         raise UnsupportedObject(f"process {pid}: its controlling terminal {tty_name(st.tty_nr)} is not "
-                                f"given back by refcr ({'its master is outside the tree' if n is not None else 'not a pty of the tree'})")
+                                f"given back by refcr ({why})")
 
 
 def _fds(pid: int) -> list[int]:
