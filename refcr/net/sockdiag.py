@@ -10,6 +10,7 @@ the shutdown bits (sk_shutdown), which no getsockopt shows.
 """
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -37,6 +38,10 @@ _NLH = struct.Struct("=IHHII")
 _REQ = struct.Struct("=BBHIII II")
 _MSG = struct.Struct("=BBBBI II")
 _ATTR = struct.Struct("=HH")
+
+
+class DiagUnavailable(DumpError):
+    """The kernel has no sock_diag handler for the family/protocol (module not loaded)."""
 
 
 @dataclass
@@ -111,6 +116,8 @@ def _request(pid: int | None, req: bytes, what: str) -> list[bytes]:
                     return out
                 if mtype == NLMSG_ERROR:
                     err = -struct.unpack_from("=i", body)[0]
+                    if err == errno.ENOENT:
+                        raise DiagUnavailable(f"sock_diag of {what}: the kernel has no handler for them")
                     if err:
                         raise DumpError(f"sock_diag of {what} failed: {os.strerror(err)}")
                     continue
