@@ -36,6 +36,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--file-locks", action="store_true", help="dump/restore file locks (flock, POSIX)")
     p.add_argument("--tcp-established", action="store_true",
                    help="dump/restore established TCP connections (TCP_REPAIR)")
+    p.add_argument("--tcp-close", action="store_true",
+                   help="connected TCP sockets are dumped without their connection and restored closed")
     p.add_argument("--ext-unix-sk", action="append", nargs="?", const="", default=[], metavar="ID[:PATH]",
                    help="unix sockets connected outside the tree: allow them (bare), or name one by id")
     p.add_argument("--external", action="append", default=[], metavar="RES",
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode = d.add_mutually_exclusive_group()
     mode.add_argument("-R", "--leave-running", action="store_true", help="let the process run on after the dump")
     mode.add_argument("-s", "--leave-stopped", action="store_true", help="leave the process stopped after the dump")
+    d.add_argument("--skip-in-flight", action="store_true",
+                   help="connections waiting in a listener's accept queue are dropped, not refused")
     d.add_argument("--ghost-limit", type=_size, default=1 << 20, metavar="SIZE",
                    help="largest deleted-but-open file whose contents go into the images (default 1M)")
     d.add_argument("--tmpfs-limit", type=_size, default=256 << 20, metavar="SIZE",
@@ -194,7 +198,8 @@ def _rpc_parsers(sub) -> None:  # noqa: ANN001  (the subparsers action)
 def to_options(ns: argparse.Namespace) -> Options:
     opts = Options(command=ns.command)
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
-                 "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
+                 "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established", "tcp_close",
+                 "skip_in_flight",
                  "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "tmpfs_limit", "libdir",
                  "track_mem", "prev_images_dir", "track_mem_method", "link_remap", "ghost_fiemap",
                  "file_validation", "orphan_pts_master",

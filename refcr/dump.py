@@ -245,6 +245,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
                 dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
                 progress.process_done()
         unix.dump_in_flight(ctx)
+        tty.check_controlling(ctx, [t.pid for t in frozen])
         write_rest(frozen, tree, namespaces, images, opts, ctx, tracking)
     except BaseException:
         regfile.remove_link_remaps(ctx)

@@ -41,6 +41,8 @@ class Options:
     pidfile: str | None = None
     file_locks: bool = False                 # -l: dump and restore flock/POSIX locks
     tcp_established: bool = False            # --tcp-established: TCP connections via TCP_REPAIR
+    tcp_close: bool = False                  # --tcp-close: connected TCP sockets come back closed (net/inet.py)
+    skip_in_flight: bool = False             # --skip-in-flight: connections not yet accepted are dropped
     ext_unix_sk: list[str] = field(default_factory=list)   # --ext-unix-sk [ID[:PATH]], "" for the bare flag
     external: list[str] = field(default_factory=list)      # --external RES (unix[INO], file[...], mnt[...], ...)
     inherit_fd: list[str] = field(default_factory=list)    # --inherit-fd fd[N]:RES
@@ -76,16 +78,19 @@ COMMON = ["help", "images_dir", "log_file", "verbosity", "pidfile", "prev_images
 GROUPS: dict[str, list[tuple[str, list[str]]]] = {
     "dump": [("common options", COMMON),
              ("dump options", ["pid", "leave_running", "leave_stopped", "external", "ext_unix_sk",
-                               "tcp_established", "file_locks", "ghost_limit", "shell_job", "track_mem",
+                               "tcp_established", "tcp_close", "skip_in_flight", "file_locks", "ghost_limit",
+                               "shell_job", "track_mem",
                                "track_mem_method", "tmpfs_limit", "link_remap", "ghost_fiemap", "file_validation",
                                "skip_file_rwx_check", "orphan_pts_master", "manage_cgroups"])],
     "pre-dump": [("common options", COMMON),
                  ("pre-dump options", ["pid", "track_mem_method", "external", "ext_unix_sk", "tcp_established",
+                                       "tcp_close",
                                        "file_locks", "shell_job"])],
     "restore": [("common options", COMMON),
                 ("restore options", ["restore_detached", "leave_stopped", "inherit_fd", "external", "ext_unix_sk",
-                                     "tcp_established", "file_locks", "shell_job", "link_remap", "file_validation",
-                                     "skip_file_rwx_check", "manage_cgroups", "cgroup_root"])],
+                                     "tcp_established", "tcp_close", "file_locks", "shell_job", "link_remap",
+                                     "file_validation", "skip_file_rwx_check", "manage_cgroups",
+                                     "cgroup_root"])],
 }
 REFCR_ONLY = {"tmpfs_limit", "track_mem_method"}     # not in CRIU
 METAVARS = {"images_dir": "DIR", "log_file": "FILE", "pidfile": "FILE", "libdir": "DIR"}
@@ -104,7 +109,6 @@ _DUMP_REFUSED = [
     (("--cgroup-props-file",), True, "cgroups are not dumped"),
     (("--cgroup-dump-controller",), True, "cgroups are not dumped"),
     (("--cgroup-yard",), True, "cgroups are not dumped"),
-    (("--skip-in-flight",), False, "connections in flight are refused, not skipped"),
     (("--page-server",), False, "there is no page server: pages are written into -D"),
     (("--auto-dedup",), False, "not implemented"),
     (("--cpu-cap",), True, "images are restored on the machine they were made on"),
@@ -121,7 +125,6 @@ REFUSED: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {
         (("--log-pid",), False, "there is one log"),
         (("-r", "--root"), True, "the mount tree is rebuilt from the images, not from a new root"),
         (("--cgroup-yard",), True, "cgroups are not restored"),
-        (("--tcp-close",), False, "not implemented"),
         (("--veth-pair",), True, "use --external veth[IN]:OUT[@BRIDGE]"),
         (("--lsm-profile",), True, "LSM profiles are not restored"),
         (("--auto-dedup",), False, "not implemented"),

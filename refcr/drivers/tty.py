@@ -45,6 +45,19 @@ O_APPEND, O_ASYNC: set on the caller's description, which the tree now
 shares).  An outside terminal that was a process's controlling terminal is
 not one after restore (logged at dump).
 
+*Consoles.*  /dev/console and the virtual consoles (/dev/ttyN, major 4,
+minor 0-63) are terminals of the machine, not of the tree: a descriptor of
+one is dumped as a reference (path, flags) and reopened by its path at
+restore with O_NOCTTY (termios and the queues belong to the device and
+stay as they are).  One that was the process's controlling terminal is
+refused, as is /dev/tty (the alias of the controlling terminal: its
+descriptors would need to be opened by the restored task itself after it
+got its terminal back; with --shell-job it is the shell's terminal).
+A session leader whose controlling terminal is not given back (a pty
+whose master is outside the tree, a console, a terminal it no longer has
+open) is refused by :func:`check_controlling`, except with --shell-job or
+--external for that terminal.
+
 *Shell job.*  Descriptors of any other terminal are the shell's: with
 --shell-job they are not dumped as objects; on restore they become the
 terminal of `refcr restore`'s caller (its stdin), and if the dumped job was
@@ -70,6 +83,8 @@ from refcr.ptrace import native, proc
 
 TTY_MAJORS = {4, 5} | set(range(136, 144))      # vt/serial, /dev/tty+ptmx, pts
 PTMX = os.makedev(5, 2)
+DEV_TTY, DEV_CONSOLE = os.makedev(5, 0), os.makedev(5, 1)
+VT_MAJOR, VT_MINORS = 4, range(0, 64)
 PTS_MAJORS = range(136, 144)
 
 TCGETS2, TCSETS2 = 0x802C542A, 0x402C542B
@@ -551,6 +566,89 @@ def _not_inherited(name: str) -> RestoreError:
                         f"restore with --inherit-fd fd[N]:{name}")
 
 
+# -------------------------------------------------------------- consoles --
+
+def is_console(rdev: int) -> bool:
+    return rdev == DEV_CONSOLE or (os.major(rdev) == VT_MAJOR and os.minor(rdev) in VT_MINORS)
+
+
+def tty_name(rdev: int) -> str:
+    if rdev == DEV_CONSOLE:
+        return "/dev/console"
+    if rdev == DEV_TTY:
+        return "/dev/tty"
+    if os.major(rdev) == VT_MAJOR and os.minor(rdev) in VT_MINORS:
+        return f"/dev/tty{os.minor(rdev)}"
+    n = pts_index(rdev)
+    return f"/dev/pts/{n}" if n is not None else f"terminal {os.major(rdev)}:{os.minor(rdev)}"
+
+
+class ConsoleTtyKind:
+    field = "console_tty"
+
+    def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
+        if not stat_mod.S_ISCHR(t.st.st_mode):
+            return False
+        if t.st.st_rdev == DEV_TTY and not ctx.opts.shell_job:
+            raise UnsupportedObject(f"{describe(t)}: /dev/tty (the controlling terminal's alias) cannot be "
+                                    f"dumped")
+        if not is_console(t.st.st_rdev):
+            return False
+        ctty = int(_stat_fields(t.pid)[7 - 3]) == t.st.st_rdev
+        return not (ctty and ctx.opts.shell_job)    # the shell's console: ShellJobTtyKind
+
+    def dump(self, t: FdTarget, ctx: DumpFiles) -> tty_pb2.ConsoleTtyEntry:
+        if not t.link.startswith("/dev/"):
+            raise UnsupportedObject(f"{describe(t)}: {tty_name(t.st.st_rdev)} is not reachable by its path")
+        return tty_pb2.ConsoleTtyEntry(path=t.link, flags=t.flags, rdev=t.st.st_rdev)
+
+    def open(self, e: tty_pb2.ConsoleTtyEntry, ctx: RestoreFiles) -> int:
+        flags = (e.flags & (os.O_ACCMODE | STATUS_FLAGS)) | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(ctx.resolve(e.path), flags)
+        except OSError as exc:
+            raise RestoreError(f"cannot reopen {e.path}: {exc.strerror}") from None
+        if os.fstat(fd).st_rdev != e.rdev:
+            os.close(fd)
+            raise RestoreError(f"{e.path} is not the device it was at the dump "
+                               f"({os.major(e.rdev)}:{os.minor(e.rdev)})")
+        return fd
+
+
+def check_controlling(ctx: DumpFiles, pids: list[int]) -> None:
+    """Every session leader of the tree with a controlling terminal gets it
+    back, or the dump is refused naming it (nothing is lost silently)."""
+    if ctx.opts.shell_job:
+        return
+    external = _ext_options(ctx.opts.external) if ctx.opts.external else set()
+    ends = None
+    for pid in pids:
+        try:
+            st = proc.stat(pid)
+        except OSError:
+            continue
+        if not st.tty_nr or st.sid != pid:
+            continue
+        n = pts_index(st.tty_nr)
+        if n is not None:
+            ends = _pty_ends(ctx) if ends is None else ends
+            if ends.get(n, PtyEnds()).masters:
+                continue                    # dump_pair gives it back (or refuses there)
+        held = [os.stat(proc.path(pid, "fd", str(fd))) for fd in _fds(pid)]
+        if any(ext_name(s.st_rdev, s.st_dev) in external for s in held if s.st_rdev == st.tty_nr):
+            continue                        # --external tty[...]: logged by ExtTtyKind
+        why = "its master is outside the tree" if n is not None else "not a pty of the tree"
+        raise UnsupportedObject(f"process {pid}: its controlling terminal {tty_name(st.tty_nr)} is not "
+                                f"given back by refcr ({why})")
+
+
+def _fds(pid: int) -> list[int]:
+    try:
+        return proc.fds(pid)
+    except OSError:
+        return []
+
+
 # ------------------------------------------------------------ shell job --
 
 class ShellJobTtyKind:
@@ -620,4 +718,4 @@ class ShellTtyKind:
         return _caller_tty(ctx)
 
 
-KINDS = [PtyKind(), ExtTtyKind(), ShellJobTtyKind(), ShellTtyKind()]
+KINDS = [PtyKind(), ExtTtyKind(), ConsoleTtyKind(), ShellJobTtyKind(), ShellTtyKind()]

@@ -1,5 +1,7 @@
-"""Files opened by path: regular files, directories and the harmless
-character devices (/dev/null, zero, full, random, urandom).
+"""Files opened by path: regular files, directories, the harmless
+character devices (/dev/null, zero, full, random, urandom) and symlinks
+held with O_PATH|O_NOFOLLOW (reopened so, after checking at the dump that
+the path still names the same symlink).
 
 Three kinds share this module:
 
@@ -41,6 +43,7 @@ MEM_MAJOR = 1                      # /dev/null, /dev/zero, /dev/full, /dev/rando
 MEM_MINORS = {3, 5, 7, 8, 9}
 STATUS_FLAGS = os.O_APPEND | os.O_NONBLOCK | os.O_DIRECT | os.O_NOATIME   # what F_SETFL sets here
 TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY      # what marks an O_TMPFILE file in its flags
+O_PATH = 0o10000000
 NOT_ON_REOPEN = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_NOCTTY | TMPFILE_BIT
 
 
@@ -83,6 +86,11 @@ def _is_mem_device(st: os.stat_result) -> bool:
             and os.minor(st.st_rdev) in MEM_MINORS)
 
 
+def _is_path_symlink(t: FdTarget) -> bool:
+    """An O_PATH|O_NOFOLLOW fd of the symlink itself: reopened the same way."""
+    return stat_mod.S_ISLNK(t.st.st_mode) and bool(t.flags & O_PATH)
+
+
 def _gone(t: FdTarget) -> bool:
     """True if t's regular file is not what its path names any more."""
     if not t.link.startswith("/"):
@@ -90,7 +98,8 @@ def _gone(t: FdTarget) -> bool:
     if t.link.endswith(DELETED):
         return True
     try:
-        now = os.stat(proc.path(t.pid, "root") + t.link)
+        now = os.lstat(proc.path(t.pid, "root") + t.link) if stat_mod.S_ISLNK(t.st.st_mode) \
+            else os.stat(proc.path(t.pid, "root") + t.link)
     except OSError:
         return True
     return (now.st_dev, now.st_ino) != (t.st.st_dev, t.st.st_ino)
@@ -122,11 +131,13 @@ class RegFileKind:
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
         return (stat_mod.S_ISREG(t.st.st_mode) or stat_mod.S_ISDIR(t.st.st_mode)
-                or _is_mem_device(t.st))
+                or _is_mem_device(t.st) or _is_path_symlink(t))
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> files_pb2.RegFileEntry:
         if not t.link.startswith("/") or t.link.endswith(DELETED):
             raise UnsupportedObject(f"{describe(t)}: the file is not reachable by its path")
+        if _is_path_symlink(t) and _gone(t):
+            raise UnsupportedObject(f"{describe(t)}: the symlink at its path is another one now")
         locks.dump(t, ctx)         # fails if a lock is held without --file-locks
         return files_pb2.RegFileEntry(path=t.link, flags=t.flags, pos=int(t.info.get("pos", "0")),
                                       mode=t.st.st_mode, size=t.st.st_size, rdev=t.st.st_rdev)

@@ -7,12 +7,20 @@ length of its accept queue), getsockopt the options.  refcr never consumes
 anything from the task's socket.
 
 * A TCP listener comes back bound and listening with its backlog.  A
-  connection waiting in its accept queue cannot be restored: the dump fails.
+  connection waiting in its accept queue cannot be restored: the dump fails
+  (with --skip-in-flight it is dropped, with a warning).
+* --tcp-close: connections are dumped without repair state and restored as
+  new sockets, neither bound nor connected (CRIU's meaning).
 * A UDP socket comes back bound and connected as it was.  Datagrams queued
   for reading are dumped with their senders (peeked one after the other with
   SO_PEEK_OFF) and sent again at restore from a raw socket bound to the
   sender's address, with the sender's port in the UDP header
   (:func:`_requeue_udp`), so they read back with the same source.
+* shutdown(): the bits (sk_shutdown) come from inet_diag (net/sockdiag.py)
+  and are set again with shutdown() once the socket is rebuilt (after the
+  requeued datagrams, after repair mode for a connection).  A socket never
+  bound is not in inet_diag's tables: poll() still shows a shut-down read
+  side, but SEND_SHUTDOWN alone on such a socket is seen nowhere and lost.
 * An established TCP connection needs --tcp-established (without it the
   dump fails naming the connection).  The copy is put into repair mode
   (TCP_REPAIR): the sequence numbers and the unread / unacknowledged bytes
@@ -26,6 +34,17 @@ anything from the task's socket.
   sequence numbers, binds, connects (no SYN is sent in repair mode), sets
   the options, refills the queues, sets the windows and leaves repair mode;
   bytes that were never sent are then sent normally.
+* Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK), as
+  CRIU's soccr does them: dumped like established ones with the FINs left
+  out of the sequence numbers and queue lengths, rebuilt ESTABLISHED in
+  repair mode, then the FINs are replayed (:func:`_replay_fins`): ours with
+  shutdown(), the peer's FIN and ACK as segments sent to the socket from the
+  peer's address through a raw socket.  After the restore TCP carries on: a
+  window the receiver had closed may open again (TCP_REPAIR does not restore
+  the receiver's MSS estimate), so a FIN that waited behind it may go out.
+  CLOSING and SYN_SENT are refused naming the state (not made yet: no
+  scenario produces them reliably on loopback); a closed TCP socket (CLOSE)
+  comes back as a new unconnected one, refused if it still has bytes to read.
 
 Nothing stops the peer from sending while the tree is down: bytes arriving
 between the dump and the restore are lost to the restored side (and the
@@ -34,16 +53,19 @@ network lock.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import select
 import socket
 import stat as stat_mod
 import struct
+import time
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
-from refcr.net import netlock, nsenter, sockopts
+from refcr.net import netlock, nsenter, sockdiag, sockopts
 from refcr.pb import inet_pb2
 from refcr.ptrace import native
 
@@ -56,6 +78,12 @@ TCP_NO_QUEUE, TCP_RECV_QUEUE, TCP_SEND_QUEUE = 0, 1, 2
 TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP = 2, 3, 4, 8
 TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE = 1, 2, 4
 TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN = 1, 7, 10
+TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK = 4, 5, 8, 9
+# Connections rebuilt in repair mode; the half-closed ones get their FINs replayed.
+REPAIRED_STATES = (TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK)
+FIN_SENT = (TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK)      # our FIN is in write_seq
+FIN_SENT_UNACKED = (TCP_FIN_WAIT1, TCP_LAST_ACK)              # ... and in SIOCOUTQ
+FIN_RECEIVED = (TCP_CLOSE_WAIT, TCP_LAST_ACK)                # the peer's FIN is in rcv_nxt
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 UDP_CORK = 1
@@ -165,7 +193,7 @@ class InetKind:
                 del premade[i]
                 return fd
         with nsenter.entered(ctx.root_pid):
-            s = _restore_socket(e)
+            s = _restore_socket(e, closed=ctx.opts.tcp_close)
         fcntl.fcntl(s.fileno(), fcntl.F_SETFL, e.flags & STATUS_FLAGS)
         return s.detach()
 
@@ -209,22 +237,64 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
         e.state = info[0]
         if e.state == TCP_LISTEN:
             accept_queue, e.backlog = struct.unpack_from("II", info, 24)   # tcpi_unacked, tcpi_sacked
-            if accept_queue:
+            if accept_queue and ctx.opts.skip_in_flight:
+                log.warning("%s: %s (listening): %d connection(s) not yet accepted are dropped (--skip-in-flight)",
+                            describe(t), connection(e), accept_queue)
+            elif accept_queue:
                 raise UnsupportedObject(f"{describe(t)}: {connection(e)} (listening) has {accept_queue} "
-                                        f"connection(s) waiting in its accept queue")
-        elif e.state == TCP_ESTABLISHED:
+                                        f"connection(s) waiting in its accept queue (--skip-in-flight drops them)")
+        elif e.state in REPAIRED_STATES and ctx.opts.tcp_close:
+            pass                # no connection state: it comes back closed (restore --tcp-close)
+        elif e.state in REPAIRED_STATES:
             if not ctx.opts.tcp_established:
-                raise UnsupportedObject(f"{describe(t)}: established TCP connection {connection(e)}; "
-                                        f"use --tcp-established to dump it")
+                what = "established" if e.state == TCP_ESTABLISHED else TCP_STATES[e.state]
+                raise UnsupportedObject(f"{describe(t)}: {what} TCP connection {connection(e)}; "
+                                        f"use --tcp-established to dump it (or --tcp-close to drop it)")
             _dump_repair(s, e, t)
             keep = True
-        elif e.state != TCP_CLOSE:
+        elif e.state == TCP_CLOSE:
+            unread = _ioctl_int(s, SIOCINQ)
+            if unread:
+                raise UnsupportedObject(f"{describe(t)}: closed TCP connection {connection(e)} with {unread} "
+                                        f"unread byte(s) cannot be dumped")
+        else:
             raise UnsupportedObject(f"{describe(t)}: TCP socket {connection(e)} in state "
                                     f"{TCP_STATES.get(e.state, e.state)} cannot be dumped")
     else:
         e.state = TCP_ESTABLISHED if e.dst_port else TCP_CLOSE
         e.udp_msgs.extend(_peek_datagrams(s))
+    e.shutdown = _shutdown_bits(s, t, ctx)
     return e, keep
+
+
+RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
+
+
+def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
+    """sk_shutdown, from inet_diag (the socket's network namespace, cached per
+    namespace, family and protocol).  A socket the kernel has not hashed (never
+    bound) is not listed: poll() shows its RCV_SHUTDOWN (POLLRDHUP) and, for
+    UDP, both bits (POLLHUP); SEND_SHUTDOWN alone on a never-bound socket shows
+    nowhere (README: Status)."""
+    ns = os.stat(f"/proc/{t.pid}/ns/net").st_ino
+    key = (ns, s.family, s.proto)
+    cache = ctx.extra.setdefault("inet-diag", {})
+    if key not in cache:
+        try:
+            cache[key] = sockdiag.inet_sockets(t.pid, s.family, s.proto)
+        except sockdiag.DiagUnavailable as exc:
+            log.warning("%s; a socket shut down only for writing is not seen (inet_diag/udp_diag missing)", exc)
+            cache[key] = {}
+    d = cache[key].get(t.st.st_ino)
+    if d is not None:
+        return d.shutdown
+    p = select.poll()
+    p.register(s.fileno(), select.POLLRDHUP)
+    ev = dict(p.poll(0)).get(s.fileno(), 0)
+    bits = RCV_SHUTDOWN if ev & select.POLLRDHUP else 0
+    if s.proto == socket.IPPROTO_UDP and ev & select.POLLHUP:
+        bits |= SEND_SHUTDOWN
+    return bits
 
 
 def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
@@ -286,10 +356,13 @@ def _dump_repair(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> 
     _repaired.append(s)
     r = e.tcp
     inq, outq, unsent = _ioctl_int(s, SIOCINQ), _ioctl_int(s, SIOCOUTQ), _ioctl_int(s, SIOCOUTQNSD)
+    fin_sent, fin_received = e.state in FIN_SENT, e.state in FIN_RECEIVED
+    if e.state in FIN_SENT_UNACKED:      # the FIN counts in SIOCOUTQ (and SIOCOUTQNSD while unsent)
+        outq, unsent = max(outq - 1, 0), max(unsent - 1, 0)
     r.recv_queue = _peek_queue(s, TCP_RECV_QUEUE, inq)
-    r.recv_seq = _getint(s, SOL_TCP, TCP_QUEUE_SEQ) & 0xFFFFFFFF
+    r.recv_seq = (_getint(s, SOL_TCP, TCP_QUEUE_SEQ) - fin_received) & 0xFFFFFFFF
     r.send_queue = _peek_queue(s, TCP_SEND_QUEUE, outq)
-    r.send_seq = _getint(s, SOL_TCP, TCP_QUEUE_SEQ) & 0xFFFFFFFF
+    r.send_seq = (_getint(s, SOL_TCP, TCP_QUEUE_SEQ) - fin_sent) & 0xFFFFFFFF
     s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
     if len(r.recv_queue) != inq or len(r.send_queue) != outq:
         raise UnsupportedObject(f"{describe(t)}: {connection(e)}: queues changed while being read")
@@ -332,14 +405,15 @@ def _prepare(ctx: RestoreFiles) -> None:
         with nsenter.entered(ctx.root_pid):
             for e in [e for e in tcp if e.state == TCP_LISTEN]:
                 premade.append((e.SerializeToString(), _restore_socket(e).detach()))
-            for e in [e for e in tcp if e.state == TCP_ESTABLISHED]:
+            for e in [e for e in tcp if e.state in REPAIRED_STATES and not ctx.opts.tcp_close]:
                 s = _restore_socket(e)
                 repaired.append((e, s))
-        for e, s in repaired:
-            try:
-                _leave_repair(s, e)
-            except OSError as exc:
-                raise RestoreError(f"cannot restore {connection(e)}: {exc.strerror}") from None
+        with nsenter.entered(ctx.root_pid):     # segments replayed from the peer (_replay_fins)
+            for e, s in repaired:
+                try:
+                    _leave_repair(s, e)
+                except OSError as exc:
+                    raise RestoreError(f"cannot restore {connection(e)}: {exc.strerror}") from None
     finally:
         for e, s in repaired:
             premade.append((e.SerializeToString(), s.detach()))
@@ -355,16 +429,22 @@ def _loopback_up() -> None:
             fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
+def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket.socket:
+    """One socket as dumped; closed=True (--tcp-close): a connection comes back
+    as a new TCP socket that is neither bound nor connected, with its options."""
     what = connection(e)
+    connection_ = e.protocol == socket.IPPROTO_TCP and e.state in REPAIRED_STATES
     s = socket.socket(e.family, e.type, e.protocol)
     try:
         _restore_options(s, e)
         if e.HasField("opts"):
-            sockopts.restore(s, e.opts, what, connected=e.state == TCP_ESTABLISHED)
-        if e.protocol == socket.IPPROTO_TCP and e.state == TCP_ESTABLISHED:
+            sockopts.restore(s, e.opts, what, connected=connection_)   # its MSS was negotiated
+        if connection_ and closed:
+            return s
+        if connection_:
             if not e.HasField("tcp"):
-                raise RestoreError(f"{what}: established, but the image has no repair state")
+                raise RestoreError(f"{what}: dumped with --tcp-close (no connection state): "
+                                   f"restore it with --tcp-close")
             _restore_established(s, e)
             return s
         if e.src_port:
@@ -383,7 +463,22 @@ def _restore_socket(e: inet_pb2.InetSocketEntry) -> socket.socket:
         raise
     if e.udp_msgs:
         _requeue_udp(s, e)
+    _shut(s, e)
     return s
+
+
+def _shut(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """shutdown() as dumped.  On a socket that is not connected the kernel
+    sets the bits and still says ENOTCONN."""
+    how = {RCV_SHUTDOWN: socket.SHUT_RD, SEND_SHUTDOWN: socket.SHUT_WR,
+           RCV_SHUTDOWN | SEND_SHUTDOWN: socket.SHUT_RDWR}.get(e.shutdown & 3)
+    if how is None:
+        return
+    try:
+        s.shutdown(how)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            raise RestoreError(f"cannot shut {connection(e)} down again: {exc.strerror}") from None
 
 
 V4MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -418,15 +513,21 @@ def _requeue_udp(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
 
 def _send_raw_udp(family: int, src: bytes, sport: int, dst: bytes, dport: int, data: bytes) -> None:
     header = struct.pack("!HHHH", sport, dport, 8 + len(data), 0)
-    with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_UDP) as raw:
+    _send_raw(family, socket.IPPROTO_UDP, src, dst, header + data, checksum_at=6)
+
+
+def _send_raw(family: int, proto: int, src: bytes, dst: bytes, packet: bytes, checksum_at: int) -> None:
+    """A transport segment from src (any address: IP_TRANSPARENT) to dst, past
+    the network lock; IPv6 has the kernel fill in the checksum at checksum_at."""
+    with socket.socket(family, socket.SOCK_RAW, proto) as raw:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, netlock.REFCR_MARK)   # passes the network lock
         if family == socket.AF_INET:
             raw.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
         else:
             raw.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
-            raw.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, 6)
+            raw.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, checksum_at)
         raw.bind((socket.inet_ntop(family, src), 0))
-        raw.sendto(header + data, (socket.inet_ntop(family, dst), 0))
+        raw.sendto(packet, (socket.inet_ntop(family, dst), 0))
 
 
 def _local(e: inet_pb2.InetSocketEntry) -> tuple:
@@ -489,13 +590,16 @@ def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     if r.timestamps:
         opts.append((TCPOPT_TIMESTAMP, 0))
     s.setsockopt(SOL_TCP, TCP_REPAIR_OPTIONS, b"".join(struct.pack("II", c, v) for c, v in opts))
-    _room(s, len(sent), len(r.recv_queue))
+    _room(s, len(r.send_queue), len(r.recv_queue))     # the unsent bytes too (_leave_repair)
     _fill(s, TCP_SEND_QUEUE, sent)
     _fill(s, TCP_RECV_QUEUE, r.recv_queue)
     s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
-    _buffers_back(s, e)
     if len(r.window) == 20:
-        s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, r.window)
+        window = r.window
+        if e.state in FIN_RECEIVED:     # room for the FIN replayed at rcv_nxt, as at the dump
+            wl1, wnd, maxw, rwnd, rwup = struct.unpack("5I", window)
+            window = struct.pack("5I", wl1, wnd, maxw, rwnd + 1, (rwup - 1) & 0xFFFFFFFF)
+        s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, window)
 
 
 def _room(s: socket.socket, send: int, recv: int) -> None:
@@ -509,7 +613,9 @@ def _room(s: socket.socket, send: int, recv: int) -> None:
 
 
 def _buffers_back(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
-    """After the refill: the dumped sizes again, and their lock bits as dumped."""
+    """After the refill and the unsent bytes: the dumped sizes again, and their
+    lock bits as dumped (a send queue over the dumped size is kept: the kernel
+    only stops taking more)."""
     if e.opts.sndbuf:
         s.setsockopt(socket.SOL_SOCKET, sockopts.SO_SNDBUFFORCE, e.opts.sndbuf // 2)
     if e.opts.rcvbuf:
@@ -518,16 +624,103 @@ def _buffers_back(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
 
 
 def _leave_repair(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
-    """The connection goes live: repair mode off, then the bytes never sent."""
+    """The connection goes live: repair mode off, then the bytes never sent.
+    A half-closed one gets its FINs first (:func:`_replay_fins`); its unsent
+    bytes must then be queued before its own FIN, so they are sent with repair
+    mode off for a moment, as CRIU's soccr does."""
     r = e.tcp
     unsent = r.send_queue[len(r.send_queue) - r.unsent:]
+    if e.state != TCP_ESTABLISHED:
+        if unsent:
+            s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF)
+            _send_all(s, unsent)
+            s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON)
+            unsent = b""
+        _replay_fins(s, e)
     s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(e.reuseaddr))   # repair mode reset it
     if e.cork:
         s.setsockopt(SOL_TCP, TCP_CORK, 1)
-    view = memoryview(unsent)
+    _send_all(s, unsent)
+    _buffers_back(s, e)
+    if e.state == TCP_ESTABLISHED:
+        _shut(s, e)
+
+
+def _send_all(s: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         view = view[s.send(view):]
+
+
+def _replay_fins(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """A half-closed connection, rebuilt ESTABLISHED in repair mode, reaches its
+    state as it did: our FIN by shutdown(SHUT_WR) (in TCP_SEND_QUEUE mode it
+    counts as sent; otherwise it goes out behind the unsent bytes and the peer
+    acknowledges it again), the peer's FIN and its ACK of ours by segments sent
+    to the socket from the peer's address (:func:`_send_from_peer`).  Every
+    segment is one the peer already sent: it changes nothing on the peer."""
+    r = e.tcp
+    snd_una = (r.send_seq - len(r.send_queue)) & 0xFFFFFFFF
+    if e.state == TCP_FIN_WAIT2:
+        s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
+        s.shutdown(socket.SHUT_WR)
+        s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+        _send_from_peer(s, e, r.recv_seq, (r.send_seq + 1) & 0xFFFFFFFF, TH_ACK, TCP_FIN_WAIT2)
+    elif e.state == TCP_FIN_WAIT1:
+        s.shutdown(socket.SHUT_WR)
+    elif e.state == TCP_CLOSE_WAIT:
+        _send_from_peer(s, e, r.recv_seq, snd_una, TH_ACK | TH_FIN, TCP_CLOSE_WAIT)
+    elif e.state == TCP_LAST_ACK:
+        _send_from_peer(s, e, r.recv_seq, snd_una, TH_ACK | TH_FIN, TCP_CLOSE_WAIT)
+        s.shutdown(socket.SHUT_WR)
+
+
+TH_FIN, TH_ACK = 0x01, 0x10
+FIN_WAIT_S = 2.0
+
+
+def _send_from_peer(s: socket.socket, e: inet_pb2.InetSocketEntry, seq: int, ack: int, flags: int,
+                    expect: int) -> None:
+    """One TCP segment without data from the peer's address and port to the
+    socket, then wait (up to FIN_WAIT_S) until the socket has processed it and
+    is in state `expect`.  The window field is the peer's window as the socket
+    knew it at the dump (snd_wnd of TCP_REPAIR_WINDOW), so the segment does not
+    open a window the peer had closed."""
+    local, peer = s.getsockname(), s.getpeername()
+    family = socket.AF_INET6 if e.family == socket.AF_INET6 else socket.AF_INET
+    src, dst = socket.inet_pton(family, peer[0].split("%")[0]), socket.inet_pton(family, local[0].split("%")[0])
+    if family == socket.AF_INET6 and src.startswith(V4MAPPED) and dst.startswith(V4MAPPED):
+        family, src, dst = socket.AF_INET, src[12:], dst[12:]
+    window = 0xFFFF
+    if len(e.tcp.window) == 20:
+        snd_wnd = struct.unpack_from("I", e.tcp.window, 4)[0]
+        window = min(snd_wnd >> (e.tcp.snd_wscale if e.tcp.has_wscale else 0), 0xFFFF)
+    segment = struct.pack("!HHIIBBHHH", peer[1], local[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                          5 << 4, flags, window, 0, 0)
+    if family == socket.AF_INET:
+        pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
+        segment = segment[:16] + struct.pack("!H", _checksum(pseudo + segment)) + segment[18:]
+    try:
+        _send_raw(family, socket.IPPROTO_TCP, src, dst, segment, checksum_at=16)
+    except OSError as exc:
+        raise RestoreError(f"{connection(e)}: cannot replay the peer's "
+                           f"{'FIN' if flags & TH_FIN else 'ACK'}: {exc.strerror or exc}") from None
+    deadline = time.monotonic() + FIN_WAIT_S
+    while s.getsockopt(SOL_TCP, TCP_INFO, 8)[0] != expect:
+        if time.monotonic() > deadline:
+            raise RestoreError(f"{connection(e)}: the replayed {'FIN' if flags & TH_FIN else 'ACK'} "
+                               f"from the peer was not taken")
+        time.sleep(0.001)
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 def _s32(v: int) -> int:

@@ -1,13 +1,16 @@
-"""sock_diag netlink: what the kernel tells about unix sockets from outside.
+"""sock_diag netlink: what the kernel tells about sockets from outside.
 
 One NETLINK_SOCK_DIAG dump request lists every unix socket of the network
 namespace the netlink socket was created in, with the attributes asked for
 (name, bound inode, peer, pending connections, queue lengths, buffer
 sizes, shutdown bits).  The reply is parsed into :class:`UnixDiag` records
-keyed by socket inode.
+keyed by socket inode.  The same for inet sockets of one family and
+protocol (:func:`inet_sockets`, inet_diag / udp_diag): the TCP state and
+the shutdown bits (sk_shutdown), which no getsockopt shows.
 """
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -35,6 +38,10 @@ _NLH = struct.Struct("=IHHII")
 _REQ = struct.Struct("=BBHIII II")
 _MSG = struct.Struct("=BBBBI II")
 _ATTR = struct.Struct("=HH")
+
+
+class DiagUnavailable(DumpError):
+    """The kernel has no sock_diag handler for the family/protocol (module not loaded)."""
 
 
 @dataclass
@@ -85,15 +92,13 @@ def _parse(payload: bytes) -> UnixDiag:
     return d
 
 
-def unix_sockets(pid: int | None = None) -> dict[int, UnixDiag]:
-    """Every unix socket of pid's network namespace (None: refcr's own), by inode."""
-    show = (UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS
-            | UDIAG_SHOW_RQLEN | UDIAG_SHOW_MEMINFO)
+def _request(pid: int | None, req: bytes, what: str) -> list[bytes]:
+    """One SOCK_DIAG_BY_FAMILY dump request in pid's network namespace: the
+    payload of every reply message."""
     with nsenter.entered(pid):
         sk = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG)
-    out: dict[int, UnixDiag] = {}
+    out: list[bytes] = []
     try:
-        req = _REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
         seq = os.getpid() & 0xFFFF or 1
         sk.send(_NLH.pack(_NLH.size + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + req)
         while True:
@@ -111,10 +116,52 @@ def unix_sockets(pid: int | None = None) -> dict[int, UnixDiag]:
                     return out
                 if mtype == NLMSG_ERROR:
                     err = -struct.unpack_from("=i", body)[0]
+                    if err == errno.ENOENT:
+                        raise DiagUnavailable(f"sock_diag of {what}: the kernel has no handler for them")
                     if err:
-                        raise DumpError(f"sock_diag of unix sockets failed: {os.strerror(err)}")
+                        raise DumpError(f"sock_diag of {what} failed: {os.strerror(err)}")
                     continue
-                d = _parse(body)
-                out[d.ino] = d
+                out.append(body)
     finally:
         sk.close()
+
+
+def unix_sockets(pid: int | None = None) -> dict[int, UnixDiag]:
+    """Every unix socket of pid's network namespace (None: refcr's own), by inode."""
+    show = (UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS
+            | UDIAG_SHOW_RQLEN | UDIAG_SHOW_MEMINFO)
+    req = _REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, show, 0xFFFFFFFF, 0xFFFFFFFF)
+    out: dict[int, UnixDiag] = {}
+    for body in _request(pid, req, "unix sockets"):
+        d = _parse(body)
+        out[d.ino] = d
+    return out
+
+
+# inet_diag: struct inet_diag_req_v2 (family, protocol, ext, pad, states, sockid[48])
+# and struct inet_diag_msg (family, state, timer, retrans, sockid[48], expires,
+# rqueue, wqueue, uid, inode).
+_INET_REQ = struct.Struct("=BBBBI48x")
+_INET_MSG = struct.Struct("=BBBB48xIIIII")
+INET_DIAG_SHUTDOWN = 8
+
+
+@dataclass
+class InetDiag:
+    ino: int
+    state: int
+    shutdown: int = 0                  # RCV_SHUTDOWN 1, SEND_SHUTDOWN 2
+
+
+def inet_sockets(pid: int | None, family: int, proto: int) -> dict[int, InetDiag]:
+    """Every inet socket of one family and protocol in pid's network namespace, by inode."""
+    req = _INET_REQ.pack(family, proto, 0, 0, 0xFFFFFFFF)
+    out: dict[int, InetDiag] = {}
+    for body in _request(pid, req, f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'} sockets of protocol {proto}"):
+        _, state, _, _, _, _, _, _, ino = _INET_MSG.unpack_from(body)
+        d = InetDiag(ino=ino, state=state)
+        for atype, val in _attrs(body, _INET_MSG.size, len(body)):
+            if atype == INET_DIAG_SHUTDOWN and val:
+                d.shutdown = val[0]
+        out[ino] = d
+    return out

@@ -12,7 +12,8 @@ message records their file ids.  Restore sends such a message again with
 SCM_RIGHTS (a stream chunk carrying descriptors is sent on its own, so
 they arrive with the same bytes).  A unix socket that exists only in flight
 and is connected to one of the tree's is refused (its peer looks outside the
-tree); SCM_CREDENTIALS are not kept (queued messages carry refcr's).  A socket whose
+tree); SCM_CREDENTIALS of queued messages are kept (:func:`_keep_creds`;
+refused when the receiver reads them and the sender is not in the tree).  A socket whose
 peer is not held by the tree is decided in one place, :func:`outside_peer`:
 refused, or dumped as external (a plugin's DUMP_UNIX_SK, or --ext-unix-sk;
 restore connects it to the recorded peer address again, or takes it from
@@ -36,6 +37,7 @@ import fcntl
 import os
 import socket
 import stat as stat_mod
+import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -283,11 +285,12 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
     if stream and d.rqlen == 0:
         return
     sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
-    try:
+    sk.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)     # each message's SCM_CREDENTIALS, and a
+    try:                                                          # stream's chunks split where the writer changes
         got = 0
         while True:
             try:
-                data, anc, mflags, addr = sk.recvmsg(PEEK_BUF, socket.CMSG_SPACE(4 * 253),
+                data, anc, mflags, addr = sk.recvmsg(PEEK_BUF, socket.CMSG_SPACE(4 * 253) + socket.CMSG_SPACE(12),
                                                      socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
@@ -298,6 +301,9 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
             fds = [int.from_bytes(payload[i:i + 4], "little")
                    for level, kind, payload in anc if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
                    for i in range(0, len(payload) - len(payload) % 4, 4)]
+            creds = next((struct.unpack("iII", payload[:12]) for level, kind, payload in anc
+                          if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 12),
+                         None)
             if mflags & socket.MSG_CTRUNC:
                 for fd in fds:
                     os.close(fd)
@@ -311,6 +317,8 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
             if not data and (stream or d.shutdown & RCV_SHUTDOWN):
                 break                    # end of stream (or of a shut down datagram queue)
             m = e.queue.add(data=data)
+            if creds is not None:
+                _keep_creds(t, d, e, m, creds, ctx)
             if d.type == SOCK_DGRAM and addr:
                 m.has_sender = True
                 m.sender = os.fsencode(addr) if isinstance(addr, str) else bytes(addr)
@@ -321,6 +329,38 @@ def _read_queue(t: FdTarget, sk: socket.socket, d: sockdiag.UnixDiag, e: unix_pb
                 break
     finally:
         sk.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, e.peek_off)
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, int(e.passcred))
+
+
+def _keep_creds(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry, m: unix_pb2.UnixQueuedMsg,
+                creds: tuple[int, int, int], ctx: DumpFiles) -> None:
+    """The credentials a queued message carries (SCM_CREDENTIALS: pid, uid,
+    gid of its sender at send time, refcr's pid namespace).  The pid is kept
+    as the tree sees it when the sender is a process of the tree; otherwise a
+    receiver that reads credentials (SO_PASSCRED) would see another pid after
+    the restore, so the dump is refused; one that does not gets refcr's pid.
+    A message sent while neither end had SO_PASSCRED carries none (it reads
+    as pid 0, the overflow uid and gid) and is sent again without them (the
+    ends get their SO_PASSCRED after their queues are refilled)."""
+    pid, uid, gid = creds
+    if pid == 0:            # none attached (neither end had SO_PASSCRED when it was sent)
+        return
+    m.has_creds, m.cred_uid, m.cred_gid = True, uid, gid
+    if pid in ctx.pids:
+        m.cred_pid = _inner_pid(pid)
+    elif e.passcred:
+        sender = f"process {pid}, which is not in the dumped tree" if pid > 0 else "a process that is gone"
+        raise UnsupportedObject(f"{describe(t)}: unix socket {d.ino} (SO_PASSCRED) holds a message with the "
+                                f"credentials (SCM_CREDENTIALS) of {sender}")
+
+
+def _inner_pid(pid: int) -> int:
+    """A process's pid in its own (innermost) pid namespace."""
+    return int(proc.status(pid)["NSpid"].split()[-1])
+
+
+def _pid_ns(pid: int | str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/pid")
 
 
 class UnixKind:
@@ -755,8 +795,8 @@ class _Builder:
                 raise RestoreError(f"{where}: no peer to requeue its data from")
             total = sum(len(m.data) for m in e.queue)
             for m in e.queue:
-                if m.fds:
-                    anc = self._rights(m)
+                anc = self._rights(m)
+                if anc:
                     self._send(sender, total, lambda d=m.data, a=anc: _sendmsg_all(sender, d, a))
                 else:
                     self._send(sender, total, lambda d=m.data: sender.sendall(d, socket.MSG_DONTWAIT))
@@ -792,11 +832,35 @@ class _Builder:
                     tmp.close()
 
     def _rights(self, m: unix_pb2.UnixQueuedMsg) -> list[tuple[int, int, bytes]]:
-        """The SCM_RIGHTS ancillary data that puts m's descriptors in flight again."""
-        if not m.fds:
-            return []
-        fds = [self._fd_of(i) for i in m.fds]
-        return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds))]
+        """The ancillary data of m: SCM_RIGHTS that puts its descriptors in flight
+        again, SCM_CREDENTIALS with its sender's credentials (refcr, as root,
+        may name any live pid, uid and gid)."""
+        anc = []
+        if m.fds:
+            fds = [self._fd_of(i) for i in m.fds]
+            anc.append((socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds)))
+        if m.has_creds:
+            pid = self._host_pid(m.cred_pid) if m.cred_pid else os.getpid()
+            anc.append((socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("iII", pid, m.cred_uid, m.cred_gid)))
+        return anc
+
+    def _host_pid(self, vpid: int) -> int:
+        """The pid in refcr's namespace of the restored process vpid (the tree's)."""
+        root = self.ctx.root_pid
+        if root is None or _pid_ns(root) == _pid_ns("self"):
+            return vpid
+        found = self.ctx.extra.setdefault("unix-host-pids", {})
+        if not found:
+            ns = _pid_ns(root)
+            for name in os.listdir("/proc"):
+                try:
+                    if name.isdigit() and _pid_ns(name) == ns:
+                        found[_inner_pid(int(name))] = int(name)
+                except (OSError, KeyError):
+                    continue
+        if vpid not in found:
+            raise RestoreError(f"the sender {vpid} of a queued unix message is not restored")
+        return found[vpid]
 
     def _fd_of(self, file_id: int) -> int:
         """A descriptor in flight: a unix socket of this build as it is, anything else opened

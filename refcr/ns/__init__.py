@@ -1,5 +1,6 @@
 """Namespaces that are not owned by another package: the mount namespace
-(mntns: the mount tree, rebuilt with the new mount API in mountapi) and UTS.
+(mntns: the mount tree, rebuilt with the new mount API in mountapi), UTS,
+and fds of namespaces (nsfd).
 The PID namespace is made by the restore pipeline with clone3; the network
 namespace is in net/, the IPC namespace in ipc/.
 

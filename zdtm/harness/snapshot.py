@@ -274,6 +274,16 @@ def merge_vmas(vmas: list[Vma]) -> list[Vma]:
     return merged
 
 
+def _fanotify_mount(value: str, mount_points: dict[str, str]) -> str:
+    """A fanotify mount mark's line ("HEXID mflags:..."): the mount by its mount point."""
+    ident, _, rest = value.partition(" ")
+    try:
+        point = mount_points.get(str(int(ident, 16)), "internal")
+    except ValueError:
+        return value
+    return f"@{point} {rest}"
+
+
 def _mountinfo(pid: int) -> tuple[tuple[Mount, ...], dict[str, str]]:
     """The normalised mount table of pid's mount namespace (sorted), and a map
     mount id -> mount point for fdinfo's mnt_id."""
@@ -480,7 +490,8 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             continue  # closed while we looked
         if mount_points is not None:
             info = tuple(
-                (k, f"@{mount_points.get(v, 'internal')}") if k == "mnt_id" else (k, v) for k, v in info
+                (k, f"@{mount_points.get(v, 'internal')}") if k == "mnt_id"
+                else (k, _fanotify_mount(v, mount_points)) if k == "fanotify mnt_id" else (k, v) for k, v in info
             )
         if target.startswith("socket:["):
             info = info + tuple(socket_state(pid, int(name)))

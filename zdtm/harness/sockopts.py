@@ -5,7 +5,8 @@ file description) and reads, without consuming anything: the socket
 options of every level that applies to its family and protocol, the
 classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
 addresses (inet: both ends; unix: the bound name), the receive queue
-length (SIOCINQ, not for TCP) and, for a unix socket
+length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
+shows and the TCP state, and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
 rendered as ``key=value`` pairs appended to the fd's fdinfo pairs, so a
 restore that loses an option shows up as a one-line difference.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import select
 import socket
 import stat
 import struct
@@ -146,6 +148,20 @@ def _queues(fd: int, family: int, stype: int) -> list[tuple[str, str]]:
     return [("inq", str(buf.value))]
 
 
+def _hangup(fd: int, proto: int) -> list[tuple[str, str]]:
+    """The shutdown bits poll() shows (POLLRDHUP: reading shut down; POLLHUP:
+    both, or a TCP socket not connected) and a TCP socket's state (TCP_INFO)."""
+    p = select.poll()
+    p.register(fd, select.POLLRDHUP)
+    ev = dict(p.poll(0)).get(fd, 0)
+    out = [("hup", ("rdhup" if ev & select.POLLRDHUP else "-") + ("+hup" if ev & select.POLLHUP else ""))]
+    if proto == SOL_TCP:
+        info = _getsockopt(fd, SOL_TCP, 11, 8)
+        if info:
+            out.append(("tcp_state", str(info[0])))
+    return out
+
+
 def _connected(sk: socket.socket) -> bool:
     try:
         sk.getpeername()
@@ -181,6 +197,8 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
                     out.append((name, val))
         out.append(("filter", _filter(copy)))
         out.extend(_queues(copy, family, stype))
+        if family in (socket.AF_INET, socket.AF_INET6):
+            out.extend(_hangup(copy, proto))
         if family == socket.AF_UNIX:
             cred = _getsockopt(copy, socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             if cred is not None:

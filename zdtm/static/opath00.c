@@ -1,5 +1,6 @@
 /*
- * opath00: O_PATH descriptors (a file, a directory) come back as O_PATH descriptors of the same objects: same
+ * opath00: O_PATH descriptors (a file, a directory, a symlink itself with O_NOFOLLOW) come back as O_PATH
+ * descriptors of the same objects: same
  * flags in fdinfo (the harness compares them), same inode, read() on them
  * still fails with EBADF, and the directory one still works as a dirfd.
  * (The dump used to fail with a traceback from fcntl(F_GETOWN_EX).)
@@ -10,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fd_file, fd_dir;
-static struct stat st_file, st_dir;
+static int fd_file, fd_dir, fd_link, fcntl_link;
+static struct stat st_file, st_dir, st_link;
 
 static void check_state(const char *when)
 {
@@ -23,6 +24,10 @@ static void check_state(const char *when)
 		pr_err("%s: the O_PATH file fd names another file", when);
 	if (fstat(fd_dir, &st) || st.st_ino != st_dir.st_ino)
 		pr_err("%s: the O_PATH directory fd names another directory", when);
+	if (fstat(fd_link, &st) || !S_ISLNK(st.st_mode) || st.st_ino != st_link.st_ino)
+		pr_err("%s: the O_PATH|O_NOFOLLOW fd is not the symlink", when);
+	if (fcntl(fd_link, F_GETFL) != fcntl_link)
+		pr_err("%s: the symlink fd's flags %#x, expected %#x", when, fcntl(fd_link, F_GETFL), fcntl_link);
 	if (read(fd_file, &c, 1) != -1 || errno != EBADF)
 		pr_err("%s: read() of the O_PATH fd did not fail with EBADF", when);
 	if (!(fcntl(fd_file, F_GETFL) & O_PATH) || !(fcntl(fd_dir, F_GETFD) & FD_CLOEXEC))
@@ -47,10 +52,14 @@ int main(int argc, char **argv)
 	close(fd);
 	fd_file = open("d/f", O_PATH);
 	fd_dir = open("d", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd_file < 0 || fd_dir < 0)
+	if ((symlink("f", "d/ln") && errno != EEXIST))
+		fail("symlink");
+	fd_link = open("d/ln", O_PATH | O_NOFOLLOW);
+	if (fd_file < 0 || fd_dir < 0 || fd_link < 0)
 		fail("open(O_PATH)");
-	if (fstat(fd_file, &st_file) || fstat(fd_dir, &st_dir))
+	if (fstat(fd_file, &st_file) || fstat(fd_dir, &st_dir) || fstat(fd_link, &st_link))
 		fail("fstat");
+	fcntl_link = fcntl(fd_link, F_GETFL);
 	test_check_around_cr(check_state);
 	test_result();
 	return 0;
