@@ -632,8 +632,9 @@ def check_controlling(ctx: DumpFiles, pids: list[int]) -> None:
         n = pts_index(st.tty_nr)
         if n is not None:
             ends = _pty_ends(ctx) if ends is None else ends
-            if ends.get(n, PtyEnds()).masters:
-                continue                    # dump_pair gives it back (or refuses there)
+            pair = ends.get(n, PtyEnds())
+            if pair.masters or (ctx.opts.orphan_pts_master and any(p == pid for p, _ in pair.slaves)):
+                continue                    # dump_pair / dump_orphan give it back (or refuse there)
         held = [os.stat(proc.path(pid, "fd", str(fd))) for fd in _fds(pid)]
         if any(ext_name(s.st_rdev, s.st_dev) in external for s in held if s.st_rdev == st.tty_nr):
             continue                        # --external tty[...]: logged by ExtTtyKind

@@ -63,6 +63,7 @@ O_TMPFILE_FULL = os.O_TMPFILE
 TMPFILE_ONLY = os.O_TMPFILE & ~os.O_DIRECTORY
 NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | TMPFILE_ONLY
 UNIX_PATH_MAX = 108
+O_PATH = 0o10000000
 AF_INET, AF_INET6 = 2, 10
 
 # Integers whose C type is narrower than their proto type: (lowest, highest).
@@ -446,6 +447,8 @@ def _file(e: Any, which: str, w: _Where) -> None:
         w.fail(f"{which}.path", f"{e.path!r} is not absolute")
     if which in ("reg", "locked", "ghost"):
         allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
+        if which == "reg" and e.flags & O_PATH and e.flags & os.O_NOFOLLOW:
+            allowed = (*allowed, stat_mod.S_IFLNK)      # an O_PATH fd of the symlink itself
         if stat_mod.S_IFMT(e.mode) not in allowed:
             w.fail(f"{which}.mode", f"{e.mode:#o} is not a kind of file refcr reopens as {which}")
     if which == "unix_sk":
