@@ -3,20 +3,24 @@
 Every failure refcr expects is a RefcrError and is printed as one line
 (``refcr: error: ...``) with a non-zero exit; anything else is a bug and is
 reported the same way, with the traceback only in the log.
+
+Start-up is part of every command's cost: this module imports argparse and
+errors only; logging, the options (dataclasses) and each command's pipeline
+are imported when the command runs, and `refcr --version` answers before
+any parser is built.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from refcr import __version__
-from refcr import log as logmod
 from refcr.errors import OptionError, RefcrError
-from refcr.log import log
-from refcr.options import Options, arrange_help
+
+if TYPE_CHECKING:
+    from refcr.options import Options
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,6 +107,7 @@ def _track_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from refcr.options import arrange_help
     parser = _Parser(prog="refcr", description="checkpoint/restore of Linux processes")
     parser.add_argument("-V", "--version", action="version", version=f"refcr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -172,6 +177,7 @@ def _rpc_parsers(sub) -> None:  # noqa: ANN001  (the subparsers action)
 
 
 def to_options(ns: argparse.Namespace) -> Options:
+    from refcr.options import Options
     opts = Options(command=ns.command)
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established",
@@ -189,6 +195,7 @@ def to_options(ns: argparse.Namespace) -> Options:
 
 
 def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.dump import dump
     from refcr.external import check_external
     from refcr.images.imagedir import ImageDir
@@ -202,6 +209,7 @@ def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_pre_dump(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.images.imagedir import ImageDir
     from refcr.predump import pre_dump
     images = ImageDir(opts.images_dir, "w")
@@ -223,6 +231,7 @@ def check_pidfile(path: str) -> None:
 
 
 def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.external import check_external
     from refcr.restore import restore, wait_root
     if not os.path.isdir(opts.images_dir):
@@ -240,6 +249,7 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
                 f.write(f"{pid}\n")
             os.rename(opts.pidfile + ".tmp", opts.pidfile)
         except OSError as exc:        # checked before the restore; still, nothing is left running unknown
+            import signal
             os.kill(pid, signal.SIGKILL)
             raise OptionError(f"--pidfile {opts.pidfile}: {exc.strerror}; restored process {pid} killed") from None
     if opts.restore_detached:
@@ -248,12 +258,14 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_swrk(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.rpc.server import swrk
     logmod.setup(opts.verbosity, opts.log_file)
     return swrk(ns.fd)
 
 
 def cmd_service(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.rpc.server import service
     logmod.setup(opts.verbosity, opts.log_file)
     return service(ns.address, ns.pidfile)
@@ -270,6 +282,7 @@ def cmd_check(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_plugin_check(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.plugins.conformance import main_check as plugin_check
     logmod.setup(opts.verbosity, None)
     return plugin_check(ns.plugin_paths, opts.verbosity, partner=ns.partner, scenario=ns.scenario,
@@ -290,13 +303,18 @@ COMMANDS: dict[str, Callable[[Options, argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args in (["--version"], ["-V"]):     # no parser, no imports: what scripts probe first
+        print(f"refcr {__version__}")
+        return 0
     try:
-        ns = build_parser().parse_args(argv)
+        ns = build_parser().parse_args(args)
         opts = to_options(ns)
         return COMMANDS[ns.command](opts, ns)
     except RefcrError as exc:
+        from refcr import log as logmod
         if logmod.logs_to_file():
-            log.error("%s", exc)
+            logmod.log.error("%s", exc)
         _say(f"refcr: error: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -305,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        from refcr.log import log
         log.debug("internal error", exc_info=True)
         _say(f"refcr: internal error: {type(exc).__name__}: {exc}")
         return 2
