@@ -83,13 +83,13 @@ class FrozenTask:
             self.guard.code(self.pid, code, main.read(code, PATCH_SIZE))
             if scratch:
                 self.guard.scratch(self.pid, scratch, SCRATCH_SIZE)
-        main.alloc_scratch(addr=scratch)
+        main.alloc_scratch(addr=scratch, batch=True)
         if self.guard and not scratch:
             self.guard.scratch(self.pid, main.scratch, main.scratch_size)
         fault.kill_point("after-scratch")
         for tid in self.tids[1:]:
             self.remotes[tid] = Remote(tid, code_addr=code, patch=True, scratch=main.scratch,
-                                       scratch_size=main.scratch_size)
+                                       scratch_size=main.scratch_size, batch_code=main.batch_code)
         return main
 
     def undo(self) -> None:

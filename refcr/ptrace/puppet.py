@@ -44,7 +44,7 @@ from refcr.ptrace.syscalls import (
     PROT_READ,
     PROT_WRITE,
 )
-from refcr.ptrace.tracee import INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
+from refcr.ptrace.tracee import BATCH_AREA, INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
@@ -132,6 +132,7 @@ class Puppet:
         boot.check("mmap", layout.area, AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
         boot.write(layout.area, SYSCALL_INT3)
+        boot.write(_batch_code(layout), native.batch_code())      # children and threads share it
         boot.close()
         remote = _remote(pid, layout)
         raise_nofile(remote)
@@ -225,9 +226,13 @@ class Puppet:
             collect_exit(self.pid)          # the others: their tracer's notice only
 
 
+def _batch_code(layout: Layout) -> int:
+    return layout.area + PAGE_SIZE + SCRATCH_SIZE - BATCH_AREA
+
+
 def _remote(pid: int, layout: Layout) -> Remote:
     return Remote(pid, code_addr=layout.area, patch=False, scratch=layout.area + PAGE_SIZE,
-                  scratch_size=SCRATCH_SIZE)
+                  scratch_size=SCRATCH_SIZE, batch_code=_batch_code(layout))
 
 
 def kill_and_reap(pid: int) -> None:
