@@ -281,7 +281,8 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     audit.check(core)
     memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm, ctx.resolve)
-    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve)
+    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve,
+                               getfd_slot=p.pidfd_slot)
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
