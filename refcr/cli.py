@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Sequence
 
 from refcr import __version__
 from refcr.errors import OptionError, RefcrError
 
+TYPE_CHECKING = False       # not typing's: importing typing is a few ms of every start
 if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
     from refcr.options import Options
 
 

@@ -11,7 +11,6 @@ is announced to it first, every task put back is announced after.
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import time
 from dataclasses import dataclass, field
@@ -269,7 +268,7 @@ def write_rest(frozen: list[FrozenTask], tree: list, namespaces: list[str], imag
     fault.kill_point("before-inventory")
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
-        kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
+        kernel_release=os.uname().release, dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
         root_namespaces=namespaces, plugins=host.used(), track_mem=tracking.name,
         ext_netns=int(opts.extra.get("ext_netns", 0)))])
     fault.kill_point("after-inventory")
