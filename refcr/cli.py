@@ -108,12 +108,43 @@ def _track_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
                    help="how changed pages are found: uffd-wp + PAGEMAP_SCAN, or page digests (default: auto)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from refcr.options import arrange_help
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with *only* the sub-parser of that one
+    command (what a run needs: the others' arguments are not built)."""
     parser = _Parser(prog="refcr", description="checkpoint/restore of Linux processes")
     parser.add_argument("-V", "--version", action="version", version=f"refcr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    if only is None:
+        _pipeline_parsers(sub)
+        _tool_parsers(sub)
+        _rpc_parsers(sub)
+    elif only in ("dump", "pre-dump", "restore"):
+        _pipeline_parsers(sub, only)
+    elif only in ("swrk", "service"):
+        _rpc_parsers(sub)
+    else:
+        _tool_parsers(sub)
+    return parser
 
+
+def _pipeline_parsers(sub, only: str | None = None) -> None:  # noqa: ANN001  (the subparsers action)
+    from refcr.options import arrange_help
+    made = []
+    if only in (None, "dump"):
+        made.append(("dump", _dump_parser(sub)))
+    if only in (None, "pre-dump"):
+        pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
+        pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
+        _common(pd)
+        _track_arguments(pd, dump=False)
+        made.append(("pre-dump", pd))
+    if only in (None, "restore"):
+        made.append(("restore", _restore_parser(sub)))
+    for name, sp in made:
+        arrange_help(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
+
+
+def _dump_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
     d = sub.add_parser("dump", help="checkpoint a process into an image directory")
     d.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process to dump")
     _common(d)
@@ -127,12 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _track_arguments(d, dump=True)
     _file_arguments(d, dump=True)
+    return d
 
-    pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
-    pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
-    _common(pd)
-    _track_arguments(pd, dump=False)
 
+def _restore_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
     r = sub.add_parser("restore", help="restore a process from an image directory")
     _common(r)
     r.add_argument("-d", "--restore-detached", action="store_true",
@@ -142,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inherit-fd", action="append", default=[], metavar="fd[N]:RES",
                    help="give the restored tree refcr's fd N where the images have RES")
     _file_arguments(r, dump=False)
+    return r
 
+
+def _tool_parsers(sub) -> None:  # noqa: ANN001
     from refcr.images.show import add_arguments as show_arguments
     show_arguments(sub.add_parser("show", help="print images as JSON"))
 
@@ -158,10 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a zdtm-style program to dump and restore with the plugin")
     pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
-    for name, sp in (("dump", d), ("pre-dump", pd), ("restore", r)):
-        arrange_help(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
-    _rpc_parsers(sub)
-    return parser
 
 
 def _rpc_parsers(sub) -> None:  # noqa: ANN001  (the subparsers action)
@@ -310,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"refcr {__version__}")
         return 0
     try:
-        ns = build_parser().parse_args(args)
+        only = args[0] if args and args[0] in COMMANDS else None     # build just what this run needs
+        ns = build_parser(only).parse_args(args)
         opts = to_options(ns)
         return COMMANDS[ns.command](opts, ns)
     except RefcrError as exc:
