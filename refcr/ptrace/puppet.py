@@ -194,6 +194,31 @@ class Puppet:
             self.remote.call("close", tmp)
         return target
 
+    def install_fds(self, fds: list[tuple[int, int, bool]]) -> None:
+        """install_fd(local, target, cloexec) for a whole table, in batches.
+
+        pidfd_getfd gives the lowest free fd number, which refcr can follow
+        from the puppet's table (listed once): where that is the target, a
+        fcntl sets its close-on-exec flag, else dup3 moves it and close
+        frees it again.  Every getfd's number is checked after the batch."""
+        used = {int(x) for x in os.listdir(proc.path(self.pid, "fd"))}
+        low, calls, expect = 0, [], []
+        for local, target, cloexec in fds:
+            while low in used:
+                low += 1
+            expect.append((len(calls), low))
+            calls.append(("pidfd_getfd", (self.pidfd_slot, local, 0)))
+            if low == target:
+                calls.append(("fcntl", (target, F_SETFD, 1 if cloexec else 0)))
+            else:
+                calls.append(("dup3", (low, target, O_CLOEXEC if cloexec else 0)))
+                calls.append(("close", (low,)))
+            used.add(target)
+        got = self.remote.check_batch(calls)
+        for i, fd in expect:
+            if got[i] != fd:
+                raise RestoreError(f"process {self.pid}: pidfd_getfd gave fd {got[i]}, not {fd}")
+
     def drop_pidfd(self) -> None:
         if self.pidfd_slot >= 0:
             self.remote.call("close", self.pidfd_slot)
