@@ -208,6 +208,7 @@ def make_zombie(p: Puppet, e: pstree_pb2.PstreeEntry) -> None:
     Its name and signal state stay visible in /proc, so they are set first."""
     r, status = p.remote, e.exit_status
     task.restore_comm(r, e.comm)
+    r.flush()
     fatal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     for sig in signals.catchable():
         bit = 1 << (sig - 1)
@@ -304,14 +305,15 @@ def restore_threads(n: Node) -> None:
         task.restore_comm(r, tc.comm)
         signals.restore_sigaltstack(r, tc.sigaltstack)
         task.restore_rseq(r, tc)
-        r.check("set_tid_address", tc.clear_tid_addr)
+        r.defer("set_tid_address", tc.clear_tid_addr)
         if tc.robust_list:
-            r.check("set_robust_list", tc.robust_list, tc.robust_list_len)
+            r.defer("set_robust_list", tc.robust_list, tc.robust_list_len)
         task.restore_personality(r, core.personality)
         seccomp.restore_thread(r, tc.seccomp, seccomp.shared_count(list(core.threads)))
         creds.restore(r, core.creds)
         prctl.restore_thread(r, tc.prctl)
         seccomp.restore_strict(r, tc.seccomp)
+        r.flush()
     p.remote.check("prctl", PR_SET_DUMPABLE, core.dumpable, 0, 0, 0)
     prctl.restore_mdwe(p.remote, core.prctl)
 

@@ -91,13 +91,13 @@ def dump_process(pid: int, remote: Remote) -> core_pb2.ProcessPrctl:
 def restore_thread(remote: Remote, e: core_pb2.ThreadPrctl) -> None:
     """After the thread's credentials."""
     if e.timer_slack_ns:
-        remote.check("prctl", PR_SET_TIMERSLACK, e.timer_slack_ns, 0, 0, 0)
+        remote.defer("prctl", PR_SET_TIMERSLACK, e.timer_slack_ns, 0, 0, 0)
     if e.tsc:
-        remote.check("prctl", PR_SET_TSC, e.tsc, 0, 0, 0)
+        remote.defer("prctl", PR_SET_TSC, e.tsc, 0, 0, 0)
     if e.mce_kill in (0, 1):
-        remote.check("prctl", PR_MCE_KILL, PR_MCE_KILL_SET, e.mce_kill, 0, 0)
+        remote.defer("prctl", PR_MCE_KILL, PR_MCE_KILL_SET, e.mce_kill, 0, 0)
     if e.pdeath_signal:
-        remote.check("prctl", PR_SET_PDEATHSIG, e.pdeath_signal, 0, 0, 0)
+        remote.defer("prctl", PR_SET_PDEATHSIG, e.pdeath_signal, 0, 0, 0)
     for kind, value in zip(SPEC_KINDS, e.speculation, strict=False):
         _restore_speculation(remote, kind, value)
 
@@ -109,7 +109,7 @@ def _restore_speculation(remote: Remote, kind: int, value: int) -> None:
         return
     for bit in (PR_SPEC_FORCE_DISABLE, PR_SPEC_DISABLE_NOEXEC, PR_SPEC_DISABLE):
         if value & bit:
-            remote.check("prctl", PR_SET_SPECULATION_CTRL, kind, bit, 0, 0)
+            remote.defer("prctl", PR_SET_SPECULATION_CTRL, kind, bit, 0, 0)
             return
 
 

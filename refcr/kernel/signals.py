@@ -68,7 +68,7 @@ def restore_sigaltstack(remote: Remote, sas: core_pb2.SigaltstackEntry) -> None:
         addr, = remote.put(STACK_T.pack(0, SS_DISABLE, 0, 0))
     else:
         addr, = remote.put(STACK_T.pack(sas.sp, sas.flags & SS_AUTODISARM, 0, sas.size))
-    remote.check("sigaltstack", addr, 0)
+    remote.defer("sigaltstack", addr, 0)
 
 
 def dump_thread(tid: int, remote: Remote, tc: core_pb2.ThreadCore, blocked: int) -> None:

@@ -15,6 +15,10 @@ hold the batch blob of native/core.c and a table of calls, and
 ``Remote.batch`` runs a whole list of independent calls in one round trip.
 Without one (or with REFCR_KILL_AT, whose mid-syscall kill points are per
 call) it runs them one by one: the same results, more round trips.
+``Remote.defer`` queues a call whose result nobody reads; the queue runs, in
+order and stopped at its first failure (RemoteError), before the next call
+or batch, or at ``flush``: the order of syscalls in the task is unchanged.
+Buffers put() for a deferred call are kept until the queue has run.
 """
 from __future__ import annotations
 
@@ -128,11 +132,18 @@ class Remote:
     scratch_size: int = 0
     batch_code: int = 0            # the batch blob in the task (top of scratch), 0 = none
     _mem_fd: int = field(default=-1, repr=False)
+    _deferred: list[tuple[str, tuple[int, ...]]] = field(default_factory=list, repr=False)
+    _put_base: int = field(default=0, repr=False)     # scratch offset put() starts at
+    _put_end: int = field(default=0, repr=False)      # end of the last put()
 
     def __post_init__(self) -> None:
         self._mem_fd = os.open(proc.path(self.tid, "mem"), os.O_RDWR | os.O_CLOEXEC)
 
     def close(self) -> None:
+        if self._deferred:      # a bug: every user flushes; never dropped silently
+            log.warning("task %d: %d deferred calls not run: %s", self.tid, len(self._deferred),
+                        ", ".join(name for name, _ in self._deferred))
+            self._deferred.clear()
         if self._mem_fd >= 0:
             os.close(self._mem_fd)
             self._mem_fd = -1
@@ -140,6 +151,7 @@ class Remote:
     # -- syscalls ---------------------------------------------------------
     def call(self, name: str, *args: int, fault_ok: bool = False) -> int:
         """Run one syscall; returns the raw result (negative errno on error)."""
+        self.flush()
         if os.environ.get("REFCR_KILL_AT") and self.patch and fault.armed("mid-syscall"):
             self._die_mid_call(NR[name], args)
         ret = native.inject_syscall(self.tid, NR[name], args, addr=self.code_addr,
@@ -159,6 +171,25 @@ class Remote:
         With stop_on_error the calls after the first failing one are not run
         (None).  One ptrace round trip per BATCH_MAX calls when the task has
         the blob, else one per call."""
+        self.flush()
+        return self._batch(calls, stop_on_error)
+
+    def defer(self, name: str, *args: int) -> None:
+        """Queue a call whose result is not needed (see the module docstring)."""
+        self._deferred.append((name, args))
+        self._put_base = self._put_end
+
+    def flush(self) -> None:
+        """Run the deferred calls; RemoteError for the first that failed."""
+        if not self._deferred:
+            return
+        calls, self._deferred = self._deferred, []
+        self._put_base = self._put_end = 0
+        for (name, _), r in zip(calls, self._batch(calls, True), strict=True):
+            if r is not None and -4096 < r < 0:
+                raise RemoteError(self.tid, name, -r)
+
+    def _batch(self, calls: Sequence[tuple[str, Sequence[int]]], stop_on_error: bool) -> list[int | None]:
         if not self.batch_code or os.environ.get("REFCR_KILL_AT"):
             return self._one_by_one(calls, stop_on_error)
         out: list[int | None] = []
@@ -252,7 +283,7 @@ class Remote:
 
     def put(self, *blobs: bytes) -> list[int]:
         """Copy blobs into the scratch buffer; returns their addresses."""
-        addrs, off = [], 0
+        addrs, off = [], self._put_base
         room = self.scratch_size - (BATCH_AREA if self.batch_code else 0)
         for blob in blobs:
             if off + len(blob) > room:
@@ -260,6 +291,7 @@ class Remote:
             self.write(self.scratch + off, blob)
             addrs.append(self.scratch + off)
             off = (off + len(blob) + 15) & ~15
+        self._put_end = off
         return addrs
 
     def put_str(self, s: str) -> int:
