@@ -280,7 +280,7 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     p, core = n.puppet, n.core
     r = p.remote
     audit.check(core)
-    memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
+    memory.move_special_areas(r, proc.ranges(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm, ctx.resolve)
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.resolve,
                                getfd_slot=p.pidfd_slot)

@@ -69,7 +69,7 @@ class Layout:
 
     @classmethod
     def choose(cls, dumped: list[tuple[int, int]], max_fd: int) -> "Layout":
-        own = [(m.start, m.end) for m in proc.maps(os.getpid())]
+        own = [(m.start, m.end) for m in proc.ranges(os.getpid())]
         area = memory.free_area(AREA_SIZE, own, dumped)
         parking = memory.free_area(16 << 20, own, dumped, [(area, area + AREA_SIZE)])
         return cls(area, parking, max(max_fd, 1023) + 1)
@@ -123,7 +123,7 @@ class Puppet:
 
     @classmethod
     def _empty(cls, pid: int, vpid: int, layout: Layout, inherited_pidfd: int) -> "Puppet":
-        maps = proc.maps(pid)
+        maps = proc.ranges(pid)
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         if vdso is None:
             raise RestoreError("no [vdso] in the puppet to inject the first syscalls through")
