@@ -1,28 +1,48 @@
-"""refcr's dump and restore against the limit (and CRIU), for a set of workloads.
+"""refcr's dump and restore against CRIU and the limit, for a set of workloads.
 
-    .venv/bin/python bench/dump_restore.py [--runs N] [--quick] [--only NAME,...]
-                                           [--json FILE] [--keep]
+    .venv/bin/python bench/dump_restore.py [--runs N] [--quick] [--real] [--only NAME,...]
+                                           [--json FILE] [--no-criu] [--no-service]
+
+CRIU is $REFCR_BENCH_CRIU, else `criu` on PATH (the shared peer:
+REFCR_BENCH_CRIU=../shared/peers/criu after ../shared/peers/setup-criu); it
+is checked once with `criu check`, and a workload it fails on is noted and
+left without its CRIU figures (the other workloads keep theirs).
 
 Every run of a workload starts a fresh process (bench/workload.c, built here
-with cc), waits until it is set up, and measures side by side:
+with cc; python-200MiB is bench/pyheap.py), waits until it is set up, and
+measures side by side, every side once per run, the order rotating from one
+run to the next so that the machine's drifts hit all alike:
 
 - limit: the pages refcr would dump copied with process_vm_readv into a file
   in the same directory as the images (no fsync, like refcr), and copied back
   with process_vm_writev from a mapping of that file into a fresh process
   with one area per run of pages (bench/limit.c): the cost of the bytes alone;
-- refcr: `refcr dump` (kills the process), `refcr restore -d`, then the
+- refcr: the cold command line, `refcr dump` (kills the process) and
+  `refcr restore -d` (an interpreter start and its imports each), then the
   restored process checks its own state (every page's contents, threads,
   fds, children) and the run fails if it is wrong;
-- criu: the same with `criu` when one on PATH works (else a note says why);
+- refcr service: the same through one `refcr service` started for the whole
+  bench, each dump and restore one request of refcr's RPC client
+  (refcr/rpc/client.py): no start-up at all;
+- criu: the same with CRIU's command line;
 - incremental (memory workloads, when `refcr pre-dump` exists): `pre-dump`,
   the process rewrites 1% of its pages, `dump --track-mem --prev-images-dir`,
   restore from that dump, check.
 
-Reported per phase: the median wall time over the runs, the image size, and
-the peak RSS of the refcr (criu) process (ru_maxrss from wait4), plus ratios
-to the limit and to criu.  Progress goes to stderr, the table to stdout, and
-with --json FILE everything (every run's figures too) to FILE.
-Not part of the test run: a benchmark wants a quiet machine.
+Workloads: synthetic ones (a trivial process, anonymous memory, mappings,
+threads, fds, a process tree) and the `real` set (--real): a Python
+interpreter with a 200 MiB heap, a 50-thread JVM-like pthread program (8 MiB
+stacks, per-thread malloc arenas, threads parked on a condition variable, some
+in timed waits), a 100-process tree in a ring of pipes.
+
+Reported per tool and phase: the median wall time over the runs, beside it
+the median CPU time (user + system of the tool and what it waited for; for
+the service, its own and its reaped workers' from /proc), the image size and
+the peak RSS of the cold command (ru_maxrss), plus ratios to CRIU and to the
+limit, and the project's targets judged on this run.  Progress goes to
+stderr, the table to stdout, and with --json FILE everything (every run's
+figures too) to FILE.  Not part of the test run: a benchmark wants a quiet
+machine.
 """
 from __future__ import annotations
 
