@@ -49,7 +49,11 @@ setup_python() {
         rm -rf .venv
         python3 -m venv .venv
     fi
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    # compat: a plain path in a .pth, as an installed package is found; the
+    # default (strict) mode puts an import hook in every interpreter start,
+    # which costs each refcr command ~30 ms of pathlib & co. (issue 18)
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' \
+        --config-settings editable_mode=compat
     .venv/bin/python -c 'import refcr._native, refcr.pb' # fail here, not in the tests
     echo "refcr installed: $(.venv/bin/python -c 'import refcr; print(refcr.__file__)')"
 }

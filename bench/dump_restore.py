@@ -1,28 +1,48 @@
-"""refcr's dump and restore against the limit (and CRIU), for a set of workloads.
+"""refcr's dump and restore against CRIU and the limit, for a set of workloads.
 
-    .venv/bin/python bench/dump_restore.py [--runs N] [--quick] [--only NAME,...]
-                                           [--json FILE] [--keep]
+    .venv/bin/python bench/dump_restore.py [--runs N] [--quick] [--real] [--only NAME,...]
+                                           [--json FILE] [--no-criu] [--no-service]
+
+CRIU is $REFCR_BENCH_CRIU, else `criu` on PATH (the shared peer:
+REFCR_BENCH_CRIU=../shared/peers/criu after ../shared/peers/setup-criu); it
+is checked once with `criu check`, and a workload it fails on is noted and
+left without its CRIU figures (the other workloads keep theirs).
 
 Every run of a workload starts a fresh process (bench/workload.c, built here
-with cc), waits until it is set up, and measures side by side:
+with cc; python-200MiB is bench/pyheap.py), waits until it is set up, and
+measures side by side, every side once per run, the order rotating from one
+run to the next so that the machine's drifts hit all alike:
 
 - limit: the pages refcr would dump copied with process_vm_readv into a file
   in the same directory as the images (no fsync, like refcr), and copied back
   with process_vm_writev from a mapping of that file into a fresh process
   with one area per run of pages (bench/limit.c): the cost of the bytes alone;
-- refcr: `refcr dump` (kills the process), `refcr restore -d`, then the
+- refcr: the cold command line, `refcr dump` (kills the process) and
+  `refcr restore -d` (an interpreter start and its imports each), then the
   restored process checks its own state (every page's contents, threads,
   fds, children) and the run fails if it is wrong;
-- criu: the same with `criu` when one on PATH works (else a note says why);
+- refcr service: the same through one `refcr service` started for the whole
+  bench, each dump and restore one request of refcr's RPC client
+  (refcr/rpc/client.py): no start-up at all;
+- criu: the same with CRIU's command line;
 - incremental (memory workloads, when `refcr pre-dump` exists): `pre-dump`,
   the process rewrites 1% of its pages, `dump --track-mem --prev-images-dir`,
   restore from that dump, check.
 
-Reported per phase: the median wall time over the runs, the image size, and
-the peak RSS of the refcr (criu) process (ru_maxrss from wait4), plus ratios
-to the limit and to criu.  Progress goes to stderr, the table to stdout, and
-with --json FILE everything (every run's figures too) to FILE.
-Not part of the test run: a benchmark wants a quiet machine.
+Workloads: synthetic ones (a trivial process, anonymous memory, mappings,
+threads, fds, a process tree) and the `real` set (--real): a Python
+interpreter with a 200 MiB heap, a 50-thread JVM-like pthread program (8 MiB
+stacks, per-thread malloc arenas, threads parked on a condition variable, some
+in timed waits), a 100-process tree in a ring of pipes.
+
+Reported per tool and phase: the median wall time over the runs, beside it
+the median CPU time (user + system of the tool and what it waited for; for
+the service, its own and its reaped workers' from /proc), the image size and
+the peak RSS of the cold command (ru_maxrss), plus ratios to CRIU and to the
+limit, and the project's targets judged on this run.  Progress goes to
+stderr, the table to stdout, and with --json FILE everything (every run's
+figures too) to FILE.  Not part of the test run: a benchmark wants a quiet
+machine.
 """
 from __future__ import annotations
 
@@ -55,6 +75,11 @@ class Workload:
     count: int         # its N
     memory: bool = False   # pages worth a limit / an incremental dump
 
+    def argv(self, bins: dict[str, str], wdir: str) -> list[str]:
+        if self.kind == "python":       # a real interpreter, not a C stand-in
+            return [sys.executable, "-I", "-S", os.path.join(HERE, "pyheap.py"), wdir, str(self.count)]
+        return [bins["workload"], wdir, self.kind, str(self.count)]
+
 
 WORKLOADS = [
     Workload("trivial", "trivial", 0),
@@ -65,6 +90,12 @@ WORKLOADS = [
     Workload("threads-100", "threads", 100),
     Workload("fds-10000", "fds", 10000),
     Workload("tree-20", "tree", 20),
+]
+# programs shaped like real ones (the issue's `real` set)
+REAL = [
+    Workload("python-200MiB", "python", 200, memory=True),
+    Workload("pthreads-50", "jvm", 50),
+    Workload("pipes-100", "pipes", 100),
 ]
 QUICK = [
     Workload("trivial", "trivial", 0),
@@ -113,7 +144,7 @@ def start(bins: dict[str, str], w: Workload, wdir: str) -> subprocess.Popen:
     for name in os.listdir(wdir):       # the previous process's ready/changed-G/verdict files
         if name == "ready" or name.startswith(("changed-", "verdict")):
             os.unlink(os.path.join(wdir, name))
-    p = subprocess.Popen([bins["workload"], wdir, w.kind, str(w.count)], cwd=wdir,
+    p = subprocess.Popen(w.argv(bins, wdir), cwd=wdir,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -160,10 +191,24 @@ def reap_all(pid: int) -> None:
     while time.monotonic() < deadline:
         try:
             if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                if not children() - KEEP:
+                    return
                 time.sleep(0.01)
         except ChildProcessError:
             return
     raise BenchError(f"processes of session {pid} did not die")
+
+
+KEEP: set[int] = set()      # children that live for the whole bench (the refcr service)
+
+
+def children() -> set[int]:
+    """This process's children (live and zombie)."""
+    out: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            out.update(int(v) for v in f.read().split())
+    return out
 
 
 def dir_size(path: str) -> int:
@@ -205,21 +250,110 @@ def run_tool(argv: list[str], log_path: str) -> Step:
     return Step(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
 
 
+def criu_binary() -> str | None:
+    """CRIU to compare with: $REFCR_BENCH_CRIU, else `criu` on PATH."""
+    path = os.environ.get("REFCR_BENCH_CRIU")
+    if path:
+        return path if os.access(path, os.X_OK) else None
+    return shutil.which("criu")
+
+
+def criu_works(path: str) -> str | None:
+    """None if `criu check` passes, else why not (one line)."""
+    try:
+        res = subprocess.run([path, "check"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if res.returncode:
+        lines = (res.stderr or res.stdout).strip().splitlines()
+        return f"{path} check: {lines[-1] if lines else f'exit {res.returncode}'}"
+    return None
+
+
 def tool_cmd(tool: str) -> list[str]:
-    return [sys.executable, "-m", "refcr"] if tool == "refcr" else [shutil.which("criu") or "criu"]
+    return [sys.executable, "-m", "refcr"] if tool == "refcr" else [criu_binary() or "criu"]
 
 
-def cycle(tool: str, bins: dict[str, str], w: Workload, wdir: str) -> dict[str, float]:
-    """Start, dump, restore, check, kill: one run of *tool*."""
+class Service:
+    """A `refcr service` started once for the whole bench (the warm mode):
+    every dump and restore is one request through refcr's RPC client
+    (refcr/rpc/client.py), so it pays no interpreter start or imports.
+    Its CPU is the service's own and its reaped workers' (from
+    /proc/PID/stat) over the request: the bench waits until the worker of
+    the request has been reaped."""
+
+    def __init__(self, root: str) -> None:
+        sys.path.insert(0, REPO)
+        from refcr.rpc.client import Client, RpcError
+        self.error = RpcError
+        self.address = os.path.join(root, "service.sock")
+        self.proc = subprocess.Popen([sys.executable, "-m", "refcr", "service", "--address", self.address],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        KEEP.add(self.proc.pid)
+        self.client = Client(service=self.address)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.client.version()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise BenchError("refcr service did not start") from None
+                time.sleep(0.02)
+        self.idle()
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def idle(self) -> None:
+        """Until the service has no worker left (the last one reaped)."""
+        path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        deadline = time.monotonic() + 30
+        while True:
+            with open(path) as f:
+                if not f.read().strip():
+                    return
+            if time.monotonic() > deadline:
+                raise BenchError("a refcr service worker did not finish")
+            time.sleep(0.001)
+
+    def run(self, call: Callable[[], object]) -> Step:
+        c0 = self.cpu()
+        t0 = time.perf_counter()
+        try:
+            call()
+        except self.error as exc:
+            raise BenchError(f"refcr service: {exc.message}") from None
+        seconds = time.perf_counter() - t0
+        self.idle()
+        return Step(seconds, self.cpu() - c0, 0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def cycle(tool: str, bins: dict[str, str], w: Workload, wdir: str,
+          service: Service | None = None) -> dict[str, float]:
+    """Start, dump, restore, check, kill: one run of *tool* (refcr, refcr-svc, criu)."""
     images = os.path.join(wdir, f"img-{tool}")
     os.mkdir(images)
     p = start(bins, w, wdir)
     try:
-        d = run_tool(tool_cmd(tool) + ["dump", "-t", str(p.pid), "-D", images, "-o", "dump.log"],
-                     os.path.join(images, "dump.log"))
-        reap_all(p.pid)
-        r = run_tool(tool_cmd(tool) + ["restore", "-D", images, "-o", "restore.log", "-d"],
-                     os.path.join(images, "restore.log"))
+        if tool == "refcr-svc":
+            assert service is not None
+            d = service.run(lambda: service.client.dump(p.pid, images, log_file="dump.log"))
+            reap_all(p.pid)
+            r = service.run(lambda: service.client.restore(images, log_file="restore.log"))
+        else:
+            d = run_tool(tool_cmd(tool) + ["dump", "-t", str(p.pid), "-D", images, "-o", "dump.log"],
+                         os.path.join(images, "dump.log"))
+            reap_all(p.pid)
+            r = run_tool(tool_cmd(tool) + ["restore", "-D", images, "-o", "restore.log", "-d"],
+                         os.path.join(images, "restore.log"))
         verify(p.pid, wdir)
         return {"dump": d.seconds, "restore": r.seconds, "size": dir_size(images),
                 "dump_cpu": d.cpu, "restore_cpu": r.cpu, "dump_rss": d.maxrss, "restore_rss": r.maxrss}
@@ -304,28 +438,31 @@ class Results:
 
 
 def bench_workload(w: Workload, n: int, bins: dict[str, str], root: str, res: Results,
-                   sides: dict[str, bool]) -> None:
+                   sides: dict[str, bool], service: Service | None) -> None:
     wdir = tempfile.mkdtemp(prefix=f"{w.name}-", dir=root)
     steps: list[tuple[str, Callable[[], dict[str, float]]]] = [("refcr", lambda: cycle("refcr", bins, w, wdir))]
+    if service is not None:
+        steps.append(("refcr-svc", lambda: cycle("refcr-svc", bins, w, wdir, service)))
     if w.memory:
         steps.insert(0, ("limit", lambda: limit(bins, w, wdir)))
     if sides["criu"]:
         steps.append(("criu", lambda: cycle("criu", bins, w, wdir)))
     if sides["incremental"] and w.memory:
         steps.append(("incremental", lambda: incremental(bins, w, wdir)))
+    criu_failed = False
     try:
         for i in range(n):
-            # every other run the limit goes second: the machine's drifts hit both sides alike
-            order = steps if i % 2 == 0 or not w.memory else [steps[1], steps[0], *steps[2:]]
+            # interleaved, and the order rotates every run: the machine's drifts hit every side alike
+            order = steps[i % len(steps):] + steps[:i % len(steps)]
             for side, fn in order:
-                if side == "criu" and not sides["criu"]:
+                if side == "criu" and criu_failed:
                     continue
                 try:
                     figures = fn()
                 except BenchError as exc:
-                    if side == "criu":     # a CRIU that cannot work here: say so once, go on
-                        sides["criu"] = False
-                        res.notes.append(f"criu failed on {w.name} ({exc}); not measured further")
+                    if side == "criu":     # CRIU cannot do this workload: say so once, go on with it for the rest
+                        criu_failed = True
+                        res.notes.append(f"criu failed on {w.name} ({exc})")
                         log(f"  criu: {exc}")
                         continue
                     raise BenchError(f"{w.name} run {i + 1}, {side}: {exc}") from None
@@ -344,39 +481,44 @@ def secs(v: float | None) -> str:
     return f"{v:.3f}" if v is not None else "-"
 
 
+def paren(v: float | None) -> str:
+    return f"({v:.3f})" if v is not None else ""
+
+
 def mib(v: float | None) -> str:
     return f"{v / MIB:.1f}" if v is not None else "-"
 
 
+TOOLS = (("refcr", "refcr"), ("refcr-svc", "refcr service"), ("criu", "criu"), ("limit", "limit"))
+
+
 def table(res: Results, workloads: list[Workload], n: int) -> str:
+    """One row per workload and tool: wall and CPU seconds of dump and
+    restore, image size, peak RSS, and the ratios to CRIU and the limit."""
     m = res.median
-    out = [f"medians of {n} runs; seconds; MiB (image: files in the image dir but logs; peak: ru_maxrss)", ""]
-    head = (f"{'workload':<13}{'dump':>8}{'restore':>9}{'image':>9}{'peak d/r':>13}"
-            f"{'lim dump':>10}{'lim rest':>10}{'d/lim':>8}{'r/lim':>8}"
-            f"{'criu d':>9}{'criu r':>9}{'d/criu':>8}{'r/criu':>8}")
+    out = [f"medians of {n} runs; wall seconds (CPU seconds: user + system); MiB (image: files in the "
+           "image dir but logs; peak: ru_maxrss of the cold command, dump/restore)", ""]
+    head = (f"{'workload':<14}{'tool':<15}{'dump':>7}{'(cpu)':>8}{'restore':>9}{'(cpu)':>8}{'image':>8}"
+            f"{'peak d/r':>13}{'d/criu':>8}{'r/criu':>8}{'d/lim':>7}{'r/lim':>7}")
     out += [head, "-" * len(head)]
     for w in workloads:
         name = w.name
         if name not in res.runs:
             continue
-        ld, lr = m(name, "limit", "dump"), m(name, "limit", "restore")
-        d, r = m(name, "refcr", "dump"), m(name, "refcr", "restore")
         cd, cr = m(name, "criu", "dump"), m(name, "criu", "restore")
-        peak = f"{mib(m(name, 'refcr', 'dump_rss'))}/{mib(m(name, 'refcr', 'restore_rss'))}"
-        out.append(f"{name:<13}{secs(d):>8}{secs(r):>9}{mib(m(name, 'refcr', 'size')):>9}{peak:>13}"
-                   f"{secs(ld):>10}{secs(lr):>10}{ratio(d, ld):>8}{ratio(r, lr):>8}"
-                   f"{secs(cd):>9}{secs(cr):>9}{ratio(d, cd):>8}{ratio(r, cr):>8}")
-    out += ["", "CPU seconds (user + system; less sensitive to a busy machine than wall time)",
-            f"{'workload':<13}{'dump':>8}{'restore':>9}{'lim dump':>10}{'lim rest':>10}{'d/lim':>8}{'r/lim':>8}"
-            f"{'criu d':>9}{'criu r':>9}"]
-    for w in workloads:
-        if w.name not in res.runs:
-            continue
-        d, r = m(w.name, "refcr", "dump_cpu"), m(w.name, "refcr", "restore_cpu")
-        ld, lr = m(w.name, "limit", "dump_cpu"), m(w.name, "limit", "restore_cpu")
-        cd, cr = m(w.name, "criu", "dump_cpu"), m(w.name, "criu", "restore_cpu")
-        out.append(f"{w.name:<13}{secs(d):>8}{secs(r):>9}{secs(ld):>10}{secs(lr):>10}{ratio(d, ld):>8}"
-                   f"{ratio(r, lr):>8}{secs(cd):>9}{secs(cr):>9}")
+        ld, lr = m(name, "limit", "dump"), m(name, "limit", "restore")
+        for side, label in TOOLS:
+            if side not in res.runs[name]:
+                continue
+            d, r = m(name, side, "dump"), m(name, side, "restore")
+            peak = (f"{mib(m(name, side, 'dump_rss'))}/{mib(m(name, side, 'restore_rss'))}"
+                    if side in ("refcr", "criu") else "")
+            cmp = side in ("refcr", "refcr-svc")
+            out.append(f"{name:<14}{label:<15}{secs(d):>7}{paren(m(name, side, 'dump_cpu')):>8}"
+                       f"{secs(r):>9}{paren(m(name, side, 'restore_cpu')):>8}"
+                       f"{mib(m(name, side, 'size')):>8}{peak:>13}"
+                       f"{ratio(d, cd) if cmp else '':>8}{ratio(r, cr) if cmp else '':>8}"
+                       f"{ratio(d, ld) if cmp else '':>7}{ratio(r, lr) if cmp else '':>7}")
     inc = [w for w in workloads if "incremental" in res.runs.get(w.name, {})]
     if inc:
         out += ["", "incremental: pre-dump, 1% of the pages rewritten, dump --track-mem --prev-images-dir",
@@ -402,6 +544,24 @@ def targets(res: Results) -> list[str]:
             cpu, lim_cpu = m("anon-1GiB", "refcr", f"{phase}_cpu"), m("anon-1GiB", "limit", f"{phase}_cpu")
             lines.append(f"target: 1 GiB {phase} within 2x of the limit: {got:.3f} s = {got / lim:.2f}x "
                          f"of {lim:.3f} s -> {verdict} (CPU: {ratio(cpu, lim_cpu)})")
+    for phase in ("dump", "restore"):
+        got, lim = m("anon-1GiB", "refcr", phase), m("anon-1GiB", "limit", phase)
+        if got is not None and lim:
+            lines.append(f"target: 1 GiB {phase} within 1.2x of the limit: {got / lim:.2f}x -> "
+                         f"{'met' if got <= 1.2 * lim else 'MISSED'}")
+    slower = [f"{w} {phase} {m(w, 'refcr', phase) / m(w, 'criu', phase):.2f}x"  # type: ignore[operator]
+              for w in res.runs for phase in ("dump", "restore")
+              if m(w, "criu", phase) and m(w, "refcr", phase) is not None
+              and m(w, "refcr", phase) > m(w, "criu", phase)]  # type: ignore[operator]
+    if any(m(w, "criu", "dump") for w in res.runs):
+        lines.append("target: every dump and restore <= 1.0x CRIU's (cold command line): "
+                     + (f"MISSED ({', '.join(slower)})" if slower else "met"))
+    cold = [m("trivial", "refcr", p) for p in ("dump", "restore")]
+    warm = [m("trivial", "refcr-svc", p) for p in ("dump", "restore")]
+    if None not in cold and None not in warm:
+        speedup = (cold[0] + cold[1]) / (warm[0] + warm[1])  # type: ignore[operator]
+        lines.append(f"target: service mode at least 2x faster than cold on trivial: {speedup:.2f}x -> "
+                     f"{'met' if speedup >= 2 else 'MISSED'}")
     d, r = m("trivial", "refcr", "dump"), m("trivial", "refcr", "restore")
     if d is not None and r is not None:
         verdict = "met" if d + r < 0.5 else "MISSED"
@@ -428,11 +588,11 @@ def git_head() -> str:
 
 
 def select(args: argparse.Namespace) -> list[Workload]:
-    pool = QUICK if args.quick else WORKLOADS
+    pool = QUICK if args.quick else REAL if args.real else WORKLOADS + REAL
     if not args.only:
         return pool
     names = args.only.split(",")
-    known = {w.name: w for w in WORKLOADS + QUICK}
+    known = {w.name: w for w in WORKLOADS + REAL + QUICK}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise BenchError(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -445,7 +605,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller workloads, 3 runs")
     ap.add_argument("--only", metavar="NAME,...", help="just these workloads")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE")
-    ap.add_argument("--no-criu", action="store_true", help="do not try criu")
+    ap.add_argument("--real", action="store_true", help="just the programs shaped like real ones")
+    ap.add_argument("--no-criu", action="store_true", help="do not try criu ($REFCR_BENCH_CRIU, else on PATH)")
+    ap.add_argument("--no-service", action="store_true", help="no `refcr service` rows")
     ap.add_argument("--dir", help="where images go (default: a temporary dir in /var/tmp)")
     ap.add_argument("--no-bytecode-cache", action="store_true",
                     help="compile refcr's modules at every start (as with PYTHONDONTWRITEBYTECODE)")
@@ -462,18 +624,24 @@ def main() -> int:
         try:
             bins = build(root)
             res = Results()
-            sides = {"criu": not args.no_criu and shutil.which("criu") is not None,
-                     "incremental": has_incremental()}
-            if not sides["criu"]:
-                res.notes.append("criu: " + ("not asked for" if args.no_criu else "none on PATH"))
+            criu = None if args.no_criu else criu_binary()
+            why = "not asked for" if args.no_criu else criu_works(criu) if criu else \
+                "none ($REFCR_BENCH_CRIU unset and no criu on PATH)"
+            sides = {"criu": why is None, "incremental": has_incremental()}
+            res.notes.append(f"criu: {criu}" if why is None else f"criu: {why}")
             if not sides["incremental"]:
                 res.notes.append("incremental dump: not available (refcr has no pre-dump / dump --track-mem)")
             bytecode(root, args.no_bytecode_cache, res)
             log("warm-up: one untimed trivial cycle")
             cycle("refcr", bins, WORKLOADS[0], tempfile.mkdtemp(dir=root))
-            for w in workloads:
-                log(f"{w.name}: {n} runs")
-                bench_workload(w, n, bins, root, res, sides)
+            service = None if args.no_service else Service(root)
+            try:
+                for w in workloads:
+                    log(f"{w.name}: {n} runs")
+                    bench_workload(w, n, bins, root, res, sides, service)
+            finally:
+                if service is not None:
+                    service.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
     except BenchError as exc:

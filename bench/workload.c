@@ -4,6 +4,14 @@
  *   workload DIR KIND N
  *
  * KIND and N:  trivial 0 | anon MIB | maps COUNT | threads COUNT | fds COUNT | tree PROCS
+ *               | jvm THREADS | pipes PROCS
+ *
+ * jvm: THREADS pthreads with the default (8 MiB) stacks, each with 2 MiB of
+ * its own malloc'd heap (glibc gives threads their own arenas, as a JVM's
+ * threads have TLABs) parked on a condition variable, a few in timed waits;
+ * pipes: a tree of PROCS processes (the root and PROCS-1 children) in a
+ * ring of pipes: child i reads a counter from pipe i-1, adds one and writes
+ * it to pipe i; the check sends 0 round the ring and wants PROCS-1 back.
  *
  * The workload sets its state up, then creates DIR/ready and waits for
  * signals (it is the root of a new session, stdio on /dev/null):
@@ -17,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -28,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
@@ -43,8 +53,16 @@ static unsigned gen;
 /* fds */
 static int first_fd;
 static struct stat fd_st;
-/* tree */
+/* tree, pipes */
 static pid_t *kids;
+/* jvm */
+struct jthread { pthread_t t; unsigned char *heap; long id; };
+static struct jthread *jts;
+static pthread_mutex_t jlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jcond = PTHREAD_COND_INITIALIZER;
+#define JHEAP (2UL << 20)
+/* pipes: the root writes ring_out, reads ring_in */
+static int ring_out = -1, ring_in = -1;
 
 static void die(const char *what)
 {
@@ -194,6 +212,147 @@ static void setup_tree(void)
 	}
 }
 
+static int count_threads(void);
+
+static void *jvm_thread(void *arg)
+{
+	struct jthread *j = arg;
+	unsigned long i;
+
+	j->heap = malloc(JHEAP);
+	if (!j->heap)
+		die("malloc");
+	for (i = 0; i < JHEAP; i++)
+		j->heap[i] = (unsigned char)(i * 7 + (unsigned long)j->id);
+	pthread_mutex_lock(&jlock);
+	for (;;) {
+		if (j->id % 10 == 0) {		/* a few "GC / JIT" threads in timed waits */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&jcond, &jlock, &ts);
+		} else {
+			pthread_cond_wait(&jcond, &jlock);
+		}
+	}
+	return NULL;
+}
+
+static void setup_jvm(void)
+{
+	long i;
+
+	jts = calloc(count, sizeof(*jts));
+	if (!jts)
+		die("calloc");
+	for (i = 0; i < count; i++) {
+		jts[i].id = i;
+		if (pthread_create(&jts[i].t, NULL, jvm_thread, &jts[i]))
+			die("pthread_create");
+	}
+	for (;;) {			/* ready when every heap is written */
+		for (i = 0; i < count; i++)
+			if (!__atomic_load_n(&jts[i].heap, __ATOMIC_ACQUIRE)
+			    || jts[i].heap[JHEAP - 1] != (unsigned char)((JHEAP - 1) * 7 + (unsigned long)i))
+				break;
+		if (i == count)
+			return;
+		usleep(1000);
+	}
+}
+
+static void ring_child(int in, int out)
+{
+	long v;
+
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	for (;;) {
+		if (read(in, &v, sizeof(v)) != sizeof(v))
+			_exit(1);
+		v++;
+		if (write(out, &v, sizeof(v)) != sizeof(v))
+			_exit(1);
+	}
+}
+
+static void setup_pipes(void)
+{
+	int (*p)[2];
+	long i, j;
+
+	kids = calloc(count, sizeof(*kids));
+	p = calloc(count, sizeof(*p));
+	if (!kids || !p)
+		die("calloc");
+	for (i = 0; i < count; i++)
+		if (pipe(p[i]))
+			die("pipe");
+	for (i = 1; i < count; i++) {
+		kids[i] = fork();
+		if (kids[i] < 0)
+			die("fork");
+		if (kids[i] == 0) {
+			for (j = 0; j < count; j++) {
+				if (j != i - 1)
+					close(p[j][0]);
+				if (j != i)
+					close(p[j][1]);
+			}
+			ring_child(p[i - 1][0], p[i][1]);
+		}
+	}
+	ring_out = p[0][1];
+	ring_in = p[count - 1][0];
+	for (j = 0; j < count; j++) {
+		if (p[j][0] != ring_in)
+			close(p[j][0]);
+		if (p[j][1] != ring_out)
+			close(p[j][1]);
+	}
+	free(p);
+}
+
+static const char *ring_check(void)
+{
+	static char why[128];
+	struct pollfd pfd = { .fd = ring_in, .events = POLLIN };
+	long v = 0;
+
+	if (write(ring_out, &v, sizeof(v)) != sizeof(v))
+		return "cannot write into the ring";
+	if (poll(&pfd, 1, 30000) != 1 || read(ring_in, &v, sizeof(v)) != sizeof(v))
+		return "nothing came back round the ring";
+	if (v != count - 1) {
+		snprintf(why, sizeof(why), "the ring counted %ld, not %ld", v, count - 1);
+		return why;
+	}
+	return NULL;
+}
+
+static const char *jvm_check(void)
+{
+	static char why[128];
+	unsigned long i;
+	long t;
+
+	if (count_threads() != count + 1) {
+		snprintf(why, sizeof(why), "%d threads, not %ld", count_threads(), count + 1);
+		return why;
+	}
+	for (t = 0; t < count; t++)
+		for (i = 0; i < JHEAP; i += 997)
+			if (jts[t].heap[i] != (unsigned char)(i * 7 + (unsigned long)t)) {
+				snprintf(why, sizeof(why), "thread %ld's heap is wrong at %lu", t, i);
+				return why;
+			}
+	pthread_mutex_lock(&jlock);		/* the threads still take and give up the lock */
+	pthread_cond_broadcast(&jcond);
+	pthread_mutex_unlock(&jlock);
+	return NULL;
+}
+
 static void change(const char *kind)
 {
 	unsigned long i, n;
@@ -262,6 +421,18 @@ static const char *check(const char *kind)
 				return why;
 			}
 		}
+	} else if (!strcmp(kind, "jvm")) {
+		return jvm_check();
+	} else if (!strcmp(kind, "pipes")) {
+		const char *bad = ring_check();
+
+		if (bad)
+			return bad;
+		for (i = 1; i < (unsigned long)count; i++)
+			if (kill(kids[i], 0) || waitpid(kids[i], NULL, WNOHANG) != 0) {
+				snprintf(why, sizeof(why), "child %d is gone", kids[i]);
+				return why;
+			}
 	} else if (!strcmp(kind, "tree")) {
 		for (i = 1; i < (unsigned long)count; i++)
 			if (kill(kids[i], 0) || waitpid(kids[i], NULL, WNOHANG) != 0) {
@@ -306,7 +477,7 @@ int main(int argc, char **argv)
 	sigset_t all, none;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s DIR trivial|anon|maps|threads|fds|tree N\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR trivial|anon|maps|threads|fds|tree|jvm|pipes N\n", argv[0]);
 		return 2;
 	}
 	dir = argv[1];
@@ -326,6 +497,10 @@ int main(int argc, char **argv)
 		setup_fds();
 	else if (!strcmp(kind, "tree"))
 		setup_tree();
+	else if (!strcmp(kind, "jvm"))
+		setup_jvm();
+	else if (!strcmp(kind, "pipes"))
+		setup_pipes();
 	else if (strcmp(kind, "trivial")) {
 		fprintf(stderr, "unknown workload %s\n", kind);
 		return 2;

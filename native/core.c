@@ -328,6 +328,108 @@ restore:
 	return ret;
 }
 
+/* ---- batched syscalls ---------------------------------------------------- */
+
+/*
+ * The batch blob: position-independent x86-64 code that runs a table of
+ * syscalls inside the task in one go, so that N injected calls cost one
+ * ptrace round trip instead of N (each of which is several ptrace requests
+ * and two context switches).  rdi = table, rsi = entries, rdx = stop at the
+ * first failing call when non-zero.  An entry is 8 words: nr, six
+ * arguments, and the result, written back in place.  No stack, no memory
+ * but the table; ends on int3 (a SIGTRAP stop at RC_BATCH_TRAP + 1).
+ *
+ *	mov r12, rdi; mov r13, rsi
+ * 1:	test r13, r13; jz 2f
+ *	mov rax, [r12]; mov rdi, [r12+8]; mov rsi, [r12+16]; mov r10, [r12+32]
+ *	mov r8, [r12+40]; mov r9, [r12+48]; mov r14, rdx; mov rdx, [r12+24]
+ *	syscall
+ *	mov rdx, r14; mov [r12+56], rax; add r12, 64; dec r13
+ *	test rdx, rdx; jz 1b; cmp rax, -4095; jb 1b
+ * 2:	int3
+ */
+static const unsigned char batch_code[] = {
+	0x49, 0x89, 0xfc, 0x49, 0x89, 0xf5, 0x4d, 0x85, 0xed, 0x74, 0x43, 0x49,
+	0x8b, 0x04, 0x24, 0x49, 0x8b, 0x7c, 0x24, 0x08, 0x49, 0x8b, 0x74, 0x24,
+	0x10, 0x4d, 0x8b, 0x54, 0x24, 0x20, 0x4d, 0x8b, 0x44, 0x24, 0x28, 0x4d,
+	0x8b, 0x4c, 0x24, 0x30, 0x49, 0x89, 0xd6, 0x49, 0x8b, 0x54, 0x24, 0x18,
+	0x0f, 0x05, 0x4c, 0x89, 0xf2, 0x49, 0x89, 0x44, 0x24, 0x38, 0x49, 0x83,
+	0xc4, 0x40, 0x49, 0xff, 0xcd, 0x48, 0x85, 0xd2, 0x74, 0xc0, 0x48, 0x3d,
+	0x01, 0xf0, 0xff, 0xff, 0x72, 0xb8, 0xcc
+};
+#define RC_BATCH_TRAP 0x4e
+
+size_t rc_batch_code(unsigned char *out, size_t size)
+{
+	if (out && size >= sizeof(batch_code))
+		memcpy(out, batch_code, sizeof(batch_code));
+	return sizeof(batch_code);
+}
+
+int rc_run_batch(int pid, unsigned long code, unsigned long table, unsigned long n,
+		 int stop_on_error, int *stop_status)
+{
+	struct user_regs_struct saved, regs;
+	int r, st, ret = 0;
+
+	*stop_status = 0;
+	r = rc_get_regs(pid, &saved);
+	if (r < 0)
+		return r;
+	regs = saved;
+	regs.rip = code;
+	regs.orig_rax = (unsigned long long)-1;	/* no syscall restart on the way in */
+	regs.rdi = table;
+	regs.rsi = n;
+	regs.rdx = stop_on_error ? 1 : 0;
+	ret = rc_set_regs(pid, &regs);
+	if (ret < 0)
+		goto restore;
+	for (;;) {
+		ret = (int)pt(PTRACE_CONT, pid, 0, 0);
+		if (ret < 0)
+			goto restore;
+		ret = rc_wait(pid, &st);
+		if (ret < 0)
+			goto restore;
+		if (WIFEXITED(st) || WIFSIGNALED(st))
+			return -ESRCH;
+		if (!WIFSTOPPED(st))
+			continue;
+		switch (st >> 16) {
+		case 0:
+			break;
+		case PTRACE_EVENT_STOP:
+		case PTRACE_EVENT_FORK:
+		case PTRACE_EVENT_VFORK:
+		case PTRACE_EVENT_CLONE:
+		case PTRACE_EVENT_VFORK_DONE:
+			continue;
+		case PTRACE_EVENT_EXIT:
+			*stop_status = st;
+			return -ESRCH;
+		default:
+			*stop_status = st;
+			ret = -EIO;
+			goto restore;
+		}
+		ret = rc_get_regs(pid, &regs);
+		if (ret < 0)
+			goto restore;
+		if (WSTOPSIG(st) == SIGTRAP && regs.rip == code + RC_BATCH_TRAP + 1)
+			break;
+		*stop_status = st;
+		ret = -EIO;
+		goto restore;
+	}
+	ret = 0;
+restore:
+	r = rc_set_regs(pid, &saved);
+	if (r < 0 && ret == 0)
+		ret = r;
+	return ret;
+}
+
 /* ---- memory ------------------------------------------------------------- */
 
 /*

@@ -64,6 +64,18 @@ int rc_inject_syscall(int pid, long nr, const unsigned long *args,
 		      unsigned long addr, int patch, int fault_ok,
 		      long *result, int *stop_status);
 
+/*
+ * Batched syscalls: rc_batch_code copies the batch blob (position-
+ * independent, to be placed in an executable area of the task) into out
+ * when size allows and returns its size.  rc_run_batch runs the blob at
+ * code over the n entries at table (8 words each: nr, 6 args, result) in
+ * the ptrace-stopped task; registers are put back.  0 or -errno, with the
+ * unexpected stop's status in *stop_status.
+ */
+size_t rc_batch_code(unsigned char *out, size_t size);
+int rc_run_batch(int pid, unsigned long code, unsigned long table, unsigned long n,
+		 int stop_on_error, int *stop_status);
+
 /* ---- memory ------------------------------------------------------------ */
 /* Reads/writes n remote ranges (addrs[i], lens[i]) from/to one local buffer. */
 long rc_vm_read(int pid, const unsigned long *addrs, const unsigned long *lens,

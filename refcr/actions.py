@@ -23,7 +23,6 @@ Order of a restore: pre-restore, [root created], network-lock,
 from __future__ import annotations
 
 import os
-import subprocess
 
 from refcr.errors import OptionError, RefcrError
 from refcr.log import log
@@ -67,6 +66,7 @@ def _run_scripts(opts, action: str, init_pid: int | None) -> None:  # noqa: ANN0
         env["CRTOOLS_INIT_PID"] = str(init_pid)
     for script in scripts:
         log.info("action %s: running %s", action, script)
+        import subprocess          # only when a script runs: it pulls threading in
         try:
             res = subprocess.run([script], env=env, stdin=subprocess.DEVNULL, timeout=TIMEOUT, check=False)
         except subprocess.TimeoutExpired:

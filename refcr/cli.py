@@ -3,20 +3,26 @@
 Every failure refcr expects is a RefcrError and is printed as one line
 (``refcr: error: ...``) with a non-zero exit; anything else is a bug and is
 reported the same way, with the traceback only in the log.
+
+Start-up is part of every command's cost: this module imports argparse and
+errors only; logging, the options (dataclasses) and each command's pipeline
+are imported when the command runs, and `refcr --version` answers before
+any parser is built.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from typing import Callable, Sequence
 
 from refcr import __version__
-from refcr import log as logmod
 from refcr.errors import OptionError, RefcrError
-from refcr.log import log
-from refcr.options import Options, arrange_help
+
+TYPE_CHECKING = False       # not typing's: importing typing is a few ms of every start
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
+    from refcr.options import Options
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,11 +128,43 @@ def _cgroup_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
                        help="restore into PATH instead of the dumped cgroup (for the controller CTRL, or all)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with *only* the sub-parser of that one
+    command (what a run needs: the others' arguments are not built)."""
     parser = _Parser(prog="refcr", description="checkpoint/restore of Linux processes")
     parser.add_argument("-V", "--version", action="version", version=f"refcr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    if only is None:
+        _pipeline_parsers(sub)
+        _tool_parsers(sub)
+        _rpc_parsers(sub)
+    elif only in ("dump", "pre-dump", "restore"):
+        _pipeline_parsers(sub, only)
+    elif only in ("swrk", "service"):
+        _rpc_parsers(sub)
+    else:
+        _tool_parsers(sub)
+    return parser
 
+
+def _pipeline_parsers(sub, only: str | None = None) -> None:  # noqa: ANN001  (the subparsers action)
+    from refcr.options import arrange_help
+    made = []
+    if only in (None, "dump"):
+        made.append(("dump", _dump_parser(sub)))
+    if only in (None, "pre-dump"):
+        pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
+        pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
+        _common(pd)
+        _track_arguments(pd, dump=False)
+        made.append(("pre-dump", pd))
+    if only in (None, "restore"):
+        made.append(("restore", _restore_parser(sub)))
+    for name, sp in made:
+        arrange_help(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
+
+
+def _dump_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
     d = sub.add_parser("dump", help="checkpoint a process into an image directory")
     d.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process to dump")
     _common(d)
@@ -143,12 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     _track_arguments(d, dump=True)
     _file_arguments(d, dump=True)
     _cgroup_arguments(d, dump=True)
+    return d
 
-    pd = sub.add_parser("pre-dump", help="write the memory of a running process and start tracking its changes")
-    pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
-    _common(pd)
-    _track_arguments(pd, dump=False)
 
+def _restore_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
     r = sub.add_parser("restore", help="restore a process from an image directory")
     _common(r)
     r.add_argument("-d", "--restore-detached", action="store_true",
@@ -159,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give the restored tree refcr's fd N where the images have RES")
     _file_arguments(r, dump=False)
     _cgroup_arguments(r, dump=False)
+    return r
 
+
+def _tool_parsers(sub) -> None:  # noqa: ANN001
     from refcr.images.show import add_arguments as show_arguments
     show_arguments(sub.add_parser("show", help="print images as JSON"))
 
@@ -175,10 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a zdtm-style program to dump and restore with the plugin")
     pc.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_parser("plugin-cflags", help="print the compiler flags for building a plugin (-I<headers>)")
-    for name, sp in (("dump", d), ("pre-dump", pd), ("restore", r)):
-        arrange_help(sp, name)     # CRIU's option groups in --help, CRIU's options refcr refuses
-    _rpc_parsers(sub)
-    return parser
 
 
 def _rpc_parsers(sub) -> None:  # noqa: ANN001  (the subparsers action)
@@ -196,6 +231,7 @@ def _rpc_parsers(sub) -> None:  # noqa: ANN001  (the subparsers action)
 
 
 def to_options(ns: argparse.Namespace) -> Options:
+    from refcr.options import Options
     opts = Options(command=ns.command)
     for name in ("images_dir", "pid", "log_file", "verbosity", "leave_running", "leave_stopped",
                  "shell_job", "restore_detached", "pidfile", "file_locks", "tcp_established", "tcp_close",
@@ -227,6 +263,7 @@ def _cgroup_options(ns: argparse.Namespace, opts: Options) -> None:
 
 
 def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.dump import dump
     from refcr.external import check_external
     from refcr.images.imagedir import ImageDir
@@ -240,6 +277,7 @@ def cmd_dump(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_pre_dump(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.images.imagedir import ImageDir
     from refcr.predump import pre_dump
     images = ImageDir(opts.images_dir, "w")
@@ -261,6 +299,7 @@ def check_pidfile(path: str) -> None:
 
 
 def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.external import check_external
     from refcr.restore import restore, wait_root
     if not os.path.isdir(opts.images_dir):
@@ -278,6 +317,7 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
                 f.write(f"{pid}\n")
             os.rename(opts.pidfile + ".tmp", opts.pidfile)
         except OSError as exc:        # checked before the restore; still, nothing is left running unknown
+            import signal
             os.kill(pid, signal.SIGKILL)
             raise OptionError(f"--pidfile {opts.pidfile}: {exc.strerror}; restored process {pid} killed") from None
     if opts.restore_detached:
@@ -286,12 +326,14 @@ def cmd_restore(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_swrk(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.rpc.server import swrk
     logmod.setup(opts.verbosity, opts.log_file)
     return swrk(ns.fd)
 
 
 def cmd_service(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.rpc.server import service
     logmod.setup(opts.verbosity, opts.log_file)
     return service(ns.address, ns.pidfile)
@@ -308,6 +350,7 @@ def cmd_check(opts: Options, ns: argparse.Namespace) -> int:
 
 
 def cmd_plugin_check(opts: Options, ns: argparse.Namespace) -> int:
+    from refcr import log as logmod
     from refcr.plugins.conformance import main_check as plugin_check
     logmod.setup(opts.verbosity, None)
     return plugin_check(ns.plugin_paths, opts.verbosity, partner=ns.partner, scenario=ns.scenario,
@@ -328,13 +371,19 @@ COMMANDS: dict[str, Callable[[Options, argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args in (["--version"], ["-V"]):     # no parser, no imports: what scripts probe first
+        print(f"refcr {__version__}")
+        return 0
     try:
-        ns = build_parser().parse_args(argv)
+        only = args[0] if args and args[0] in COMMANDS else None     # build just what this run needs
+        ns = build_parser(only).parse_args(args)
         opts = to_options(ns)
         return COMMANDS[ns.command](opts, ns)
     except RefcrError as exc:
+        from refcr import log as logmod
         if logmod.logs_to_file():
-            log.error("%s", exc)
+            logmod.log.error("%s", exc)
         _say(f"refcr: error: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -343,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        from refcr.log import log
         log.debug("internal error", exc_info=True)
         _say(f"refcr: internal error: {type(exc).__name__}: {exc}")
         return 2

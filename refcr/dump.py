@@ -11,7 +11,6 @@ is announced to it first, every task put back is announced after.
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import time
 from dataclasses import dataclass, field
@@ -83,13 +82,13 @@ class FrozenTask:
             self.guard.code(self.pid, code, main.read(code, PATCH_SIZE))
             if scratch:
                 self.guard.scratch(self.pid, scratch, SCRATCH_SIZE)
-        main.alloc_scratch(addr=scratch)
+        main.alloc_scratch(addr=scratch, batch=True)
         if self.guard and not scratch:
             self.guard.scratch(self.pid, main.scratch, main.scratch_size)
         fault.kill_point("after-scratch")
         for tid in self.tids[1:]:
             self.remotes[tid] = Remote(tid, code_addr=code, patch=True, scratch=main.scratch,
-                                       scratch_size=main.scratch_size)
+                                       scratch_size=main.scratch_size, batch_code=main.batch_code)
         return main
 
     def undo(self) -> None:
@@ -270,7 +269,7 @@ def write_rest(frozen: list[FrozenTask], tree: list, namespaces: list[str], imag
     fault.kill_point("before-inventory")
     images.write("inventory", [inventory_pb2.InventoryEntry(
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
-        kernel_release=platform.release(), dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
+        kernel_release=os.uname().release, dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
         root_namespaces=namespaces, plugins=host.used(), track_mem=tracking.name,
         ext_netns=int(opts.extra.get("ext_netns", 0)))])
     fault.kill_point("after-inventory")

@@ -211,6 +211,7 @@ def make_zombie(p: Puppet, e: pstree_pb2.PstreeEntry) -> None:
     Its name and signal state stay visible in /proc, so they are set first."""
     r, status = p.remote, e.exit_status
     task.restore_comm(r, e.comm)
+    r.flush()
     fatal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     for sig in signals.catchable():
         bit = 1 << (sig - 1)
@@ -282,9 +283,10 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     p, core = n.puppet, n.core
     r = p.remote
     audit.check(core)
-    memory.move_special_areas(r, proc.maps(p.pid), list(n.mm.vmas), p.layout.parking)
+    memory.move_special_areas(r, proc.ranges(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm, ctx.root)
-    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root)
+    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root,
+                               getfd_slot=p.pidfd_slot)
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
@@ -306,14 +308,15 @@ def restore_threads(n: Node) -> None:
         task.restore_comm(r, tc.comm)
         signals.restore_sigaltstack(r, tc.sigaltstack)
         task.restore_rseq(r, tc)
-        r.check("set_tid_address", tc.clear_tid_addr)
+        r.defer("set_tid_address", tc.clear_tid_addr)
         if tc.robust_list:
-            r.check("set_robust_list", tc.robust_list, tc.robust_list_len)
+            r.defer("set_robust_list", tc.robust_list, tc.robust_list_len)
         task.restore_personality(r, core.personality)
         seccomp.restore_thread(r, tc.seccomp, seccomp.shared_count(list(core.threads)))
         creds.restore(r, core.creds)
         prctl.restore_thread(r, tc.prctl)
         seccomp.restore_strict(r, tc.seccomp)
+        r.flush()
     p.remote.check("prctl", PR_SET_DUMPABLE, core.dumpable, 0, 0, 0)
     prctl.restore_mdwe(p.remote, core.prctl)
 

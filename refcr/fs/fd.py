@@ -215,8 +215,7 @@ class RestoreFiles:
 
     def install_table(self, puppet, table: list) -> None:
         """Install a process's fd table, then run the kinds' after_install hooks."""
-        for fe in table:
-            puppet.install_fd(self.open(fe.id), fe.fd, fe.cloexec)
+        puppet.install_fds([(self.open(fe.id), fe.fd, fe.cloexec) for fe in table])
         for fe in table:
             kind, msg = kind_of(self.entry(fe.id), self.kinds)
             hook = getattr(kind, "after_install", None)

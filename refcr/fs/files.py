@@ -62,6 +62,7 @@ def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
 
 def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
     table = []
+    seen: set[int] = set()                # description ids already in the table
     refcrs = set(tracking_fds(pid))       # refcr's own dirty-tracking userfaultfd: not the process's
     for fd in proc.fds(pid):
         if fd in refcrs:
@@ -69,7 +70,8 @@ def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
         t = fd_target(pid, fd)
         cloexec = bool(int(t.info["flags"], 8) & O_CLOEXEC)
         fe = fdinfo_pb2.FdinfoEntry(fd=fd, id=ctx.add(t), cloexec=cloexec)
-        if all(other.id != fe.id for other in table):      # the process's POSIX locks, once per description
+        if fe.id not in seen:             # the process's POSIX locks, once per description
+            seen.add(fe.id)
             fe.locks.extend(locks.dump_posix(t, ctx))
         table.append(fe)
     return table

@@ -47,8 +47,11 @@ _FLOCK = struct.Struct("<hh4xqqi4x")        # struct flock
 
 def held(t: FdTarget) -> list[filekinds_pb2.FileLockEntry]:
     """The locks t's fdinfo lists (waiters, marked "->", are left out), with
-    the owner as a host pid (0 for OFD locks)."""
-    out = []
+    the owner as a host pid (0 for OFD locks).  The fdinfo read by
+    fd_target had no lock line: none (the tree is frozen), no second read."""
+    out: list[filekinds_pb2.FileLockEntry] = []
+    if "lock" not in t.info:
+        return out
     with open(proc.path(t.pid, "fdinfo", str(t.fd))) as f:
         lines = [line for line in f if line.startswith("lock:")]
     for line in lines:

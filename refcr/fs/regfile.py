@@ -152,11 +152,12 @@ class LockedFileKind:
     field = "locked"
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
-        if not (stat_mod.S_ISREG(t.st.st_mode) or stat_mod.S_ISDIR(t.st.st_mode)) or _gone(t):
+        if not (stat_mod.S_ISREG(t.st.st_mode) or stat_mod.S_ISDIR(t.st.st_mode)):
             return False
         held = locks.held(t)
-        return (bool(held and ctx.opts.file_locks) or bool(t.flags & os.O_ASYNC)
-                or fown.dump(t) is not None)
+        wanted = (bool(held and ctx.opts.file_locks) or bool(t.flags & os.O_ASYNC)
+                  or fown.dump(t) is not None)
+        return wanted and not _gone(t)      # the stat through the path last: rarely needed
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.LockedFileEntry:
         e = filekinds_pb2.LockedFileEntry(path=t.link, flags=t.flags, pos=int(t.info.get("pos", "0")),

@@ -9,14 +9,12 @@ not a known image (by name and magic) is an error, as is any corrupt image.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import stat
 import sys
 from typing import Any
 
 from refcr.errors import ImageError
-from refcr.images.imagedir import INCOMPLETE_MARKER, ImageDir, decode_file, type_by_filename
 
 
 def _to_dict(msg: Any) -> dict:
@@ -26,6 +24,7 @@ def _to_dict(msg: Any) -> dict:
 
 
 def show_file(path: str) -> dict:
+    from refcr.images.imagedir import decode_file     # the image types: only for a show, not for --help
     t, head, entries = decode_file(path)
     if t.raw:
         return {"type": t.name, "raw": True, "size": os.stat(path, follow_symlinks=False).st_size}
@@ -37,6 +36,7 @@ def show_file(path: str) -> dict:
 
 
 def show_dir(path: str) -> dict:
+    from refcr.images.imagedir import INCOMPLETE_MARKER, ImageDir, type_by_filename
     with ImageDir(path, "r") as d:
         reason = d.is_incomplete()
         names = sorted(os.listdir(d.fileno()))
@@ -76,6 +76,7 @@ def main_show(args: argparse.Namespace | list[str] | None = None) -> int:
         p = argparse.ArgumentParser(prog="refcr show", description=__doc__.splitlines()[0])
         add_arguments(p)
         args = p.parse_args(args)
+    import json
     data = show(args.path)
     indent = None if getattr(args, "compact", False) else 2
     json.dump(data, sys.stdout, indent=indent)

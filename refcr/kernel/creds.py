@@ -49,24 +49,28 @@ def dump(pid: int, remote: Remote) -> core_pb2.CredsEntry:
 
 
 def restore(remote: Remote, c: core_pb2.CredsEntry) -> None:
-    remote.check("prctl", PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0)
-    groups, = remote.put(struct.pack(f"<{len(c.groups)}I", *c.groups) or b"\0")
-    remote.check("setgroups", len(c.groups), groups)
-    remote.check("setresgid", c.gid, c.egid, c.sgid)
-    remote.call("setfsgid", c.fsgid)          # returns the previous fsgid, never an error
-    for cap in range(cap_last_cap() + 1):
-        if not c.cap_bnd >> cap & 1:
-            remote.check("prctl", PR_CAPBSET_DROP, cap, 0, 0, 0)
-    remote.check("setresuid", c.uid, c.euid, c.suid)
-    remote.call("setfsuid", c.fsuid)
-    remote.check("prctl", PR_SET_SECUREBITS, c.secbits, 0, 0, 0)
+    """One batch, in this order, stopped at the first refusal (setfsgid and
+    setfsuid return the previous id, never an error).  The buffers go to the
+    scratch in one put: put() starts at its beginning each time."""
     lo = struct.pack("<III", c.cap_eff & 0xFFFFFFFF, c.cap_prm & 0xFFFFFFFF, c.cap_inh & 0xFFFFFFFF)
     hi = struct.pack("<III", c.cap_eff >> 32, c.cap_prm >> 32, c.cap_inh >> 32)
-    header, data = remote.put(struct.pack("<Ii", LINUX_CAPABILITY_VERSION_3, 0), lo + hi)
-    remote.check("capset", header, data)
-    remote.check("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    for cap in range(cap_last_cap() + 1):
-        if c.cap_amb >> cap & 1:
-            remote.check("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
+    groups, header, data = remote.put(struct.pack(f"<{len(c.groups)}I", *c.groups) or b"\0",
+                                      struct.pack("<Ii", LINUX_CAPABILITY_VERSION_3, 0), lo + hi)
+    last = cap_last_cap()
+    calls: list[tuple[str, tuple[int, ...]]] = [
+        ("prctl", (PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0)),
+        ("setgroups", (len(c.groups), groups)),
+        ("setresgid", (c.gid, c.egid, c.sgid)),
+        ("setfsgid", (c.fsgid,)),
+        *[("prctl", (PR_CAPBSET_DROP, cap, 0, 0, 0)) for cap in range(last + 1) if not c.cap_bnd >> cap & 1],
+        ("setresuid", (c.uid, c.euid, c.suid)),
+        ("setfsuid", (c.fsuid,)),
+        ("prctl", (PR_SET_SECUREBITS, c.secbits, 0, 0, 0)),
+        ("capset", (header, data)),
+        ("prctl", (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)),
+        *[("prctl", (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)) for cap in range(last + 1)
+          if c.cap_amb >> cap & 1],
+    ]
     if c.no_new_privs:
-        remote.check("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        calls.append(("prctl", (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
+    remote.check_batch(calls)

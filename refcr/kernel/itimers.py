@@ -28,12 +28,12 @@ def _us(sec: int, usec: int) -> int:
 
 
 def dump_itimers(remote: Remote) -> list[core_pb2.ItimerEntry]:
-    out = []
-    for which in WHICH:
-        remote.check("getitimer", which, remote.scratch)
-        isec, iusec, vsec, vusec = ITIMERVAL.unpack(remote.get(remote.scratch, ITIMERVAL.size))
-        out.append(core_pb2.ItimerEntry(which=which, interval_us=_us(isec, iusec), value_us=_us(vsec, vusec)))
-    return out
+    """The three timers in one batch (read at the same moment, near enough)."""
+    base, = remote.put(bytes(ITIMERVAL.size * len(WHICH)))
+    remote.check_batch([("getitimer", (which, base + i * ITIMERVAL.size)) for i, which in enumerate(WHICH)])
+    raw = remote.get(base, ITIMERVAL.size * len(WHICH))
+    return [core_pb2.ItimerEntry(which=which, interval_us=_us(isec, iusec), value_us=_us(vsec, vusec))
+            for which, (isec, iusec, vsec, vusec) in zip(WHICH, ITIMERVAL.iter_unpack(raw), strict=True)]
 
 
 def _arm(remote: Remote, which: int, interval_us: int, value_us: int) -> int:

@@ -24,7 +24,7 @@ import struct
 
 from refcr.errors import UnsupportedObject
 from refcr.pb import core_pb2
-from refcr.ptrace.tracee import Remote
+from refcr.ptrace.tracee import Remote, RemoteError
 
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
 PR_GET_TSC, PR_SET_TSC = 25, 26
@@ -55,17 +55,25 @@ def _optional(remote: Remote, option: int) -> int:
 
 
 def dump_thread(pid: int, remote: Remote, is_root: bool) -> core_pb2.ThreadPrctl:
-    e = core_pb2.ThreadPrctl(pdeath_signal=_get_int(remote, PR_GET_PDEATHSIG),
-                             timer_slack_ns=remote.check("prctl", PR_GET_TIMERSLACK, 0, 0, 0, 0),
-                             tsc=_get_int(remote, PR_GET_TSC),
-                             mce_kill=remote.check("prctl", PR_MCE_KILL_GET, 0, 0, 0, 0),
-                             speculation=[max(remote.call("prctl", PR_GET_SPECULATION_CTRL, k, 0, 0, 0), 0)
-                                          for k in SPEC_KINDS])
+    """Every getter in one batch: the first four must work, the others may
+    be missing from the kernel (EINVAL: 0)."""
+    ints, = remote.put(bytes(8))
+    calls = [("prctl", (PR_GET_PDEATHSIG, ints, 0, 0, 0)), ("prctl", (PR_GET_TIMERSLACK, 0, 0, 0, 0)),
+             ("prctl", (PR_GET_TSC, ints + 4, 0, 0, 0)), ("prctl", (PR_MCE_KILL_GET, 0, 0, 0, 0)),
+             *[("prctl", (PR_GET_SPECULATION_CTRL, k, 0, 0, 0)) for k in SPEC_KINDS],
+             ("prctl", (PR_GET_IO_FLUSHER, 0, 0, 0, 0))]
+    got = [r or 0 for r in remote.batch(calls)]
+    for ret in got[:4]:
+        if -4096 < ret < 0:
+            raise RemoteError(remote.tid, "prctl", -ret)
+    pdeath, tsc = struct.unpack("<ii", remote.get(ints, 8))
+    e = core_pb2.ThreadPrctl(pdeath_signal=pdeath, timer_slack_ns=got[1], tsc=tsc, mce_kill=got[3],
+                             speculation=[max(r, 0) for r in got[4:4 + len(SPEC_KINDS)]])
     if e.pdeath_signal and is_root:
         raise UnsupportedObject(f"process {pid}: thread {remote.tid} has parent-death signal {e.pdeath_signal} "
                                 "(PR_SET_PDEATHSIG) but is in the tree's root, whose parent is not dumped: "
                                 "refcr cannot dump it")
-    if _optional(remote, PR_GET_IO_FLUSHER):
+    if max(got[-1], 0):
         raise UnsupportedObject(f"process {pid}: thread {remote.tid} is an IO flusher (PR_SET_IO_FLUSHER): "
                                 "refcr cannot restore it without CAP_SYS_RESOURCE")
     return e
@@ -83,13 +91,13 @@ def dump_process(pid: int, remote: Remote) -> core_pb2.ProcessPrctl:
 def restore_thread(remote: Remote, e: core_pb2.ThreadPrctl) -> None:
     """After the thread's credentials."""
     if e.timer_slack_ns:
-        remote.check("prctl", PR_SET_TIMERSLACK, e.timer_slack_ns, 0, 0, 0)
+        remote.defer("prctl", PR_SET_TIMERSLACK, e.timer_slack_ns, 0, 0, 0)
     if e.tsc:
-        remote.check("prctl", PR_SET_TSC, e.tsc, 0, 0, 0)
+        remote.defer("prctl", PR_SET_TSC, e.tsc, 0, 0, 0)
     if e.mce_kill in (0, 1):
-        remote.check("prctl", PR_MCE_KILL, PR_MCE_KILL_SET, e.mce_kill, 0, 0)
+        remote.defer("prctl", PR_MCE_KILL, PR_MCE_KILL_SET, e.mce_kill, 0, 0)
     if e.pdeath_signal:
-        remote.check("prctl", PR_SET_PDEATHSIG, e.pdeath_signal, 0, 0, 0)
+        remote.defer("prctl", PR_SET_PDEATHSIG, e.pdeath_signal, 0, 0, 0)
     for kind, value in zip(SPEC_KINDS, e.speculation, strict=False):
         _restore_speculation(remote, kind, value)
 
@@ -101,7 +109,7 @@ def _restore_speculation(remote: Remote, kind: int, value: int) -> None:
         return
     for bit in (PR_SPEC_FORCE_DISABLE, PR_SPEC_DISABLE_NOEXEC, PR_SPEC_DISABLE):
         if value & bit:
-            remote.check("prctl", PR_SET_SPECULATION_CTRL, kind, bit, 0, 0)
+            remote.defer("prctl", PR_SET_SPECULATION_CTRL, kind, bit, 0, 0)
             return
 
 

@@ -18,12 +18,12 @@ NAMES = {getattr(resource, n): n for n in dir(resource) if n.startswith("RLIMIT_
 
 
 def dump_rlimits(remote: Remote) -> list[core_pb2.RlimitEntry]:
-    out = []
-    for res in range(NLIMITS):
-        remote.check("prlimit64", 0, res, 0, remote.scratch)
-        cur, max_ = RLIMIT.unpack(remote.get(remote.scratch, RLIMIT.size))
-        out.append(core_pb2.RlimitEntry(resource=res, cur=cur, max=max_))
-    return out
+    """All limits in one batch of calls, each into its own slot."""
+    base, = remote.put(bytes(RLIMIT.size * NLIMITS))
+    remote.check_batch([("prlimit64", (0, res, 0, base + res * RLIMIT.size)) for res in range(NLIMITS)])
+    raw = remote.get(base, RLIMIT.size * NLIMITS)
+    return [core_pb2.RlimitEntry(resource=res, cur=cur, max=max_)
+            for res, (cur, max_) in enumerate(RLIMIT.iter_unpack(raw))]
 
 
 def raise_nofile(remote: Remote) -> None:
@@ -35,13 +35,18 @@ def raise_nofile(remote: Remote) -> None:
 
 
 def restore_rlimits(remote: Remote, limits: list[core_pb2.RlimitEntry]) -> None:
-    for lim in limits:
-        addr, = remote.put(RLIMIT.pack(lim.cur, lim.max))
-        try:
-            remote.check("prlimit64", 0, lim.resource, addr, 0)
-        except RemoteError as exc:
-            if exc.errno == errno.EPERM:
-                name = NAMES.get(lim.resource, str(lim.resource))
-                raise RestoreError(f"cannot restore {name} hard limit {lim.max}: it is above refcr's own "
-                                   "and raising it needs CAP_SYS_RESOURCE") from exc
-            raise
+    """One batch, stopped at the first limit the kernel refuses."""
+    if not limits:
+        return
+    base, = remote.put(b"".join(RLIMIT.pack(lim.cur, lim.max) for lim in limits))
+    calls = [("prlimit64", (0, lim.resource, base + i * RLIMIT.size, 0)) for i, lim in enumerate(limits)]
+    got = remote.batch(calls, stop_on_error=True)
+    for lim, ret in zip(limits, got, strict=True):
+        if ret is None or not -4096 < ret < 0:
+            continue
+        exc = RemoteError(remote.tid, "prlimit64", -ret)
+        if exc.errno == errno.EPERM:
+            name = NAMES.get(lim.resource, str(lim.resource))
+            raise RestoreError(f"cannot restore {name} hard limit {lim.max}: it is above refcr's own "
+                               "and raising it needs CAP_SYS_RESOURCE") from exc
+        raise exc

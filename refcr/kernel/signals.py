@@ -30,22 +30,28 @@ def catchable() -> list[int]:
 # ---- dispositions (per process) -------------------------------------------
 
 def dump_sigactions(remote: Remote) -> list[core_pb2.SigactionEntry]:
+    """All 62 in one batch (one ptrace round trip), each into its own slot."""
+    sigs = catchable()
+    slots = remote.put(bytes(SIGACTION.size * len(sigs)))[0]
+    remote.check_batch([("rt_sigaction", (sig, 0, slots + i * SIGACTION.size, 8)) for i, sig in enumerate(sigs)])
+    raw = remote.get(slots, SIGACTION.size * len(sigs))
     out = []
-    for sig in catchable():
-        remote.check("rt_sigaction", sig, 0, remote.scratch, 8)
-        handler, flags, restorer, mask = SIGACTION.unpack(remote.get(remote.scratch, SIGACTION.size))
+    for i, sig in enumerate(sigs):
+        handler, flags, restorer, mask = SIGACTION.unpack_from(raw, i * SIGACTION.size)
         out.append(core_pb2.SigactionEntry(sig=sig, handler=handler, flags=flags,
                                            restorer=restorer, mask=mask))
     return out
 
 
 def restore_sigactions(remote: Remote, entries: list[core_pb2.SigactionEntry]) -> None:
-    """Set every disposition, defaults included: the puppet inherited refcr's."""
+    """Set every disposition, defaults included: the puppet inherited refcr's.
+    One batch; the structs go to the scratch in one write."""
     given = {e.sig: e for e in entries}
-    for sig in catchable():
-        e = given.get(sig, core_pb2.SigactionEntry(sig=sig))
-        addr, = remote.put(SIGACTION.pack(e.handler, e.flags, e.restorer, e.mask))
-        remote.check("rt_sigaction", sig, addr, 0, 8)
+    sigs = catchable()
+    packed = b"".join(SIGACTION.pack(e.handler, e.flags, e.restorer, e.mask)
+                      for e in (given.get(sig, core_pb2.SigactionEntry(sig=sig)) for sig in sigs))
+    base, = remote.put(packed)
+    remote.check_batch([("rt_sigaction", (sig, base + i * SIGACTION.size, 0, 8)) for i, sig in enumerate(sigs)])
 
 
 # ---- per thread ----------------------------------------------------------------
@@ -62,7 +68,7 @@ def restore_sigaltstack(remote: Remote, sas: core_pb2.SigaltstackEntry) -> None:
         addr, = remote.put(STACK_T.pack(0, SS_DISABLE, 0, 0))
     else:
         addr, = remote.put(STACK_T.pack(sas.sp, sas.flags & SS_AUTODISARM, 0, sas.size))
-    remote.check("sigaltstack", addr, 0)
+    remote.defer("sigaltstack", addr, 0)
 
 
 def dump_thread(tid: int, remote: Remote, tc: core_pb2.ThreadCore, blocked: int) -> None:

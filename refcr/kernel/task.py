@@ -13,11 +13,11 @@ def dump_personality(pid: int) -> int:
 
 
 def restore_personality(remote: Remote, value: int) -> None:
-    remote.check("personality", value)
+    remote.defer("personality", value)
 
 
 def restore_comm(remote: Remote, name: str) -> None:
-    remote.check("prctl", PR_SET_NAME, remote.put_str(name[:15]), 0, 0, 0)
+    remote.defer("prctl", PR_SET_NAME, remote.put_str(name[:15]), 0, 0, 0)
 
 
 def dump_rseq(tid: int, tc: core_pb2.ThreadCore) -> None:
@@ -38,4 +38,4 @@ def unregister_rseq(remote: Remote) -> None:
 
 def restore_rseq(remote: Remote, tc: core_pb2.ThreadCore) -> None:
     if tc.HasField("rseq"):
-        remote.check("rseq", tc.rseq.ptr, tc.rseq.size, 0, tc.rseq.signature)
+        remote.defer("rseq", tc.rseq.ptr, tc.rseq.size, 0, tc.rseq.signature)

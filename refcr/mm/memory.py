@@ -29,7 +29,7 @@ import mmap
 import os
 import stat as stat_mod
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import RestoreError, UnsupportedObject
@@ -59,7 +59,7 @@ from refcr.ptrace.syscalls import (
     PROT_READ,
     PROT_WRITE,
 )
-from refcr.ptrace.tracee import Remote
+from refcr.ptrace.tracee import Remote, RemoteError
 
 SPECIAL_KINDS = {
     "[vdso]": mm_pb2.VMA_VDSO,
@@ -442,23 +442,63 @@ def move_special_areas(remote: Remote, puppet_maps: list[proc.Mapping],
 
 @dataclass
 class AreaMapper:
-    """Maps the dumped areas into a puppet."""
+    """Maps the dumped areas into a puppet.
+
+    The calls are queued and run in batches (Remote.batch: one ptrace round
+    trip per batch, not per call); flush() runs what is queued, and
+    restore() flushes before the pages are written and at the end.  A file
+    area is pidfd_getfd + mmap + close: the first getfd of a batch runs on
+    its own and tells the fd number T the puppet gives out; every later one
+    in the batch gets T again (T is the lowest free fd and only these calls
+    change the table), checked after the batch.  With getfd_slot < 0 the
+    fds come from install_fd one round trip each."""
 
     remote: Remote
     install_fd: Callable[[int], int]     # local fd -> temporary fd number in the puppet
     shmem_fds: dict[int, int]            # shmid -> local fd of the recreated object
     root: Root                           # where dumped paths are looked up (fs/namei.py)
+    getfd_slot: int = -1                 # the puppet's pidfd of refcr: getfd in the batches
+    _calls: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    _locals: list[int] = field(default_factory=list)      # local fds the queued getfds take
+    _fd: int = -1                        # T, open in the puppet while calls using it are queued
+
+    BATCH = 240                          # calls queued before a flush
+    LOCALS = 64                          # local fds held open before a flush
+
+    def _queue(self, name: str, *args: int) -> None:
+        self._calls.append((name, args))
+        if len(self._calls) >= self.BATCH or len(self._locals) >= self.LOCALS:
+            self.flush()
+
+    def flush(self) -> None:
+        calls, self._calls = self._calls, []
+        fd, self._fd = self._fd, -1
+        try:
+            got = self.remote.batch(calls, stop_on_error=True) if calls else []
+        finally:
+            for local in self._locals:
+                os.close(local)
+            self._locals.clear()
+        for (name, _), ret in zip(calls, got, strict=True):
+            if ret is not None and -4096 < ret < 0:
+                if fd >= 0:
+                    self.remote.call("close", fd)     # its close may not have run
+                raise RemoteError(self.remote.tid, name, -ret)
+            if name == "pidfd_getfd" and ret != fd:
+                raise RestoreError(f"task {self.remote.tid}: pidfd_getfd gave fd {ret}, not {fd}, "
+                                   "for a mapped file")
 
     def map(self, vma: mm_pb2.VmaEntry) -> None:
         length = vma.end - vma.start
         flags = MAP_FIXED | (vma.flags & MAP_FLAGS_KEPT)
         if vma.kind == mm_pb2.VMA_ANON:
-            self.remote.check("mmap", vma.start, length, private_prot(vma), flags | MAP_ANONYMOUS, -1, 0)
+            self._queue("mmap", vma.start, length, private_prot(vma), flags | MAP_ANONYMOUS, -1, 0)
             return
         if vma.kind == mm_pb2.VMA_SHMEM:
             self._map_fd(vma, os.dup(self.shmem_fds[vma.shmid]), vma.prot)
             return
         if vma.kind == mm_pb2.VMA_SYSVSHM:
+            self.flush()
             sysv.sysvshm_attach(self.remote, vma)
             return
         given = host.update_vma_map(vma.path, vma.start, vma.pgoff)     # UPDATE_VMA_MAP
@@ -473,30 +513,44 @@ class AreaMapper:
 
     def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int, pgoff: int | None = None) -> None:
         flags = MAP_FIXED | (vma.flags & MAP_FLAGS_KEPT)
-        try:
-            remote_fd = self.install_fd(local)
-        finally:
-            os.close(local)
-        try:
-            self.remote.check("mmap", vma.start, vma.end - vma.start, prot, flags, remote_fd,
-                              vma.pgoff if pgoff is None else pgoff)
-        finally:
-            self.remote.call("close", remote_fd)
+        args = (vma.start, vma.end - vma.start, prot, flags)
+        offset = vma.pgoff if pgoff is None else pgoff
+        if self.getfd_slot < 0:
+            self.flush()
+            try:
+                remote_fd = self.install_fd(local)
+            finally:
+                os.close(local)
+            try:
+                self.remote.check("mmap", *args, remote_fd, offset)
+            finally:
+                self.remote.call("close", remote_fd)
+            return
+        if self._fd < 0:
+            try:
+                self._fd = self.install_fd(local)
+            finally:
+                os.close(local)
+        else:
+            self._locals.append(local)
+            self._calls.append(("pidfd_getfd", (self.getfd_slot, local, 0)))
+        self._calls.append(("mmap", (*args, self._fd, offset)))
+        self._queue("close", self._fd)
 
     def finish(self, vma: mm_pb2.VmaEntry) -> None:
         """Final protection and advice, after the pages were written; guard
         regions, then the mlock (the kernel refuses guards in locked areas)."""
         if vma.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and vma.prot != vma.prot | PROT_READ | PROT_WRITE:
-            self.remote.check("mprotect", vma.start, vma.end - vma.start, vma.prot)
+            self._queue("mprotect", vma.start, vma.end - vma.start, vma.prot)
         for advice in vma.madvise:
-            self.remote.check("madvise", vma.start, vma.end - vma.start, advice)
+            self._queue("madvise", vma.start, vma.end - vma.start, advice)
         for addr, n in zip(vma.guards[::2], vma.guards[1::2], strict=True):
             if not vma.start <= addr < addr + n * PAGE_SIZE <= vma.end:
                 raise RestoreError(f"mm image: guard region {addr:#x}+{n} pages is outside its area")
-            self.remote.check("madvise", addr, n * PAGE_SIZE, MADV_GUARD_INSTALL)
+            self._queue("madvise", addr, n * PAGE_SIZE, MADV_GUARD_INSTALL)
         if vma.lock != mm_pb2.VMA_UNLOCKED:
-            self.remote.check("mlock2", vma.start, vma.end - vma.start,
-                              MLOCK_ONFAULT if vma.lock == mm_pb2.VMA_LOCKED_ONFAULT else 0)
+            self._queue("mlock2", vma.start, vma.end - vma.start,
+                        MLOCK_ONFAULT if vma.lock == mm_pb2.VMA_LOCKED_ONFAULT else 0)
 
 
 def private_prot(vma: mm_pb2.VmaEntry) -> int:
@@ -544,10 +598,12 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.map(vma)
+    mapper.flush()
     written = write_private_pages(remote, images, image_id)
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)
+    mapper.flush()
     if mm.mlockall:
         if mm.mlockall & ~(MCL_FUTURE | MCL_ONFAULT):
             raise RestoreError(f"mm image: bad mlockall flags {mm.mlockall:#x}")

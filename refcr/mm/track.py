@@ -29,11 +29,9 @@ dump fails, and absent after restore.
 from __future__ import annotations
 
 import bisect
-import ctypes
 import errno
 import fcntl
 import functools
-import hashlib
 import mmap
 import os
 import secrets
@@ -444,9 +442,10 @@ class ProcessTrack:
             return
         view = memoryview(data)
         run_start, run_same = 0, False
+        blake2b = _blake2b()
         for off in range(0, len(data), PAGE_SIZE):
             addr = vaddr + off
-            digest = hashlib.blake2b(view[off:off + PAGE_SIZE], digest_size=_DIGEST).digest()
+            digest = blake2b(view[off:off + PAGE_SIZE], digest_size=_DIGEST).digest()
             if self.keep:
                 self.new_digests.append(_HASH_REC.pack(addr, digest))
             same = self.digests.get(addr) == digest
@@ -476,6 +475,11 @@ class ProcessTrack:
             head.tracked.extend(x for span in self.tracked for x in span)
 
 
+def _blake2b():  # noqa: ANN202  (hashlib's constructor)
+    import hashlib         # the hash method only: not imported by every dump
+    return hashlib.blake2b
+
+
 def choose_method(requested: str) -> str:
     """"uffd" where this kernel can track written pages, else "hash"."""
     requested = os.environ.get("REFCR_TRACK_MEM_METHOD") or requested or "auto"
@@ -489,6 +493,7 @@ def choose_method(requested: str) -> str:
 def probe_uffd_wp_direct() -> str | None:
     """Dirty tracking without soft-dirty: an async uffd-wp area of refcr's own
     memory, one page written, PAGEMAP_SCAN must report exactly that page."""
+    import ctypes          # a probe only: not imported by every dump
     libc = ctypes.CDLL(None, use_errno=True)
     area = mmap.mmap(-1, 4 * mmap.PAGESIZE)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(area))

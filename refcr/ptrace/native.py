@@ -221,6 +221,29 @@ def inject_syscall(pid: int, nr: int, args: Sequence[int] = (), *, addr: int,
     return int(result[0])
 
 
+def batch_code() -> bytes:
+    """The batch blob (native/core.c): put it in an executable area of a task
+    and run_batch runs a table of syscalls there in one ptrace round trip."""
+    size = lib.rc_batch_code(ffi.NULL, 0)
+    buf = ffi.new("unsigned char[]", size)
+    lib.rc_batch_code(buf, size)
+    return ffi.buffer(buf, size)[:]
+
+
+def run_batch(pid: int, code: int, table: int, n: int, stop_on_error: bool = False) -> None:
+    """Run the blob at *code* over the *n* entries at *table* in the stopped
+    task (registers put back); the results are in the table.  OSError as for
+    inject_syscall: ESRCH if the task died, EIO on an unexpected stop."""
+    stop = ffi.new("int *")
+    ret = lib.rc_run_batch(pid, code, table, n, int(stop_on_error), stop)
+    if ret < 0:
+        what = f"run {n} batched syscalls in {pid} at {code:#x}"
+        st = int(stop[0])
+        if st and os.WIFSTOPPED(st):
+            what += f" (unexpected stop: signal {os.WSTOPSIG(st)}, event {st >> 16})"
+        raise OSError(-ret, os.strerror(-ret), what)
+
+
 # ---- memory ----------------------------------------------------------------
 
 def _ranges(ranges: Iterable[tuple[int, int]]):

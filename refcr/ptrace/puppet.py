@@ -44,7 +44,7 @@ from refcr.ptrace.syscalls import (
     PROT_READ,
     PROT_WRITE,
 )
-from refcr.ptrace.tracee import INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
+from refcr.ptrace.tracee import BATCH_AREA, INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"
 SCRATCH_SIZE = 64 * 1024
@@ -69,7 +69,7 @@ class Layout:
 
     @classmethod
     def choose(cls, dumped: list[tuple[int, int]], max_fd: int) -> "Layout":
-        own = [(m.start, m.end) for m in proc.maps(os.getpid())]
+        own = [(m.start, m.end) for m in proc.ranges(os.getpid())]
         area = memory.free_area(AREA_SIZE, own, dumped)
         parking = memory.free_area(16 << 20, own, dumped, [(area, area + AREA_SIZE)])
         return cls(area, parking, max(max_fd, 1023) + 1)
@@ -123,7 +123,7 @@ class Puppet:
 
     @classmethod
     def _empty(cls, pid: int, vpid: int, layout: Layout, inherited_pidfd: int) -> "Puppet":
-        maps = proc.maps(pid)
+        maps = proc.ranges(pid)
         vdso = next((m for m in maps if m.name == "[vdso]"), None)
         if vdso is None:
             raise RestoreError("no [vdso] in the puppet to inject the first syscalls through")
@@ -132,6 +132,7 @@ class Puppet:
         boot.check("mmap", layout.area, AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
         boot.write(layout.area, SYSCALL_INT3)
+        boot.write(_batch_code(layout), native.batch_code())      # children and threads share it
         boot.close()
         remote = _remote(pid, layout)
         raise_nofile(remote)
@@ -193,6 +194,31 @@ class Puppet:
             self.remote.call("close", tmp)
         return target
 
+    def install_fds(self, fds: list[tuple[int, int, bool]]) -> None:
+        """install_fd(local, target, cloexec) for a whole table, in batches.
+
+        pidfd_getfd gives the lowest free fd number, which refcr can follow
+        from the puppet's table (listed once): where that is the target, a
+        fcntl sets its close-on-exec flag, else dup3 moves it and close
+        frees it again.  Every getfd's number is checked after the batch."""
+        used = {int(x) for x in os.listdir(proc.path(self.pid, "fd"))}
+        low, calls, expect = 0, [], []
+        for local, target, cloexec in fds:
+            while low in used:
+                low += 1
+            expect.append((len(calls), low))
+            calls.append(("pidfd_getfd", (self.pidfd_slot, local, 0)))
+            if low == target:
+                calls.append(("fcntl", (target, F_SETFD, 1 if cloexec else 0)))
+            else:
+                calls.append(("dup3", (low, target, O_CLOEXEC if cloexec else 0)))
+                calls.append(("close", (low,)))
+            used.add(target)
+        got = self.remote.check_batch(calls)
+        for i, fd in expect:
+            if got[i] != fd:
+                raise RestoreError(f"process {self.pid}: pidfd_getfd gave fd {got[i]}, not {fd}")
+
     def drop_pidfd(self) -> None:
         if self.pidfd_slot >= 0:
             self.remote.call("close", self.pidfd_slot)
@@ -225,9 +251,13 @@ class Puppet:
             collect_exit(self.pid)          # the others: their tracer's notice only
 
 
+def _batch_code(layout: Layout) -> int:
+    return layout.area + PAGE_SIZE + SCRATCH_SIZE - BATCH_AREA
+
+
 def _remote(pid: int, layout: Layout) -> Remote:
     return Remote(pid, code_addr=layout.area, patch=False, scratch=layout.area + PAGE_SIZE,
-                  scratch_size=SCRATCH_SIZE)
+                  scratch_size=SCRATCH_SIZE, batch_code=_batch_code(layout))
 
 
 def kill_and_reap(pid: int) -> None:

@@ -5,13 +5,29 @@ syscall in the stopped task through the native injector, which puts every
 register (and, when it had to patch code, the patched bytes) back exactly.
 It also owns a small scratch buffer in the task's memory for syscalls that
 take pointers.
+
+Batches: one injected syscall is a ptrace round trip (registers saved and
+set, the task run to a stop and back, for a patched call two stops), which
+is most of a small process's dump and restore.  Where the task has an
+executable area of refcr's (the restore puppet's; the dump's scratch when
+the kernel lets it be executable), the top BATCH_AREA bytes of the scratch
+hold the batch blob of native/core.c and a table of calls, and
+``Remote.batch`` runs a whole list of independent calls in one round trip.
+Without one (or with REFCR_KILL_AT, whose mid-syscall kill points are per
+call) it runs them one by one: the same results, more round trips.
+``Remote.defer`` queues a call whose result nobody reads; the queue runs, in
+order and stopped at its first failure (RemoteError), before the next call
+or batch, or at ``flush``: the order of syscalls in the task is unchanged.
+Buffers put() for a deferred call are kept until the queue has run.
 """
 from __future__ import annotations
 
 import errno
 import os
 import signal
+import struct
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from refcr import fault
 from refcr.errors import NoSuchProcess, ProcessBusy, RefcrError
@@ -34,6 +50,12 @@ SEIZE_OPTIONS = native.PTRACE_O_SUSPEND_SECCOMP
 PATCH_SIZE = 4                     # "syscall; jmp ." (native/core.c)
 MAP_FIXED_NOREPLACE = 0x100000
 LOW, HIGH = 1 << 32, 0x7FFF_FFFF_F000   # where a scratch area may go (x86_64, 4-level)
+PROT_EXEC = 4
+BATCH_AREA = 16 * 1024             # top of the scratch: the blob, then the table
+BATCH_CODE_ROOM = 128
+BATCH_ENTRY = struct.Struct("<Q6Qq")  # nr, args, result
+BATCH_MAX = (BATCH_AREA - BATCH_CODE_ROOM) // BATCH_ENTRY.size
+NOT_RUN = -(1 << 63)               # the result slot of a call the batch did not reach
 
 
 class RemoteError(RefcrError):
@@ -108,12 +130,20 @@ class Remote:
     patch: bool                    # True: patch the code in for each call and put it back
     scratch: int = 0               # address of our scratch buffer in the task, 0 = none
     scratch_size: int = 0
+    batch_code: int = 0            # the batch blob in the task (top of scratch), 0 = none
     _mem_fd: int = field(default=-1, repr=False)
+    _deferred: list[tuple[str, tuple[int, ...]]] = field(default_factory=list, repr=False)
+    _put_base: int = field(default=0, repr=False)     # scratch offset put() starts at
+    _put_end: int = field(default=0, repr=False)      # end of the last put()
 
     def __post_init__(self) -> None:
         self._mem_fd = os.open(proc.path(self.tid, "mem"), os.O_RDWR | os.O_CLOEXEC)
 
     def close(self) -> None:
+        if self._deferred:      # a bug: every user flushes; never dropped silently
+            log.warning("task %d: %d deferred calls not run: %s", self.tid, len(self._deferred),
+                        ", ".join(name for name, _ in self._deferred))
+            self._deferred.clear()
         if self._mem_fd >= 0:
             os.close(self._mem_fd)
             self._mem_fd = -1
@@ -121,6 +151,7 @@ class Remote:
     # -- syscalls ---------------------------------------------------------
     def call(self, name: str, *args: int, fault_ok: bool = False) -> int:
         """Run one syscall; returns the raw result (negative errno on error)."""
+        self.flush()
         if os.environ.get("REFCR_KILL_AT") and self.patch and fault.armed("mid-syscall"):
             self._die_mid_call(NR[name], args)
         ret = native.inject_syscall(self.tid, NR[name], args, addr=self.code_addr,
@@ -134,6 +165,71 @@ class Remote:
         if -4096 < ret < 0:
             raise RemoteError(self.tid, name, -ret)
         return ret
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[int]]], stop_on_error: bool = False) -> list[int | None]:
+        """Run independent syscalls (name, args) in order; their raw results.
+        With stop_on_error the calls after the first failing one are not run
+        (None).  One ptrace round trip per BATCH_MAX calls when the task has
+        the blob, else one per call."""
+        self.flush()
+        return self._batch(calls, stop_on_error)
+
+    def defer(self, name: str, *args: int) -> None:
+        """Queue a call whose result is not needed (see the module docstring)."""
+        self._deferred.append((name, args))
+        self._put_base = self._put_end
+
+    def flush(self) -> None:
+        """Run the deferred calls; RemoteError for the first that failed."""
+        if not self._deferred:
+            return
+        calls, self._deferred = self._deferred, []
+        self._put_base = self._put_end = 0
+        for (name, _), r in zip(calls, self._batch(calls, True), strict=True):
+            if r is not None and -4096 < r < 0:
+                raise RemoteError(self.tid, name, -r)
+
+    def _batch(self, calls: Sequence[tuple[str, Sequence[int]]], stop_on_error: bool) -> list[int | None]:
+        if not self.batch_code or os.environ.get("REFCR_KILL_AT"):
+            return self._one_by_one(calls, stop_on_error)
+        out: list[int | None] = []
+        table = self.batch_code + BATCH_CODE_ROOM
+        for start in range(0, len(calls), BATCH_MAX):
+            chunk = calls[start:start + BATCH_MAX]
+            packed = b"".join(BATCH_ENTRY.pack(NR[name], *[a & ((1 << 64) - 1) for a in args],
+                                               *[0] * (6 - len(args)), NOT_RUN) for name, args in chunk)
+            self.write(table, packed)
+            native.run_batch(self.tid, self.batch_code, table, len(chunk), stop_on_error)
+            raw = self.read(table, len(packed))
+            got = [BATCH_ENTRY.unpack_from(raw, i * BATCH_ENTRY.size)[7] for i in range(len(chunk))]
+            out += [None if r == NOT_RUN else r for r in got]
+            log.debug("task %d: %d calls in one batch: %s", self.tid, len(chunk),
+                      " ".join(f"{n}={r}" for (n, _), r in zip(chunk, got, strict=True)))
+            if stop_on_error and any(r is not None and -4096 < r < 0 for r in out):
+                return out + [None] * (len(calls) - len(out))
+        return out
+
+    def check_batch(self, calls: Sequence[tuple[str, Sequence[int]]]) -> list[int]:
+        """batch() that stops at and raises RemoteError for the first failing call."""
+        out = self.batch(calls, stop_on_error=True)
+        for (name, _), r in zip(calls, out, strict=True):
+            if r is not None and -4096 < r < 0:
+                raise RemoteError(self.tid, name, -r)
+        return out  # type: ignore[return-value]
+
+    def _one_by_one(self, calls: Sequence[tuple[str, Sequence[int]]], stop_on_error: bool) -> list[int | None]:
+        out: list[int | None] = []
+        for name, args in calls:
+            r = self.call(name, *args)
+            out.append(r)
+            if stop_on_error and -4096 < r < 0:
+                break
+        return out + [None] * (len(calls) - len(out))
+
+    def install_batch(self) -> None:
+        """Put the batch blob at the top of an executable scratch buffer."""
+        self.batch_code = self.scratch + self.scratch_size - BATCH_AREA
+        self.write(self.batch_code, native.batch_code())
 
     _calls = 0
 
@@ -163,27 +259,39 @@ class Remote:
         while done < len(data):
             done += os.pwrite(self._mem_fd, data[done:], addr + done)
 
-    def alloc_scratch(self, size: int = SCRATCH_SIZE, addr: int = 0) -> None:
-        """At addr (exactly, never over a mapping) or where the kernel likes."""
+    def alloc_scratch(self, size: int = SCRATCH_SIZE, addr: int = 0, batch: bool = False) -> None:
+        """At addr (exactly, never over a mapping) or where the kernel likes.
+        With *batch*, executable too and with the batch blob in it when the
+        kernel allows (a task with PR_SET_MDWE refuses W+X: no batches)."""
         fixed = MAP_FIXED_NOREPLACE if addr else 0
-        self.scratch = self.check("mmap", addr, size, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS | fixed, -1, 0)
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | fixed
+        if batch:
+            ret = self.call("mmap", addr, size, PROT_READ | PROT_WRITE | PROT_EXEC, flags, -1, 0)
+            if not -4096 < ret < 0:
+                self.scratch, self.scratch_size = ret, size
+                self.install_batch()
+                return
+            log.debug("task %d: no executable scratch (%s): one round trip per syscall",
+                      self.tid, os.strerror(-ret))
+        self.scratch = self.check("mmap", addr, size, PROT_READ | PROT_WRITE, flags, -1, 0)
         self.scratch_size = size
 
     def free_scratch(self) -> None:
         if self.scratch:
             self.call("munmap", self.scratch, self.scratch_size)
-            self.scratch = 0
+            self.scratch = self.batch_code = 0
 
     def put(self, *blobs: bytes) -> list[int]:
         """Copy blobs into the scratch buffer; returns their addresses."""
-        addrs, off = [], 0
+        addrs, off = [], self._put_base
+        room = self.scratch_size - (BATCH_AREA if self.batch_code else 0)
         for blob in blobs:
-            if off + len(blob) > self.scratch_size:
+            if off + len(blob) > room:
                 raise RefcrError(f"task {self.tid}: scratch buffer too small")
             self.write(self.scratch + off, blob)
             addrs.append(self.scratch + off)
             off = (off + len(blob) + 15) & ~15
+        self._put_end = off
         return addrs
 
     def put_str(self, s: str) -> int:

@@ -276,7 +276,9 @@ def service(address: str, pidfile: str | None = None, ready: int | None = None) 
     _warm()
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # workers are reaped as they end (not at the next connection): no zombies
+    # in between, and the service's CPU figures (cutime) are current
+    signal.signal(signal.SIGCHLD, lambda sig, frame: _reap())
     log.info("rpc: serving on %s", address)
     if ready is not None:
         os.write(ready, b"1")
@@ -291,6 +293,7 @@ def service(address: str, pidfile: str | None = None, ready: int | None = None) 
                 raise
             _reap()
             if os.fork() == 0:      # the worker
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # its children are the restored tree's
                 listener.close()
                 code = 1
                 try:
