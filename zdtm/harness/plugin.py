@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from . import external, features, guest, procs
+from . import apps, external, features, guest, procs
 from .build import BuildResult, build
 from .desc import DescError, Scenario, load
 from .flavors import (
@@ -204,8 +204,11 @@ def _collect_also(config: pytest.Config, directory: Path) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if _state(parent.config).layout.is_scenario_source(file_path):
+    layout = _state(parent.config).layout
+    if layout.is_scenario_source(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
+    if not layout.external and layout.is_app_source(file_path):
+        return AppFile.from_parent(parent, path=file_path)
     return None
 
 
@@ -412,7 +415,7 @@ class ScenarioItem(pytest.Item):
         state = _state(self.config)
         o = state.options
         workdir = state.layout.workdir(self.flavor.name, self.scenario.name)
-        run = (guest.GuestRun if self.in_guest else ScenarioRun)(RunConfig(
+        run = self._make_run(RunConfig(
             scenario=self.scenario,
             flavor=self.flavor,
             workdir=workdir,
@@ -434,6 +437,9 @@ class ScenarioItem(pytest.Item):
             if not o.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
+    def _make_run(self, cfg: RunConfig) -> ScenarioRun:
+        return (guest.GuestRun if self.in_guest else ScenarioRun)(cfg)
+
     def repr_failure(self, excinfo, style=None):  # type: ignore[no-untyped-def]
         if isinstance(excinfo.value, StepFailed):
             e = excinfo.value
@@ -449,6 +455,38 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
         return self.path, 0, f"{self.scenario.name}::{self.flavor.name}"
+
+
+class AppFile(pytest.File):
+    """zdtm/apps/NAME.py: a real program's driver (apps.py), one item per flavor."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        state = _state(self.config)
+        try:
+            app = apps.load_app(self.path)
+        except Exception as e:  # noqa: BLE001 - any error of the driver module is its collection error
+            raise self.CollectError(f"{self.path.name}: {type(e).__name__}: {e}") from None
+        scenario = apps.scenario_of(self.path, app)
+        wanted = scenario.flavors or ()
+        for name in wanted:
+            if name not in FLAVORS:
+                raise self.CollectError(f"{self.path.name}: unknown flavor {name!r}")
+        chosen = [n for n in wanted if n in state.options.flavors]
+        why = None if chosen else f"flavors not selected (--zdtm-flavor={','.join(state.options.flavors)})"
+        for name in chosen or wanted:
+            yield AppItem.from_parent(self, name=name, scenario=scenario, flavor=FLAVORS[name],
+                                      not_selected=why, app=app)
+
+
+class AppItem(ScenarioItem):
+    def __init__(self, *, app: "apps.App", **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.app = app
+        if app.group:
+            self.add_marker(pytest.mark.xdist_group(app.group))
+
+    def _make_run(self, cfg: RunConfig) -> ScenarioRun:
+        return apps.AppRun(cfg, self.app)
 
 
 class ExternalCollector:
