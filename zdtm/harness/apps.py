@@ -79,6 +79,13 @@ class App:
     def pidfile(self, ctx: "AppCtx") -> Path | None:
         return None
 
+    def root_pid(self, ctx: "AppCtx") -> int | None:
+        """h, daemon: the root's pid once it is known (default: from pidfile())."""
+        pidfile = self.pidfile(ctx)
+        assert pidfile is not None, "a daemon app has a pidfile() or a root_pid()"
+        text = pidfile.read_text() if pidfile.exists() else ""
+        return int(text.split()[0]) if text.strip().isdigit() else None
+
     def ready(self, ctx: "AppCtx") -> bool:
         return True
 
@@ -314,14 +321,12 @@ class AppRun(ScenarioRun):
                                     stdout=log, stderr=log, timeout=self.cfg.timeouts.start).returncode
                 if rc != 0:
                     raise StepFailed("start", f"{argv[0]} exited with status {rc} (see start.log)")
-                pidfile = self.app.pidfile(self.ctx)
-                assert pidfile is not None
                 deadline = time.monotonic() + self.cfg.timeouts.pidfile
-                while not (pidfile.exists() and pidfile.read_text().strip().isdigit()):
+                while (pid := self.app.root_pid(self.ctx)) is None:
                     if time.monotonic() > deadline:
-                        raise StepFailed("start", f"no pid in {pidfile}")
+                        raise StepFailed("start", f"no pid of the program after {self.cfg.timeouts.pidfile:g}s")
                     time.sleep(0.05)
-                self.pid = int(pidfile.read_text().split()[0])
+                self.pid = pid
             else:
                 p = subprocess.Popen(argv, cwd=self.cfg.workdir, env=self.cfg.env, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log, start_new_session=True)
