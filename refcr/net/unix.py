@@ -31,11 +31,14 @@ namespace (a short-lived helper process does the path operations there).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import socket
 import stat as stat_mod
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -54,6 +57,28 @@ ESTABLISHED, LISTEN = sockdiag.TCP_ESTABLISHED, sockdiag.TCP_LISTEN
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
 STATUS_FLAGS = os.O_APPEND | os.O_NONBLOCK | os.O_ASYNC
 PEEK_BUF = 1 << 20
+
+
+@contextlib.contextmanager
+def _as_listener(e: unix_pb2.UnixSkEntry) -> Iterator[None]:
+    """listen() with the euid/egid the listener had, which the kernel takes
+    as its SO_PEERCRED (a server's identity for its clients: a daemon that
+    dropped privileges must not come back root).  The saved ids stay 0, so
+    root comes back afterwards (as ipc/sysv.py creates objects as their
+    creator).  The pid of SO_PEERCRED is refcr's: no id of the task is
+    given to a socket that refcr makes."""
+    if not e.has_listen_cred or (e.listen_uid, e.listen_gid) == (os.geteuid(), os.getegid()):
+        yield
+        return
+    os.setresgid(-1, e.listen_gid, -1)
+    try:
+        os.setresuid(-1, e.listen_uid, -1)
+        try:
+            yield
+        finally:
+            os.setresuid(-1, 0, -1)
+    finally:
+        os.setresgid(-1, 0, -1)
 
 
 def _label(name: bytes) -> str:
@@ -361,6 +386,10 @@ class UnixKind:
         sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+            if d.state == LISTEN:
+                _pid, e.listen_uid, e.listen_gid = struct.unpack(
+                    "3i", sk.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+                e.has_listen_cred = True
             e.opts.CopyFrom(sockopts.dump(sk, f"{describe(t)}: unix socket {d.ino}"))
             if not e.ext_plugin:
                 _read_queue(t, sk, d, e, ctx)
@@ -575,7 +604,8 @@ class _Builder:
         pending = {c for e in listeners.values() for c in e.icons}
         for e in listeners.values():
             sk = self.socks[e.ino] = self.new(e)
-            sk.listen(max(e.backlog, 0))
+            with _as_listener(e):
+                sk.listen(max(e.backlog, 0))
         temp: dict[bytes, socket.socket] = {}
         for e in sorted(es.values(), key=lambda x: x.ino):
             if e.ino in self.socks or e.ino in self.pairs or e.ino in pending:

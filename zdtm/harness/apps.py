@@ -83,8 +83,8 @@ class App:
         """h, daemon: the root's pid once it is known (default: from pidfile())."""
         pidfile = self.pidfile(ctx)
         assert pidfile is not None, "a daemon app has a pidfile() or a root_pid()"
-        text = pidfile.read_text() if pidfile.exists() else ""
-        return int(text.split()[0]) if text.strip().isdigit() else None
+        first = (pidfile.read_text() if pidfile.exists() else "").split("\n", 1)
+        return int(first[0]) if len(first) > 1 and first[0].strip().isdigit() else None
 
     def ready(self, ctx: "AppCtx") -> bool:
         return True
