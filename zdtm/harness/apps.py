@@ -221,10 +221,16 @@ class AppCtx:
         left = procs.wait_gone(pids, timeout)
         if left:
             raise AppFailed(f"processes {sorted(left)} still run after the root exited")
-        if status.status is not None and not (status.success or os.WIFSIGNALED(status.status)
-                                              and os.WTERMSIG(status.status) == signal.SIGTERM):
+        if status.status is not None and not clean_exit(status.status):
             raise AppFailed(f"the program {status.describe()} on SIGTERM")
         self.run.pid = None
+
+
+def clean_exit(status: int) -> bool:
+    """Exit 0, death by SIGTERM, or exit 128 + SIGTERM (the JVM's, a shell's)."""
+    if os.WIFSIGNALED(status):
+        return os.WTERMSIG(status) == signal.SIGTERM
+    return os.WEXITSTATUS(status) in (0, 128 + signal.SIGTERM)
 
 
 def free_port() -> int:

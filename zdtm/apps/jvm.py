@@ -1,0 +1,104 @@
+"""A JVM (OpenJDK 17) running a multi-threaded program with a large heap
+(progs/HeapServer.java: 256 MiB live in a 768 MiB heap, four hashing
+threads, an HTTP server on a pool of four threads), with its JIT compiler
+threads, G1's GC threads and its signal handlers.
+
+Before the dump, keys through curl.  After the restore: the keys, every heap
+block hashes as at start, System.gc() and jcmd GC.run leave it intact (GC
+threads work), a method first called after the restore gets compiled by the
+JIT (jcmd Compiler.codelist), jcmd answers (the attach listener: SIGQUIT and
+a socket), SIGQUIT prints a thread dump, the hashing threads go on; curl as
+nobody is served.  SIGHUP (sun.misc.Signal) re-reads conf; SIGTERM runs the
+shutdown hook (pidfile removed), and the JVM removes its hsperfdata file.
+"""
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+from zdtm.harness.apps import App, AppCtx, free_port
+
+SOURCE = Path(__file__).with_name("progs") / "HeapServer.java"
+JAVA_OPTS = ["-Xms768m", "-Xmx768m", "-XX:+UseG1GC", "-XX:ParallelGCThreads=2", "-XX:ConcGCThreads=1",
+             "-XX:-UseDynamicNumberOfCompilerThreads", "-XX:-UseDynamicNumberOfGCThreads"]
+KEYS = 20
+
+
+class Jvm(App):
+    deps = ("java", "javac", "jcmd", "curl")
+    start_timeout = 60.0
+
+    def prepare(self, ctx: AppCtx) -> None:
+        self.port = 8080 if ctx.ns else free_port()
+        ctx.path("conf").write_text("hello\n")
+        ctx.path("classes").mkdir()
+        subprocess.run(["javac", "-nowarn", "-XDignore.symbol.file", "-d", str(ctx.path("classes")), str(SOURCE)],
+                       check=True, capture_output=True, timeout=120)
+
+    def command(self, ctx: AppCtx, pid1: bool) -> list[str]:
+        return ["java", *JAVA_OPTS, "-cp", str(ctx.path("classes")), "HeapServer", str(ctx.workdir), str(self.port)]
+
+    def get(self, ctx: AppCtx, path: str, user: str | None = None) -> str:
+        return ctx.client(["curl", "-sS", "--fail", f"http://127.0.0.1:{self.port}{path}"], user=user,
+                          timeout=60).strip()
+
+    def jcmd(self, ctx: AppCtx, *args: str) -> str:
+        pid = str(ctx.pid) if not ctx.ns else "1"
+        argv = ["jcmd", pid, *args]
+        if ctx.ns:        # attach from inside its pid and mount namespaces (the socket is in its /tmp)
+            argv = ["nsenter", f"--target={ctx.pid}", "--pid", "--mount", "--", *argv]
+        return ctx.client(argv, timeout=60)
+
+    def stats(self, ctx: AppCtx) -> dict[str, str]:
+        return dict(w.split("=", 1) for w in self.get(ctx, "/stats").split())
+
+    def ready(self, ctx: AppCtx) -> bool:
+        return ctx.path("jvm.pid").exists() and self.get(ctx, "/check") == "OK"
+
+    def populate(self, ctx: AppCtx) -> None:
+        for i in range(KEYS):
+            ctx.check(self.get(ctx, f"/put?k=k{i}&v=v{i}") == "OK", "/put")
+        self.before = self.stats(ctx)
+
+    def verify(self, ctx: AppCtx) -> None:
+        ctx.check(self.get(ctx, "/get?k=k11") == "v11", "/get?k=k11")
+        ctx.check(self.get(ctx, "/check") == "OK", "the heap blocks after restore")
+        ctx.check(self.get(ctx, "/gc") == "OK", "the heap blocks after System.gc()")
+        ctx.check("Command executed successfully" in self.jcmd(ctx, "GC.run"), "jcmd GC.run")
+        ctx.check(self.get(ctx, "/check") == "OK", "the heap blocks after jcmd GC.run")
+        for _ in range(40):
+            self.get(ctx, "/hot?n=200000")
+        ctx.wait(lambda: "HeapServer.hot(J)J" in self.jcmd(ctx, "Compiler.codelist"),
+                 "the JIT compiles a method first called after the restore", timeout=60)
+        hashed = int(self.stats(ctx)["hashed"])
+        ctx.wait(lambda: int(self.stats(ctx)["hashed"]) > hashed + 8, "the hashing threads go on")
+        log = ctx.path("start.log")
+        mark = log.stat().st_size
+        ctx.signal(signal.SIGQUIT)
+        ctx.wait(lambda: "Full thread dump" in log.read_text()[mark:], "SIGQUIT: a thread dump")
+        ctx.check(self.get(ctx, "/get?k=k3", user="nobody") == "v3", "curl as nobody")
+        now = self.stats(ctx)
+        ctx.check(now["keys"] == self.before["keys"], f"keys: {now['keys']}")
+
+    def reload(self, ctx: AppCtx) -> None:
+        ctx.path("conf").write_text("reloaded\n")
+        ctx.signal(signal.SIGHUP)
+        ctx.wait(lambda: self.stats(ctx)["greeting"] == "reloaded", "SIGHUP: conf re-read")
+
+    def shutdown(self, ctx: AppCtx) -> None:
+        # its own /tmp is the host's (the ns flavor's mount namespace is a copy)
+        self.hsperf = Path(f"/tmp/hsperfdata_root/{1 if ctx.ns else ctx.pid}")
+        ctx.check(self.hsperf.exists(), f"no {self.hsperf} while the JVM runs")
+        super().shutdown(ctx)
+
+    def stale(self, ctx: AppCtx) -> list[Path]:
+        return [ctx.path("jvm.pid"), self.hsperf]
+
+    def logs(self, ctx: AppCtx) -> list[Path]:
+        return [ctx.path("jvm.log"), ctx.path("start.log")]
+
+    def log_errors(self, text: str) -> list[str]:
+        return [ln for ln in text.splitlines() if re.search(r"\b(error|Exception|SIGSEGV|hs_err)\b", ln)]
+
+
+APP = Jvm()
