@@ -9,7 +9,7 @@ threads work), a method first called after the restore gets compiled by the
 JIT (jcmd Compiler.codelist), jcmd answers (the attach listener: SIGQUIT and
 a socket), SIGQUIT prints a thread dump, the hashing threads go on; curl as
 nobody is served.  SIGHUP (sun.misc.Signal) re-reads conf; SIGTERM runs the
-shutdown hook (pidfile removed), and the JVM removes its hsperfdata file.
+shutdown hook (pidfile removed), and the JVM removes its attach socket.
 """
 import re
 import signal
@@ -19,8 +19,13 @@ from pathlib import Path
 from zdtm.harness.apps import App, AppCtx, free_port
 
 SOURCE = Path(__file__).with_name("progs") / "HeapServer.java"
+# PerfDisableSharedMem: the perf data lives in anonymous memory, not in /tmp/hsperfdata_USER/PID,
+# which any JVM starting on the host deletes while the dumped one is gone (its pid looks dead),
+# so the restore found its mapped file missing; CRaC's users run with it for that reason.
+# Fixed numbers of compiler and GC threads: the harness compares the thread list.
 JAVA_OPTS = ["-Xms768m", "-Xmx768m", "-XX:+UseG1GC", "-XX:ParallelGCThreads=2", "-XX:ConcGCThreads=1",
-             "-XX:-UseDynamicNumberOfCompilerThreads", "-XX:-UseDynamicNumberOfGCThreads"]
+             "-XX:-UseDynamicNumberOfCompilerThreads", "-XX:-UseDynamicNumberOfGCThreads",
+             "-XX:+PerfDisableSharedMem"]
 KEYS = 20
 
 
@@ -86,13 +91,14 @@ class Jvm(App):
         ctx.wait(lambda: self.stats(ctx)["greeting"] == "reloaded", "SIGHUP: conf re-read")
 
     def shutdown(self, ctx: AppCtx) -> None:
-        # its own /tmp is the host's (the ns flavor's mount namespace is a copy)
-        self.hsperf = Path(f"/tmp/hsperfdata_root/{1 if ctx.ns else ctx.pid}")
-        ctx.check(self.hsperf.exists(), f"no {self.hsperf} while the JVM runs")
+        # the attach listener's socket, made at jcmd's first attach; its /tmp is the host's
+        # (the ns flavor's mount namespace is a copy)
+        self.attach = Path(f"/tmp/.java_pid{1 if ctx.ns else ctx.pid}")
+        ctx.check(self.attach.exists(), f"no {self.attach} while the JVM runs")
         super().shutdown(ctx)
 
     def stale(self, ctx: AppCtx) -> list[Path]:
-        return [ctx.path("jvm.pid"), self.hsperf]
+        return [ctx.path("jvm.pid"), self.attach]
 
     def logs(self, ctx: AppCtx) -> list[Path]:
         return [ctx.path("jvm.log"), ctx.path("start.log")]

@@ -132,11 +132,16 @@ def required_flavors(layout: Layout) -> dict[str, tuple[str, ...]]:
     """Each scenario of required.txt -> the flavors it must pass in."""
     out = {}
     for name in read_required(layout.required_list):
-        source = layout.static / f"{name}.c"
+        source, app = layout.static / f"{name}.c", layout.apps / f"{name}.py"
         try:
             desc_flavors = load(source).flavors if source.exists() else None
         except DescError:
             desc_flavors = None  # the collection error reports it
+        if not source.exists() and app.exists():
+            try:
+                desc_flavors = apps.load_app(app).flavors
+            except Exception:  # noqa: BLE001 - the collection error reports it
+                desc_flavors = None
         out[name] = required_in(desc_flavors)
     return out
 
@@ -254,14 +259,14 @@ def whole_suite(config: pytest.Config, layout: Layout) -> bool:
         return False
     if getattr(o, "lf", False) or getattr(o, "failedfirst", False) or getattr(o, "stepwise", False):
         return False
-    static = layout.static.resolve()
+    # every scenario: zdtm/static and zdtm/apps (required.txt names both kinds)
+    wanted = {layout.static.resolve(), layout.apps.resolve()}
     for arg in config.args:
         if "::" in str(arg):
             continue
         p = (Path(str(config.invocation_params.dir)) / str(arg)).resolve()
-        if p == static or p in static.parents:
-            return True
-    return False
+        wanted = {d for d in wanted if not (p == d or p in d.parents)}
+    return not wanted
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -487,6 +492,13 @@ class AppItem(ScenarioItem):
 
     def _make_run(self, cfg: RunConfig) -> ScenarioRun:
         return apps.AppRun(cfg, self.app)
+
+    def _check_criu_keys(self) -> None:
+        """A program an app needs is part of the set-up: missing, the item fails (never skips)."""
+        missing = [d for d in self.scenario.deps if not (os.path.exists(d) if d.startswith("/") else shutil.which(d))]
+        if missing:
+            pytest.fail(f"{self.scenario.name}: {' '.join(missing)} not installed (./dev.sh setup installs it)",
+                        pytrace=False)
 
 
 class ExternalCollector:
