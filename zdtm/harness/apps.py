@@ -34,7 +34,6 @@ import importlib.util
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -286,11 +285,8 @@ class AppRun(ScenarioRun):
 
     def _prepare(self) -> None:
         with self._step("prepare"):
-            wd = self.cfg.workdir
-            if wd.exists():
-                shutil.rmtree(wd)
-            wd.mkdir(parents=True)
-            wd.chmod(0o755)              # the program's own user and other users' clients get in
+            self._fresh_workdir()
+            self.cfg.workdir.chmod(0o755)    # the program's own user and other users' clients get in
         self._app_step("app-prepare", self.app.prepare)
 
     def _start(self) -> None:

@@ -159,12 +159,15 @@ class ScenarioRun:
         finally:
             self._cleanup()
 
+    def _fresh_workdir(self) -> None:
+        wd = self.cfg.workdir
+        if wd.exists():
+            shutil.rmtree(wd)
+        wd.mkdir(parents=True)
+
     def _prepare(self) -> None:
         with self._step("prepare"):
-            wd = self.cfg.workdir
-            if wd.exists():
-                shutil.rmtree(wd)
-            wd.mkdir(parents=True)
+            self._fresh_workdir()
             if not self.cfg.scenario.binary.is_file():
                 raise StepFailed("prepare", f"{self.cfg.scenario.binary} is not built")
             self._prepare_outer()
