@@ -242,7 +242,8 @@ def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry,
 def _renamed_file(root: str, cwd: str, d: sockdiag.UnixDiag,
                   diag: dict[int, sockdiag.UnixDiag]) -> tuple[bytes, os.stat_result] | None:
     """The socket file of d renamed to the name another socket was bound to (a
-    server replacing its socket file atomically: bind to P.tmp, rename over P)."""
+    server replacing its socket file atomically: bind to P.tmp, rename over P),
+    else to another name of its directory."""
     for x in diag.values():
         if x.ino == d.ino or not x.name or x.name[:1] == b"\0":
             continue
@@ -254,6 +255,26 @@ def _renamed_file(root: str, cwd: str, d: sockdiag.UnixDiag,
             continue
         if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino:
             return name, st
+    return _renamed_in_dir(root, cwd, d)
+
+
+def _renamed_in_dir(root: str, cwd: str, d: sockdiag.UnixDiag) -> tuple[bytes, os.stat_result] | None:
+    """The socket file of d renamed to a new name in the directory it was
+    bound in (bind to P.tmp, rename to P: the JVM's attach listener does
+    this), found by its inode among the directory's entries (one readdir)."""
+    bound = os.fsdecode(d.name.split(b"\0", 1)[0])  # type: ignore[union-attr]
+    folder = os.path.dirname(bound)
+    where = folder if bound.startswith("/") else os.path.join(cwd, folder)
+    try:
+        with os.scandir(root + (where or ".")) as entries:
+            for entry in entries:
+                if entry.inode() != d.vfs_ino:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino:
+                    return os.fsencode(os.path.join(folder, entry.name)), st
+    except OSError:
+        pass
     return None
 
 

@@ -64,6 +64,16 @@ class Jvm(App):
         for i in range(KEYS):
             ctx.check(self.get(ctx, f"/put?k=k{i}&v=v{i}") == "OK", "/put")
         self.before = self.stats(ctx)
+        self.compiled = -1
+        ctx.wait(lambda: self.jit_quiet(ctx), "the JIT settles (nothing queued, nothing new compiled)", timeout=90)
+
+    def jit_quiet(self, ctx: AppCtx) -> bool:
+        """The JIT's profiling and compiling allocate metadata (metaspace) and code
+        cache as the hot loops warm up: the state to compare is the one after."""
+        queued = [ln for ln in self.jcmd(ctx, "Compiler.queue").splitlines() if re.match(r"\s*\d+\s", ln)]
+        compiled = len(self.jcmd(ctx, "Compiler.codelist").splitlines())
+        quiet, self.compiled = not queued and compiled == self.compiled, compiled
+        return quiet
 
     def verify(self, ctx: AppCtx) -> None:
         ctx.check(self.get(ctx, "/get?k=k11") == "v11", "/get?k=k11")
