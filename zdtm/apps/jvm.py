@@ -14,8 +14,10 @@ shutdown hook (pidfile removed), and the JVM removes its attach socket.
 import re
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
+from zdtm.harness import snapshot
 from zdtm.harness.apps import App, AppCtx, free_port
 
 SOURCE = Path(__file__).with_name("progs") / "HeapServer.java"
@@ -27,6 +29,26 @@ JAVA_OPTS = ["-Xms768m", "-Xmx768m", "-XX:+UseG1GC", "-XX:ParallelGCThreads=2", 
              "-XX:-UseDynamicNumberOfCompilerThreads", "-XX:-UseDynamicNumberOfGCThreads",
              "-XX:+PerfDisableSharedMem"]
 KEYS = 20
+
+
+def reserved_spans(state: snapshot.TreeState) -> snapshot.TreeState:
+    """The JVM reserves address space PROT_NONE and commits it piecemeal as it
+    runs (metaspace for the JIT's profiles, code cache): an anonymous private
+    area and the reserved (---p) remainder after it are one span here, so a
+    commit the running program makes is not a change; the span, its start
+    and everything else are still compared."""
+    tasks = []
+    for t in state.tasks:
+        out: list[snapshot.Vma] = []
+        for v in t.vmas:
+            prev = out[-1] if out else None
+            if (prev is not None and prev.end == v.start and not v.path and not prev.path and not v.inode
+                    and not prev.inode and prev.perms in ("rw-p", "---p") and v.perms == "---p"):
+                out[-1] = replace(prev, end=v.end, perms="rw-p/---p", vmflags="")
+            else:
+                out.append(v)
+        tasks.append(replace(t, vmas=tuple(out)))
+    return snapshot.TreeState(tuple(tasks))
 
 
 class Jvm(App):
@@ -99,6 +121,9 @@ class Jvm(App):
         ctx.path("conf").write_text("reloaded\n")
         ctx.signal(signal.SIGHUP)
         ctx.wait(lambda: self.stats(ctx)["greeting"] == "reloaded", "SIGHUP: conf re-read")
+
+    def normalise(self, state: snapshot.TreeState) -> snapshot.TreeState:
+        return reserved_spans(state)
 
     def shutdown(self, ctx: AppCtx) -> None:
         # the attach listener's socket, made at jcmd's first attach; its /tmp is the host's

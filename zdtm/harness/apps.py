@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import procs, snapshot
@@ -108,6 +108,11 @@ class App:
     def log_errors(self, text: str) -> list[str]:
         """The error lines among what a log got after the dump."""
         return [ln for ln in text.splitlines() if re.search(r"\b(error|fatal|panic)\b", ln, re.I)]
+
+    def normalise(self, state: snapshot.TreeState) -> snapshot.TreeState:
+        """What of the /proc state the program changes by itself as it runs, taken
+        out of both snapshots (default: nothing)."""
+        return state
 
     def shutdown(self, ctx: "AppCtx") -> None:
         """SIGTERM to the root; every process of the tree must exit."""
@@ -260,25 +265,11 @@ def load_app(source: Path) -> App:
 
 
 def scenario_of(source: Path, app: App) -> Scenario:
-    """The app as a Scenario; restored with --leave-stopped (AppRun._after_state)."""
-    return Scenario(name=source.stem, source=source, opts=app.opts, dopts=app.dopts,
-                    ropts=(*app.ropts, "--leave-stopped"),
+    return Scenario(name=source.stem, source=source, opts=app.opts, dopts=app.dopts, ropts=app.ropts,
                     flavors=app.flavors, transient=frozenset(app.transient), deps=app.deps)
 
 
-def as_running(state: snapshot.TreeState) -> snapshot.TreeState:
-    """A tree restored with --leave-stopped as it is once continued: every
-    thread live, none job-stopped, pending signals as for live threads."""
-    tasks = []
-    for t in state.tasks:
-        if t.zombie:
-            tasks.append(t)
-            continue
-        threads = [replace(th, status=tuple((k, "live" if k == "State" else v) for k, v in th.status))
-                   for th in t.threads]
-        threads, status = snapshot._settled_signals(t.outer, threads, t.status)
-        tasks.append(replace(t, threads=tuple(threads), status=status, stopped=()))
-    return snapshot.TreeState(tuple(tasks))
+
 
 
 class AppRun(ScenarioRun):
@@ -373,13 +364,13 @@ class AppRun(ScenarioRun):
         table), so two snapshots SETTLE_GAP apart must agree first; then the
         dump follows at once.  A program still changing after SETTLE_TIME is
         snapshotted as it is (the comparison then shows what moved)."""
-        state = super()._snapshot(step)
+        state = self.app.normalise(super()._snapshot(step))
         with self._step("settled"):
             deadline = time.monotonic() + SETTLE_TIME * (self.cfg.timeouts.start / 30.0)
             while time.monotonic() < deadline:
                 time.sleep(SETTLE_GAP)
                 assert self.pid is not None
-                again = snapshot.take_tree(self.pid, self.cfg.scenario.transient)
+                again = self.app.normalise(snapshot.take_tree(self.pid, self.cfg.scenario.transient))
                 self.tree = again.outer_pids()
                 if not snapshot.diff(state, again, self.cfg.flavor.ignore_fields, self.cfg.scenario.transient):
                     return again
@@ -388,20 +379,7 @@ class AppRun(ScenarioRun):
         return state
 
     def _after_state(self, step: str) -> snapshot.TreeState:
-        """The restored tree, taken before it runs: restored with
-        --leave-stopped, every thread must be stopped; it is compared as
-        running and then continued (SIGCONT to every process).  What the
-        program does once it runs again (a JIT, timers, a cron) is its own
-        business and the verify step's, not the restore's."""
-        state = super()._after_state(step)
-        running = [f"{t.pid}/{th.tid}" for t in state.tasks if not t.zombie for th in t.threads
-                   if dict(th.status).get("State") != "stopped"]
-        for t in state.tasks:
-            if not t.zombie:
-                os.kill(t.outer, signal.SIGCONT)
-        if running:
-            raise StepFailed(step, f"restored with --leave-stopped, but threads {', '.join(running)} run")
-        return as_running(state)
+        return self.app.normalise(super()._after_state(step))
 
     def _checkpoint_restore(self, it: int, before) -> bool:  # type: ignore[no-untyped-def]
         for log in self.app.logs(self.ctx):
