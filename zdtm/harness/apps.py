@@ -15,7 +15,10 @@ and the end differ:
                   foreground command as pid 1 of new namespaces (nslaunch)
     ready         App.ready until it answers
     populate      App.populate: state given through the program's client
-    snapshot, dump, restore, compare   (the runner's)
+    snapshot, settled   the runner's snapshot, repeated until two agree (the
+                  program works on its own; App.normalise takes out what it
+                  changes by itself)
+    dump, restore, compare   (the runner's)
     verify        App.verify: the state is there, new clients are served
     reload        App.reload: SIGHUP, and its visible effect
     shutdown      SIGTERM; the whole tree exits, App.stale files are gone
