@@ -52,7 +52,7 @@ from .desc import Scenario
 from .runner import NSLAUNCH, ScenarioRun, StepFailed
 
 CLONE_NEWNET = 0x40000000
-SETTLE_GAP, SETTLE_TIME = 0.3, 20.0    # seconds between two snapshots that must agree; at most
+SETTLE_GAP, SETTLE_TIME = 0.3, 20.0    # seconds between two snapshots that must agree; how long to try
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -270,9 +270,6 @@ def load_app(source: Path) -> App:
 def scenario_of(source: Path, app: App) -> Scenario:
     return Scenario(name=source.stem, source=source, opts=app.opts, dopts=app.dopts, ropts=app.ropts,
                     flavors=app.flavors, transient=frozenset(app.transient), deps=app.deps)
-
-
-
 
 
 class AppRun(ScenarioRun):
