@@ -9,9 +9,7 @@ threads work), a method first called after the restore gets compiled by the
 JIT (jcmd Compiler.codelist), jcmd answers (the attach listener: SIGQUIT and
 a socket), SIGQUIT prints a thread dump, the hashing threads go on; curl as
 nobody is served.  SIGHUP (sun.misc.Signal) re-reads conf; SIGTERM runs the
-shutdown hook (pidfile removed), and the JVM removes its attach socket.  In
-ns the JVM has a /tmp of its own (a tmpfs, as in a container): the attach
-socket of every pid-1 JVM is /tmp/.java_pid1.
+shutdown hook (pidfile removed), and the JVM removes its attach socket.
 """
 import re
 import signal
@@ -65,11 +63,7 @@ class Jvm(App):
                        check=True, capture_output=True, timeout=120)
 
     def command(self, ctx: AppCtx, pid1: bool) -> list[str]:
-        java = ["java", *JAVA_OPTS, "-cp", str(ctx.path("classes")), "HeapServer", str(ctx.workdir), str(self.port)]
-        if not pid1:
-            return java
-        # a /tmp of its own, as in a container: the attach socket of every pid-1 JVM is /tmp/.java_pid1
-        return ["/bin/sh", "-c", 'mount -t tmpfs -o size=16m,mode=1777 zdtm-tmp /tmp && exec "$@"', "sh", *java]
+        return ["java", *JAVA_OPTS, "-cp", str(ctx.path("classes")), "HeapServer", str(ctx.workdir), str(self.port)]
 
     def get(self, ctx: AppCtx, path: str, user: str | None = None) -> str:
         return ctx.client(["curl", "-sS", "--fail", f"http://127.0.0.1:{self.port}{path}"], user=user,
@@ -132,14 +126,14 @@ class Jvm(App):
         return reserved_spans(state)
 
     def shutdown(self, ctx: AppCtx) -> None:
-        # the attach listener's socket, made at jcmd's first attach (ns: in its own /tmp)
-        self.attach = Path(f"/proc/{ctx.pid}/root/tmp/.java_pid1") if ctx.ns else Path(f"/tmp/.java_pid{ctx.pid}")
+        # the attach listener's socket, made at jcmd's first attach; its /tmp is the host's
+        # (the ns flavor's mount namespace is a copy)
+        self.attach = Path(f"/tmp/.java_pid{1 if ctx.ns else ctx.pid}")
         ctx.check(self.attach.exists(), f"no {self.attach} while the JVM runs")
         super().shutdown(ctx)
 
     def stale(self, ctx: AppCtx) -> list[Path]:
-        # ns: its /tmp ends with its mount namespace
-        return [ctx.path("jvm.pid"), *([] if ctx.ns else [self.attach])]
+        return [ctx.path("jvm.pid"), self.attach]
 
     def logs(self, ctx: AppCtx) -> list[Path]:
         return [ctx.path("jvm.log"), ctx.path("start.log")]
