@@ -296,6 +296,10 @@ class AppRun(ScenarioRun):
         with self._step("prepare"):
             self._fresh_workdir()
             self.cfg.workdir.chmod(0o755)    # the program's own user and other users' clients get in
+            closed = [p for p in self.cfg.workdir.parents if not p.stat().st_mode & 0o001]
+            if closed:
+                raise StepFailed("prepare", f"{closed[0]} is mode {closed[0].stat().st_mode & 0o777:o}: other "
+                                 "users (the program's own, the clients as nobody) cannot reach the work dir")
         self._app_step("app-prepare", self.app.prepare)
 
     def _start(self) -> None:
