@@ -21,6 +21,11 @@ APT_PACKAGES=(build-essential iproute2 procps nftables)
 APT_PACKAGES+=(qemu-system-x86 busybox-static)
 # runc: tests/test_runc.py checkpoints and restores a busybox container through refcr swrk.
 APT_PACKAGES+=(runc)
+# The real programs of zdtm/apps/ and their clients (redis-cli, curl, psql, sqlite3, jcmd; javac
+# builds the JVM's program).  Installing a service does not start it here (policy-rc.d); the
+# scenarios run their own instances in their work dirs.
+APT_PACKAGES+=(redis-server redis-tools nginx postgresql tmux nodejs openjdk-17-jdk-headless
+               python3 sqlite3 curl util-linux)
 
 setup_system() {
     section "system packages"

@@ -399,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _say(line: str) -> None:
-    print(logmod.escape(line), file=sys.stderr)       # image strings may hold control characters
+    from refcr.log import escape                      # (an error only: not imported for a run's start)
+    print(escape(line), file=sys.stderr)              # image strings may hold control characters
 
 
 if __name__ == "__main__":

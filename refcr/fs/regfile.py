@@ -44,6 +44,8 @@ MEM_MINORS = {3, 5, 7, 8, 9}
 STATUS_FLAGS = os.O_APPEND | os.O_NONBLOCK | os.O_DIRECT | os.O_NOATIME   # what F_SETFL sets here
 TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY      # what marks an O_TMPFILE file in its flags
 O_PATH = 0o10000000
+# Kept in f_flags, given only at open (F_SETFL cannot): Python's tempfile opens with O_NOFOLLOW.
+OPEN_ONLY = os.O_NOFOLLOW | os.O_SYNC | os.O_DSYNC
 NOT_ON_REOPEN = os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_NOCTTY | TMPFILE_BIT
 
 
@@ -389,7 +391,7 @@ def _tmpfile(e: filekinds_pb2.GhostFileEntry, base: str) -> int:
     "#INODE", which names no directory entry; it stays linkable)."""
     try:
         access = os.O_WRONLY if e.flags & os.O_ACCMODE == os.O_WRONLY else os.O_RDWR
-        return os.open(os.path.dirname(base), os.O_TMPFILE | access | os.O_CLOEXEC, 0o600)
+        return os.open(os.path.dirname(base), os.O_TMPFILE | access | os.O_CLOEXEC | (e.flags & OPEN_ONLY), 0o600)
     except OSError as exc:
         raise RestoreError(f"cannot recreate the O_TMPFILE file {e.path}: {exc.strerror}") from exc
 

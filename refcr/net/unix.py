@@ -32,12 +32,14 @@ namespace (a short-lived helper process does the path operations there).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import socket
 import stat as stat_mod
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,6 +59,28 @@ ESTABLISHED, LISTEN = sockdiag.TCP_ESTABLISHED, sockdiag.TCP_LISTEN
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
 STATUS_FLAGS = os.O_APPEND | os.O_NONBLOCK | os.O_ASYNC
 PEEK_BUF = 1 << 20
+
+
+@contextlib.contextmanager
+def _as_listener(e: unix_pb2.UnixSkEntry) -> Iterator[None]:
+    """listen() with the euid/egid the listener had, which the kernel takes
+    as its SO_PEERCRED (a server's identity for its clients: a daemon that
+    dropped privileges must not come back root).  The saved ids stay 0, so
+    root comes back afterwards (as ipc/sysv.py creates objects as their
+    creator).  The pid of SO_PEERCRED is refcr's: no id of the task is
+    given to a socket that refcr makes."""
+    if not e.has_listen_cred or (e.listen_uid, e.listen_gid) == (os.geteuid(), os.getegid()):
+        yield
+        return
+    os.setresgid(-1, e.listen_gid, -1)
+    try:
+        os.setresuid(-1, e.listen_uid, -1)
+        try:
+            yield
+        finally:
+            os.setresuid(-1, 0, -1)
+    finally:
+        os.setresgid(-1, 0, -1)
 
 
 def _label(name: bytes) -> str:
@@ -220,7 +244,8 @@ def _name(t: FdTarget, d: sockdiag.UnixDiag, e: unix_pb2.UnixSkEntry,
 def _renamed_file(root: str, cwd: str, d: sockdiag.UnixDiag,
                   diag: dict[int, sockdiag.UnixDiag]) -> tuple[bytes, os.stat_result] | None:
     """The socket file of d renamed to the name another socket was bound to (a
-    server replacing its socket file atomically: bind to P.tmp, rename over P)."""
+    server replacing its socket file atomically: bind to P.tmp, rename over P),
+    else to another name of its directory."""
     for x in diag.values():
         if x.ino == d.ino or not x.name or x.name[:1] == b"\0":
             continue
@@ -232,6 +257,26 @@ def _renamed_file(root: str, cwd: str, d: sockdiag.UnixDiag,
             continue
         if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino:
             return name, st
+    return _renamed_in_dir(root, cwd, d)
+
+
+def _renamed_in_dir(root: str, cwd: str, d: sockdiag.UnixDiag) -> tuple[bytes, os.stat_result] | None:
+    """The socket file of d renamed to a new name in the directory it was
+    bound in (bind to P.tmp, rename to P: the JVM's attach listener does
+    this), found by its inode among the directory's entries (one readdir)."""
+    bound = os.fsdecode(d.name.split(b"\0", 1)[0])  # type: ignore[union-attr]
+    folder = os.path.dirname(bound)
+    where = folder if bound.startswith("/") else os.path.join(cwd, folder)
+    try:
+        with os.scandir(root + (where or ".")) as entries:
+            for entry in entries:
+                if entry.inode() != d.vfs_ino:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if stat_mod.S_ISSOCK(st.st_mode) and st.st_ino == d.vfs_ino:
+                    return os.fsencode(os.path.join(folder, entry.name)), st
+    except OSError:
+        pass
     return None
 
 
@@ -402,6 +447,10 @@ class UnixKind:
         sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+            if d.state == LISTEN:
+                _pid, e.listen_uid, e.listen_gid = struct.unpack(
+                    "3i", sk.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+                e.has_listen_cred = True
             e.opts.CopyFrom(sockopts.dump(sk, f"{describe(t)}: unix socket {d.ino}"))
             if not e.ext_plugin:
                 _read_queue(t, sk, d, e, ctx)
@@ -661,7 +710,8 @@ class _Builder:
         pending = {c for e in listeners.values() for c in e.icons}
         for e in listeners.values():
             sk = self.socks[e.ino] = self.new(e)
-            sk.listen(max(e.backlog, 0))
+            with _as_listener(e):
+                sk.listen(max(e.backlog, 0))
         temp: dict[bytes, socket.socket] = {}
         for e in sorted(es.values(), key=lambda x: x.ino):
             if e.ino in self.socks or e.ino in self.pairs or e.ino in pending:

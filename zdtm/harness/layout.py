@@ -30,6 +30,11 @@ class Layout:
         return self.static_dir is not None
 
     @property
+    def apps(self) -> Path:
+        """zdtm/apps: real programs, one driver NAME.py each (apps.py)."""
+        return self.zdtm / "apps"
+
+    @property
     def work(self) -> Path:
         return self.zdtm / "work"
 
@@ -39,6 +44,10 @@ class Layout:
 
     def workdir(self, flavor: str, name: str) -> Path:
         return self.work / flavor / name
+
+    def is_app_source(self, path: Path) -> bool:
+        return (path.suffix == ".py" and not path.name.startswith("_")
+                and path.parent.resolve() == self.apps.resolve())
 
     def is_scenario_source(self, path: Path) -> bool:
         return path.suffix == ".c" and path.parent.resolve() == self.static.resolve()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from . import external, features, guest, procs
+from . import apps, external, features, guest, procs
 from .build import BuildResult, build
 from .desc import DescError, Scenario, load
 from .flavors import (
@@ -132,11 +132,16 @@ def required_flavors(layout: Layout) -> dict[str, tuple[str, ...]]:
     """Each scenario of required.txt -> the flavors it must pass in."""
     out = {}
     for name in read_required(layout.required_list):
-        source = layout.static / f"{name}.c"
+        source, app = layout.static / f"{name}.c", layout.apps / f"{name}.py"
         try:
             desc_flavors = load(source).flavors if source.exists() else None
         except DescError:
             desc_flavors = None  # the collection error reports it
+        if not source.exists() and app.exists():
+            try:
+                desc_flavors = apps.load_app(app).flavors
+            except Exception:  # noqa: BLE001 - the collection error reports it
+                desc_flavors = None
         out[name] = required_in(desc_flavors)
     return out
 
@@ -204,8 +209,11 @@ def _collect_also(config: pytest.Config, directory: Path) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if _state(parent.config).layout.is_scenario_source(file_path):
+    layout = _state(parent.config).layout
+    if layout.is_scenario_source(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
+    if not layout.external and layout.is_app_source(file_path):
+        return AppFile.from_parent(parent, path=file_path)
     return None
 
 
@@ -251,14 +259,14 @@ def whole_suite(config: pytest.Config, layout: Layout) -> bool:
         return False
     if getattr(o, "lf", False) or getattr(o, "failedfirst", False) or getattr(o, "stepwise", False):
         return False
-    static = layout.static.resolve()
+    # every scenario: zdtm/static and zdtm/apps (required.txt names both kinds)
+    wanted = {layout.static.resolve(), layout.apps.resolve()}
     for arg in config.args:
         if "::" in str(arg):
             continue
         p = (Path(str(config.invocation_params.dir)) / str(arg)).resolve()
-        if p == static or p in static.parents:
-            return True
-    return False
+        wanted = {d for d in wanted if not (p == d or p in d.parents)}
+    return not wanted
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -412,7 +420,7 @@ class ScenarioItem(pytest.Item):
         state = _state(self.config)
         o = state.options
         workdir = state.layout.workdir(self.flavor.name, self.scenario.name)
-        run = (guest.GuestRun if self.in_guest else ScenarioRun)(RunConfig(
+        run = self._make_run(RunConfig(
             scenario=self.scenario,
             flavor=self.flavor,
             workdir=workdir,
@@ -434,6 +442,9 @@ class ScenarioItem(pytest.Item):
             if not o.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
+    def _make_run(self, cfg: RunConfig) -> ScenarioRun:
+        return (guest.GuestRun if self.in_guest else ScenarioRun)(cfg)
+
     def repr_failure(self, excinfo, style=None):  # type: ignore[no-untyped-def]
         if isinstance(excinfo.value, StepFailed):
             e = excinfo.value
@@ -449,6 +460,45 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
         return self.path, 0, f"{self.scenario.name}::{self.flavor.name}"
+
+
+class AppFile(pytest.File):
+    """zdtm/apps/NAME.py: a real program's driver (apps.py), one item per flavor."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        state = _state(self.config)
+        try:
+            app = apps.load_app(self.path)
+        except Exception as e:  # noqa: BLE001 - any error of the driver module is its collection error
+            raise self.CollectError(f"{self.path.name}: {type(e).__name__}: {e}") from None
+        scenario = apps.scenario_of(self.path, app)
+        wanted = scenario.flavors or ()
+        for name in wanted:
+            if name not in FLAVORS:
+                raise self.CollectError(f"{self.path.name}: unknown flavor {name!r}")
+        chosen = [n for n in wanted if n in state.options.flavors]
+        why = None if chosen else f"flavors not selected (--zdtm-flavor={','.join(state.options.flavors)})"
+        for name in chosen or wanted:
+            yield AppItem.from_parent(self, name=name, scenario=scenario, flavor=FLAVORS[name],
+                                      not_selected=why, app=app)
+
+
+class AppItem(ScenarioItem):
+    def __init__(self, *, app: "apps.App", **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.app = app
+        if app.group:
+            self.add_marker(pytest.mark.xdist_group(app.group))
+
+    def _make_run(self, cfg: RunConfig) -> ScenarioRun:
+        return apps.AppRun(cfg, self.app)
+
+    def _check_criu_keys(self) -> None:
+        """A program an app needs is part of the set-up: missing, the item fails (never skips)."""
+        missing = [d for d in self.scenario.deps if not (os.path.exists(d) if d.startswith("/") else shutil.which(d))]
+        if missing:
+            pytest.fail(f"{self.scenario.name}: {' '.join(missing)} not installed (./dev.sh setup installs it)",
+                        pytrace=False)
 
 
 class ExternalCollector:

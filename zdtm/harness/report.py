@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TAIL_LINES = 40
-NODEID = re.compile(r"(?:^|/)([^/:]+)\.c::([\w-]+)$")
+NODEID = re.compile(r"(?:^|/)([^/:]+)\.c::([\w-]+)$|(?:^|/)apps/([^/:]+)\.py::([\w-]+)$")
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -16,10 +16,12 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 
 def scenario_of(nodeid: str) -> tuple[str, str] | None:
-    """(name, flavor) for a zdtm item id such as zdtm/static/NAME.c::h
-    (xdist's --dist loadgroup may append @GROUP)."""
+    """(name, flavor) for a zdtm item id such as zdtm/static/NAME.c::h or
+    zdtm/apps/NAME.py::h (xdist's --dist loadgroup may append @GROUP)."""
     m = NODEID.search(nodeid.split("@", 1)[0])
-    return (m.group(1), m.group(2)) if m else None
+    if m is None:
+        return None
+    return (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
 
 
 def read_required(path: Path) -> frozenset[str]:

@@ -159,12 +159,15 @@ class ScenarioRun:
         finally:
             self._cleanup()
 
+    def _fresh_workdir(self) -> None:
+        wd = self.cfg.workdir
+        if wd.exists():
+            shutil.rmtree(wd)
+        wd.mkdir(parents=True)
+
     def _prepare(self) -> None:
         with self._step("prepare"):
-            wd = self.cfg.workdir
-            if wd.exists():
-                shutil.rmtree(wd)
-            wd.mkdir(parents=True)
+            self._fresh_workdir()
             if not self.cfg.scenario.binary.is_file():
                 raise StepFailed("prepare", f"{self.cfg.scenario.binary} is not built")
             self._prepare_outer()
@@ -344,10 +347,14 @@ class ScenarioRun:
             self.tree = state.outer_pids()
             return state
 
+    def _after_state(self, step: str) -> snapshot.TreeState:
+        """The state to compare with the one before the dump."""
+        assert self.pid is not None
+        return snapshot.take_tree(self.pid, self.cfg.scenario.transient)
+
     def _compare(self, step: str, before: snapshot.TreeState) -> None:
         with self._step(step):
-            assert self.pid is not None
-            after = snapshot.take_tree(self.pid, self.cfg.scenario.transient)
+            after = self._after_state(step)
             if self.cfg.scenario.shell_job:
                 from . import shelljob
                 before, after = shelljob.normalise(before), shelljob.normalise(after)

@@ -2,8 +2,9 @@
  * tmpfile00: O_TMPFILE files (glibc's tmpfile() among them).
  *
  * A tmpfile() stream with 3 pages of data, its offset in the middle; an
- * O_TMPFILE | O_RDWR fd (linkable) with other data and a sparse tail, and
- * its mode 0604.  After restore: both have their data, size and offset;
+ * O_TMPFILE | O_RDWR | O_NOFOLLOW fd (linkable; O_NOFOLLOW as Python's
+ * tempfile opens it, a flag only open() gives) with other data and a
+ * sparse tail, and its mode 0604.  After restore: both have their data, size and offset;
  * fcntl(F_GETFL) is as before (the harness compares fdinfo flags too); the
  * linkable one can be given a name with linkat(AT_EMPTY_PATH), which holds
  * its data.
@@ -28,7 +29,7 @@ int main(int argc, char **argv)
 	test_init(argc, argv);
 
 	f = tmpfile();
-	t = open(".", O_TMPFILE | O_RDWR, 0604);
+	t = open(".", O_TMPFILE | O_RDWR | O_NOFOLLOW, 0604);
 	if (!f || t < 0)
 		fail("tmpfile/O_TMPFILE");
 	datagen(buf, SZ, 1);

@@ -8,6 +8,9 @@
  * - two listeners once bound to the same path: `old` bound to P, `new` bound
  *   to P.tmp and renamed over P: after restore P is a socket that reaches
  *   `new`, `old` still reports P and is unreachable;
+ * - a listener bound to Q.tmp and renamed to Q, a name nothing had (the
+ *   JVM's attach listener): after restore Q reaches it, Q.tmp is absent,
+ *   it still reports Q.tmp;
  * - an autobound datagram socket (abstract name chosen by the kernel), an
  *   abstract seqpacket listener, an unbound socketpair: the same names.
  */
@@ -23,6 +26,8 @@
 #define GONE	DIR "/s"
 #define P	"unix_names00.p"
 #define PTMP	"unix_names00.p.tmp"
+#define Q	"unix_names00.q"
+#define QTMP	"unix_names00.q.tmp"
 
 struct name {
 	struct sockaddr_un a;
@@ -74,14 +79,16 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_un ab = { .sun_family = AF_UNIX };
 	struct sockaddr_un auto_a = { .sun_family = AF_UNIX };
-	struct name ngone, nold, nnew, nauto, nabs, npair;
-	int gone, c, a, old, new, au, abl, pr[2], x;
+	struct name ngone, nold, nnew, nauto, nabs, npair, nmoved;
+	int gone, c, a, old, new, au, abl, pr[2], x, moved;
 	struct stat st;
 	char buf[8];
 
 	test_init(argc, argv);
 	unlink(P);
 	unlink(PTMP);
+	unlink(Q);
+	unlink(QTMP);
 	unlink(GONE);
 	rmdir(DIR);
 	if (mkdir(DIR, 0755))
@@ -96,6 +103,9 @@ int main(int argc, char **argv)
 	new = bound(SOCK_STREAM, PTMP);
 	if (listen(old, 4) || listen(new, 4) || rename(PTMP, P))
 		fail("rename over " P);
+	moved = bound(SOCK_STREAM, QTMP);
+	if (listen(moved, 4) || rename(QTMP, Q))
+		fail("rename to " Q);
 
 	au = socket(AF_UNIX, SOCK_DGRAM, 0);
 	if (bind(au, (struct sockaddr *)&auto_a, sizeof(sa_family_t)))
@@ -112,6 +122,7 @@ int main(int argc, char **argv)
 	nauto = getname(au);
 	nabs = getname(abl);
 	npair = getname(pr[0]);
+	nmoved = getname(moved);
 
 	test_daemon();
 	test_waitsig();
@@ -122,6 +133,14 @@ int main(int argc, char **argv)
 	same(au, &nauto, "autobound");
 	same(abl, &nabs, "abstract");
 	same(pr[0], &npair, "socketpair");
+	same(moved, &nmoved, "listener renamed to " Q);
+	if (lstat(QTMP, &st) == 0)
+		pr_err(QTMP " came back");
+	fcntl(moved, F_SETFL, O_NONBLOCK);
+	x = connect_to(SOCK_STREAM, Q);
+	if (x < 0 || accept(moved, NULL, NULL) < 0)
+		pr_err(Q " does not reach its listener");
+	unlink(Q);
 	if (lstat(GONE, &st) == 0 || lstat(DIR, &st) == 0)
 		pr_err(DIR " came back");
 	if (write(c, "ab", 2) != 2 || read(a, buf, 2) != 2 || memcmp(buf, "ab", 2))
