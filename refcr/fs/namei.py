@@ -119,10 +119,25 @@ class Root:
             if flags & O_PATH:       # a path-only fd needs no reopening, but its own flags
                 return native.openat2(self.fileno(), os.fsencode(checked(path).lstrip("/") or "."),
                                       flags | os.O_CLOEXEC, RESOLVE)
-            return os.open(f"/proc/self/fd/{probe}", (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC)
+            if flags & os.O_NOFOLLOW:
+                return self._open_again(path, flags, probe)
+            return os.open(f"/proc/self/fd/{probe}", flags | os.O_CLOEXEC)
         finally:
             if probe >= 0:
                 os.close(probe)
+
+
+    def _open_again(self, path: str, flags: int, probe: int) -> int:
+        """O_NOFOLLOW stays in a description's flags only when given at open, and a
+        reopen through /proc/self/fd (a link) cannot take it: the file is looked up
+        once more, and must be the one the probe checked."""
+        rel = checked(path).lstrip("/") or "."
+        fd = native.openat2(self.fileno(), os.fsencode(rel), flags | os.O_CLOEXEC, RESOLVE)
+        a, b = os.fstat(fd), os.fstat(probe)
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+            os.close(fd)
+            raise RestoreError(f"{path} changed while it was opened")
+        return fd
 
 
 def _type_name(fmt: int) -> str:

@@ -391,7 +391,10 @@ def _tmpfile(e: filekinds_pb2.GhostFileEntry, base: str) -> int:
     "#INODE", which names no directory entry; it stays linkable)."""
     try:
         access = os.O_WRONLY if e.flags & os.O_ACCMODE == os.O_WRONLY else os.O_RDWR
-        return os.open(os.path.dirname(base), os.O_TMPFILE | access | os.O_CLOEXEC | (e.flags & OPEN_ONLY), 0o600)
+        # "DIR/.": O_NOFOLLOW (kept from the dump) then concerns ".", not the /proc/self/fd
+        # link that names the contained directory (contained())
+        return os.open(os.path.dirname(base) + "/.", os.O_TMPFILE | access | os.O_CLOEXEC | (e.flags & OPEN_ONLY),
+                       0o600)
     except OSError as exc:
         raise RestoreError(f"cannot recreate the O_TMPFILE file {e.path}: {exc.strerror}") from exc
 
