@@ -93,7 +93,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "PipeDataEntry.pipe_size": (0, 1 << 30),
     "VmaEntry.prot": (0, 7), "VmaEntry.pgoff": (0, S64), "MmEntry.brk": (0, S64),
     "PagemapEntry.nr_pages": (1, U32), "PagemapHead.pages_written": (0, S64),
-    "CredsEntry.groups": (0, U32 - 1),
+    "CredsEntry.groups": (0, U32 - 1), "SchedEntry.cpus": (0, 8191),
 }
 # Repeated fields with a bound tighter than MAX_REPEATED.
 BOUNDS: dict[str, int] = {

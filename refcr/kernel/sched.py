@@ -66,6 +66,8 @@ def restore(vpid: int, tid: int, e: core_pb2.SchedEntry) -> None:
     if e.cpus:
         try:
             os.sched_setaffinity(tid, e.cpus)
+        except (OverflowError, ValueError):
+            raise RestoreError(f"{what}: CPU affinity {list(e.cpus)[:8]} names CPUs no machine has") from None
         except OSError as exc:
             raise RestoreError(f"{what}: cannot set CPU affinity {list(e.cpus)}: {exc.strerror}") from exc
     if ioprio_get(tid) != e.ioprio:

@@ -574,7 +574,11 @@ def write_private_pages(remote: Remote, images: ImageDir, image_id: int) -> int:
                 raise
             off = 0
             for addr, length in ranges:
-                remote.write(addr, data[off:off + length])
+                try:
+                    remote.write(addr, data[off:off + length])
+                except OSError as exc2:     # EIO: a file-backed page past the file's end, say
+                    raise RestoreError(f"task {remote.tid}: cannot write the dumped pages at "
+                                       f"{addr:#x}-{addr + length:#x}: {exc2.strerror}") from None
                 off += length
         count += len(data) // PAGE_SIZE
         progress.pages(len(data) // PAGE_SIZE)

@@ -233,7 +233,11 @@ class Puppet:
 
     def release(self, stop: bool = False) -> None:
         for t in self.threads.values():
-            native.detach(t.tid, signal.SIGSTOP if stop else 0)
+            try:
+                native.detach(t.tid, signal.SIGSTOP if stop else 0)
+            except ProcessLookupError:
+                raise RestoreError(f"process {self.vpid}: thread {t.tid} was gone as soon as the process "
+                                   "ran (killed by its first instructions: the registers in the images?)") from None
 
     def kill(self) -> None:
         """SIGKILL the puppet and collect every thread's exit: a traced thread
