@@ -56,6 +56,20 @@ SETTLE_GAP, SETTLE_TIME = 0.3, 20.0    # seconds between two snapshots that must
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+
+# Signals a service manager hands a service at their defaults (systemd resets them all);
+# a suite started under nohup, or from a shell that ignores SIGINT/SIGQUIT for a
+# background job, would otherwise pass SIG_IGN on, and the JVM, for one, then refuses
+# to handle SIGHUP (its reload failed after every restore when CI ran under nohup).
+SERVICE_DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+                           signal.SIGUSR2, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+def default_signal_dispositions() -> None:
+    """preexec_fn of every program the harness starts: the signals above at SIG_DFL."""
+    for sig in SERVICE_DEFAULT_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
 class AppFailed(Exception):
     """A check of an app driver failed; the step it ran in is reported."""
 
@@ -333,7 +347,8 @@ class AppRun(ScenarioRun):
         with open(self.start_log, "ab") as log:
             if self.app.daemon:
                 rc = subprocess.run(argv, cwd=self.cfg.workdir, env=self.cfg.env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=log, timeout=self.cfg.timeouts.start).returncode
+                                    stdout=log, stderr=log, timeout=self.cfg.timeouts.start,
+                                    preexec_fn=default_signal_dispositions).returncode
                 if rc != 0:
                     raise StepFailed("start", f"{argv[0]} exited with status {rc} (see start.log)")
                 deadline = time.monotonic() + self.cfg.timeouts.pidfile
@@ -344,7 +359,8 @@ class AppRun(ScenarioRun):
                 self.pid = pid
             else:
                 p = subprocess.Popen(argv, cwd=self.cfg.workdir, env=self.cfg.env, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log, start_new_session=True)
+                                     stdout=log, stderr=log, start_new_session=True,
+                                     preexec_fn=default_signal_dispositions)
                 self.pid = p.pid
 
     def _launch_pid1(self) -> None:
@@ -356,7 +372,8 @@ class AppRun(ScenarioRun):
         argv = self.cfg.flavor.launch_argv(str(NSLAUNCH), sys.executable, init)
         with open(self.start_log, "ab") as log:
             p = subprocess.run(argv, cwd=self.cfg.workdir, env=self.cfg.env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=log, timeout=self.cfg.timeouts.start)
+                               stdout=subprocess.PIPE, stderr=log, timeout=self.cfg.timeouts.start,
+                               preexec_fn=default_signal_dispositions)
         text = p.stdout.decode(errors="replace").strip()
         if p.returncode != 0 or not text.isdigit():
             raise StepFailed("start", f"nslaunch exited with status {p.returncode} (see start.log)")
