@@ -24,7 +24,13 @@ class Node(App):
         ctx.path("conf.json").write_text(json.dumps({"greeting": "hello"}))
 
     def command(self, ctx: AppCtx, pid1: bool) -> list[str]:
-        return ["node", str(Path(__file__).with_name("progs") / "kvhttp.js"), str(ctx.workdir), str(self.port)]
+        # --no-memory-reducer: V8's memory reducer runs a full GC (Mark-Compact "reduce") on a
+        # timer ~10 s after start, which releases and maps heap pages; when the dump and restore
+        # take longer than that (a loaded machine) it ran between the two snapshots and the
+        # comparison of the mappings failed.  The JVM's thread-count flags are there for the same
+        # reason: what the harness compares must not change by the program's own clock.
+        return ["node", "--no-memory-reducer", str(Path(__file__).with_name("progs") / "kvhttp.js"),
+                str(ctx.workdir), str(self.port)]
 
     def get(self, ctx: AppCtx, path: str, user: str | None = None, jar: bool = False) -> str:
         cookies = ["-b", str(ctx.path("cookies")), "-c", str(ctx.path("cookies"))] if jar else []
