@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -108,6 +109,43 @@ def read_page_batches(images: ImageDir, type_name: str,
     if in_parent:       # an incremental image: the rest comes from the parent chain
         for vaddr, data in parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK):
             yield [(vaddr, len(data))], data
+
+
+def clipped(batches: Iterator[tuple[list[tuple[int, int]], memoryview | bytes]],
+            only: list[tuple[int, int]] | None) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
+    """The parts of read_page_batches' (ranges, data) that lie inside the
+    sorted, disjoint (start, end) ranges `only` (everything if None); each
+    item's data is contiguous, a view of the batch's (valid as long as it)."""
+    if only is None:
+        yield from batches
+        return
+    starts = [s for s, _ in only]
+    for ranges, data in batches:
+        out: list[tuple[int, int]] = []
+        first = size = pos = 0
+        for addr, length in ranges:
+            for a, n in _inside(addr, length, only, starts):
+                off = pos + a - addr
+                if out and first + size == off:
+                    out.append((a, n))
+                    size += n
+                    continue
+                if out:
+                    yield out, data[first:first + size]
+                out, first, size = [(a, n)], off, n
+            pos += length
+        if out:
+            yield out, data[first:first + size]
+
+
+def _inside(addr: int, length: int, only: list[tuple[int, int]], starts: list[int]) -> Iterator[tuple[int, int]]:
+    end = addr + length
+    i = max(bisect_right(starts, addr) - 1, 0)
+    while i < len(only) and only[i][0] < end:
+        s, e = max(only[i][0], addr), min(only[i][1], end)
+        if s < e:
+            yield s, e - s
+        i += 1
 
 
 def page_count(images: ImageDir, type_name: str, id: int | str) -> int:
