@@ -605,7 +605,7 @@ def write_private_pages(remote: Remote, images: ImageDir, image_id: int,
     write permission (see private_prot) goes through /proc/PID/mem instead.
     only: sorted (start, end) ranges outside which no page is written."""
     count = 0
-    for ranges, data in pages.clipped(pages.read_page_batches(images, "pagemap", image_id), only):
+    for ranges, data in pages.clipped(pages.read_page_batches(images, "pagemap", image_id, only), only):
         try:
             native.vm_write(remote.tid, ranges, data)
         except OSError as exc:
