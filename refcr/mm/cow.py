@@ -20,8 +20,10 @@ there only its pages outside the cow runs, drops (MADV_DONTNEED) those it did
 not have, and unmaps every other inherited area.  The rest of each process's
 memory is mapped and filled later, as before (memory.restore).
 
-Costs: the dump reads both processes' pagemap entries of twin areas (8 bytes
-a page); a fork copies the page tables of the ready areas.
+Costs: the dump reads both processes' pagemap entries of the pages of twin
+areas that are mapped more than once (8 bytes a page); a fork copies the page
+tables of the ready areas; the restore reads the pages images of a process
+with ready areas in two passes (the batches of each only).
 Deviations: an area a child split or changed after the fork (mprotect or
 madvise of a part, mremap) comes back as private copies, as do swapped-out
 pages (pagemap shows no frame for them); without CAP_SYS_ADMIN pagemap shows
@@ -36,7 +38,7 @@ from bisect import bisect_right
 from refcr.images.imagedir import ImageDir
 from refcr.log import log
 from refcr.pb import mm_pb2
-from refcr.ptrace import proc
+from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE
 from refcr.ptrace.tracee import Remote
 
@@ -82,9 +84,13 @@ def record(pid: int, ppid: int, vmas: list[mm_pb2.VmaEntry], parent_vmas: list[m
     """Fill VmaEntry.cow of pid's areas (ppid: its parent, frozen too); returns the page count."""
     total = 0
     for vma in _twins(vmas, parent_vmas):
-        for addr, n in shared_runs(pid, ppid, vma.start, vma.end):
-            vma.cow.extend((addr, n))
-            total += n
+        for start, count in native.scan_pagemap(pid, vma.start, vma.end, shared=True):  # the candidates
+            for addr, n in shared_runs(pid, ppid, start, start + count * PAGE_SIZE):
+                if vma.cow and vma.cow[-2] + vma.cow[-1] * PAGE_SIZE == addr:
+                    vma.cow[-1] += n
+                else:
+                    vma.cow.extend((addr, n))
+                total += n
     if total:
         log.info("process %d: %d pages shared copy-on-write with its parent %d", pid, total, ppid)
     return total
