@@ -26,8 +26,10 @@ tables of the ready areas; the restore reads the pages images of a process
 with ready areas in two passes (the batches of each only).
 Deviations: an area a child split or changed after the fork (mprotect or
 madvise of a part, mremap) comes back as private copies, as do swapped-out
-pages (pagemap shows no frame for them); without CAP_SYS_ADMIN pagemap shows
-no frames and nothing is shared.
+pages (pagemap shows no frame for them); so do the copied pages of private
+file mappings (a .data section written before the fork): their files can only
+be opened once the tree's mount namespace is made, after the forks; without
+CAP_SYS_ADMIN pagemap shows no frames and nothing is shared.
 """
 from __future__ import annotations
 
