@@ -649,7 +649,7 @@ def job_stopped(pid: int) -> tuple[int, ...]:
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
             st = _status(f"/proc/{pid}/task/{tid}/status", ("State", "NSpid"))
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):     # it ended meanwhile
             continue
         if dict(st).get("State", "").startswith("T"):
             out.append(_inner(st, "NSpid"))
