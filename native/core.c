@@ -507,11 +507,12 @@ long rc_vm_write(int pid, const unsigned long *addrs, const unsigned long *lens,
 #define PM_PRESENT	(1ULL << 63)
 #define PM_SWAPPED	(1ULL << 62)
 #define PM_FILE_SHARED	(1ULL << 61)	/* file page or shared anon */
+#define PM_MMAP_EXCLUSIVE (1ULL << 56)	/* the page is mapped only here */
 #define PM_GUARD_REGION	(1ULL << 58)	/* MADV_GUARD_INSTALL marker: no page, reads fault */
 #define PM_CHUNK	4096		/* entries per pread: 32 KiB */
 
 long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
-		     int anon_only, unsigned long *runs, size_t max_runs,
+		     int mode, unsigned long *runs, size_t max_runs,
 		     unsigned long *next)
 {
 	uint64_t *ents;
@@ -556,7 +557,11 @@ long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
 
 			if (!(e & (PM_PRESENT | PM_SWAPPED)) || (e & PM_GUARD_REGION))
 				continue;
-			if (anon_only && (e & PM_FILE_SHARED))
+			if ((mode & RC_PM_ANON) && (e & PM_FILE_SHARED))
+				continue;
+			if ((mode & RC_PM_SHARED) && (e & PM_PRESENT) && (e & PM_MMAP_EXCLUSIVE))
+				continue;
+			if ((mode & RC_PM_EXCLUSIVE) && !((e & PM_PRESENT) && (e & PM_MMAP_EXCLUSIVE)))
 				continue;
 			if (nruns && runs[2 * nruns - 2] + runs[2 * nruns - 1] * psize == addr) {
 				runs[2 * nruns - 1]++;

@@ -86,9 +86,13 @@ long rc_vm_write(int pid, const unsigned long *addrs, const unsigned long *lens,
  * Scans /proc/pid/pagemap over [start, end) and stores up to max_runs runs
  * as (addr, nr_pages) pairs in runs[]. Returns the number of runs stored;
  * *next is where the scan stopped (end when finished, else call again).
+ * Present or swapped pages, guard markers excluded; mode (RC_PM_*) narrows.
  */
+#define RC_PM_ANON	1	/* only anonymous pages (not file or shared anon) */
+#define RC_PM_SHARED	2	/* only pages mapped elsewhere too (not PM_MMAP_EXCLUSIVE) or swapped */
+#define RC_PM_EXCLUSIVE	4	/* only present pages mapped here alone (PM_MMAP_EXCLUSIVE) */
 long rc_scan_pagemap(int pid, unsigned long start, unsigned long end,
-		     int anon_only, unsigned long *runs, size_t max_runs,
+		     int mode, unsigned long *runs, size_t max_runs,
 		     unsigned long *next);
 
 /* ---- processes, fds, namespaces --------------------------------------- */

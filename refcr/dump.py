@@ -32,7 +32,7 @@ from refcr.mm import memory, track
 from refcr.net import extnetns, inet, netlock, netns, unix
 from refcr.ns import mntns, uts
 from refcr.options import Options
-from refcr.pb import core_pb2, inventory_pb2
+from refcr.pb import core_pb2, inventory_pb2, mm_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE
@@ -189,7 +189,10 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
 
 
 def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count[int]",
-              shmem_done: dict[int, int], tracking: track.DumpTracking | None = None) -> None:
+              shmem_done: dict[int, int], tracking: track.DumpTracking | None = None,
+              parent: tuple[int, mm_pb2.MmEntry] | None = None) -> mm_pb2.MmEntry:
+    """Every image of one process; returns its MmEntry.  parent: its parent's
+    host pid and MmEntry (dumped before it), for the pages they share."""
     pid, vpid = t.pid, t.member.entry.pid
     maps = proc.maps(pid)                 # before the scratch buffer exists
     remote = t.open_remotes(maps)
@@ -210,12 +213,14 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     fault.kill_point("after-threads")
     core.shared_pending.extend(signals.dump_shared_pending(pid))
     t.track = tracking.for_process(pid, vpid) if tracking else None
-    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid, track=t.track)
+    mm = memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid,
+                     track=t.track, parent=parent)
     fault.point("dump-after-memory")
     fault.kill_point("after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)
     fault.kill_point("after-fds")
     images.write("core", [core], id=vpid)
+    return mm
 
 
 def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, opts: Options | None = None) -> None:
@@ -240,8 +245,10 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
         tracking = track.DumpTracking.from_options(opts, images)
     try:
         with progress.shown("dump", sum(proc.anon_pages(t.pid) for t in frozen), len(frozen)):
+            mms: dict[int, tuple[int, mm_pb2.MmEntry]] = {}     # vpid -> (host pid, mm), parents first
             for t in frozen:
-                dump_task(t, images, ctx, pages_ids, shmem_done, tracking)
+                mm = dump_task(t, images, ctx, pages_ids, shmem_done, tracking, mms.get(t.member.entry.ppid))
+                mms[t.member.entry.pid] = (t.pid, mm)
                 progress.process_done()
         unix.dump_in_flight(ctx)
         tty.check_controlling(ctx, [t.pid for t in frozen])

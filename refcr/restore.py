@@ -4,7 +4,10 @@
    sessions come from the order of fork and setsid, process groups from
    setpgid (a group whose leader is gone gets a short-lived helper with the
    leader's pid), zombies exit with their status.
-2. Each process rebuilds its memory, fds and process-wide state.
+   Before a process forks, its special areas move to their dumped places and
+   the private anonymous areas its children shared pages of at the dump are
+   mapped and filled: the children inherit them (mm/cow.py).
+2. Each process rebuilds the rest of its memory, its fds and process-wide state.
 3. Threads are created and get their own state (and credentials).
 4. Queued signals, the restorer area, masks and registers come last, and
    every task is released at once.
@@ -17,6 +20,7 @@ import signal
 import stat
 import struct
 from dataclasses import dataclass, field
+from typing import Callable
 
 from refcr import actions, fault
 from refcr.drivers import tty
@@ -59,6 +63,8 @@ class Node:
     fds: list = field(default_factory=list)
     puppet: Puppet | None = None
     sid_now: int = 0           # the session the puppet is in at this point of the restore
+    inherited: dict[int, mm_pb2.VmaEntry] = field(default_factory=dict)   # the parent's ready areas
+    ready: dict[int, mm_pb2.VmaEntry] = field(default_factory=dict)       # filled before the forks (mm/cow.py)
 
     @property
     def pid(self) -> int:
@@ -123,6 +129,7 @@ class TreeBuilder:
     namespaces: list[str]
     puppets: list[Puppet] = field(default_factory=list)     # every live puppet, for cleanup
     sibling: bool = False           # the root becomes a child of refcr's parent (RPC rst_sibling)
+    prepare: Callable[[Node], None] | None = None   # a live process's work before it forks
 
     def create_root(self) -> Node:
         root = self.nodes[0]
@@ -148,6 +155,8 @@ class TreeBuilder:
 
     def create_subtree(self, node: Node) -> None:
         """Fork node's children; node calls setsid at the right moment."""
+        if self.prepare is not None and not node.entry.zombie:
+            self.prepare(node)
         kids = list(node.children)
         if node.entry.sid == node.pid and node.sid_now != node.pid:
             for c in [c for c in kids if c.entry.sid == node.sid_now and c.entry.sid != c.pid]:
@@ -165,6 +174,7 @@ class TreeBuilder:
         child.puppet = parent.puppet.fork_child(child.pid)
         self.puppets.append(child.puppet)
         child.sid_now = parent.sid_now
+        child.inherited = parent.ready
         self.create_subtree(child)
 
     def set_groups(self) -> None:
@@ -278,16 +288,24 @@ def set_mm_and_exe(p: Puppet, mm: mm_pb2.MmEntry, root: Root) -> None:
         p.remote.call("close", slot)
 
 
+def prepare_memory(n: Node, images: ImageDir, ctx: RestoreFiles) -> None:
+    """Before n forks: the special areas move, and the private areas its
+    children share pages of are mapped and filled (mm/cow.py)."""
+    p = n.puppet
+    mapper = memory.AreaMapper(p.remote, p.install_fd, {}, ctx.root)
+    kids = [c.mm for c in n.children if c.mm is not None]
+    n.ready = memory.premap(p.remote, n.mm, images, mapper, n.pid, n.inherited, kids, p.layout.parking)
+
+
 def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[int, int]) -> None:
     """Memory, fds and process-wide state, through the main thread."""
     p, core = n.puppet, n.core
     r = p.remote
     audit.check(core)
-    memory.move_special_areas(r, proc.ranges(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm, ctx.root)
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root,
                                getfd_slot=p.pidfd_slot)
-    memory.restore(r, n.mm, images, mapper, n.pid)
+    memory.restore(r, n.mm, images, mapper, n.pid, n.ready)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
     p.drop_pidfd()
@@ -397,8 +415,9 @@ def _restore(opts: Options) -> int:
     live = [n for n in nodes if not n.entry.zombie]
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
-    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces), sibling=opts.restore_sibling)
     ctx = files.restore_context(images, opts)
+    builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces), sibling=opts.restore_sibling,
+                          prepare=lambda n: prepare_memory(n, images, ctx))
     unix.check_ext_restore(ctx)
     tty.check_ext_restore(ctx)
     netns.check_options(images, opts)

@@ -37,6 +37,16 @@ def _shared_pages(es: list[Any]) -> None:
     v.kind = mm_pb2.VMA_FILE_PRIVATE
 
 
+def _cow_outside(es: list[Any]) -> None:
+    v = next(v for v in es[0].vmas if v.kind == mm_pb2.VMA_ANON)
+    v.cow.extend((v.end, 1))          # a page "shared with the parent" past the area's end
+
+
+def _cow_in_file_area(es: list[Any]) -> None:
+    v = next(v for v in es[0].vmas if v.kind == mm_pb2.VMA_FILE_PRIVATE)
+    v.cow.extend((v.start, 1))
+
+
 def _empty_inet(es: list[Any]) -> None:
     e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
     e.inet.SetInParent()
@@ -66,6 +76,8 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "NUL in a path": ("files", "mm", True, lambda es: setattr(es[0], "exe_path", "/bin/\0sh"),
                       ("mm-", "exe_path")),
     "empty inet entry": ("files", "files", False, _empty_inet, ("files.img", "inet.family")),
+    "cow run outside its area": ("files", "mm", True, _cow_outside, ("mm-", ".cow")),
+    "cow run in a file area": ("files", "mm", True, _cow_in_file_area, ("mm-", ".cow")),
     "pid over PID_MAX": ("files", "pstree", False, lambda es: setattr(es[0], "host_pid", 1 << 30),
                          ("pstree.img", "host_pid")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),

@@ -368,8 +368,24 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
         if (v.kind == mm_pb2.VMA_FILE_SHARED) != (share == MAP_SHARED) and file_kind:
             w.fail(f"{label}.flags", "sharing does not match the kind of area")
         writable = v.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and share == MAP_PRIVATE
+        _cow_runs(w, label, v)
         out.append((v.start, v.end, writable))
     return out
+
+
+def _cow_runs(w: "_Where", label: str, v: mm_pb2.VmaEntry) -> None:
+    """VmaEntry.cow: (address, nr_pages) pairs, ascending, inside a private anonymous area."""
+    if not v.cow:
+        return
+    if v.kind != mm_pb2.VMA_ANON or v.flags & (MAP_SHARED | MAP_PRIVATE) != MAP_PRIVATE:
+        w.fail(f"{label}.cow", "pages shared with the parent in an area that is not private anonymous memory")
+    if len(v.cow) % 2:
+        w.fail(f"{label}.cow", "not (address, nr_pages) pairs")
+    cursor = v.start
+    for addr, n in zip(v.cow[::2], v.cow[1::2], strict=False):   # an odd count failed above
+        if addr % PAGE or addr < cursor or n == 0 or addr + n * PAGE > v.end:
+            w.fail(f"{label}.cow", f"run {addr:#x}+{n} pages is unaligned, unordered, empty or outside its area")
+        cursor = addr + n * PAGE
 
 
 def _pagemap(s: ImageSet, pid: int, areas: list[tuple[int, int, bool]]) -> None:

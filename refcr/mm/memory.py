@@ -18,6 +18,11 @@ mlock2 (lo, lf: MLOCK_ONFAULT), last because the kernel refuses guards in a
 locked area.  mlockall(MCL_FUTURE) lives in mm->def_flags, which no file
 shows: the dump's own scratch area, mapped just before, carries it in its
 VmFlags, and mlockall() is called again once every area is in place.
+Pages that are mapped elsewhere too (pagemap: not PM_MMAP_EXCLUSIVE) are read
+through /proc/PID/mem, the others with process_vm_readv: that pins what it
+reads, and the kernel unshares a copy-on-write page it pins, so a parent and
+its children would no longer share their frames (after --leave-running, nor
+at restore: mm/cow.py).
 Deviation: a page that process_vm_readv cannot read (EFAULT) is read through
 /proc/PID/mem; one that still cannot be read makes the dump fail naming it.
 """
@@ -38,7 +43,7 @@ from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.log import log, progress
-from refcr.mm import memfd, pages
+from refcr.mm import cow, memfd, pages
 from refcr.mm.track import ProcessTrack
 from refcr.pb import mm_pb2
 from refcr.plugins import host
@@ -247,19 +252,47 @@ def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
     for vma in vmas:
         if vma.kind not in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE):
             continue
-        runs = native.scan_pagemap(pid, vma.start, vma.end,
-                                   anon_only=vma.kind == mm_pb2.VMA_FILE_PRIVATE)
+        anon_only = vma.kind == mm_pb2.VMA_FILE_PRIVATE
+        runs = native.scan_pagemap(pid, vma.start, vma.end, anon_only=anon_only)
         if track is not None:
             runs, unchanged = track.select(vma, runs)
             for addr, n in unchanged:
                 out.add_parent(addr, n)
                 progress.pages(n)
         readable = bool(vma.prot & PROT_READ)
-        if groups and groups[-1][0] == readable:
-            groups[-1][1].extend(runs)
-        else:
-            groups.append((readable, list(runs)))
+        shared = native.scan_pagemap(pid, vma.start, vma.end, anon_only=anon_only, shared=True) \
+            if readable and runs else []
+        for is_shared, addr, n in _split_shared(runs, shared):
+            how = readable and not is_shared
+            if groups and groups[-1][0] == how:
+                groups[-1][1].append((addr, n))
+            else:
+                groups.append((how, [(addr, n)]))
     return groups
+
+
+def _split_shared(runs: list[tuple[int, int]], shared: list[tuple[int, int]]) -> list[tuple[bool, int, int]]:
+    """(in shared, addr, nr_pages) pieces of runs, in address order: the pages
+    of `shared` runs (sorted) are read through /proc/PID/mem, because
+    process_vm_readv pins the pages it reads, and pinning a page shared
+    copy-on-write makes the kernel give the process a copy of its own (the
+    frame would no longer be shared with the parent or children)."""
+    out: list[tuple[bool, int, int]] = []
+    j = 0
+    for addr, n in runs:
+        end = addr + n * PAGE_SIZE
+        while addr < end:
+            while j < len(shared) and shared[j][0] + shared[j][1] * PAGE_SIZE <= addr:
+                j += 1
+            s = shared[j][0] if j < len(shared) else end
+            if s > addr:                    # exclusive pages up to the next shared run
+                stop = min(s, end)
+                out.append((False, addr, (stop - addr) // PAGE_SIZE))
+            else:
+                stop = min(shared[j][0] + shared[j][1] * PAGE_SIZE, end)
+                out.append((True, addr, (stop - addr) // PAGE_SIZE))
+            addr = stop
+    return out
 
 
 def _read_batch(pid: int, mem_fd: int, readable: bool, batch: list[tuple[int, int]],
@@ -329,14 +362,18 @@ def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
 
 def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
          next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int,
-         track: ProcessTrack | None = None) -> mm_pb2.MmEntry:
+         track: ProcessTrack | None = None,
+         parent: tuple[int, mm_pb2.MmEntry] | None = None) -> mm_pb2.MmEntry:
     """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
-    pid namespace); returns the MmEntry.  track: an incremental dump."""
+    pid namespace); returns the MmEntry.  track: an incremental dump; parent:
+    the parent's host pid and MmEntry (pages shared with it, mm/cow.py)."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
     mm.mlockall = future_lock(pid, remote.scratch)
+    if parent is not None:
+        cow.record(pid, parent[0], list(mm.vmas), list(parent[1].vmas))
     private = pages.PagesWriter(images, next_pages_id())
     if track is None:
         count = dump_private_pages(pid, list(mm.vmas), private)
@@ -562,11 +599,13 @@ def private_prot(vma: mm_pb2.VmaEntry) -> int:
     return vma.prot
 
 
-def write_private_pages(remote: Remote, images: ImageDir, image_id: int) -> int:
+def write_private_pages(remote: Remote, images: ImageDir, image_id: int,
+                        only: list[tuple[int, int]] | None = None) -> int:
     """process_vm_writev per batch; a batch that touches an area mapped without
-    write permission (see private_prot) goes through /proc/PID/mem instead."""
+    write permission (see private_prot) goes through /proc/PID/mem instead.
+    only: sorted (start, end) ranges outside which no page is written."""
     count = 0
-    for ranges, data in pages.read_page_batches(images, "pagemap", image_id):
+    for ranges, data in pages.clipped(pages.read_page_batches(images, "pagemap", image_id, only), only):
         try:
             native.vm_write(remote.tid, ranges, data)
         except OSError as exc:
@@ -597,13 +636,39 @@ def set_mm_fields(remote: Remote, mm: mm_pb2.MmEntry, exe_fd: int) -> None:
     remote.check("prctl", PR_SET_MM, PR_SET_MM_MAP, map_addr, map_size, 0)
 
 
-def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper, image_id: int) -> None:
-    """Map every dumped area (the puppet is empty but for its specials) and fill it."""
-    for vma in mm.vmas:
-        if vma.kind not in SPECIAL_KINDS.values():
+def premap(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper, image_id: int,
+           inherited: dict[int, mm_pb2.VmaEntry], children: list[mm_pb2.MmEntry],
+           parking: int) -> dict[int, mm_pb2.VmaEntry]:
+    """Before a puppet forks its children (mm/cow.py): keep the inherited areas
+    it shares pages of with its parent and unmap the others, move its special
+    areas, map and fill the areas its children will share pages of; returns
+    its areas now ready (start -> entry), which restore() leaves alone."""
+    keep = cow.kept(mm, inherited)
+    cow.drop_inherited(remote, inherited, keep)
+    move_special_areas(remote, proc.ranges(remote.tid), list(mm.vmas), parking)
+    ready = {**keep, **cow.wanted(mm, children)}
+    for start, vma in sorted(ready.items()):
+        if start not in keep:
             mapper.map(vma)
     mapper.flush()
-    written = write_private_pages(remote, images, image_id)
+    written = write_private_pages(remote, images, image_id, cow.to_write(ready, keep)) if ready else 0
+    cow.zap_absent(remote, images, image_id, keep)
+    if ready:
+        log.info("process %d: %d areas ready before its children are forked (%d kept), %d pages written",
+                 remote.tid, len(ready), len(keep), written)
+    return ready
+
+
+def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMapper, image_id: int,
+            ready: dict[int, mm_pb2.VmaEntry] | None = None) -> None:
+    """Map every dumped area (the puppet is empty but for its specials and its
+    ready areas, see premap) and fill it."""
+    ready = ready or {}
+    for vma in mm.vmas:
+        if vma.kind not in SPECIAL_KINDS.values() and vma.start not in ready:
+            mapper.map(vma)
+    mapper.flush()
+    written = write_private_pages(remote, images, image_id, cow.outside(ready) if ready else None)
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -93,21 +94,64 @@ def chunks(runs: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
         yield batch
 
 
-def read_page_batches(images: ImageDir, type_name: str,
-                      id: int | str) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
+def read_page_batches(images: ImageDir, type_name: str, id: int | str,
+                      only: list[tuple[int, int]] | None = None
+                      ) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
     """Yield (ranges, data) of a pagemap: (vaddr, length) ranges and their
     contents concatenated, at most READ_CHUNK bytes at a time.  The image's
     own pages are views of a read-only mapping of the pages file (no copy in
     refcr; a view is valid until the next item); pages that an incremental
-    image refers to its parent chain follow."""
+    image refers to its parent chain follow.  only: sorted (start, end)
+    ranges; batches with no page in them are skipped (not mapped or read),
+    the others come whole (see clipped)."""
     head, entries = images.read_head(type_name, id=id)
     own = [(e.vaddr, e.nr_pages) for e in entries if not e.in_parent]
     in_parent = [(e.vaddr, e.nr_pages) for e in entries if e.in_parent]
+    if only is not None:
+        starts = [s for s, _ in only]
+        in_parent = [(a, n // PAGE_SIZE) for v, k in in_parent for a, n in _inside(v, k * PAGE_SIZE, only, starts)]
     with images.open_raw("pages", id=head.pages_id) as raw:
-        yield from _mapped_batches(raw.fileno(), f"pages-{head.pages_id}.img", own)
+        yield from _mapped_batches(raw.fileno(), f"pages-{head.pages_id}.img", own, only)
     if in_parent:       # an incremental image: the rest comes from the parent chain
         for vaddr, data in parent_pages(images, type_name, id, in_parent, chunk=READ_CHUNK):
             yield [(vaddr, len(data))], data
+
+
+def clipped(batches: Iterator[tuple[list[tuple[int, int]], memoryview | bytes]],
+            only: list[tuple[int, int]] | None) -> Iterator[tuple[list[tuple[int, int]], memoryview | bytes]]:
+    """The parts of read_page_batches' (ranges, data) that lie inside the
+    sorted, disjoint (start, end) ranges `only` (everything if None); each
+    item's data is contiguous, a view of the batch's (valid as long as it)."""
+    if only is None:
+        yield from batches
+        return
+    starts = [s for s, _ in only]
+    for ranges, data in batches:
+        out: list[tuple[int, int]] = []
+        first = size = pos = 0
+        for addr, length in ranges:
+            for a, n in _inside(addr, length, only, starts):
+                off = pos + a - addr
+                if out and first + size == off:
+                    out.append((a, n))
+                    size += n
+                    continue
+                if out:
+                    yield out, data[first:first + size]
+                out, first, size = [(a, n)], off, n
+            pos += length
+        if out:
+            yield out, data[first:first + size]
+
+
+def _inside(addr: int, length: int, only: list[tuple[int, int]], starts: list[int]) -> Iterator[tuple[int, int]]:
+    end = addr + length
+    i = max(bisect_right(starts, addr) - 1, 0)
+    while i < len(only) and only[i][0] < end:
+        s, e = max(only[i][0], addr), min(only[i][1], end)
+        if s < e:
+            yield s, e - s
+        i += 1
 
 
 def page_count(images: ImageDir, type_name: str, id: int | str) -> int:
@@ -127,22 +171,33 @@ def read_pages(images: ImageDir, type_name: str, id: int | str) -> Iterator[tupl
             pos += n
 
 
-def _mapped_batches(fd: int, name: str,
-                    runs: list[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
+def _touches(batch: list[tuple[int, int]], only: list[tuple[int, int]] | None) -> bool:
+    if only is None:
+        return True
+    starts = [s for s, _ in only]
+    return any(next(_inside(addr, n, only, starts), None) for addr, n in batch)
+
+
+def _mapped_batches(fd: int, name: str, runs: list[tuple[int, int]],
+                    only: list[tuple[int, int]] | None = None) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
     """Batches of (addr, nr_pages) runs whose data fill the file from offset 0,
     each a view of a read-only mapping of its part of the file (mapped one
-    batch at a time: refcr's footprint stays one batch)."""
+    batch at a time: refcr's footprint stays one batch); with only, just
+    the batches that touch it."""
     need = sum(n for _, n in runs) * PAGE_SIZE
     if os.fstat(fd).st_size < need:
         raise RestoreError(f"{name} is shorter than its pagemap says")
     off = 0
     for batch in chunks(runs):
         size = sum(n for _, n in batch)
+        if not _touches(batch, only):
+            off += size
+            continue
         try:
             area = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE | MAP_POPULATE, prot=mmap.PROT_READ,
                              offset=off)
         except OSError:     # a filesystem that cannot map files: read them
-            yield from _read_batches(fd, name, runs, off)
+            yield from _read_batches(fd, name, runs, off, only)
             return
         try:
             with memoryview(area) as data:
@@ -155,14 +210,14 @@ def _mapped_batches(fd: int, name: str,
         off += size
 
 
-def _read_batches(fd: int, name: str, runs: list[tuple[int, int]],
-                  start: int = 0) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
+def _read_batches(fd: int, name: str, runs: list[tuple[int, int]], start: int = 0,
+                  only: list[tuple[int, int]] | None = None) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
     """_mapped_batches with reads into one buffer, from file offset start on."""
     buf = memoryview(bytearray(min(READ_CHUNK, sum(n for _, n in runs) * PAGE_SIZE)))
     off = 0
     for batch in chunks(runs):
         size = sum(n for _, n in batch)
-        if off >= start:
+        if off >= start and _touches(batch, only):
             if os.preadv(fd, [buf[:size]], off) != size:
                 raise RestoreError(f"{name}: short read at offset {off}")
             yield batch, buf[:size]

@@ -292,10 +292,17 @@ def _vm_io(fn, pid, addrs, lens, n, buf, total, name) -> None:
                       f"{name}({pid}): {got} of {total} bytes")
 
 
-def scan_pagemap(pid: int, start: int, end: int, anon_only: bool = False) -> list[tuple[int, int]]:
+PM_ANON, PM_SHARED, PM_EXCLUSIVE = 1, 2, 4     # scan_pagemap modes (RC_PM_* of core.h)
+
+
+def scan_pagemap(pid: int, start: int, end: int, anon_only: bool = False,
+                 shared: bool | None = None) -> list[tuple[int, int]]:
     """Runs (addr, nr_pages) of pages in [start, end) that are present or
     swapped out; with *anon_only*, only anonymous ones (the CoW'd pages of a
-    private file mapping). Only those pages need dumping."""
+    private file mapping). Only those pages need dumping.  shared=True: only
+    pages mapped elsewhere too (not PM_MMAP_EXCLUSIVE) or swapped out;
+    shared=False: only present pages mapped here alone."""
+    mode = (PM_ANON if anon_only else 0) | {None: 0, True: PM_SHARED, False: PM_EXCLUSIVE}[shared]
     if start % PAGE_SIZE or end % PAGE_SIZE:
         raise ValueError(f"scan_pagemap: unaligned range {start:#x}-{end:#x}")
     room = min(_PAGEMAP_RUNS, ((end - start) // PAGE_SIZE + 1) // 2 or 1)   # at most every other page
@@ -304,7 +311,7 @@ def scan_pagemap(pid: int, start: int, end: int, anon_only: bool = False) -> lis
     out: list[tuple[int, int]] = []
     addr = start
     while addr < end:
-        n = _check(lib.rc_scan_pagemap(pid, addr, end, int(anon_only), runs,
+        n = _check(lib.rc_scan_pagemap(pid, addr, end, mode, runs,
                                        room, nxt),
                    f"/proc/{pid}/pagemap {addr:#x}-{end:#x}")
         for i in range(n):

@@ -12,8 +12,10 @@ with injected syscalls:
    restorer area and the kernel's vdso areas.
 
 Every other process is forked from its parent puppet by an injected clone3
-with set_tid, while the parent is still empty, so it starts as an empty
-puppet too, in the right session; threads are injected clone3 calls with
+with set_tid, while the parent holds nothing but the restorer area, its
+special areas and the private areas its children share pages of (mm/cow.py:
+the child keeps those of them it had too and unmaps the others), so it starts
+as an empty puppet too, in the right session; threads are injected clone3 calls with
 CLONE_THREAD.  refcr traces them all with PTRACE_O_EXITKILL: if refcr dies,
 so do they.  Last, the restorer area unmaps itself (the int3 after that
 munmap faults, which ends the injection), and registers are set.
@@ -165,7 +167,7 @@ class Puppet:
         return host
 
     def fork_child(self, vpid: int) -> "Puppet":
-        """A child of this (still empty) puppet, with pid vpid: an empty puppet too."""
+        """A child of this puppet, with pid vpid (it inherits what the parent has mapped)."""
         host = self._clone(vpid, 0, signal.SIGCHLD, thread=False)
         child = Puppet(host, vpid, _remote(host, self.layout), self.layout, self.pidfd_slot)
         log.info("puppet %d (pid %d inside) forked from %d", host, vpid, self.pid)

@@ -3,6 +3,8 @@
 Taken from the host's /proc only, for every process of the tree (root and all
 descendants) and every thread: maps (+ map_files link modes), fds with fdinfo,
 the status fields C/R must preserve, limits, personality, cwd/root/exe links,
+cgroup membership (/proc/PID/cgroup as the task sees it; a thread's own only
+where it differs from its process's),
 session/group ids, the parent, namespaces, the mount table (when not the
 host's) and the mm layout fields of stat.
 
@@ -44,6 +46,7 @@ import difflib
 import os
 import re
 import stat
+import subprocess
 from dataclasses import dataclass, field, fields, replace
 
 from .procs import descendants, read_stat
@@ -179,6 +182,7 @@ class TaskState:
     fds: tuple[Fd, ...]
     mounts: tuple[Mount, ...]  # empty while in the harness's mount namespace
     stopped: tuple[int, ...] = ()  # inner tids in a job-control stop (State T), see job_stopped()
+    cgroup: tuple[str, ...] = ()  # /proc/PID/cgroup lines, paths as the task sees them (its cgroup namespace)
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -442,6 +446,19 @@ def _sched(pid: int, tid: int) -> Pairs:
     return tuple((name, rest[n - 3]) for n, name in SCHED_STAT_FIELDS.items() if len(rest) > n - 3)
 
 
+def _cgroup(pid: int, tid: int, own_ns: bool) -> tuple[str, ...]:
+    """/proc/PID/task/TID/cgroup, read from inside the task's cgroup namespace
+    when it has its own (the kernel shows paths relative to the reader's)."""
+    path = f"/proc/{pid}/task/{tid}/cgroup"
+    if not own_ns:
+        return tuple(_read(path).splitlines())
+    got = subprocess.run(["nsenter", f"--cgroup=/proc/{pid}/ns/cgroup", "cat", path],
+                         capture_output=True, text=True, timeout=30)
+    if got.returncode != 0:
+        raise FileNotFoundError(f"{path}: {got.stderr.strip()}")
+    return tuple(got.stdout.splitlines())
+
+
 def _state(status: Pairs) -> Pairs:
     """State: T (stopped) and t (traced) are state; the rest is timing."""
     out = []
@@ -581,18 +598,22 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
     status = _status(f"/proc/{pid}/status", STATUS_KEYS)
     if st.zombie:
         return _zombie(pid, parent, status)
+    ns = tuple((kind, _readlink(f"/proc/{pid}/ns/{kind}")) for kind in NAMESPACES)
+    own_cg_ns = dict(ns).get("cgroup") != host_ns.get("cgroup")
+    cgroups = _cgroup(pid, pid, own_cg_ns)
     threads = []
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
             tstatus = _status(f"/proc/{pid}/task/{tid}/status", (*THREAD_STATUS_KEYS, "NSpid"))
             sched = _sched(pid, tid)
+            tcg = _cgroup(pid, tid, own_cg_ns)
         except (FileNotFoundError, ProcessLookupError):     # it ended meanwhile
             continue
         inner_tid = _inner(tstatus, "NSpid")
+        own_cg = (("cgroup", "; ".join(tcg)),) if tcg != cgroups else ()    # a thread elsewhere (v1)
         threads.append(ThreadState(inner_tid, _state(tuple(kv for kv in tstatus if kv[0] != "NSpid"))
-                                   + sched, outer=tid))
+                                   + sched + own_cg, outer=tid))
     threads, status = _settled_signals(pid, threads, status)
-    ns = tuple((kind, _readlink(f"/proc/{pid}/ns/{kind}")) for kind in NAMESPACES)
     own_mnt_ns = dict(ns).get("mnt") != host_ns.get("mnt")
     mounts, points = _mountinfo(pid) if own_mnt_ns else ((), None)
     return TaskState(
@@ -616,6 +637,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         fds=tuple(_fds(pid, points)),
         mounts=mounts,
         stopped=job_stopped(pid),
+        cgroup=cgroups,
         outer=pid,
     )
 
@@ -627,7 +649,7 @@ def job_stopped(pid: int) -> tuple[int, ...]:
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         try:
             st = _status(f"/proc/{pid}/task/{tid}/status", ("State", "NSpid"))
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):     # it ended meanwhile
             continue
         if dict(st).get("State", "").startswith("T"):
             out.append(_inner(st, "NSpid"))

@@ -110,3 +110,19 @@ def test_dump_private_pages_of_a_live_process(tmp_path, small_chunks):
     want = {base + i * PG: bytes([65 + i]) * PG for i in range(16) if i % 5 != 4}
     assert count == len(want)
     assert _read_back(ImageDir(str(tmp_path))) == want
+
+
+def test_only_some_ranges_are_read(tmp_path, small_chunks, monkeypatch):
+    """read_page_batches(only=...) + clipped (mm/cow.py's split of a restore):
+    batches with no page in the ranges are not mapped, the rest is cut."""
+    pages = _pages({0x10000 + i * PG: i + 1 for i in range(9)})
+    d = ImageDir(str(tmp_path), "w")
+    _write_image(d, pages)
+    mapped = []
+    real_mmap = mmap.mmap
+    monkeypatch.setattr(page_io.mmap, "mmap", lambda *a, **kw: mapped.append(kw.get("offset")) or real_mmap(*a, **kw))
+    only = [(0x10000 + PG, 0x10000 + 2 * PG)]
+    got = [(r, bytes(data)) for r, data in
+           page_io.clipped(page_io.read_page_batches(ImageDir(str(tmp_path)), "pagemap", 7, only), only)]
+    assert got == [([(0x10000 + PG, PG)], pages[0x10000 + PG])]
+    assert mapped == [0]                # the first of three batches only
