@@ -451,6 +451,8 @@ def _restore(opts: Options) -> int:
             if n.core.stop_signo:
                 jobctl.settle(n.puppet.pid)
         lock.unlock()
+        if inv.netlock_table:           # what the dump locked by 4-tuple
+            lock.unlock_restored(inv.netlock_table)
         actions.run(opts, "post-resume", root.puppet.pid)
         regfile.remove_link_remaps(ctx)
     except BaseException:

@@ -34,6 +34,7 @@ again as it goes); raw pages are not read, only their sizes.
 from __future__ import annotations
 
 import os
+import re
 import stat as stat_mod
 import struct
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from google.protobuf.descriptor import FieldDescriptor as F
 from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
 from refcr.pb import mm_pb2
+
+CONN_TABLE = r"refcr_tcp_[0-9]{1,10}_[0-9a-f]{8}"     # net/netlock.py's conn_table()
 
 PAGE = 4096
 PID_MAX = 1 << 22                  # PID_MAX_LIMIT on 64-bit
@@ -260,6 +263,8 @@ def _inventory(s: ImageSet) -> None:
             w.fail(f"root_namespaces[{i}]", f"refcr cannot create a {kind!r} namespace")
     if len(set(ns)) != len(ns):
         w.fail("root_namespaces", "a namespace is listed twice")
+    if inv[0].netlock_table and not re.fullmatch(CONN_TABLE, inv[0].netlock_table):
+        w.fail("netlock_table", "not a table of refcr's connection lock")
 
 
 # ----------------------------------------------------------- process ---
