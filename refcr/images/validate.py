@@ -431,6 +431,8 @@ def _files(s: ImageSet, pids: list[int]) -> None:
         if e.WhichOneof("file") == "unix_sk" and e.unix_sk.peer and e.unix_sk.peer not in unix \
                 and not e.unix_sk.external:
             s.where("files", i).fail("unix_sk.peer", f"socket {e.unix_sk.peer} is not in the images")
+        if e.WhichOneof("file") == "unix_sk" and e.unix_sk.has_cred_pid and e.unix_sk.cred_pid not in pids:
+            s.where("files", i).fail("unix_sk.cred_pid", f"{e.unix_sk.cred_pid} is not a live process of the images")
     for pid in pids:
         fds: set[int] = set()
         for i, fe in enumerate(s.entries("fdinfo", pid)):

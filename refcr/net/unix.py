@@ -26,7 +26,11 @@ again, so the accept queue ends with the connections that were pending at
 dump; other connected pairs come from socketpair() (or a temporary listener
 when an end is named); queued data is sent again from the peer end, one
 send per datagram; then datagram connects, shutdowns, options, and the
-unlinking of names that were deleted.  Path names are used exactly as they
+unlinking of names that were deleted.  The calls that give SO_PEERCRED its
+pid (socketpair, listen, connect) are made by the restored process that
+SO_PEERCRED named at dump (:class:`_AsTask`); a pending connection (not yet
+accepted) is still connected by refcr, so the end the server will accept
+names refcr's pid (its client's pid cannot be read before accept()).  Path names are used exactly as they
 were bound (relative ones from the owner's cwd), in the tree's mount
 namespace (a short-lived helper process does the path operations there).
 """
@@ -68,8 +72,8 @@ def _as_listener(e: unix_pb2.UnixSkEntry) -> Iterator[None]:
     as its SO_PEERCRED (a server's identity for its clients: a daemon that
     dropped privileges must not come back root).  The saved ids stay 0, so
     root comes back afterwards (as ipc/sysv.py creates objects as their
-    creator).  The pid of SO_PEERCRED is refcr's: no id of the task is
-    given to a socket that refcr makes."""
+    creator).  Used when refcr listens itself; _AsTask.listen does the same
+    in the restored process."""
     if not e.has_listen_cred or (e.listen_uid, e.listen_gid) == (os.geteuid(), os.getegid()):
         yield
         return
