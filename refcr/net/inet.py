@@ -20,7 +20,9 @@ anything from the task's socket.
   and are set again with shutdown() once the socket is rebuilt (after the
   requeued datagrams, after repair mode for a connection).  A socket never
   bound is not in inet_diag's tables: poll() still shows a shut-down read
-  side, but SEND_SHUTDOWN alone on such a socket is seen nowhere and lost.
+  side, but SEND_SHUTDOWN alone on such a socket is seen nowhere and lost
+  (no socket option reads sk_shutdown; a send to probe it would autobind the
+  socket even when it fails with EDESTADDRREQ).
 * An established TCP connection needs --tcp-established (without it the
   dump fails naming the connection).  The copy is put into repair mode
   (TCP_REPAIR): the sequence numbers and the unread / unacknowledged bytes
