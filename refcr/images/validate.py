@@ -462,6 +462,17 @@ def _file(e: Any, which: str, w: _Where) -> None:
         _unix(e, w)
     if which == "inet":
         _inet(e, w)
+    if which == "netlink":
+        _netlink(e, w)
+
+
+def _netlink(e: Any, w: _Where) -> None:
+    if e.type not in (2, 3):            # SOCK_DGRAM, SOCK_RAW
+        w.fail("netlink.type", f"{e.type} is not a netlink socket type")
+    if e.protocol >= 32:                # MAX_LINKS
+        w.fail("netlink.protocol", f"{e.protocol} is not a netlink protocol")
+    if len(e.groups) > 8192 or any(not 1 <= g <= 8192 for g in e.groups):
+        w.fail("netlink.groups", "a group number is out of range")
 
 
 def _unix(e: Any, w: _Where) -> None:

@@ -6,7 +6,8 @@ options of every level that applies to its family and protocol, the
 classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
 addresses (inet: both ends; unix: the bound name), the receive queue
 length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
-shows and the TCP state, for a unix socket SO_PEERCRED (uid, gid and the
+shows and the TCP state, for a netlink socket its SOL_NETLINK options and
+every group joined, for a unix socket SO_PEERCRED (uid, gid and the
 pid in the owner's pid namespace: restored sockets must name the same
 process of the tree), and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
@@ -94,8 +95,28 @@ def _filter(fd: int) -> str:
     return f"{ln.value}:{hashlib.sha1(raw[:8 * ln.value]).hexdigest()[:12]}"
 
 
+SOL_NETLINK = 270
+NETLINK_OPTS = (
+    ("nl_pktinfo", 3, "i"), ("nl_broadcast_error", 4, "i"), ("nl_no_enobufs", 5, "i"),
+    ("nl_listen_all_nsid", 8, "i"), ("nl_cap_ack", 10, "i"), ("nl_ext_ack", 11, "i"),
+    ("nl_get_strict_chk", 12, "i"),
+)
+
+
+def _netlink_groups(fd: int) -> list[tuple[str, str]]:
+    """Every multicast group joined (NETLINK_LIST_MEMBERSHIPS), above 32 too."""
+    raw = _getsockopt(fd, SOL_NETLINK, 9, 1024)
+    if raw is None:
+        return []
+    words = struct.unpack(f"{len(raw) // 4}I", raw[:len(raw) // 4 * 4])
+    groups = [32 * i + b + 1 for i, w in enumerate(words) for b in range(32) if w >> b & 1]
+    return [("nl_groups", ",".join(map(str, groups)) or "-")]
+
+
 def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
     out: list[tuple[int, tuple]] = [(socket.SOL_SOCKET, SOL_SOCKET_OPTS)]
+    if family == socket.AF_NETLINK:
+        out.append((SOL_NETLINK, NETLINK_OPTS))
     if family == socket.AF_INET:
         out.append((socket.IPPROTO_IP, IP_OPTS))
     elif family == socket.AF_INET6:
@@ -216,6 +237,8 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
         out.extend(_queues(copy, family, stype))
         if family in (socket.AF_INET, socket.AF_INET6):
             out.extend(_hangup(copy, proto))
+        if family == socket.AF_NETLINK:
+            out.extend(_netlink_groups(copy))
         if family == socket.AF_UNIX:
             cred = _getsockopt(copy, socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             if cred is not None:
