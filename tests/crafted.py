@@ -57,8 +57,9 @@ int main(int argc, char **argv)
 	if (p == MAP_FAILED || bind(s, (void *)&a, sizeof(a)) || listen(s, 4))
 		return 1;
 	n = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || n < 0 || bind(n, (void *)&nl, sizeof(nl)) ||
-	    setsockopt(n, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof(g)))
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || n < 0 || bind(n, (void *)&nl, sizeof(nl)))
+		return 1;
+	if (setsockopt(n, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof(g)))
 		return 1;
 	p[0] = 'x';
 	r = open("ready", O_WRONLY | O_CREAT, 0600);

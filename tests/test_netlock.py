@@ -6,6 +6,8 @@ A process in the host's network namespace has a TCP connection to this test
 * refcr SIGKILLed after the connection was locked and put into repair mode
   (REFCR_KILL_AT=dump-after-fds): its guardian takes the socket out of repair
   mode and deletes the lock's table; the connection echoes on;
+* the same for a tree with a network namespace of its own (its whole-namespace
+  lock, refcr_lock);
 * a dump that fails after that (REFCR_FAULT=dump-before-write): the same, by
   refcr itself;
 * a dump that completes: the table is there while the tree is down (the
@@ -115,3 +117,23 @@ def test_lock_holds_until_restore(tmp_path: Path, processes: Processes, echo_bin
         got += chunk
     assert got == b"while down"
     assert echoed(sk, b"after the restore")
+
+
+def test_sigkill_of_refcr_unlocks_own_netns(tmp_path: Path, processes: Processes) -> None:
+    """A tree with a network namespace of its own: the whole-namespace lock
+    (table refcr_lock there) is deleted by the guardian too."""
+    p = processes.spawn(["unshare", "--net", "--", "sleep", "1000"], tmp_path)
+    deadline = time.monotonic() + 10
+    while os.readlink(f"/proc/{p.pid}/ns/net") == os.readlink("/proc/self/ns/net") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    res = dump(p.pid, tmp_path / "img", REFCR_KILL_AT="dump-after-fds")
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    assert "network of" in (tmp_path / "img" / "log").read_text(), "the namespace was never locked"
+
+    def listed() -> str:
+        return subprocess.run(["nsenter", "-t", str(p.pid), "-n", "nft", "list", "tables"],
+                              capture_output=True, text=True, check=True).stdout
+    while "refcr_lock" in listed() and time.monotonic() < deadline + 10:
+        time.sleep(0.05)
+    assert "refcr_lock" not in listed(), "the guardian left the namespace locked"
+    assert procs.is_alive(p.pid)
