@@ -278,7 +278,8 @@ def write_rest(frozen: list[FrozenTask], tree: list, namespaces: list[str], imag
         img_version=IMG_VERSION, root_pid=tree[0].pid, refcr_version=__version__,
         kernel_release=os.uname().release, dump_time_ns=time.time_ns(), shell_job=opts.shell_job,
         root_namespaces=namespaces, plugins=host.used(), track_mem=tracking.name,
-        ext_netns=int(opts.extra.get("ext_netns", 0)))])
+        ext_netns=int(opts.extra.get("ext_netns", 0)),
+        netlock_table=opts.extra["netlock"].table if "netlock" in opts.extra else "")])
     fault.kill_point("after-inventory")
 
 
@@ -326,8 +327,10 @@ def _dump(opts: Options, images: ImageDir) -> None:
     zombies: list[pstree.Member] = []
     actions.run(opts, "pre-dump")
     opts.extra["tracking"] = track.DumpTracking.from_options(opts, images)   # parent checked before the freeze
-    lock = netlock.NetLock(opts, opts.pid, "net" in namespaces)
     guard = start_guardian(opts, images)
+    lock = netlock.NetLock(opts, opts.pid, "net" in namespaces, guard=guard)
+    if opts.tcp_established:        # connections locked one by one (net/inet.py)
+        opts.extra["netlock"], opts.extra["guardian"] = lock, guard
     try:
         _frozen_part(opts, images, guard, namespaces, lock, frozen, zombies)
     finally:
@@ -335,12 +338,17 @@ def _dump(opts: Options, images: ImageDir) -> None:
 
 
 def start_guardian(opts: Options, images: ImageDir) -> Guardian:
+    def outside(commit: bool | None, notes: dict[str, object]) -> None:
+        if commit is not True:          # the tree runs on: its connections too
+            inet.end_repair_after_death(notes)
+            netlock.undo_after_death(notes)
+
     def on_death(committed: bool) -> None:
         if committed:
             images.clear_incomplete()
         else:
             images.mark_incomplete(f"refcr died during the {fault.stage}; the processes were put back")
-    guard = Guardian(opts.leave_stopped, on_death)
+    guard = Guardian(opts.leave_stopped, on_death, outside)
     guard.start()
     return guard
 

@@ -445,6 +445,8 @@ def _restore(opts: Options) -> int:
         actions.run(opts, "post-setup-namespaces", root.puppet.pid)
         netns.restore_config(net)
         shmem: dict[int, int] = {}
+        ctx.puppets = {n.puppet.vpid: n.puppet for n in live}
+        unix.build(ctx)         # while every puppet can still take refcr's fds (SO_PEERCRED)
         with progress.shown("restore", sum(pages.page_count(images, "pagemap", n.pid) for n in live), len(live)):
             for n in live:
                 restore_process(n, images, ctx, shmem)
@@ -470,6 +472,8 @@ def _restore(opts: Options) -> int:
             if n.core.stop_signo:
                 jobctl.settle(n.puppet.pid)
         lock.unlock()
+        if inv.netlock_table:           # what the dump locked by 4-tuple
+            lock.unlock_restored(inv.netlock_table)
         actions.run(opts, "post-resume", root.puppet.pid)
         regfile.remove_link_remaps(ctx)
     except BaseException:

@@ -5,7 +5,8 @@ edited (through refcr's own image reader and writer) before each restore.
 Programs (each leads its own session, waits for signals forever):
 
 * ``files``: a shared file mapping (O_RDWR), an open regular file, a named
-  listening unix socket, all in the directory it is given;
+  listening unix socket, all in the directory it is given, a unix
+  socketpair and a netlink socket with groups;
 * ``threads``: three threads, one of them with a pending signal queued;
 * ``tree``: a parent and a child joined by a pipe with bytes in it.
 """
@@ -34,12 +35,14 @@ SOURCES = {
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/netlink.h>
 #include <unistd.h>
 int main(int argc, char **argv)
 {
 	char path[4096];
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd, s, r;
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_groups = 0x20 };
+	int fd, s, r, sp[2], n, g = 33;
 	char *p;
 
 	(void)argc;
@@ -52,6 +55,11 @@ int main(int argc, char **argv)
 	strcat(path, "/sock");
 	strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
 	if (p == MAP_FAILED || bind(s, (void *)&a, sizeof(a)) || listen(s, 4))
+		return 1;
+	n = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || n < 0 || bind(n, (void *)&nl, sizeof(nl)))
+		return 1;
+	if (setsockopt(n, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof(g)))
 		return 1;
 	p[0] = 'x';
 	r = open("ready", O_WRONLY | O_CREAT, 0600);

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 from refcr.errors import RestoreError
 from refcr.external import InheritTable
@@ -159,6 +159,9 @@ class RestoreFiles:
     root: Root = field(default_factory=Root)   # where the image's paths are looked up (fs/namei.py)
     root_pid: int | None = None     # host pid of the root puppet: its namespaces are the tree's (net/nsenter.py)
     inherited: InheritTable = field(default_factory=InheritTable)   # --inherit-fd
+    # pid in the tree -> its puppet (ptrace/puppet.py): calls a restored task must make itself
+    # (net/unix.py: the socket calls that give SO_PEERCRED its pid)
+    puppets: dict[int, Any] = field(default_factory=dict)
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
     # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)

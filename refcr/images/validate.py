@@ -34,6 +34,7 @@ again as it goes); raw pages are not read, only their sizes.
 from __future__ import annotations
 
 import os
+import re
 import stat as stat_mod
 import struct
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from google.protobuf.descriptor import FieldDescriptor as F
 from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
 from refcr.pb import mm_pb2
+
+CONN_TABLE = r"refcr_tcp_[0-9]{1,10}_[0-9a-f]{8}"     # net/netlock.py's conn_table()
 
 PAGE = 4096
 PID_MAX = 1 << 22                  # PID_MAX_LIMIT on 64-bit
@@ -260,6 +263,8 @@ def _inventory(s: ImageSet) -> None:
             w.fail(f"root_namespaces[{i}]", f"refcr cannot create a {kind!r} namespace")
     if len(set(ns)) != len(ns):
         w.fail("root_namespaces", "a namespace is listed twice")
+    if inv[0].netlock_table and not re.fullmatch(CONN_TABLE, inv[0].netlock_table):
+        w.fail("netlock_table", "not a table of refcr's connection lock")
 
 
 # ----------------------------------------------------------- process ---
@@ -442,6 +447,8 @@ def _files(s: ImageSet, pids: list[int]) -> None:
         if e.WhichOneof("file") == "unix_sk" and e.unix_sk.peer and e.unix_sk.peer not in unix \
                 and not e.unix_sk.external:
             s.where("files", i).fail("unix_sk.peer", f"socket {e.unix_sk.peer} is not in the images")
+        if e.WhichOneof("file") == "unix_sk" and e.unix_sk.has_cred_pid and e.unix_sk.cred_pid not in pids:
+            s.where("files", i).fail("unix_sk.cred_pid", f"{e.unix_sk.cred_pid} is not a live process of the images")
     for pid in pids:
         fds: set[int] = set()
         for i, fe in enumerate(s.entries("fdinfo", pid)):
@@ -471,6 +478,17 @@ def _file(e: Any, which: str, w: _Where) -> None:
         _unix(e, w)
     if which == "inet":
         _inet(e, w)
+    if which == "netlink":
+        _netlink(e, w)
+
+
+def _netlink(e: Any, w: _Where) -> None:
+    if e.type not in (2, 3):            # SOCK_DGRAM, SOCK_RAW
+        w.fail("netlink.type", f"{e.type} is not a netlink socket type")
+    if e.protocol >= 32:                # MAX_LINKS
+        w.fail("netlink.protocol", f"{e.protocol} is not a netlink protocol")
+    if len(e.groups) > 8192 or any(not 1 <= g <= 8192 for g in e.groups):
+        w.fail("netlink.groups", "a group number is out of range")
 
 
 def _unix(e: Any, w: _Where) -> None:

@@ -20,7 +20,9 @@ anything from the task's socket.
   and are set again with shutdown() once the socket is rebuilt (after the
   requeued datagrams, after repair mode for a connection).  A socket never
   bound is not in inet_diag's tables: poll() still shows a shut-down read
-  side, but SEND_SHUTDOWN alone on such a socket is seen nowhere and lost.
+  side, but SEND_SHUTDOWN alone on such a socket is seen nowhere and lost
+  (no socket option reads sk_shutdown; a send to probe it would autobind the
+  socket even when it fails with EDESTADDRREQ).
 * An established TCP connection needs --tcp-established (without it the
   dump fails naming the connection).  The copy is put into repair mode
   (TCP_REPAIR): the sequence numbers and the unread / unacknowledged bytes
@@ -46,10 +48,11 @@ anything from the task's socket.
   scenario produces them reliably on loopback); a closed TCP socket (CLOSE)
   comes back as a new unconnected one, refused if it still has bytes to read.
 
-Nothing stops the peer from sending while the tree is down: bytes arriving
-between the dump and the restore are lost to the restored side (and the
-peer gets a RST if it sends then).  Local peers must be quiet; there is no
-network lock.
+A peer that keeps sending while the tree is down is held off by the network
+lock (net/netlock.py): the whole namespace of a tree that has its own, or
+else each dumped connection by its 4-tuple, locked just before its queues
+are read (:func:`_lock_connection`) and unlocked by the restore, so the peer
+sees no RST and retransmits what was dropped.
 """
 from __future__ import annotations
 
@@ -92,6 +95,8 @@ SIOCINQ, SIOCOUTQ, SIOCOUTQNSD = 0x541B, 0x5411, 0x894B
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 STATUS_FLAGS = os.O_NONBLOCK | os.O_ASYNC
 CHUNK = 16384
+V4MAPPED = b"\0" * 10 + b"\xff\xff"
+REPAIR_NOTE = "tcp-repair"      # the guardian's note: [[pid, fd], ...] in repair mode
 
 # Copies of dumped sockets held in repair mode (see end_repair).
 _repaired: list[socket.socket] = []
@@ -250,6 +255,8 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
                 what = "established" if e.state == TCP_ESTABLISHED else TCP_STATES[e.state]
                 raise UnsupportedObject(f"{describe(t)}: {what} TCP connection {connection(e)}; "
                                         f"use --tcp-established to dump it (or --tcp-close to drop it)")
+            _lock_connection(e, ctx)
+            _note_repair(t, ctx)
             _dump_repair(s, e, t)
             keep = True
         elif e.state == TCP_CLOSE:
@@ -265,6 +272,47 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
         e.udp_msgs.extend(_peek_datagrams(s))
     e.shutdown = _shutdown_bits(s, t, ctx)
     return e, keep
+
+
+def _note_repair(t: FdTarget, ctx: DumpFiles) -> None:
+    """Tell the dump's guardian which task sockets enter repair mode, so it
+    takes them out again if refcr dies (end_repair_after_death)."""
+    guard = ctx.opts.extra.get("guardian")
+    if guard is None:
+        return
+    noted = ctx.extra.setdefault("inet-repair-noted", {"fds": []})
+    noted["fds"].append([t.pid, t.fd])
+    guard.note(REPAIR_NOTE, noted["fds"])
+
+
+def end_repair_after_death(notes: dict[str, object]) -> None:
+    """In the guardian, refcr dead and the tasks running on: their sockets
+    that refcr put into repair mode leave it (no window probe)."""
+    fds = notes.get(REPAIR_NOTE)
+    for pid, fd in fds if isinstance(fds, list) else []:
+        try:
+            pidfd = native.pidfd_open(int(pid))
+            try:
+                s = socket.socket(fileno=native.pidfd_getfd(pidfd, int(fd)))
+            finally:
+                os.close(pidfd)
+            with s:
+                s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP)
+        except OSError as exc:
+            log.error("guardian: process %s fd %s: leaving TCP repair mode: %s", pid, fd, exc)
+
+
+def _lock_connection(e: inet_pb2.InetSocketEntry, ctx: DumpFiles) -> None:
+    """Before its queues are read: the peer's packets are dropped from now on
+    (net/netlock.py; nothing when the tree's whole namespace is locked).  An
+    IPv4-mapped IPv6 connection is IPv4 on the wire."""
+    lock = ctx.opts.extra.get("netlock")
+    if lock is None:
+        return
+    family, src, dst = e.family, e.src_addr, e.dst_addr
+    if family == socket.AF_INET6 and src.startswith(V4MAPPED) and dst.startswith(V4MAPPED):
+        family, src, dst = socket.AF_INET, src[12:], dst[12:]
+    lock.lock_connection(family, src, e.src_port, dst, e.dst_port)
 
 
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
@@ -481,7 +529,6 @@ def _shut(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
             raise RestoreError(f"cannot shut {connection(e)} down again: {exc.strerror}") from None
 
 
-V4MAPPED = b"\0" * 10 + b"\xff\xff"
 IP_TRANSPARENT, IPV6_TRANSPARENT, IPV6_CHECKSUM = 19, 75, 7
 
 

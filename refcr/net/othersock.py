@@ -1,11 +1,11 @@
 """Sockets of the families refcr does not restore: refused by name at dump.
 
-inet (net/inet.py) and unix (net/unix.py) sockets are claimed first; any
-other socket (packet, netlink, vsock, alg, ...) is claimed here so the dump
+inet (net/inet.py), unix (net/unix.py) and netlink (net/netlink.py) sockets
+are claimed first; any other socket (packet, vsock, alg, ...) is claimed here so the dump
 fails with one line naming its family, type and protocol instead of the
 generic "a kind refcr cannot dump".  Nothing of these is restored: their
-state lives in kernel objects (packet rings mapped into the task, netlink
-group memberships and port ids, ...) that refcr has no image for yet.
+state lives in kernel objects (packet rings mapped into the task, bound
+interfaces and fanout groups, ...) that refcr has no image for yet.
 """
 from __future__ import annotations
 

@@ -26,7 +26,11 @@ again, so the accept queue ends with the connections that were pending at
 dump; other connected pairs come from socketpair() (or a temporary listener
 when an end is named); queued data is sent again from the peer end, one
 send per datagram; then datagram connects, shutdowns, options, and the
-unlinking of names that were deleted.  Path names are used exactly as they
+unlinking of names that were deleted.  The calls that give SO_PEERCRED its
+pid (socketpair, listen, connect) are made by the restored process that
+SO_PEERCRED named at dump (:class:`_AsTask`); a pending connection (not yet
+accepted) is still connected by refcr, so the end the server will accept
+names refcr's pid (its client's pid cannot be read before accept()).  Path names are used exactly as they
 were bound (relative ones from the owner's cwd), in the tree's mount
 namespace (a short-lived helper process does the path operations there).
 """
@@ -51,6 +55,7 @@ from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
+from refcr.ptrace.tracee import RemoteError
 
 SO_PEEK_OFF = 42
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
@@ -67,8 +72,8 @@ def _as_listener(e: unix_pb2.UnixSkEntry) -> Iterator[None]:
     as its SO_PEERCRED (a server's identity for its clients: a daemon that
     dropped privileges must not come back root).  The saved ids stay 0, so
     root comes back afterwards (as ipc/sysv.py creates objects as their
-    creator).  The pid of SO_PEERCRED is refcr's: no id of the task is
-    given to a socket that refcr makes."""
+    creator).  Used when refcr listens itself; _AsTask.listen does the same
+    in the restored process."""
     if not e.has_listen_cred or (e.listen_uid, e.listen_gid) == (os.geteuid(), os.getegid()):
         yield
         return
@@ -125,7 +130,19 @@ def _tree_sockets(ctx: DumpFiles) -> set[int]:
             except OSError:
                 continue
         cache["inodes"] = inodes
+        cache["pids"] = seen
     return cache["inodes"]
+
+
+def _cred_pid(ctx: DumpFiles, host_pid: int) -> int | None:
+    """SO_PEERCRED's pid as the tree knows it, if it is a process of the tree."""
+    _tree_sockets(ctx)
+    if host_pid <= 0 or host_pid not in ctx.extra["unix-tree"]["pids"]:
+        return None
+    try:
+        return _inner_pid(host_pid)
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def outside_peer(t: FdTarget, d: sockdiag.UnixDiag, peer: int, how: str,
@@ -447,10 +464,12 @@ class UnixKind:
         sk = socket.socket(fileno=native.copy_fd(t.pid, t.fd))
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
+            cred_pid, uid, gid = struct.unpack("3i", sk.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
             if d.state == LISTEN:
-                _pid, e.listen_uid, e.listen_gid = struct.unpack(
-                    "3i", sk.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-                e.has_listen_cred = True
+                e.listen_uid, e.listen_gid, e.has_listen_cred = uid, gid, True
+            vpid = _cred_pid(ctx, cred_pid)
+            if vpid is not None:
+                e.cred_pid, e.has_cred_pid = vpid, True
             e.opts.CopyFrom(sockopts.dump(sk, f"{describe(t)}: unix socket {d.ino}"))
             if not e.ext_plugin:
                 _read_queue(t, sk, d, e, ctx)
@@ -468,11 +487,18 @@ class UnixKind:
         return f"socket:[{e.ino}]" if e.external else ""
 
     def open(self, e: unix_pb2.UnixSkEntry, ctx: RestoreFiles) -> int:
-        builder = ctx.extra.get("unix")
-        if builder is None:
-            builder = ctx.extra["unix"] = _Builder(ctx)
+        return build(ctx).take(e.ino)
+
+
+def build(ctx: RestoreFiles) -> "_Builder":
+    """Every unix socket of the images, built once (restore calls it before the
+    first process gets its fds, so each puppet can still make its calls)."""
+    builder = ctx.extra.get("unix")
+    if builder is None:
+        builder = ctx.extra["unix"] = _Builder(ctx)
+        if any(fe.WhichOneof("file") == "unix_sk" for fe in ctx.entries.values()):
             builder.build()
-        return builder.take(e.ino)
+    return builder
 
 
 # --------------------------------------------------------------- restore --
@@ -549,6 +575,101 @@ def _same_dir(name: bytes, dirfd: int) -> None:
 
 
 @dataclass
+class _AsTask:
+    """The socket calls whose caller the kernel records as SO_PEERCRED's pid
+    (socketpair, listen, connect), made by the restored process the image
+    names (cred_pid) through its puppet's injected syscalls, as CRIU makes
+    unix sockets in the restored task itself.  The puppet takes refcr's
+    socket (pidfd_getfd of refcr), calls, and closes its copy; refcr takes a
+    puppet's socketpair with pidfd_getfd.  The puppet is root at this point:
+    a listener's euid/egid are set around its listen() as _as_listener does.
+    Without a puppet (no cred_pid, or the process is not in the images) refcr
+    makes the call itself."""
+
+    ctx: RestoreFiles
+    pidfds: dict[int, int] = field(default_factory=dict)
+
+    def puppet(self, e: unix_pb2.UnixSkEntry | None) -> object | None:
+        if e is None or not e.has_cred_pid:
+            return None
+        p = self.ctx.puppets.get(e.cred_pid)
+        return p if p is not None and p.pidfd_slot >= 0 else None
+
+    def _take(self, p, fd: int) -> socket.socket:      # type: ignore[no-untyped-def]
+        if p.pid not in self.pidfds:
+            self.pidfds[p.pid] = native.pidfd_open(p.pid)
+        try:
+            return socket.socket(fileno=native.pidfd_getfd(self.pidfds[p.pid], fd))
+        finally:
+            p.remote.call("close", fd)
+
+    def socketpair(self, stype: int, e: unix_pb2.UnixSkEntry, peer: unix_pb2.UnixSkEntry | None
+                   ) -> tuple[socket.socket, socket.socket]:
+        p = self.puppet(e)
+        if p is None or peer is None or (peer.has_cred_pid, peer.cred_pid) != (True, e.cred_pid):
+            return socket.socketpair(socket.AF_UNIX, stype)
+        r = p.remote
+        addr = r.put(b"\0" * 8)[0]
+        r.check("socketpair", socket.AF_UNIX, stype | socket.SOCK_CLOEXEC, 0, addr)
+        a, b = struct.unpack("ii", r.read(addr, 8))
+        sa = self._take(p, a)
+        return sa, self._take(p, b)
+
+    def listen(self, sk: socket.socket, backlog: int, by: unix_pb2.UnixSkEntry,
+               creds: unix_pb2.UnixSkEntry | None) -> None:
+        """listen() by the process by.cred_pid names, as creds' euid/egid."""
+        p = self.puppet(by)
+        if p is None:
+            with _as_listener(creds or unix_pb2.UnixSkEntry()):
+                sk.listen(backlog)
+            return
+        r = p.remote
+        fd = p.install_fd(sk.fileno())
+        ids = creds is not None and creds.has_listen_cred and (creds.listen_uid, creds.listen_gid) != (0, 0)
+        try:
+            if ids:
+                r.check("setresgid", -1, creds.listen_gid, -1)
+                r.check("setresuid", -1, creds.listen_uid, -1)
+            r.check("listen", fd, backlog)
+        finally:
+            if ids:
+                r.call("setresuid", -1, 0, -1)
+                r.call("setresgid", -1, 0, -1)
+            r.call("close", fd)
+
+    def connect(self, sk: socket.socket, accepted: unix_pb2.UnixSkEntry | None,
+                dirfd: int, name: bytes) -> bool:
+        """connect() by the process that made the connection (the accepted end's
+        cred_pid); a path name through the contained directory fd (as
+        /proc/self/fd/N/BASE in the puppet).  False: refcr must do it."""
+        p = self.puppet(accepted)
+        if p is None:
+            return False
+        r = p.remote
+        fds = [p.install_fd(sk.fileno())]
+        try:
+            if name[:1] != b"\0":
+                fds.append(p.install_fd(dirfd))
+                name = f"/proc/self/fd/{fds[1]}/".encode() + os.path.basename(name)
+            if len(name) > 107:
+                return False
+            addr = struct.pack("H", socket.AF_UNIX) + name + (b"" if name[:1] == b"\0" else b"\0")
+            ret = r.call("connect", fds[0], r.put(addr)[0], len(addr))
+            if ret < 0:
+                log.warning("unix socket %d: connect as process %d failed (%s); SO_PEERCRED will name refcr",
+                            accepted.ino, accepted.cred_pid, os.strerror(-ret))
+            return ret == 0
+        finally:
+            for fd in fds:
+                r.call("close", fd)
+
+    def close(self) -> None:
+        for fd in self.pidfds.values():
+            os.close(fd)
+        self.pidfds.clear()
+
+
+@dataclass
 class _Builder:
     ctx: RestoreFiles
     es: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)
@@ -560,8 +681,10 @@ class _Builder:
 
     ext: dict[int, unix_pb2.UnixSkEntry] = field(default_factory=dict)  # connected outside the tree
     inherited: set[int] = field(default_factory=set)                    # ... handed in by --inherit-fd
+    as_task: _AsTask | None = None
 
     def __post_init__(self) -> None:
+        self.as_task = _AsTask(self.ctx)
         given = {i.resource for i in self.ctx.inherited.items}
         for fe in self.ctx.entries.values():
             if fe.WhichOneof("file") != "unix_sk":
@@ -682,10 +805,16 @@ class _Builder:
             src, dst = os.fsdecode(bytes(e.name)), os.fsdecode(bytes(e.file_path))
             self._path_op(e, lambda src=src, dst=dst: os.rename(src, dst))
 
-    def connect(self, sk: socket.socket, target: unix_pb2.UnixSkEntry) -> None:
+    def connect(self, sk: socket.socket, target: unix_pb2.UnixSkEntry,
+                accepted: unix_pb2.UnixSkEntry | None = None) -> None:
+        """sk connects to target's name; by the process that made the connection
+        when *accepted* (the end that accept() gives) names one (_AsTask)."""
         name = bytes(target.name)
         if not name:
             raise RestoreError(f"unix socket {target.ino} has no name to connect to")
+        dirfd = -1 if name[:1] == b"\0" else self._place(target)[1]
+        if accepted is not None and self.as_task.connect(sk, accepted, dirfd, name):
+            return
         self._path_op(target, lambda: sk.connect(name))
 
     def new(self, e: unix_pb2.UnixSkEntry) -> socket.socket:
@@ -699,6 +828,10 @@ class _Builder:
         try:
             with nsenter.entered(self.ctx.root_pid):
                 self._build()
+        except RemoteError as exc:
+            for sk in list(self.socks.values()) + list(self.closers.values()):
+                sk.close()
+            raise RestoreError(f"unix sockets: {exc}") from None
         except OSError as exc:
             for sk in list(self.socks.values()) + list(self.closers.values()):
                 sk.close()
@@ -710,8 +843,7 @@ class _Builder:
         pending = {c for e in listeners.values() for c in e.icons}
         for e in listeners.values():
             sk = self.socks[e.ino] = self.new(e)
-            with _as_listener(e):
-                sk.listen(max(e.backlog, 0))
+            self.as_task.listen(sk, max(e.backlog, 0), e, e)
         temp: dict[bytes, socket.socket] = {}
         for e in sorted(es.values(), key=lambda x: x.ino):
             if e.ino in self.socks or e.ino in self.pairs or e.ino in pending:
@@ -719,13 +851,13 @@ class _Builder:
             if e.type == SOCK_DGRAM:
                 p = es.get(e.peer)
                 if p is not None and p.peer == e.ino and not e.name and not p.name:
-                    a, b = socket.socketpair(socket.AF_UNIX, SOCK_DGRAM)
+                    a, b = self.as_task.socketpair(SOCK_DGRAM, e, p)
                     self.socks[e.ino], self.socks[p.ino] = a, b
                     self.pairs |= {e.ino, p.ino}
                 else:
                     self.socks[e.ino] = self.new(e)
             elif e.state == ESTABLISHED and e.peer_closed:
-                a, b = socket.socketpair(socket.AF_UNIX, e.type)
+                a, b = self.as_task.socketpair(e.type, e, e)
                 if e.name:
                     self.bind(a, e)
                 self.socks[e.ino], self.closers[e.ino] = a, b
@@ -762,6 +894,7 @@ class _Builder:
             self._finish(e)
         for e in self.ext.values():
             self._external(e)
+        self.as_task.close()
 
     def _external(self, e: unix_pb2.UnixSkEntry) -> None:
         """A socket connected outside the tree: from its plugin, or connected again."""
@@ -800,7 +933,7 @@ class _Builder:
         elif e.name or p.name:
             acc, cli = (e, p) if (e.name and (not p.name or e.ino > p.ino)) else (p, e)
         if acc is None:
-            a, b = socket.socketpair(socket.AF_UNIX, e.type)
+            a, b = self.as_task.socketpair(e.type, e, p)
             self.socks[e.ino], self.socks[p.ino] = a, b
         else:
             name = bytes(acc.name)
@@ -811,9 +944,9 @@ class _Builder:
                 if lsk is None:
                     lsk = temp[name] = socket.socket(socket.AF_UNIX, e.type)
                     self.bind(lsk, acc)
-                    lsk.listen(64)
+                    self.as_task.listen(lsk, 64, cli, None)     # the client's SO_PEERCRED: its listener's
             c = self.new(cli)
-            self.connect(c, acc)
+            self.connect(c, acc, accepted=acc)
             self.socks[acc.ino], _ = lsk.accept()
             self.socks[cli.ino] = c
         self.pairs |= {e.ino, p.ino}

@@ -45,10 +45,12 @@ int3 took one.  Not covered: between refcr's death and the guardian's seize
 delayed); a child forked in that window keeps INJECT_MASK and a copy of
 the scratch; a SIGKILL of the guardian as well as of refcr (e.g. of the
 whole process group: the guardian ignores SIGINT/SIGTERM/SIGHUP/SIGQUIT but
-cannot ignore SIGKILL) leaves the old behaviour.  The network lock and TCP
-repair mode of a tree with --tcp-established or its own net namespace are
-not undone; a pre-dump's userfaultfd stays in the task (as after any
-pre-dump).
+cannot ignore SIGKILL) leaves the old behaviour.  What refcr changed outside
+the tasks is told as notes and undone (the dump's `outside` callback) before
+the tasks are put back: the network lock (net/netlock.py) and TCP repair mode
+of the dumped connections (a task reading a socket in repair mode would see
+an error); a
+pre-dump's userfaultfd stays in the task (as after any pre-dump).
 """
 from __future__ import annotations
 
@@ -85,10 +87,17 @@ class _Process:
 class Guardian:
     """refcr's side: the pipe to the guardian process (one per dump)."""
 
-    def __init__(self, leave_stopped: bool, on_death: Callable[[bool], None]) -> None:
-        """on_death(committed) runs in the guardian after it recovered the tasks."""
+    def __init__(self, leave_stopped: bool, on_death: Callable[[bool], None],
+                 outside: Callable[[bool | None, dict[str, object]], None] | None = None) -> None:
+        """on_death(committed) runs in the guardian after it recovered the
+        tasks; outside(commit, notes) before it puts them back (what refcr
+        changed outside the tasks, e.g. sockets in repair mode the tasks would
+        trip over): commit None (refcr died before the images were complete),
+        True (after them, the tree is killed) or False (the tree is let go);
+        notes what refcr told it with note()."""
         self.leave_stopped = leave_stopped
         self.on_death = on_death
+        self.outside = outside
         self.pid = 0
         self._fd = -1
 
@@ -101,7 +110,7 @@ class Guardian:
             os.close(wfd)
             code = 1
             try:
-                code = _Keeper(rfd, parent_fd, self.leave_stopped, self.on_death).serve()
+                code = _Keeper(rfd, parent_fd, self.leave_stopped, self.on_death, self.outside).serve()
             finally:
                 os._exit(code)
         os.close(rfd)
@@ -138,6 +147,10 @@ class Guardian:
     def commit(self, kill: bool) -> None:
         self._send("commit", kill=kill)
 
+    def note(self, key: str, value: object) -> None:
+        """Something outside the tasks for on_death to undo (e.g. the network lock)."""
+        self._send("note", key=key, value=value)
+
     def done(self) -> None:
         """The dump is over (well or not): the guardian exits touching nothing."""
         if self._fd < 0:
@@ -157,12 +170,15 @@ class _Keeper:
     """The guardian process: records, then undoes if refcr dies."""
 
     def __init__(self, rfd: int, parent_fd: int, leave_stopped: bool,
-                 on_death: Callable[[bool], None]) -> None:
+                 on_death: Callable[[bool], None],
+                 outside: Callable[[bool | None, dict[str, object]], None] | None) -> None:
         self.rfd, self.parent_fd = rfd, parent_fd
         self.leave_stopped = leave_stopped
         self.on_death = on_death
+        self.outside = outside
         self.procs: dict[int, _Process] = {}
         self.commit: bool | None = None          # None: no commit; else kill?
+        self.notes: dict[str, object] = {}
         self._buf = b""
 
     def serve(self) -> int:
@@ -217,6 +233,8 @@ class _Keeper:
             self.procs[m["pid"]] = _Process(m["pid"], pidfd, list(m["tids"]))
         elif kind == "commit":
             self.commit = bool(m["kill"])
+        elif kind == "note":
+            self.notes[m["key"]] = m["value"]
         elif (p := self.procs.get(m["pid"])) is not None:
             if kind == "thread":
                 p.masks[m["tid"]], p.regs[m["tid"]] = m["mask"], m["regs"]
@@ -231,6 +249,11 @@ class _Keeper:
     # -- after refcr's death ---------------------------------------------------
     def recover(self) -> None:
         log.error("refcr died during the dump: its guardian puts %d process(es) back", len(self.procs))
+        if self.outside is not None:
+            try:
+                self.outside(self.commit, self.notes)
+            except Exception as exc:     # the tasks come first
+                log.error("guardian: %s", exc)
         for p in self.procs.values():
             if not p.undone and _alive(p):
                 try:

@@ -22,6 +22,7 @@ NR = {
     "timer_delete": 226, "seccomp": 317,
 }
 NR.update({"mlockall": 151, "mlock2": 325})     # mm/memory.py: locked areas, MCL_FUTURE
+NR.update({"connect": 42, "listen": 50, "socketpair": 53})     # net/unix.py: SO_PEERCRED as the task
 
 # errno values the kernel uses for syscall restart (never seen by user space)
 ERESTARTSYS = 512

@@ -6,7 +6,10 @@ options of every level that applies to its family and protocol, the
 classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
 addresses (inet: both ends; unix: the bound name), the receive queue
 length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
-shows and the TCP state, and, for a unix socket
+shows and the TCP state, for a netlink socket its SOL_NETLINK options and
+every group joined, for a unix socket SO_PEERCRED (uid, gid and the
+pid in the owner's pid namespace: restored sockets must name the same
+process of the tree), and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
 rendered as ``key=value`` pairs appended to the fd's fdinfo pairs, so a
 restore that loses an option shows up as a one-line difference.
@@ -14,8 +17,7 @@ restore that loses an option shows up as a one-line difference.
 Not compared: values the kernel derives from the moment (queue lengths,
 TCP sequence numbers, TCP_MAXSEG of a connection (the kernel's mss_cache,
 which TCP_REPAIR_OPTIONS does not recompute: a repaired connection starts at
-the default segment size and grows it again on path-MTU events), SO_PEERCRED's pid, which names a process of the
-tree only when the tree made the pair itself), and the inode of the socket
+the default segment size and grows it again on path-MTU events), and the inode of the socket
 file (a restored file is a new one).
 """
 from __future__ import annotations
@@ -93,8 +95,28 @@ def _filter(fd: int) -> str:
     return f"{ln.value}:{hashlib.sha1(raw[:8 * ln.value]).hexdigest()[:12]}"
 
 
+SOL_NETLINK = 270
+NETLINK_OPTS = (
+    ("nl_pktinfo", 3, "i"), ("nl_broadcast_error", 4, "i"), ("nl_no_enobufs", 5, "i"),
+    ("nl_listen_all_nsid", 8, "i"), ("nl_cap_ack", 10, "i"), ("nl_ext_ack", 11, "i"),
+    ("nl_get_strict_chk", 12, "i"),
+)
+
+
+def _netlink_groups(fd: int) -> list[tuple[str, str]]:
+    """Every multicast group joined (NETLINK_LIST_MEMBERSHIPS), above 32 too."""
+    raw = _getsockopt(fd, SOL_NETLINK, 9, 1024)
+    if raw is None:
+        return []
+    words = struct.unpack(f"{len(raw) // 4}I", raw[:len(raw) // 4 * 4])
+    groups = [32 * i + b + 1 for i, w in enumerate(words) for b in range(32) if w >> b & 1]
+    return [("nl_groups", ",".join(map(str, groups)) or "-")]
+
+
 def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
     out: list[tuple[int, tuple]] = [(socket.SOL_SOCKET, SOL_SOCKET_OPTS)]
+    if family == socket.AF_NETLINK:
+        out.append((SOL_NETLINK, NETLINK_OPTS))
     if family == socket.AF_INET:
         out.append((socket.IPPROTO_IP, IP_OPTS))
     elif family == socket.AF_INET6:
@@ -162,6 +184,22 @@ def _hangup(fd: int, proto: int) -> list[tuple[str, str]]:
     return out
 
 
+def _cred_pid(owner: int, cpid: int) -> str:
+    """SO_PEERCRED's pid as the fd's owner's pid namespace knows it: the same
+    across C/R when it names a process of the tree; 'none' for no peer,
+    'other' for a process gone or in another pid namespace (refcr's, when
+    refcr made the pair itself)."""
+    if cpid <= 0:
+        return "none"
+    try:
+        if os.readlink(f"/proc/{cpid}/ns/pid") != os.readlink(f"/proc/{owner}/ns/pid"):
+            return "other"
+        with open(f"/proc/{cpid}/status") as f:
+            return next(line.split()[-1] for line in f if line.startswith("NSpid:"))
+    except (OSError, StopIteration):
+        return "other"
+
+
 def _connected(sk: socket.socket) -> bool:
     try:
         sk.getpeername()
@@ -199,11 +237,13 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
         out.extend(_queues(copy, family, stype))
         if family in (socket.AF_INET, socket.AF_INET6):
             out.extend(_hangup(copy, proto))
+        if family == socket.AF_NETLINK:
+            out.extend(_netlink_groups(copy))
         if family == socket.AF_UNIX:
             cred = _getsockopt(copy, socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             if cred is not None:
-                _, uid, gid = struct.unpack("iii", cred)
-                out.append(("peercred", f"{uid}:{gid}"))
+                cpid, uid, gid = struct.unpack("iii", cred)
+                out.append(("peercred", f"{uid}:{gid}:{_cred_pid(pid, cpid)}"))
         names = _names(sk)
         out.extend(names)
         if family == socket.AF_UNIX:

@@ -1,9 +1,12 @@
-"""Sockets refcr does not restore are refused at dump with one line naming them."""
+"""Sockets refcr does not restore are refused at dump with one line naming them
+(and netlink sockets, which it restores, are dumped unless messages wait)."""
 from __future__ import annotations
 
 import ctypes
 import os
+import select
 import socket
+import struct
 
 import pytest
 
@@ -14,8 +17,6 @@ from refcr.options import Options
 CASES = [
     ((socket.AF_PACKET, socket.SOCK_RAW, 0), "packet (AF_PACKET) socket"),
     ((socket.AF_PACKET, socket.SOCK_DGRAM, 0), "packet (AF_PACKET) socket"),
-    ((socket.AF_NETLINK, socket.SOCK_RAW, 0), "netlink (AF_NETLINK) NETLINK_ROUTE socket"),
-    ((socket.AF_NETLINK, socket.SOCK_DGRAM, 16), "netlink (AF_NETLINK) NETLINK_GENERIC socket"),
     ((socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP), "raw socket (IPv4"),
     ((socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), "ICMP (ping) socket (IPv4"),
     ((socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6), "ICMP (ping) socket (IPv6"),
@@ -66,5 +67,35 @@ def test_refused_by_name(args, says):
             ctx.add(t)
         assert says in str(err.value)
         assert "\n" not in str(err.value)
+    finally:
+        s.close()
+
+
+def test_netlink_with_queued_messages_refused():
+    """A netlink socket is restored (net/netlink.py), but not with messages
+    waiting in its queue: here the kernel's reply to an RTM_GETLINK dump."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    try:
+        req = struct.pack("=IHHII", 32, 18, 0x301, 1, 0) + struct.pack("=BxHiII", 0, 0, 0, 0, 0)   # RTM_GETLINK, dump
+        s.send(req)
+        select.select([s], [], [], 5)
+        ctx = files.dump_context(Options(pid=os.getpid()))
+        with pytest.raises(UnsupportedObject) as err:
+            ctx.add(files.fd_target(os.getpid(), s.fileno()))
+        assert "netlink socket (protocol 0) has messages waiting to be read" in str(err.value)
+        assert "\n" not in str(err.value)
+    finally:
+        s.close()
+
+
+def test_netlink_dumped_with_groups():
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    try:
+        s.bind((0, 0x20))
+        s.setsockopt(270, 1, 33)
+        ctx = files.dump_context(Options(pid=os.getpid()))
+        ctx.add(files.fd_target(os.getpid(), s.fileno()))
+        (e,) = [fe.netlink for fe in ctx.entries if fe.WhichOneof("file") == "netlink"]
+        assert (e.portid, list(e.groups)) == (s.getsockname()[0], [6, 33])
     finally:
         s.close()
