@@ -210,7 +210,8 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     fault.kill_point("after-threads")
     core.shared_pending.extend(signals.dump_shared_pending(pid))
     t.track = tracking.for_process(pid, vpid) if tracking else None
-    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid, track=t.track)
+    memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid, track=t.track,
+                files=ctx)
     fault.point("dump-after-memory")
     fault.kill_point("after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)

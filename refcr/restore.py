@@ -286,7 +286,7 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     memory.move_special_areas(r, proc.ranges(p.pid), list(n.mm.vmas), p.layout.parking)
     set_mm_and_exe(p, n.mm, ctx.root)
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root,
-                               getfd_slot=p.pidfd_slot)
+                               getfd_slot=p.pidfd_slot, open_file=ctx.open)
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
@@ -431,6 +431,7 @@ def _restore(opts: Options) -> int:
                 restore_process(n, images, ctx, shmem)
                 progress.process_done()
         ctx.inherited.check_all_used()
+        regfile.ghost_times(ctx)
         if "ipc" in inv.root_namespaces:
             from refcr.ipc import sysv
             sysv.finish_restore(root.puppet.pid, images)

@@ -37,6 +37,11 @@ def _shared_pages(es: list[Any]) -> None:
     v.kind = mm_pb2.VMA_FILE_PRIVATE
 
 
+def _mapped_no_ghost(es: list[Any]) -> None:
+    v = next(v for v in es[0].vmas if v.file_id)       # the deleted file the program maps
+    v.file_id += 1                # the next entry: another kind of file
+
+
 def _empty_inet(es: list[Any]) -> None:
     e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
     e.inet.SetInParent()
@@ -46,6 +51,7 @@ def _empty_inet(es: list[Any]) -> None:
 # (program, image type, id is the pid, edit, words the error must contain)
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
+    "area mapped from no ghost": ("files", "mm", True, _mapped_no_ghost, ("mm-", "vmas[", "file_id")),
     "pages outside the areas": ("files", "pagemap", True, _pages_outside, ("pagemap-", "vaddr")),
     "user namespace": ("files", "inventory", False, lambda es: es[0].root_namespaces.append("user"),
                        ("inventory.img", "root_namespaces")),

@@ -46,6 +46,24 @@ class FdTarget:
         return proc.path(self.pid, "fd", str(self.fd))
 
 
+@dataclass
+class MappedTarget(FdTarget):
+    """A mapped file, not an fd: its /proc/PID/map_files link stands where
+    the fd's link would (fd is -1; flags are the mapping's open mode)."""
+
+    area: str = ""             # "START-END" as map_files names it
+
+    @property
+    def proc_path(self) -> str:
+        return proc.path(self.pid, "map_files", self.area)
+
+
+def mapped_target(pid: int, area: str, flags: int) -> MappedTarget:
+    p = proc.path(pid, "map_files", area)
+    return MappedTarget(pid=pid, fd=-1, link=os.readlink(p), st=os.stat(p), flags=flags, info={},
+                        area=area)
+
+
 def fd_target(pid: int, fd: int) -> FdTarget:
     """What /proc tells about fd N of process PID (refcr's own pid: a descriptor
     refcr holds for the tree, e.g. one received from a socket's queue)."""
@@ -94,6 +112,8 @@ def kind_of(entry: files_pb2.FileEntry, kinds: tuple[FileKind, ...]) -> "tuple[F
 
 
 def describe(t: FdTarget) -> str:
+    if isinstance(t, MappedTarget):
+        return f"process {t.pid}: mapping {t.area} ({t.link})"
     return f"process {t.pid}: fd {t.fd} ({t.link})"
 
 
@@ -108,6 +128,19 @@ class DumpFiles:
     pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first
     # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
     _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    def add_mapped(self, t: FdTarget, dump: Callable[[FdTarget, "DumpFiles"], object]) -> int:
+        """The FileEntry id for a mapped file that no fd stands for (a deleted
+        file's mapping): one per inode and open mode, dumped by *dump* (a
+        ghost entry) the first time; not a description any fd shares."""
+        mapped = self.extra.setdefault("mapped", {})
+        key = (t.st.st_dev, t.st.st_ino, t.flags)
+        if key not in mapped:
+            entry = files_pb2.FileEntry()
+            entry.ghost.CopyFrom(dump(t, self))
+            mapped[key] = entry.id = len(self.entries) + 1
+            self.entries.append(entry)
+        return mapped[key]
 
     def _find(self, t: FdTarget) -> tuple[int, int | None]:
         """Where t's description is (or goes) among its inode's descriptions,

@@ -21,7 +21,14 @@ Three kinds share this module:
   next to its old path (nothing is copied), restore links it back, opens it
   and removes the name; without the option it is refused, naming the option
   (CRIU's behaviour).  The remap name is removed by a failed dump and by a
-  successful restore.
+  successful restore.  A mapping of a deleted file (MAP_PRIVATE or
+  MAP_SHARED) names a ghost entry of its own (VmaEntry.file_id, one per
+  inode and open mode, made from /proc/PID/map_files) with the ghost_id of
+  the inode, as CRIU's VMAs name a reg-file: restore maps the one recreated
+  inode that the file's fds get too, so MAP_SHARED writes show through
+  them.  mmap() moves a file's atime: the ghosts' times are set again once
+  every process is in place (ghost_times).  Cost: a mapped ghost counts
+  against --ghost-limit like any other.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ from typing import Iterator
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs import fown, locks, namei
-from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
+from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe, mapped_target
 from refcr.log import log
 from refcr.pb import filekinds_pb2, files_pb2
 from refcr.ptrace import proc
@@ -212,20 +219,7 @@ class GhostFileKind:
         return stat_mod.S_ISREG(t.st.st_mode) and _gone(t)
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
-        path = t.link[:-len(DELETED)] if t.link.endswith(DELETED) else t.link
-        ghosts = ctx.extra.setdefault("ghosts", {})
-        key = (t.st.st_dev, t.st.st_ino)
-        e = filekinds_pb2.GhostFileEntry(path=path, flags=t.flags, pos=int(t.info.get("pos", "0")),
-                                         mode=t.st.st_mode, size=t.st.st_size, uid=t.st.st_uid,
-                                         gid=t.st.st_gid)
-        e.atime_ns, e.mtime_ns = t.st.st_atime_ns, t.st.st_mtime_ns
-        if key not in ghosts:
-            ghosts[key] = len(ghosts) + 1
-            if t.st.st_nlink:
-                e.remap = link_remap(t, path, ghosts[key], ctx)
-            else:
-                e.data.extend(ghost_data(t, ctx))
-        e.ghost_id = ghosts[key]
+        e = ghost_entry(t, ctx)
         e.locks.extend(locks.dump(t, ctx))
         fown.record(t, e)
         return e
@@ -241,6 +235,59 @@ class GhostFileKind:
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path, ctx)
+
+
+def ghost_entry(t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
+    """A description (or mapping) of a deleted file: one ghost_id per inode
+    over the whole tree, its data (or --link-remap name) in the first entry."""
+    path = t.link[:-len(DELETED)] if t.link.endswith(DELETED) else t.link
+    ghosts = ctx.extra.setdefault("ghosts", {})
+    key = (t.st.st_dev, t.st.st_ino)
+    e = filekinds_pb2.GhostFileEntry(path=path, flags=t.flags, pos=int(t.info.get("pos", "0")),
+                                     mode=t.st.st_mode, size=t.st.st_size, uid=t.st.st_uid,
+                                     gid=t.st.st_gid)
+    e.atime_ns, e.mtime_ns = t.st.st_atime_ns, t.st.st_mtime_ns
+    if key not in ghosts:
+        ghosts[key] = len(ghosts) + 1
+        if t.st.st_nlink:
+            e.remap = link_remap(t, path, ghosts[key], ctx)
+        else:
+            e.data.extend(ghost_data(t, ctx))
+    e.ghost_id = ghosts[key]
+    return e
+
+
+def dump_mapped(pid: int, area: str, fmode: int, ctx: DumpFiles) -> int:
+    """The FileEntry id of a mapped deleted file (as CRIU does, the area
+    names a ghost of the file's inode: the same one its fds get, so the
+    restored mapping and fds share one inode and MAP_SHARED writes show
+    through the fds)."""
+    t = mapped_target(pid, area, fmode)
+    if not stat_mod.S_ISREG(t.st.st_mode):
+        raise UnsupportedObject(f"{describe(t)}: a deleted {stat_mod.filemode(t.st.st_mode)[0]} file "
+                                "cannot be mapped again")
+    where = proc.path(pid, "root") + os.path.dirname(t.link.removesuffix(DELETED))
+    try:
+        home = os.stat(where).st_dev
+    except OSError:
+        home = None
+    if home != t.st.st_dev:      # no directory of its file system to make it again in (hugetlbfs's
+        raise UnsupportedObject(f"{describe(t)}: the deleted file's directory is not on its "
+                                "file system: it cannot be made again there")   # /anon_hugepage)
+    return ctx.add_mapped(t, ghost_entry)
+
+
+def ghost_times(ctx: RestoreFiles) -> None:
+    """The atime and mtime of every recreated deleted file, set again once
+    every process is in place: mapping one (mmap's file_accessed) moved its
+    atime."""
+    made = ctx.extra.get("ghosts", {})
+    ghosts = [x.ghost for x in ctx.entries.values() if x.WhichOneof("file") == "ghost"]
+    done = {g.ghost_id for g in ghosts if g.remap}      # linked back: the file's own times
+    for g in ghosts:
+        if g.ghost_id in made and g.ghost_id not in done and g.mtime_ns:
+            os.utime(made[g.ghost_id], ns=(g.atime_ns, g.mtime_ns))
+            done.add(g.ghost_id)
 
 
 def ghost_data(t: FdTarget, ctx: DumpFiles) -> list[filekinds_pb2.DataRun]:

@@ -367,9 +367,25 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
             w.fail(f"{label}.path", f"{v.path!r} is not absolute")
         if (v.kind == mm_pb2.VMA_FILE_SHARED) != (share == MAP_SHARED) and file_kind:
             w.fail(f"{label}.flags", "sharing does not match the kind of area")
+        if v.file_id:
+            _mapped_ghost(s, v, w, label, file_kind)
         writable = v.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and share == MAP_PRIVATE
         out.append((v.start, v.end, writable))
     return out
+
+
+def _mapped_ghost(s: ImageSet, v: Any, w: _Where, label: str, file_kind: bool) -> None:
+    """An area of a deleted file names a ghost of files.img with its path and
+    open mode (fs/regfile.py makes the ghost; its fields are checked there)."""
+    if not file_kind or v.plugin:
+        w.fail(f"{label}.file_id", "only an area of a file (no plugin's) is mapped from a file entry")
+    entry = next((e for e in s.entries("files") if e.id == v.file_id), None)
+    if entry is None or entry.WhichOneof("file") != "ghost":
+        w.fail(f"{label}.file_id", f"{v.file_id} is no deleted file (ghost) of files.img")
+    ghost = entry.ghost
+    if ghost.path != v.path or ghost.flags & os.O_ACCMODE != v.fmode:
+        w.fail(f"{label}.file_id", f"file {v.file_id} ({ghost.path!r}, flags {ghost.flags:#o}) is not "
+                                   f"the mapped {v.path!r} opened {v.fmode:#o}")
 
 
 def _pagemap(s: ImageSet, pid: int, areas: list[tuple[int, int, bool]]) -> None:

@@ -519,7 +519,19 @@ def _file_stat(link: str, target: str) -> Pairs:
         out += [("size", str(st.st_size)), ("mtime", str(st.st_mtime_ns))]
         if target.endswith(" (deleted)") and not target.startswith("/memfd:"):   # mmap sets a memfd's
             out.append(("atime", str(st.st_atime_ns)))
+    if target.endswith(" (deleted)") and not ANON_SHARED.match(target):
+        out.append((GHOST, _ghost_key(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)))
     return tuple(out)
+
+
+# A deleted file (fd or mapping) is a new inode after restore: its inode is
+# renumbered over the whole tree (_renumber_objects), so that which fds and
+# areas are one file still shows.
+GHOST = "deleted inode"
+
+
+def _ghost_key(dev: str, ino: int) -> str:
+    return f"{dev}:{ino}"
 
 
 def _fdinfo_lines(path: str) -> list[str]:
@@ -648,6 +660,7 @@ def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:
 def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
     """Replace kernel object inodes (fd links, namespaces) by their order of appearance."""
     numbers: dict[str, int] = {}
+    ghosts: dict[str, int] = {}
 
     def norm(target: str) -> str:
         m = OBJECT_LINK.match(target)
@@ -656,11 +669,24 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
         numbers.setdefault(target, len(numbers) + 1)
         return f"{m.group(1)}:[#{numbers[target]}]"
 
+    def ghost(key: str) -> int:
+        return ghosts.setdefault(key, len(ghosts) + 1)
+
+    def vma(v: Vma) -> Vma:
+        if not v.path.endswith(" (deleted)") or ANON_SHARED.match(v.path):
+            return v
+        return replace(v, inode=-ghost(_ghost_key(v.dev, v.inode)))
+
+    def fd(f: Fd) -> Fd:
+        info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, v) for k, v in f.info)
+        return replace(f, target=norm(f.target), info=info)
+
     return [
         replace(
             t,
             namespaces=tuple((k, norm(v)) for k, v in t.namespaces),
-            fds=tuple(replace(f, target=norm(f.target)) for f in t.fds),
+            vmas=tuple(vma(v) for v in t.vmas),
+            fds=tuple(fd(f) for f in t.fds),
         )
         for t in tasks
     ]
