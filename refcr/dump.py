@@ -194,7 +194,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     maps = proc.maps(pid)                 # before the scratch buffer exists
     remote = t.open_remotes(maps)
     core = core_pb2.CoreEntry(pid=vpid, comm=proc.comm(pid), personality=task.dump_personality(pid))
-    fs_struct.dump(pid, core)
+    fs_struct.dump(pid, core, ctx)
     core.sigactions.extend(signals.dump_sigactions(remote))
     core.itimers.extend(itimers.dump_itimers(remote))
     core.rlimits.extend(rlimits.dump_rlimits(remote))

@@ -290,8 +290,11 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
+    cwd = p.install_fd(ctx.open(core.cwd_file)) if core.cwd_file else -1    # a removed cwd's ghost
     p.drop_pidfd()
-    fs_struct.restore(r, core)
+    fs_struct.restore(r, core, cwd)
+    if cwd >= 0:
+        r.check("close", cwd)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
     prctl.restore_process(r, core.prctl)

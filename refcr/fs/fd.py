@@ -47,21 +47,22 @@ class FdTarget:
 
 
 @dataclass
-class MappedTarget(FdTarget):
-    """A mapped file, not an fd: its /proc/PID/map_files link stands where
-    the fd's link would (fd is -1; flags are the mapping's open mode)."""
+class LinkTarget(FdTarget):
+    """A file a process holds by another link than an fd: an area's
+    /proc/PID/map_files/START-END or its /proc/PID/cwd (fd is -1; flags are
+    the open mode refcr gives the file)."""
 
-    area: str = ""             # "START-END" as map_files names it
+    where: str = ""            # the /proc link that stands where the fd's would
+    what: str = ""             # for messages: "mapping START-END", "cwd"
 
     @property
     def proc_path(self) -> str:
-        return proc.path(self.pid, "map_files", self.area)
+        return self.where
 
 
-def mapped_target(pid: int, area: str, flags: int) -> MappedTarget:
-    p = proc.path(pid, "map_files", area)
-    return MappedTarget(pid=pid, fd=-1, link=os.readlink(p), st=os.stat(p), flags=flags, info={},
-                        area=area)
+def link_target(pid: int, where: str, what: str, flags: int) -> LinkTarget:
+    return LinkTarget(pid=pid, fd=-1, link=os.readlink(where), st=os.stat(where), flags=flags, info={},
+                      where=where, what=what)
 
 
 def fd_target(pid: int, fd: int) -> FdTarget:
@@ -112,8 +113,8 @@ def kind_of(entry: files_pb2.FileEntry, kinds: tuple[FileKind, ...]) -> "tuple[F
 
 
 def describe(t: FdTarget) -> str:
-    if isinstance(t, MappedTarget):
-        return f"process {t.pid}: mapping {t.area} ({t.link})"
+    if isinstance(t, LinkTarget):
+        return f"process {t.pid}: {t.what} ({t.link})"
     return f"process {t.pid}: fd {t.fd} ({t.link})"
 
 
@@ -129,11 +130,11 @@ class DumpFiles:
     # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
     _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
 
-    def add_mapped(self, t: FdTarget, dump: Callable[[FdTarget, "DumpFiles"], object]) -> int:
-        """The FileEntry id for a mapped file that no fd stands for (a deleted
-        file's mapping): one per inode and open mode, dumped by *dump* (a
-        ghost entry) the first time; not a description any fd shares."""
-        mapped = self.extra.setdefault("mapped", {})
+    def add_linked(self, t: LinkTarget, dump: Callable[[FdTarget, "DumpFiles"], object]) -> int:
+        """The FileEntry id for a file held by no fd (a deleted file's
+        mapping, a deleted cwd): one per inode and open mode, dumped by *dump*
+        (a ghost entry) the first time; no description any fd shares."""
+        mapped = self.extra.setdefault("linked", {})
         key = (t.st.st_dev, t.st.st_ino, t.flags)
         if key not in mapped:
             entry = files_pb2.FileEntry()

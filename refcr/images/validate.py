@@ -61,6 +61,8 @@ NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
 TMPFILE_ONLY = os.O_TMPFILE & ~os.O_DIRECTORY
+# the memory devices (null, zero, full, random, urandom): the only ones a ghost may be (fs/regfile.py)
+MEM_MAJOR, MEM_MINORS = 1, frozenset({3, 5, 7, 8, 9})
 NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | TMPFILE_ONLY
 UNIX_PATH_MAX = 108
 O_PATH = 0o10000000
@@ -271,6 +273,10 @@ def _process(s: ImageSet, pid: int) -> None:
     w = s.where("core", 0, pid)
     if core.pid != pid:
         w.fail("pid", f"{core.pid}, but the file is of {pid}")
+    if core.cwd_file:
+        ghost = _ghost(s, core.cwd_file)
+        if ghost is None or not stat_mod.S_ISDIR(ghost.mode) or ghost.path != core.cwd:
+            w.fail("cwd_file", f"{core.cwd_file} is no removed directory {core.cwd!r} of files.img")
     sigs = [a.sig for a in core.sigactions]
     for i, sig in enumerate(sigs):
         if sig in (SIGKILL, SIGSTOP) or sigs.index(sig) != i:
@@ -374,15 +380,20 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
     return out
 
 
+def _ghost(s: ImageSet, file_id: int) -> Any:
+    """The ghost entry (a deleted file) of files.img with this id, or None."""
+    entry = next((e for e in s.entries("files") if e.id == file_id), None)
+    return entry.ghost if entry is not None and entry.WhichOneof("file") == "ghost" else None
+
+
 def _mapped_ghost(s: ImageSet, v: Any, w: _Where, label: str, file_kind: bool) -> None:
     """An area of a deleted file names a ghost of files.img with its path and
     open mode (fs/regfile.py makes the ghost; its fields are checked there)."""
     if not file_kind or v.plugin:
         w.fail(f"{label}.file_id", "only an area of a file (no plugin's) is mapped from a file entry")
-    entry = next((e for e in s.entries("files") if e.id == v.file_id), None)
-    if entry is None or entry.WhichOneof("file") != "ghost":
+    ghost = _ghost(s, v.file_id)
+    if ghost is None or not stat_mod.S_ISREG(ghost.mode):
         w.fail(f"{label}.file_id", f"{v.file_id} is no deleted file (ghost) of files.img")
-    ghost = entry.ghost
     if ghost.path != v.path or ghost.flags & os.O_ACCMODE != v.fmode:
         w.fail(f"{label}.file_id", f"file {v.file_id} ({ghost.path!r}, flags {ghost.flags:#o}) is not "
                                    f"the mapped {v.path!r} opened {v.fmode:#o}")
@@ -461,8 +472,11 @@ def _file(e: Any, which: str, w: _Where) -> None:
         w.fail(f"{which}.flags", f"{flags:#o} holds O_CREAT, O_TRUNC, O_EXCL or O_TMPFILE")
     if which in ("reg", "locked", "ghost", "fifo") and not e.path.startswith("/"):
         w.fail(f"{which}.path", f"{e.path!r} is not absolute")
+    if which == "ghost":
+        _ghost_node(e, w)
     if which in ("reg", "locked", "ghost"):
-        allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
+        allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR),
+                   "ghost": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
         if which == "reg" and e.flags & O_PATH and e.flags & os.O_NOFOLLOW:
             allowed = (*allowed, stat_mod.S_IFLNK)      # an O_PATH fd of the symlink itself
         if stat_mod.S_IFMT(e.mode) not in allowed:
@@ -471,6 +485,21 @@ def _file(e: Any, which: str, w: _Where) -> None:
         _unix(e, w)
     if which == "inet":
         _inet(e, w)
+
+
+def _ghost_node(e: Any, w: _Where) -> None:
+    """A removed directory or device node: no data, no link-remap; a device
+    only one of the memory devices (refcr mknods it: an image must not make
+    a node of a disk or any other device)."""
+    kind = stat_mod.S_IFMT(e.mode)
+    if kind == stat_mod.S_IFCHR:
+        if os.major(e.rdev) != MEM_MAJOR or os.minor(e.rdev) not in MEM_MINORS:
+            w.fail("ghost.rdev", f"{os.major(e.rdev)}:{os.minor(e.rdev)} is no memory device "
+                                 "(null, zero, full, random, urandom)")
+    elif e.rdev:
+        w.fail("ghost.rdev", "set for a file that is no device")
+    if kind != stat_mod.S_IFREG and (e.data or e.remap or e.flags & TMPFILE_ONLY):
+        w.fail("ghost.data", "contents, a link-remap name or O_TMPFILE for a removed directory or device")
 
 
 def _unix(e: Any, w: _Where) -> None:

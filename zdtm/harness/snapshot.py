@@ -534,6 +534,19 @@ def _ghost_key(dev: str, ino: int) -> str:
     return f"{dev}:{ino}"
 
 
+CWD_GHOST = re.compile(r"^(.*) \[deleted inode (\S+)\]$")
+
+
+def _cwd(pid: int) -> str:
+    """The cwd link; a removed directory's with its inode (renumbered like
+    the fds' and areas' of deleted files: which fds are the cwd shows)."""
+    link = _readlink(f"/proc/{pid}/cwd")
+    if not link.endswith(" (deleted)"):
+        return link
+    st = os.stat(f"/proc/{pid}/cwd")
+    return f"{link} [deleted inode {_ghost_key(f'{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}', st.st_ino)}]"
+
+
 def _fdinfo_lines(path: str) -> list[str]:
     try:
         return _read(path).splitlines()
@@ -617,7 +630,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         threads=tuple(sorted(threads, key=lambda t: t.tid)),
         namespaces=tuple((k, HOST if v == host_ns.get(k) else v) for k, v in ns),
         mm=tuple((name, st.field(n)) for n, name in MM_STAT_FIELDS.items() if len(st.fields) > n - 3),
-        cwd=_readlink(f"/proc/{pid}/cwd"),
+        cwd=_cwd(pid),
         root=_readlink(f"/proc/{pid}/root"),
         exe=_readlink(f"/proc/{pid}/exe"),
         personality=_read(f"/proc/{pid}/personality").strip(),
@@ -681,10 +694,15 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
         info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, v) for k, v in f.info)
         return replace(f, target=norm(f.target), info=info)
 
+    def cwd(link: str) -> str:
+        m = CWD_GHOST.match(link)
+        return link if m is None else f"{m.group(1)} [deleted inode #{ghost(m.group(2))}]"
+
     return [
         replace(
             t,
             namespaces=tuple((k, norm(v)) for k, v in t.namespaces),
+            cwd=cwd(t.cwd),
             vmas=tuple(vma(v) for v in t.vmas),
             fds=tuple(fd(f) for f in t.fds),
         )
