@@ -290,6 +290,7 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     memory.restore(r, n.mm, images, mapper, n.pid)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
+    tty.restore_controlling(ctx, p)
     cwd = p.install_fd(ctx.open(core.cwd_file)) if core.cwd_file else -1    # a removed cwd's ghost
     p.drop_pidfd()
     fs_struct.restore(r, core, cwd)

@@ -198,6 +198,7 @@ class RestoreFiles:
     # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)
     fd_hook: Callable[[object, object], None] = staticmethod(lambda puppet, fe: None)
     installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
+    opening: int = 0            # FileEntry.id whose kind's open() runs now (open)
     undo: list[Callable[[], None]] = field(default_factory=list)   # what a failed restore takes back
     _local: dict[int, int] = field(default_factory=dict)
     _owned: list[int] = field(default_factory=list)
@@ -235,10 +236,17 @@ class RestoreFiles:
             entry = self.entry(file_id)
             kind, msg = kind_of(entry, self.kinds)
             fd = self.inherited.take(resource_of(entry, kind)) if self.inherited.items else None
-            self._local[file_id] = self.keep(fd if fd is not None else kind.open(msg, self))
-            adopt = getattr(kind, "adopt", None)    # checks and settings of a handed-in fd (tty.ExtTtyKind)
-            if fd is not None and adopt is not None:
-                adopt(msg, fd)
+            if fd is not None:
+                self._local[file_id] = self.keep(fd)
+                adopt = getattr(kind, "adopt", None)    # checks and settings of a handed-in fd (tty.ExtTtyKind)
+                if adopt is not None:
+                    adopt(msg, fd)
+                return fd
+            outer, self.opening = self.opening, file_id     # a kind may open others first
+            try:
+                self._local[file_id] = self.keep(kind.open(msg, self))
+            finally:
+                self.opening = outer
         return self._local[file_id]
 
     def entry(self, file_id: int) -> files_pb2.FileEntry:

@@ -63,6 +63,7 @@ O_TMPFILE_FULL = os.O_TMPFILE
 TMPFILE_ONLY = os.O_TMPFILE & ~os.O_DIRECTORY
 # the memory devices (null, zero, full, random, urandom): the only ones a ghost may be (fs/regfile.py)
 MEM_MAJOR, MEM_MINORS = 1, frozenset({3, 5, 7, 8, 9})
+PTS_MAJORS = range(136, 144)            # pty slaves (/dev/pts/N), as drivers/tty.py
 NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | TMPFILE_ONLY
 UNIX_PATH_MAX = 108
 O_PATH = 0o10000000
@@ -474,6 +475,8 @@ def _file(e: Any, which: str, w: _Where) -> None:
         w.fail(f"{which}.path", f"{e.path!r} is not absolute")
     if which == "ghost":
         _ghost_node(e, w)
+    if which == "dev_tty" and os.major(e.tty_rdev) not in PTS_MAJORS:
+        w.fail("dev_tty.tty_rdev", f"{os.major(e.tty_rdev)}:{os.minor(e.tty_rdev)} is no pty slave")
     if which in ("reg", "locked", "ghost"):
         allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR),
                    "ghost": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))

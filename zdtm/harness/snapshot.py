@@ -41,13 +41,15 @@ changes across C/R is normalised away:
 from __future__ import annotations
 
 import difflib
+import fcntl
 import os
 import re
 import stat
+import struct
 from dataclasses import dataclass, field, fields, replace
 
 from .procs import descendants, read_stat
-from .sockopts import socket_state
+from .sockopts import SYS_PIDFD_GETFD, _libc, socket_state
 
 STATUS_KEYS = (
     "Name", "Umask", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
@@ -497,7 +499,7 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             info = info + tuple(socket_state(pid, int(name)))
         target = TMPFILE_NAME.sub("/#INO (deleted)", target)
         more = _fdinfo_lines(f"/proc/{pid}/fdinfo/{name}")
-        info += _file_stat(f"{base}/{name}", target)
+        info += _file_stat(f"{base}/{name}", target) + _tty_alias(pid, int(name), target)
         out.append(Fd(int(name), target, info + _epoll_targets(more) + _locks(more)))
     return out
 
@@ -545,6 +547,41 @@ def _cwd(pid: int) -> str:
         return link
     st = os.stat(f"/proc/{pid}/cwd")
     return f"{link} [deleted inode {_ghost_key(f'{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}', st.st_ino)}]"
+
+
+TIOCGDEV = 0x80045432
+
+
+def _tty_alias(pid: int, fd: int, target: str) -> Pairs:
+    """The terminal an fd of /dev/tty or /dev/console reaches (TIOCGDEV on a
+    pidfd_getfd copy of its description: reopening the link would reach the
+    harness's own)."""
+    if target not in ("/dev/tty", "/dev/console"):
+        return ()
+    pidfd, copy = -1, -1
+    try:
+        pidfd = os.pidfd_open(pid)
+        copy = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if copy < 0:
+            return (("reaches", "unknown"),)
+        dev, = struct.unpack("I", fcntl.ioctl(copy, TIOCGDEV, bytes(4)))
+        return (("reaches", f"{os.major(dev)}:{os.minor(dev)}"),)
+    except OSError as exc:
+        return (("reaches", exc.strerror or "error"),)
+    finally:
+        for x in (pidfd, copy):
+            if x >= 0:
+                os.close(x)
+
+
+def _ctty(st) -> Pairs:
+    """A session leader's controlling terminal and whether its own group is
+    the foreground one (other processes of a session lose it: see drivers/tty.py)."""
+    if st.sid != st.pid:
+        return ()
+    tty_nr, tpgid = int(st.fields[7 - 3]), int(st.fields[8 - 3])
+    fg = "none" if tpgid <= 0 else "own group" if tpgid == st.pgid else "another group"
+    return (("ctty", f"{os.major(tty_nr)}:{os.minor(tty_nr)}" if tty_nr else "none"), ("ctty foreground", fg))
 
 
 def _fdinfo_lines(path: str) -> list[str]:
@@ -634,7 +671,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         root=_readlink(f"/proc/{pid}/root"),
         exe=_readlink(f"/proc/{pid}/exe"),
         personality=_read(f"/proc/{pid}/personality").strip(),
-        attrs=_attrs(pid),
+        attrs=_attrs(pid) + _ctty(st),
         timers=_timers(pid),
         limits=tuple(_read(f"/proc/{pid}/limits").splitlines()),
         vmas=tuple(merge_vmas(_maps(pid))),
