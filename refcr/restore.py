@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from refcr import actions, fault
 from refcr.drivers import tty
 from refcr.errors import RestoreError
-from refcr.fs import files, fs_struct, regfile
+from refcr.fs import files, fs_struct, inotify, regfile
 from refcr.fs.fd import RestoreFiles
 from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
@@ -443,6 +443,7 @@ def _restore(opts: Options) -> int:
             restore_threads(n)
         for n in live:
             finish_process(n)
+        inotify.settle(ctx)
         fault.point("restore-before-detach")
         host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
         actions.run(opts, "post-restore", root.puppet.pid)

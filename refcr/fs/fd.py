@@ -278,6 +278,20 @@ class RestoreFiles:
         self._once.add(key)
         return True
 
+    def close_if(self, pred: Callable[[os.stat_result], bool]) -> None:
+        """Close now the fds refcr holds whose file *pred* picks (the rest at close_all)."""
+        kept = []
+        for fd in self._owned:
+            try:
+                if pred(os.fstat(fd)):
+                    os.close(fd)
+                    continue
+            except OSError:
+                pass
+            kept.append(fd)
+        self._owned = kept
+        self._local = {k: v for k, v in self._local.items() if v in kept}
+
     def rollback(self) -> None:
         """A failed restore: take back what was made on the host (socket files), newest first."""
         while self.undo:

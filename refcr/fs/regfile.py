@@ -292,6 +292,16 @@ def dump_mapped(pid: int, area: str, fmode: int, ctx: DumpFiles) -> int:
     return ctx.add_linked(t, ghost_entry)
 
 
+def dump_watched(t: FdTarget, fd: int, ctx: DumpFiles) -> int:
+    """The FileEntry id of a deleted file an inotify instance of t watches,
+    found as refcr's own fd *fd* (open_by_handle_at): its ghost."""
+    w = link_target(t.pid, f"/proc/self/fd/{fd}", f"inotify watch of fd {t.fd}", os.O_RDONLY)
+    if not stat_mod.S_ISREG(w.st.st_mode):
+        raise UnsupportedObject(f"{describe(w)}: a watch on a deleted {stat_mod.filemode(w.st.st_mode)} "
+                                "is not restored")
+    return ctx.add_linked(w, ghost_entry)
+
+
 def dump_cwd(pid: int, ctx: DumpFiles) -> int:
     """The FileEntry id of a process's deleted working directory: a ghost
     directory, the same inode as the fds of it get (fs_struct.py fchdirs

@@ -449,6 +449,12 @@ def _files(s: ImageSet, pids: list[int]) -> None:
         if which is None:
             w.fail("file", "no kind of file")
         _file(getattr(e, which), which, w)
+    for i, e in enumerate(entries):
+        for j, wt in enumerate(e.inotify.watches if e.WhichOneof("file") == "inotify" else []):
+            ghost = _ghost(s, wt.file_id) if wt.file_id else None
+            if wt.file_id and (ghost is None or not stat_mod.S_ISREG(ghost.mode) or ghost.path != wt.path):
+                s.where("files", i).fail(f"inotify.watches[{j}].file_id",
+                                         f"{wt.file_id} is no deleted file {wt.path!r} of files.img")
     unix = {e.unix_sk.ino for e in entries if e.WhichOneof("file") == "unix_sk"}
     for i, e in enumerate(entries):
         if e.WhichOneof("file") == "unix_sk" and e.unix_sk.peer and e.unix_sk.peer not in unix \

@@ -536,6 +536,8 @@ def _ghost_key(dev: str, ino: int) -> str:
     return f"{dev}:{ino}"
 
 
+INOTIFY_INODE = re.compile(r"ino:([0-9a-f]+) sdev:([0-9a-f]+)")
+INOTIFY_HANDLE = re.compile(r" f_handle:[0-9a-f]*")
 CWD_GHOST = re.compile(r"^(.*) \[deleted inode (\S+)\]$")
 
 
@@ -727,8 +729,24 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
             return v
         return replace(v, inode=-ghost(_ghost_key(v.dev, v.inode)))
 
+    deleted = {v for t in tasks for f in t.fds for k, v in f.info if k == GHOST}
+    deleted |= {_ghost_key(v.dev, v.inode) for t in tasks for v in t.vmas
+                if v.path.endswith(" (deleted)") and not ANON_SHARED.match(v.path)}
+
+    def watch(line: str) -> str:
+        """An inotify watch of a deleted file of the tree: its inode renumbered."""
+        m = INOTIFY_INODE.search(line)
+        if m is None:
+            return line
+        sdev, ino = int(m.group(2), 16), int(m.group(1), 16)
+        key = _ghost_key(f"{sdev >> 20:02x}:{sdev & 0xFFFFF:02x}", ino)
+        if key not in deleted:
+            return line
+        return INOTIFY_HANDLE.sub("", INOTIFY_INODE.sub(f"deleted inode #{ghost(key)}", line))
+
     def fd(f: Fd) -> Fd:
-        info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, v) for k, v in f.info)
+        info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, watch(v)) if k == "inotify wd" else (k, v)
+                     for k, v in f.info)
         return replace(f, target=norm(f.target), info=info)
 
     def cwd(link: str) -> str:
