@@ -482,20 +482,18 @@ class GhostNode:
     gone: bool = False
 
     def remove(self) -> None:
-        """Remove its name; one taken by another file is first swapped with
-        it, so that the fds show the old name and the occupant stays."""
+        """Remove its name.  Deviation: if another file took the old name,
+        the node was made under a temporary one, which its fds then show
+        (unlike a regular ghost, it is not swapped with the occupant: that
+        would leave the occupant's name to an empty directory for a moment)."""
         if self.gone:
             return
         self.gone = True
-        drop = os.rmdir if self.is_dir else os.unlink
+        if self.name != self.base:
+            log.warning("%s was taken: the removed %s comes back as %s", os.path.basename(self.base),
+                        "directory" if self.is_dir else "device node", os.path.basename(self.name))
         with dir_times_kept(self.name):
-            swapped = self.name != self.base and _libc.renameat2(
-                AT_FDCWD, os.fsencode(self.name), AT_FDCWD, os.fsencode(self.base), RENAME_EXCHANGE) == 0
-            if swapped:
-                drop(self.base)
-                os.rename(self.name, self.base)          # the occupant back at its name
-            else:
-                drop(self.name)
+            (os.rmdir if self.is_dir else os.unlink)(self.name)
 
 
 def _make_node(e: filekinds_pb2.GhostFileEntry, base: str, ctx: RestoreFiles) -> int:
