@@ -197,7 +197,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     maps = proc.maps(pid)                 # before the scratch buffer exists
     remote = t.open_remotes(maps)
     core = core_pb2.CoreEntry(pid=vpid, comm=proc.comm(pid), personality=task.dump_personality(pid))
-    fs_struct.dump(pid, core)
+    fs_struct.dump(pid, core, ctx)
     core.sigactions.extend(signals.dump_sigactions(remote))
     core.itimers.extend(itimers.dump_itimers(remote))
     core.rlimits.extend(rlimits.dump_rlimits(remote))
@@ -214,7 +214,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     core.shared_pending.extend(signals.dump_shared_pending(pid))
     t.track = tracking.for_process(pid, vpid) if tracking else None
     mm = memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid,
-                     track=t.track, parent=parent)
+                     track=t.track, parent=parent, files=ctx)
     fault.point("dump-after-memory")
     fault.kill_point("after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)

@@ -25,7 +25,7 @@ from typing import Callable
 from refcr import actions, fault
 from refcr.drivers import tty
 from refcr.errors import RestoreError
-from refcr.fs import files, fs_struct, regfile
+from refcr.fs import files, fs_struct, inotify, regfile
 from refcr.fs.fd import RestoreFiles
 from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
@@ -304,12 +304,16 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     audit.check(core)
     set_mm_and_exe(p, n.mm, ctx.root)
     mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root,
-                               getfd_slot=p.pidfd_slot)
+                               getfd_slot=p.pidfd_slot, open_file=ctx.open)
     memory.restore(r, n.mm, images, mapper, n.pid, n.ready)
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
+    tty.restore_controlling(ctx, p)
+    cwd = p.install_fd(ctx.open(core.cwd_file)) if core.cwd_file else -1    # a removed cwd's ghost
     p.drop_pidfd()
-    fs_struct.restore(r, core)
+    fs_struct.restore(r, core, cwd)
+    if cwd >= 0:
+        r.check("close", cwd)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
     prctl.restore_process(r, core.prctl)
@@ -452,6 +456,7 @@ def _restore(opts: Options) -> int:
                 restore_process(n, images, ctx, shmem)
                 progress.process_done()
         ctx.inherited.check_all_used()
+        regfile.ghost_times(ctx)
         if "ipc" in inv.root_namespaces:
             from refcr.ipc import sysv
             sysv.finish_restore(root.puppet.pid, images)
@@ -459,6 +464,7 @@ def _restore(opts: Options) -> int:
             restore_threads(n)
         for n in live:
             finish_process(n)
+        inotify.settle(ctx)
         fault.point("restore-before-detach")
         host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])
         actions.run(opts, "post-restore", root.puppet.pid)

@@ -4,9 +4,9 @@ edited (through refcr's own image reader and writer) before each restore.
 
 Programs (each leads its own session, waits for signals forever):
 
-* ``files``: a shared file mapping (O_RDWR), an open regular file, a named
-  listening unix socket, all in the directory it is given, a unix
-  socketpair and a netlink socket with groups;
+* ``files``: a shared file mapping (O_RDWR), a private mapping of a deleted
+  file ("gone"), an open regular file, a named listening unix socket, all in
+  the directory it is given, a unix socketpair and a netlink socket with groups;
 * ``threads``: three threads, one of them with a pending signal queued;
 * ``tree``: a parent and a child joined by a pipe with bytes in it.
 """
@@ -50,6 +50,11 @@ int main(int argc, char **argv)
 		return 1;
 	fd = open("data", O_RDWR);
 	p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	r = open("gone", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (p == MAP_FAILED || r < 0 || write(r, "gone", 4) != 4)
+		return 1;
+	if (mmap(0, 4096, PROT_READ, MAP_PRIVATE, r, 0) == MAP_FAILED || close(r) || unlink("gone"))
+		return 1;
 	s = socket(AF_UNIX, SOCK_STREAM, 0);
 	strcpy(path, argv[1]);
 	strcat(path, "/sock");

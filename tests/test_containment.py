@@ -176,6 +176,31 @@ def test_pages_not_written_into_a_shared_file(scene: Scene) -> None:
     scene.assert_untouched()
 
 
+@pytest.mark.parametrize("where", ["victim", "../../../ghost", "dir-of-victim"])
+def test_mapped_ghost_stays_a_ghost(scene: Scene, where: str) -> None:
+    """The deleted file the program maps (a ghost, vma.file_id) named after
+    the victim, relative to refcr's cwd, or inside a directory that is a
+    symlink out: the victim keeps its contents and inode, nothing is left."""
+    (scene.tmp / "link").symlink_to(scene.tmp)
+    scene.before = scene.outside()
+    path = {"victim": str(scene.victim), "../../../ghost": "../../../ghost",
+            "dir-of-victim": str(scene.tmp / "link" / "victim")}[where]
+    def ghost(entries: list[Any]) -> None:
+        for e in entries:
+            if e.WhichOneof("file") == "ghost":
+                e.ghost.path = path
+    def area(entries: list[Any]) -> None:
+        for v in entries[0].vmas:
+            if v.file_id:
+                v.path = path
+    edit(scene.images, "files", ghost)
+    edit(scene.images, "mm", area, id=scene.d.pid)
+    res = scene.restore()
+    assert res.returncode in (0, 1)
+    assert not (scene.tmp / "ghost").exists()
+    scene.assert_untouched()
+
+
 def _socket(entries: list[Any]) -> Any:
     return next(e.unix_sk for e in entries if e.WhichOneof("file") == "unix_sk")
 

@@ -4,6 +4,7 @@ made bad, and must end in one line naming the file and the field, exit 1,
 before any process is created."""
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any, Callable
@@ -47,6 +48,19 @@ def _cow_in_file_area(es: list[Any]) -> None:
     v.cow.extend((v.start, 1))
 
 
+def _mapped_no_ghost(es: list[Any]) -> None:
+    v = next(v for v in es[0].vmas if v.file_id)       # the deleted file the program maps
+    v.file_id += 1                # the next entry: another kind of file
+
+
+def _ghost_disk(es: list[Any]) -> None:
+    e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
+    e.ghost.CopyFrom(next(x.ghost for x in es if x.WhichOneof("file") == "ghost"))
+    e.ghost.mode, e.ghost.rdev, e.ghost.ghost_id = 0o20600, os.makedev(8, 0), 99   # a disk's node: never made
+    del e.ghost.data[:]
+    es.append(e)
+
+
 def _empty_inet(es: list[Any]) -> None:
     e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
     e.inet.SetInParent()
@@ -56,6 +70,8 @@ def _empty_inet(es: list[Any]) -> None:
 # (program, image type, id is the pid, edit, words the error must contain)
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
+    "area mapped from no ghost": ("files", "mm", True, _mapped_no_ghost, ("mm-", "vmas[", "file_id")),
+    "deleted device node of a disk": ("files", "files", False, _ghost_disk, ("files.img", "ghost.rdev")),
     "pages outside the areas": ("files", "pagemap", True, _pages_outside, ("pagemap-", "vaddr")),
     "user namespace": ("files", "inventory", False, lambda es: es[0].root_namespaces.append("user"),
                        ("inventory.img", "root_namespaces")),

@@ -50,13 +50,25 @@ minor 0-63) are terminals of the machine, not of the tree: a descriptor of
 one is dumped as a reference (path, flags) and reopened by its path at
 restore with O_NOCTTY (termios and the queues belong to the device and
 stay as they are).  One that was the process's controlling terminal is
-refused, as is /dev/tty (the alias of the controlling terminal: its
-descriptors would need to be opened by the restored task itself after it
-got its terminal back; with --shell-job it is the shell's terminal).
-A session leader whose controlling terminal is not given back (a pty
-whose master is outside the tree, a console, a terminal it no longer has
-open) is refused by :func:`check_controlling`, except with --shell-job or
---external for that terminal.
+refused.
+
+*/dev/tty.*  An open of /dev/tty is tied by the kernel to the terminal that
+was its opener's controlling terminal (TIOCGDEV names it); only an open of
+/dev/tty by a process that has that terminal makes one.  For a pty of the
+tree, restore forks a helper when the pair is made (before any restored
+session has it): setsid, TIOCSCTTY on the new slave, one open of /dev/tty
+per dumped description (the dumped access and status flags), sent back
+over a socketpair, then TIOCNOTTY and exit.  CRIU instead opens /dev/tty in
+the restored task once its terminal is back; the helper gives the same
+description without an order between tasks (a task of the session that is
+not its leader has no terminal after restore, see Limits).  /dev/tty of any
+other terminal is refused; with --shell-job it is the shell's terminal.
+A session leader whose controlling terminal is a pty of the tree that it
+no longer holds open gets it back through a slave fd given to it for the
+moment (:func:`restore_controlling`).  One whose terminal is not given
+back (a pty whose master is outside the tree, a console) is refused by
+:func:`check_controlling`, except with --shell-job or --external for that
+terminal.
 
 *Shell job.*  Descriptors of any other terminal are the shell's: with
 --shell-job they are not dumped as objects; on restore they become the
@@ -68,6 +80,8 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
+import socket
 import stat as stat_mod
 import struct
 import termios
@@ -94,7 +108,8 @@ WINSIZE = struct.Struct("<4H")
 TIOCGPTN, TIOCSPTLCK, TIOCGPTLCK = 0x80045430, 0x40045431, 0x80045439
 TIOCPKT, TIOCGPKT = 0x5420, 0x80045438
 TIOCGPTPEER = 0x5441
-TIOCSCTTY, TIOCSPGRP = 0x540E, 0x5410
+TIOCSCTTY, TIOCSPGRP, TIOCNOTTY = 0x540E, 0x5410, 0x5422
+TIOCGDEV = 0x80045432               # the real terminal behind /dev/tty or /dev/console
 FIONREAD = 0x541B
 O_LARGEFILE = 0o100000
 INT = struct.Struct("<i")
@@ -250,9 +265,6 @@ def _controlling(ctx: DumpFiles, index: int, ends: PtyEnds) -> tuple[int, int]:
         sid = int(st["NSsid"].split()[-1])
         if int(st["NSpid"].split()[-1]) != sid:
             continue
-        if not any(p == pid for p, _ in ends.slaves):
-            raise UnsupportedObject(f"process {pid}: its controlling terminal /dev/pts/{index} is not "
-                                    "open in it; refcr cannot give it back")
         return sid, _inner_pgid(ctx, int(f[8 - 3]))
     return 0, 0
 
@@ -381,21 +393,8 @@ class PtyKind:
 
     def after_install(self, e: tty_pb2.PtyEntry, fd: int, puppet, ctx: RestoreFiles) -> None:
         pair = NewPty.get(ctx, e.index)
-        s = pair.state
-        if e.master or not s.session or pair.ctty_done or puppet.vpid != s.session:
-            return
-        r = puppet.remote
-        ret = r.call("ioctl", fd, TIOCSCTTY, 0)
-        if ret < 0:
-            raise RestoreError(f"process {puppet.vpid}: cannot make /dev/pts/{e.index} its controlling "
-                               f"terminal: {os.strerror(-ret)}")
-        if s.fg_pgid:
-            addr, = r.put(INT.pack(s.fg_pgid))
-            ret = r.call("ioctl", fd, TIOCSPGRP, addr)
-            if ret < 0:
-                raise RestoreError(f"process {puppet.vpid}: cannot make group {s.fg_pgid} the foreground "
-                                   f"of /dev/pts/{e.index}: {os.strerror(-ret)}")
-        pair.ctty_done = True
+        if not e.master and pair.state.session == puppet.vpid:
+            pair.make_controlling(puppet, fd)
 
     def resource(self, e: tty_pb2.PtyEntry) -> str:
         return f"/dev/pts/{e.index}" if not e.master else f"ptmx[{e.index}]"
@@ -409,6 +408,7 @@ class NewPty:
     master: int
     state: tty_pb2.PtyPairState
     ctty_done: bool = False
+    dev_ttys: dict[int, int] = field(default_factory=dict)    # FileEntry id -> /dev/tty description
 
     @classmethod
     def get(cls, ctx: RestoreFiles, index: int) -> "NewPty":
@@ -457,7 +457,72 @@ class NewPty:
             os.close(slave)
         if state.orphan and hand is not None:
             hand("orphan-pts-master", master)
+        # every /dev/tty description of this pty now, while no session has it yet (open_dev_tty)
+        ttys = [e for e in ctx.entries.values() if e.WhichOneof("file") == "dev_tty"
+                and pts_index(e.dev_tty.tty_rdev) == index]
+        if ttys:
+            fds = pair.open_dev_tty(ctx, [e.dev_tty.flags for e in ttys])
+            pair.dev_ttys = {e.id: ctx.keep(fd) for e, fd in zip(ttys, fds, strict=True)}
         return pair
+
+    def make_controlling(self, puppet, fd: int) -> None:
+        """Make the slave (fd N of the session leader *puppet*) its
+        controlling terminal again, with its foreground group (once)."""
+        if self.ctty_done:
+            return
+        r, s = puppet.remote, self.state
+        ret = r.call("ioctl", fd, TIOCSCTTY, 0)
+        if ret < 0:
+            raise RestoreError(f"process {puppet.vpid}: cannot make /dev/pts/{self.index} its controlling "
+                               f"terminal: {os.strerror(-ret)}")
+        if s.fg_pgid:
+            addr, = r.put(INT.pack(s.fg_pgid))
+            ret = r.call("ioctl", fd, TIOCSPGRP, addr)
+            if ret < 0:
+                raise RestoreError(f"process {puppet.vpid}: cannot make group {s.fg_pgid} the foreground "
+                                   f"of /dev/pts/{self.index}: {os.strerror(-ret)}")
+        self.ctty_done = True
+
+    def open_dev_tty(self, ctx: RestoreFiles, flags: list[int]) -> list[int]:
+        """New descriptions of /dev/tty that reach this pty: opened by a
+        helper child of refcr that has the slave as its controlling terminal
+        for a moment (setsid, TIOCSCTTY), sent back over a socket, and gives
+        it up again (TIOCNOTTY) before the session leader of the tree takes
+        it.  The kernel ties a /dev/tty description to the terminal its
+        opener had; nothing else can make one.  Done when the pair is made,
+        before any session of the tree has it."""
+        path = ctx.resolve("/dev/tty")
+        slave = self.open_slave(os.O_RDWR)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            pid = os.fork()
+            if pid == 0:            # the helper: no Python-level clean-up, only these calls
+                code = 1
+                try:
+                    signal.signal(signal.SIGHUP, signal.SIG_IGN)    # TIOCNOTTY signals its own group
+                    os.setsid()
+                    fcntl.ioctl(slave, TIOCSCTTY, 0)
+                    fds = [os.open(path, (f & (os.O_ACCMODE | STATUS_FLAGS)) | os.O_CLOEXEC) for f in flags]
+                    socket.send_fds(theirs, [b"t"], fds)
+                    fcntl.ioctl(slave, TIOCNOTTY)
+                    code = 0
+                finally:
+                    os._exit(code)
+            theirs.close()
+            _, status = os.waitpid(pid, 0)
+            _, got, _, _ = socket.recv_fds(ours, 16, len(flags)) if status == 0 else (b"", [], 0, None)
+        finally:
+            ours.close()
+            theirs.close()
+            os.close(slave)
+        if status != 0 or len(got) != len(flags):
+            for fd in got:
+                os.close(fd)
+            raise RestoreError(f"/dev/pts/{self.index}: cannot open /dev/tty with it as the controlling terminal")
+        for fd in got:
+            if os.fstat(fd).st_rdev != DEV_TTY:
+                raise RestoreError(f"{path} is not /dev/tty (5:0)")
+        return got
 
     def open_slave(self, flags: int) -> int:
         try:
@@ -583,15 +648,74 @@ def tty_name(rdev: int) -> str:
     return f"/dev/pts/{n}" if n is not None else f"terminal {os.major(rdev)}:{os.minor(rdev)}"
 
 
+class DevTtyKind:
+    """An fd of /dev/tty.  What it reaches is the terminal that was its
+    opener's controlling terminal (TIOCGDEV tells); refcr gives it back for
+    a pty of the tree (NewPty.open_dev_tty), refuses it for any other
+    terminal, and with --shell-job leaves it to ShellJobTtyKind (the caller's
+    terminal)."""
+
+    field = "dev_tty"
+
+    def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
+        return stat_mod.S_ISCHR(t.st.st_mode) and t.st.st_rdev == DEV_TTY and not ctx.opts.shell_job
+
+    def dump(self, t: FdTarget, ctx: DumpFiles) -> tty_pb2.DevTtyEntry:
+        copy = native.copy_fd(t.pid, t.fd)
+        try:
+            rdev = _get_int(copy, TIOCGDEV) & 0xFFFFFFFF
+        except OSError as exc:
+            raise UnsupportedObject(f"{describe(t)}: which terminal /dev/tty reaches is unknown: "
+                                    f"{exc.strerror}") from None
+        finally:
+            os.close(copy)
+        n = pts_index(rdev)
+        if n is None or not _pty_ends(ctx).get(n, PtyEnds()).masters:
+            raise UnsupportedObject(f"{describe(t)}: /dev/tty reaches {tty_name(rdev)}, which is not a pty of "
+                                    "the tree: refcr cannot open it again (--shell-job for the shell's terminal)")
+        return tty_pb2.DevTtyEntry(flags=t.flags, tty_rdev=rdev)
+
+    def open(self, e: tty_pb2.DevTtyEntry, ctx: RestoreFiles) -> int:
+        n = pts_index(e.tty_rdev)
+        if n is None:
+            raise RestoreError(f"files.img: /dev/tty of {tty_name(e.tty_rdev)}, which is no pty")
+        made = NewPty.get(ctx, n).dev_ttys
+        if ctx.opening not in made:
+            raise RestoreError(f"files.img: /dev/tty entry {ctx.opening} was not opened with /dev/pts/{n}")
+        return os.dup(made[ctx.opening])
+
+    def resource(self, e: tty_pb2.DevTtyEntry) -> str:
+        return "/dev/tty"
+
+
+def restore_controlling(ctx: RestoreFiles, puppet) -> None:
+    """A session leader whose controlling terminal is a pty of the tree that
+    it holds no fd of (closed after TIOCSCTTY) gets it back through a slave
+    fd given to it for the moment (its fds are in: PtyKind.after_install
+    did it if it holds one)."""
+    indexes = {e.pty.index for e in ctx.entries.values() if e.WhichOneof("file") == "pty"
+               and e.pty.HasField("pair") and e.pty.pair.session == puppet.vpid}
+    for index in sorted(indexes):
+        pair = NewPty.get(ctx, index)
+        if pair.ctty_done:
+            continue
+        local = pair.open_slave(os.O_RDWR)
+        try:
+            fd = puppet.install_fd(local)
+        finally:
+            os.close(local)
+        try:
+            pair.make_controlling(puppet, fd)
+        finally:
+            puppet.remote.call("close", fd)
+
+
 class ConsoleTtyKind:
     field = "console_tty"
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
         if not stat_mod.S_ISCHR(t.st.st_mode):
             return False
-        if t.st.st_rdev == DEV_TTY and not ctx.opts.shell_job:
-            raise UnsupportedObject(f"{describe(t)}: /dev/tty (the controlling terminal's alias) cannot be "
-                                    f"dumped")
         if not is_console(t.st.st_rdev):
             return False
         ctty = int(_stat_fields(t.pid)[7 - 3]) == t.st.st_rdev
@@ -719,4 +843,4 @@ class ShellTtyKind:
         return _caller_tty(ctx)
 
 
-KINDS = [PtyKind(), ExtTtyKind(), ConsoleTtyKind(), ShellJobTtyKind(), ShellTtyKind()]
+KINDS = [PtyKind(), ExtTtyKind(), DevTtyKind(), ConsoleTtyKind(), ShellJobTtyKind(), ShellTtyKind()]

@@ -46,6 +46,25 @@ class FdTarget:
         return proc.path(self.pid, "fd", str(self.fd))
 
 
+@dataclass
+class LinkTarget(FdTarget):
+    """A file a process holds by another link than an fd: an area's
+    /proc/PID/map_files/START-END or its /proc/PID/cwd (fd is -1; flags are
+    the open mode refcr gives the file)."""
+
+    where: str = ""            # the /proc link that stands where the fd's would
+    what: str = ""             # for messages: "mapping START-END", "cwd"
+
+    @property
+    def proc_path(self) -> str:
+        return self.where
+
+
+def link_target(pid: int, where: str, what: str, flags: int) -> LinkTarget:
+    return LinkTarget(pid=pid, fd=-1, link=os.readlink(where), st=os.stat(where), flags=flags, info={},
+                      where=where, what=what)
+
+
 def fd_target(pid: int, fd: int) -> FdTarget:
     """What /proc tells about fd N of process PID (refcr's own pid: a descriptor
     refcr holds for the tree, e.g. one received from a socket's queue)."""
@@ -94,6 +113,8 @@ def kind_of(entry: files_pb2.FileEntry, kinds: tuple[FileKind, ...]) -> "tuple[F
 
 
 def describe(t: FdTarget) -> str:
+    if isinstance(t, LinkTarget):
+        return f"process {t.pid}: {t.what} ({t.link})"
     return f"process {t.pid}: fd {t.fd} ({t.link})"
 
 
@@ -108,6 +129,19 @@ class DumpFiles:
     pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first
     # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
     _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
+
+    def add_linked(self, t: LinkTarget, dump: Callable[[FdTarget, "DumpFiles"], object]) -> int:
+        """The FileEntry id for a file held by no fd (a deleted file's
+        mapping, a deleted cwd): one per inode and open mode, dumped by *dump*
+        (a ghost entry) the first time; no description any fd shares."""
+        mapped = self.extra.setdefault("linked", {})
+        key = (t.st.st_dev, t.st.st_ino, t.flags)
+        if key not in mapped:
+            entry = files_pb2.FileEntry()
+            entry.ghost.CopyFrom(dump(t, self))
+            mapped[key] = entry.id = len(self.entries) + 1
+            self.entries.append(entry)
+        return mapped[key]
 
     def _find(self, t: FdTarget) -> tuple[int, int | None]:
         """Where t's description is (or goes) among its inode's descriptions,
@@ -167,6 +201,7 @@ class RestoreFiles:
     # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)
     fd_hook: Callable[[object, object], None] = staticmethod(lambda puppet, fe: None)
     installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
+    opening: int = 0            # FileEntry.id whose kind's open() runs now (open)
     undo: list[Callable[[], None]] = field(default_factory=list)   # what a failed restore takes back
     _local: dict[int, int] = field(default_factory=dict)
     _owned: list[int] = field(default_factory=list)
@@ -204,10 +239,17 @@ class RestoreFiles:
             entry = self.entry(file_id)
             kind, msg = kind_of(entry, self.kinds)
             fd = self.inherited.take(resource_of(entry, kind)) if self.inherited.items else None
-            self._local[file_id] = self.keep(fd if fd is not None else kind.open(msg, self))
-            adopt = getattr(kind, "adopt", None)    # checks and settings of a handed-in fd (tty.ExtTtyKind)
-            if fd is not None and adopt is not None:
-                adopt(msg, fd)
+            if fd is not None:
+                self._local[file_id] = self.keep(fd)
+                adopt = getattr(kind, "adopt", None)    # checks and settings of a handed-in fd (tty.ExtTtyKind)
+                if adopt is not None:
+                    adopt(msg, fd)
+                return fd
+            outer, self.opening = self.opening, file_id     # a kind may open others first
+            try:
+                self._local[file_id] = self.keep(kind.open(msg, self))
+            finally:
+                self.opening = outer
         return self._local[file_id]
 
     def entry(self, file_id: int) -> files_pb2.FileEntry:
@@ -238,6 +280,20 @@ class RestoreFiles:
             return False
         self._once.add(key)
         return True
+
+    def close_if(self, pred: Callable[[os.stat_result], bool]) -> None:
+        """Close now the fds refcr holds whose file *pred* picks (the rest at close_all)."""
+        kept = []
+        for fd in self._owned:
+            try:
+                if pred(os.fstat(fd)):
+                    os.close(fd)
+                    continue
+            except OSError:
+                pass
+            kept.append(fd)
+        self._owned = kept
+        self._local = {k: v for k, v in self._local.items() if v in kept}
 
     def rollback(self) -> None:
         """A failed restore: take back what was made on the host (socket files), newest first."""

@@ -10,6 +10,10 @@ freed), so a gap is reproduced by adding and removing a watch until the
 next wd is the wanted one; the IN_IGNORED events that leaves behind are
 read off the queue before the task gets the descriptor.
 
+A watch on a deleted file (still open, so the kernel keeps the inode and
+its marks) watches the file's ghost after restore (fs/regfile.py): the
+inode the tree's fds of the file get.
+
 Events queued but not yet read at dump time are not restored (fdinfo does
 not show them); refcr warns when there are some.
 """
@@ -19,10 +23,12 @@ import ctypes
 import fcntl
 import os
 import re
+import stat as stat_mod
 import termios
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.eventfd import created, fdinfo_lines, is_anon, set_status_flags, syscall
+from refcr.fs import regfile
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
 from refcr.log import log
 from refcr.pb import anon_fds_pb2
@@ -35,6 +41,7 @@ _WATCH = re.compile(r"inotify wd:([0-9a-f]+) ino:([0-9a-f]+) sdev:([0-9a-f]+) ma
                     r"ignored_mask:[0-9a-f]+ fhandle-bytes:([0-9a-f]+) fhandle-type:([0-9a-f]+) "
                     r"f_handle:([0-9a-f]*)")
 MAX_GAP = 1 << 16
+DELETED = " (deleted)"
 
 
 def _kernel_dev(sdev: int) -> tuple[int, int]:
@@ -56,6 +63,15 @@ def _mounts_of(pid: int, dev: tuple[int, int]) -> list[str]:
 
 
 def _path_of(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes) -> str:
+    """The path of a marked inode (fanotify): a deleted one is refused."""
+    return _watched(t, ino, sdev, htype, handle, None)[0]
+
+
+def _watched(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes,
+             ctx: DumpFiles | None) -> tuple[str, int]:
+    """(path, ghost file id) of a watched inode: a deleted file gets a ghost
+    (fs/regfile.py, the inode the fds of it get), found through an O_PATH
+    fd that open_by_handle_at gave (with ctx None it is refused)."""
     buf = ctypes.create_string_buffer(8 + len(handle))
     ctypes.memmove(buf, len(handle).to_bytes(4, "little") + htype.to_bytes(4, "little", signed=True)
                    + handle, 8 + len(handle))
@@ -74,10 +90,12 @@ def _path_of(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes) -> str
             if os.fstat(fd).st_ino != ino:
                 continue
             path = os.readlink(f"/proc/self/fd/{fd}")
+            if path.startswith("/") and path.endswith(DELETED) and ctx is not None:
+                return path[:-len(DELETED)], regfile.dump_watched(t, fd, ctx)
         finally:
             os.close(fd)
-        if path.startswith("/") and not path.endswith(" (deleted)"):
-            return path
+        if path.startswith("/") and not path.endswith(DELETED):
+            return path, 0
     raise UnsupportedObject(f"{describe(t)}: the inotify watch on inode {ino} of device "
                             f"{_kernel_dev(sdev)[0]}:{_kernel_dev(sdev)[1]} has no reachable path")
 
@@ -104,8 +122,8 @@ class InotifyKind:
                 continue
             wd, ino, sdev, mask, nbytes, htype = (int(m.group(i), 16) for i in range(1, 7))
             handle = bytes.fromhex(m.group(7))[:nbytes]
-            e.watches.append(anon_fds_pb2.InotifyWatch(
-                wd=wd, mask=mask, ino=ino, path=_path_of(t, ino, sdev, htype, handle)))
+            path, ghost = _watched(t, ino, sdev, htype, handle, ctx)
+            e.watches.append(anon_fds_pb2.InotifyWatch(wd=wd, mask=mask, ino=ino, path=path, file_id=ghost))
         e.watches.sort(key=lambda w: w.wd)
         try:
             queued = _queued_bytes(t)
@@ -126,16 +144,33 @@ class InotifyKind:
         except BaseException:
             os.close(fd)
             raise
+        if any(w.file_id for w in e.watches):
+            ctx.extra.setdefault("inotify-settle", {})[fd] = True
         return fd
 
 
+def settle(ctx: RestoreFiles) -> None:
+    """Before the tasks run: refcr's own descriptions of deleted files are
+    closed (their IN_CLOSE_* and the IN_ATTRIB of their times would reach a
+    watch on them), then the events that refcr's work queued are read off
+    the instances that watch such files."""
+    instances = ctx.extra.get("inotify-settle", {})
+    if not instances:
+        return
+    ctx.close_if(lambda st: stat_mod.S_ISREG(st.st_mode) and st.st_nlink == 0)
+    for fd in instances:
+        _drain(fd)
+
+
 def _add_watch(fd: int, w: anon_fds_pb2.InotifyWatch, ctx: RestoreFiles) -> None:
-    try:
-        target = ctx.keep(ctx.root.lookup(w.path))
-        st = os.fstat(target)
-    except OSError as exc:
-        raise RestoreError(f"inotify watch {w.wd}: cannot find {w.path}: {exc.strerror}") from exc
-    if st.st_ino != w.ino:
+    if w.file_id:           # a deleted file: its ghost, made once for its fds, areas and watches
+        target = ctx.open(w.file_id)
+    else:
+        try:
+            target = ctx.keep(ctx.root.lookup(w.path))
+        except OSError as exc:
+            raise RestoreError(f"inotify watch {w.wd}: cannot find {w.path}: {exc.strerror}") from exc
+    if not w.file_id and os.fstat(target).st_ino != w.ino:
         raise RestoreError(f"inotify watch {w.wd}: {w.path} is no longer the watched inode")
     cpath = os.fsencode(f"/proc/self/fd/{target}")      # the inode found inside the tree's root
     for _ in range(MAX_GAP):

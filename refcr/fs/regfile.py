@@ -21,12 +21,26 @@ Three kinds share this module:
   next to its old path (nothing is copied), restore links it back, opens it
   and removes the name; without the option it is refused, naming the option
   (CRIU's behaviour).  The remap name is removed by a failed dump and by a
-  successful restore.
+  successful restore.  A mapping of a deleted file (MAP_PRIVATE or
+  MAP_SHARED) names a ghost entry of its own (VmaEntry.file_id, one per
+  inode and open mode, made from /proc/PID/map_files) with the ghost_id of
+  the inode, as CRIU's VMAs name a reg-file: restore maps the one recreated
+  inode that the file's fds get too, so MAP_SHARED writes show through
+  them.  A removed directory (an fd of it, or a process's cwd) and a
+  removed memory device node (null, zero, full, random, urandom: the
+  validator refuses any other rdev, as an image must not make a disk's
+  node) are ghosts too, as in CRIU: made again with mkdir / mknod at the
+  old name, held by an O_PATH fd; a node is unlinked at once, a directory
+  only once every process is in (deleted files that were in it are made
+  inside it first; a failed restore removes it).  mmap() moves a file's atime: the ghosts' times are set again once
+  every process is in place (ghost_times).  Cost: a mapped ghost counts
+  against --ghost-limit like any other.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import os
 import stat as stat_mod
@@ -34,7 +48,7 @@ from typing import Iterator
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs import fown, locks, namei
-from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, check_type, describe
+from refcr.fs.fd import DumpFiles, FdTarget, LinkTarget, RestoreFiles, check_type, describe, link_target
 from refcr.log import log
 from refcr.pb import filekinds_pb2, files_pb2
 from refcr.ptrace import proc
@@ -58,7 +72,8 @@ def reopen_kept(kept: int, flags: int, pos: int, what: str) -> int:
         fd = os.open(f"/proc/self/fd/{kept}", (flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
     except OSError as exc:
         raise RestoreError(f"cannot reopen {what}: {exc.strerror}") from exc
-    os.lseek(fd, pos, os.SEEK_SET)
+    if pos:                             # none for an O_PATH fd (lseek: EBADF) or a device
+        os.lseek(fd, pos, os.SEEK_SET)
     return fd
 DELETED = " (deleted)"
 READ_CHUNK = 1 << 20
@@ -205,27 +220,19 @@ def write_runs(fd: int, runs, size: int) -> None:
     os.ftruncate(fd, size)
 
 
+def _deleted_node(st: os.stat_result, link: str) -> bool:
+    """A removed directory or memory device node (mknod'ed again on restore)."""
+    return link.endswith(DELETED) and (stat_mod.S_ISDIR(st.st_mode) or _is_mem_device(st))
+
+
 class GhostFileKind:
     field = "ghost"
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
-        return stat_mod.S_ISREG(t.st.st_mode) and _gone(t)
+        return (stat_mod.S_ISREG(t.st.st_mode) and _gone(t)) or _deleted_node(t.st, t.link)
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
-        path = t.link[:-len(DELETED)] if t.link.endswith(DELETED) else t.link
-        ghosts = ctx.extra.setdefault("ghosts", {})
-        key = (t.st.st_dev, t.st.st_ino)
-        e = filekinds_pb2.GhostFileEntry(path=path, flags=t.flags, pos=int(t.info.get("pos", "0")),
-                                         mode=t.st.st_mode, size=t.st.st_size, uid=t.st.st_uid,
-                                         gid=t.st.st_gid)
-        e.atime_ns, e.mtime_ns = t.st.st_atime_ns, t.st.st_mtime_ns
-        if key not in ghosts:
-            ghosts[key] = len(ghosts) + 1
-            if t.st.st_nlink:
-                e.remap = link_remap(t, path, ghosts[key], ctx)
-            else:
-                e.data.extend(ghost_data(t, ctx))
-        e.ghost_id = ghosts[key]
+        e = ghost_entry(t, ctx)
         e.locks.extend(locks.dump(t, ctx))
         fown.record(t, e)
         return e
@@ -241,6 +248,83 @@ class GhostFileKind:
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
         fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path, ctx)
+
+
+def ghost_entry(t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
+    """A description (or mapping) of a deleted file: one ghost_id per inode
+    over the whole tree, its data (or --link-remap name) in the first entry."""
+    path = t.link[:-len(DELETED)] if t.link.endswith(DELETED) else t.link
+    ghosts = ctx.extra.setdefault("ghosts", {})
+    key = (t.st.st_dev, t.st.st_ino)
+    e = filekinds_pb2.GhostFileEntry(path=path, flags=t.flags, pos=int(t.info.get("pos", "0")),
+                                     mode=t.st.st_mode, size=t.st.st_size, uid=t.st.st_uid,
+                                     gid=t.st.st_gid)
+    e.atime_ns, e.mtime_ns = t.st.st_atime_ns, t.st.st_mtime_ns
+    if stat_mod.S_ISCHR(t.st.st_mode):
+        e.rdev = t.st.st_rdev
+    if key not in ghosts:
+        ghosts[key] = len(ghosts) + 1
+        if stat_mod.S_ISREG(t.st.st_mode) and t.st.st_nlink:
+            e.remap = link_remap(t, path, ghosts[key], ctx)
+        elif stat_mod.S_ISREG(t.st.st_mode):
+            e.data.extend(ghost_data(t, ctx))
+    e.ghost_id = ghosts[key]
+    return e
+
+
+def dump_mapped(pid: int, area: str, fmode: int, ctx: DumpFiles) -> int:
+    """The FileEntry id of a mapped deleted file (as CRIU does, the area
+    names a ghost of the file's inode: the same one its fds get, so the
+    restored mapping and fds share one inode and MAP_SHARED writes show
+    through the fds)."""
+    t = link_target(pid, proc.path(pid, "map_files", area), f"mapping {area}", fmode)
+    if not stat_mod.S_ISREG(t.st.st_mode):
+        raise UnsupportedObject(f"{describe(t)}: a deleted {stat_mod.filemode(t.st.st_mode)[0]} file "
+                                "cannot be mapped again")
+    where = proc.path(pid, "root") + os.path.dirname(t.link.removesuffix(DELETED))
+    try:
+        home = os.stat(where).st_dev
+    except OSError:
+        home = None
+    if home != t.st.st_dev:      # no directory of its file system to make it again in (hugetlbfs's
+        raise UnsupportedObject(f"{describe(t)}: the deleted file's directory is not on its "
+                                "file system: it cannot be made again there")   # /anon_hugepage)
+    return ctx.add_linked(t, ghost_entry)
+
+
+def dump_watched(t: FdTarget, fd: int, ctx: DumpFiles) -> int:
+    """The FileEntry id of a deleted file an inotify instance of t watches,
+    found as refcr's own fd *fd* (open_by_handle_at): its ghost."""
+    w = link_target(t.pid, f"/proc/self/fd/{fd}", f"inotify watch of fd {t.fd}", os.O_RDONLY)
+    if not stat_mod.S_ISREG(w.st.st_mode):
+        raise UnsupportedObject(f"{describe(w)}: a watch on a deleted {stat_mod.filemode(w.st.st_mode)} "
+                                "is not restored")
+    return ctx.add_linked(w, ghost_entry)
+
+
+def dump_cwd(pid: int, ctx: DumpFiles) -> int:
+    """The FileEntry id of a process's deleted working directory: a ghost
+    directory, the same inode as the fds of it get (fs_struct.py fchdirs
+    into it)."""
+    t: LinkTarget = link_target(pid, proc.path(pid, "cwd"), "cwd", os.O_RDONLY | os.O_DIRECTORY)
+    if not _deleted_node(t.st, t.link):
+        raise UnsupportedObject(f"{describe(t)}: the directory is not reachable by its path")
+    return ctx.add_linked(t, ghost_entry)
+
+
+def ghost_times(ctx: RestoreFiles) -> None:
+    """The atime and mtime of every recreated deleted file, set again once
+    every process is in place: mapping one (mmap's file_accessed) moved its
+    atime."""
+    remove_ghost_dirs(ctx)
+    made = ctx.extra.get("ghosts", {})
+    ghosts = [x.ghost for x in ctx.entries.values() if x.WhichOneof("file") == "ghost"]
+    done = {g.ghost_id for g in ghosts if g.remap}      # linked back: the file's own times
+    for g in ghosts:
+        if g.ghost_id in made and g.ghost_id not in done and g.mtime_ns:
+            # by the /proc link: a directory's or device's ghost is held by an O_PATH fd
+            os.utime(f"/proc/self/fd/{made[g.ghost_id]}", ns=(g.atime_ns, g.mtime_ns))
+            done.add(g.ghost_id)
 
 
 def ghost_data(t: FdTarget, ctx: DumpFiles) -> list[filekinds_pb2.DataRun]:
@@ -343,6 +427,8 @@ def _recreate(e: filekinds_pb2.GhostFileEntry, ctx: RestoreFiles) -> int:
     if first.remap:
         return _relink(first, ctx)
     base = contained(ctx, e.path)
+    if not stat_mod.S_ISREG(e.mode):
+        return _make_node(e, base, ctx)
     if e.flags & TMPFILE_BIT:
         return _fill(_tmpfile(e, base), first, e)
     with dir_times_kept(base):
@@ -358,12 +444,111 @@ def contained(ctx: RestoreFiles, path: str) -> str:
     where, base = os.path.split(namei.checked(path, "deleted file"))
     if not base:
         raise RestoreError(f"deleted file {path!r} names no file")
+    made = _ghost_dir(ctx, where)
+    if made is not None:            # inside a removed directory, made again until the end (_make_node)
+        return f"/proc/self/fd/{made}/{base}"
     try:
         dirfd = ctx.keep(ctx.root.lookup(where))
     except OSError as exc:
         raise RestoreError(f"cannot recreate the deleted file {path}: no directory {where}: "
                            f"{exc.strerror}") from None
     return f"/proc/self/fd/{dirfd}/{base}"
+
+
+def _ghost_dir(ctx: RestoreFiles, where: str) -> int | None:
+    """refcr's fd of the directory *where* if it is a removed directory of
+    the images (made again now if it was not yet: its deleted files are
+    made inside it), else None."""
+    dirs = ctx.extra.setdefault("ghost-dirs", {})
+    if where not in dirs:
+        ghost = next((x for x in ctx.entries.values() if x.WhichOneof("file") == "ghost"
+                      and stat_mod.S_ISDIR(x.ghost.mode) and x.ghost.path == where), None)
+        if ghost is None:
+            return None
+        ctx.open(ghost.id)          # _make_node records it
+    return dirs[where].fd
+
+
+@dataclasses.dataclass
+class GhostNode:
+    """A directory made again for a removed one: it stays (so that its
+    deleted files can be made in it) until every process is restored
+    (remove_ghost_dirs), or a failed restore takes it back."""
+
+    fd: int                         # refcr's O_PATH fd of it
+    name: str                       # where it is (a contained /proc/self/fd/DIR/NAME path)
+    base: str                       # its own name (name is a temporary one if another file took it)
+    is_dir: bool
+    gone: bool = False
+
+    def remove(self) -> None:
+        """Remove its name.  Deviation: if another file took the old name,
+        the node was made under a temporary one, which its fds then show
+        (unlike a regular ghost, it is not swapped with the occupant: that
+        would leave the occupant's name to an empty directory for a moment)."""
+        if self.gone:
+            return
+        self.gone = True
+        if self.name != self.base:
+            log.warning("%s was taken: the removed %s comes back as %s", os.path.basename(self.base),
+                        "directory" if self.is_dir else "device node", os.path.basename(self.name))
+        with dir_times_kept(self.name):
+            (os.rmdir if self.is_dir else os.unlink)(self.name)
+
+
+def _make_node(e: filekinds_pb2.GhostFileEntry, base: str, ctx: RestoreFiles) -> int:
+    """A removed directory (mkdir) or memory device node (mknod of its rdev)
+    made again at its old name (or next to it if that is taken), with its
+    owner and mode, held by an O_PATH fd (reopen_kept gives every
+    description).  A device node is unlinked at once; a directory only at
+    the end (GhostNode), as CRIU does."""
+    is_dir = stat_mod.S_ISDIR(e.mode)
+    with dir_times_kept(base):
+        for n in range(100):
+            path = base if n == 0 else f"{base}.refcr-ghost-{e.ghost_id}-{n}"
+            try:
+                if is_dir:
+                    os.mkdir(path, 0o700)
+                else:
+                    os.mknod(path, stat_mod.S_IFCHR | 0o600, e.rdev)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise RestoreError(f"cannot make the removed {'directory' if is_dir else 'device'} "
+                                   f"{e.path} again: {exc.strerror}") from exc
+        else:
+            raise RestoreError(f"cannot make {e.path} again: no free name next to it")
+        node = GhostNode(os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC), path, base, is_dir)
+        if is_dir:
+            ctx.undo.append(node.remove)
+            ctx.extra.setdefault("ghost-dirs", {})[e.path] = node
+        try:
+            check_type(e.path, node.fd, e.mode)
+            _set_owner(node.fd, e)
+        finally:
+            if not is_dir:
+                node.remove()
+    return node.fd
+
+
+def _set_owner(fd: int, e: filekinds_pb2.GhostFileEntry) -> None:
+    """Owner and mode of an inode refcr holds by an O_PATH fd (through its /proc link)."""
+    link = f"/proc/self/fd/{fd}"
+    try:
+        os.chown(link, e.uid, e.gid)
+    except OSError:
+        pass
+    os.chmod(link, stat_mod.S_IMODE(e.mode))
+
+
+def remove_ghost_dirs(ctx: RestoreFiles) -> None:
+    """Remove the directories made again for removed ones, deepest first."""
+    for _, node in sorted(ctx.extra.get("ghost-dirs", {}).items(), key=lambda kv: -kv[0].count("/")):
+        try:
+            node.remove()
+        except OSError as exc:
+            raise RestoreError(f"cannot remove the remade directory {node.base}: {exc.strerror}") from exc
 
 
 def _create_unlinked(e: filekinds_pb2.GhostFileEntry, first: filekinds_pb2.GhostFileEntry, base: str) -> int:

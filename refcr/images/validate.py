@@ -64,6 +64,9 @@ NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
 TMPFILE_ONLY = os.O_TMPFILE & ~os.O_DIRECTORY
+# the memory devices (null, zero, full, random, urandom): the only ones a ghost may be (fs/regfile.py)
+MEM_MAJOR, MEM_MINORS = 1, frozenset({3, 5, 7, 8, 9})
+PTS_MAJORS = range(136, 144)            # pty slaves (/dev/pts/N), as drivers/tty.py
 NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | TMPFILE_ONLY
 UNIX_PATH_MAX = 108
 O_PATH = 0o10000000
@@ -276,6 +279,10 @@ def _process(s: ImageSet, pid: int) -> None:
     w = s.where("core", 0, pid)
     if core.pid != pid:
         w.fail("pid", f"{core.pid}, but the file is of {pid}")
+    if core.cwd_file:
+        ghost = _ghost(s, core.cwd_file)
+        if ghost is None or not stat_mod.S_ISDIR(ghost.mode) or ghost.path != core.cwd:
+            w.fail("cwd_file", f"{core.cwd_file} is no removed directory {core.cwd!r} of files.img")
     sigs = [a.sig for a in core.sigactions]
     for i, sig in enumerate(sigs):
         if sig in (SIGKILL, SIGSTOP) or sigs.index(sig) != i:
@@ -372,6 +379,8 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
             w.fail(f"{label}.path", f"{v.path!r} is not absolute")
         if (v.kind == mm_pb2.VMA_FILE_SHARED) != (share == MAP_SHARED) and file_kind:
             w.fail(f"{label}.flags", "sharing does not match the kind of area")
+        if v.file_id:
+            _mapped_ghost(s, v, w, label, file_kind)
         writable = v.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and share == MAP_PRIVATE
         _cow_runs(w, label, v)
         out.append((v.start, v.end, writable))
@@ -391,6 +400,25 @@ def _cow_runs(w: "_Where", label: str, v: mm_pb2.VmaEntry) -> None:
         if addr % PAGE or addr < cursor or n == 0 or addr + n * PAGE > v.end:
             w.fail(f"{label}.cow", f"run {addr:#x}+{n} pages is unaligned, unordered, empty or outside its area")
         cursor = addr + n * PAGE
+
+
+def _ghost(s: ImageSet, file_id: int) -> Any:
+    """The ghost entry (a deleted file) of files.img with this id, or None."""
+    entry = next((e for e in s.entries("files") if e.id == file_id), None)
+    return entry.ghost if entry is not None and entry.WhichOneof("file") == "ghost" else None
+
+
+def _mapped_ghost(s: ImageSet, v: Any, w: _Where, label: str, file_kind: bool) -> None:
+    """An area of a deleted file names a ghost of files.img with its path and
+    open mode (fs/regfile.py makes the ghost; its fields are checked there)."""
+    if not file_kind or v.plugin:
+        w.fail(f"{label}.file_id", "only an area of a file (no plugin's) is mapped from a file entry")
+    ghost = _ghost(s, v.file_id)
+    if ghost is None or not stat_mod.S_ISREG(ghost.mode):
+        w.fail(f"{label}.file_id", f"{v.file_id} is no deleted file (ghost) of files.img")
+    if ghost.path != v.path or ghost.flags & os.O_ACCMODE != v.fmode:
+        w.fail(f"{label}.file_id", f"file {v.file_id} ({ghost.path!r}, flags {ghost.flags:#o}) is not "
+                                   f"the mapped {v.path!r} opened {v.fmode:#o}")
 
 
 def _pagemap(s: ImageSet, pid: int, areas: list[tuple[int, int, bool]]) -> None:
@@ -442,6 +470,12 @@ def _files(s: ImageSet, pids: list[int]) -> None:
         if which is None:
             w.fail("file", "no kind of file")
         _file(getattr(e, which), which, w)
+    for i, e in enumerate(entries):
+        for j, wt in enumerate(e.inotify.watches if e.WhichOneof("file") == "inotify" else []):
+            ghost = _ghost(s, wt.file_id) if wt.file_id else None
+            if wt.file_id and (ghost is None or not stat_mod.S_ISREG(ghost.mode) or ghost.path != wt.path):
+                s.where("files", i).fail(f"inotify.watches[{j}].file_id",
+                                         f"{wt.file_id} is no deleted file {wt.path!r} of files.img")
     unix = {e.unix_sk.ino for e in entries if e.WhichOneof("file") == "unix_sk"}
     for i, e in enumerate(entries):
         if e.WhichOneof("file") == "unix_sk" and e.unix_sk.peer and e.unix_sk.peer not in unix \
@@ -468,8 +502,13 @@ def _file(e: Any, which: str, w: _Where) -> None:
         w.fail(f"{which}.flags", f"{flags:#o} holds O_CREAT, O_TRUNC, O_EXCL or O_TMPFILE")
     if which in ("reg", "locked", "ghost", "fifo") and not e.path.startswith("/"):
         w.fail(f"{which}.path", f"{e.path!r} is not absolute")
+    if which == "ghost":
+        _ghost_node(e, w)
+    if which == "dev_tty" and os.major(e.tty_rdev) not in PTS_MAJORS:
+        w.fail("dev_tty.tty_rdev", f"{os.major(e.tty_rdev)}:{os.minor(e.tty_rdev)} is no pty slave")
     if which in ("reg", "locked", "ghost"):
-        allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
+        allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR),
+                   "ghost": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
         if which == "reg" and e.flags & O_PATH and e.flags & os.O_NOFOLLOW:
             allowed = (*allowed, stat_mod.S_IFLNK)      # an O_PATH fd of the symlink itself
         if stat_mod.S_IFMT(e.mode) not in allowed:
@@ -489,6 +528,21 @@ def _netlink(e: Any, w: _Where) -> None:
         w.fail("netlink.protocol", f"{e.protocol} is not a netlink protocol")
     if len(e.groups) > 8192 or any(not 1 <= g <= 8192 for g in e.groups):
         w.fail("netlink.groups", "a group number is out of range")
+
+
+def _ghost_node(e: Any, w: _Where) -> None:
+    """A removed directory or device node: no data, no link-remap; a device
+    only one of the memory devices (refcr mknods it: an image must not make
+    a node of a disk or any other device)."""
+    kind = stat_mod.S_IFMT(e.mode)
+    if kind == stat_mod.S_IFCHR:
+        if os.major(e.rdev) != MEM_MAJOR or os.minor(e.rdev) not in MEM_MINORS:
+            w.fail("ghost.rdev", f"{os.major(e.rdev)}:{os.minor(e.rdev)} is no memory device "
+                                 "(null, zero, full, random, urandom)")
+    elif e.rdev:
+        w.fail("ghost.rdev", "set for a file that is no device")
+    if kind != stat_mod.S_IFREG and (e.data or e.remap or e.flags & TMPFILE_ONLY):
+        w.fail("ghost.data", "contents, a link-remap name or O_TMPFILE for a removed directory or device")
 
 
 def _unix(e: Any, w: _Where) -> None:

@@ -5,6 +5,9 @@ says a page is present or swapped (/proc/PID/pagemap) and, in private file
 mappings, only pages that were copied on write.  MAP_SHARED anonymous memory
 is a shmem object: its contents are read once through /proc/PID/map_files.
 
+A mapping of a deleted file is mapped again from its ghost (fs/regfile.py,
+VmaEntry.file_id), the inode the file's fds get as well.
+
 Restore (inside a puppet): unmap everything the puppet had, move the kernel's
 vdso/vvar areas to their old addresses (or unmap them if the process had),
 map every area at its address, write the pages, put the protections back,
@@ -38,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from refcr.errors import RestoreError, UnsupportedObject
-from refcr.fs import namei
+from refcr.fs import namei, regfile
+from refcr.fs.fd import DumpFiles
 from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
@@ -72,6 +76,7 @@ SPECIAL_KINDS = {
     "[vvar_vclock]": mm_pb2.VMA_VVAR_VCLOCK,
 }
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
+DELETED = " (deleted)"
 SHMEM_NAME = "/dev/zero (deleted)"
 AIO_RING = "/[aio] (deleted)"      # the ring of an io_setup() context
 
@@ -106,10 +111,12 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
     if m.name == AIO_RING:
         raise UnsupportedObject(f"process {pid}: an aio ring (io_setup) at {m.start:x}: "
                                 "refcr cannot dump aio contexts")
-    if m.name.endswith(" (deleted)"):
+    if m.name.endswith(DELETED):
         if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
             return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
-        raise UnsupportedObject(f"process {pid}: mapping of deleted file {m.name!r} at {m.start:x}")
+        if memfd.is_memfd(m.name) or m.name == SHMEM_NAME:
+            raise UnsupportedObject(f"process {pid}: private mapping of {m.name!r} at {m.start:x}")
+        # else a deleted file: mapped from its ghost (vma.file_id)
     if not m.name.startswith("/"):
         raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")
     return mm_pb2.VMA_FILE_SHARED if m.shared else mm_pb2.VMA_FILE_PRIVATE
@@ -121,7 +128,9 @@ def _map_file_mode(pid: int, m: proc.Mapping) -> int:
     return os.O_RDWR if st.st_mode & stat_mod.S_IWUSR else os.O_RDONLY
 
 
-def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
+def vma_entry(pid: int, m: proc.Mapping, files: DumpFiles | None = None) -> mm_pb2.VmaEntry:
+    """One area; files: the dump's file context, where a mapped deleted file
+    gets its ghost (without it, a pre-dump: only the kind of area matters)."""
     kind = _vma_kind(pid, m)
     vma = mm_pb2.VmaEntry(start=m.start, end=m.end, pgoff=m.offset, prot=_prot(m.perms),
                           flags=MAP_SHARED if m.shared else MAP_PRIVATE, kind=kind, name=m.name)
@@ -138,6 +147,11 @@ def vma_entry(pid: int, m: proc.Mapping) -> mm_pb2.VmaEntry:
     if kind in (mm_pb2.VMA_FILE_PRIVATE, mm_pb2.VMA_FILE_SHARED):
         vma.path = m.name
         vma.fmode = _map_file_mode(pid, m)
+        if m.name.endswith(DELETED):
+            vma.path = m.name[:-len(DELETED)]
+            if files is not None:
+                vma.file_id = regfile.dump_mapped(pid, f"{m.start:x}-{m.end:x}", vma.fmode, files)
+            return vma
         _device_vma(pid, m, vma)
     elif kind in (mm_pb2.VMA_SHMEM, mm_pb2.VMA_SYSVSHM):
         vma.shmid = m.inode
@@ -363,14 +377,16 @@ def mm_fields(pid: int, remote: Remote) -> mm_pb2.MmEntry:
 def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
          next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int,
          track: ProcessTrack | None = None,
-         parent: tuple[int, mm_pb2.MmEntry] | None = None) -> mm_pb2.MmEntry:
+         parent: tuple[int, mm_pb2.MmEntry] | None = None,
+         files: DumpFiles | None = None) -> mm_pb2.MmEntry:
     """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
     pid namespace); returns the MmEntry.  track: an incremental dump; parent:
-    the parent's host pid and MmEntry (pages shared with it, mm/cow.py)."""
+    the parent's host pid and MmEntry (pages shared with it, mm/cow.py);
+    files: where mapped deleted files get their ghosts."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
-    mm.vmas.extend(vma_entry(pid, m) for m in maps if m.name not in SKIPPED)
+    mm.vmas.extend(vma_entry(pid, m, files) for m in maps if m.name not in SKIPPED)
     mm.mlockall = future_lock(pid, remote.scratch)
     if parent is not None:
         cow.record(pid, parent[0], list(mm.vmas), list(parent[1].vmas))
@@ -495,6 +511,8 @@ class AreaMapper:
     shmem_fds: dict[int, int]            # shmid -> local fd of the recreated object
     root: Root                           # where dumped paths are looked up (fs/namei.py)
     getfd_slot: int = -1                 # the puppet's pidfd of refcr: getfd in the batches
+    # FileEntry id -> refcr's fd of that description (RestoreFiles.open): a deleted file's ghost
+    open_file: Callable[[int], int] | None = None
     _calls: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     _locals: list[int] = field(default_factory=list)      # local fds the queued getfds take
     _fd: int = -1                        # T, open in the puppet while calls using it are queued
@@ -537,6 +555,12 @@ class AreaMapper:
         if vma.kind == mm_pb2.VMA_SYSVSHM:
             self.flush()
             sysv.sysvshm_attach(self.remote, vma)
+            return
+        if vma.file_id:             # a deleted file: its ghost, made once for its fds and areas
+            if self.open_file is None:
+                raise RestoreError(f"mm image: area {vma.start:#x} maps file id {vma.file_id}, no file table")
+            prot = private_prot(vma) if vma.kind == mm_pb2.VMA_FILE_PRIVATE else vma.prot
+            self._map_fd(vma, os.dup(self.open_file(vma.file_id)), prot)
             return
         given = host.update_vma_map(vma.path, vma.start, vma.pgoff)     # UPDATE_VMA_MAP
         local, pgoff = given if given is not None else (-1, vma.pgoff)

@@ -343,7 +343,7 @@ class ScenarioItem(pytest.Item):
         self.flavor = flavor
         self.not_selected = not_selected
         self.add_marker(pytest.mark.zdtm)
-        if scenario.name.startswith(("pty", "inherit_fd_tty")) or scenario.shell_job:
+        if scenario.name.startswith(("pty", "inherit_fd_tty", "dev_tty", "ctty")) or scenario.shell_job:
             # host ptys are one shared index space: terminal items run on one worker
             # (with --dist loadgroup), one after another (inherit_fd_tty*: its peer
             # and the harness allocate ptys while pty00 may need a given index)

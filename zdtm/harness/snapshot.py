@@ -43,14 +43,16 @@ changes across C/R is normalised away:
 from __future__ import annotations
 
 import difflib
+import fcntl
 import os
 import re
 import stat
+import struct
 import subprocess
 from dataclasses import dataclass, field, fields, replace
 
 from .procs import descendants, read_stat
-from .sockopts import socket_state
+from .sockopts import SYS_PIDFD_GETFD, _libc, socket_state
 
 STATUS_KEYS = (
     "Name", "Umask", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt",
@@ -514,7 +516,7 @@ def _fds(pid: int, mount_points: dict[str, str] | None) -> list[Fd]:
             info = info + tuple(socket_state(pid, int(name)))
         target = TMPFILE_NAME.sub("/#INO (deleted)", target)
         more = _fdinfo_lines(f"/proc/{pid}/fdinfo/{name}")
-        info += _file_stat(f"{base}/{name}", target)
+        info += _file_stat(f"{base}/{name}", target) + _tty_alias(pid, int(name), target)
         out.append(Fd(int(name), target, info + _epoll_targets(more) + _locks(more)))
     return out
 
@@ -536,7 +538,69 @@ def _file_stat(link: str, target: str) -> Pairs:
         out += [("size", str(st.st_size)), ("mtime", str(st.st_mtime_ns))]
         if target.endswith(" (deleted)") and not target.startswith("/memfd:"):   # mmap sets a memfd's
             out.append(("atime", str(st.st_atime_ns)))
+    if target.endswith(" (deleted)") and not ANON_SHARED.match(target):
+        out.append((GHOST, _ghost_key(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)))
     return tuple(out)
+
+
+# A deleted file (fd or mapping) is a new inode after restore: its inode is
+# renumbered over the whole tree (_renumber_objects), so that which fds and
+# areas are one file still shows.
+GHOST = "deleted inode"
+
+
+def _ghost_key(dev: str, ino: int) -> str:
+    return f"{dev}:{ino}"
+
+
+INOTIFY_INODE = re.compile(r"ino:([0-9a-f]+) sdev:([0-9a-f]+)")
+INOTIFY_HANDLE = re.compile(r" f_handle:[0-9a-f]*")
+CWD_GHOST = re.compile(r"^(.*) \[deleted inode (\S+)\]$")
+
+
+def _cwd(pid: int) -> str:
+    """The cwd link; a removed directory's with its inode (renumbered like
+    the fds' and areas' of deleted files: which fds are the cwd shows)."""
+    link = _readlink(f"/proc/{pid}/cwd")
+    if not link.endswith(" (deleted)"):
+        return link
+    st = os.stat(f"/proc/{pid}/cwd")
+    return f"{link} [deleted inode {_ghost_key(f'{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}', st.st_ino)}]"
+
+
+TIOCGDEV = 0x80045432
+
+
+def _tty_alias(pid: int, fd: int, target: str) -> Pairs:
+    """The terminal an fd of /dev/tty or /dev/console reaches (TIOCGDEV on a
+    pidfd_getfd copy of its description: reopening the link would reach the
+    harness's own)."""
+    if target not in ("/dev/tty", "/dev/console"):
+        return ()
+    pidfd, copy = -1, -1
+    try:
+        pidfd = os.pidfd_open(pid)
+        copy = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if copy < 0:
+            return (("reaches", "unknown"),)
+        dev, = struct.unpack("I", fcntl.ioctl(copy, TIOCGDEV, bytes(4)))
+        return (("reaches", f"{os.major(dev)}:{os.minor(dev)}"),)
+    except OSError as exc:
+        return (("reaches", exc.strerror or "error"),)
+    finally:
+        for x in (pidfd, copy):
+            if x >= 0:
+                os.close(x)
+
+
+def _ctty(st) -> Pairs:
+    """A session leader's controlling terminal and whether its own group is
+    the foreground one (other processes of a session lose it: see drivers/tty.py)."""
+    if st.sid != st.pid:
+        return ()
+    tty_nr, tpgid = int(st.fields[7 - 3]), int(st.fields[8 - 3])
+    fg = "none" if tpgid <= 0 else "own group" if tpgid == st.pgid else "another group"
+    return (("ctty", f"{os.major(tty_nr)}:{os.minor(tty_nr)}" if tty_nr else "none"), ("ctty foreground", fg))
 
 
 def _fdinfo_lines(path: str) -> list[str]:
@@ -626,11 +690,11 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         threads=tuple(sorted(threads, key=lambda t: t.tid)),
         namespaces=tuple((k, HOST if v == host_ns.get(k) else v) for k, v in ns),
         mm=tuple((name, st.field(n)) for n, name in MM_STAT_FIELDS.items() if len(st.fields) > n - 3),
-        cwd=_readlink(f"/proc/{pid}/cwd"),
+        cwd=_cwd(pid),
         root=_readlink(f"/proc/{pid}/root"),
         exe=_readlink(f"/proc/{pid}/exe"),
         personality=_read(f"/proc/{pid}/personality").strip(),
-        attrs=_attrs(pid),
+        attrs=_attrs(pid) + _ctty(st),
         timers=_timers(pid),
         limits=tuple(_read(f"/proc/{pid}/limits").splitlines()),
         vmas=tuple(merge_vmas(_maps(pid))),
@@ -670,6 +734,7 @@ def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:
 def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
     """Replace kernel object inodes (fd links, namespaces) by their order of appearance."""
     numbers: dict[str, int] = {}
+    ghosts: dict[str, int] = {}
 
     def norm(target: str) -> str:
         m = OBJECT_LINK.match(target)
@@ -678,11 +743,45 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
         numbers.setdefault(target, len(numbers) + 1)
         return f"{m.group(1)}:[#{numbers[target]}]"
 
+    def ghost(key: str) -> int:
+        return ghosts.setdefault(key, len(ghosts) + 1)
+
+    def vma(v: Vma) -> Vma:
+        if not v.path.endswith(" (deleted)") or ANON_SHARED.match(v.path):
+            return v
+        return replace(v, inode=-ghost(_ghost_key(v.dev, v.inode)))
+
+    deleted = {v for t in tasks for f in t.fds for k, v in f.info if k == GHOST}
+    deleted |= {_ghost_key(v.dev, v.inode) for t in tasks for v in t.vmas
+                if v.path.endswith(" (deleted)") and not ANON_SHARED.match(v.path)}
+
+    def watch(line: str) -> str:
+        """An inotify watch of a deleted file of the tree: its inode renumbered."""
+        m = INOTIFY_INODE.search(line)
+        if m is None:
+            return line
+        sdev, ino = int(m.group(2), 16), int(m.group(1), 16)
+        key = _ghost_key(f"{sdev >> 20:02x}:{sdev & 0xFFFFF:02x}", ino)
+        if key not in deleted:
+            return line
+        return INOTIFY_HANDLE.sub("", INOTIFY_INODE.sub(f"deleted inode #{ghost(key)}", line))
+
+    def fd(f: Fd) -> Fd:
+        info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, watch(v)) if k == "inotify wd" else (k, v)
+                     for k, v in f.info)
+        return replace(f, target=norm(f.target), info=info)
+
+    def cwd(link: str) -> str:
+        m = CWD_GHOST.match(link)
+        return link if m is None else f"{m.group(1)} [deleted inode #{ghost(m.group(2))}]"
+
     return [
         replace(
             t,
             namespaces=tuple((k, norm(v)) for k, v in t.namespaces),
-            fds=tuple(replace(f, target=norm(f.target)) for f in t.fds),
+            cwd=cwd(t.cwd),
+            vmas=tuple(vma(v) for v in t.vmas),
+            fds=tuple(fd(f) for f in t.fds),
         )
         for t in tasks
     ]
