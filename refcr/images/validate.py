@@ -39,10 +39,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor as F
-
 from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
+from refcr.images.pbruntime import FieldDescriptor as F
 from refcr.pb import mm_pb2
 
 PAGE = 4096
