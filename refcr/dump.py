@@ -178,10 +178,13 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
     remote = t.remotes[host_tid]
     tc = core.threads.add(tid=tid, comm=proc.comm(t.pid, host_tid))
     regs.dump_thread(host_tid, remote, tc)
-    signals.dump_thread(host_tid, remote, tc, t.masks[host_tid])
+    # the sigaltstack and the clear_child_tid address in one round trip
+    sas, = remote.put(bytes(signals.STACK_T.size + 8))
+    tid_addr = sas + signals.STACK_T.size
+    remote.check_batch([signals.sigaltstack_call(sas), ("prctl", (PR_GET_TID_ADDRESS, tid_addr, 0, 0, 0))])
+    signals.dump_thread(host_tid, remote, tc, t.masks[host_tid], sigaltstack_at=sas)
     task.dump_rseq(host_tid, tc)
-    remote.check("prctl", PR_GET_TID_ADDRESS, remote.scratch, 0, 0, 0)
-    tc.clear_tid_addr = int.from_bytes(remote.get(remote.scratch, 8), "little")
+    tc.clear_tid_addr = int.from_bytes(remote.get(tid_addr, 8), "little")
     tc.robust_list, tc.robust_list_len = native.get_robust_list(host_tid)
     tc.sched.CopyFrom(sched.dump(t.pid, host_tid))
     tc.prctl.CopyFrom(prctl.dump_thread(t.pid, remote, t.member.entry.ppid == 0))

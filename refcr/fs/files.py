@@ -19,7 +19,7 @@ import importlib
 from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles, fd_target
 from refcr.fs import locks
 from refcr.images.imagedir import ImageDir
-from refcr.mm.track import tracking_fds
+from refcr.mm.track import is_tracking_fd
 from refcr.options import Options
 from refcr.pb import fdinfo_pb2
 from refcr.plugins import host
@@ -64,11 +64,10 @@ def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
 def dump_fds(pid: int, ctx: DumpFiles) -> list[fdinfo_pb2.FdinfoEntry]:
     table = []
     seen: set[int] = set()                # description ids already in the table
-    refcrs = set(tracking_fds(pid))       # refcr's own dirty-tracking userfaultfd: not the process's
     for fd in proc.fds(pid):
-        if fd in refcrs:
-            continue
         t = fd_target(pid, fd)
+        if is_tracking_fd(t.link, t.info):    # refcr's own dirty-tracking userfaultfd: not the process's
+            continue
         cloexec = bool(int(t.info["flags"], 8) & O_CLOEXEC)
         fe = fdinfo_pb2.FdinfoEntry(fd=fd, id=ctx.add(t), cloexec=cloexec)
         if fe.id not in seen:             # the process's POSIX locks, once per description

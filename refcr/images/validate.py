@@ -40,10 +40,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor as F
-
 from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
+from refcr.images.pbruntime import FieldDescriptor as F
 from refcr.pb import mm_pb2
 
 CONN_TABLE = r"refcr_tcp_[0-9]{1,10}_[0-9a-f]{8}"     # net/netlock.py's conn_table()
@@ -185,28 +184,66 @@ def validate(images: ImageDir, xsave_size: int) -> ImageSet:
 # ----------------------------------------------------------- generic ---
 
 def generic(msg: Any, where: _Where, prefix: str = "") -> None:
-    """Schema-driven checks of one message and everything in it."""
-    mname = msg.DESCRIPTOR.name
+    """Schema-driven checks of one message and everything in it.  What a
+    field needs is worked out once per field (_plan): a number without a
+    range is not looked at, and a label is made only for a failure (10,000
+    areas of mm.img: a third of the time of a label per value)."""
     for fd, value in msg.ListFields():
-        key = f"{mname}.{fd.name}"
-        label = prefix + fd.name
-        repeated = fd.is_repeated
-        values = list(value) if repeated else [value]
-        if repeated and len(values) > BOUNDS.get(key, MAX_REPEATED):
-            where.fail(label, f"{len(values)} items (at most {BOUNDS.get(key, MAX_REPEATED)})")
-        for i, v in enumerate(values):
-            item = f"{label}[{i}]" if repeated else label
-            if fd.type == F.TYPE_MESSAGE:
-                generic(v, where, item + ".")
-            elif fd.type == F.TYPE_STRING:
-                _string(v, key, item, where)
-            elif fd.type == F.TYPE_ENUM:
-                if fd.enum_type.values_by_number.get(v) is None:
-                    where.fail(item, f"unknown {fd.enum_type.name} value {v}")
-            elif key in RANGES and isinstance(v, int):
-                lo, hi = RANGES[key]
-                if not lo <= v <= hi:
-                    where.fail(item, f"{v} is out of range ({lo}..{hi})")
+        what, key, bound, extra = _PLANS.get(fd) or _plan(fd, msg.DESCRIPTOR.name)
+        if fd.is_repeated:
+            if len(value) > bound:
+                where.fail(prefix + fd.name, f"{len(value)} items (at most {bound})")
+            if what == _MESSAGE:
+                for i, v in enumerate(value):
+                    generic(v, where, f"{prefix}{fd.name}[{i}].")
+            elif what:
+                for i, v in enumerate(value):
+                    _check_value(what, v, key, extra, where, prefix, fd.name, i)
+        elif what == _MESSAGE:
+            generic(value, where, f"{prefix}{fd.name}.")
+        elif what:
+            _check_value(what, value, key, extra, where, prefix, fd.name)
+
+
+_MESSAGE, _STRING, _ENUM, _RANGE = 1, 2, 3, 4
+_PLANS: dict[Any, tuple[int, str, int, Any]] = {}
+
+
+def _plan(fd: Any, mname: str) -> tuple[int, str, int, Any]:
+    """(what to check, "Message.field", the item bound, the range or the enum's values)."""
+    key = f"{mname}.{fd.name}"
+    extra = None
+    if fd.type == F.TYPE_MESSAGE:
+        what = _MESSAGE
+    elif fd.type == F.TYPE_STRING:
+        what = _STRING
+    elif fd.type == F.TYPE_ENUM:
+        what, extra = _ENUM, (fd.enum_type.name, frozenset(fd.enum_type.values_by_number))
+    elif key in RANGES:
+        what, extra = _RANGE, RANGES[key]
+    else:
+        what = 0
+    plan = (what, key, BOUNDS.get(key, MAX_REPEATED), extra)
+    _PLANS[fd] = plan
+    return plan
+
+
+def _check_value(what: int, v: Any, key: str, extra: Any, where: _Where, prefix: str, name: str,
+                 index: int | None = None) -> None:
+    if what == _STRING:
+        if "\0" in v or len(v) > MAX_STRING or (key in PATHS and v and not v.startswith("/")):
+            _string(v, key, _label(prefix, name, index), where)
+    elif what == _ENUM:
+        if v not in extra[1]:
+            where.fail(_label(prefix, name, index), f"unknown {extra[0]} value {v}")
+    elif isinstance(v, int):
+        lo, hi = extra
+        if not lo <= v <= hi:
+            where.fail(_label(prefix, name, index), f"{v} is out of range ({lo}..{hi})")
+
+
+def _label(prefix: str, name: str, index: int | None) -> str:
+    return f"{prefix}{name}" if index is None else f"{prefix}{name}[{index}]"
 
 
 def _string(v: str, key: str, item: str, where: _Where) -> None:

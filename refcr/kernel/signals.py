@@ -56,9 +56,18 @@ def restore_sigactions(remote: Remote, entries: list[core_pb2.SigactionEntry]) -
 
 # ---- per thread ----------------------------------------------------------------
 
-def dump_sigaltstack(remote: Remote) -> core_pb2.SigaltstackEntry:
-    remote.check("sigaltstack", 0, remote.scratch)
-    sp, flags, _, size = STACK_T.unpack(remote.get(remote.scratch, STACK_T.size))
+def sigaltstack_call(addr: int) -> tuple[str, tuple[int, int]]:
+    """The injected call that writes the thread's stack_t at addr (for a batch)."""
+    return ("sigaltstack", (0, addr))
+
+
+def dump_sigaltstack(remote: Remote, done_at: int | None = None) -> core_pb2.SigaltstackEntry:
+    """The thread's sigaltstack; *done_at*: where a batch of the caller's has
+    already run sigaltstack_call (one round trip fewer per thread)."""
+    if done_at is None:
+        done_at = remote.scratch
+        remote.check(*sigaltstack_call(done_at))
+    sp, flags, _, size = STACK_T.unpack(remote.get(done_at, STACK_T.size))
     # SS_ONSTACK only says the thread is on the stack right now: not settable
     return core_pb2.SigaltstackEntry(sp=sp, flags=flags & (SS_DISABLE | SS_AUTODISARM), size=size)
 
@@ -71,11 +80,13 @@ def restore_sigaltstack(remote: Remote, sas: core_pb2.SigaltstackEntry) -> None:
     remote.defer("sigaltstack", addr, 0)
 
 
-def dump_thread(tid: int, remote: Remote, tc: core_pb2.ThreadCore, blocked: int) -> None:
-    """`blocked` is the mask saved before refcr blocked everything for injection."""
+def dump_thread(tid: int, remote: Remote, tc: core_pb2.ThreadCore, blocked: int,
+                sigaltstack_at: int | None = None) -> None:
+    """`blocked` is the mask saved before refcr blocked everything for injection;
+    `sigaltstack_at` as dump_sigaltstack's done_at."""
     tc.sigmask = blocked
     tc.pending.extend(native.peek_siginfo(tid, shared=False))
-    tc.sigaltstack.CopyFrom(dump_sigaltstack(remote))
+    tc.sigaltstack.CopyFrom(dump_sigaltstack(remote, sigaltstack_at))
 
 
 def dump_shared_pending(tid: int) -> list[bytes]:

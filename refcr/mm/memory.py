@@ -186,8 +186,8 @@ def guard_runs(pid: int, start: int, end: int) -> list[tuple[int, int]]:
 def future_lock(pid: int, scratch: int) -> int:
     """mlockall(MCL_FUTURE[|MCL_ONFAULT]) shows only in the areas mapped after
     it: the dump's own scratch area, just mapped, tells (VmFlags lo / lf)."""
-    area = next((m for m in proc.maps(pid) if m.start <= scratch < m.end), None)
-    state = _lock_state(area.vmflags) if area else mm_pb2.VMA_UNLOCKED
+    flags = proc.area_vmflags(pid, scratch)
+    state = _lock_state(flags) if flags is not None else mm_pb2.VMA_UNLOCKED
     if state == mm_pb2.VMA_UNLOCKED:
         return 0
     return MCL_FUTURE | (MCL_ONFAULT if state == mm_pb2.VMA_LOCKED_ONFAULT else 0)

@@ -208,20 +208,30 @@ class PageSet:
 
 # ----------------------------------------------- the target's userfaultfd ---
 
+UFFD_LINK = "anon_inode:[userfaultfd]"
+
+
 def tracking_fds(pid: int) -> list[int]:
     """refcr's tracking userfaultfds in pid's table (recognised by features)."""
     found = []
     for fd in proc.fds(pid):
         try:
-            if proc.readlink(pid, "fd", str(fd)) != "anon_inode:[userfaultfd]":
+            if proc.readlink(pid, "fd", str(fd)) != UFFD_LINK:
                 continue
-            api = proc.fdinfo(pid, fd).get("API", "")
+            info = proc.fdinfo(pid, fd)
         except (OSError, ImageError):
             continue
-        fields = api.split(":")
-        if len(fields) == 3 and int(fields[1], 16) & ~(1 << 31) == TRACK_FEATURES:
+        if is_tracking_fd(UFFD_LINK, info):
             found.append(fd)
     return found
+
+
+def is_tracking_fd(link: str, info: dict[str, str]) -> bool:
+    """Whether an fd (its /proc link and fdinfo) is a tracking userfaultfd of refcr's."""
+    if link != UFFD_LINK:
+        return False
+    fields = info.get("API", "").split(":")
+    return len(fields) == 3 and int(fields[1], 16) & ~(1 << 31) == TRACK_FEATURES
 
 
 def _high_fd(pid: int) -> int:

@@ -29,7 +29,9 @@ def _gone_is_no_such_process(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 def path(pid: int, *parts: str) -> str:
-    return os.path.join("/proc", str(pid), *parts)
+    """/proc/PID/PARTS... (parts are names, never absolute: os.path.join's
+    rules are not needed, and it was a tenth of a 10,000-fd dump)."""
+    return f"/proc/{pid}/{'/'.join(parts)}" if parts else f"/proc/{pid}"
 
 
 def _read(p: str) -> str:
@@ -166,10 +168,31 @@ def ranges(pid: int) -> list[Mapping]:
 @_gone_is_no_such_process
 def maps(pid: int) -> list[Mapping]:
     """Mappings with VmFlags, read from smaps in one pass.  About 25 lines a
-    mapping: a line is told by its first character (a header starts with a
-    hex digit, the fields with a capital), nothing split but what is kept."""
+    mapping, and only the header and the last (VmFlags) are kept: the text is
+    cut at each "VmFlags: " (one per mapping, the last field since 3.8; a
+    name cannot hold a newline, the kernel escapes it), so each piece holds
+    one mapping's flags and the next one's header: 10,000 mappings in a
+    third of the time of a line-by-line pass.  A text cut otherwise (an
+    older kernel) is read line by line."""
+    text = _read(path(pid, "smaps"))
+    parts = text.split("\nVmFlags: ")
+    header = parts[0].partition("\n")[0]
     result: list[Mapping] = []
-    for line in _read(path(pid, "smaps")).splitlines():
+    for part in parts[1:]:
+        if header[:1] not in _HEX:
+            return _maps_by_line(text)
+        flags, _, rest = part.partition("\n")
+        m = _parse_maps_line(header)
+        m.vmflags = set(flags.split())
+        result.append(m)
+        header = rest.partition("\n")[0]
+    return result if not header else _maps_by_line(text)
+
+
+def _maps_by_line(text: str) -> list[Mapping]:
+    """smaps line by line: a header starts with a hex digit, the fields with a capital."""
+    result: list[Mapping] = []
+    for line in text.splitlines():
         c = line[:1]
         if c in _HEX:
             result.append(_parse_maps_line(line))
@@ -178,7 +201,27 @@ def maps(pid: int) -> list[Mapping]:
     return result
 
 
+@_gone_is_no_such_process
+def area_vmflags(pid: int, addr: int) -> set[str] | None:
+    """The VmFlags of the mapping holding addr (None: no mapping there).
+    smaps is made as it is read and areas come in address order, so the
+    read stops at that area: it costs the areas below addr only."""
+    found = False
+    with open(path(pid, "smaps"), "rb") as f:
+        for raw in f:
+            c = raw[:1]
+            if c in _HEX_BYTES:
+                start, _, rest = raw.partition(b"-")
+                if int(start, 16) > addr:
+                    return None
+                found = int(rest.split(b" ", 1)[0], 16) > addr
+            elif found and raw.startswith(b"VmFlags:"):
+                return set(raw[8:].decode().split())
+    return None
+
+
 _HEX = frozenset("0123456789abcdef")
+_HEX_BYTES = frozenset(bytes([c]) for c in b"0123456789abcdef")
 
 
 @_gone_is_no_such_process
