@@ -28,12 +28,34 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import procs
+from . import procs, snapshot
 
 if TYPE_CHECKING:
     from .runner import ScenarioRun
 
 PAGE = 4096
+# the features of refcr's tracking userfaultfd (UFFD_FEATURE_WP_ASYNC |
+# UFFD_FEATURE_WP_UNPOPULATED), as fdinfo's API line shows them
+TRACKING_FEATURES = (1 << 15) | (1 << 13)
+
+
+def _tracking_uffd(f: snapshot.Fd) -> bool:
+    if f.target != "anon_inode:[userfaultfd]":
+        return False
+    api = dict(f.info).get("API", "").split(":")
+    return len(api) == 3 and int(api[1], 16) & ~(1 << 31) == TRACKING_FEATURES
+
+
+def without_tracking(state: snapshot.TreeState) -> snapshot.TreeState:
+    """A snapshot taken between --track-mem checkpoints without refcr's own
+    footprint: its userfaultfd in the fd table and the uffd-wp flag ('uw') of
+    the areas registered with it.  Neither is the process's state, and both
+    are gone after a restore (refcr/mm/track.py)."""
+    def task(t: snapshot.TaskState) -> snapshot.TaskState:
+        vmas = tuple(dataclasses.replace(v, vmflags=" ".join(f for f in v.vmflags.split() if f != "uw"))
+                     for v in t.vmas)
+        return dataclasses.replace(t, vmas=vmas, fds=tuple(f for f in t.fds if not _tracking_uffd(f)))
+    return snapshot.TreeState(tuple(task(t) for t in state.tasks))
 
 
 def checkpoint_command(run: "ScenarioRun", i: int) -> tuple[str, list[str]]:

@@ -146,7 +146,7 @@ class ScenarioRun:
                 with self._step("cr-opts"):
                     self.run_opts = cropts.load(self.cfg.workdir)
                 self._refused_dumps(before)
-                self._checkpoints()
+                before = self._checkpoints() or before
                 chain.before_final_dump(self)
                 for it in range(1, self.cfg.iterations + 1):
                     if not self._checkpoint_restore(it, before):
@@ -447,10 +447,14 @@ class ScenarioRun:
         procs.reap_zombie_children()
         return {p.pid for p in procs.iter_procs() if p.ppid == me and not p.zombie and p.pid not in known}
 
-    def _checkpoints(self) -> None:
+    def _checkpoints(self) -> snapshot.TreeState | None:
         """.desc 'checkpoints': N: dumps with --leave-running into ckpt-I, each
-        once WORKDIR/ckpt-I.go exists; WORKDIR/ckpt-I.done says it is taken."""
+        once WORKDIR/ckpt-I.go exists; WORKDIR/ckpt-I.done says it is taken.
+        With 'restore_checkpoint' the state to compare after the restore is
+        the one right before that checkpoint (returned): the first snapshot
+        can hold a message the test had not read yet (inq=2 in seed001)."""
         sc, wd = self.cfg.scenario, self.cfg.workdir
+        at: snapshot.TreeState | None = None
         for i in range(1, sc.checkpoints + 1):
             step = f"checkpoint-{i}"
             with self._step(step):
@@ -463,6 +467,10 @@ class ScenarioRun:
                     if time.monotonic() > deadline:
                         raise StepFailed(step, f"no ckpt-{i}.go after {self.cfg.timeouts.start:g}s")
                     time.sleep(0.02)
+                if i == sc.restore_checkpoint:
+                    assert self.pid is not None
+                    at = snapshot.take_tree(self.pid, sc.transient)
+                    at = chain.without_tracking(at) if sc.track_mem else at
                 images = wd / f"ckpt-{i}"
                 images.mkdir()
                 command, chained = chain.checkpoint_command(self, i)
@@ -475,6 +483,7 @@ class ScenarioRun:
                                      f"{res.returncode}: {res.error_line()}")
                 chain.check_written(self, i, images)
                 (wd / f"ckpt-{i}.done").touch()
+        return at
 
     def _checkpoint_restore(self, it: int, before: snapshot.TreeState) -> bool:
         sc, fl, to = self.cfg.scenario, self.cfg.flavor, self.cfg.timeouts
