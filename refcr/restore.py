@@ -3,7 +3,8 @@
 1. The tree of empty puppets is built top down, with the dumped pids:
    sessions come from the order of fork and setsid, process groups from
    setpgid (a group whose leader is gone gets a short-lived helper with the
-   leader's pid), zombies exit with their status.
+   leader's pid), zombies exit with their status; a child that shared its
+   parent's cwd, root and umask is forked with CLONE_FS (kernel/sharing.py).
    Before a process forks, its special areas move to their dumped places and
    the private anonymous areas its children shared pages of at the dump are
    mapped and filled: the children inherit them (mm/cow.py).
@@ -32,7 +33,7 @@ from refcr.images.imagedir import ImageDir
 from refcr.images.validate import validate
 from refcr.kernel import (
     audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp,
-    signals, task,
+    sharing, signals, task,
 )
 from refcr.log import log, progress
 from refcr.mm import memory, pages
@@ -171,7 +172,7 @@ class TreeBuilder:
             self.fork(node, c)
 
     def fork(self, parent: Node, child: Node) -> None:
-        child.puppet = parent.puppet.fork_child(child.pid)
+        child.puppet = parent.puppet.fork_child(child.pid, child.entry.clone_flags)
         self.puppets.append(child.puppet)
         child.sid_now = parent.sid_now
         child.inherited = parent.ready
@@ -309,7 +310,8 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     fault.point("restore-after-memory")
     ctx.install_table(p, n.fds)
     p.drop_pidfd()
-    fs_struct.restore(r, core)
+    if sharing.restores_fs(n.entry.clone_flags):     # else its parent's are its own (CLONE_FS)
+        fs_struct.restore(r, core)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
     prctl.restore_process(r, core.prctl)

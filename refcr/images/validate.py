@@ -57,6 +57,7 @@ SIGINFO = 128
 SIGKILL, SIGSTOP = 9, 19
 MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN, MAP_NORESERVE = 0x01, 0x02, 0x100, 0x4000
 NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
+CLONE_FS = 0x200                   # the only PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
 # O_TMPFILE is __O_TMPFILE | O_DIRECTORY: only its own bit counts, O_DIRECTORY alone is a
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
@@ -222,8 +223,10 @@ def _tree(s: ImageSet) -> list[int]:
     seen: set[int] = set()
     tids: set[int] = set()
     live = []
+    by_pid: dict[int, Any] = {}
     for i, e in enumerate(entries):
         w = s.where("pstree", i)
+        by_pid[e.pid] = e
         if e.pid in seen:
             w.fail("pid", f"{e.pid} is listed twice")
         seen.add(e.pid)
@@ -246,7 +249,24 @@ def _tree(s: ImageSet) -> list[int]:
         core = s.entries("core", e.pid)[0]
         if [t.tid for t in core.threads] != list(e.threads):
             w.fail("threads", f"core-{e.pid}.img describes other threads")
+        _clone_flags(s, e, by_pid.get(e.ppid) if i else None, w)
+    if any(e.zombie and e.clone_flags for e in entries):
+        raise ImageError(s.path("pstree"), None, "a zombie shares something with its parent (clone_flags)")
     return live
+
+
+def _clone_flags(s: ImageSet, e: Any, parent: Any, w: _Where) -> None:
+    """What a process shares with its parent: only CLONE_FS, only with a live
+    parent listed before it, and its cwd, root and umask must be the parent's."""
+    if not e.clone_flags:
+        return
+    if e.clone_flags & ~CLONE_FS:
+        w.fail("clone_flags", f"{e.clone_flags:#x}: refcr restores only CLONE_FS ({CLONE_FS:#x})")
+    if parent is None or parent.zombie:
+        w.fail("clone_flags", "the process has no live parent listed before it to share with")
+    mine, theirs = s.entries("core", e.pid)[0], s.entries("core", parent.pid)[0]
+    if (mine.cwd, mine.root, mine.umask) != (theirs.cwd, theirs.root, theirs.umask):
+        w.fail("clone_flags", f"CLONE_FS, but its cwd, root or umask are not those of its parent {parent.pid}")
 
 
 def _inventory(s: ImageSet) -> None:
