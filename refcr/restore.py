@@ -4,7 +4,8 @@
    sessions come from the order of fork and setsid, process groups from
    setpgid (a group whose leader is gone gets a short-lived helper with the
    leader's pid), zombies exit with their status; a child that shared its
-   parent's cwd, root and umask is forked with CLONE_FS (kernel/sharing.py).
+   parent's cwd, root and umask (fd table) is forked with CLONE_FS
+   (CLONE_FILES) and leaves them to the parent (kernel/sharing.py).
    Before a process forks, its special areas move to their dumped places and
    the private anonymous areas its children shared pages of at the dump are
    mapped and filled: the children inherit them (mm/cow.py).
@@ -308,13 +309,22 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
                                getfd_slot=p.pidfd_slot)
     memory.restore(r, n.mm, images, mapper, n.pid, n.ready)
     fault.point("restore-after-memory")
-    ctx.install_table(p, n.fds)
-    p.drop_pidfd()
+    if sharing.restores_files(n.entry.clone_flags):  # else its parent's table is its own (CLONE_FILES)
+        ctx.install_table(p, n.fds)
     if sharing.restores_fs(n.entry.clone_flags):     # else its parent's are its own (CLONE_FS)
         fs_struct.restore(r, core)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
     prctl.restore_process(r, core.prctl)
+
+
+def drop_pidfd(n: Node) -> None:
+    """Close refcr's pidfd in the puppet's table (once per table: a CLONE_FILES
+    sharer's slot is its parent's, closed by the parent, listed before it)."""
+    if sharing.restores_files(n.entry.clone_flags):
+        n.puppet.drop_pidfd()
+    else:
+        n.puppet.pidfd_slot = -1
 
 
 def restore_threads(n: Node) -> None:
@@ -451,6 +461,8 @@ def _restore(opts: Options) -> int:
             for n in live:
                 restore_process(n, images, ctx, shmem)
                 progress.process_done()
+        for n in live:          # after all: a sharer of the table maps its files through the same slot
+            drop_pidfd(n)
         ctx.inherited.check_all_used()
         if "ipc" in inv.root_namespaces:
             from refcr.ipc import sysv

@@ -82,7 +82,7 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
                          ("pstree.img", "host_pid")),
     "root sharing fs with a parent": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x200),
                                       ("pstree.img", "clone_flags", "no live parent")),
-    "CLONE_FILES sharing": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x400),
+    "CLONE_SIGHAND sharing": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x800),
                             ("pstree.img", "clone_flags", "only CLONE_FS")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),

@@ -57,7 +57,7 @@ SIGINFO = 128
 SIGKILL, SIGSTOP = 9, 19
 MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN, MAP_NORESERVE = 0x01, 0x02, 0x100, 0x4000
 NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
-CLONE_FS = 0x200                   # the only PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
+CLONE_FS, CLONE_FILES = 0x200, 0x400    # the PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
 # O_TMPFILE is __O_TMPFILE | O_DIRECTORY: only its own bit counts, O_DIRECTORY alone is a
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
@@ -256,17 +256,25 @@ def _tree(s: ImageSet) -> list[int]:
 
 
 def _clone_flags(s: ImageSet, e: Any, parent: Any, w: _Where) -> None:
-    """What a process shares with its parent: only CLONE_FS, only with a live
-    parent listed before it, and its cwd, root and umask must be the parent's."""
+    """What a process shares with its parent: only CLONE_FS and CLONE_FILES,
+    only with a live parent listed before it, and its cwd, root and umask
+    (fd table) must be the parent's."""
     if not e.clone_flags:
         return
-    if e.clone_flags & ~CLONE_FS:
-        w.fail("clone_flags", f"{e.clone_flags:#x}: refcr restores only CLONE_FS ({CLONE_FS:#x})")
+    if e.clone_flags & ~(CLONE_FS | CLONE_FILES):
+        w.fail("clone_flags", f"{e.clone_flags:#x}: refcr restores only CLONE_FS ({CLONE_FS:#x}) "
+                              f"and CLONE_FILES ({CLONE_FILES:#x})")
     if parent is None or parent.zombie:
         w.fail("clone_flags", "the process has no live parent listed before it to share with")
     mine, theirs = s.entries("core", e.pid)[0], s.entries("core", parent.pid)[0]
-    if (mine.cwd, mine.root, mine.umask) != (theirs.cwd, theirs.root, theirs.umask):
+    if e.clone_flags & CLONE_FS and (mine.cwd, mine.root, mine.umask) != (theirs.cwd, theirs.root, theirs.umask):
         w.fail("clone_flags", f"CLONE_FS, but its cwd, root or umask are not those of its parent {parent.pid}")
+    if e.clone_flags & CLONE_FILES and _table(s, e.pid) != _table(s, parent.pid):
+        w.fail("clone_flags", f"CLONE_FILES, but its fd table is not that of its parent {parent.pid}")
+
+
+def _table(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
+    return [(f.fd, f.id, f.cloexec) for f in s.entries("fdinfo", pid)]
 
 
 def _inventory(s: ImageSet) -> None:

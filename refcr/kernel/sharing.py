@@ -3,18 +3,23 @@ table (clone CLONE_FILES), the fs info (CLONE_FS: cwd, root, umask), the
 signal handlers (CLONE_SIGHAND, with CLONE_VM) and the address space
 (CLONE_VM without CLONE_THREAD).
 
-Restored: a process that shares its fs info with its parent.  The dump
-records CLONE_FS in its pstree entry (clone_flags); the restore forks it
-from its parent's puppet with clone3(CLONE_FS), and only the first process
-of the group (the topmost) restores cwd, root and umask (the image checker
-wants the others' to be the same).  A chain (a grandchild sharing with its
+Restored: a process that shares its fs info or its fd table with its
+parent.  The dump records CLONE_FS / CLONE_FILES in its pstree entry
+(clone_flags); the restore forks it from its parent's puppet with
+clone3(CLONE_FS / CLONE_FILES), and only the first process of the group
+(the topmost) restores cwd, root and umask, or installs the fd table (the
+image checker wants the others' to be the same: a sharer's fdinfo image is
+its parent's).  The fork happens while the table holds only refcr's pidfd
+slot, so nothing of the parent's table is copied by accident; the slot is
+closed once every process has restored its memory (a sharer's file areas
+are mapped through it after its parent installed the table).  A chain (a grandchild sharing with its
 child sharing with the root) is one group made by the same forks.  As CRIU
 (cr-restore.c fork_with_pid, rst->clone_flags), sharing is rebuilt only the
 way clone makes it: with the parent.
 
-Refused at the dump, naming the two processes and what they share: fs info
-shared with a process that is not the parent (two siblings after
-CLONE_PARENT, or re-parented sharers), and every sharing of the other kinds
+Refused at the dump, naming the two processes and what they share: fs info or
+an fd table shared with a process that is not the parent (two siblings
+after CLONE_PARENT, or re-parented sharers), and every sharing of the other kinds
 (refcr restores each process with its own copy of them, which would lose
 the sharing silently, or, for CLONE_VM, give two copies of memory that was
 one).
@@ -33,8 +38,8 @@ from refcr.kernel.pstree import Member
 from refcr.ptrace import native
 
 KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND = 1, 2, 3, 4
-CLONE_FS = 0x00000200
-RESTORED = CLONE_FS                    # the clone_flags a pstree entry may carry
+CLONE_FS, CLONE_FILES = 0x00000200, 0x00000400
+RESTORED = CLONE_FS | CLONE_FILES      # the clone_flags a pstree entry may carry
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Kind:
 KINDS = (      # CLONE_SIGHAND needs CLONE_VM: named first, it says more
     Kind(KCMP_SIGHAND, "signal handlers (clone CLONE_SIGHAND)"),
     Kind(KCMP_VM, "an address space (clone CLONE_VM)"),
-    Kind(KCMP_FILES, "an fd table (clone CLONE_FILES)"),
+    Kind(KCMP_FILES, "an fd table (clone CLONE_FILES)", CLONE_FILES),
     Kind(KCMP_FS, "cwd, root and umask (clone CLONE_FS)", CLONE_FS),
 )
 
@@ -85,6 +90,11 @@ def dump(live: list[Member]) -> None:
                 _refuse(group[0], pid, kind, " with a process that is not its parent")
             group.append(pid)
             m.entry.clone_flags |= kind.clone_flags
+
+
+def restores_files(clone_flags: int) -> bool:
+    """Whether a process installs its own fd table (not when its parent's is its own)."""
+    return not clone_flags & CLONE_FILES
 
 
 def restores_fs(clone_flags: int) -> bool:
