@@ -360,7 +360,7 @@ def _frozen_part(opts: Options, images: ImageDir, guard: Guardian, namespaces: l
                  lock: netlock.NetLock, frozen: list[FrozenTask], zombies: list[pstree.Member]) -> None:
     try:
         freeze_tree(opts.pid, frozen, zombies, guard)
-        sharing.check([t.pid for t in frozen])
+        sharing.dump([t.member for t in frozen])
         lock.lock()
         members = [t.member for t in frozen] + zombies
         pstree.check_ids(members, opts)

@@ -3,7 +3,9 @@
 1. The tree of empty puppets is built top down, with the dumped pids:
    sessions come from the order of fork and setsid, process groups from
    setpgid (a group whose leader is gone gets a short-lived helper with the
-   leader's pid), zombies exit with their status.
+   leader's pid), zombies exit with their status; a child that shared its
+   parent's cwd, root and umask (fd table) is forked with CLONE_FS
+   (CLONE_FILES) and leaves them to the parent (kernel/sharing.py).
    Before a process forks, its special areas move to their dumped places and
    the private anonymous areas its children shared pages of at the dump are
    mapped and filled: the children inherit them (mm/cow.py).
@@ -32,7 +34,7 @@ from refcr.images.imagedir import ImageDir
 from refcr.images.validate import validate
 from refcr.kernel import (
     audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp,
-    signals, task,
+    sharing, signals, task,
 )
 from refcr.log import log, progress
 from refcr.mm import memory, pages
@@ -171,7 +173,7 @@ class TreeBuilder:
             self.fork(node, c)
 
     def fork(self, parent: Node, child: Node) -> None:
-        child.puppet = parent.puppet.fork_child(child.pid)
+        child.puppet = parent.puppet.fork_child(child.pid, child.entry.clone_flags)
         self.puppets.append(child.puppet)
         child.sid_now = parent.sid_now
         child.inherited = parent.ready
@@ -307,16 +309,26 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
                                getfd_slot=p.pidfd_slot, open_file=ctx.open)
     memory.restore(r, n.mm, images, mapper, n.pid, n.ready)
     fault.point("restore-after-memory")
-    ctx.install_table(p, n.fds)
+    if sharing.restores_files(n.entry.clone_flags):  # else its parent's table is its own (CLONE_FILES)
+        ctx.install_table(p, n.fds)
     tty.restore_controlling(ctx, p)
-    cwd = p.install_fd(ctx.open(core.cwd_file)) if core.cwd_file else -1    # a removed cwd's ghost
-    p.drop_pidfd()
-    fs_struct.restore(r, core, cwd)
-    if cwd >= 0:
-        r.check("close", cwd)
+    if sharing.restores_fs(n.entry.clone_flags):     # else its parent's are its own (CLONE_FS)
+        cwd = p.install_fd(ctx.open(core.cwd_file)) if core.cwd_file else -1    # a removed cwd's ghost
+        fs_struct.restore(r, core, cwd)
+        if cwd >= 0:
+            r.check("close", cwd)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
     prctl.restore_process(r, core.prctl)
+
+
+def drop_pidfd(n: Node) -> None:
+    """Close refcr's pidfd in the puppet's table (once per table: a CLONE_FILES
+    sharer's slot is its parent's, closed by the parent, listed before it)."""
+    if sharing.restores_files(n.entry.clone_flags):
+        n.puppet.drop_pidfd()
+    else:
+        n.puppet.pidfd_slot = -1
 
 
 def restore_threads(n: Node) -> None:
@@ -455,6 +467,8 @@ def _restore(opts: Options) -> int:
             for n in live:
                 restore_process(n, images, ctx, shmem)
                 progress.process_done()
+        for n in live:          # after all: a sharer of the table maps its files through the same slot
+            drop_pidfd(n)
         ctx.inherited.check_all_used()
         regfile.ghost_times(ctx)
         if "ipc" in inv.root_namespaces:

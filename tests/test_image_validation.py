@@ -96,6 +96,10 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "cow run in a file area": ("files", "mm", True, _cow_in_file_area, ("mm-", ".cow")),
     "pid over PID_MAX": ("files", "pstree", False, lambda es: setattr(es[0], "host_pid", 1 << 30),
                          ("pstree.img", "host_pid")),
+    "root sharing fs with a parent": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x200),
+                                      ("pstree.img", "clone_flags", "no live parent")),
+    "CLONE_SIGHAND sharing": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x800),
+                            ("pstree.img", "clone_flags", "only CLONE_FS")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
 }

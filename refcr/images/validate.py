@@ -59,6 +59,7 @@ SIGINFO = 128
 SIGKILL, SIGSTOP = 9, 19
 MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN, MAP_NORESERVE = 0x01, 0x02, 0x100, 0x4000
 NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
+CLONE_FS, CLONE_FILES = 0x200, 0x400    # the PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
 # O_TMPFILE is __O_TMPFILE | O_DIRECTORY: only its own bit counts, O_DIRECTORY alone is a
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
@@ -265,8 +266,10 @@ def _tree(s: ImageSet) -> list[int]:
     seen: set[int] = set()
     tids: set[int] = set()
     live = []
+    by_pid: dict[int, Any] = {}
     for i, e in enumerate(entries):
         w = s.where("pstree", i)
+        by_pid[e.pid] = e
         if e.pid in seen:
             w.fail("pid", f"{e.pid} is listed twice")
         seen.add(e.pid)
@@ -289,7 +292,32 @@ def _tree(s: ImageSet) -> list[int]:
         core = s.entries("core", e.pid)[0]
         if [t.tid for t in core.threads] != list(e.threads):
             w.fail("threads", f"core-{e.pid}.img describes other threads")
+        _clone_flags(s, e, by_pid.get(e.ppid) if i else None, w)
+    if any(e.zombie and e.clone_flags for e in entries):
+        raise ImageError(s.path("pstree"), None, "a zombie shares something with its parent (clone_flags)")
     return live
+
+
+def _clone_flags(s: ImageSet, e: Any, parent: Any, w: _Where) -> None:
+    """What a process shares with its parent: only CLONE_FS and CLONE_FILES,
+    only with a live parent listed before it, and its cwd, root and umask
+    (fd table) must be the parent's."""
+    if not e.clone_flags:
+        return
+    if e.clone_flags & ~(CLONE_FS | CLONE_FILES):
+        w.fail("clone_flags", f"{e.clone_flags:#x}: refcr restores only CLONE_FS ({CLONE_FS:#x}) "
+                              f"and CLONE_FILES ({CLONE_FILES:#x})")
+    if parent is None or parent.zombie:
+        w.fail("clone_flags", "the process has no live parent listed before it to share with")
+    mine, theirs = s.entries("core", e.pid)[0], s.entries("core", parent.pid)[0]
+    if e.clone_flags & CLONE_FS and (mine.cwd, mine.root, mine.umask) != (theirs.cwd, theirs.root, theirs.umask):
+        w.fail("clone_flags", f"CLONE_FS, but its cwd, root or umask are not those of its parent {parent.pid}")
+    if e.clone_flags & CLONE_FILES and _table(s, e.pid) != _table(s, parent.pid):
+        w.fail("clone_flags", f"CLONE_FILES, but its fd table is not that of its parent {parent.pid}")
+
+
+def _table(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
+    return [(f.fd, f.id, f.cloexec) for f in s.entries("fdinfo", pid)]
 
 
 def _inventory(s: ImageSet) -> None:

@@ -3,29 +3,57 @@ table (clone CLONE_FILES), the fs info (CLONE_FS: cwd, root, umask), the
 signal handlers (CLONE_SIGHAND, with CLONE_VM) and the address space
 (CLONE_VM without CLONE_THREAD).
 
-refcr restores each process with its own copy of these, so a tree where two
-processes share one would come back with the sharing silently lost (or, for
-CLONE_VM, with two copies of memory that was one).  Until the restore forks
-such processes with the same clone flags, the dump refuses them, naming the
-two processes and what they share.
+Restored: a process that shares its fs info or its fd table with its
+parent.  The dump records CLONE_FS / CLONE_FILES in its pstree entry
+(clone_flags); the restore forks it from its parent's puppet with
+clone3(CLONE_FS / CLONE_FILES), and only the first process of the group
+(the topmost) restores cwd, root and umask, or installs the fd table (the
+image checker wants the others' to be the same: a sharer's fdinfo image is
+its parent's).  The fork happens while the table holds only refcr's pidfd
+slot, so nothing of the parent's table is copied by accident; the slot is
+closed once every process has restored its memory (a sharer's file areas
+are mapped through it after its parent installed the table).  A chain (a grandchild sharing with its
+child sharing with the root) is one group made by the same forks.  As CRIU
+(cr-restore.c fork_with_pid, rst->clone_flags), sharing is rebuilt only the
+way clone makes it: with the parent.
+
+Refused at the dump, naming the two processes and what they share: fs info or
+an fd table shared with a process that is not the parent (two siblings
+after CLONE_PARENT, or re-parented sharers), and every sharing of the other kinds
+(refcr restores each process with its own copy of them, which would lose
+the sharing silently, or, for CLONE_VM, give two copies of memory that was
+one).
 
 Dump: kcmp(pid1, pid2, KCMP_*) of every process against one representative
-of each object seen so far: O(processes x distinct objects) kcmp calls per
-kind, nothing for a single process.
+of each object seen so far, and against its parent: O(processes x distinct
+objects) kcmp calls per kind, nothing for a single process.
 """
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 
 from refcr.errors import UnsupportedObject
+from refcr.kernel.pstree import Member
 from refcr.ptrace import native
 
 KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND = 1, 2, 3, 4
+CLONE_FS, CLONE_FILES = 0x00000200, 0x00000400
+RESTORED = CLONE_FS | CLONE_FILES      # the clone_flags a pstree entry may carry
+
+
+@dataclass(frozen=True)
+class Kind:
+    kcmp: int
+    what: str
+    clone_flags: int = 0               # restored by a clone with these flags from the parent; 0: refused
+
+
 KINDS = (      # CLONE_SIGHAND needs CLONE_VM: named first, it says more
-    (KCMP_SIGHAND, "signal handlers (clone CLONE_SIGHAND)"),
-    (KCMP_VM, "an address space (clone CLONE_VM)"),
-    (KCMP_FILES, "an fd table (clone CLONE_FILES)"),
-    (KCMP_FS, "cwd, root and umask (clone CLONE_FS)"),
+    Kind(KCMP_SIGHAND, "signal handlers (clone CLONE_SIGHAND)"),
+    Kind(KCMP_VM, "an address space (clone CLONE_VM)"),
+    Kind(KCMP_FILES, "an fd table (clone CLONE_FILES)", CLONE_FILES),
+    Kind(KCMP_FS, "cwd, root and umask (clone CLONE_FS)", CLONE_FS),
 )
 
 
@@ -38,13 +66,37 @@ def _same(a: int, b: int, kind: int) -> bool:
         raise
 
 
-def check(pids: list[int]) -> None:
-    """Refuse a tree in which two processes share one of KINDS."""
-    for kind, what in KINDS:
-        seen: list[int] = []
-        for pid in pids:
-            other = next((s for s in seen if _same(s, pid, kind)), None)
-            if other is not None:
-                raise UnsupportedObject(f"processes {other} and {pid} share {what}: "
-                                        "refcr cannot restore that sharing yet")
-            seen.append(pid)
+def _refuse(other: int, pid: int, kind: Kind, why: str) -> None:
+    raise UnsupportedObject(f"processes {other} and {pid} share {kind.what}: refcr cannot restore that "
+                            f"sharing{why}")
+
+
+def dump(live: list[Member]) -> None:
+    """Set clone_flags in the pstree entry of every process that shares a
+    restorable kind with its parent; UnsupportedObject for any other
+    sharing.  *live*: the live processes, parents before children."""
+    host_of = {m.entry.pid: m.host_pid for m in live}
+    for kind in KINDS:
+        groups: list[list[int]] = []      # host pids; the first of a group is its representative
+        for m in live:
+            pid = m.host_pid
+            group = next((g for g in groups if _same(g[0], pid, kind.kcmp)), None)
+            if group is None:
+                groups.append([pid])
+                continue
+            if not kind.clone_flags:
+                _refuse(group[0], pid, kind, " yet")
+            if host_of.get(m.entry.ppid) not in group:
+                _refuse(group[0], pid, kind, " with a process that is not its parent")
+            group.append(pid)
+            m.entry.clone_flags |= kind.clone_flags
+
+
+def restores_files(clone_flags: int) -> bool:
+    """Whether a process installs its own fd table (not when its parent's is its own)."""
+    return not clone_flags & CLONE_FILES
+
+
+def restores_fs(clone_flags: int) -> bool:
+    """Whether a process restores its own cwd, root and umask (not when its parent's are its own)."""
+    return not clone_flags & CLONE_FS

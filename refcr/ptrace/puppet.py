@@ -166,9 +166,10 @@ class Puppet:
         wait_stop(host)          # auto-attached (TRACEFORK/TRACECLONE): its first stop
         return host
 
-    def fork_child(self, vpid: int) -> "Puppet":
-        """A child of this puppet, with pid vpid (it inherits what the parent has mapped)."""
-        host = self._clone(vpid, 0, signal.SIGCHLD, thread=False)
+    def fork_child(self, vpid: int, flags: int = 0) -> "Puppet":
+        """A child of this puppet, with pid vpid (it inherits what the parent has
+        mapped); flags: what else it shares with the parent (e.g. CLONE_FS)."""
+        host = self._clone(vpid, flags, signal.SIGCHLD, thread=False)
         child = Puppet(host, vpid, _remote(host, self.layout), self.layout, self.pidfd_slot)
         log.info("puppet %d (pid %d inside) forked from %d", host, vpid, self.pid)
         return child

@@ -6,7 +6,9 @@ the status fields C/R must preserve, limits, personality, cwd/root/exe links,
 cgroup membership (/proc/PID/cgroup as the task sees it; a thread's own only
 where it differs from its process's),
 session/group ids, the parent, namespaces, the mount table (when not the
-host's) and the mm layout fields of stat.
+host's), the mm layout fields of stat, and what processes share with other
+processes of the tree (kcmp KCMP_VM/FILES/FS/SIGHAND: the lowest inner pid
+sharing the object, for processes that share it).
 
 Processes and threads are keyed by their INNER pid/tid (the last field of
 NSpid), so the same comparison works when the tree is pid 1 of its own PID
@@ -42,7 +44,9 @@ changes across C/R is normalised away:
 """
 from __future__ import annotations
 
+import ctypes
 import difflib
+import errno
 import fcntl
 import os
 import re
@@ -185,6 +189,7 @@ class TaskState:
     mounts: tuple[Mount, ...]  # empty while in the harness's mount namespace
     stopped: tuple[int, ...] = ()  # inner tids in a job-control stop (State T), see job_stopped()
     cgroup: tuple[str, ...] = ()  # /proc/PID/cgroup lines, paths as the task sees them (its cgroup namespace)
+    shares: Pairs = ()  # (kind, lowest inner pid of the tree sharing it) for the kinds of SHARED that others share
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -731,6 +736,40 @@ def _zombie(pid: int, parent: int, status: Pairs) -> TaskState:
     )
 
 
+SHARED = (("vm", 1), ("files", 2), ("fs", 3), ("sighand", 4))   # kcmp(2) KCMP_* types
+SYS_KCMP = 312
+
+
+def _same(a: int, b: int, kind: int) -> bool:
+    ret = _libc.syscall(SYS_KCMP, a, b, kind, 0, 0)
+    if ret < 0:
+        err = ctypes.get_errno()
+        if err == errno.ESRCH:      # it ended meanwhile
+            return False
+        raise OSError(err, f"kcmp({a}, {b}, {kind}): {os.strerror(err)}")
+    return ret == 0
+
+
+def _mark_sharing(tasks: list[TaskState]) -> list[TaskState]:
+    """What each live process shares with another process of the tree
+    (tasks ordered by inner pid): the first one sharing it names the object."""
+    shares: dict[int, list[tuple[str, str]]] = {t.pid: [] for t in tasks}
+    for name, kind in SHARED:
+        groups: list[list[TaskState]] = []
+        for t in tasks:
+            if t.zombie:
+                continue
+            group = next((g for g in groups if _same(g[0].outer, t.outer, kind)), None)
+            if group is None:
+                groups.append([t])
+            else:
+                group.append(t)
+        for g in groups:
+            for t in g if len(g) > 1 else ():
+                shares[t.pid].append((name, str(g[0].pid)))
+    return [replace(t, shares=tuple(shares[t.pid])) for t in tasks]
+
+
 def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
     """Replace kernel object inodes (fd links, namespaces) by their order of appearance."""
     numbers: dict[str, int] = {}
@@ -823,14 +862,14 @@ def take_tree(root: int, transient: frozenset[str] = frozenset()) -> TreeState:
         tasks.append(t)
     if not tasks:
         raise ProcessLookupError(f"process {root} is not running")
-    return TreeState(tuple(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid)))))
+    return TreeState(tuple(_mark_sharing(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid))))))
 
 
 def take(pids: list[int]) -> TreeState:
     """Snapshot the given live processes as roots (no descendants walk)."""
     host_ns = host_namespaces()
     tasks = [take_task(pid, 0, host_ns) for pid in pids]
-    return TreeState(tuple(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid)))))
+    return TreeState(tuple(_mark_sharing(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid))))))
 
 
 def _render_field(value: object) -> list[str]:
