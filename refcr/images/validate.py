@@ -497,3 +497,10 @@ def _inet(e: Any, w: _Where) -> None:
             w.fail(f"inet.{name}", f"{len(v)} bytes for an address of family {e.family}")
     if e.type not in (1, 2):
         w.fail("inet.type", f"{e.type} (SOCK_STREAM or SOCK_DGRAM)")
+    # TCP streams; UDP, UDP-Lite (136) and ICMP echo (1 for IPv4, 58 for IPv6) datagrams.
+    protos = {1: (6,), 2: (17, 136, 58 if e.family == AF_INET6 else 1)}[e.type]
+    if e.protocol not in protos:
+        w.fail("inet.protocol", f"{e.protocol} for type {e.type} (one of {protos})")
+    for name in ("src_port", "dst_port"):
+        if getattr(e, name) > 0xFFFF:
+            w.fail(f"inet.{name}", f"{getattr(e, name)} (a port or ICMP echo id is 16 bits)")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.pb import sockopts_pb2
 
-SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6, SOL_TCP, SOL_NETLINK = 1, 0, 41, 6, 270
+SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6, SOL_TCP, SOL_NETLINK, SOL_UDPLITE = 1, 0, 41, 6, 270, 136
 SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_GET_FILTER, SO_LOCK_FILTER = 26, 27, 26, 44
 SO_RCVBUF, SO_SNDBUF, SO_RCVBUFFORCE, SO_SNDBUFFORCE, SO_BUF_LOCK = 8, 7, 33, 32, 72
 SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK = 1, 2
@@ -42,7 +42,7 @@ BPF_MAXINSNS = 4096
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-INET, INET6, TCP, NETLINK, ANY = "inet", "inet6", "tcp", "netlink", "any"
+INET, INET6, TCP, NETLINK, UDPLITE, ANY = "inet", "inet6", "tcp", "netlink", "udplite", "any"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Opt:
     num: int
     name: str
     size: int          # bytes of the value (getsockopt buffer)
-    applies: str       # ANY, INET (AF_INET), INET6, TCP (either family), NETLINK
+    applies: str       # ANY, INET (AF_INET), INET6, TCP / UDPLITE (either family), NETLINK
     connected: bool = True   # also set on a connected (established) socket
 
 
@@ -97,6 +97,8 @@ TABLE: tuple[Opt, ...] = (
     Opt(SOL_TCP, 7, "TCP_SYNCNT", 4, TCP),
     Opt(SOL_TCP, 8, "TCP_LINGER2", 4, TCP),
     Opt(SOL_TCP, 25, "TCP_NOTSENT_LOWAT", 4, TCP),
+    Opt(SOL_UDPLITE, 10, "UDPLITE_SEND_CSCOV", 4, UDPLITE),
+    Opt(SOL_UDPLITE, 11, "UDPLITE_RECV_CSCOV", 4, UDPLITE),
     Opt(SOL_NETLINK, 3, "NETLINK_PKTINFO", 4, NETLINK),
     Opt(SOL_NETLINK, 4, "NETLINK_BROADCAST_ERROR", 4, NETLINK),
     Opt(SOL_NETLINK, 5, "NETLINK_NO_ENOBUFS", 4, NETLINK),
@@ -117,6 +119,8 @@ def _applies(o: Opt, family: int, proto: int) -> bool:
         return family == socket.AF_INET6
     if o.applies == NETLINK:
         return family == socket.AF_NETLINK
+    if o.applies == UDPLITE:
+        return family in (socket.AF_INET, socket.AF_INET6) and proto == SOL_UDPLITE
     return family in (socket.AF_INET, socket.AF_INET6) and proto == socket.IPPROTO_TCP
 
 

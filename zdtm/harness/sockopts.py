@@ -7,7 +7,7 @@ classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
 addresses (inet: both ends; unix: the bound name), the receive queue
 length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
 shows and the TCP state, for a netlink socket its SOL_NETLINK options and
-every group joined, for a unix socket SO_PEERCRED (uid, gid and the
+every group joined, for a UDP-Lite socket its checksum coverage, for a unix socket SO_PEERCRED (uid, gid and the
 pid in the owner's pid namespace: restored sockets must name the same
 process of the tree), and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
@@ -60,6 +60,8 @@ TCP_OPTS = (
     ("tcp_notsent_lowat", 25, "i"),
 )
 UDP_OPTS = (("udp_cork", 1, "i"),)
+SOL_UDPLITE = 136
+UDPLITE_OPTS = (("udplite_send_cscov", 10, "i"), ("udplite_recv_cscov", 11, "i"))
 
 
 def _getsockopt(fd: int, level: int, opt: int, size: int) -> bytes | None:
@@ -126,6 +128,8 @@ def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
             out.append((SOL_TCP, TCP_OPTS))
         elif proto == socket.IPPROTO_UDP:
             out.append((SOL_UDP, UDP_OPTS))
+        elif proto == SOL_UDPLITE:
+            out.extend([(SOL_UDP, UDP_OPTS), (SOL_UDPLITE, UDPLITE_OPTS)])
     return out
 
 
