@@ -291,8 +291,8 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
             raise UnsupportedObject(f"{describe(t)}: TCP socket {connection(e)} in state "
                                     f"{TCP_STATES.get(e.state, e.state)} cannot be dumped")
     elif proto in PING_PROTOS:
-        e.state = _ping_peer(e, t)
         _refuse_queued_replies(s, e, t)
+        e.state = _ping_peer(e, t)
     else:
         e.state = TCP_ESTABLISHED if e.dst_port else TCP_CLOSE
         e.udp_msgs.extend(_peek_datagrams(s))
@@ -309,7 +309,9 @@ def _supported(family: int, stype: int, proto: int) -> bool:
 def _ping_peer(e: inet_pb2.InetSocketEntry, t: FdTarget) -> int:
     """A connected ping socket's peer and state from /proc/PID/net/icmp[6]
     (getpeername() says ENOTCONN: the peer's port is 0; inet_diag does not list
-    ping sockets).  A socket not listed (never bound) is taken as unconnected."""
+    ping sockets).  A socket not listed (never bound) is taken as unconnected
+    (a connect() without a bind or a send leaves it unhashed: its peer is
+    lost); a bound one not listed is another namespace's and refused."""
     table = "icmp6" if e.family == socket.AF_INET6 else "icmp"
     try:
         with open(f"/proc/{t.pid}/net/{table}") as f:
@@ -322,6 +324,9 @@ def _ping_peer(e: inet_pb2.InetSocketEntry, t: FdTarget) -> int:
             if state == TCP_ESTABLISHED:
                 e.dst_addr = _proc_addr(row[2].split(":")[0])
             return state
+    if e.src_port:      # bound, so hashed: it lives in another network namespace than its task
+        raise UnsupportedObject(f"{describe(t)}: ICMP (ping) socket {connection(e)} is not in its "
+                                f"process's network namespace (/proc/{t.pid}/net/{table})")
     return TCP_CLOSE
 
 
@@ -331,10 +336,10 @@ def _proc_addr(hexaddr: str) -> bytes:
 
 
 def _refuse_queued_replies(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> None:
-    """Echo replies waiting on a ping socket cannot be dumped (no SO_PEEK_OFF)."""
-    p = select.poll()
-    p.register(s.fileno(), select.POLLIN)
-    if dict(p.poll(0)).get(s.fileno(), 0) & select.POLLIN:
+    """Echo replies waiting on a ping socket cannot be dumped (no SO_PEEK_OFF).
+    Receive memory in use (SO_MEMINFO's first word) tells: poll()'s POLLIN is
+    also set by a shut-down read side."""
+    if sockopts.receive_memory(s):
         raise UnsupportedObject(f"{describe(t)}: ICMP (ping) socket {connection(e)} has echo replies "
                                 f"waiting to be read (they cannot be read without consuming them)")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
+import struct
 from dataclasses import dataclass
 
 from refcr.errors import RestoreError, UnsupportedObject
@@ -122,6 +123,15 @@ def _applies(o: Opt, family: int, proto: int) -> bool:
     if o.applies == UDPLITE:
         return family in (socket.AF_INET, socket.AF_INET6) and proto == SOL_UDPLITE
     return family in (socket.AF_INET, socket.AF_INET6) and proto == socket.IPPROTO_TCP
+
+
+SO_MEMINFO = 55
+
+
+def receive_memory(sk: socket.socket) -> int:
+    """Receive memory in use (SO_MEMINFO's first word, sk_rmem_alloc): nonzero
+    while anything is queued for reading, whatever poll() says."""
+    return struct.unpack_from("I", sk.getsockopt(SOL_SOCKET, SO_MEMINFO, 36))[0]
 
 
 def _read_filter(sk: socket.socket) -> bytes:

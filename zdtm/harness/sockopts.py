@@ -7,7 +7,8 @@ classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
 addresses (inet: both ends; unix: the bound name), the receive queue
 length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
 shows and the TCP state, for a netlink socket its SOL_NETLINK options and
-every group joined, for a UDP-Lite socket its checksum coverage, for a unix socket SO_PEERCRED (uid, gid and the
+every group joined, for a ping socket its peer and state (/proc/PID/net/icmp[6]),
+for a UDP-Lite socket its checksum coverage, for a unix socket SO_PEERCRED (uid, gid and the
 pid in the owner's pid namespace: restored sockets must name the same
 process of the tree), and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
@@ -188,6 +189,18 @@ def _hangup(fd: int, proto: int) -> list[tuple[str, str]]:
     return out
 
 
+def _ping_peer(pid: int, fd: int, family: int) -> list[tuple[str, str]]:
+    """A ping socket's state and peer from /proc/PID/net/icmp[6] (getpeername()
+    says ENOTCONN on a connected one: its peer port is 0)."""
+    ino = str(os.fstat(fd).st_ino)
+    try:
+        with open(f"/proc/{pid}/net/{'icmp6' if family == socket.AF_INET6 else 'icmp'}") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return []
+    return [("ping_peer", f"{r[2]}/{r[3]}") for r in rows if len(r) > 9 and r[9] == ino]
+
+
 def _cred_pid(owner: int, cpid: int) -> str:
     """SO_PEERCRED's pid as the fd's owner's pid namespace knows it: the same
     across C/R when it names a process of the tree; 'none' for no peer,
@@ -241,6 +254,8 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
         out.extend(_queues(copy, family, stype))
         if family in (socket.AF_INET, socket.AF_INET6):
             out.extend(_hangup(copy, proto))
+        if stype == socket.SOCK_DGRAM and proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
+            out.extend(_ping_peer(pid, copy, family))
         if family == socket.AF_NETLINK:
             out.extend(_netlink_groups(copy))
         if family == socket.AF_UNIX:
