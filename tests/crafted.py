@@ -6,7 +6,9 @@ Programs (each leads its own session, waits for signals forever):
 
 * ``files``: a shared file mapping (O_RDWR), a private mapping of a deleted
   file ("gone"), an open regular file, a named listening unix socket, all in
-  the directory it is given, a unix socketpair and a netlink socket with groups;
+  the directory it is given, a unix socketpair, a netlink socket with groups
+  and a packet socket bound to lo with a multicast membership and a fanout
+  group;
 * ``threads``: three threads, one of them with a pending signal queued;
 * ``tree``: a parent and a child joined by a pipe with bytes in it.
 """
@@ -36,13 +38,18 @@ SOURCES = {
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/netlink.h>
+#include <linux/if_packet.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 int main(int argc, char **argv)
 {
 	char path[4096];
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_groups = 0x20 };
-	int fd, s, r, sp[2], n, g = 33;
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5), .sll_ifindex = 1 };
+	struct packet_mreq mr = { .mr_ifindex = 1, .mr_type = PACKET_MR_MULTICAST, .mr_alen = 6,
+		.mr_address = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb } };
+	int fd, s, r, sp[2], n, g = 33, pk, fan = 4242;
 	char *p;
 
 	(void)argc;

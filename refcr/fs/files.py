@@ -29,8 +29,8 @@ from refcr.ptrace import proc
 # (more specific kinds first; regfile, the catch-all for paths, last).
 # Each module has a KINDS list of FileKind instances.
 KIND_MODULES = ["plugins.host", "fs.pipes", "drivers.tty", "fs.eventfd", "fs.timerfd", "fs.inotify", "fs.fanotify",
-                "fs.epoll", "net.inet", "net.unix", "net.netlink", "net.othersock", "mm.memfd", "fs.fifo", "ns.nsfd",
-                "fs.regfile"]
+                "fs.epoll", "net.inet", "net.unix", "net.netlink", "net.packet", "net.othersock", "mm.memfd",
+                "fs.fifo", "ns.nsfd", "fs.regfile"]
 
 
 @functools.cache

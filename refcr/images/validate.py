@@ -584,6 +584,31 @@ def _file(e: Any, which: str, w: _Where) -> None:
         _inet(e, w)
     if which == "netlink":
         _netlink(e, w)
+    if which == "packet":
+        _packet(e, w)
+
+
+def _ifname(name: str, field: str, w: _Where) -> None:
+    if len(name.encode()) >= 16 or "/" in name or name.strip() != name or any(ord(c) < 33 for c in name):
+        w.fail(field, f"{name!r} is not a device name")
+
+
+def _packet(e: Any, w: _Where) -> None:
+    if e.type not in (2, 3):            # SOCK_DGRAM, SOCK_RAW
+        w.fail("packet.type", f"{e.type} is not a packet socket type")
+    if e.protocol > 0xFFFF:
+        w.fail("packet.protocol", f"{e.protocol} is not an ethertype")
+    if e.ifname:
+        _ifname(e.ifname, "packet.ifname", w)
+    if len(e.mclist) > 1024:
+        w.fail("packet.mclist", f"{len(e.mclist)} memberships")
+    for m in e.mclist:
+        _ifname(m.ifname, "packet.mclist.ifname", w)
+        if not m.ifname or m.type > 3 or len(m.addr) > 8 or not 1 <= m.count <= 1024:
+            w.fail("packet.mclist", f"a membership of {m.ifname!r} (type {m.type}, {len(m.addr)}-byte address, "
+                   f"count {m.count}) is malformed")
+    if e.fanout and (e.fanout >> 16 & 0xFF) > 7:      # PACKET_FANOUT_HASH 0 .. PACKET_FANOUT_EBPF 7
+        w.fail("packet.fanout", f"{e.fanout:#x} has no fanout type")
 
 
 def _netlink(e: Any, w: _Where) -> None:
@@ -632,3 +657,10 @@ def _inet(e: Any, w: _Where) -> None:
             w.fail(f"inet.{name}", f"{len(v)} bytes for an address of family {e.family}")
     if e.type not in (1, 2):
         w.fail("inet.type", f"{e.type} (SOCK_STREAM or SOCK_DGRAM)")
+    # TCP streams; UDP, UDP-Lite (136) and ICMP echo (1 for IPv4, 58 for IPv6) datagrams.
+    protos = {1: (6,), 2: (17, 136, 58 if e.family == AF_INET6 else 1)}[e.type]
+    if e.protocol not in protos:
+        w.fail("inet.protocol", f"{e.protocol} for type {e.type} (one of {protos})")
+    for name in ("src_port", "dst_port"):
+        if getattr(e, name) > 0xFFFF:
+            w.fail(f"inet.{name}", f"{getattr(e, name)} (a port or ICMP echo id is 16 bits)")

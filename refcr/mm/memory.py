@@ -99,6 +99,19 @@ def _prot(perms: str) -> int:
             | (PROT_EXEC if perms[2] == "x" else 0))
 
 
+def _socket_ring(pid: int, m: proc.Mapping) -> str:
+    """What a mapped socket is, by its protocol's name (the sockfs xattr
+    system.sockprotoname, read through /proc/PID/map_files)."""
+    try:
+        name = os.getxattr(f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}", "system.sockprotoname")
+    except OSError:
+        return "a socket's mapped buffer"
+    proto = name.split(b"\0", 1)[0].decode(errors="replace")
+    if proto == "PACKET":
+        return "a packet socket's PACKET_RX_RING/PACKET_TX_RING (mapped ring)"
+    return f"a mapped buffer of a {proto} socket"
+
+
 def _vma_kind(pid: int, m: proc.Mapping) -> int:
     if m.name in SPECIAL_KINDS:
         return SPECIAL_KINDS[m.name]
@@ -117,6 +130,9 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
         if memfd.is_memfd(m.name) or m.name == SHMEM_NAME:
             raise UnsupportedObject(f"process {pid}: private mapping of {m.name!r} at {m.start:x}")
         # else a deleted file: mapped from its ghost (vma.file_id)
+    if m.name.startswith("socket:["):
+        raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x}: "
+                                f"{_socket_ring(pid, m)} is not restored")
     if not m.name.startswith("/"):
         raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x} is not supported")
     return mm_pb2.VMA_FILE_SHARED if m.shared else mm_pb2.VMA_FILE_PRIVATE

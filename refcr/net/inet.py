@@ -16,6 +16,22 @@ anything from the task's socket.
   SO_PEEK_OFF) and sent again at restore from a raw socket bound to the
   sender's address, with the sender's port in the UDP header
   (:func:`_requeue_udp`), so they read back with the same source.
+* UDP-Lite (IPPROTO_UDPLITE) sockets are UDP sockets to the kernel: the same
+  bind, connect, queue and shutdown handling, plus their checksum coverage
+  (UDPLITE_SEND_CSCOV / UDPLITE_RECV_CSCOV, net/sockopts.py).  Queued
+  datagrams are sent again as UDP-Lite from the raw socket, with full
+  coverage and the checksum computed here (a zero UDP-Lite checksum is
+  invalid); the receiver's RECV_CSCOV admits full coverage.
+* ICMP echo ("ping") sockets (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6)
+  come back bound with their echo identifier as the port (getsockname
+  shows it), connected as they were, with their options.  Their creation
+  needs net.ipv4.ping_group_range to admit the restoring user in the
+  tree's namespace (namespaced sysctl, restored with the namespace).
+  Echo replies waiting to be read cannot be restored: a ping socket has no
+  SO_PEEK_OFF, so the queue cannot be read past its first reply without
+  consuming it; the dump refuses such a socket by name (CRIU drops inet
+  datagram queues altogether).  inet_diag has no ping sockets: their
+  shutdown bits come from poll() like those of a never-bound socket.
 * shutdown(): the bits (sk_shutdown) come from inet_diag (net/sockdiag.py)
   and are set again with shutdown() once the socket is rebuilt (after the
   requeued datagrams, after repair mode for a connection).  A socket never
@@ -90,6 +106,12 @@ FIN_RECEIVED = (TCP_CLOSE_WAIT, TCP_LAST_ACK)                # the peer's FIN is
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 UDP_CORK = 1
+IPPROTO_UDPLITE = 136
+# The datagram kinds restored like UDP (ping only in its own family).
+DGRAM_PROTOS = {socket.AF_INET: (socket.IPPROTO_UDP, IPPROTO_UDPLITE, socket.IPPROTO_ICMP),
+                socket.AF_INET6: (socket.IPPROTO_UDP, IPPROTO_UDPLITE, socket.IPPROTO_ICMPV6)}
+PING_PROTOS = (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
+UDP_PROTOS = (socket.IPPROTO_UDP, IPPROTO_UDPLITE)
 SO_PEEK_OFF = 42
 SIOCINQ, SIOCOUTQ, SIOCOUTQNSD = 0x541B, 0x5411, 0x894B
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -138,7 +160,8 @@ def _unpack_addr(family: int, packed: bytes, port: int, scope: int) -> tuple:
 
 
 def connection(e: inet_pb2.InetSocketEntry) -> str:
-    proto = "tcp" if e.protocol == socket.IPPROTO_TCP else "udp"
+    proto = {socket.IPPROTO_TCP: "tcp", IPPROTO_UDPLITE: "udplite", socket.IPPROTO_ICMP: "ping",
+             socket.IPPROTO_ICMPV6: "ping"}.get(e.protocol, "udp")
     ver = "6" if e.family == socket.AF_INET6 else ""
 
     def fmt(packed: bytes, port: int) -> str:
@@ -224,10 +247,10 @@ def connection_family(family: int) -> str:
 def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb2.InetSocketEntry, bool]:
     family, stype, proto = s.family, s.type, s.proto
     e = inet_pb2.InetSocketEntry(family=family, type=stype, protocol=proto, flags=t.flags)
-    if (stype, proto) not in ((socket.SOCK_STREAM, socket.IPPROTO_TCP), (socket.SOCK_DGRAM, socket.IPPROTO_UDP)):
+    if not _supported(family, stype, proto):
         raise UnsupportedObject(f"{describe(t)}: {_kind_name(stype, proto)} socket "
                                 f"({connection_family(family)}, type {stype}, protocol {proto}): "
-                                f"only TCP and UDP are supported")
+                                f"only TCP, UDP, UDP-Lite and ICMP (ping) are supported")
     e.src_addr, e.src_port, e.src_scope = _addr(family, s.getsockname())
     if not e.src_port:
         e.src_addr = b""
@@ -267,11 +290,58 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
         else:
             raise UnsupportedObject(f"{describe(t)}: TCP socket {connection(e)} in state "
                                     f"{TCP_STATES.get(e.state, e.state)} cannot be dumped")
+    elif proto in PING_PROTOS:
+        _refuse_queued_replies(s, e, t)
+        e.state = _ping_peer(e, t)
     else:
         e.state = TCP_ESTABLISHED if e.dst_port else TCP_CLOSE
         e.udp_msgs.extend(_peek_datagrams(s))
     e.shutdown = _shutdown_bits(s, t, ctx)
     return e, keep
+
+
+def _supported(family: int, stype: int, proto: int) -> bool:
+    if stype == socket.SOCK_STREAM:
+        return proto == socket.IPPROTO_TCP
+    return stype == socket.SOCK_DGRAM and proto in DGRAM_PROTOS.get(family, ())
+
+
+def _ping_peer(e: inet_pb2.InetSocketEntry, t: FdTarget) -> int:
+    """A connected ping socket's peer and state from /proc/PID/net/icmp[6]
+    (getpeername() says ENOTCONN: the peer's port is 0; inet_diag does not list
+    ping sockets).  A socket not listed (never bound) is taken as unconnected
+    (a connect() without a bind or a send leaves it unhashed: its peer is
+    lost); a bound one not listed is another namespace's and refused."""
+    table = "icmp6" if e.family == socket.AF_INET6 else "icmp"
+    try:
+        with open(f"/proc/{t.pid}/net/{table}") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError as exc:
+        raise UnsupportedObject(f"{describe(t)}: cannot read /proc/{t.pid}/net/{table}: {exc.strerror}") from None
+    for row in rows:
+        if len(row) > 9 and row[9] == str(t.st.st_ino):
+            state = int(row[3], 16)
+            if state == TCP_ESTABLISHED:
+                e.dst_addr = _proc_addr(row[2].split(":")[0])
+            return state
+    if e.src_port:      # bound, so hashed: it lives in another network namespace than its task
+        raise UnsupportedObject(f"{describe(t)}: ICMP (ping) socket {connection(e)} is not in its "
+                                f"process's network namespace (/proc/{t.pid}/net/{table})")
+    return TCP_CLOSE
+
+
+def _proc_addr(hexaddr: str) -> bytes:
+    """An address of /proc/net/{udp,icmp}[6]: 32-bit words in host order."""
+    return b"".join(bytes.fromhex(hexaddr[i:i + 8])[::-1] for i in range(0, len(hexaddr), 8))
+
+
+def _refuse_queued_replies(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> None:
+    """Echo replies waiting on a ping socket cannot be dumped (no SO_PEEK_OFF).
+    Receive memory in use (SO_MEMINFO's first word) tells: poll()'s POLLIN is
+    also set by a shut-down read side."""
+    if sockopts.receive_memory(s):
+        raise UnsupportedObject(f"{describe(t)}: ICMP (ping) socket {connection(e)} has echo replies "
+                                f"waiting to be read (they cannot be read without consuming them)")
 
 
 def _note_repair(t: FdTarget, ctx: DumpFiles) -> None:
@@ -326,6 +396,8 @@ def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
     nowhere (README: Status)."""
     ns = os.stat(f"/proc/{t.pid}/ns/net").st_ino
     key = (ns, s.family, s.proto)
+    if s.proto in PING_PROTOS:
+        return _polled_shutdown(s)
     cache = ctx.extra.setdefault("inet-diag", {})
     if key not in cache:
         try:
@@ -336,11 +408,15 @@ def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
     d = cache[key].get(t.st.st_ino)
     if d is not None:
         return d.shutdown
+    return _polled_shutdown(s)
+
+
+def _polled_shutdown(s: socket.socket) -> int:
     p = select.poll()
     p.register(s.fileno(), select.POLLRDHUP)
     ev = dict(p.poll(0)).get(s.fileno(), 0)
     bits = RCV_SHUTDOWN if ev & select.POLLRDHUP else 0
-    if s.proto == socket.IPPROTO_UDP and ev & select.POLLHUP:
+    if s.type == socket.SOCK_DGRAM and ev & select.POLLHUP:
         bits |= SEND_SHUTDOWN
     return bits
 
@@ -361,7 +437,7 @@ def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     if e.protocol == socket.IPPROTO_TCP:
         e.nodelay = bool(_getint(s, SOL_TCP, TCP_NODELAY))
         e.cork = bool(_getint(s, SOL_TCP, TCP_CORK))
-    else:
+    elif e.protocol in UDP_PROTOS:
         e.cork = bool(_getint(s, socket.IPPROTO_UDP, UDP_CORK))
     e.opts.CopyFrom(sockopts.dump(s, connection(e)))
 
@@ -499,7 +575,7 @@ def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket
             s.bind(_local(e))
         if e.protocol == socket.IPPROTO_TCP and e.state == TCP_LISTEN:
             s.listen(e.backlog)
-        elif e.protocol == socket.IPPROTO_UDP and e.state == TCP_ESTABLISHED:
+        elif e.type == socket.SOCK_DGRAM and e.state == TCP_ESTABLISHED:     # a ping peer's port is 0
             s.connect(_unpack_addr(e.family, e.dst_addr, e.dst_port, e.dst_scope))
         elif e.state not in (TCP_CLOSE, TCP_LISTEN, TCP_ESTABLISHED):
             raise RestoreError(f"{what}: state {e.state} cannot be restored")
@@ -552,7 +628,10 @@ def _requeue_udp(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
         if not dst.strip(b"\0"):
             dst = b"\x7f\0\0\1" if family == socket.AF_INET else b"\0" * 15 + b"\1"
         try:
-            _send_raw_udp(family, src, m.src_port, dst, local[1], bytes(m.data))
+            if e.protocol == IPPROTO_UDPLITE:
+                _send_raw_udplite(family, src, m.src_port, dst, local[1], bytes(m.data))
+            else:
+                _send_raw_udp(family, src, m.src_port, dst, local[1], bytes(m.data))
         except OSError as exc:
             raise RestoreError(f"{connection(e)}: cannot queue a datagram from "
                                f"{socket.inet_ntop(family, src)}:{m.src_port} again: {exc.strerror or exc}") from None
@@ -561,6 +640,17 @@ def _requeue_udp(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
 def _send_raw_udp(family: int, src: bytes, sport: int, dst: bytes, dport: int, data: bytes) -> None:
     header = struct.pack("!HHHH", sport, dport, 8 + len(data), 0)
     _send_raw(family, socket.IPPROTO_UDP, src, dst, header + data, checksum_at=6)
+
+
+def _send_raw_udplite(family: int, src: bytes, sport: int, dst: bytes, dport: int, data: bytes) -> None:
+    """A UDP-Lite datagram with full coverage (0) and its checksum computed here
+    (both families: IPV6_CHECKSUM would compute the same over the whole packet)."""
+    header = struct.pack("!HHHH", sport, dport, 0, 0)
+    pseudo = src + dst + (struct.pack("!BBH", 0, IPPROTO_UDPLITE, 8 + len(data)) if family == socket.AF_INET
+                          else struct.pack("!I3xB", 8 + len(data), IPPROTO_UDPLITE))
+    csum = _checksum(pseudo + header + data) or 0xFFFF
+    packet = header[:6] + struct.pack("!H", csum) + data
+    _send_raw(family, IPPROTO_UDPLITE, src, dst, packet, checksum_at=6)
 
 
 def _send_raw(family: int, proto: int, src: bytes, dst: bytes, packet: bytes, checksum_at: int) -> None:

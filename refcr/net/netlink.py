@@ -35,7 +35,6 @@ from refcr.ptrace import native
 
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP, NETLINK_LIST_MEMBERSHIPS = 1, 9
-SO_MEMINFO = 55
 STATUS_FLAGS = os.O_NONBLOCK | os.O_ASYNC
 MAX_GROUP_WORDS = 256           # 8192 groups (getsockopt buffers stop at 1 KiB), far above any protocol's
 
@@ -58,8 +57,8 @@ def memberships(s: socket.socket) -> list[int]:
 
 
 def _unread(s: socket.socket) -> int:
-    """Receive memory in use (SO_MEMINFO's first word): anything queued."""
-    return struct.unpack_from("I", s.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36))[0]
+    """Receive memory in use: anything queued."""
+    return sockopts.receive_memory(s)
 
 
 class NetlinkKind:

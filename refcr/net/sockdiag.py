@@ -165,3 +165,42 @@ def inet_sockets(pid: int | None, family: int, proto: int) -> dict[int, InetDiag
                 d.shutdown = val[0]
         out[ino] = d
     return out
+
+
+PACKET_SHOW_INFO, PACKET_SHOW_MCLIST, PACKET_SHOW_RING_CFG, PACKET_SHOW_FANOUT = 0x1, 0x2, 0x4, 0x8
+PACKET_DIAG_INFO, PACKET_DIAG_MCLIST, PACKET_DIAG_RX_RING, PACKET_DIAG_TX_RING = 0, 1, 2, 3
+_PACKET_REQ = struct.Struct("=BBHII8s")
+_PACKET_MSG = struct.Struct("=BBHI8x")
+_PACKET_INFO = struct.Struct("=6I")         # ifindex, version, reserve, copy_thresh, tstamp, flags
+_PACKET_MC = struct.Struct("=IIHH32s")      # index, count, type, alen, addr
+
+
+@dataclass
+class PacketDiag:
+    ino: int
+    type: int
+    protocol: int                          # ethertype, host order
+    ifindex: int = 0
+    mclist: list[tuple[int, int, int, bytes]] = field(default_factory=list)   # (ifindex, count, type, addr)
+    rings: list[str] = field(default_factory=list)                             # "PACKET_RX_RING", ...
+
+
+def packet_sockets(pid: int | None) -> dict[int, PacketDiag]:
+    """Every packet socket of pid's network namespace (packet_diag), by inode."""
+    req = _PACKET_REQ.pack(socket.AF_PACKET, 0, 0, 0, PACKET_SHOW_INFO | PACKET_SHOW_MCLIST | PACKET_SHOW_RING_CFG,
+                           b"\xff" * 8)
+    out: dict[int, PacketDiag] = {}
+    for body in _request(pid, req, "packet sockets"):
+        _, stype, num, ino = _PACKET_MSG.unpack_from(body)
+        d = PacketDiag(ino=ino, type=stype, protocol=num)    # the kernel sends it in host order
+        for atype, val in _attrs(body, _PACKET_MSG.size, len(body)):
+            if atype == PACKET_DIAG_INFO and len(val) >= _PACKET_INFO.size:
+                d.ifindex = _PACKET_INFO.unpack_from(val)[0]
+            elif atype == PACKET_DIAG_MCLIST:
+                for off in range(0, len(val) - _PACKET_MC.size + 1, _PACKET_MC.size):
+                    index, count, mtype, alen, addr = _PACKET_MC.unpack_from(val, off)
+                    d.mclist.append((index, count, mtype, addr[:min(alen, 8)]))
+            elif atype in (PACKET_DIAG_RX_RING, PACKET_DIAG_TX_RING):
+                d.rings.append("PACKET_RX_RING" if atype == PACKET_DIAG_RX_RING else "PACKET_TX_RING")
+        out[ino] = d
+    return out

@@ -29,12 +29,13 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
+import struct
 from dataclasses import dataclass
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.pb import sockopts_pb2
 
-SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6, SOL_TCP, SOL_NETLINK = 1, 0, 41, 6, 270
+SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6, SOL_TCP, SOL_NETLINK, SOL_UDPLITE, SOL_PACKET = 1, 0, 41, 6, 270, 136, 263
 SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_GET_FILTER, SO_LOCK_FILTER = 26, 27, 26, 44
 SO_RCVBUF, SO_SNDBUF, SO_RCVBUFFORCE, SO_SNDBUFFORCE, SO_BUF_LOCK = 8, 7, 33, 32, 72
 SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK = 1, 2
@@ -42,7 +43,7 @@ BPF_MAXINSNS = 4096
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-INET, INET6, TCP, NETLINK, ANY = "inet", "inet6", "tcp", "netlink", "any"
+INET, INET6, TCP, NETLINK, UDPLITE, PACKET, ANY = "inet", "inet6", "tcp", "netlink", "udplite", "packet", "any"
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Opt:
     num: int
     name: str
     size: int          # bytes of the value (getsockopt buffer)
-    applies: str       # ANY, INET (AF_INET), INET6, TCP (either family), NETLINK
+    applies: str       # ANY, INET (AF_INET), INET6, TCP / UDPLITE (either family), NETLINK, PACKET
     connected: bool = True   # also set on a connected (established) socket
 
 
@@ -97,6 +98,17 @@ TABLE: tuple[Opt, ...] = (
     Opt(SOL_TCP, 7, "TCP_SYNCNT", 4, TCP),
     Opt(SOL_TCP, 8, "TCP_LINGER2", 4, TCP),
     Opt(SOL_TCP, 25, "TCP_NOTSENT_LOWAT", 4, TCP),
+    Opt(SOL_UDPLITE, 10, "UDPLITE_SEND_CSCOV", 4, UDPLITE),
+    Opt(SOL_UDPLITE, 11, "UDPLITE_RECV_CSCOV", 4, UDPLITE),
+    Opt(SOL_PACKET, 10, "PACKET_VERSION", 4, PACKET),
+    Opt(SOL_PACKET, 8, "PACKET_AUXDATA", 4, PACKET),
+    Opt(SOL_PACKET, 9, "PACKET_ORIGDEV", 4, PACKET),
+    Opt(SOL_PACKET, 15, "PACKET_VNET_HDR", 4, PACKET),
+    Opt(SOL_PACKET, 17, "PACKET_TIMESTAMP", 4, PACKET),
+    Opt(SOL_PACKET, 12, "PACKET_RESERVE", 4, PACKET),
+    Opt(SOL_PACKET, 14, "PACKET_LOSS", 4, PACKET),
+    Opt(SOL_PACKET, 20, "PACKET_QDISC_BYPASS", 4, PACKET),
+    Opt(SOL_PACKET, 23, "PACKET_IGNORE_OUTGOING", 4, PACKET),
     Opt(SOL_NETLINK, 3, "NETLINK_PKTINFO", 4, NETLINK),
     Opt(SOL_NETLINK, 4, "NETLINK_BROADCAST_ERROR", 4, NETLINK),
     Opt(SOL_NETLINK, 5, "NETLINK_NO_ENOBUFS", 4, NETLINK),
@@ -117,7 +129,20 @@ def _applies(o: Opt, family: int, proto: int) -> bool:
         return family == socket.AF_INET6
     if o.applies == NETLINK:
         return family == socket.AF_NETLINK
+    if o.applies == PACKET:
+        return family == socket.AF_PACKET
+    if o.applies == UDPLITE:
+        return family in (socket.AF_INET, socket.AF_INET6) and proto == SOL_UDPLITE
     return family in (socket.AF_INET, socket.AF_INET6) and proto == socket.IPPROTO_TCP
+
+
+SO_MEMINFO = 55
+
+
+def receive_memory(sk: socket.socket) -> int:
+    """Receive memory in use (SO_MEMINFO's first word, sk_rmem_alloc): nonzero
+    while anything is queued for reading, whatever poll() says."""
+    return struct.unpack_from("I", sk.getsockopt(SOL_SOCKET, SO_MEMINFO, 36))[0]
 
 
 def _read_filter(sk: socket.socket) -> bytes:

@@ -7,7 +7,10 @@ classic BPF filter (SO_GET_FILTER, as a digest of its instructions), the
 addresses (inet: both ends; unix: the bound name), the receive queue
 length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
 shows and the TCP state, for a netlink socket its SOL_NETLINK options and
-every group joined, for a unix socket SO_PEERCRED (uid, gid and the
+every group joined, for a packet socket its SOL_PACKET options and, from
+packet_diag, its protocol, device index, memberships and rings, for a ping
+socket its peer and state (/proc/PID/net/icmp[6]), for a UDP-Lite socket
+its checksum coverage, for a unix socket SO_PEERCRED (uid, gid and the
 pid in the owner's pid namespace: restored sockets must name the same
 process of the tree), and, for a unix socket
 bound to a path, the socket file's mode, owner and group.  Everything is
@@ -60,6 +63,8 @@ TCP_OPTS = (
     ("tcp_notsent_lowat", 25, "i"),
 )
 UDP_OPTS = (("udp_cork", 1, "i"),)
+SOL_UDPLITE = 136
+UDPLITE_OPTS = (("udplite_send_cscov", 10, "i"), ("udplite_recv_cscov", 11, "i"))
 
 
 def _getsockopt(fd: int, level: int, opt: int, size: int) -> bytes | None:
@@ -103,6 +108,71 @@ NETLINK_OPTS = (
 )
 
 
+SOL_PACKET = 263
+CLONE_NEWNET = 0x40000000
+PACKET_OPTS = (
+    ("pk_version", 10, "i"), ("pk_auxdata", 8, "i"), ("pk_origdev", 9, "i"), ("pk_vnet_hdr", 15, "i"),
+    ("pk_timestamp", 17, "i"), ("pk_reserve", 12, "i"), ("pk_loss", 14, "i"), ("pk_fanout", 18, "i"),
+    ("pk_qdisc_bypass", 20, "i"), ("pk_ignore_outgoing", 23, "i"),
+)
+
+
+def _packet_diag(pid: int, ino: int) -> list[tuple[str, str]]:
+    """A packet socket's bound device index, protocol, memberships and rings,
+    from packet_diag in the task's network namespace (the harness enters it)."""
+    req = struct.pack("=BBHII8s", socket.AF_PACKET, 0, 0, 0, 0x1 | 0x2 | 0x4, b"\xff" * 8)
+    nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        if _libc.setns(nsfd, CLONE_NEWNET) != 0:
+            return []
+        try:
+            nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4)
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise RuntimeError("harness: cannot setns back to its own network namespace")
+    except OSError:
+        return []
+    finally:
+        os.close(nsfd)
+        os.close(own)
+    with nl:
+        nl.send(struct.pack("=IHHII", 16 + len(req), 20, 0x301, 1, 0) + req)
+        while True:
+            buf = nl.recv(1 << 20)
+            off = 0
+            while off + 16 <= len(buf):
+                mlen, mtype = struct.unpack_from("=IH", buf, off)
+                body = buf[off + 16:off + mlen]
+                off += (mlen + 3) & ~3
+                if mtype in (2, 3) or mlen < 16:       # NLMSG_ERROR, NLMSG_DONE
+                    return []
+                if struct.unpack_from("=I", body, 4)[0] == ino:
+                    return _packet_attrs(body)
+
+
+def _packet_attrs(body: bytes) -> list[tuple[str, str]]:
+    out = [("pk_num", f"{struct.unpack_from('=H', body, 2)[0]:#06x}")]
+    off, mc, rings = 16, [], []
+    while off + 4 <= len(body):
+        alen, atype = struct.unpack_from("=HH", body, off)
+        if alen < 4:
+            break
+        val = body[off + 4:off + alen]
+        off += (alen + 3) & ~3
+        if atype == 0:
+            out.append(("pk_ifindex", str(struct.unpack_from("=I", val)[0])))
+        elif atype == 1:
+            for i in range(0, len(val) - 43, 44):
+                index, count, mtype, maddr_len = struct.unpack_from("=IIHH", val, i)
+                mc.append(f"{index}:{mtype}:{val[i + 12:i + 12 + min(maddr_len, 8)].hex()}x{count}")
+        elif atype in (2, 3):
+            rings.append("rx" if atype == 2 else "tx")
+    out.append(("pk_mclist", ",".join(sorted(mc)) or "-"))
+    out.append(("pk_rings", ",".join(rings) or "-"))
+    return out
+
+
 def _netlink_groups(fd: int) -> list[tuple[str, str]]:
     """Every multicast group joined (NETLINK_LIST_MEMBERSHIPS), above 32 too."""
     raw = _getsockopt(fd, SOL_NETLINK, 9, 1024)
@@ -117,6 +187,8 @@ def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
     out: list[tuple[int, tuple]] = [(socket.SOL_SOCKET, SOL_SOCKET_OPTS)]
     if family == socket.AF_NETLINK:
         out.append((SOL_NETLINK, NETLINK_OPTS))
+    if family == socket.AF_PACKET:
+        out.append((SOL_PACKET, PACKET_OPTS))
     if family == socket.AF_INET:
         out.append((socket.IPPROTO_IP, IP_OPTS))
     elif family == socket.AF_INET6:
@@ -126,6 +198,8 @@ def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
             out.append((SOL_TCP, TCP_OPTS))
         elif proto == socket.IPPROTO_UDP:
             out.append((SOL_UDP, UDP_OPTS))
+        elif proto == SOL_UDPLITE:
+            out.extend([(SOL_UDP, UDP_OPTS), (SOL_UDPLITE, UDPLITE_OPTS)])
     return out
 
 
@@ -184,6 +258,18 @@ def _hangup(fd: int, proto: int) -> list[tuple[str, str]]:
     return out
 
 
+def _ping_peer(pid: int, fd: int, family: int) -> list[tuple[str, str]]:
+    """A ping socket's state and peer from /proc/PID/net/icmp[6] (getpeername()
+    says ENOTCONN on a connected one: its peer port is 0)."""
+    ino = str(os.fstat(fd).st_ino)
+    try:
+        with open(f"/proc/{pid}/net/{'icmp6' if family == socket.AF_INET6 else 'icmp'}") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return []
+    return [("ping_peer", f"{r[2]}/{r[3]}") for r in rows if len(r) > 9 and r[9] == ino]
+
+
 def _cred_pid(owner: int, cpid: int) -> str:
     """SO_PEERCRED's pid as the fd's owner's pid namespace knows it: the same
     across C/R when it names a process of the tree; 'none' for no peer,
@@ -237,8 +323,12 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
         out.extend(_queues(copy, family, stype))
         if family in (socket.AF_INET, socket.AF_INET6):
             out.extend(_hangup(copy, proto))
+        if stype == socket.SOCK_DGRAM and proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
+            out.extend(_ping_peer(pid, copy, family))
         if family == socket.AF_NETLINK:
             out.extend(_netlink_groups(copy))
+        if family == socket.AF_PACKET:
+            out.extend(_packet_diag(pid, os.fstat(copy).st_ino))
         if family == socket.AF_UNIX:
             cred = _getsockopt(copy, socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             if cred is not None:
