@@ -61,6 +61,14 @@ def _ghost_disk(es: list[Any]) -> None:
     es.append(e)
 
 
+def _thread_stacks_read_only(es: list[Any]) -> None:
+    """Every private anonymous area read-only: the threads' stacks, where
+    glibc keeps their rseq areas (the fuzzer's vmas[7].prot = 1)."""
+    for v in es[0].vmas:
+        if v.kind == mm_pb2.VMA_ANON and v.prot == 3:
+            v.prot = 1
+
+
 def _empty_inet(es: list[Any]) -> None:
     e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
     e.inet.SetInParent()
@@ -100,6 +108,9 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
                                       ("pstree.img", "clone_flags", "no live parent")),
     "CLONE_SIGHAND sharing": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x800),
                             ("pstree.img", "clone_flags", "only CLONE_FS")),
+    "rseq area unmapped": ("threads", "core", True, lambda es: setattr(es[0].threads[1].rseq, "ptr", 0x1000),
+                           ("core-", "threads[1].rseq")),
+    "rseq area read-only": ("threads", "mm", True, _thread_stacks_read_only, ("core-", ".rseq", "writable")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
 }

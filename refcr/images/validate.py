@@ -33,6 +33,8 @@ again as it goes); raw pages are not read, only their sizes.
 """
 from __future__ import annotations
 
+import bisect
+
 import os
 import re
 import stat as stat_mod
@@ -361,8 +363,21 @@ def _process(s: ImageSet, pid: int) -> None:
     for i, r in enumerate(core.rlimits):
         if r.cur > r.max:
             w.fail(f"rlimits[{i}]", "soft limit above the hard limit")
+    vmas = list(s.entries("mm", pid)[0].vmas)
     for i, t in enumerate(core.threads):
         _thread(t, w, f"threads[{i}].", s.xsave_size)
+        if t.HasField("rseq") and t.rseq.ptr:
+            _rseq_area(t.rseq, vmas, w, f"threads[{i}].rseq")
+
+
+def _rseq_area(rseq: Any, vmas: list[Any], w: _Where, label: str) -> None:
+    """The kernel writes a registered rseq area on every return to user
+    space: outside a readable, writable area the restored thread would die of
+    SIGSEGV at its first instruction (in the puppet's last syscalls)."""
+    start, end = rseq.ptr, rseq.ptr + max(rseq.size, 1)
+    i = bisect.bisect_right([v.start for v in vmas], start) - 1
+    if i < 0 or end > vmas[i].end or vmas[i].prot & 3 != 3:
+        w.fail(label, f"{start:#x}-{end:#x} is not inside one readable and writable area of mm.img")
 
 
 def _siginfo(info: bytes, w: _Where, label: str) -> None:
