@@ -123,6 +123,9 @@ def _cgroup_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
     p.add_argument("--manage-cgroups", nargs="?", const="soft", metavar="MODE",
                    help="dump (restore) the tree's cgroups and their properties; MODE none, props, soft "
                         "(default), full, strict, ignore")
+    if dump:
+        p.add_argument("--freeze-cgroup", metavar="PATH",
+                       help="freeze the tree through this freezer cgroup (v1 or v2), then seize it")
     if not dump:
         p.add_argument("--cgroup-root", action="append", default=[], metavar="[CTRL:]PATH",
                        help="restore into PATH instead of the dumped cgroup (for the controller CTRL, or all)")
@@ -238,7 +241,7 @@ def to_options(ns: argparse.Namespace) -> Options:
                  "skip_in_flight",
                  "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "tmpfs_limit", "libdir",
                  "track_mem", "prev_images_dir", "track_mem_method", "link_remap", "ghost_fiemap",
-                 "file_validation", "orphan_pts_master",
+                 "file_validation", "orphan_pts_master", "freeze_cgroup",
                  "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))

@@ -671,6 +671,13 @@ def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str],
     return out
 
 
+def _own_userns(pid: int) -> int | None:
+    """An fd of pid's user namespace if it is not refcr's (kernel/userns.py), else None."""
+    if os.stat(f"/proc/{pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
+        return None
+    return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+
+
 def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str | None = None) -> dict[int, int]:
     """Rebuild the mount tree in the new mount namespace of root_pid (the root
     puppet, pid 1 of its pid namespace if it has one).  Returns the masters of
@@ -685,6 +692,7 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
     stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     b = Builder(entries, images, sources, stage, child)
+    user_ns = _own_userns(root_pid)
     try:
         with open(f"/proc/{root_pid}/ns/mnt") as mnt_ns, open(f"/proc/{root_pid}/ns/pid") as pid_ns:
             def body() -> None:          # a fork of refcr: the next fork is in the tree's pid namespace
@@ -693,6 +701,8 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
                 for kind in ("ipc", "net"):  # a new mqueue / sysfs belongs to the caller's
                     with open(f"/proc/{root_pid}/ns/{kind}") as ns:
                         native.setns(ns.fileno(), 0)
+                if user_ns is not None:      # then the mounts are the user namespace's (kernel/userns.py);
+                    native.setns(user_ns, native.CLONE_NEWUSER)   # after net: that one may be outside it
                 _in_child(in_ns, "building the mount tree")
 
             def in_ns() -> None:
@@ -710,6 +720,8 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
             os.close(fd)
         raise RestoreError(str(exc)) from None
     finally:
+        if user_ns is not None:
+            os.close(user_ns)
         child.close()
         parent.close()
         for fd in sources.values():
