@@ -676,6 +676,10 @@ static __attribute__((noreturn)) void fd_proxy_body(int ctl)
 	if (raw_syscall5(SYS_read, ctl, (long)&nsfd, sizeof(nsfd), 0, 0) != sizeof(nsfd))
 		raw_syscall5(SYS_exit, 1, 0, 0, 0, 0);
 	ret = raw_syscall5(SYS_setns, nsfd, CLONE_NEWUSER, 0, 0, 0);
+	/* a user namespace owned by another uid leaves it non-dumpable: the
+	 * puppets (caps only in there) could then not pidfd_getfd from it */
+	if (ret == 0)
+		ret = raw_syscall5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
 	raw_syscall5(SYS_write, ctl, (long)&ret, sizeof(ret), 0, 0);
 	for (;;)
 		raw_syscall0(SYS_pause);
