@@ -89,7 +89,7 @@ def test_rootless_userns_dumped_and_restored(counter: Path, work: Path, processe
     images = work / "img"
     res = refcr("dump", "-t", str(root), "-D", str(images), "-o", "log", "-v4", cwd=work)
     assert res.returncode == 0, res.stderr
-    core = json.loads(refcr("show", str(images / f"core-1.img"), cwd=work).stdout)["entries"][0]
+    core = json.loads(refcr("show", str(images / "core-1.img"), cwd=work).stdout)["entries"][0]
     assert core["creds"].get("uid", 0) == 0 and core["creds"].get("euid", 0) == 0, core["creds"]
     procs.wait_exit(root, 10)
     res = refcr("restore", "-D", str(images), "-d", "-o", "rlog", "-v4", "--pidfile", str(work / "pid"), cwd=work)
