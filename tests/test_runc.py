@@ -126,6 +126,8 @@ def test_checkpoint_and_restore(container: Container, tmp_path: Path) -> None:
     before = container.wait_count(5)
     container.runc("checkpoint", "--image-path", str(tmp_path / "img"), container.id)
     assert container.status() == "gone"
+    # runc passes its freezer cgroup (freeze_cgroup): the tree was frozen through it
+    assert f"froze the cgroup /sys/fs/cgroup/freezer/{container.id}," in (tmp_path / "img" / "dump.log").read_text()
     dumped = container.count()
     assert dumped >= before
     time.sleep(0.3)
@@ -143,6 +145,8 @@ def test_leave_running(container: Container, tmp_path: Path) -> None:
     container.start()
     container.runc("checkpoint", "--leave-running", "--image-path", str(tmp_path / "img"), container.id)
     assert container.status() == "running"
+    assert f"froze the cgroup /sys/fs/cgroup/freezer/{container.id}," in (tmp_path / "img" / "dump.log").read_text()
+    assert Path(f"/sys/fs/cgroup/freezer/{container.id}/freezer.state").read_text().strip() == "THAWED"
     n = container.wait_count(container.count())
     container.runc("kill", container.id, "KILL")
     deadline = time.monotonic() + 10

@@ -100,3 +100,42 @@ def test_rootless_userns_dumped_and_restored(counter: Path, work: Path, processe
     problems = snapshot.diff(before, after)
     assert not problems, "\n".join(problems)
     assert counts_on(work), "the restored counter does not count on"
+
+
+def _extent(es: list, **kw: int) -> None:
+    for k, v in kw.items():
+        setattr(es[0].uid_map[0], k, v)
+
+
+# edit of userns.img (or the inventory) -> words the one-line refusal must hold
+BAD = {
+    "empty extent": (lambda es: _extent(es, count=0), ("userns.img", "uid_map[0]")),
+    "past 2^32": (lambda es: _extent(es, first=(1 << 32) - 1, count=2), ("userns.img", "uid_map[0]")),
+    "overlapping": (lambda es: es[0].gid_map.add(first=0, lower_first=5000, count=1), ("userns.img", "gid_map")),
+    "no uid map": (lambda es: es[0].ClearField("uid_map"), ("userns.img", "uid_map")),
+    "too many extents": (lambda es: [es[0].uid_map.add(first=10 + i, lower_first=10 + i, count=1)
+                                     for i in range(340)], ("userns.img", "uid_map")),
+}
+
+
+def test_bad_userns_images_refused(counter: Path, work: Path, processes: Processes) -> None:
+    """Each bad map is one line naming userns.img and the field, before any
+    process is made; a userns.img without a pid namespace names the inventory."""
+    from crafted import edit
+    root = start(counter, work, processes)
+    images = work / "img"
+    res = refcr("dump", "-t", str(root), "-D", str(images), "-R", cwd=work)
+    assert res.returncode == 0, res.stderr
+    for name, (change, words) in BAD.items():
+        bad = work / name.replace(" ", "_")
+        shutil.copytree(images, bad)
+        edit(bad, "userns", change)
+        res = refcr("restore", "-D", str(bad), "-d", cwd=work)
+        assert res.returncode == 1 and len(res.stderr.splitlines()) == 1, (name, res.stderr)
+        assert all(w in res.stderr for w in words), (name, res.stderr)
+    bad = work / "nopid"
+    shutil.copytree(images, bad)
+    edit(bad, "inventory", lambda es: es[0].root_namespaces.remove("pid"))
+    res = refcr("restore", "-D", str(bad), "-d", cwd=work)
+    assert res.returncode == 1 and "root_namespaces" in res.stderr and "inventory.img" in res.stderr, res.stderr
+    assert procs.is_alive(root) and counts_on(work)

@@ -273,10 +273,10 @@ def _userns(s: ImageSet, listed: bool) -> None:
         if entries:
             raise ImageError(s.path("userns"), None, "the inventory lists no user namespace")
         return
-    if len(entries) != 1:
-        raise ImageError(s.path("userns"), None, "must hold exactly one entry")
     if "pid" not in s.entries("inventory")[0].root_namespaces:
         s.where("inventory", 0).fail("root_namespaces", "a user namespace without a pid namespace")
+    if len(entries) != 1:
+        raise ImageError(s.path("userns"), None, "must hold exactly one entry")
     w = s.where("userns", 0)
     for name in ("uid_map", "gid_map"):
         extents = list(getattr(entries[0], name))
