@@ -33,7 +33,7 @@ KILL_POINTS = {
     "dump": SHARED_STEPS + ("after-threads", "after-memory", "after-fds", "before-inventory",
                             "after-inventory") + FREEZER_STEPS,
     "pre-dump": SHARED_STEPS + ("after-track-start", "after-arm", "after-plan", "after-thaw",
-                                "before-inventory"),
+                                "before-inventory") + FREEZER_STEPS,
 }
 stage = "dump"          # the pipeline running: "dump" or "pre-dump"
 

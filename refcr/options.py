@@ -86,7 +86,7 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
                                "freeze_cgroup"])],
     "pre-dump": [("common options", COMMON),
                  ("pre-dump options", ["pid", "track_mem_method", "external", "ext_unix_sk", "tcp_established",
-                                       "tcp_close",
+                                       "tcp_close", "freeze_cgroup",
                                        "file_locks", "shell_job"])],
     "restore": [("common options", COMMON),
                 ("restore options", ["restore_detached", "leave_stopped", "inherit_fd", "external", "ext_unix_sk",
@@ -119,8 +119,7 @@ _DUMP_REFUSED = [
 REFUSED: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {
     "dump": _COMMON_REFUSED + [(("--pidfile",), True, "a dump has no process to name")] + _DUMP_REFUSED,
     "pre-dump": _COMMON_REFUSED + [(("--pidfile",), True, "a pre-dump has no process to name"),
-                                   (("--pre-dump-mode",), True, "refcr's pre-dump reads with process_vm_readv"),
-                                   (("--freeze-cgroup",), True, "a pre-dump freezes with ptrace only")]
+                                   (("--pre-dump-mode",), True, "refcr's pre-dump reads with process_vm_readv")]
     + _DUMP_REFUSED,
     "restore": _COMMON_REFUSED + [
         (("-S", "--restore-sibling"), False, "the root is refcr's child (or, with -d, re-parented)"),

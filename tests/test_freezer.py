@@ -8,7 +8,8 @@ with --freeze-cgroup must list a consistent tree (every parent in it, every
 task of the cgroup's tree at the freeze) and restore; the cgroup is THAWED
 after a dump, after a refused one, and after refcr was SIGKILLed while it was
 frozen (its guardian thaws it).  A cgroup frozen by someone else is refused
-and left frozen.
+and left frozen.  Each case runs in a v1 freezer cgroup and in a v2 one
+(/sys/fs/cgroup/unified here).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from refcr.kernel import cgroup
+from refcr.kernel import cgroup, freezer
 from refcr.ptrace import proc
 from support import Processes, assert_one_line_error
 from zdtm.harness import procs
@@ -44,14 +45,16 @@ def forker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
-@pytest.fixture
-def group() -> Iterator[Path]:
+@pytest.fixture(params=["v1", "v2"])
+def group(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh freezer cgroup: in the v1 freezer hierarchy, or in the v2 one."""
     mounts = cgroup.hierarchies()
-    assert "freezer" in mounts, f"no freezer hierarchy mounted here: {mounts}"
-    d = Path(mounts["freezer"]) / f"refcr-fz-{os.getpid()}-{time.monotonic_ns()}"
+    where = mounts.get("freezer") if request.param == "v1" else mounts.get("")
+    assert where, f"no {request.param} freezer hierarchy mounted here: {mounts}"
+    d = Path(where) / f"refcr-fz-{os.getpid()}-{time.monotonic_ns()}"
     d.mkdir()
     yield d
-    (d / "freezer.state").write_text("THAWED")
+    thaw(d)
     for _ in range(100):
         try:
             d.rmdir()
@@ -61,7 +64,16 @@ def group() -> Iterator[Path]:
 
 
 def state(d: Path) -> str:
-    return (d / "freezer.state").read_text().strip()
+    return freezer.Freezer.open(str(d)).state()
+
+
+def freeze(d: Path) -> None:
+    f = freezer.Freezer.open(str(d))
+    (d / ("cgroup.freeze" if f.v2 else "freezer.state")).write_text("1" if f.v2 else "FROZEN")
+
+
+def thaw(d: Path) -> None:
+    freezer.Freezer.open(str(d)).thaw()
 
 
 def start(forker: Path, d: Path, processes: Processes, cwd: Path) -> tuple[int, Path]:
@@ -151,7 +163,11 @@ def test_root_outside_the_cgroup_refused_and_thawed(group: Path, processes: Proc
 def test_frozen_by_someone_else_refused(group: Path, processes: Processes, tmp_path: Path) -> None:
     p = processes.spawn(["sh", "-c", f"echo $$ > {group}/cgroup.procs && exec sleep 1000"], tmp_path)
     time.sleep(0.2)
-    (group / "freezer.state").write_text("FROZEN")
+    freeze(group)
+    deadline = time.monotonic() + 5
+    while state(group) != "FROZEN":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     res = refcr("dump", "-t", str(p.pid), "-D", str(tmp_path / "img"), "--freeze-cgroup", str(group),
                 cwd=tmp_path)
     assert_one_line_error(res)
@@ -184,3 +200,14 @@ def test_sigkill_while_frozen_guardian_thaws(forker: Path, group: Path, processe
         time.sleep(0.05)
     assert runs_on(count), "the tree does not fork on after refcr's death"
     assert procs.read_stat(root).state not in ("t", "T", "Z")
+
+
+def test_pre_dump_through_the_freezer(forker: Path, group: Path, processes: Processes, tmp_path: Path) -> None:
+    """A pre-dump (runc's pre-copy passes freeze_cgroup too) freezes the same way."""
+    root, count = start(forker, group, processes, tmp_path)
+    res = refcr("pre-dump", "-t", str(root), "-D", str(tmp_path / "pre"), "-o", "log", "-v4",
+                "--freeze-cgroup", str(group), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert f"froze the cgroup {group}" in (tmp_path / "pre" / "log").read_text()
+    assert state(group) == "THAWED"
+    assert runs_on(count)
