@@ -5,7 +5,9 @@ down: a process is seized (all its threads) before its children are listed,
 so once frozen it cannot add a child behind our back.  Ids in the images are
 the ones inside the tree's pid namespace ("inner" ids); the root may be the
 init of a pid namespace of its own, and may have its own IPC, UTS, mount and
-network namespaces; every other process must share the root's.
+network namespaces, and a user namespace owning them (kernel/userns.py);
+every other process must share the root's.  With --freeze-cgroup the
+freezer stops the tree first (kernel/freezer.py): nothing is added meanwhile.
 
 Restore in refcr's own pid namespace needs the dumped pids back.  Right
 after a dump they may still be held by the dumped processes' zombies, which

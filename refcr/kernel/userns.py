@@ -50,7 +50,7 @@ import os
 import signal
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -60,7 +60,6 @@ from refcr.pb import userns_pb2
 from refcr.ptrace import native, proc
 
 NS_GET_USERNS, NS_GET_PARENT, NS_GET_OWNER_UID = 0xB701, 0xB702, 0xB704
-OWNED_KINDS = ("pid", "mnt", "net", "ipc", "uts")
 MAX_EXTENTS = 340             # the kernel's limit of lines in uid_map / gid_map
 PR_GET_SECUREBITS, PR_SET_SECUREBITS = 27, 28
 SECBIT_NO_SETUID_FIXUP = 1 << 2
@@ -139,6 +138,7 @@ def _ns_ino(fd: int) -> tuple[int, int]:
 
 
 def _ioctl_fd(fd: int, request: int) -> int:
+    """An NS_GET_USERNS / NS_GET_PARENT ioctl: a new fd of that namespace."""
     return fcntl.ioctl(fd, request)
 
 
@@ -196,7 +196,7 @@ def dump(pid: int) -> userns_pb2.UsernsEntry:
 
 # ------------------------------------------------------------ restore ---
 
-def idmap(extents) -> IdMap:
+def idmap(extents: Iterable[userns_pb2.IdMapExtent]) -> IdMap:
     return IdMap(tuple((x.first, x.lower_first, x.count) for x in extents))
 
 
