@@ -58,6 +58,7 @@ from refcr.errors import RestoreError, UnsupportedObject
 from refcr.log import log
 from refcr.pb import userns_pb2
 from refcr.ptrace import native, proc
+from refcr.ptrace.proc import IdMap
 
 NS_GET_USERNS, NS_GET_PARENT, NS_GET_OWNER_UID = 0xB701, 0xB702, 0xB704
 MAX_EXTENTS = 340             # the kernel's limit of lines in uid_map / gid_map
@@ -69,38 +70,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 # ------------------------------------------------------------ id maps ---
-
-@dataclass(frozen=True)
-class IdMap:
-    """One of uid_map / gid_map: (first inside, first outside, count) lines."""
-
-    extents: tuple[tuple[int, int, int], ...]
-
-    @classmethod
-    def parse(cls, text: str) -> "IdMap":
-        return cls(tuple(tuple(int(x) for x in line.split()) for line in text.splitlines() if line.strip()))
-
-    @classmethod
-    def of(cls, pid: int | str, kind: str) -> "IdMap":
-        with open(f"/proc/{pid}/{kind}_map") as f:
-            return cls.parse(f.read())
-
-    def inner(self, outer: int) -> int | None:
-        """The id inside the namespace for an id of the parent namespace, or None."""
-        for first, lower, count in self.extents:
-            if lower <= outer < lower + count:
-                return first + outer - lower
-        return None
-
-    def outer(self, inner: int) -> int | None:
-        for first, lower, count in self.extents:
-            if first <= inner < first + count:
-                return lower + inner - first
-        return None
-
-    def text(self) -> str:
-        return "".join(f"{a} {b} {c}\n" for a, b, c in self.extents)
-
 
 def to_inner(pid: int, kind: str, ids: list[int]) -> list[int]:
     """Ids of the parent namespace as /proc/PID/status shows them to refcr ->
