@@ -3,7 +3,9 @@
 1. The tree of empty puppets is built top down, with the dumped pids:
    sessions come from the order of fork and setsid, process groups from
    setpgid (a group whose leader is gone gets a short-lived helper with the
-   leader's pid), zombies exit with their status.
+   leader's pid), zombies exit with their status.  A tree with a user
+   namespace of its own gets it from the root's clone3, with the other
+   namespaces (kernel/userns.py).
 2. Each process rebuilds its memory, fds and process-wide state.
 3. Threads are created and get their own state (and credentials).
 4. Queued signals, the restorer area, masks and registers come last, and
