@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <limits.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -658,6 +659,45 @@ int rc_clone3_puppet(const int *set_tid, size_t set_tid_size,
 	if (ret == 0)
 		puppet_body();
 	return (int)ret;	/* child pid or -errno, straight from the kernel */
+}
+
+static inline long raw_syscall5(long nr, long a1, long a2, long a3, long a4, long a5)
+{
+	long ret;
+	register long r10 asm("r10") = a4;
+	register long r8 asm("r8") = a5;
+
+	asm volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8)
+		     : "rcx", "r11", "memory");
+	return ret;
+}
+
+static __attribute__((noreturn)) void fd_proxy_body(int ctl)
+{
+	int nsfd = -1;
+	long ret;
+
+	raw_syscall5(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (raw_syscall5(SYS_read, ctl, (long)&nsfd, sizeof(nsfd), 0, 0) != sizeof(nsfd))
+		raw_syscall5(SYS_exit, 1, 0, 0, 0, 0);
+	ret = raw_syscall5(SYS_setns, nsfd, CLONE_NEWUSER, 0, 0, 0);
+	/* a user namespace owned by another uid leaves it non-dumpable: the
+	 * puppets (caps only in there) could then not pidfd_getfd from it */
+	if (ret == 0)
+		ret = raw_syscall5(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0);
+	raw_syscall5(SYS_write, ctl, (long)&ret, sizeof(ret), 0, 0);
+	for (;;)
+		raw_syscall0(SYS_pause);
+}
+
+int rc_fd_proxy(int ctl_fd)
+{
+	/* fork-like clone sharing the fd table: the child's fds are ours */
+	long ret = raw_syscall5(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+
+	if (ret == 0)
+		fd_proxy_body(ctl_fd);
+	return (int)ret;
 }
 
 int rc_get_robust_list(int tid, unsigned long *head, size_t *len)

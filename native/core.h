@@ -101,6 +101,10 @@ int rc_pidfd_getfd(int pidfd, int fd, unsigned int flags);
 /* Fork-like raw clone3; the child stops itself and pauses forever. */
 int rc_clone3_puppet(const int *set_tid, size_t set_tid_size,
 		     uint64_t flags, int exit_signal);
+/* Fork-like raw clone sharing refcr's fd table (CLONE_FILES): the child
+ * reads a user namespace fd number from ctl_fd, joins it, writes back the
+ * setns result as a long (0 or -errno) and pauses forever (dies with refcr). */
+int rc_fd_proxy(int ctl_fd);
 int rc_get_robust_list(int tid, unsigned long *head, size_t *len);
 int rc_tgkill(int tgid, int tid, int sig);
 /* kcmp(2): 0 equal, 1/2 ordered, 3 not equal; -errno on failure. */

@@ -119,11 +119,19 @@ def _track_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
                    help="how changed pages are found: uffd-wp + PAGEMAP_SCAN, or page digests (default: auto)")
 
 
+def _freezer_argument(p: argparse.ArgumentParser) -> None:
+    """--freeze-cgroup (refcr/kernel/freezer.py), for dump and pre-dump."""
+    p.add_argument("--freeze-cgroup", metavar="PATH",
+                   help="freeze the tree through this freezer cgroup (v1 or v2), then seize it")
+
+
 def _cgroup_arguments(p: argparse.ArgumentParser, dump: bool) -> None:
     """CRIU's cgroup options (refcr/kernel/cgroup.py)."""
     p.add_argument("--manage-cgroups", nargs="?", const="soft", metavar="MODE",
                    help="dump (restore) the tree's cgroups and their properties; MODE none, props, soft "
                         "(default), full, strict, ignore")
+    if dump:
+        _freezer_argument(p)
     if not dump:
         p.add_argument("--cgroup-root", action="append", default=[], metavar="[CTRL:]PATH",
                        help="restore into PATH instead of the dumped cgroup (for the controller CTRL, or all)")
@@ -158,6 +166,7 @@ def _pipeline_parsers(sub, only: str | None = None) -> None:  # noqa: ANN001  (t
         pd.add_argument("-t", "--tree", dest="pid", type=int, required=True, help="pid of the process tree")
         _common(pd)
         _track_arguments(pd, dump=False)
+        _freezer_argument(pd)
         made.append(("pre-dump", pd))
     if only in (None, "restore"):
         made.append(("restore", _restore_parser(sub)))
@@ -239,7 +248,7 @@ def to_options(ns: argparse.Namespace) -> Options:
                  "skip_in_flight",
                  "ext_unix_sk", "external", "inherit_fd", "ghost_limit", "tmpfs_limit", "libdir",
                  "track_mem", "prev_images_dir", "track_mem_method", "link_remap", "ghost_fiemap",
-                 "file_validation", "orphan_pts_master",
+                 "file_validation", "orphan_pts_master", "freeze_cgroup",
                  "action_scripts"):
         if hasattr(ns, name) and getattr(ns, name) is not None:
             setattr(opts, name, getattr(ns, name))

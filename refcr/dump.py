@@ -18,14 +18,14 @@ from itertools import count
 
 from refcr import __version__, actions, fault
 from refcr.drivers import tty
-from refcr.errors import DumpError, NoSuchProcess, ProcessBusy, RefcrError
+from refcr.errors import DumpError, NoSuchProcess, OptionError, ProcessBusy, RefcrError
 from refcr.fs import files, fs_struct, pipes, regfile
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import IN_PROGRESS, ImageDir
 from refcr.ipc import sysv
 from refcr.kernel import (
     audit, cgroup, creds, itimers, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp, sharing,
-    signals, task,
+    freezer, signals, task, userns,
 )
 from refcr.log import log, progress
 from refcr.mm import memory, track
@@ -38,7 +38,7 @@ from refcr.ptrace import native, proc
 from refcr.ptrace.syscalls import PAGE_SIZE
 from refcr.ptrace.guardian import Guardian
 from refcr.ptrace.tracee import (INJECT_MASK, PATCH_SIZE, SCRATCH_SIZE, Remote, collect_exits, far_address,
-                                 release, seize_thread)
+                                 release, seize_nowait, seize_thread, wait_seized)
 
 IMG_VERSION = 1
 PR_GET_DUMPABLE = 3
@@ -111,10 +111,12 @@ class FrozenTask:
             release(tid, stop=stop)
 
 
-def freeze_process(m: pstree.Member) -> None:
+def freeze_process(m: pstree.Member, frozen_cgroup: bool = False) -> None:
     """Seize every thread; threads may appear until all existing ones are
     stopped, and a thread other than the leader may end before it is
-    stopped: it is then not part of the dump (it ended before the freeze)."""
+    stopped: it is then not part of the dump (it ended before the freeze).
+    frozen_cgroup: the task is in a frozen cgroup (kernel/freezer.py): seize
+    and interrupt only, the stops are waited for after the thaw."""
     ended: set[int] = set()
     while True:
         new = [tid for tid in proc.threads(m.host_pid) if tid not in m.host_tids and tid not in ended]
@@ -123,7 +125,10 @@ def freeze_process(m: pstree.Member) -> None:
         new.sort(key=lambda tid: tid != m.host_pid)   # the leader first: tids wrap (pid_max) below it
         for tid in new:
             try:
-                m.stop_signo = seize_thread(tid) or m.stop_signo
+                if frozen_cgroup:
+                    seize_nowait(tid)
+                else:
+                    m.stop_signo = seize_thread(tid) or m.stop_signo
             except (NoSuchProcess, ProcessBusy):
                 if tid == m.host_pid or _thread_alive(m.host_pid, tid):
                     raise
@@ -142,8 +147,44 @@ def _thread_alive(pid: int, tid: int) -> bool:
 
 
 def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member],
-                guard: Guardian | None = None) -> None:
-    """Freeze top down, appending to `frozen` as we go (so a failure can release them)."""
+                guard: Guardian | None = None, cgroup: freezer.Freezer | None = None) -> None:
+    """Freeze top down, appending to `frozen` as we go (so a failure can release them).
+    With a freezer cgroup: frozen first, every thread seized, thawed, then the stops."""
+    if cgroup is None:
+        _seize_tree(root, frozen, zombies, guard)
+        return
+    if guard:
+        guard.freezer(cgroup.path, cgroup.v2)
+    cgroup.freeze()
+    try:
+        if not cgroup.holds(root):
+            raise OptionError(f"--freeze-cgroup {cgroup.path}: process {root} is not in that cgroup")
+        _seize_tree(root, frozen, zombies, guard, frozen_cgroup=True)
+        fault.kill_point("cgroup-frozen")
+    except BaseException:
+        cgroup.thaw_quietly()
+        _settle(frozen)
+        raise
+    cgroup.thaw()
+    for t in frozen:
+        for tid in t.tids:
+            t.member.stop_signo = wait_seized(tid) or t.member.stop_signo
+    log.info("froze the cgroup %s, seized %d process(es), thawed", cgroup.path, len(frozen))
+
+
+def _settle(frozen: list[FrozenTask]) -> None:
+    """After a failed seize in a frozen cgroup: take the interrupt stops, so
+    that the release can detach (a tracee is detached only while stopped)."""
+    for t in frozen:
+        for tid in t.tids:
+            try:
+                wait_seized(tid)
+            except (NoSuchProcess, OSError):
+                pass
+
+
+def _seize_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member],
+                guard: Guardian | None, frozen_cgroup: bool = False) -> None:
     queue = [(root, 0)]
     looked_again: set[int] = set()
     while queue:
@@ -167,7 +208,7 @@ def freeze_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member
                 queue.insert(0, (host_pid, ppid))
                 continue
         frozen.append(FrozenTask(m, guard=guard))
-        freeze_process(m)
+        freeze_process(m, frozen_cgroup)
         if guard:
             guard.process(host_pid, m.host_tids)
         m.entry.threads.extend(pstree.inner_ids(host_pid, "NSpid", tid) for tid in m.host_tids)
@@ -228,6 +269,8 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
 
 def dump_namespaces(root: FrozenTask, namespaces: list[str], images: ImageDir, opts: Options | None = None) -> None:
     """Contents of the namespaces the root has of its own."""
+    if "user" in namespaces:
+        images.write("userns", [userns.dump(root.pid)])
     if "uts" in namespaces:
         images.write("uts", [uts.dump(root.remotes[root.pid])])
     if "ipc" in namespaces:
@@ -325,6 +368,7 @@ def dump(opts: Options, images: ImageDir) -> None:
 
 def _dump(opts: Options, images: ImageDir) -> None:
     pstree.check_target(opts.pid)
+    cgroup_freezer = freezer.Freezer.open(opts.freeze_cgroup) if opts.freeze_cgroup else None
     namespaces, opts.extra["ext_netns"] = extnetns.dump_side(opts, opts.pid, pstree.root_namespaces(opts.pid))
     frozen: list[FrozenTask] = []
     zombies: list[pstree.Member] = []
@@ -335,7 +379,7 @@ def _dump(opts: Options, images: ImageDir) -> None:
     if opts.tcp_established:        # connections locked one by one (net/inet.py)
         opts.extra["netlock"], opts.extra["guardian"] = lock, guard
     try:
-        _frozen_part(opts, images, guard, namespaces, lock, frozen, zombies)
+        _frozen_part(opts, images, guard, namespaces, lock, frozen, zombies, cgroup_freezer)
     finally:
         guard.done()
 
@@ -357,9 +401,10 @@ def start_guardian(opts: Options, images: ImageDir) -> Guardian:
 
 
 def _frozen_part(opts: Options, images: ImageDir, guard: Guardian, namespaces: list[str],
-                 lock: netlock.NetLock, frozen: list[FrozenTask], zombies: list[pstree.Member]) -> None:
+                 lock: netlock.NetLock, frozen: list[FrozenTask], zombies: list[pstree.Member],
+                 cgroup_freezer: freezer.Freezer | None = None) -> None:
     try:
-        freeze_tree(opts.pid, frozen, zombies, guard)
+        freeze_tree(opts.pid, frozen, zombies, guard, cgroup_freezer)
         sharing.dump([t.member for t in frozen])
         lock.lock()
         members = [t.member for t in frozen] + zombies

@@ -62,6 +62,7 @@ class Options:
     empty_ns: int = 0                        # RPC empty_ns: CLONE_NEW* bits of namespaces dumped without contents
     restore_sibling: bool = False            # RPC rst_sibling: the restored root becomes a child of refcr's parent
     orphan_pts_master: bool = False          # --orphan-pts-master: a pty slave whose master is outside is dumped
+    freeze_cgroup: str | None = None         # --freeze-cgroup PATH (RPC freeze_cgroup): kernel/freezer.py
     # Called at every action-script moment (action, root pid) after the scripts:
     # the RPC server's NOTIFY round trip to its client (refcr/rpc/server.py).
     notify: Callable[[str, int | None], None] | None = None
@@ -81,10 +82,11 @@ GROUPS: dict[str, list[tuple[str, list[str]]]] = {
                                "tcp_established", "tcp_close", "skip_in_flight", "file_locks", "ghost_limit",
                                "shell_job", "track_mem",
                                "track_mem_method", "tmpfs_limit", "link_remap", "ghost_fiemap", "file_validation",
-                               "skip_file_rwx_check", "orphan_pts_master", "manage_cgroups"])],
+                               "skip_file_rwx_check", "orphan_pts_master", "manage_cgroups",
+                               "freeze_cgroup"])],
     "pre-dump": [("common options", COMMON),
                  ("pre-dump options", ["pid", "track_mem_method", "external", "ext_unix_sk", "tcp_established",
-                                       "tcp_close",
+                                       "tcp_close", "freeze_cgroup",
                                        "file_locks", "shell_job"])],
     "restore": [("common options", COMMON),
                 ("restore options", ["restore_detached", "leave_stopped", "inherit_fd", "external", "ext_unix_sk",
@@ -104,7 +106,6 @@ _COMMON_REFUSED = [
     (("--close",), True, "not implemented"),
 ]
 _DUMP_REFUSED = [
-    (("--freeze-cgroup",), False, "refcr freezes with ptrace only"),
     (("--cgroup-props",), True, "cgroups are not dumped"),
     (("--cgroup-props-file",), True, "cgroups are not dumped"),
     (("--cgroup-dump-controller",), True, "cgroups are not dumped"),

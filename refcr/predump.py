@@ -24,7 +24,7 @@ from refcr import __version__, fault
 from refcr.dump import IMG_VERSION, FrozenTask, _resume_after_failure, finish, freeze_tree, start_guardian
 from refcr.errors import DumpError, NoSuchProcess, RefcrError
 from refcr.images.imagedir import IN_PROGRESS, ImageDir
-from refcr.kernel import pstree
+from refcr.kernel import freezer, pstree
 from refcr.log import log
 from refcr.mm import memory, pages, track
 from refcr.options import Options
@@ -150,6 +150,7 @@ def pre_dump(opts: Options, images: ImageDir) -> None:
 
 def _pre_dump(opts: Options, images: ImageDir) -> None:
     pstree.check_target(opts.pid)
+    cgroup_freezer = freezer.Freezer.open(opts.freeze_cgroup) if opts.freeze_cgroup else None
     tracking = track.DumpTracking.from_options(opts, images, predump=True)
     frozen: list[FrozenTask] = []
     zombies: list[pstree.Member] = []
@@ -157,7 +158,7 @@ def _pre_dump(opts: Options, images: ImageDir) -> None:
     guard = start_guardian(opts, images)
     try:
         try:
-            freeze_tree(opts.pid, frozen, zombies, guard)
+            freeze_tree(opts.pid, frozen, zombies, guard, cgroup_freezer)
             fault.kill_point("after-seize")
             tree = [m.entry for m in [t.member for t in frozen] + zombies]
             plans = [plan_task(t, tracking) for t in frozen]

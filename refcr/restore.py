@@ -5,7 +5,9 @@
    setpgid (a group whose leader is gone gets a short-lived helper with the
    leader's pid), zombies exit with their status; a child that shared its
    parent's cwd, root and umask (fd table) is forked with CLONE_FS
-   (CLONE_FILES) and leaves them to the parent (kernel/sharing.py).
+   (CLONE_FILES) and leaves them to the parent (kernel/sharing.py).  A tree
+   with a user namespace of its own gets it from the root's clone3, with the
+   other namespaces (kernel/userns.py).
    Before a process forks, its special areas move to their dumped places and
    the private anonymous areas its children shared pages of at the dump are
    mapped and filled: the children inherit them (mm/cow.py).
@@ -34,13 +36,13 @@ from refcr.images.imagedir import ImageDir
 from refcr.images.validate import validate
 from refcr.kernel import (
     audit, cgroup, creds, itimers, jobctl, oom, posix_timers, prctl, pstree, regs, rlimits, sched, seccomp,
-    sharing, signals, task,
+    sharing, signals, task, userns,
 )
 from refcr.log import log, progress
 from refcr.mm import memory, pages
 from refcr.net import extnetns, netlock, netns, unix
 from refcr.options import Options
-from refcr.pb import core_pb2, mm_pb2, pstree_pb2
+from refcr.pb import core_pb2, mm_pb2, pstree_pb2, userns_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
 from refcr.ptrace.puppet import CLONE_PARENT, Layout, Puppet
@@ -49,7 +51,7 @@ from refcr.ptrace.tracee import Remote, RemoteError
 IMG_VERSION = 1
 PR_SET_DUMPABLE = 4
 NS_FLAGS = {"pid": native.CLONE_NEWPID, "ipc": native.CLONE_NEWIPC, "uts": native.CLONE_NEWUTS,
-            "mnt": native.CLONE_NEWNS, "net": native.CLONE_NEWNET}
+            "mnt": native.CLONE_NEWNS, "net": native.CLONE_NEWNET, "user": native.CLONE_NEWUSER}
 WALL = 0x40000000
 RLIMIT_CORE = 4
 
@@ -132,6 +134,8 @@ class TreeBuilder:
     puppets: list[Puppet] = field(default_factory=list)     # every live puppet, for cleanup
     sibling: bool = False           # the root becomes a child of refcr's parent (RPC rst_sibling)
     prepare: Callable[[Node], None] | None = None   # a live process's work before it forks
+    userns: userns_pb2.UsernsEntry | None = None    # the tree's own user namespace (kernel/userns.py)
+    proxy: userns.FdProxy | None = None             # the puppets' fd source in it
 
     def create_root(self) -> Node:
         root = self.nodes[0]
@@ -144,14 +148,21 @@ class TreeBuilder:
             tries = [[1, root.entry.host_pid], [1]] if root.entry.host_pid else [[1]]
         else:
             tries = [[root.pid]]
+        if self.userns is not None:
+            self.proxy = userns.FdProxy.start()
         for i, set_tid in enumerate(tries):
             try:
-                root.puppet = Puppet.create_root(root.pid, set_tid, flags, self.layout)
+                with userns.as_creator(self.userns):
+                    root.puppet = Puppet.create_root(root.pid, set_tid, flags, self.layout,
+                                                     self.proxy.pidfd if self.proxy else None)
                 break
             except RestoreError:
                 if i == len(tries) - 1:
                     raise
         self.puppets.append(root.puppet)
+        if self.userns is not None:
+            userns.write_maps(root.puppet.pid, self.userns)
+            self.proxy.join(root.puppet.pid)
         root.sid_now = root.entry.sid if root.entry.sid != root.pid else -1
         return root
 
@@ -331,9 +342,12 @@ def drop_pidfd(n: Node) -> None:
         n.puppet.pidfd_slot = -1
 
 
-def restore_threads(n: Node) -> None:
+def restore_threads(n: Node, user: userns_pb2.UsernsEntry | None = None) -> None:
     """Create the other threads, then give every thread its own state."""
     p, core = n.puppet, n.core
+    setgroups = user is None or user.setgroups_allowed
+    if not setgroups:
+        userns.check_groups(p.pid, user)
     seccomp.restore_shared(p.remote, list(core.threads))     # inherited by the threads made next
     for tc in core.threads[1:]:
         p.clone_thread(tc.tid)
@@ -347,7 +361,7 @@ def restore_threads(n: Node) -> None:
             r.defer("set_robust_list", tc.robust_list, tc.robust_list_len)
         task.restore_personality(r, core.personality)
         seccomp.restore_thread(r, tc.seccomp, seccomp.shared_count(list(core.threads)))
-        creds.restore(r, core.creds)
+        creds.restore(r, core.creds, setgroups)
         prctl.restore_thread(r, tc.prctl)
         seccomp.restore_strict(r, tc.seccomp)
         r.flush()
@@ -431,9 +445,10 @@ def _restore(opts: Options) -> int:
     live = [n for n in nodes if not n.entry.zombie]
     dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
+    user = images.read_single("userns") if "user" in inv.root_namespaces else None
     ctx = files.restore_context(images, opts)
     builder = TreeBuilder(nodes, Layout.choose(dumped, max_fd), list(inv.root_namespaces), sibling=opts.restore_sibling,
-                          prepare=lambda n: prepare_memory(n, images, ctx))
+                          prepare=lambda n: prepare_memory(n, images, ctx), userns=user)
     unix.check_ext_restore(ctx)
     tty.check_ext_restore(ctx)
     netns.check_options(images, opts)
@@ -475,7 +490,7 @@ def _restore(opts: Options) -> int:
             from refcr.ipc import sysv
             sysv.finish_restore(root.puppet.pid, images)
         for n in live:
-            restore_threads(n)
+            restore_threads(n, user)
         for n in live:
             finish_process(n)
         inotify.settle(ctx)
@@ -502,6 +517,8 @@ def _restore(opts: Options) -> int:
         ctx.rollback()
         raise
     finally:
+        if builder.proxy is not None:
+            builder.proxy.stop()
         ctx.close_all()
     log.info("restored %d process(es), root %d", len(nodes), root.puppet.pid)
     return root.puppet.pid

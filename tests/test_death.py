@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 from support import Processes
 
-from refcr.fault import KILL_POINTS
+from refcr.fault import FREEZER_STEPS, KILL_POINTS
 from refcr.images.imagedir import IN_PROGRESS, INCOMPLETE_MARKER
 from zdtm.harness import procs
 
 HERE = Path(__file__).resolve().parent
 KINDS = {"single": (1, 0), "threads": (1, 3), "tree": (3, 1)}     # processes, extra threads each
-CASES = [(pipeline, step) for pipeline, steps in KILL_POINTS.items() for step in steps]
+CASES = [(pipeline, step) for pipeline, steps in KILL_POINTS.items() for step in steps
+         if step not in FREEZER_STEPS]       # those: tests/test_freezer.py
 
 
 @dataclass

@@ -126,6 +126,8 @@ def test_checkpoint_and_restore(container: Container, tmp_path: Path) -> None:
     before = container.wait_count(5)
     container.runc("checkpoint", "--image-path", str(tmp_path / "img"), container.id)
     assert container.status() == "gone"
+    # runc passes its freezer cgroup (freeze_cgroup): the tree was frozen through it
+    assert f"froze the cgroup /sys/fs/cgroup/freezer/{container.id}," in (tmp_path / "img" / "dump.log").read_text()
     dumped = container.count()
     assert dumped >= before
     time.sleep(0.3)
@@ -143,6 +145,8 @@ def test_leave_running(container: Container, tmp_path: Path) -> None:
     container.start()
     container.runc("checkpoint", "--leave-running", "--image-path", str(tmp_path / "img"), container.id)
     assert container.status() == "running"
+    assert f"froze the cgroup /sys/fs/cgroup/freezer/{container.id}," in (tmp_path / "img" / "dump.log").read_text()
+    assert Path(f"/sys/fs/cgroup/freezer/{container.id}/freezer.state").read_text().strip() == "THAWED"
     n = container.wait_count(container.count())
     container.runc("kill", container.id, "KILL")
     deadline = time.monotonic() + 10
@@ -272,3 +276,35 @@ def test_tcp_connection_in_container(container: Container, tmp_path: Path) -> No
         time.sleep(0.05)
     got = received()
     assert got == list(range(1, len(got) + 1)), f"lost or repeated numbers around {len(dumped)}: {got}"
+
+
+def test_user_namespace_container(container: Container, tmp_path: Path) -> None:
+    """A container with a user namespace of its own (root inside is 100000
+    outside, as a rootless runtime sets it up with subordinate ids): runc runs
+    it as root here, refcr dumps and restores the user namespace with it."""
+    spec = json.loads((container.bundle / "config.json").read_text())
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    (container.bundle / "config.json").write_text(json.dumps(spec))
+    rootfs = container.bundle / "rootfs"
+    for p in [rootfs, *rootfs.rglob("*")]:
+        os.lchown(p, 100000, 100000)                    # the container's root owns its rootfs
+    for d in container.bundle.parents:                # uid 100000 must reach its rootfs
+        if d in (Path("/tmp"), Path("/")):
+            break
+        d.chmod(d.stat().st_mode | 0o111)
+    container.bundle.chmod(0o755)
+    container.start()
+    pid = json.loads(container.runc("state", container.id).stdout)["pid"]
+    assert Path(f"/proc/{pid}/uid_map").read_text().split() == ["0", "100000", "65536"]
+    container.runc("checkpoint", "--image-path", str(tmp_path / "img"), container.id)
+    assert (tmp_path / "img" / "userns.img").exists()
+    dumped = container.count()
+    container.restore(tmp_path / "img")
+    assert container.wait_count(dumped) > dumped
+    pid = json.loads(container.runc("state", container.id).stdout)["pid"]
+    assert Path(f"/proc/{pid}/uid_map").read_text().split() == ["0", "100000", "65536"]
+    assert Path(f"/proc/{pid}/status").read_text().count("\t100000\t100000\t100000\t100000") == 2   # Uid, Gid
+    out = container.runc("exec", container.id, "cat", "/tmp/count").stdout
+    assert int(out) > dumped

@@ -60,8 +60,9 @@ MAX_REPEATED = 1 << 20
 SIGINFO = 128
 SIGKILL, SIGSTOP = 9, 19
 MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN, MAP_NORESERVE = 0x01, 0x02, 0x100, 0x4000
-NAMESPACES = {"pid", "ipc", "uts", "mnt", "net"}
+NAMESPACES = {"pid", "ipc", "uts", "mnt", "net", "user"}
 CLONE_FS, CLONE_FILES = 0x200, 0x400    # the PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
+MAX_ID_EXTENTS = 340               # lines of a uid_map / gid_map
 # O_TMPFILE is __O_TMPFILE | O_DIRECTORY: only its own bit counts, O_DIRECTORY alone is a
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
@@ -335,6 +336,34 @@ def _inventory(s: ImageSet) -> None:
         w.fail("root_namespaces", "a namespace is listed twice")
     if inv[0].netlock_table and not re.fullmatch(CONN_TABLE, inv[0].netlock_table):
         w.fail("netlock_table", "not a table of refcr's connection lock")
+    _userns(s, "user" in ns)
+
+
+def _userns(s: ImageSet, listed: bool) -> None:
+    """userns.img exists iff the inventory lists a user namespace; each map has
+    1..340 extents of count >= 1 within 32 bits, not overlapping inside nor
+    outside; with a user namespace there must be a pid namespace too."""
+    entries = s.entries("userns")
+    if not listed:
+        if entries:
+            raise ImageError(s.path("userns"), None, "the inventory lists no user namespace")
+        return
+    if "pid" not in s.entries("inventory")[0].root_namespaces:
+        s.where("inventory", 0).fail("root_namespaces", "a user namespace without a pid namespace")
+    if len(entries) != 1:
+        raise ImageError(s.path("userns"), None, "must hold exactly one entry")
+    w = s.where("userns", 0)
+    for name in ("uid_map", "gid_map"):
+        extents = list(getattr(entries[0], name))
+        if not 1 <= len(extents) <= MAX_ID_EXTENTS:
+            w.fail(name, f"{len(extents)} extents (1 to {MAX_ID_EXTENTS})")
+        for i, x in enumerate(extents):
+            if x.count < 1 or x.first + x.count > U32 + 1 or x.lower_first + x.count > U32 + 1:
+                w.fail(f"{name}[{i}]", f"{x.first} {x.lower_first} {x.count} is empty or past 2^32")
+        for side in ("first", "lower_first"):
+            spans = sorted((getattr(x, side), getattr(x, side) + x.count) for x in extents)
+            if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
+                w.fail(name, f"extents overlap ({side.replace('_', ' ')} ids)")
 
 
 # ----------------------------------------------------------- process ---

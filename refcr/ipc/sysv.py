@@ -122,11 +122,31 @@ def _sysctl_read(name: str) -> str | None:
 
 
 def _sysctl_write(name: str, value: str) -> None:
+    """Written as the file's owner: in a namespace of a user namespace whose
+    root is not refcr's uid (a rootless tree, kernel/userns.py), the kernel
+    lets only that root write the namespace's IPC sysctls."""
+    path = f"/proc/sys/{name}"
+    owner = os.stat(path).st_uid
     try:
-        with open(f"/proc/sys/{name}", "w") as f:
-            f.write(value)
+        with _as_euid(owner):
+            with open(path, "w") as f:
+                f.write(value)
     except OSError as e:
         raise OSError(e.errno, e.strerror, f"write {value!r} to /proc/sys/{name}") from None
+
+
+@contextlib.contextmanager
+def _as_euid(uid: int) -> Iterator[None]:
+    """Effective uid *uid* for a moment (root's capabilities come back with euid 0)."""
+    euid = os.geteuid()
+    if uid == euid:
+        yield
+        return
+    os.setresuid(-1, uid, -1)
+    try:
+        yield
+    finally:
+        os.setresuid(-1, euid, -1)
 
 
 def _dump_ns() -> ipc_pb2.IpcNsEntry:

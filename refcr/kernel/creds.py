@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from refcr.kernel.userns import inner_groups, to_inner
 from refcr.pb import core_pb2
 from refcr.ptrace import proc
 from refcr.ptrace.syscalls import (
@@ -35,12 +36,12 @@ def cap_last_cap() -> int:
 
 def dump(pid: int, remote: Remote) -> core_pb2.CredsEntry:
     st = proc.status(pid)
-    uids = [int(x) for x in st["Uid"].split()]
-    gids = [int(x) for x in st["Gid"].split()]
+    uids = to_inner(pid, "uid", [int(x) for x in st["Uid"].split()])
+    gids = to_inner(pid, "gid", [int(x) for x in st["Gid"].split()])
     return core_pb2.CredsEntry(
         uid=uids[0], euid=uids[1], suid=uids[2], fsuid=uids[3],
         gid=gids[0], egid=gids[1], sgid=gids[2], fsgid=gids[3],
-        groups=[int(x) for x in st.get("Groups", "").split()],
+        groups=inner_groups(pid, [int(x) for x in st.get("Groups", "").split()]),
         cap_inh=int(st["CapInh"], 16), cap_prm=int(st["CapPrm"], 16),
         cap_eff=int(st["CapEff"], 16), cap_bnd=int(st["CapBnd"], 16),
         cap_amb=int(st.get("CapAmb", "0"), 16),
@@ -48,10 +49,12 @@ def dump(pid: int, remote: Remote) -> core_pb2.CredsEntry:
         no_new_privs=bool(remote.check("prctl", PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)))
 
 
-def restore(remote: Remote, c: core_pb2.CredsEntry) -> None:
+def restore(remote: Remote, c: core_pb2.CredsEntry, setgroups: bool = True) -> None:
     """One batch, in this order, stopped at the first refusal (setfsgid and
     setfsuid return the previous id, never an error).  The buffers go to the
-    scratch in one put: put() starts at its beginning each time."""
+    scratch in one put: put() starts at its beginning each time.  Ids are of
+    the puppet's user namespace; setgroups=False: setgroups(2) is denied
+    there (the groups are inherited, kernel/userns.py checks them)."""
     lo = struct.pack("<III", c.cap_eff & 0xFFFFFFFF, c.cap_prm & 0xFFFFFFFF, c.cap_inh & 0xFFFFFFFF)
     hi = struct.pack("<III", c.cap_eff >> 32, c.cap_prm >> 32, c.cap_inh >> 32)
     groups, header, data = remote.put(struct.pack(f"<{len(c.groups)}I", *c.groups) or b"\0",
@@ -59,7 +62,7 @@ def restore(remote: Remote, c: core_pb2.CredsEntry) -> None:
     last = cap_last_cap()
     calls: list[tuple[str, tuple[int, ...]]] = [
         ("prctl", (PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0)),
-        ("setgroups", (len(c.groups), groups)),
+        *([("setgroups", (len(c.groups), groups))] if setgroups else []),
         ("setresgid", (c.gid, c.egid, c.sgid)),
         ("setfsgid", (c.fsgid,)),
         *[("prctl", (PR_CAPBSET_DROP, cap, 0, 0, 0)) for cap in range(last + 1) if not c.cap_bnd >> cap & 1],

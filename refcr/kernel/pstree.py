@@ -5,7 +5,9 @@ down: a process is seized (all its threads) before its children are listed,
 so once frozen it cannot add a child behind our back.  Ids in the images are
 the ones inside the tree's pid namespace ("inner" ids); the root may be the
 init of a pid namespace of its own, and may have its own IPC, UTS, mount and
-network namespaces; every other process must share the root's.
+network namespaces, and a user namespace owning them (kernel/userns.py);
+every other process must share the root's.  With --freeze-cgroup the
+freezer stops the tree first (kernel/freezer.py): nothing is added meanwhile.
 
 Restore in refcr's own pid namespace needs the dumped pids back.  Right
 after a dump they may still be held by the dumped processes' zombies, which
@@ -18,6 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from refcr.kernel import userns
 from refcr.errors import NoSuchProcess, OptionError, ProcessBusy, RestoreError, UnsupportedObject
 from refcr.log import log
 from refcr.options import Options
@@ -25,7 +28,7 @@ from refcr.pb import pstree_pb2
 from refcr.ptrace import proc
 
 NS_KINDS = ("pid", "ipc", "uts", "mnt", "net")      # namespaces a root may have of its own
-SHARED_ONLY = ("user", "cgroup", "time")           # must be refcr's own
+SHARED_ONLY = ("cgroup", "time")                   # must be refcr's own
 ZOMBIE_WAIT = 5.0      # seconds a restore waits for a zombie holding a needed pid to be reaped
 
 
@@ -82,6 +85,9 @@ def _task_status(pid: int, tid: int) -> dict[str, str]:
 def root_namespaces(root: int) -> list[str]:
     """Kinds of namespace the root has of its own (not refcr's)."""
     own = [k for k in NS_KINDS if ns_of(root, k) != ns_of("self", k)]
+    if userns.own(root):            # a child of refcr's, owning the others (kernel/userns.py)
+        userns.check_tree(root, own)
+        own.append("user")
     for kind in SHARED_ONLY:
         if os.path.exists(f"/proc/self/ns/{kind}") and ns_of(root, kind) != ns_of("self", kind):
             raise UnsupportedObject(f"process {root} is in a {kind} namespace of its own; not supported yet")
@@ -103,7 +109,7 @@ class Member:
 
 
 def check_same_namespaces(root: int, pid: int) -> None:
-    for kind in NS_KINDS + SHARED_ONLY:
+    for kind in NS_KINDS + SHARED_ONLY + ("user",):
         if os.path.exists(f"/proc/self/ns/{kind}") and ns_of(pid, kind) != ns_of(root, kind):
             raise UnsupportedObject(f"process {pid} is in another {kind} namespace than the root {root}; "
                                     "nested namespaces are not supported yet")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 
-from refcr.errors import OptionError, RestoreError
+from refcr.errors import OptionError, RestoreError, UnsupportedObject
 from refcr.fs.fd import RestoreFiles
 from refcr.net import nsenter
 from refcr.options import Options
@@ -32,6 +32,9 @@ def dump_side(opts: Options, pid: int, namespaces: list[str]) -> tuple[list[str]
     if not wanted:
         return namespaces, 0
     own = os.stat(f"/proc/{pid}/ns/net").st_ino
+    if "user" in namespaces:
+        raise UnsupportedObject(f"--external {wanted[0]}: the tree has a user namespace of its own, which the "
+                                "restore makes anew; the external net namespace would stay owned by the old one")
     for opt in wanted:
         ident = opt[4:-1] if opt.endswith("]") else ""
         if not ident.isdigit():

@@ -51,6 +51,7 @@ import stat as stat_mod
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 
 from refcr.errors import DumpError, OptionError, RefcrError, RestoreError
 from refcr.images.imagedir import ImageDir
@@ -59,7 +60,7 @@ from refcr.ns import mountapi as mapi
 from refcr.options import Options
 from refcr.pb import mntns_pb2
 from refcr.plugins import host
-from refcr.ptrace import native
+from refcr.ptrace import native, proc
 
 How = mntns_pb2.MountEntry
 CREATABLE = {"tmpfs", "ramfs", "proc", "sysfs", "devpts", "mqueue"}
@@ -371,9 +372,13 @@ def clone_mounts(pid: int | None, mounts: list[Mount], wanted: list[tuple[int, s
         want.setdefault(tuple(chain(by_id[mnt_id], by_id)), []).append((n, sub))
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
 
+    user_ns = _own_userns(pid) if pid else None
+
     def body() -> None:
         parent.close()
         own = os.open(f"/proc/{os.getpid()}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # its /proc may differ
+        if user_ns is not None:     # the copy is then the user namespace's: a copy into another one
+            native.setns(user_ns, native.CLONE_NEWUSER)    # locks every mount (MNT_LOCKED)
         with open(f"/proc/{pid or 'self'}/ns/mnt") as ns:
             native.setns(ns.fileno(), native.CLONE_NEWNS)
         native.unshare(native.CLONE_NEWNS)
@@ -399,6 +404,8 @@ def clone_mounts(pid: int | None, mounts: list[Mount], wanted: list[tuple[int, s
     try:
         _in_child(body, "cloning mounts")
     finally:
+        if user_ns is not None:
+            os.close(user_ns)
         child.close()
         parent.setblocking(False)
         while True:
@@ -424,6 +431,26 @@ class Builder:
     sources: dict[int, int]           # mnt_id -> detached mount (BIND_HOST, EXTERNAL_KEY)
     stage: str
     sock: socket.socket | None = None  # to refcr, for plugin mounts
+    # the tree's own user namespace's (uid map, gid map): the helper makes the mounts
+    # inside it, where ids in options (uid=, gid=) and file owners are the inner ones
+    id_maps: tuple[proc.IdMap, proc.IdMap] | None = None
+    # tmpfs-MNT_ID.tar, opened by refcr before the helper forks: inside a user namespace
+    # where refcr's uid is not mapped the helper could not reach the image directory
+    tars: dict[int, Any] = field(default_factory=dict)
+
+    def inner_options(self, opts: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+        """uid=N / gid=N as refcr saw them -> the ids inside the user namespace."""
+        if self.id_maps is None:
+            return opts
+        out = []
+        for key, value in opts:
+            if key in ("uid", "gid") and value is not None and value.isdigit():
+                inner = self.id_maps[key == "gid"].inner(int(value))
+                if inner is None:
+                    raise RefcrError(f"mount option {key}={value} is not mapped in the tree's user namespace")
+                value = str(inner)
+            out.append((key, value))
+        return out
 
     def build(self) -> None:
         """In the helper, inside the new namespaces: make, attach, propagate, pivot."""
@@ -463,13 +490,13 @@ class Builder:
                 if e.fstype == "devpts" and PTY_ROOT.fullmatch(e.root):
                     self.make_pty(pristine[e.bind_of], int(e.root[1:]))
                 return mapi.open_tree(pristine[e.bind_of], e.root.lstrip("/"))
-            opts, attrs = fs_options(e.super_options), mapi.attrs_of(e.options)
+            opts, attrs = self.inner_options(fs_options(e.super_options)), mapi.attrs_of(e.options)
             ro = ("ro", None) in opts and e.has_contents      # read-only once filled
             if ro:
                 opts.remove(("ro", None))
             fd = mapi.new_fs(e.fstype, e.source, opts, attrs & ~mapi.ATTR_RDONLY if e.has_contents else attrs)
             if e.has_contents:
-                extract(fd, self.images, e)
+                extract(fd, self.tars[e.mnt_id], e, self.id_maps)
                 if ro:
                     mapi.make_sb_readonly(fd)
                 mapi.setattr_fd(fd, attrs)
@@ -543,16 +570,28 @@ def fs_options(super_options: str) -> list[tuple[str, str | None]]:
     return out
 
 
-def extract(fd: int, images: ImageDir, e: mntns_pb2.MountEntry) -> None:
+def extract(fd: int, f: Any, e: mntns_pb2.MountEntry,
+            id_maps: tuple[proc.IdMap, proc.IdMap] | None = None) -> None:
     """Unpack tmpfs-MNT_ID.tar into the new tmpfs fd, chrooted into it (no
-    name in the archive can reach outside)."""
-    with images.open_raw("tmpfs", id=e.mnt_id) as f:
-        def body() -> None:
-            os.fchdir(fd)
-            os.chroot(".")
-            with tarfile.open(fileobj=f, mode="r:") as tar:
-                tar.extractall(".", numeric_owner=True)
-        _in_child(body, f"tmpfs {e.mountpoint}: unpacking tmpfs-{e.mnt_id}.tar")
+    name in the archive can reach outside).  With id_maps (the helper is in
+    the tree's user namespace) the owners, refcr's view, become inner ids (an
+    unmapped one fails the restore)."""
+    def body() -> None:
+        os.fchdir(fd)
+        os.chroot(".")
+        with tarfile.open(fileobj=f, mode="r:") as tar:
+            members = tar.getmembers()
+            for m in members if id_maps else ():
+                m.uid, m.gid = _inner_id(id_maps[0], m.uid, m.name), _inner_id(id_maps[1], m.gid, m.name)
+            tar.extractall(".", members=members, numeric_owner=True)
+    _in_child(body, f"tmpfs {e.mountpoint}: unpacking tmpfs-{e.mnt_id}.tar")
+
+
+def _inner_id(m: proc.IdMap, outer: int, name: str) -> int:
+    inner = m.inner(outer)
+    if inner is None:
+        raise RefcrError(f"{name}: its owner {outer} is not mapped in the tree's user namespace")
+    return inner
 
 
 def propagate(entries: list[mntns_pb2.MountEntry], fds: dict[int, int]) -> None:
@@ -671,6 +710,13 @@ def prepare_sources(entries: list[mntns_pb2.MountEntry], externals: list[str],
     return out
 
 
+def _own_userns(pid: int) -> int | None:
+    """An fd of pid's user namespace if it is not refcr's (kernel/userns.py), else None."""
+    if os.stat(f"/proc/{pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
+        return None
+    return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+
+
 def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str | None = None) -> dict[int, int]:
     """Rebuild the mount tree in the new mount namespace of root_pid (the root
     puppet, pid 1 of its pid namespace if it has one).  Returns the masters of
@@ -684,7 +730,16 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
     sources = prepare_sources(entries, externals, new_root)
     stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    b = Builder(entries, images, sources, stage, child)
+    user_ns = _own_userns(root_pid)
+    if user_ns is not None:          # the helper works there as the namespace's root
+        root_ids = proc.IdMap.of(root_pid, "uid").outer(0), proc.IdMap.of(root_pid, "gid").outer(0)
+        if None in root_ids:
+            raise RestoreError("the tree's user namespace maps no root")
+        os.chown(stage, *root_ids)
+    b = Builder(entries, images, sources, stage, child,
+                id_maps=(proc.IdMap.of(root_pid, "uid"), proc.IdMap.of(root_pid, "gid")) if user_ns is not None
+                else None,
+                tars={e.mnt_id: images.open_raw("tmpfs", id=e.mnt_id) for e in entries if e.has_contents})
     try:
         with open(f"/proc/{root_pid}/ns/mnt") as mnt_ns, open(f"/proc/{root_pid}/ns/pid") as pid_ns:
             def body() -> None:          # a fork of refcr: the next fork is in the tree's pid namespace
@@ -693,6 +748,10 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
                 for kind in ("ipc", "net"):  # a new mqueue / sysfs belongs to the caller's
                     with open(f"/proc/{root_pid}/ns/{kind}") as ns:
                         native.setns(ns.fileno(), 0)
+                if user_ns is not None:      # then the mounts are the user namespace's (kernel/userns.py);
+                    native.setns(user_ns, native.CLONE_NEWUSER)   # after net: that one may be outside it
+                    os.setresgid(0, 0, 0)    # as its root: files made in its tmpfs need a mapped owner
+                    os.setresuid(0, 0, 0)
                 _in_child(in_ns, "building the mount tree")
 
             def in_ns() -> None:
@@ -710,6 +769,10 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
             os.close(fd)
         raise RestoreError(str(exc)) from None
     finally:
+        if user_ns is not None:
+            os.close(user_ns)
+        for f in b.tars.values():
+            f.close()
         child.close()
         parent.close()
         for fd in sources.values():

@@ -24,7 +24,8 @@ was not put back, and:
     inherited INJECT_MASK: it gets its process's first mask);
   - it is detached: runs on, or stays stopped with --leave-stopped.
 
-Then the image directory says why it is incomplete.  After refcr's
+A cgroup the dump froze (--freeze-cgroup, kernel/freezer.py) is thawed
+first.  Then the image directory says why it is incomplete.  After refcr's
 "commit" (the images are complete, only the end of the dump remains) the
 guardian finishes what the user asked for instead: the tree is killed
 (default) or let go, and the directory is marked complete.
@@ -63,6 +64,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from refcr.errors import RefcrError
+from refcr.kernel.freezer import Freezer
 from refcr.log import log
 from refcr.ptrace import native, proc
 from refcr.ptrace.tracee import INJECT_MASK, PATCH_SIZE, Remote, release, seize_thread
@@ -132,6 +134,10 @@ class Guardian:
     def process(self, pid: int, tids: list[int]) -> None:
         self._send("process", pid=pid, tids=tids)
 
+    def freezer(self, path: str, v2: bool) -> None:
+        """The dump freezes this cgroup: thawed first if refcr dies (kernel/freezer.py)."""
+        self._send("freezer", path=path, v2=v2)
+
     def thread(self, pid: int, tid: int, mask: int, regs: dict[str, int]) -> None:
         self._send("thread", pid=pid, tid=tid, mask=mask, regs=regs)
 
@@ -179,6 +185,7 @@ class _Keeper:
         self.procs: dict[int, _Process] = {}
         self.commit: bool | None = None          # None: no commit; else kill?
         self.notes: dict[str, object] = {}
+        self.freezer: Freezer | None = None       # the cgroup the dump freezes
         self._buf = b""
 
     def serve(self) -> int:
@@ -235,6 +242,8 @@ class _Keeper:
             self.commit = bool(m["kill"])
         elif kind == "note":
             self.notes[m["key"]] = m["value"]
+        elif kind == "freezer":
+            self.freezer = Freezer(str(m["path"]), bool(m["v2"]))
         elif (p := self.procs.get(m["pid"])) is not None:
             if kind == "thread":
                 p.masks[m["tid"]], p.regs[m["tid"]] = m["mask"], m["regs"]
@@ -249,6 +258,8 @@ class _Keeper:
     # -- after refcr's death ---------------------------------------------------
     def recover(self) -> None:
         log.error("refcr died during the dump: its guardian puts %d process(es) back", len(self.procs))
+        if self.freezer is not None:          # first: a frozen task takes no ptrace stop
+            self.freezer.thaw_quietly()
         if self.outside is not None:
             try:
                 self.outside(self.commit, self.notes)

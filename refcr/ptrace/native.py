@@ -23,7 +23,7 @@ __all__ = [
     "wait", "get_regs", "set_regs", "get_xstate", "set_xstate", "xstate_size",
     "get_sigmask", "set_sigmask", "peek_siginfo", "get_rseq_conf",
     "inject_syscall", "vm_read", "vm_read_into", "vm_write", "pidfd_open",
-    "pidfd_getfd", "clone3_puppet", "scan_pagemap", "get_robust_list",
+    "pidfd_getfd", "clone3_puppet", "fd_proxy", "scan_pagemap", "get_robust_list",
     "tgkill", "kcmp", "tee", "setns", "unshare", "openat2", "REGS_FIELDS", "SIGINFO_SIZE",
     "pagemap_scan",
 ]
@@ -360,6 +360,13 @@ def clone3_puppet(set_tid: Sequence[int], flags: int = 0,
     what = f"clone3(set_tid={tids}, flags={flags:#x})"
     return _check(lib.rc_clone3_puppet(arr if tids else ffi.NULL, len(tids),
                                        flags, int(exit_signal)), what)
+
+
+def fd_proxy(ctl_fd: int) -> int:
+    """Fork a process that shares refcr's fd table (CLONE_FILES) and joins the
+    user namespace whose fd number refcr sends on *ctl_fd* (a socket; the
+    setns result comes back as a native long).  Returns its pid."""
+    return _check(lib.rc_fd_proxy(ctl_fd), "clone(CLONE_FILES)")
 
 
 def get_robust_list(tid: int) -> tuple[int, int]:

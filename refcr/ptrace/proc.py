@@ -280,3 +280,37 @@ def zombies_among(pids: set[int]) -> dict[int, int]:
         if st.state in ("Z", "X") and st.pid == pid:
             held[pid] = st.ppid
     return held
+
+
+# ------------------------------------------------- user namespace id maps ---
+
+@dataclass(frozen=True)
+class IdMap:
+    """One of uid_map / gid_map: (first inside, first outside, count) lines."""
+
+    extents: tuple[tuple[int, int, int], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> "IdMap":
+        return cls(tuple(tuple(int(x) for x in line.split()) for line in text.splitlines() if line.strip()))
+
+    @classmethod
+    def of(cls, pid: int | str, kind: str) -> "IdMap":
+        with open(f"/proc/{pid}/{kind}_map") as f:
+            return cls.parse(f.read())
+
+    def inner(self, outer: int) -> int | None:
+        """The id inside the namespace for an id of the parent namespace, or None."""
+        for first, lower, count in self.extents:
+            if lower <= outer < lower + count:
+                return first + outer - lower
+        return None
+
+    def outer(self, inner: int) -> int | None:
+        for first, lower, count in self.extents:
+            if first <= inner < first + count:
+                return lower + inner - first
+        return None
+
+    def text(self) -> str:
+        return "".join(f"{a} {b} {c}\n" for a, b, c in self.extents)

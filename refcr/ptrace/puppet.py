@@ -97,10 +97,13 @@ class Puppet:
 
     # -- creation ----------------------------------------------------------------
     @classmethod
-    def create_root(cls, vpid: int, set_tid: list[int], flags: int, layout: Layout) -> "Puppet":
+    def create_root(cls, vpid: int, set_tid: list[int], flags: int, layout: Layout,
+                    fd_source: int | None = None) -> "Puppet":
         # The puppet inherits this pidfd of refcr: in a new pid namespace it
-        # could not open one itself (refcr's pid is not visible there).
-        own_pidfd = os.pidfd_open(os.getpid())
+        # could not open one itself (refcr's pid is not visible there).  In a
+        # user namespace of its own, it gets fd_source instead: the pidfd of
+        # a process sharing refcr's fd table inside it (kernel/userns.py).
+        own_pidfd = os.pidfd_open(os.getpid()) if fd_source is None else os.dup(fd_source)
         try:
             # CLONE_PARENT (RPC rst_sibling): the kernel wants exit_signal 0 and
             # gives the child the one refcr's own parent expects from refcr

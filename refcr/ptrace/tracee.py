@@ -87,6 +87,13 @@ def seize_thread(tid: int) -> int:
     the freeze) and we wait again for the interrupt's stop.  So is a SIGSTOP
     still queued at the interrupt's stop: it would stop an injected syscall.
     """
+    seize_nowait(tid)
+    return wait_seized(tid)
+
+
+def seize_nowait(tid: int) -> None:
+    """PTRACE_SEIZE + PTRACE_INTERRUPT without waiting for the stop (a task in a
+    frozen cgroup takes it when thawed: kernel/freezer.py); wait_seized() next."""
     try:
         native.seize(tid, SEIZE_OPTIONS)
     except OSError as exc:
@@ -99,6 +106,10 @@ def seize_thread(tid: int) -> int:
             raise ProcessBusy(f"process {tid} cannot be traced: {exc.strerror}") from exc
         raise
     native.interrupt(tid)
+
+
+def wait_seized(tid: int) -> int:
+    """Wait for the interrupt's stop of a seized thread (see seize_thread)."""
     while True:
         status = wait_stop(tid)
         if _is_event_stop(status):

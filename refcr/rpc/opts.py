@@ -242,18 +242,18 @@ HANDLERS: dict[str, Callable[[Request, object], None]] = {
     "cg_root": _cg_root,
     "root": _root,
     "orphan_pts_master": _set("orphan_pts_master"),
+    "freeze_cgroup": _set("freeze_cgroup"),
 }
 
 # Fields honoured by refcr's own behaviour, or harmless to ignore: why each is.
 ACCEPTED = {
     "cpu_cap": "refcr makes no CPU-feature checks; the images carry the xstate layout",
-    "timeout": "the freeze has no timeout in refcr (tasks are seized one by one)",
+    "timeout": "the freeze has no timeout in refcr (a freezer cgroup must freeze within 10 s)",
     "display_stats": "refcr logs its figures at -v3",
     "log_to_stderr": "the log goes to stderr when no log_file is given",
     "pre_dump_mode": "refcr chooses how pages are copied",
     "file_validation_method": "refcr checks a reopened file's type and size",
     "evasive_devices": "device files are reopened by path; a missing one fails the restore",
-    "freeze_cgroup": "the tree is frozen task by task with ptrace (re-listed until stable), not by the freezer",
 }
 for _name in ACCEPTED:
     HANDLERS.setdefault(_name, _accepted)

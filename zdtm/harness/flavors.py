@@ -6,7 +6,9 @@
         nslaunch.py; the library runs in pid-1 mode and does not fork); the
         pidfile holds ``1``, the harness uses the OUTER pid it got from the
         launcher.
-``uns`` like ``ns`` plus a user namespace mapping every id to itself.
+``uns`` like ``ns``, all of them owned by a user namespace of their own
+        (created first, nslaunch.py USERNS_MAP: root is root, the other ids
+        are shifted by 100000-1).
 
 A flavor decides how the scenario is launched and which parts of the visible
 state are comparable after C/R.
@@ -55,8 +57,8 @@ FLAVORS: dict[str, Flavor] = {
 
 # What a run without --zdtm-flavor selects, and the flavors in which a scenario
 # of required.txt must pass (unless its .desc restricts it to fewer).
-DEFAULT_SELECTION = ("h", "ns")
-REQUIRED_FLAVORS = ("h", "ns")
+DEFAULT_SELECTION = ("h", "ns", "uns")
+REQUIRED_FLAVORS = ("h", "ns", "uns")
 
 
 def parse_selection(text: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ the engine being importable):
 
 This process (the intermediate) optionally gets a user namespace mapping root
 (``--userns``: a helper fork enters it, this process, still in the initial user
-namespace, writes the helper's identity uid/gid maps), unshares the PID, mount,
+namespace, writes the helper's uid/gid maps, USERNS_MAP), unshares the PID, mount,
 net, IPC and UTS namespaces and forks once more.  The grandchild is pid 1 of
 the new PID namespace: it makes its whole mount tree private (nothing it mounts
 reaches the host), detaches the host's /proc (not possible in a user
@@ -41,8 +41,11 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
 MNT_DETACH = 0x2
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-# Identity map of every id: root in the namespace is root outside.
-FULL_MAP = "0 0 4294967295\n"
+# The uns flavor's map of uids and of gids: root in the namespace is root
+# outside (the work dirs and the host files stay reachable), every other id
+# N is 100000 + N - 1 outside, so a credential or file owner restored with the
+# wrong view (host ids inside, or the inverse) shows.
+USERNS_MAP = "0 0 1\n1 100000 65535\n"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -109,7 +112,7 @@ def enter_userns() -> None:
         try:
             for name in ("uid_map", "gid_map"):
                 with open(f"/proc/{pid}/{name}", "w") as f:
-                    f.write(FULL_MAP)
+                    f.write(USERNS_MAP)
             os.write(to_child_w, b"m")
         except OSError as e:
             print(f"nslaunch: writing /proc/{pid}/uid_map: {e}", file=sys.stderr)

@@ -35,11 +35,11 @@ def read_required(path: Path) -> frozenset[str]:
 class RequiredTracker:
     """Outcomes of the required scenarios, fed from every test report.
 
-    Each required scenario must pass in every flavor of ``required`` (h and ns,
-    fewer if its .desc restricts its flavors).  Under pytest-xdist the
+    Each required scenario must pass in every flavor of ``required`` (h, ns
+    and uns, fewer if its .desc restricts its flavors).  Under pytest-xdist the
     controller sees every worker's reports, so this runs there (or in the only
-    process without xdist).  Items of flavors that are not required (uns) or
-    not selected in this session are never counted.
+    process without xdist).  Items of flavors not selected in this session are
+    never counted.
     """
 
     required: dict[str, tuple[str, ...]]  # name -> flavors it must pass in

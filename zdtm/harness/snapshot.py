@@ -190,6 +190,7 @@ class TaskState:
     stopped: tuple[int, ...] = ()  # inner tids in a job-control stop (State T), see job_stopped()
     cgroup: tuple[str, ...] = ()  # /proc/PID/cgroup lines, paths as the task sees them (its cgroup namespace)
     shares: Pairs = ()  # (kind, lowest inner pid of the tree sharing it) for the kinds of SHARED that others share
+    userns: Pairs = ()  # its user namespace: maps, setgroups, owner, parent, who owns its other namespaces
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -707,8 +708,53 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         mounts=mounts,
         stopped=job_stopped(pid),
         cgroup=cgroups,
+        userns=_userns(pid),
         outer=pid,
     )
+
+
+NS_GET_USERNS, NS_GET_PARENT, NS_GET_OWNER_UID = 0xB701, 0xB702, 0xB704
+
+
+def _ns_id(fd: int) -> str:
+    return f"user:[{os.fstat(fd).st_ino}]"
+
+
+def _userns(pid: int) -> Pairs:
+    """uid_map, gid_map, setgroups as the harness sees them, the owner uid,
+    whether the parent is the harness's namespace, and for every other
+    namespace of the task whether its own user namespace owns it ("task"),
+    the harness's ("host"), or another (its id)."""
+    mine = _readlink("/proc/self/ns/user")
+    out: list[tuple[str, str]] = [(name, " | ".join(" ".join(line.split()) for line in
+                                                    _read(f"/proc/{pid}/{name}").splitlines()))
+                                  for name in ("uid_map", "gid_map")]
+    out.append(("setgroups", _read(f"/proc/{pid}/setgroups").strip()))
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        own = _ns_id(fd)
+        buf = bytearray(4)
+        fcntl.ioctl(fd, NS_GET_OWNER_UID, buf)
+        out.append(("owner_uid", str(struct.unpack("<I", buf)[0])))
+        if own != mine:
+            parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            out.append(("parent", "host" if _ns_id(parent) == mine else "other"))
+            os.close(parent)
+    finally:
+        os.close(fd)
+    for kind in ("mnt", "net", "ipc", "uts", "pid", "cgroup"):
+        nfd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            owner = fcntl.ioctl(nfd, NS_GET_USERNS)
+        except OSError:       # EPERM: owned by an ancestor of the harness's namespace
+            owner = -1
+        finally:
+            os.close(nfd)
+        name = "outside" if owner < 0 else _ns_id(owner)
+        if owner >= 0:
+            os.close(owner)
+        out.append((f"{kind}_owner", "task" if name == own else "host" if name == mine else name))
+    return tuple(out)
 
 
 def job_stopped(pid: int) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ int main(int argc, char **argv)
 	int t, fl_f, fl_t, fd;
 	FILE *f;
 	struct stat st;
+	char link[64];
 
 	test_init(argc, argv);
 
@@ -58,7 +59,9 @@ int main(int argc, char **argv)
 	if (pread(t, got, SZ, 0) != SZ || datachk(got, SZ, 2))
 		pr_err("the O_TMPFILE data changed");
 	unlink("tmpfile00.named");
-	if (linkat(t, "", AT_FDCWD, "tmpfile00.named", AT_EMPTY_PATH))
+	/* through /proc/self/fd: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH of the initial user namespace (uns) */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", t);
+	if (linkat(AT_FDCWD, link, AT_FDCWD, "tmpfile00.named", AT_SYMLINK_FOLLOW))
 		pr_err("the O_TMPFILE file cannot be linked (errno %d)", errno);
 	else if ((fd = open("tmpfile00.named", O_RDONLY)) < 0 || pread(fd, got, SZ, 0) != SZ ||
 		 datachk(got, SZ, 2))
