@@ -580,6 +580,7 @@ def extract(fd: int, f: Any, e: mntns_pb2.MountEntry,
         os.fchdir(fd)
         os.chroot(".")
         with tarfile.open(fileobj=f, mode="r:") as tar:
+            tar.errorlevel = 2          # a failed chown/chmod/utime fails the restore (1: debug output only)
             members = tar.getmembers()
             for m in members if id_maps else ():
                 m.uid, m.gid = _inner_id(id_maps[0], m.uid, m.name), _inner_id(id_maps[1], m.gid, m.name)
