@@ -50,11 +50,13 @@ from typing import Callable
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
 from refcr.fs import namei
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe, fd_target
+from refcr.kernel import userns
 from refcr.log import log
 from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
 from refcr.plugins import host
 from refcr.ptrace import native, proc
+from refcr.ptrace.proc import IdMap
 from refcr.ptrace.tracee import RemoteError
 
 SO_PEEK_OFF = 42
@@ -67,25 +69,38 @@ PEEK_BUF = 1 << 20
 
 
 @contextlib.contextmanager
-def _as_listener(e: unix_pb2.UnixSkEntry) -> Iterator[None]:
+def _as_listener(e: unix_pb2.UnixSkEntry, root_pid: int) -> Iterator[None]:
     """listen() with the euid/egid the listener had, which the kernel takes
     as its SO_PEERCRED (a server's identity for its clients: a daemon that
     dropped privileges must not come back root).  The saved ids stay 0, so
     root comes back afterwards (as ipc/sysv.py creates objects as their
     creator).  Used when refcr listens itself; _AsTask.listen does the same
     in the restored process."""
-    if not e.has_listen_cred or (e.listen_uid, e.listen_gid) == (os.geteuid(), os.getegid()):
+    if not e.has_listen_cred:
         yield
         return
-    os.setresgid(-1, e.listen_gid, -1)
+    uid, gid = _outer_id(root_pid, "uid", e.listen_uid), _outer_id(root_pid, "gid", e.listen_gid)
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        yield
+        return
+    os.setresgid(-1, gid, -1)
     try:
-        os.setresuid(-1, e.listen_uid, -1)
+        os.setresuid(-1, uid, -1)
         try:
             yield
         finally:
             os.setresuid(-1, 0, -1)
     finally:
         os.setresgid(-1, 0, -1)
+
+
+def _outer_id(root_pid: int, kind: str, inner: int) -> int:
+    """An id of the tree's user namespace (the restored root's maps are
+    written before any socket is made) as refcr, outside, must use it."""
+    outer = IdMap.of(root_pid, kind).outer(inner)
+    if outer is None:
+        raise RestoreError(f"unix socket listener {kind} {inner} is not mapped in the tree's user namespace")
+    return outer
 
 
 def _label(name: bytes) -> str:
@@ -465,8 +480,10 @@ class UnixKind:
         try:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
             cred_pid, uid, gid = struct.unpack("3i", sk.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-            if d.state == LISTEN:
-                e.listen_uid, e.listen_gid, e.has_listen_cred = uid, gid, True
+            if d.state == LISTEN:       # SO_PEERCRED shows refcr's view: the task's is kept
+                (e.listen_uid,) = userns.to_inner(t.pid, "uid", [uid])
+                (e.listen_gid,) = userns.to_inner(t.pid, "gid", [gid])
+                e.has_listen_cred = True
             vpid = _cred_pid(ctx, cred_pid)
             if vpid is not None:
                 e.cred_pid, e.has_cred_pid = vpid, True
@@ -620,7 +637,7 @@ class _AsTask:
         """listen() by the process by.cred_pid names, as creds' euid/egid."""
         p = self.puppet(by)
         if p is None:
-            with _as_listener(creds or unix_pb2.UnixSkEntry()):
+            with _as_listener(creds or unix_pb2.UnixSkEntry(), self.ctx.root_pid):
                 sk.listen(backlog)
             return
         r = p.remote
