@@ -75,6 +75,17 @@ def _empty_inet(es: list[Any]) -> None:
     es.append(e)
 
 
+def _raw_inet(**fields: Any) -> Callable[[list[Any]], None]:
+    """A raw IPv4 socket entry with fields made bad."""
+    def add(es: list[Any]) -> None:
+        e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
+        e.inet.family, e.inet.type, e.inet.protocol, e.inet.state = 2, 3, 1, 7
+        for k, v in fields.items():
+            setattr(e.inet, k, v)
+        es.append(e)
+    return add
+
+
 # (program, image type, id is the pid, edit, words the error must contain)
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
@@ -100,6 +111,9 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "NUL in a path": ("files", "mm", True, lambda es: setattr(es[0], "exe_path", "/bin/\0sh"),
                       ("mm-", "exe_path")),
     "empty inet entry": ("files", "files", False, _empty_inet, ("files.img", "inet.family")),
+    "raw socket of protocol 0": ("files", "files", False, _raw_inet(protocol=0), ("files.img", "inet.protocol")),
+    "raw socket with a port": ("files", "files", False, _raw_inet(src_port=80), ("files.img", "inet.src_port")),
+    "raw socket listening": ("files", "files", False, _raw_inet(state=10), ("files.img", "inet.state")),
     "cow run outside its area": ("files", "mm", True, _cow_outside, ("mm-", ".cow")),
     "cow run in a file area": ("files", "mm", True, _cow_in_file_area, ("mm-", ".cow")),
     "pid over PID_MAX": ("files", "pstree", False, lambda es: setattr(es[0], "host_pid", 1 << 30),

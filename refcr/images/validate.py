@@ -699,8 +699,11 @@ def _inet(e: Any, w: _Where) -> None:
         v = bytes(getattr(e, name))
         if v and len(v) != size:
             w.fail(f"inet.{name}", f"{len(v)} bytes for an address of family {e.family}")
-    if e.type not in (1, 2):
-        w.fail("inet.type", f"{e.type} (SOCK_STREAM or SOCK_DGRAM)")
+    if e.type not in (1, 2, 3):
+        w.fail("inet.type", f"{e.type} (SOCK_STREAM, SOCK_DGRAM or SOCK_RAW)")
+    if e.type == 3:
+        _raw_inet(e, w)
+        return
     # TCP streams; UDP, UDP-Lite (136) and ICMP echo (1 for IPv4, 58 for IPv6) datagrams.
     protos = {1: (6,), 2: (17, 136, 58 if e.family == AF_INET6 else 1)}[e.type]
     if e.protocol not in protos:
@@ -708,3 +711,16 @@ def _inet(e: Any, w: _Where) -> None:
     for name in ("src_port", "dst_port"):
         if getattr(e, name) > 0xFFFF:
             w.fail(f"inet.{name}", f"{getattr(e, name)} (a port or ICMP echo id is 16 bits)")
+
+
+def _raw_inet(e: Any, w: _Where) -> None:
+    """A raw socket: an IP protocol, no ports, no queues or TCP state, and
+    unconnected (7) or connected (1)."""
+    if not 1 <= e.protocol <= 255:
+        w.fail("inet.protocol", f"{e.protocol} for a raw socket (1-255)")
+    if e.src_port or e.dst_port:
+        w.fail("inet.src_port", "a port on a raw socket")
+    if e.state not in (1, 7):
+        w.fail("inet.state", f"{e.state} for a raw socket (1 connected or 7 not)")
+    if e.HasField("tcp") or len(e.udp_msgs) or len(e.udp_queue):
+        w.fail("inet.tcp", "TCP state or queued datagrams on a raw socket")

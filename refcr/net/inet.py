@@ -32,6 +32,18 @@ anything from the task's socket.
   consuming it; the dump refuses such a socket by name (CRIU drops inet
   datagram queues altogether).  inet_diag has no ping sockets: their
   shutdown bits come from poll() like those of a never-bound socket.
+* Raw sockets (SOCK_RAW, any IP protocol 1-255) come back bound to their
+  local address and connected to their peer as they were (the peer from
+  /proc/PID/net/raw[6]: getpeername() says ENOTCONN, a raw socket has no
+  peer port), with their options, among them IP_HDRINCL, IP_NODEFRAG and
+  ICMP_FILTER, IPV6_HDRINCL, IPV6_CHECKSUM and ICMPV6_FILTER (net/sockopts.py).
+  Their creation needs CAP_NET_RAW in the owner of the tree's network
+  namespace.  Packets waiting to be read are refused by name, as on ping
+  sockets: a raw socket has no SO_PEEK_OFF, and the packets are copies of
+  others' traffic, which cannot be sent again without being delivered to
+  every other socket as well.  A raw socket's SEND_SHUTDOWN alone shows
+  nowhere (raw_diag is not built here; poll() shows only both bits) and has
+  no effect on sending either: it is not carried.
 * shutdown(): the bits (sk_shutdown) come from inet_diag (net/sockdiag.py)
   and are set again with shutdown() once the socket is rebuilt (after the
   requeued datagrams, after repair mode for a connection).  A socket never
@@ -111,6 +123,7 @@ IPPROTO_UDPLITE = 136
 DGRAM_PROTOS = {socket.AF_INET: (socket.IPPROTO_UDP, IPPROTO_UDPLITE, socket.IPPROTO_ICMP),
                 socket.AF_INET6: (socket.IPPROTO_UDP, IPPROTO_UDPLITE, socket.IPPROTO_ICMPV6)}
 PING_PROTOS = (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6)
+RAW_PROTOS = range(1, 256)          # socket(AF_INET*, SOCK_RAW, 0) is EPROTONOSUPPORT
 UDP_PROTOS = (socket.IPPROTO_UDP, IPPROTO_UDPLITE)
 SO_PEEK_OFF = 42
 SIOCINQ, SIOCOUTQ, SIOCOUTQNSD = 0x541B, 0x5411, 0x894B
@@ -160,6 +173,8 @@ def _unpack_addr(family: int, packed: bytes, port: int, scope: int) -> tuple:
 
 
 def connection(e: inet_pb2.InetSocketEntry) -> str:
+    if e.type == socket.SOCK_RAW:
+        return _raw_connection(e)
     proto = {socket.IPPROTO_TCP: "tcp", IPPROTO_UDPLITE: "udplite", socket.IPPROTO_ICMP: "ping",
              socket.IPPROTO_ICMPV6: "ping"}.get(e.protocol, "udp")
     ver = "6" if e.family == socket.AF_INET6 else ""
@@ -171,6 +186,17 @@ def connection(e: inet_pb2.InetSocketEntry) -> str:
     if e.dst_port:
         out += f" -> {fmt(e.dst_addr, e.dst_port)}"
     return out
+
+
+def _raw_connection(e: inet_pb2.InetSocketEntry) -> str:
+    """'raw6 proto 58 [::1] -> [::1]': a raw socket has no ports."""
+    ver = "6" if e.family == socket.AF_INET6 else ""
+
+    def fmt(packed: bytes) -> str:
+        host = socket.inet_ntop(e.family, packed) if len(packed) in (4, 16) else "*"
+        return f"[{host}]" if ver else host
+    out = f"raw{ver} proto {e.protocol} {fmt(e.src_addr)}"
+    return out + (f" -> {fmt(e.dst_addr)}" if e.state == TCP_ESTABLISHED else "")
 
 
 def _copy(t: FdTarget, ctx: DumpFiles) -> int:
@@ -250,7 +276,11 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
     if not _supported(family, stype, proto):
         raise UnsupportedObject(f"{describe(t)}: {_kind_name(stype, proto)} socket "
                                 f"({connection_family(family)}, type {stype}, protocol {proto}): "
-                                f"only TCP, UDP, UDP-Lite and ICMP (ping) are supported")
+                                f"only TCP, UDP, UDP-Lite, ICMP (ping) and raw are supported")
+    if stype == socket.SOCK_RAW:
+        _dump_raw(s, e, t)
+        e.shutdown = _polled_shutdown(s)
+        return e, False
     e.src_addr, e.src_port, e.src_scope = _addr(family, s.getsockname())
     if not e.src_port:
         e.src_addr = b""
@@ -301,6 +331,8 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
 
 
 def _supported(family: int, stype: int, proto: int) -> bool:
+    if stype == socket.SOCK_RAW:
+        return proto in RAW_PROTOS
     if stype == socket.SOCK_STREAM:
         return proto == socket.IPPROTO_TCP
     return stype == socket.SOCK_DGRAM and proto in DGRAM_PROTOS.get(family, ())
@@ -312,7 +344,14 @@ def _ping_peer(e: inet_pb2.InetSocketEntry, t: FdTarget) -> int:
     ping sockets).  A socket not listed (never bound) is taken as unconnected
     (a connect() without a bind or a send leaves it unhashed: its peer is
     lost); a bound one not listed is another namespace's and refused."""
-    table = "icmp6" if e.family == socket.AF_INET6 else "icmp"
+    return _proc_peer(e, t, "icmp", "ICMP (ping)", hashed=bool(e.src_port))
+
+
+def _proc_peer(e: inet_pb2.InetSocketEntry, t: FdTarget, table: str, kind: str, hashed: bool) -> int:
+    """The state of the socket's row in /proc/PID/net/TABLE[6] (TCP_ESTABLISHED
+    when connected, its peer address then put in e.dst_addr); a socket that is
+    hashed but not listed lives in another network namespace than its task."""
+    table += "6" if e.family == socket.AF_INET6 else ""
     try:
         with open(f"/proc/{t.pid}/net/{table}") as f:
             rows = [line.split() for line in f.readlines()[1:]]
@@ -324,10 +363,26 @@ def _ping_peer(e: inet_pb2.InetSocketEntry, t: FdTarget) -> int:
             if state == TCP_ESTABLISHED:
                 e.dst_addr = _proc_addr(row[2].split(":")[0])
             return state
-    if e.src_port:      # bound, so hashed: it lives in another network namespace than its task
-        raise UnsupportedObject(f"{describe(t)}: ICMP (ping) socket {connection(e)} is not in its "
+    if hashed:
+        raise UnsupportedObject(f"{describe(t)}: {kind} socket {connection(e)} is not in its "
                                 f"process's network namespace (/proc/{t.pid}/net/{table})")
     return TCP_CLOSE
+
+
+def _dump_raw(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> None:
+    """A raw socket: its local address (getsockname's port is the protocol:
+    not kept), its peer and state (/proc/PID/net/raw[6]; a raw socket is
+    hashed from its creation on), its options; refused with packets queued."""
+    addr, _, e.src_scope = _addr(e.family, s.getsockname())
+    e.src_addr = addr if addr.strip(b"\0") else b""
+    _dump_options(s, e)
+    if sockopts.receive_memory(s):
+        raise UnsupportedObject(f"{describe(t)}: {connection(e)} has packets waiting to be read "
+                                f"(they cannot be read without consuming them)")
+    e.state = _proc_peer(e, t, "raw", "raw", hashed=True)
+    if e.state not in (TCP_CLOSE, TCP_ESTABLISHED):
+        raise UnsupportedObject(f"{describe(t)}: {connection(e)}: unexpected state {e.state} "
+                                f"in /proc/{t.pid}/net/raw")
 
 
 def _proc_addr(hexaddr: str) -> bytes:
@@ -416,7 +471,7 @@ def _polled_shutdown(s: socket.socket) -> int:
     p.register(s.fileno(), select.POLLRDHUP)
     ev = dict(p.poll(0)).get(s.fileno(), 0)
     bits = RCV_SHUTDOWN if ev & select.POLLRDHUP else 0
-    if s.type == socket.SOCK_DGRAM and ev & select.POLLHUP:
+    if s.type in (socket.SOCK_DGRAM, socket.SOCK_RAW) and ev & select.POLLHUP:
         bits |= SEND_SHUTDOWN
     return bits
 
@@ -434,10 +489,10 @@ def _dump_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
         e.ttl = _getint(s, socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS)
     else:
         e.ttl = _getint(s, socket.IPPROTO_IP, socket.IP_TTL)
-    if e.protocol == socket.IPPROTO_TCP:
+    if e.type == socket.SOCK_STREAM:
         e.nodelay = bool(_getint(s, SOL_TCP, TCP_NODELAY))
         e.cork = bool(_getint(s, SOL_TCP, TCP_CORK))
-    elif e.protocol in UDP_PROTOS:
+    elif e.type == socket.SOCK_DGRAM and e.protocol in UDP_PROTOS:
         e.cork = bool(_getint(s, socket.IPPROTO_UDP, UDP_CORK))
     e.opts.CopyFrom(sockopts.dump(s, connection(e)))
 
@@ -523,7 +578,7 @@ def _prepare(ctx: RestoreFiles) -> None:
         with nsenter.entered(ctx.root_pid):
             _loopback_up()
     premade = ctx.extra.setdefault("inet-premade", [])
-    tcp = [e for e in inet if e.protocol == socket.IPPROTO_TCP]
+    tcp = [e for e in inet if e.type == socket.SOCK_STREAM]
     repaired: list[tuple[inet_pb2.InetSocketEntry, socket.socket]] = []
     try:
         with nsenter.entered(ctx.root_pid):
@@ -557,7 +612,7 @@ def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket
     """One socket as dumped; closed=True (--tcp-close): a connection comes back
     as a new TCP socket that is neither bound nor connected, with its options."""
     what = connection(e)
-    connection_ = e.protocol == socket.IPPROTO_TCP and e.state in REPAIRED_STATES
+    connection_ = e.type == socket.SOCK_STREAM and e.state in REPAIRED_STATES
     s = socket.socket(e.family, e.type, e.protocol)
     try:
         _restore_options(s, e)
@@ -571,11 +626,11 @@ def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket
                                    f"restore it with --tcp-close")
             _restore_established(s, e)
             return s
-        if e.src_port:
+        if e.src_port or (e.type == socket.SOCK_RAW and e.src_addr):
             s.bind(_local(e))
-        if e.protocol == socket.IPPROTO_TCP and e.state == TCP_LISTEN:
+        if e.type == socket.SOCK_STREAM and e.state == TCP_LISTEN:
             s.listen(e.backlog)
-        elif e.type == socket.SOCK_DGRAM and e.state == TCP_ESTABLISHED:     # a ping peer's port is 0
+        elif e.type != socket.SOCK_STREAM and e.state == TCP_ESTABLISHED:    # ping and raw: no peer port
             s.connect(_unpack_addr(e.family, e.dst_addr, e.dst_port, e.dst_scope))
         elif e.state not in (TCP_CLOSE, TCP_LISTEN, TCP_ESTABLISHED):
             raise RestoreError(f"{what}: state {e.state} cannot be restored")
@@ -690,11 +745,12 @@ def _restore_options(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     if e.linger >= 0:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, e.linger))
     if e.family == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(e.v6only))
+        if _getint(s, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) != e.v6only:  # EINVAL on a raw socket
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(e.v6only))
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, e.ttl)
     elif e.ttl:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, e.ttl)
-    if e.protocol == socket.IPPROTO_TCP:
+    if e.type == socket.SOCK_STREAM:
         s.setsockopt(SOL_TCP, TCP_NODELAY, int(e.nodelay))
     elif e.cork:
         s.setsockopt(socket.IPPROTO_UDP, UDP_CORK, 1)

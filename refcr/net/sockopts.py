@@ -18,6 +18,10 @@ Special cases:
   attached again, then SO_LOCK_FILTER.  An eBPF program attached with
   SO_ATTACH_BPF reads back the same way only if the kernel translated it,
   otherwise SO_GET_FILTER fails and the dump refuses it.
+* Raw sockets: IP_HDRINCL (a new IPPROTO_RAW socket has it already),
+  IP_NODEFRAG and the ICMP type filter (SOL_RAW ICMP_FILTER, IPPROTO_ICMP
+  only); IPv6: IPV6_HDRINCL, IPV6_CHECKSUM (fixed at offset 2 for ICMPv6,
+  where it cannot be set and so never differs) and ICMPV6_FILTER (256 bits).
 * SO_SNDLOWAT cannot be set on Linux (always 1) and is not carried.
 * TCP_MAXSEG of a connected TCP socket is the negotiated MSS: carried by the
   repair state (net/inet.py), not here.
@@ -36,6 +40,7 @@ from refcr.errors import RestoreError, UnsupportedObject
 from refcr.pb import sockopts_pb2
 
 SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6, SOL_TCP, SOL_NETLINK, SOL_UDPLITE, SOL_PACKET = 1, 0, 41, 6, 270, 136, 263
+SOL_RAW, SOL_ICMPV6 = 255, 58
 SO_ATTACH_FILTER, SO_DETACH_FILTER, SO_GET_FILTER, SO_LOCK_FILTER = 26, 27, 26, 44
 SO_RCVBUF, SO_SNDBUF, SO_RCVBUFFORCE, SO_SNDBUFFORCE, SO_BUF_LOCK = 8, 7, 33, 32, 72
 SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK = 1, 2
@@ -44,6 +49,7 @@ BPF_MAXINSNS = 4096
 _libc = ctypes.CDLL(None, use_errno=True)
 
 INET, INET6, TCP, NETLINK, UDPLITE, PACKET, ANY = "inet", "inet6", "tcp", "netlink", "udplite", "packet", "any"
+RAW, RAW6 = "raw", "raw6"
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ class Opt:
     num: int
     name: str
     size: int          # bytes of the value (getsockopt buffer)
-    applies: str       # ANY, INET (AF_INET), INET6, TCP / UDPLITE (either family), NETLINK, PACKET
+    applies: str       # ANY, INET (AF_INET), INET6, TCP / UDPLITE (either family), NETLINK, PACKET,
+                       # RAW / RAW6 (SOCK_RAW of AF_INET / AF_INET6)
     connected: bool = True   # also set on a connected (established) socket
 
 
@@ -87,6 +94,12 @@ TABLE: tuple[Opt, ...] = (
     Opt(IPPROTO_IPV6, 25, "IPV6_RECVERR", 4, INET6),
     Opt(IPPROTO_IPV6, 78, "IPV6_FREEBIND", 4, INET6),
     Opt(IPPROTO_IPV6, 75, "IPV6_TRANSPARENT", 4, INET6),
+    Opt(IPPROTO_IP, 3, "IP_HDRINCL", 4, RAW),
+    Opt(IPPROTO_IP, 22, "IP_NODEFRAG", 4, RAW),
+    Opt(SOL_RAW, 1, "ICMP_FILTER", 4, RAW),
+    Opt(IPPROTO_IPV6, 36, "IPV6_HDRINCL", 4, RAW6),
+    Opt(IPPROTO_IPV6, 7, "IPV6_CHECKSUM", 4, RAW6),
+    Opt(SOL_ICMPV6, 1, "ICMPV6_FILTER", 32, RAW6),
     Opt(SOL_TCP, 1, "TCP_NODELAY", 4, TCP),
     Opt(SOL_TCP, 2, "TCP_MAXSEG", 4, TCP, connected=False),
     Opt(SOL_TCP, 3, "TCP_CORK", 4, TCP, connected=False),
@@ -120,7 +133,7 @@ TABLE: tuple[Opt, ...] = (
 BY_KEY = {(o.level, o.num): o for o in TABLE}
 
 
-def _applies(o: Opt, family: int, proto: int) -> bool:
+def _applies(o: Opt, family: int, stype: int, proto: int) -> bool:
     if o.applies == ANY:
         return True
     if o.applies == INET:
@@ -131,9 +144,15 @@ def _applies(o: Opt, family: int, proto: int) -> bool:
         return family == socket.AF_NETLINK
     if o.applies == PACKET:
         return family == socket.AF_PACKET
+    if o.applies == RAW:
+        return family == socket.AF_INET and stype == socket.SOCK_RAW
+    if o.applies == RAW6:
+        return family == socket.AF_INET6 and stype == socket.SOCK_RAW
+    if family not in (socket.AF_INET, socket.AF_INET6) or stype == socket.SOCK_RAW:
+        return False
     if o.applies == UDPLITE:
-        return family in (socket.AF_INET, socket.AF_INET6) and proto == SOL_UDPLITE
-    return family in (socket.AF_INET, socket.AF_INET6) and proto == socket.IPPROTO_TCP
+        return proto == SOL_UDPLITE
+    return proto == socket.IPPROTO_TCP
 
 
 SO_MEMINFO = 55
@@ -164,9 +183,9 @@ def _read_filter(sk: socket.socket) -> bytes:
 def dump(sk: socket.socket, what: str) -> sockopts_pb2.SockOpts:
     """The options of sk (a copy of the task's socket), for its entry."""
     out = sockopts_pb2.SockOpts()
-    family, proto = sk.family, sk.proto
+    family, stype, proto = sk.family, sk.type, sk.proto
     for o in TABLE:
-        if not _applies(o, family, proto):
+        if not _applies(o, family, stype, proto):
             continue
         try:
             val = sk.getsockopt(o.level, o.num, o.size)

@@ -9,7 +9,9 @@ length (SIOCINQ, not for TCP), for inet sockets the shutdown bits poll()
 shows and the TCP state, for a netlink socket its SOL_NETLINK options and
 every group joined, for a packet socket its SOL_PACKET options and, from
 packet_diag, its protocol, device index, memberships and rings, for a ping
-socket its peer and state (/proc/PID/net/icmp[6]), for a UDP-Lite socket
+socket its peer and state (/proc/PID/net/icmp[6]), for a raw socket its
+IP_HDRINCL, IP_NODEFRAG, ICMP filter (IPv6: IPV6_HDRINCL, IPV6_CHECKSUM,
+ICMPv6 filter), peer and state (/proc/PID/net/raw[6]), for a UDP-Lite socket
 its checksum coverage, for a unix socket SO_PEERCRED (uid, gid and the
 pid in the owner's pid namespace: restored sockets must name the same
 process of the tree), and, for a unix socket
@@ -63,6 +65,11 @@ TCP_OPTS = (
     ("tcp_notsent_lowat", 25, "i"),
 )
 UDP_OPTS = (("udp_cork", 1, "i"),)
+SOL_RAW, SOL_ICMPV6 = 255, 58
+RAW_IP_OPTS = (("ip_hdrincl", 3, "i"), ("ip_nodefrag", 22, "i"))
+RAW_OPTS = (("icmp_filter", 1, "hex"),)
+RAW_IPV6_OPTS = (("ipv6_hdrincl", 36, "i"), ("ipv6_checksum", 7, "i"))
+ICMPV6_OPTS = (("icmp6_filter", 1, "hex"),)
 SOL_UDPLITE = 136
 UDPLITE_OPTS = (("udplite_send_cscov", 10, "i"), ("udplite_recv_cscov", 11, "i"))
 
@@ -83,6 +90,8 @@ def _render(raw: bytes | None, how: str) -> str | None:
     if how == "linger":
         on, secs = struct.unpack("ii", raw[:8].ljust(8, b"\0"))
         return f"{secs}s" if on else "off"
+    if how == "hex":
+        return raw.hex()
     if how == "timeval":
         sec, usec = struct.unpack("qq", raw[:16].ljust(16, b"\0"))
         return f"{sec}.{usec:06d}"
@@ -193,7 +202,11 @@ def _levels(family: int, stype: int, proto: int) -> list[tuple[int, tuple]]:
         out.append((socket.IPPROTO_IP, IP_OPTS))
     elif family == socket.AF_INET6:
         out.append((socket.IPPROTO_IPV6, IPV6_OPTS))
-    if family in (socket.AF_INET, socket.AF_INET6):
+    if family == socket.AF_INET and stype == socket.SOCK_RAW:
+        out.extend([(socket.IPPROTO_IP, RAW_IP_OPTS), (SOL_RAW, RAW_OPTS)])
+    elif family == socket.AF_INET6 and stype == socket.SOCK_RAW:
+        out.extend([(socket.IPPROTO_IPV6, RAW_IPV6_OPTS), (SOL_ICMPV6, ICMPV6_OPTS)])
+    elif family in (socket.AF_INET, socket.AF_INET6):
         if proto == socket.IPPROTO_TCP:
             out.append((SOL_TCP, TCP_OPTS))
         elif proto == socket.IPPROTO_UDP:
@@ -258,16 +271,16 @@ def _hangup(fd: int, proto: int) -> list[tuple[str, str]]:
     return out
 
 
-def _ping_peer(pid: int, fd: int, family: int) -> list[tuple[str, str]]:
-    """A ping socket's state and peer from /proc/PID/net/icmp[6] (getpeername()
-    says ENOTCONN on a connected one: its peer port is 0)."""
+def _proc_peer(pid: int, fd: int, family: int, table: str) -> list[tuple[str, str]]:
+    """A ping or raw socket's state and peer from /proc/PID/net/TABLE[6]
+    (getpeername() says ENOTCONN on a connected one: it has no peer port)."""
     ino = str(os.fstat(fd).st_ino)
     try:
-        with open(f"/proc/{pid}/net/{'icmp6' if family == socket.AF_INET6 else 'icmp'}") as f:
+        with open(f"/proc/{pid}/net/{table}{'6' if family == socket.AF_INET6 else ''}") as f:
             rows = [line.split() for line in f.readlines()[1:]]
     except OSError:
         return []
-    return [("ping_peer", f"{r[2]}/{r[3]}") for r in rows if len(r) > 9 and r[9] == ino]
+    return [(f"{table}_peer", f"{r[2]}/{r[3]}") for r in rows if len(r) > 9 and r[9] == ino]
 
 
 def _cred_pid(owner: int, cpid: int) -> str:
@@ -324,7 +337,9 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
         if family in (socket.AF_INET, socket.AF_INET6):
             out.extend(_hangup(copy, proto))
         if stype == socket.SOCK_DGRAM and proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
-            out.extend(_ping_peer(pid, copy, family))
+            out.extend(_proc_peer(pid, copy, family, "icmp"))
+        if stype == socket.SOCK_RAW and family in (socket.AF_INET, socket.AF_INET6):
+            out.extend(_proc_peer(pid, copy, family, "raw"))
         if family == socket.AF_NETLINK:
             out.extend(_netlink_groups(copy))
         if family == socket.AF_PACKET:

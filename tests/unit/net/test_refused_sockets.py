@@ -1,6 +1,6 @@
 """Sockets refcr does not restore are refused at dump with one line naming them
-(and netlink, ping and packet sockets, which it restores, are dumped unless
-messages wait, or, for packet sockets, a ring is set up)."""
+(and netlink, ping, raw and packet sockets, which it restores, are dumped
+unless messages wait, or, for packet sockets, a ring is set up)."""
 from __future__ import annotations
 
 import ctypes
@@ -16,9 +16,10 @@ from refcr.errors import UnsupportedObject
 from refcr.fs import files
 from refcr.options import Options
 
+IPPROTO_MPTCP = 262
 CASES = [
-    ((socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP), "raw socket (IPv4"),
-    ((socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6), "raw socket (IPv6"),
+    ((socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP), "MPTCP socket (IPv4"),
+    ((socket.AF_INET6, socket.SOCK_STREAM, IPPROTO_MPTCP), "MPTCP socket (IPv6"),
 ]
 
 
@@ -130,6 +131,40 @@ def test_ping_of_another_netns_refused():
         with pytest.raises(UnsupportedObject) as err:
             ctx.add(files.fd_target(os.getpid(), s.fileno()))
         assert "ICMP (ping) socket ping 0.0.0.0:4242 is not in its process's network namespace" in str(err.value)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("family,proto,host", [(socket.AF_INET, socket.IPPROTO_ICMP, "127.0.0.1"),
+                                                (socket.AF_INET6, 253, "::1")])
+def test_raw_with_queued_packet_refused(family, proto, host):
+    """A raw socket is restored (net/inet.py), but not with a packet waiting:
+    it cannot be read without consuming it."""
+    def send_to_self(s: socket.socket) -> None:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        s.sendto(struct.pack("!BBHHH", 8, 0, 0xf7fe, 0, 1) if proto == socket.IPPROTO_ICMP else b"data", (host, 0))
+        select.select([s], [], [], 5)
+    s = _in_own_netns((family, socket.SOCK_RAW, proto), send_to_self)
+    try:
+        assert select.select([s], [], [], 0)[0], "no packet queued"
+        ctx = files.dump_context(Options(pid=os.getpid()))
+        with pytest.raises(UnsupportedObject) as err:
+            ctx.add(files.fd_target(os.getpid(), s.fileno()))
+        assert f"raw{'6' if family == socket.AF_INET6 else ''} proto {proto}" in str(err.value)
+        assert "has packets waiting to be read" in str(err.value)
+    finally:
+        s.close()
+
+
+def test_raw_of_another_netns_refused():
+    """A raw socket not in its process's /proc/PID/net/raw belongs to another
+    network namespace: its peer cannot be read, the dump says so."""
+    s = _in_own_netns((socket.AF_INET, socket.SOCK_RAW, 253))
+    try:
+        ctx = files.dump_context(Options(pid=os.getpid()))
+        with pytest.raises(UnsupportedObject) as err:
+            ctx.add(files.fd_target(os.getpid(), s.fileno()))
+        assert "raw socket raw proto 253 * is not in its process's network namespace" in str(err.value)
     finally:
         s.close()
 
