@@ -50,7 +50,6 @@ from typing import Callable
 from refcr.errors import OptionError, RestoreError, UnsupportedObject
 from refcr.fs import namei
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe, fd_target
-from refcr.kernel import userns
 from refcr.log import log
 from refcr.net import nsenter, sockdiag, sockopts
 from refcr.pb import unix_pb2
@@ -101,6 +100,15 @@ def _outer_id(root_pid: int, kind: str, inner: int) -> int:
     if outer is None:
         raise RestoreError(f"unix socket listener {kind} {inner} is not mapped in the tree's user namespace")
     return outer
+
+
+def _inner_id(t: FdTarget, kind: str, outer: int) -> int:
+    """refcr's view of an id -> the task's user namespace's (as core-PID.img)."""
+    inner = IdMap.of(t.pid, kind).inner(outer)
+    if inner is None:
+        raise UnsupportedObject(f"{describe(t)}: unix socket listener {kind} {outer} is not mapped "
+                                f"in its process's user namespace")
+    return inner
 
 
 def _label(name: bytes) -> str:
@@ -481,8 +489,8 @@ class UnixKind:
             e.passcred = bool(sk.getsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED))
             cred_pid, uid, gid = struct.unpack("3i", sk.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
             if d.state == LISTEN:       # SO_PEERCRED shows refcr's view: the task's is kept
-                (e.listen_uid,) = userns.to_inner(t.pid, "uid", [uid])
-                (e.listen_gid,) = userns.to_inner(t.pid, "gid", [gid])
+                e.listen_uid = _inner_id(t, "uid", uid)
+                e.listen_gid = _inner_id(t, "gid", gid)
                 e.has_listen_cred = True
             vpid = _cred_pid(ctx, cred_pid)
             if vpid is not None:
