@@ -277,7 +277,7 @@ def make_zombie(p: Puppet, e: pstree_pb2.PstreeEntry) -> None:
 def open_shmem(images: ImageDir, mm: mm_pb2.MmEntry, ctx: RestoreFiles,
                cache: dict[int, int]) -> dict[int, int]:
     for vma in mm.vmas:
-        if vma.kind == mm_pb2.VMA_SHMEM and vma.shmid not in cache:
+        if memory.maps_object(vma) and vma.shmid not in cache:
             cache[vma.shmid] = ctx.keep(memory.shmem_object(images, vma.shmid, vma.shmem_size))
     return cache
 

@@ -86,6 +86,17 @@ def _raw_inet(**fields: Any) -> Callable[[list[Any]], None]:
     return add
 
 
+def _memfd_object(missing: bool) -> Callable[[list[Any]], None]:
+    """A private file area made to name a memfd object: one without an image,
+    or (missing=False) one that also names a file entry."""
+    def edit_(es: list[Any]) -> None:
+        v = next(v for v in es[0].vmas if v.kind == mm_pb2.VMA_FILE_PRIVATE and (v.file_id or missing))
+        v.shmid = 987654
+        if missing:
+            v.file_id = 0
+    return edit_
+
+
 # (program, image type, id is the pid, edit, words the error must contain)
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
@@ -111,6 +122,8 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "NUL in a path": ("files", "mm", True, lambda es: setattr(es[0], "exe_path", "/bin/\0sh"),
                       ("mm-", "exe_path")),
     "empty inet entry": ("files", "files", False, _empty_inet, ("files.img", "inet.family")),
+    "memfd area without its object": ("files", "mm", True, _memfd_object(True), ("mm-", ".shmid", "987654")),
+    "memfd area naming a file too": ("files", "mm", True, _memfd_object(False), ("mm-", ".shmid", "no file entry")),
     "raw socket of protocol 0": ("files", "files", False, _raw_inet(protocol=0), ("files.img", "inet.protocol")),
     "raw socket with a port": ("files", "files", False, _raw_inet(src_port=80), ("files.img", "inet.src_port")),
     "raw socket listening": ("files", "files", False, _raw_inet(state=10), ("files.img", "inet.state")),

@@ -490,6 +490,8 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
             w.fail(f"{label}.flags", "sharing does not match the kind of area")
         if v.file_id:
             _mapped_ghost(s, v, w, label, file_kind)
+        if v.kind == mm_pb2.VMA_FILE_PRIVATE and v.shmid:
+            _mapped_memfd(s, v, w, label)
         writable = v.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and share == MAP_PRIVATE
         _cow_runs(w, label, v)
         out.append((v.start, v.end, writable))
@@ -528,6 +530,14 @@ def _mapped_ghost(s: ImageSet, v: Any, w: _Where, label: str, file_kind: bool) -
     if ghost.path != v.path or ghost.flags & os.O_ACCMODE != v.fmode:
         w.fail(f"{label}.file_id", f"file {v.file_id} ({ghost.path!r}, flags {ghost.flags:#o}) is not "
                                    f"the mapped {v.path!r} opened {v.fmode:#o}")
+
+
+def _mapped_memfd(s: ImageSet, v: Any, w: _Where, label: str) -> None:
+    """A memfd mapped privately names its object (memfd-inode-SHMID.img), not a file."""
+    if v.file_id or v.plugin:
+        w.fail(f"{label}.shmid", "an area of a memfd object maps no file entry and no plugin's file")
+    if not s.entries("memfd-inode", v.shmid):
+        w.fail(f"{label}.shmid", f"memfd object {v.shmid} has no {s.path('memfd-inode', v.shmid)}")
 
 
 def _pagemap(s: ImageSet, pid: int, areas: list[tuple[int, int, bool]]) -> None:

@@ -6,7 +6,10 @@ mappings, only pages that were copied on write.  MAP_SHARED anonymous memory
 is a shmem object: its contents are read once through /proc/PID/map_files.
 
 A mapping of a deleted file is mapped again from its ghost (fs/regfile.py,
-VmaEntry.file_id), the inode the file's fds get as well.
+VmaEntry.file_id), the inode the file's fds get as well.  A memfd is one
+object for its fds and its areas (mm/memfd.py, VmaEntry.shmid): mapped
+shared like shared anonymous memory, or privately like a private file
+mapping, its copied-on-write pages on top of the object's.
 
 Restore (inside a puppet): unmap everything the puppet had, move the kernel's
 vdso/vvar areas to their old addresses (or unmap them if the process had),
@@ -127,9 +130,9 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
     if m.name.endswith(DELETED):
         if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
             return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
-        if memfd.is_memfd(m.name) or m.name == SHMEM_NAME:
+        if m.name == SHMEM_NAME:        # MAP_PRIVATE of a shared anonymous object (through map_files)
             raise UnsupportedObject(f"process {pid}: private mapping of {m.name!r} at {m.start:x}")
-        # else a deleted file: mapped from its ghost (vma.file_id)
+        # else a deleted file (mapped from its ghost, vma.file_id) or a memfd (its object, vma.shmid)
     if m.name.startswith("socket:["):
         raise UnsupportedObject(f"process {pid}: mapping of {m.name!r} at {m.start:x}: "
                                 f"{_socket_ring(pid, m)} is not restored")
@@ -165,6 +168,9 @@ def vma_entry(pid: int, m: proc.Mapping, files: DumpFiles | None = None) -> mm_p
         vma.fmode = _map_file_mode(pid, m)
         if m.name.endswith(DELETED):
             vma.path = m.name[:-len(DELETED)]
+            if memfd.is_memfd(m.name):  # MAP_PRIVATE of a memfd: its object, as VMA_SHMEM has it
+                vma.shmid = m.inode
+                return vma
             if files is not None:
                 vma.file_id = regfile.dump_mapped(pid, f"{m.start:x}-{m.end:x}", vma.fmode, files)
             return vma
@@ -419,7 +425,7 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
             track.close()
     private.finish("pagemap", image_id, track)
     for vma in mm.vmas:
-        if vma.kind != mm_pb2.VMA_SHMEM:
+        if not maps_object(vma):
             continue
         if vma.shmid not in dumped_shmem:   # one object may be mapped by many areas and processes
             shm = pages.PagesWriter(images, next_pages_id())
@@ -436,6 +442,12 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
 
 
 # -------------------------------------------------------------- restore ---
+
+
+def maps_object(vma: mm_pb2.VmaEntry) -> bool:
+    """The area maps a shmem object (vma.shmid): shared anonymous memory, a
+    memfd mapped shared, or a memfd mapped privately (its own pages on top)."""
+    return vma.kind == mm_pb2.VMA_SHMEM or (vma.kind == mm_pb2.VMA_FILE_PRIVATE and vma.shmid != 0)
 
 
 def shmem_object(images: ImageDir, shmid: int, size: int) -> int:
@@ -572,6 +584,9 @@ class AreaMapper:
             self.flush()
             sysv.sysvshm_attach(self.remote, vma)
             return
+        if vma.shmid:               # a memfd mapped privately: the object its fds and shared areas have
+            self._map_fd(vma, self._object_fd(vma), private_prot(vma))
+            return
         if vma.file_id:             # a deleted file: its ghost, made once for its fds and areas
             if self.open_file is None:
                 raise RestoreError(f"mm image: area {vma.start:#x} maps file id {vma.file_id}, no file table")
@@ -587,6 +602,14 @@ class AreaMapper:
                 raise RestoreError(f"cannot open mapped file {vma.path}: {exc.strerror}") from exc
         prot = private_prot(vma) if vma.kind == mm_pb2.VMA_FILE_PRIVATE else vma.prot
         self._map_fd(vma, local, prot, pgoff)
+
+    def _object_fd(self, vma: mm_pb2.VmaEntry) -> int:
+        """The memfd object, opened as the task had it (a read-only open shows
+        in the area's map_files link)."""
+        kept = self.shmem_fds[vma.shmid]
+        if vma.fmode == os.O_RDWR:
+            return os.dup(kept)
+        return os.open(f"/proc/self/fd/{kept}", os.O_RDONLY | os.O_CLOEXEC)
 
     def _map_fd(self, vma: mm_pb2.VmaEntry, local: int, prot: int, pgoff: int | None = None) -> None:
         flags = MAP_FIXED | (vma.flags & MAP_FLAGS_KEPT)

@@ -271,7 +271,7 @@ def _maps(pid: int) -> list[Vma]:
         vma = Vma(int(start_s, 16), int(end_s, 16), perms, int(off, 16), dev, int(ino), path, link_mode,
                   flags.get(int(start_s, 16), "?"))
         if ANON_SHARED.match(path):
-            vma = replace(vma, dev="00:00", inode=0)
+            vma = replace(vma, dev="00:00")     # its inode: renumbered (_renumber_objects)
         vmas.append(vma)
     return vmas
 
@@ -546,6 +546,8 @@ def _file_stat(link: str, target: str) -> Pairs:
             out.append(("atime", str(st.st_atime_ns)))
     if target.endswith(" (deleted)") and not ANON_SHARED.match(target):
         out.append((GHOST, _ghost_key(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)))
+    elif ANON_SHARED.match(target):
+        out.append((GHOST, _shm_key(st.st_ino)))
     return tuple(out)
 
 
@@ -557,6 +559,13 @@ GHOST = "deleted inode"
 
 def _ghost_key(dev: str, ino: int) -> str:
     return f"{dev}:{ino}"
+
+
+def _shm_key(ino: int) -> str:
+    """A shmem object (a memfd, shared anonymous memory, a SysV segment): one
+    numbering for its fds and areas, so which of them are one object shows
+    (the areas' device is left out: 00:01 for some, 00:00 for others)."""
+    return f"shm:{ino}"
 
 
 INOTIFY_INODE = re.compile(r"ino:([0-9a-f]+) sdev:([0-9a-f]+)")
@@ -832,7 +841,9 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
         return ghosts.setdefault(key, len(ghosts) + 1)
 
     def vma(v: Vma) -> Vma:
-        if not v.path.endswith(" (deleted)") or ANON_SHARED.match(v.path):
+        if ANON_SHARED.match(v.path):
+            return replace(v, inode=-ghost(_shm_key(v.inode)))
+        if not v.path.endswith(" (deleted)"):
             return v
         return replace(v, inode=-ghost(_ghost_key(v.dev, v.inode)))
 
