@@ -72,9 +72,17 @@ anything from the task's socket.
   peer's address through a raw socket.  After the restore TCP carries on: a
   window the receiver had closed may open again (TCP_REPAIR does not restore
   the receiver's MSS estimate), so a FIN that waited behind it may go out.
-  CLOSING and SYN_SENT are refused naming the state (not made yet: no
-  scenario produces them reliably on loopback); a closed TCP socket (CLOSE)
-  comes back as a new unconnected one, refused if it still has bytes to read.
+* A connect() in progress (SYN_SENT, with --tcp-established) as soccr does
+  it: the dump reads its initial sequence number in repair mode and its peer
+  from inet_diag (getpeername() says ENOTCONN before the handshake); the
+  restore binds the new socket, sets the sequence number in repair mode and
+  connects again with repair mode off, so the SYN goes out anew with the same
+  sequence number and the handshake goes on (a task blocked in connect()
+  waits for it on the restarted call).  Data queued behind the SYN (TCP fast
+  open) is refused.
+  CLOSING is refused naming the state (not made yet: no scenario produces
+  it reliably on loopback); a closed TCP socket (CLOSE) comes back as a new
+  unconnected one, refused if it still has bytes to read.
 
 A peer that keeps sending while the tree is down is held off by the network
 lock (net/netlock.py): the whole namespace of a tree that has its own, or
@@ -109,9 +117,10 @@ TCP_NO_QUEUE, TCP_RECV_QUEUE, TCP_SEND_QUEUE = 0, 1, 2
 TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP = 2, 3, 4, 8
 TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE = 1, 2, 4
 TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN = 1, 7, 10
-TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK = 4, 5, 8, 9
+TCP_SYN_SENT, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK = 2, 4, 5, 8, 9
 # Connections rebuilt in repair mode; the half-closed ones get their FINs replayed.
 REPAIRED_STATES = (TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK)
+CONNECTION_STATES = REPAIRED_STATES + (TCP_SYN_SENT,)        # what --tcp-close drops
 FIN_SENT = (TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK)      # our FIN is in write_seq
 FIN_SENT_UNACKED = (TCP_FIN_WAIT1, TCP_LAST_ACK)              # ... and in SIOCOUTQ
 FIN_RECEIVED = (TCP_CLOSE_WAIT, TCP_LAST_ACK)                # the peer's FIN is in rcv_nxt
@@ -301,8 +310,14 @@ def _dump_socket(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> tuple[inet_pb
             elif accept_queue:
                 raise UnsupportedObject(f"{describe(t)}: {connection(e)} (listening) has {accept_queue} "
                                         f"connection(s) waiting in its accept queue (--skip-in-flight drops them)")
-        elif e.state in REPAIRED_STATES and ctx.opts.tcp_close:
+        elif e.state in CONNECTION_STATES and ctx.opts.tcp_close:
             pass                # no connection state: it comes back closed (restore --tcp-close)
+        elif e.state == TCP_SYN_SENT:
+            if not ctx.opts.tcp_established:
+                raise UnsupportedObject(f"{describe(t)}: TCP connection {connection(e)} in progress (SYN_SENT); "
+                                        f"use --tcp-established to dump it (or --tcp-close to drop it)")
+            _dump_syn_sent(s, e, t, ctx)
+            keep = True
         elif e.state in REPAIRED_STATES:
             if not ctx.opts.tcp_established:
                 what = "established" if e.state == TCP_ESTABLISHED else TCP_STATES[e.state]
@@ -443,16 +458,12 @@ def _lock_connection(e: inet_pb2.InetSocketEntry, ctx: DumpFiles) -> None:
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
 
 
-def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
-    """sk_shutdown, from inet_diag (the socket's network namespace, cached per
-    namespace, family and protocol).  A socket the kernel has not hashed (never
-    bound) is not listed: poll() shows its RCV_SHUTDOWN (POLLRDHUP) and, for
-    UDP, both bits (POLLHUP); SEND_SHUTDOWN alone on a never-bound socket shows
-    nowhere (README: Status)."""
+def _diag(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> sockdiag.InetDiag | None:
+    """The socket's inet_diag record (its network namespace's sockets of its
+    family and protocol, cached per namespace), None if it is not listed (a
+    socket the kernel has not hashed: never bound) or inet_diag is missing."""
     ns = os.stat(f"/proc/{t.pid}/ns/net").st_ino
     key = (ns, s.family, s.proto)
-    if s.proto in PING_PROTOS:
-        return _polled_shutdown(s)
     cache = ctx.extra.setdefault("inet-diag", {})
     if key not in cache:
         try:
@@ -460,7 +471,17 @@ def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
         except sockdiag.DiagUnavailable as exc:
             log.warning("%s; a socket shut down only for writing is not seen (inet_diag/udp_diag missing)", exc)
             cache[key] = {}
-    d = cache[key].get(t.st.st_ino)
+    return cache[key].get(t.st.st_ino)
+
+
+def _shutdown_bits(s: socket.socket, t: FdTarget, ctx: DumpFiles) -> int:
+    """sk_shutdown, from inet_diag.  A socket the kernel has not hashed (never
+    bound) is not listed: poll() shows its RCV_SHUTDOWN (POLLRDHUP) and, for
+    UDP, both bits (POLLHUP); SEND_SHUTDOWN alone on a never-bound socket shows
+    nowhere (README: Status)."""
+    if s.proto in PING_PROTOS:
+        return _polled_shutdown(s)
+    d = _diag(s, t, ctx)
     if d is not None:
         return d.shutdown
     return _polled_shutdown(s)
@@ -524,6 +545,31 @@ def _peek_queue(s: socket.socket, queue: int, size: int) -> bytes:
     if size:
         data = s.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     return data
+
+
+def _dump_syn_sent(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget, ctx: DumpFiles) -> None:
+    """A connect() in progress: its peer (inet_diag) and, in repair mode, the
+    sequence number after its SYN (write_seq) and its MSS clamp."""
+    d = _diag(s, t, ctx)
+    if d is None or not d.dport:
+        raise UnsupportedObject(f"{describe(t)}: TCP connection {connection(e)} in progress: its peer "
+                                f"is not in inet_diag")
+    e.dst_addr, e.dst_port = d.dst, d.dport
+    _lock_connection(e, ctx)
+    try:
+        s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON)
+    except OSError as exc:
+        raise UnsupportedObject(f"{describe(t)}: {connection(e)}: cannot enter TCP repair mode: "
+                                f"{exc.strerror}") from None
+    _note_repair(t, ctx)
+    _repaired.append(s)
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
+    e.tcp.send_seq = _getint(s, SOL_TCP, TCP_QUEUE_SEQ) & 0xFFFFFFFF
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+    e.tcp.mss_clamp = _getint(s, SOL_TCP, TCP_MAXSEG)
+    if _ioctl_int(s, SIOCOUTQNSD):
+        raise UnsupportedObject(f"{describe(t)}: {connection(e)}: data queued behind the SYN "
+                                f"(TCP fast open) cannot be dumped")
 
 
 def _dump_repair(s: socket.socket, e: inet_pb2.InetSocketEntry, t: FdTarget) -> None:
@@ -612,7 +658,7 @@ def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket
     """One socket as dumped; closed=True (--tcp-close): a connection comes back
     as a new TCP socket that is neither bound nor connected, with its options."""
     what = connection(e)
-    connection_ = e.type == socket.SOCK_STREAM and e.state in REPAIRED_STATES
+    connection_ = e.type == socket.SOCK_STREAM and e.state in CONNECTION_STATES
     s = socket.socket(e.family, e.type, e.protocol)
     try:
         _restore_options(s, e)
@@ -624,7 +670,10 @@ def _restore_socket(e: inet_pb2.InetSocketEntry, closed: bool = False) -> socket
             if not e.HasField("tcp"):
                 raise RestoreError(f"{what}: dumped with --tcp-close (no connection state): "
                                    f"restore it with --tcp-close")
-            _restore_established(s, e)
+            if e.state == TCP_SYN_SENT:
+                _restore_syn_sent(s, e)
+            else:
+                _restore_established(s, e)
             return s
         if e.src_port or (e.type == socket.SOCK_RAW and e.src_addr):
             s.bind(_local(e))
@@ -793,6 +842,23 @@ def _restore_established(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
             wl1, wnd, maxw, rwnd, rwup = struct.unpack("5I", window)
             window = struct.pack("5I", wl1, wnd, maxw, rwnd + 1, (rwup - 1) & 0xFFFFFFFF)
         s.setsockopt(SOL_TCP, TCP_REPAIR_WINDOW, window)
+
+
+def _restore_syn_sent(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
+    """Bound as it was, write_seq one before the dumped one in repair mode (the
+    new SYN takes it again), then a non-blocking connect() without repair mode
+    sends that SYN: the handshake goes on where it was."""
+    s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON)
+    s.bind(_local(e))
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)
+    s.setsockopt(SOL_TCP, TCP_QUEUE_SEQ, _s32(e.tcp.send_seq - 1))
+    s.setsockopt(SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)
+    s.setsockopt(SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(e.reuseaddr))     # repair mode reset it
+    s.setblocking(False)
+    err = s.connect_ex(_unpack_addr(e.family, e.dst_addr, e.dst_port, e.dst_scope))
+    if err not in (0, errno.EINPROGRESS):
+        raise OSError(err, os.strerror(err))
 
 
 def _room(s: socket.socket, send: int, recv: int) -> None:

@@ -143,6 +143,7 @@ def unix_sockets(pid: int | None = None) -> dict[int, UnixDiag]:
 # rqueue, wqueue, uid, inode).
 _INET_REQ = struct.Struct("=BBBBI48x")
 _INET_MSG = struct.Struct("=BBBB48xIIIII")
+_INET_SOCKID = struct.Struct("!HH16s16s")   # sport, dport, src, dst (big-endian, at offset 4)
 INET_DIAG_SHUTDOWN = 8
 
 
@@ -151,6 +152,8 @@ class InetDiag:
     ino: int
     state: int
     shutdown: int = 0                  # RCV_SHUTDOWN 1, SEND_SHUTDOWN 2
+    dst: bytes = b""                   # the peer's address (4 or 16 bytes), even where getpeername()
+    dport: int = 0                     # says ENOTCONN (a connection in SYN_SENT)
 
 
 def inet_sockets(pid: int | None, family: int, proto: int) -> dict[int, InetDiag]:
@@ -159,7 +162,8 @@ def inet_sockets(pid: int | None, family: int, proto: int) -> dict[int, InetDiag
     out: dict[int, InetDiag] = {}
     for body in _request(pid, req, f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'} sockets of protocol {proto}"):
         _, state, _, _, _, _, _, _, ino = _INET_MSG.unpack_from(body)
-        d = InetDiag(ino=ino, state=state)
+        _, dport, _, dst = _INET_SOCKID.unpack_from(body, 4)
+        d = InetDiag(ino=ino, state=state, dst=dst[:4] if family == socket.AF_INET else dst, dport=dport)
         for atype, val in _attrs(body, _INET_MSG.size, len(body)):
             if atype == INET_DIAG_SHUTDOWN and val:
                 d.shutdown = val[0]

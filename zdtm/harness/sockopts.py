@@ -272,8 +272,9 @@ def _hangup(fd: int, proto: int) -> list[tuple[str, str]]:
 
 
 def _proc_peer(pid: int, fd: int, family: int, table: str) -> list[tuple[str, str]]:
-    """A ping or raw socket's state and peer from /proc/PID/net/TABLE[6]
-    (getpeername() says ENOTCONN on a connected one: it has no peer port)."""
+    """A ping, raw or TCP socket's state and peer from /proc/PID/net/TABLE[6]
+    (getpeername() says ENOTCONN on a connected ping or raw socket, which has
+    no peer port, and on a TCP socket in SYN_SENT)."""
     ino = str(os.fstat(fd).st_ino)
     try:
         with open(f"/proc/{pid}/net/{table}{'6' if family == socket.AF_INET6 else ''}") as f:
@@ -340,6 +341,8 @@ def socket_state(pid: int, fd: int) -> list[tuple[str, str]]:
             out.extend(_proc_peer(pid, copy, family, "icmp"))
         if stype == socket.SOCK_RAW and family in (socket.AF_INET, socket.AF_INET6):
             out.extend(_proc_peer(pid, copy, family, "raw"))
+        if stype == socket.SOCK_STREAM and family in (socket.AF_INET, socket.AF_INET6):
+            out.extend(_proc_peer(pid, copy, family, "tcp"))   # a SYN_SENT socket's peer too
         if family == socket.AF_NETLINK:
             out.extend(_netlink_groups(copy))
         if family == socket.AF_PACKET:

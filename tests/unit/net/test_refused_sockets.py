@@ -4,6 +4,7 @@ unless messages wait, or, for packet sockets, a ring is set up)."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import select
 import socket
@@ -205,3 +206,21 @@ def test_packet_dumped():
         (e,) = [fe.packet for fe in ctx.entries if fe.WhichOneof("file") == "packet"]
         assert (e.type, e.protocol, e.ifname) == (socket.SOCK_RAW, 0x88B6, "lo")
         assert any(o.level == 263 and o.name == 8 and o.value[0] == 1 for o in e.opts.opts)
+
+
+def test_syn_sent_needs_tcp_established():
+    """A connect() in progress is a connection: without --tcp-established the
+    dump refuses it by name (with it, tcp_syn_sent00 restores it)."""
+    def connecting(s: socket.socket) -> None:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "route", "add", "10.9.9.0/24", "dev", "lo"], check=True)
+        s.setblocking(False)
+        assert s.connect_ex(("10.9.9.9", 7012)) == errno.EINPROGRESS
+    s = _in_own_netns((socket.AF_INET, socket.SOCK_STREAM, 0), connecting)
+    try:
+        ctx = files.dump_context(Options(pid=os.getpid()))
+        with pytest.raises(UnsupportedObject) as err:
+            ctx.add(files.fd_target(os.getpid(), s.fileno()))
+        assert "in progress (SYN_SENT)" in str(err.value) and "--tcp-established" in str(err.value)
+    finally:
+        s.close()
