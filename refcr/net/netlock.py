@@ -43,16 +43,14 @@ before the table is loaded, unlock after it is removed.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from refcr import actions
 from refcr.errors import RefcrError
 from refcr.log import log
-from refcr.net import nsenter
+from refcr.net import netfilter
 
 TABLE = "refcr_lock"
 # SO_MARK of the packets refcr itself sends while the lock holds (queued UDP
@@ -67,7 +65,6 @@ RULES = f"""table inet {TABLE} {{
   chain forward {{ type filter hook forward priority {LOWEST}; policy drop; }}
 }}
 """
-NFT_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 NOTE = "netlock"            # the guardian's note: [pid, table]
 
 
@@ -100,16 +97,17 @@ class Notes(Protocol):
 
 
 def _nft(pid: int, script: str, missing_ok: bool = False) -> None:
-    nft = shutil.which("nft", path=NFT_PATH)
-    if nft is None:
-        raise NetLockError("the network lock needs the nft tool (Debian package nftables)")
-    with nsenter.entered(pid):        # the child inherits this thread's namespace
-        res = subprocess.run([nft, "-f", "-"], input=script.encode(), capture_output=True, check=False)
-    if res.returncode != 0:
-        why = res.stderr.decode(errors="replace").strip().splitlines()
-        if missing_ok and any("No such file or directory" in line for line in why):
+    try:
+        netfilter.nft(pid, ["-f", "-"], script)
+    except netfilter.NftError as exc:
+        if missing_ok and "No such file or directory" in str(exc):
             return
-        raise NetLockError(f"nft in the network namespace of {pid} failed: {why[-1] if why else res.returncode}")
+        raise NetLockError(f"the network lock: {exc}") from None
+
+
+def is_lock_table(name: str) -> bool:
+    """One of refcr's own tables (left out when a namespace's ruleset is dumped)."""
+    return name == TABLE or name.startswith("refcr_tcp_")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """A network namespace's contents: links, addresses, routes and sysctls,
 through rtnetlink (pyroute2) inside the namespace (net/nsenter.py), plus the
-plugins' DUMP_EXT_LINK and the --external veth links (see the section below).
+plugins' DUMP_EXT_LINK and the --external veth links (see the section below),
+and its nftables ruleset (net/netfilter.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from refcr.errors import DumpError, OptionError, RestoreError, UnsupportedObject
 from refcr.external import ExtVeth, check_ifname, ext_veths
 from refcr.log import log
+from refcr.net import netfilter, netlock
 from refcr.net.nsenter import entered
 from refcr.pb import netns_pb2
 from refcr.plugins import host
@@ -235,7 +237,9 @@ def dump(pid: int, opts) -> netns_pb2.NetNsEntry:  # noqa: ANN001  (refcr.option
         raise OptionError(f"--external {unused[0]}: the namespace has no veth of that name")
     with entered(pid):
         e.sysctls.extend(_read_sysctls([l.name for l in e.links]))
-    log.info("network namespace: %d links, %d addresses, %d routes", len(e.links), len(e.addrs), len(e.routes))
+    e.nft_ruleset = netfilter.dump(pid, netlock.is_lock_table)
+    log.info("network namespace: %d links, %d addresses, %d routes, %d lines of nftables rules", len(e.links),
+             len(e.addrs), len(e.routes), len(e.nft_ruleset.splitlines()))
     return e
 
 
@@ -534,3 +538,4 @@ def _configure(ipr, r: NetRestore) -> None:  # noqa: ANN001
     for rt in sorted(e.routes, key=lambda x: -x.scope):      # host and link routes before gateways
         what = f"route {_text(rt.family, rt.dst) if rt.dst else 'default'}/{rt.dst_len}"
         _exists_ok(what, _add_route, ipr, rt, r.index)
+    netfilter.restore(r.pid, e.nft_ruleset)                  # rules may name links and addresses

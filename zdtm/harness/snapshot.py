@@ -6,7 +6,9 @@ the status fields C/R must preserve, limits, personality, cwd/root/exe links,
 cgroup membership (/proc/PID/cgroup as the task sees it; a thread's own only
 where it differs from its process's),
 session/group ids, the parent, namespaces, the mount table (when not the
-host's), the mm layout fields of stat, and what processes share with other
+host's), the nftables ruleset of a network namespace that is not the host's
+(``nft list ruleset`` through nsenter; counters and set timeouts left out),
+the mm layout fields of stat, and what processes share with other
 processes of the tree (kcmp KCMP_VM/FILES/FS/SIGHAND: the lowest inner pid
 sharing the object, for processes that share it).
 
@@ -191,6 +193,7 @@ class TaskState:
     cgroup: tuple[str, ...] = ()  # /proc/PID/cgroup lines, paths as the task sees them (its cgroup namespace)
     shares: Pairs = ()  # (kind, lowest inner pid of the tree sharing it) for the kinds of SHARED that others share
     userns: Pairs = ()  # its user namespace: maps, setgroups, owner, parent, who owns its other namespaces
+    firewall: tuple[str, ...] = ()  # `nft list ruleset` of its network namespace when not the harness's
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -668,8 +671,10 @@ def host_namespaces() -> dict[str, str]:
     return {kind: _readlink(f"/proc/self/ns/{kind}") for kind in NAMESPACES}
 
 
-def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) -> TaskState:
-    """One process; parent is the INNER pid of its parent in the tree (0: root)."""
+def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None,
+              firewalls: dict[str, tuple[str, ...]] | None = None) -> TaskState:
+    """One process; parent is the INNER pid of its parent in the tree (0: root);
+    firewalls: the rulesets read so far in this snapshot, by network namespace."""
     st = read_stat(pid)
     if st is None:
         raise ProcessLookupError(f"process {pid} vanished during the snapshot")
@@ -694,6 +699,7 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
                                    + sched + own_cg, outer=tid))
     threads, status = _settled_signals(pid, threads, status)
     own_mnt_ns = dict(ns).get("mnt") != host_ns.get("mnt")
+    own_net_ns = dict(ns).get("net") != host_ns.get("net")
     mounts, points = _mountinfo(pid) if own_mnt_ns else ((), None)
     return TaskState(
         pid=_inner(status, "NSpid"),
@@ -718,8 +724,33 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None) 
         stopped=job_stopped(pid),
         cgroup=cgroups,
         userns=_userns(pid),
+        firewall=_firewall_of(pid, dict(ns)["net"], firewalls if firewalls is not None else {}) if own_net_ns else (),
         outer=pid,
     )
+
+
+NFT = "/usr/sbin/nft"
+NFT_COUNTER = re.compile(r"packets \d+ bytes \d+")
+NFT_EXPIRES = re.compile(r" expires \S+")
+
+
+def _firewall_of(pid: int, netns: str, seen: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    if netns not in seen:
+        seen[netns] = _firewall(pid)
+    return seen[netns]
+
+
+def _firewall(pid: int) -> tuple[str, ...]:
+    """The nftables ruleset of pid's network namespace (nft run there through
+    nsenter); counters and set timeouts move with traffic and time: left out."""
+    if not os.path.exists(NFT):
+        return ("nft: not installed",)
+    res = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", NFT, "list", "ruleset"],
+                         capture_output=True, text=True, check=False)
+    if res.returncode:
+        return (f"nft: {res.stderr.strip()}",)
+    return tuple(NFT_EXPIRES.sub("", NFT_COUNTER.sub("packets _ bytes _", line))
+                 for line in res.stdout.splitlines())
 
 
 NS_GET_USERNS, NS_GET_PARENT, NS_GET_OWNER_UID = 0xB701, 0xB702, 0xB704
@@ -908,9 +939,10 @@ def take_tree(root: int, transient: frozenset[str] = frozenset()) -> TreeState:
     host_ns = host_namespaces()
     tasks: list[TaskState] = []
     inner_of: dict[int, int] = {}
+    firewalls: dict[str, tuple[str, ...]] = {}
     for pid, parent in descendants(root):
         try:
-            t = take_task(pid, inner_of.get(parent, 0), host_ns)
+            t = take_task(pid, inner_of.get(parent, 0), host_ns, firewalls)
         except (ProcessLookupError, FileNotFoundError):
             if pid == root or "children" not in transient:
                 raise
@@ -925,7 +957,8 @@ def take_tree(root: int, transient: frozenset[str] = frozenset()) -> TreeState:
 def take(pids: list[int]) -> TreeState:
     """Snapshot the given live processes as roots (no descendants walk)."""
     host_ns = host_namespaces()
-    tasks = [take_task(pid, 0, host_ns) for pid in pids]
+    firewalls: dict[str, tuple[str, ...]] = {}
+    tasks = [take_task(pid, 0, host_ns, firewalls) for pid in pids]
     return TreeState(tuple(_mark_sharing(_renumber_objects(_mark_pids(sorted(tasks, key=lambda t: t.pid))))))
 
 
