@@ -10,7 +10,11 @@ Programs (each leads its own session, waits for signals forever):
   and a packet socket bound to lo with a multicast membership and a fanout
   group;
 * ``threads``: three threads, one of them with a pending signal queued;
-* ``tree``: a parent and a child joined by a pipe with bytes in it.
+* ``tree``: a parent and a child joined by a pipe with bytes in it;
+* ``userns``: the ``tree`` program as pid 1 of a user namespace of its own
+  (zdtm's uns flavor map: root is root, every other id shifted) with new
+  PID, mount, net, IPC and UTS namespaces, so the images hold userns.img,
+  the credentials seen from inside and the namespaces' images.
 """
 from __future__ import annotations
 
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
 	int p[2], r;
 
 	(void)argc;
+	setsid();               /* launched (userns): lead a session of its own; else it does already */
 	if (chdir(argv[1]) || pipe(p))
 		return 1;
 	if (write(p[1], "queued", 6) != 6)
@@ -161,9 +166,14 @@ def refcr(*args: str, cwd: Path, timeout: float = TIMEOUT, extra_env: dict[str, 
                           capture_output=True, text=True, timeout=timeout, start_new_session=True)
 
 
+# A program started through zdtm's launcher (zdtm/harness/nslaunch.py) instead
+# of directly: name -> (its source, the launcher's options).
+LAUNCHED = {"userns": ("tree", ("--userns",))}
+
+
 def build(name: str, where: Path) -> Path:
     src = where / f"{name}.c"
-    src.write_text(SOURCES[name])
+    src.write_text(SOURCES[LAUNCHED[name][0] if name in LAUNCHED else name])
     out = where / name
     subprocess.run(["cc", "-O1", "-pthread", "-o", str(out), str(src)], check=True)
     return out
@@ -176,21 +186,47 @@ def dump_program(name: str, where: Path) -> Dumped:
     home.mkdir()
     if name == "files":
         (home / "data").write_bytes(b"d" * 8192)
-    p = subprocess.Popen([str(binary), str(home)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+    pid, p = _start(name, binary, home)
     for _ in range(500):
         if (home / "ready").exists():
             break
         time.sleep(0.01)
     else:
-        p.kill()
+        _kill(pid)
         raise RuntimeError(f"{name} did not start")
     images = where / f"{name}.img"
-    res = refcr("dump", "-t", str(p.pid), "-D", str(images), "-o", str(where / f"{name}.dump.log"), cwd=where)
-    p.wait(timeout=10)
+    res = refcr("dump", "-t", str(pid), "-D", str(images), "-o", str(where / f"{name}.dump.log"), cwd=where)
+    if p is not None:
+        p.wait(timeout=10)
     if res.returncode:
+        _kill(pid)
         raise RuntimeError(f"dump of {name} failed: {res.stderr}")
-    return Dumped(name, images, home, p.pid, binary)
+    return Dumped(name, images, home, pid, binary)
+
+
+def _start(name: str, binary: Path, home: Path) -> tuple[int, subprocess.Popen | None]:
+    """The program's pid, and its Popen when it is our child (a launched one
+    is re-parented: the launcher prints its pid and exits)."""
+    if name not in LAUNCHED:
+        p = subprocess.Popen([str(binary), str(home)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        return p.pid, p
+    launcher = REPO / "zdtm" / "harness" / "nslaunch.py"
+    log = home.parent / f"{name}.launch.log"     # the program's stderr too: a pipe would stay open
+    with open(log, "w") as err:
+        out = subprocess.run([sys.executable, str(launcher), *LAUNCHED[name][1], "--", str(binary), str(home)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True,
+                             timeout=TIMEOUT, start_new_session=True)
+    if out.returncode:
+        raise RuntimeError(f"{name}: the launcher failed: {log.read_text().strip()}")
+    return int(out.stdout.split()[0]), None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def copy_images(d: Dumped, to: Path) -> Path:

@@ -1,6 +1,6 @@
 """The image fuzzer: mutations of real images, each restored in a sandbox.
 
-Real images come from tests/crafted.py (three small programs, dumped once
+Real images come from tests/crafted.py (four small programs, dumped once
 per run).  A case copies one image directory, applies one to three
 mutations drawn by Hypothesis (bit flips, truncation, schema-aware field
 edits with edge values, strings with NUL / control characters / ``..`` /
@@ -9,8 +9,8 @@ another program's images, deleted files, a ``parent`` link), and runs
 ``refcr restore -d`` on it in a forked child that
 
 * is in a private mount namespace where every mount is read-only except
-  the scratch directory (images, victim files, the programs' homes) and
-  /proc, and
+  the scratch directory (images, victim files, the programs' homes, and
+  $TMPDIR: a restored mount namespace is staged there) and /proc, and
 * runs refcr's CLI in-process (forked from a process that imported refcr
   once: a case costs a fork, not an interpreter start).
 
@@ -28,6 +28,8 @@ import re
 import os
 import shutil
 import signal
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,7 @@ from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
 
 HANG = 20.0
-PROGRAMS = ("files", "threads", "tree")
+PROGRAMS = ("files", "threads", "tree", "userns")
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 1
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 NR_MOUNT_SETATTR = 442
@@ -341,8 +343,10 @@ def run_restore(img: Path, scratch: Path, cwd: Path) -> tuple[int | None, str, f
             os.setsid()
             fd = os.open(str(err), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(fd, 2)
+            sys.stderr = open(2, "w", buffering=1, closefd=False)    # not pytest's capture of it
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
             sandbox(scratch)
+            os.environ["TMPDIR"] = tempfile.tempdir = str(scratch / "tmp")   # refcr's staging dirs
             os.chdir(cwd)
             from refcr import cli
             rc = cli.main(["restore", "-D", str(img), "-d", "-o", "restore.log"])
@@ -390,6 +394,7 @@ class Lab:
         preload()
         base = scratch / "base"
         base.mkdir()
+        (scratch / "tmp").mkdir()
         dumps = {name: dump_program(name, base) for name in PROGRAMS}
         victims = []
         for name in ("victim", "tmp/pwned-target", "etc-copy/passwd"):

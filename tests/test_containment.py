@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import fuzz
 from crafted import Dumped, copy_images, dump_program, edit, kill_restored, refcr
+
+from refcr import cli
 
 from refcr.images.imagedir import ImageDir
 from refcr.pb import mm_pb2, pagemap_pb2
@@ -243,3 +248,47 @@ def test_untouched_restore_works(scene: Scene) -> None:
     res = scene.restore()
     assert res.returncode == 0, res.stderr
     scene.assert_untouched()
+
+
+@pytest.fixture(scope="module")
+def userns_dump(tmp_path_factory: pytest.TempPathFactory) -> Dumped:
+    return dump_program("userns", tmp_path_factory.mktemp("containment-userns"))
+
+
+def test_unwritable_tmpdir_is_one_line(userns_dump: Dumped, tmp_path: Path) -> None:
+    """A tree with a mount namespace is staged in $TMPDIR: one that cannot be
+    written is named in one line (the fuzzer's read-only host once gave an
+    internal error), and nothing of the tree is left."""
+    images = copy_images(userns_dump, tmp_path / "img")
+    err = tmp_path / "stderr"
+    pid = os.fork()
+    if pid == 0:                                        # pragma: no cover (child)
+        rc = 3
+        try:
+            os.setsid()
+            os.dup2(os.open(str(err), os.O_WRONLY | os.O_CREAT, 0o600), 2)
+            sys.stderr = open(2, "w", buffering=1, closefd=False)    # not pytest's capture
+            fuzz.sandbox(tmp_path)                      # the host read-only, tmp_path not
+            tempfile.tempdir = "/var/tmp"               # read-only now
+            os.chdir(tmp_path)
+            rc = cli.main(["restore", "-D", str(images), "-d", "-o", "restore.log"])
+        finally:
+            os._exit(rc)
+    _, status = os.waitpid(pid, 0)
+    stderr = err.read_text()
+    assert os.waitstatus_to_exitcode(status) == 1, stderr
+    assert "staging directory in /var/tmp: Read-only file system" in stderr, stderr
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert _running(userns_dump.binary) == []
+
+
+def _running(binary: Path) -> list[int]:
+    """Processes whose executable is binary (a restored tree left alive)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.readlink(f"/proc/{entry}/exe") == str(binary):
+                out.append(int(entry))
+        except OSError:
+            pass
+    return out

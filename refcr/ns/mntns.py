@@ -718,6 +718,27 @@ def _own_userns(pid: int) -> int | None:
     return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
 
 
+def _stage_owner(root_pid: int, stage: str) -> int | None:
+    """The tree's user namespace (an fd) if it has its own, the staging
+    directory then given to the namespace's root, who builds the tree."""
+    user_ns = _own_userns(root_pid)
+    if user_ns is None:
+        return None
+    try:
+        root_ids = proc.IdMap.of(root_pid, "uid").outer(0), proc.IdMap.of(root_pid, "gid").outer(0)
+        if None in root_ids:
+            raise RestoreError("the tree's user namespace maps no root")
+        os.chown(stage, *root_ids)
+    except OSError as exc:
+        os.close(user_ns)
+        raise RestoreError(f"cannot give the mount tree's staging directory {stage} to the user namespace's "
+                           f"root: {exc.strerror}") from None
+    except BaseException:
+        os.close(user_ns)
+        raise
+    return user_ns
+
+
 def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str | None = None) -> dict[int, int]:
     """Rebuild the mount tree in the new mount namespace of root_pid (the root
     puppet, pid 1 of its pid namespace if it has one).  Returns the masters of
@@ -729,14 +750,22 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
         raise RestoreError("mntns.img lists no mount")
     check_entries(entries)
     sources = prepare_sources(entries, externals, new_root)
-    stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
+    try:
+        stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
+    except OSError as exc:
+        for fd in sources.values():
+            os.close(fd)
+        where = tempfile.tempdir or os.environ.get("TMPDIR") or "/tmp"    # gettempdir() may fail again
+        raise RestoreError(f"cannot make the mount tree's staging directory in {where}: "
+                           f"{exc.strerror} (TMPDIR names another place)") from None
+    try:
+        user_ns = _stage_owner(root_pid, stage)
+    except BaseException:
+        for fd in sources.values():
+            os.close(fd)
+        os.rmdir(stage)
+        raise
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    user_ns = _own_userns(root_pid)
-    if user_ns is not None:          # the helper works there as the namespace's root
-        root_ids = proc.IdMap.of(root_pid, "uid").outer(0), proc.IdMap.of(root_pid, "gid").outer(0)
-        if None in root_ids:
-            raise RestoreError("the tree's user namespace maps no root")
-        os.chown(stage, *root_ids)
     b = Builder(entries, images, sources, stage, child,
                 id_maps=(proc.IdMap.of(root_pid, "uid"), proc.IdMap.of(root_pid, "gid")) if user_ns is not None
                 else None,
