@@ -18,7 +18,7 @@ from refcr.pb import files_pb2, mm_pb2
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Dumped]:
     where = tmp_path_factory.mktemp("validation")
-    return {name: dump_program(name, where) for name in ("files", "threads")}
+    return {name: dump_program(name, where) for name in ("files", "threads", "userns")}
 
 
 def _siginfo(signo: int) -> bytes:
@@ -122,6 +122,9 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "NUL in a path": ("files", "mm", True, lambda es: setattr(es[0], "exe_path", "/bin/\0sh"),
                       ("mm-", "exe_path")),
     "empty inet entry": ("files", "files", False, _empty_inet, ("files.img", "inet.family")),
+    "nft ruleset with an include": ("userns", "netns", False,
+                                    lambda es: setattr(es[0], "nft_ruleset", 'include "/etc/shadow"\n'),
+                                    ("netns.img", "nft_ruleset", "includes a file")),
     "memfd area without its object": ("files", "mm", True, _memfd_object(True), ("mm-", ".shmid", "987654")),
     "memfd area naming a file too": ("files", "mm", True, _memfd_object(False), ("mm-", ".shmid", "no file entry")),
     "raw socket of protocol 0": ("files", "files", False, _raw_inet(protocol=0), ("files.img", "inet.protocol")),

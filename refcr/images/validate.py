@@ -337,6 +337,12 @@ def _inventory(s: ImageSet) -> None:
     if inv[0].netlock_table and not re.fullmatch(CONN_TABLE, inv[0].netlock_table):
         w.fail("netlock_table", "not a table of refcr's connection lock")
     _userns(s, "user" in ns)
+    for i, e in enumerate(s.entries("netns")):
+        if INCLUDE.search(e.nft_ruleset):      # nft would read a host file (net/netfilter.py)
+            s.where("netns", i).fail("nft_ruleset", "includes a file")
+
+
+INCLUDE = re.compile(r"^\s*include\b", re.M)
 
 
 def _userns(s: ImageSet, listed: bool) -> None:
