@@ -122,6 +122,8 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "NUL in a path": ("files", "mm", True, lambda es: setattr(es[0], "exe_path", "/bin/\0sh"),
                       ("mm-", "exe_path")),
     "empty inet entry": ("files", "files", False, _empty_inet, ("files.img", "inet.family")),
+    "address scope over a byte": ("userns", "netns", False, lambda es: setattr(es[0].addrs[0], "scope", 1 << 31),
+                                  ("netns.img", "addrs[0].scope")),
     "nft ruleset with an include": ("userns", "netns", False,
                                     lambda es: setattr(es[0], "nft_ruleset", 'include "/etc/shadow"\n'),
                                     ("netns.img", "nft_ruleset", "includes a file")),

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from refcr import actions
-from refcr.errors import RefcrError
+from refcr.errors import NoSuchProcess, RefcrError
 from refcr.log import log
 from refcr.net import netfilter
 
@@ -151,6 +151,15 @@ class NetLock:
         log.info("connection %s locked (table %s)", tup, self.table)
 
     def unlock(self) -> None:
+        """Both locks off.  A tree that died meanwhile (a restored task that
+        crashed on its first instruction) takes its namespace with it."""
+        try:
+            self._unlock()
+        except NoSuchProcess:
+            self.locked, self.table = False, ""
+            log.warning("process %d exited before its network was unlocked", self.pid)
+
+    def _unlock(self) -> None:
         if self.locked:
             self.locked = False
             _nft(self.pid, f"delete table inet {TABLE}\n")
