@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,8 +83,10 @@ class Counter:
 
 
 @pytest.fixture
-def counter(processes: Processes, tmp_path: Path) -> Counter:
-    return Counter(processes, tmp_path)
+def counter(processes: Processes, tmp_path: Path) -> Iterator[Counter]:
+    c = Counter(processes, tmp_path)
+    yield c
+    shutil.rmtree(c.report.parent, ignore_errors=True)
 
 
 def _raw(sock: socket.socket, data: bytes) -> rpc_pb2.criu_resp:

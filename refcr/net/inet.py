@@ -64,7 +64,8 @@ anything from the task's socket.
   sequence numbers, binds, connects (no SYN is sent in repair mode), sets
   the options, refills the queues, sets the windows and leaves repair mode;
   bytes that were never sent are then sent normally.
-* Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK), as
+* Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, and
+  CLOSING: both FINs sent, ours not yet acknowledged), as
   CRIU's soccr does them: dumped like established ones with the FINs left
   out of the sequence numbers and queue lengths, rebuilt ESTABLISHED in
   repair mode, then the FINs are replayed (:func:`_replay_fins`): ours with
@@ -80,8 +81,7 @@ anything from the task's socket.
   sequence number and the handshake goes on (a task blocked in connect()
   waits for it on the restarted call).  Data queued behind the SYN (TCP fast
   open) is refused.
-  CLOSING is refused naming the state (not made yet: no scenario produces
-  it reliably on loopback); a closed TCP socket (CLOSE) comes back as a new
+  A closed TCP socket (CLOSE) comes back as a new
   unconnected one, refused if it still has bytes to read.
 
 A peer that keeps sending while the tree is down is held off by the network
@@ -118,12 +118,13 @@ TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP = 2, 3, 4, 8
 TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE = 1, 2, 4
 TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN = 1, 7, 10
 TCP_SYN_SENT, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK = 2, 4, 5, 8, 9
+TCP_CLOSING = 11
 # Connections rebuilt in repair mode; the half-closed ones get their FINs replayed.
-REPAIRED_STATES = (TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK)
+REPAIRED_STATES = (TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING)
 CONNECTION_STATES = REPAIRED_STATES + (TCP_SYN_SENT,)        # what --tcp-close drops
-FIN_SENT = (TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK)      # our FIN is in write_seq
-FIN_SENT_UNACKED = (TCP_FIN_WAIT1, TCP_LAST_ACK)              # ... and in SIOCOUTQ
-FIN_RECEIVED = (TCP_CLOSE_WAIT, TCP_LAST_ACK)                # the peer's FIN is in rcv_nxt
+FIN_SENT = (TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_CLOSING)     # our FIN is in write_seq
+FIN_SENT_UNACKED = (TCP_FIN_WAIT1, TCP_LAST_ACK, TCP_CLOSING)            # ... and in SIOCOUTQ
+FIN_RECEIVED = (TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_CLOSING)              # the peer's FIN is in rcv_nxt
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
 UDP_CORK = 1
@@ -933,6 +934,9 @@ def _replay_fins(s: socket.socket, e: inet_pb2.InetSocketEntry) -> None:
     elif e.state == TCP_LAST_ACK:
         _send_from_peer(s, e, r.recv_seq, snd_una, TH_ACK | TH_FIN, TCP_CLOSE_WAIT)
         s.shutdown(socket.SHUT_WR)
+    elif e.state == TCP_CLOSING:        # a simultaneous close: the peer's FIN came in FIN_WAIT1
+        s.shutdown(socket.SHUT_WR)
+        _send_from_peer(s, e, r.recv_seq, snd_una, TH_ACK | TH_FIN, TCP_CLOSING)
 
 
 TH_FIN, TH_ACK = 0x01, 0x10
