@@ -124,6 +124,8 @@ class DumpFiles:
 
     opts: Options
     claim: Callable[[FdTarget, "DumpFiles"], FileKind]     # the kind of a new description (fs/files.py)
+    # flock/OFD/lease locks of a description whose kind keeps none in its entry (fs/locks.py)
+    description_locks: Callable[[FdTarget, "DumpFiles"], list] = staticmethod(lambda t, ctx: [])
     entries: list[files_pb2.FileEntry] = field(default_factory=list)
     extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
     pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first
@@ -172,7 +174,10 @@ class DumpFiles:
             known = len(self.entries)
             kind = self.claim(t, self)
             entry = files_pb2.FileEntry()
-            getattr(entry, kind.field).CopyFrom(kind.dump(t, self))
+            msg = kind.dump(t, self)
+            getattr(entry, kind.field).CopyFrom(msg)
+            if "locks" not in msg.DESCRIPTOR.fields_by_name:     # the kind does not keep them itself
+                entry.locks.extend(self.description_locks(t, self))
             # numbered after its kind's dump, which may have added descriptions (a peer, a target);
             # a plugin's DUMP_EXT_FILE was told this id (len + 1): plugin kinds add none
             file_id = entry.id = len(self.entries) + 1
@@ -199,7 +204,8 @@ class RestoreFiles:
     entries: dict[int, files_pb2.FileEntry] = field(default_factory=dict)
     extra: dict[str, dict] = field(default_factory=dict)
     # per fd of a table once its kinds' hooks ran: the process's own POSIX locks (fs/files.py)
-    fd_hook: Callable[[object, object], None] = staticmethod(lambda puppet, fe: None)
+    # per installed fd, after the kinds' hooks: its locks (fs/locks.py restore_fd)
+    fd_hook: Callable[[object, object, "RestoreFiles"], None] = staticmethod(lambda puppet, fe, ctx: None)
     installing: int = 0         # FileEntry.id whose after_install hook runs now (install_table)
     opening: int = 0            # FileEntry.id whose kind's open() runs now (open)
     undo: list[Callable[[], None]] = field(default_factory=list)   # what a failed restore takes back
@@ -267,9 +273,10 @@ class RestoreFiles:
             if hook is not None:
                 self.installing = fe.id
                 hook(msg, fe.fd, puppet, self)
-        self.installing = 0
         for fe in table:
-            self.fd_hook(puppet, fe)
+            self.installing = fe.id
+            self.fd_hook(puppet, fe, self)
+        self.installing = 0
 
     def once(self, what: str) -> bool:
         """True the first time an after_install hook asks about `what` for the

@@ -50,12 +50,12 @@ def claim(t: FdTarget, ctx: DumpFiles) -> FileKind:
 
 
 def dump_context(opts: Options, pids: list[int] | None = None) -> DumpFiles:
-    return DumpFiles(opts, claim, pids=list(pids or []))
+    return DumpFiles(opts, claim, locks.dump, pids=list(pids or []))
 
 
 def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:
     ctx = RestoreFiles.load(images, opts, kinds())
-    ctx.fd_hook = locks.restore_owned
+    ctx.fd_hook = locks.restore_fd
     return ctx
 
 

@@ -8,7 +8,10 @@ Owners, as the kernel has them:
 - flock, OFD locks and leases belong to the open file description: every
   process sharing it (after fork) shows them in its fdinfo.  They are kept
   in the description's entry (FileLockEntry.owner: the pid that took a
-  flock or lease, shown in fdinfo) and taken again once per description
+  flock or lease, shown in fdinfo) -- the kind's own entry where it has a
+  locks field (regular files, ghosts, memfds), else the generic FileEntry
+  (DumpFiles.add; FIFOs, pipes, devices, sockets, anonymous inodes: any
+  file can be flock'ed) -- and taken again once per description
   (RestoreFiles.once), in the owner's puppet when the owner still holds the
   description (so the pid in fdinfo is the same), else in the first puppet
   that gets it.
@@ -117,10 +120,15 @@ def restore(locks, fd: int, puppet, path: str, ctx: RestoreFiles) -> None:
             take([lk], fd, puppet, path)
 
 
-def restore_owned(puppet, fe: fdinfo_pb2.FdinfoEntry) -> None:
-    """A process's own POSIX locks through fd fe.fd (RestoreFiles.fd_hook)."""
+def restore_fd(puppet, fe: fdinfo_pb2.FdinfoEntry, ctx: RestoreFiles) -> None:
+    """After fd fe.fd is installed (RestoreFiles.fd_hook): the process's own
+    POSIX locks through it, and the locks its description keeps in the
+    generic FileEntry (kinds without a locks field: FIFOs, devices, ...)."""
     if fe.locks:
         take(fe.locks, fe.fd, puppet, f"fd {fe.fd}")
+    entry = ctx.entry(fe.id)
+    if entry.locks:
+        restore(entry.locks, fe.fd, puppet, f"fd {fe.fd} ({entry.WhichOneof('file')})", ctx)
 
 
 def take(locks, fd: int, puppet, path: str) -> None:

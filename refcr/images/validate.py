@@ -102,7 +102,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "NetRoute.type": (0, 0xFF), "NetLink.type": (0, 0xFFFF), "NetLink.index": (0, INT),
     "NetLink.peer_index": (0, INT), "NetAddr.index": (0, INT), "NetRoute.oif": (0, INT),
     "TimerfdEntry.value_ns": (0, S64), "TimerfdEntry.interval_ns": (0, S64), "TimerfdEntry.abs_value_ns": (0, S64),
-    "EventfdEntry.counter": (0, (1 << 64) - 2), "EpollEntry.owner": (0, PID_MAX),
+    "EventfdEntry.counter": (0, (1 << 64) - 2), "EpollEntry.owner": (0, PID_MAX), "FileLockEntry.owner": (0, PID_MAX),
     "EpollTarget.tfd": (0, FD_MAX - 1), "InotifyWatch.wd": (1, INT),
     "PipeDataEntry.pipe_size": (0, 1 << 30),
     "VmaEntry.prot": (0, 7), "VmaEntry.pgoff": (0, S64), "MmEntry.brk": (0, S64),

@@ -352,8 +352,10 @@ def _epoll_line(pid: int, value: str) -> str:
     return " ".join(kept) + (" target=same" if same else f" target={fields_.get('sdev')}:{fields_.get('ino')}")
 
 
-def _lock_line(value: str) -> str:
-    """N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO START END -> without N, pid marked."""
+def _lock_line(value: str, named: bool) -> str:
+    """N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO START END -> without N, pid
+    marked; the inode only for a file named by its path (a pipe, socket or
+    deleted file is a new inode after restore, as with the ino line)."""
     words = value.split()
     if words and words[0].endswith(":"):
         words = words[1:]
@@ -361,6 +363,8 @@ def _lock_line(value: str) -> str:
         words = words[1:]
     if len(words) > 3 and words[3].lstrip("-").isdigit():
         words[3] = f"<pid {words[3]}>"
+    if len(words) > 4 and not named:
+        words[4] = "<inode>"
     return " ".join(words)
 
 
@@ -386,18 +390,18 @@ def _fdinfo(pid: int, name: str, target: str) -> list[tuple[str, str]]:
     # timerfd puts several fields on one line: "clockid: 1 ticks: 0 settime flags: 00 it_value: (..)"
     text = re.sub(r"\s+(ticks|settime flags|it_value|it_interval):", r"\n\1:", text)
     info: list[tuple[str, str]] = []
+    named = target.startswith("/") and not target.endswith(" (deleted)") and not ANON_SHARED.match(target)
     for line in text.splitlines():
         k, _, v = line.partition(":")
         k, v = k.strip(), " ".join(v.split())
         if not k or k in FDINFO_DROPPED:
             continue
-        if k == "ino" and not (target.startswith("/") and not target.endswith(" (deleted)")
-                               and not ANON_SHARED.match(target)):
+        if k == "ino" and not named:
             continue
         if k == "tfd":
             v = _epoll_line(pid, v)
         elif k == "lock":
-            v = _lock_line(v)
+            v = _lock_line(v, named)
         elif k in ("Pid", "NSpid"):
             v = " ".join(f"<pid {w}>" for w in v.split()[:1]) if k == "Pid" else ""
             if k == "NSpid":
