@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,11 +55,18 @@ RTM_F_CLONED = 0x200
 RT_TABLE_COMPAT, RT_TABLE_MAIN = 252, 254
 IFA_F_KEPT = 0x02 | 0x10 | 0x100 | 0x200 | 0x400     # NODAD HOMEADDRESS MANAGETEMPADDR NOPREFIXROUTE MCAUTOJOIN
 OUTSIDE_WAIT = 10.0       # seconds an external veth's outside name may stay taken by the dumped pair
-# The sysctls refcr saves: global ones, then per conf directory (all, default, each link).
-GLOBAL_SYSCTLS = ("ipv4/ip_forward", "ipv4/ip_local_port_range", "ipv4/ping_group_range",
-                  "ipv4/ip_default_ttl")
-CONF_SYSCTLS = {"ipv4": ("forwarding", "rp_filter", "accept_redirects"),
-                "ipv6": ("forwarding", "disable_ipv6", "accept_ra", "accept_dad")}
+# The sysctls refcr saves: every file under /proc/sys/net that root may read
+# and write in the namespace (core, ipv4, ipv6 with their conf/ and neigh/
+# directories per link, unix, netfilter, mptcp, ...; about 560 with one link),
+# in os.walk order: a directory's files before its subdirectories, so
+# ipv4/ip_forward comes before conf/all/forwarding, which it also sets.
+SYSCTL_ROOT = "/proc/sys/net"
+SYSCTL_NAME = re.compile(r"[A-Za-z0-9_.:@+-]+")       # one component of an image's sysctl name
+# what Linux puts in /proc/sys/net (an image naming another top directory is refused)
+SYSCTL_TOPS = frozenset({"appletalk", "ax25", "bridge", "can", "core", "ieee802154", "ipv4", "ipv6", "llc",
+                         "mpls", "mptcp", "netfilter", "phonet", "rds", "rose", "sctp", "smc", "tipc", "unix",
+                         "vrf", "x25"})
+SYSCTL_VALUE_MAX = 4096
 
 
 def _mac(text: str | None) -> bytes:
@@ -191,25 +200,33 @@ def _by_order(order: list[int], index: int) -> int:
     return order.index(index) if index in order else len(order) + index
 
 
-def _sysctl_names(links: list[str]) -> list[str]:
-    names = list(GLOBAL_SYSCTLS)
-    for proto, keys in CONF_SYSCTLS.items():
-        for conf in ["all", "default", *links]:
-            names += [f"{proto}/conf/{conf}/{k}" for k in keys]
-    return names
-
-
-def _read_sysctls(links: list[str]) -> list[netns_pb2.NetSysctl]:
-    """Inside the namespace (/proc/sys/net is the opener's namespace's)."""
-    return _read_sysctls_named(_sysctl_names(links))
+def _read_sysctls() -> list[netns_pb2.NetSysctl]:
+    """Every sysctl of the namespace that can be set again, inside it
+    (/proc/sys/net is the opener's namespace's).  Files root may not read
+    (route/flush) or write (tcp_available_congestion_control) are left out,
+    and so are those that say EIO (an IPv6 stable_secret never set)."""
+    out = []
+    for top, dirs, files in os.walk(SYSCTL_ROOT):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            try:
+                if not os.stat(path).st_mode & stat.S_IWUSR:
+                    continue
+                with open(path) as f:
+                    value = f.read()
+            except OSError:
+                continue
+            out.append(netns_pb2.NetSysctl(name=path[len(SYSCTL_ROOT) + 1:], value=value.rstrip("\n")))
+    return out
 
 
 def _read_sysctls_named(names: list[str]) -> list[netns_pb2.NetSysctl]:
     out = []
     for name in names:
         try:
-            with open(f"/proc/sys/net/{name}") as f:
-                out.append(netns_pb2.NetSysctl(name=name, value=" ".join(f.read().split())))
+            with open(f"{SYSCTL_ROOT}/{name}") as f:
+                out.append(netns_pb2.NetSysctl(name=name, value=f.read().rstrip("\n")))
         except FileNotFoundError:
             continue        # e.g. no ipv6 directory for a link with IPv6 off
     return out
@@ -236,7 +253,7 @@ def dump(pid: int, opts) -> netns_pb2.NetNsEntry:  # noqa: ANN001  (refcr.option
     if unused:
         raise OptionError(f"--external {unused[0]}: the namespace has no veth of that name")
     with entered(pid):
-        e.sysctls.extend(_read_sysctls([l.name for l in e.links]))
+        e.sysctls.extend(_read_sysctls())
     e.nft_ruleset = netfilter.dump(pid, netlock.is_lock_table)
     log.info("network namespace: %d links, %d addresses, %d routes, %d lines of nftables rules", len(e.links),
              len(e.addrs), len(e.routes), len(e.nft_ruleset.splitlines()))
@@ -256,14 +273,19 @@ class NetRestore:
 
 
 def _check_entry(e: netns_pb2.NetNsEntry) -> None:
-    """Image data is untrusted: names are interface names, sysctls from our list."""
+    """Image data is untrusted: names are interface names, sysctls are paths
+    below /proc/sys/net (no "..", no empty or odd component: nothing outside
+    it can be named, and only files that exist there are written)."""
     try:
-        names = [check_ifname(l.name, "netns.img") for l in e.links]
+        for l in e.links:
+            check_ifname(l.name, "netns.img")
     except OptionError as exc:
         raise RestoreError(str(exc)) from None
-    allowed = set(_sysctl_names(names))
     for s in e.sysctls:
-        if s.name not in allowed or "\n" in s.value:
+        parts = s.name.split("/")
+        if parts[0] not in SYSCTL_TOPS or len(parts) < 2 or \
+                not all(SYSCTL_NAME.fullmatch(p) and p not in (".", "..") for p in parts) or \
+                "\n" in s.value or len(s.value) > SYSCTL_VALUE_MAX:
             raise RestoreError(f"netns.img: sysctl {s.name!r} is not one refcr restores")
     size = {socket.AF_INET: 4, socket.AF_INET6: 16}
     for what, fam, raws in [("address", a.family, (a.local, a.peer, a.broadcast)) for a in e.addrs] + \
@@ -281,14 +303,16 @@ def _namespace_wide(name: str) -> bool:
 
 
 def _write_sysctls(sysctls: list[netns_pb2.NetSysctl]) -> None:
+    """Each value that differs from the namespace's now (a write may have side
+    effects, and a value the new namespace has already needs none)."""
     for s in sysctls:
-        path = f"/proc/sys/net/{s.name}"
+        path = f"{SYSCTL_ROOT}/{s.name}"
         try:
             with open(path) as f:
-                if " ".join(f.read().split()) == s.value:
+                if f.read().split() == s.value.split():
                     continue
             with open(path, "w") as f:
-                f.write(s.value.replace(" ", "\t") + "\n")
+                f.write(s.value + "\n")
         except OSError as exc:
             raise RestoreError(f"network namespace: cannot set net.{s.name.replace('/', '.')} = {s.value}: "
                                f"{exc.strerror}") from None
@@ -520,10 +544,10 @@ def _configure(ipr, r: NetRestore) -> None:  # noqa: ANN001
     e = r.entry
     _map_links(ipr, r)
     names = {l.index: l.name for l in e.links}
-    with entered(r.pid):
-        _write_sysctls([s for s in e.sysctls if not _namespace_wide(s.name)])
     for link in e.links:
         _exists_ok(f"attributes of link {link.name}", _set_link, ipr, link, r.index[link.index])
+    with entered(r.pid):        # after the MTUs: ipv6/conf/LINK/mtu may not exceed its link's
+        _write_sysctls([s for s in e.sysctls if not _namespace_wide(s.name)])
     up6 = list(e.kernel_route_links6)
     with _no_dad(r.pid, [l.name for l in e.links]):
         for link in sorted(e.links, key=lambda l: (l.type != ARPHRD_LOOPBACK, _by_order(up6, l.index))):

@@ -174,6 +174,11 @@ def main(args: list[str]) -> int:
         return 2
     try:
         if userns:
+            # Other tests' passing mounts are dropped here, in a mount namespace of
+            # the initial user namespace: in the new one they would be locked.
+            unshare(CLONE_NEWNS)
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            drop_test_mounts()
             enter_userns()
         unshare(NS_FLAGS)
     except (OSError, LaunchError) as e:

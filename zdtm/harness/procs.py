@@ -169,13 +169,15 @@ def _children_file(pid: int) -> list[int] | None:
     such file (CONFIG_PROC_CHILDREN is off)."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return []
     kids: set[int] = set()
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 kids.update(int(c) for c in f.read().split())
+        except ProcessLookupError:
+            continue            # the thread exited between the listing and the read (ESRCH)
         except FileNotFoundError:
             if os.path.exists(f"/proc/{pid}/task/{tid}"):
                 return None

@@ -194,6 +194,7 @@ class TaskState:
     shares: Pairs = ()  # (kind, lowest inner pid of the tree sharing it) for the kinds of SHARED that others share
     userns: Pairs = ()  # its user namespace: maps, setgroups, owner, parent, who owns its other namespaces
     firewall: tuple[str, ...] = ()  # `nft list ruleset` of its network namespace when not the harness's
+    net_sysctls: tuple[str, ...] = ()  # every readable /proc/sys/net file of that namespace, "name:value"
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -678,7 +679,7 @@ def host_namespaces() -> dict[str, str]:
 def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None,
               firewalls: dict[str, tuple[str, ...]] | None = None) -> TaskState:
     """One process; parent is the INNER pid of its parent in the tree (0: root);
-    firewalls: the rulesets read so far in this snapshot, by network namespace."""
+    firewalls: the rulesets and net sysctls read so far in this snapshot, by network namespace."""
     st = read_stat(pid)
     if st is None:
         raise ProcessLookupError(f"process {pid} vanished during the snapshot")
@@ -729,6 +730,8 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None,
         cgroup=cgroups,
         userns=_userns(pid),
         firewall=_firewall_of(pid, dict(ns)["net"], firewalls if firewalls is not None else {}) if own_net_ns else (),
+        net_sysctls=_net_sysctls_of(pid, dict(ns)["net"], firewalls if firewalls is not None else {})
+        if own_net_ns else (),
         outer=pid,
     )
 
@@ -742,6 +745,25 @@ def _firewall_of(pid: int, netns: str, seen: dict[str, tuple[str, ...]]) -> tupl
     if netns not in seen:
         seen[netns] = _firewall(pid)
     return seen[netns]
+
+
+def _net_sysctls_of(pid: int, netns: str, seen: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    key = f"sysctls {netns}"
+    if key not in seen:
+        seen[key] = _net_sysctls(pid)
+    return seen[key]
+
+
+def _net_sysctls(pid: int) -> tuple[str, ...]:
+    """Every /proc/sys/net value of pid's network namespace (/proc/sys/net is
+    the reader's namespace's: grep runs there through nsenter); files root
+    may not read (route/flush) or that say EIO (an unset stable_secret) are
+    not listed."""
+    res = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "grep", "-r", "", "/proc/sys/net"],
+                         capture_output=True, text=True, check=False)
+    if res.returncode not in (0, 2):       # 2: some file could not be read
+        return (f"grep: {res.stderr.strip()}",)
+    return tuple(sorted(line.removeprefix("/proc/sys/net/") for line in res.stdout.splitlines()))
 
 
 def _firewall(pid: int) -> tuple[str, ...]:

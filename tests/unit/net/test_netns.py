@@ -57,7 +57,17 @@ def test_check_entry_refuses(spoil) -> None:  # noqa: ANN001
         netns._check_entry(e)
 
 
-def test_sysctl_names_are_under_conf_dirs() -> None:
-    names = netns._sysctl_names(["eth0"])
-    assert "ipv4/ip_forward" in names and "ipv6/conf/eth0/disable_ipv6" in names
-    assert all(netns._namespace_wide(n) == ("/eth0/" not in n) for n in names)
+def test_sysctls_of_links_come_after_the_namespace_wide_ones() -> None:
+    wide = ["ipv4/ip_forward", "core/somaxconn", "ipv4/conf/all/forwarding", "ipv6/conf/default/accept_ra",
+            "ipv4/neigh/default/gc_stale_time", "netfilter/nf_log/2"]
+    per_link = ["ipv4/conf/eth0/forwarding", "ipv6/conf/eth0/disable_ipv6", "ipv4/neigh/eth0/ucast_solicit"]
+    assert all(netns._namespace_wide(n) for n in wide)
+    assert not any(netns._namespace_wide(n) for n in per_link)
+
+
+@pytest.mark.parametrize("name", ["", "ipv4", "ipv4//x", "ipv4/./x", "/ipv4/x", "ipv4/x y", "proc/1/x"])
+def test_check_entry_refuses_odd_sysctl_names(name: str) -> None:
+    e = _entry()
+    e.sysctls.add(name=name, value="1")
+    with pytest.raises(RestoreError):
+        netns._check_entry(e)
