@@ -2,7 +2,12 @@
 #include "zdtmtst.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -110,4 +115,88 @@ unsigned long test_fd_inode(int fd)
 	if (fstat(fd, &st))
 		fail("fstat(%d)", fd);
 	return (unsigned long)st.st_ino;
+}
+
+int test_tcp_state(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
+		return -1;
+	return ti.tcpi_state;
+}
+
+int test_tcp_wait_state(int fd, int want)
+{
+	int i;
+
+	for (i = 0; i < 10000; i++) {
+		if (test_tcp_state(fd) == want)
+			return 0;
+		usleep(1000);
+	}
+	return -1;
+}
+
+size_t test_tcp_fill(int fd, uint64_t seed)
+{
+	static char buf[4096];
+	size_t done = 0;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < 50; i++) {		/* until EAGAIN holds for a while */
+		for (;;) {
+			datagen_at(buf, sizeof(buf), seed, done);
+			n = send(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n <= 0)
+				break;
+			done += n;
+			i = 0;
+		}
+		if (errno != EAGAIN)
+			fail("fill");
+		usleep(2000);
+	}
+	return done;
+}
+
+void test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const char *who)
+{
+	static char buf[1 << 16];
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
+		ssize_t r = test_read_all(fd, buf, n);
+
+		if (r != (ssize_t)n) {
+			pr_err("%s: got %zu of %zu bytes", who, done + (r > 0 ? r : 0), len);
+			return;
+		}
+		if (datachk_at(buf, n, seed, off + done)) {
+			pr_err("%s: wrong data at offset %zu", who, off + done);
+			return;
+		}
+		done += n;
+	}
+}
+
+void test_expect_eof(int fd, const char *who)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+	ssize_t n;
+
+	if (poll(&p, 1, 10000) != 1)
+		pr_err("%s: no EOF", who);
+	else if ((n = recv(fd, &c, 1, MSG_DONTWAIT)) != 0)
+		pr_err("%s: %zd instead of EOF", who, n);
+}
+
+void test_expect_epipe(int fd, const char *who)
+{
+	if (send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != -1 || errno != EPIPE)
+		pr_err("%s: a send after SHUT_WR did not fail with EPIPE", who);
 }

@@ -554,6 +554,19 @@ ssize_t test_read_file(const char *path, char **out)
 	return len;
 }
 
+int test_fdinfo_has(int fd, const char *what)
+{
+	char path[64], *text;
+	int found;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (test_read_file(path, &text) < 0)
+		return 0;
+	found = strstr(text, what) != NULL;
+	free(text);
+	return found;
+}
+
 void test_write_text(const char *path, const char *fmt, ...)
 {
 	va_list ap;

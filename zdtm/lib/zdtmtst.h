@@ -147,6 +147,8 @@ int test_cmp_vmas(const char *what, const struct test_vma *a, int na,
 
 /* Read a whole file into a malloc()ed buffer; returns length or -1. */
 ssize_t test_read_file(const char *path, char **out);
+/* whether /proc/self/fdinfo/FD contains what */
+int test_fdinfo_has(int fd, const char *what);
 
 /* Full read/write that retry on short transfers and EINTR. */
 ssize_t test_read_all(int fd, void *buf, size_t len);
@@ -230,6 +232,20 @@ int test_private_ns(int flags);
  */
 void test_lo_up(void);
 int test_getsockopt_int(int fd, int level, int opt);
+
+/*
+ * TCP streams: a socket's state (tcpi_state, -1 on error); waiting up to 10 s
+ * for a state (0, else -1); writing the datagen pattern of seed without
+ * blocking until the send buffer stays full (the bytes written); and checks
+ * that pr_err() naming `who`: the next len bytes are the pattern of seed from
+ * offset off, EOF comes (within 10 s), a send fails with EPIPE.
+ */
+int test_tcp_state(int fd);
+int test_tcp_wait_state(int fd, int want);
+size_t test_tcp_fill(int fd, uint64_t seed);
+void test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const char *who);
+void test_expect_eof(int fd, const char *who);
+void test_expect_epipe(int fd, const char *who);
 
 /*
  * A unix socket of type connected to NAME in the work dir (the cwd) by its

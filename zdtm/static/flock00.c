@@ -28,19 +28,6 @@ static int probe(void)
 	return bad;
 }
 
-static int fdinfo_has(int fd, const char *what)
-{
-	char path[64], *text;
-	int found;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (test_read_file(path, &text) < 0)
-		return 0;
-	found = strstr(text, what) != NULL;
-	free(text);
-	return found;
-}
-
 int main(int argc, char **argv)
 {
 	int ex, sh, status;
@@ -58,9 +45,9 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	if (!fdinfo_has(ex, "FLOCK  ADVISORY  WRITE"))
+	if (!test_fdinfo_has(ex, "FLOCK  ADVISORY  WRITE"))
 		pr_err("no exclusive flock in the fdinfo");
-	if (!fdinfo_has(sh, "FLOCK  ADVISORY  READ"))
+	if (!test_fdinfo_has(sh, "FLOCK  ADVISORY  READ"))
 		pr_err("no shared flock in the fdinfo");
 	pid = fork();
 	if (pid < 0)

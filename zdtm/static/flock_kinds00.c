@@ -67,19 +67,6 @@ static int probe(void)
 	return bad;
 }
 
-static int fdinfo_has(int fd, const char *what)
-{
-	char path[64], *text;
-	int found;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (test_read_file(path, &text) < 0)
-		return 0;
-	found = strstr(text, what) != NULL;
-	free(text);
-	return found;
-}
-
 static const char *why[] = { "the FIFO's flock", "the pipe's shared flock (exclusive)",
 			     "the pipe's shared flock (shared too)", "the pipe's POSIX lock",
 			     "the OFD lock of /dev/null", "the range beside the OFD lock" };
@@ -120,9 +107,9 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	if (!fdinfo_has(sk[0], "FLOCK  ADVISORY  WRITE"))
+	if (!test_fdinfo_has(sk[0], "FLOCK  ADVISORY  WRITE"))
 		pr_err("no exclusive flock on the socket in the fdinfo");
-	if (!fdinfo_has(efd, "FLOCK  ADVISORY  READ"))
+	if (!test_fdinfo_has(efd, "FLOCK  ADVISORY  READ"))
 		pr_err("no shared flock on the eventfd in the fdinfo");
 	pid = fork();
 	if (pid < 0)

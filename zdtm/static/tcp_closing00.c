@@ -26,32 +26,10 @@
 
 #define M 1800
 
-static int state_of(int fd)
-{
-	struct tcp_info ti;
-	socklen_t tl = sizeof(ti);
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl))
-		return -1;
-	return ti.tcpi_state;
-}
-
-static int wait_state(int fd, int want)
-{
-	int i;
-
-	for (i = 0; i < 10000; i++) {
-		if (state_of(fd) == want)
-			return 0;
-		usleep(1000);
-	}
-	return -1;
-}
-
 static void expect_state(int fd, int want, const char *who)
 {
-	if (wait_state(fd, want))
-		pr_err("%s: state %d, expected %d", who, state_of(fd), want);
+	if (test_tcp_wait_state(fd, want))
+		pr_err("%s: state %d, expected %d", who, test_tcp_state(fd), want);
 }
 
 /* a: the connecting end (small send buffer); b: the accepted end (tiny receive buffer) */
@@ -79,69 +57,6 @@ static void pair(int family, int *a, int *b)
 	close(l);
 }
 
-/* write the pattern without blocking until the send buffer is full: how much went */
-static size_t fill(int fd, uint64_t seed)
-{
-	static char buf[4096];
-	size_t done = 0;
-	ssize_t n;
-	int i;
-
-	for (i = 0; i < 50; i++) {		/* until EAGAIN holds for a while */
-		for (;;) {
-			datagen_at(buf, sizeof(buf), seed, done);
-			n = send(fd, buf, sizeof(buf), MSG_DONTWAIT);
-			if (n <= 0)
-				break;
-			done += n;
-			i = 0;
-		}
-		if (errno != EAGAIN)
-			fail("fill");
-		usleep(2000);
-	}
-	return done;
-}
-
-static void expect_data(int fd, size_t len, uint64_t seed, const char *who)
-{
-	static char buf[1 << 16];
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
-		ssize_t r = test_read_all(fd, buf, n);
-
-		if (r != (ssize_t)n) {
-			pr_err("%s: got %zu of %zu bytes", who, done + (r > 0 ? r : 0), len);
-			return;
-		}
-		if (datachk_at(buf, n, seed, done)) {
-			pr_err("%s: wrong data at offset %zu", who, done);
-			return;
-		}
-		done += n;
-	}
-}
-
-static void expect_eof(int fd, const char *who)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-	ssize_t n;
-
-	if (poll(&p, 1, 10000) != 1)
-		pr_err("%s: no EOF", who);
-	else if ((n = recv(fd, &c, 1, MSG_DONTWAIT)) != 0)
-		pr_err("%s: %zd instead of EOF", who, n);
-}
-
-static void expect_epipe(int fd, const char *who)
-{
-	if (send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != -1 || errno != EPIPE)
-		pr_err("%s: a send after SHUT_WR did not fail with EPIPE", who);
-}
-
 struct conn {
 	const char *name;
 	int a, b;
@@ -154,16 +69,16 @@ static void make_closing(struct conn *c, int family)
 	char buf[M];
 
 	pair(family, &c->a, &c->b);
-	c->queued = fill(c->a, c->seed);
+	c->queued = test_tcp_fill(c->a, c->seed);
 	if (shutdown(c->a, SHUT_WR))
 		fail("shutdown a");
-	if (state_of(c->a) != TCP_FIN_WAIT1)
-		fail("%s: a is in state %d, not FIN_WAIT1", c->name, state_of(c->a));
+	if (test_tcp_state(c->a) != TCP_FIN_WAIT1)
+		fail("%s: a is in state %d, not FIN_WAIT1", c->name, test_tcp_state(c->a));
 	datagen_at(buf, M, c->seed + 1, 0);
 	if (test_write_all(c->b, buf, M) != M || shutdown(c->b, SHUT_WR))
 		fail("b's bytes and FIN");
-	if (wait_state(c->a, TCP_CLOSING) || wait_state(c->b, TCP_FIN_WAIT2))
-		fail("%s: states %d/%d, not CLOSING/FIN_WAIT2", c->name, state_of(c->a), state_of(c->b));
+	if (test_tcp_wait_state(c->a, TCP_CLOSING) || test_tcp_wait_state(c->b, TCP_FIN_WAIT2))
+		fail("%s: states %d/%d, not CLOSING/FIN_WAIT2", c->name, test_tcp_state(c->a), test_tcp_state(c->b));
 	test_msg("%s: a queued %zu bytes\n", c->name, c->queued);
 }
 
@@ -171,12 +86,12 @@ static void finish(struct conn *c)
 {
 	expect_state(c->a, TCP_CLOSING, "a after restore");
 	expect_state(c->b, TCP_FIN_WAIT2, "b after restore");
-	expect_epipe(c->a, "a");
-	expect_epipe(c->b, "b");
-	expect_data(c->a, M, c->seed + 1, "a");
-	expect_eof(c->a, "a");
-	expect_data(c->b, c->queued, c->seed, "b");
-	expect_eof(c->b, "b");
+	test_expect_epipe(c->a, "a");
+	test_expect_epipe(c->b, "b");
+	test_expect_pattern(c->a, M, c->seed + 1, 0, "a");
+	test_expect_eof(c->a, "a");
+	test_expect_pattern(c->b, c->queued, c->seed, 0, "b");
+	test_expect_eof(c->b, "b");
 	expect_state(c->a, TCP_CLOSE, "a once its FIN is acknowledged");
 	expect_state(c->b, TCP_CLOSE, "b once it got the FIN");
 }

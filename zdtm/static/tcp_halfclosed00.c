@@ -29,32 +29,10 @@
 #define M2	1500
 #define K2	1200
 
-static int state_of(int fd)
-{
-	struct tcp_info ti;
-	socklen_t tl = sizeof(ti);
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl))
-		return -1;
-	return ti.tcpi_state;
-}
-
-static int wait_state(int fd, int want)
-{
-	int i;
-
-	for (i = 0; i < 5000; i++) {
-		if (state_of(fd) == want)
-			return 0;
-		usleep(1000);
-	}
-	return -1;
-}
-
 static void expect_state(int fd, int want, const char *who)
 {
-	if (wait_state(fd, want))
-		pr_err("%s: state %d, expected %d", who, state_of(fd), want);
+	if (test_tcp_wait_state(fd, want))
+		pr_err("%s: state %d, expected %d", who, test_tcp_state(fd), want);
 }
 
 static void pair(int family, int *c, int *a, int crcvbuf, int csndbuf, int arcvbuf, int asndbuf)
@@ -95,73 +73,10 @@ static void send_pattern(int fd, size_t len, uint64_t seed, size_t off, const ch
 	free(b);
 }
 
-/* write the pattern without blocking until the send buffer is full: how much went */
-static size_t fill(int fd, uint64_t seed)
-{
-	static char b[4096];
-	size_t done = 0;
-	ssize_t n;
-	int i;
-
-	for (i = 0; i < 50; i++) {		/* until EAGAIN holds for a while */
-		for (;;) {
-			datagen_at(b, sizeof(b), seed, done);
-			n = send(fd, b, sizeof(b), MSG_DONTWAIT);
-			if (n <= 0)
-				break;
-			done += n;
-			i = 0;
-		}
-		if (errno != EAGAIN)
-			fail("fill");
-		usleep(2000);
-	}
-	return done;
-}
-
-static void expect_data(int fd, size_t len, uint64_t seed, size_t off, const char *who)
-{
-	static char buf[1 << 16];
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
-		ssize_t r = test_read_all(fd, buf, n);
-
-		if (r != (ssize_t)n) {
-			pr_err("%s: got %zu of %zu bytes", who, done + (r > 0 ? r : 0), len);
-			return;
-		}
-		if (datachk_at(buf, n, seed, off + done)) {
-			pr_err("%s: wrong data at offset %zu", who, off + done);
-			return;
-		}
-		done += n;
-	}
-}
-
-static void expect_eof(int fd, const char *who)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-	ssize_t n;
-
-	if (poll(&p, 1, 5000) != 1)
-		pr_err("%s: no EOF", who);
-	else if ((n = recv(fd, &c, 1, MSG_DONTWAIT)) != 0)
-		pr_err("%s: %zd instead of EOF", who, n);
-}
-
-static void expect_epipe(int fd, const char *who)
-{
-	if (send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != -1 || errno != EPIPE)
-		pr_err("%s: a send after SHUT_WR did not fail with EPIPE", who);
-}
-
 static void check_states(int a1, int b1, int e2, int f2, int c3, int d3, const char *when)
 {
-	test_msg("states %s: %d %d %d %d %d %d\n", when, state_of(a1), state_of(b1),
-		 state_of(e2), state_of(f2), state_of(c3), state_of(d3));
+	test_msg("states %s: %d %d %d %d %d %d\n", when, test_tcp_state(a1), test_tcp_state(b1),
+		 test_tcp_state(e2), test_tcp_state(f2), test_tcp_state(c3), test_tcp_state(d3));
 	expect_state(a1, TCP_FIN_WAIT2, "a1");
 	expect_state(b1, TCP_CLOSE_WAIT, "b1");
 	expect_state(e2, TCP_FIN_WAIT1, "e2");
@@ -182,21 +97,21 @@ int main(int argc, char **argv)
 	send_pattern(a1, N1, 1, 0, "a1");
 	if (shutdown(a1, SHUT_WR))
 		fail("shutdown a1");
-	if (wait_state(b1, TCP_CLOSE_WAIT) || wait_state(a1, TCP_FIN_WAIT2))
+	if (test_tcp_wait_state(b1, TCP_CLOSE_WAIT) || test_tcp_wait_state(a1, TCP_FIN_WAIT2))
 		fail("pair 1 did not half-close");
 	send_pattern(b1, M1, 2, 0, "b1");
 
 	pair(AF_INET6, &e2, &f2, 0, 8192, 1, 0);
-	w2 = fill(e2, 3);
+	w2 = test_tcp_fill(e2, 3);
 	if (shutdown(e2, SHUT_WR))
 		fail("shutdown e2");
 
 	pair(AF_INET, &c3, &d3, 4096, 0, 0, 8192);
 	if (shutdown(c3, SHUT_WR))
 		fail("shutdown c3");
-	if (wait_state(d3, TCP_CLOSE_WAIT) || wait_state(c3, TCP_FIN_WAIT2))
+	if (test_tcp_wait_state(d3, TCP_CLOSE_WAIT) || test_tcp_wait_state(c3, TCP_FIN_WAIT2))
 		fail("pair 3 did not half-close");
-	w3 = fill(d3, 4);
+	w3 = test_tcp_fill(d3, 4);
 	if (shutdown(d3, SHUT_WR))
 		fail("shutdown d3");
 	test_msg("e2 queued %zu bytes, d3 %zu\n", w2, w3);
@@ -211,33 +126,33 @@ int main(int argc, char **argv)
 	check_states(a1, b1, e2, f2, c3, d3, "after restore");
 
 	/* pair 1: both directions of data, then EOF and EPIPE where the FIN went */
-	expect_data(b1, N1, 1, 0, "b1");
-	expect_eof(b1, "b1");
-	expect_data(a1, M1, 2, 0, "a1");
-	expect_epipe(a1, "a1");
+	test_expect_pattern(b1, N1, 1, 0, "b1");
+	test_expect_eof(b1, "b1");
+	test_expect_pattern(a1, M1, 2, 0, "a1");
+	test_expect_epipe(a1, "a1");
 	send_pattern(b1, M2, 2, M1, "b1");
-	expect_data(a1, M2, 2, M1, "a1");
+	test_expect_pattern(a1, M2, 2, M1, "a1");
 	if (shutdown(b1, SHUT_WR))
 		pr_err("shutdown b1");
-	expect_eof(a1, "a1");
+	test_expect_eof(a1, "a1");
 	expect_state(b1, TCP_CLOSE, "b1 at the end");
 
 	/* pair 2: f2 reads everything and the FIN; e2's FIN is acknowledged at last */
-	expect_data(f2, w2, 3, 0, "f2");
-	expect_eof(f2, "f2");
+	test_expect_pattern(f2, w2, 3, 0, "f2");
+	test_expect_eof(f2, "f2");
 	expect_state(e2, TCP_FIN_WAIT2, "e2 once its FIN is acknowledged");
-	expect_epipe(e2, "e2");
+	test_expect_epipe(e2, "e2");
 	send_pattern(f2, K2, 5, 0, "f2");
-	expect_data(e2, K2, 5, 0, "e2");
+	test_expect_pattern(e2, K2, 5, 0, "e2");
 	close(f2);
-	expect_eof(e2, "e2");
+	test_expect_eof(e2, "e2");
 
 	/* pair 3: c3 reads d3's bytes and FIN, d3's FIN is acknowledged: CLOSE */
-	expect_data(c3, w3, 4, 0, "c3");
-	expect_eof(c3, "c3");
+	test_expect_pattern(c3, w3, 4, 0, "c3");
+	test_expect_eof(c3, "c3");
 	expect_state(d3, TCP_CLOSE, "d3 once its FIN is acknowledged");
-	expect_epipe(c3, "c3");
-	expect_epipe(d3, "d3");
+	test_expect_epipe(c3, "c3");
+	test_expect_epipe(d3, "d3");
 
 	test_result();
 	return 0;

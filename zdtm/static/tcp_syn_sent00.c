@@ -70,16 +70,6 @@ static void add_local_address(void)
 	close(s);
 }
 
-static int tcp_state(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l))
-		return -1;
-	return ti.tcpi_state;
-}
-
 int main(int argc, char **argv)
 {
 	struct sockaddr_in src = addr("127.0.0.1", SPORT), dst = addr(DST, DPORT), got, peer;
@@ -97,14 +87,14 @@ int main(int argc, char **argv)
 		fail("bind");
 	if (connect(c, (struct sockaddr *)&dst, sizeof(dst)) == 0 || errno != EINPROGRESS)
 		fail("connect did not stay in progress");
-	if (tcp_state(c) != TCP_SYN_SENT)
-		fail("not in SYN_SENT but %d", tcp_state(c));
+	if (test_tcp_state(c) != TCP_SYN_SENT)
+		fail("not in SYN_SENT but %d", test_tcp_state(c));
 
 	test_daemon();
 	test_waitsig();
 
-	if (tcp_state(c) != TCP_SYN_SENT)
-		pr_err("state %d after restore, not SYN_SENT", tcp_state(c));
+	if (test_tcp_state(c) != TCP_SYN_SENT)
+		pr_err("state %d after restore, not SYN_SENT", test_tcp_state(c));
 	if (getsockname(c, (struct sockaddr *)&got, &l) || got.sin_port != htons(SPORT) ||
 	    got.sin_addr.s_addr != src.sin_addr.s_addr)
 		pr_err("no longer bound to 127.0.0.1:%d", SPORT);
