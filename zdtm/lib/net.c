@@ -162,7 +162,7 @@ size_t test_tcp_fill(int fd, uint64_t seed)
 	return done;
 }
 
-void test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const char *who)
+int test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const char *who)
 {
 	static char buf[1 << 16];
 	size_t done = 0;
@@ -173,14 +173,15 @@ void test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const ch
 
 		if (r != (ssize_t)n) {
 			pr_err("%s: got %zu of %zu bytes", who, done + (r > 0 ? r : 0), len);
-			return;
+			return -1;
 		}
 		if (datachk_at(buf, n, seed, off + done)) {
 			pr_err("%s: wrong data at offset %zu", who, off + done);
-			return;
+			return -1;
 		}
 		done += n;
 	}
+	return 0;
 }
 
 void test_expect_eof(int fd, const char *who)

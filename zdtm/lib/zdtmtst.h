@@ -238,12 +238,12 @@ int test_getsockopt_int(int fd, int level, int opt);
  * for a state (0, else -1); writing the datagen pattern of seed without
  * blocking until the send buffer stays full (the bytes written); and checks
  * that pr_err() naming `who`: the next len bytes are the pattern of seed from
- * offset off, EOF comes (within 10 s), a send fails with EPIPE.
+ * offset off (0 if so, else -1), EOF comes (within 10 s), a send fails with EPIPE.
  */
 int test_tcp_state(int fd);
 int test_tcp_wait_state(int fd, int want);
 size_t test_tcp_fill(int fd, uint64_t seed);
-void test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const char *who);
+int test_expect_pattern(int fd, size_t len, uint64_t seed, size_t off, const char *who);
 void test_expect_eof(int fd, const char *who);
 void test_expect_epipe(int fd, const char *who);
 

@@ -47,27 +47,6 @@ static size_t fill(int fd, uint64_t seed)
 	return w;
 }
 
-static void expect(int fd, size_t len, uint64_t seed, const char *who)
-{
-	static char buf[65536];
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
-		ssize_t r = test_read_all(fd, buf, n);
-
-		if (r != (ssize_t)n) {
-			pr_err("%s: got %zu of %zu bytes", who, done + (r > 0 ? r : 0), len);
-			return;
-		}
-		if (datachk_at(buf, n, seed, done)) {
-			pr_err("%s: wrong data at offset %zu", who, done);
-			return;
-		}
-		done += n;
-	}
-}
-
 int main(int argc, char **argv)
 {
 	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -100,8 +79,8 @@ int main(int argc, char **argv)
 	test_daemon();
 	test_waitsig();
 
-	expect(a, wc, 1, "client to server");
-	expect(c, wa, 2, "server to client");
+	test_expect_pattern(a, wc, 1, 0, "client to server");
+	test_expect_pattern(c, wa, 2, 0, "server to client");
 	if (write(c, "z", 1) != 1 || read(a, &x, 1) != 1 || x != 'z')
 		pr_err("after the queues");
 	if (shutdown(c, SHUT_WR) || read(a, &x, 1) != 0)

@@ -29,29 +29,6 @@
 #define CHILD0	5000
 #define AFTER	4000
 
-/* read exactly len bytes of pattern seed starting at off; 0 if all is right */
-static int expect(int fd, size_t len, uint64_t seed, size_t off, const char *who)
-{
-	static char buf[1 << 16];
-	size_t done = 0;
-
-	while (done < len) {
-		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
-		ssize_t r = test_read_all(fd, buf, n);
-
-		if (r != (ssize_t)n) {
-			pr_err("%s: got %zu of %zu bytes", who, done + (r > 0 ? r : 0), len);
-			return -1;
-		}
-		if (datachk_at(buf, n, seed, off + done)) {
-			pr_err("%s: wrong data at offset %zu..%zu", who, off + done, off + done + n);
-			return -1;
-		}
-		done += n;
-	}
-	return 0;
-}
-
 static void nothing_more(int fd, const char *who)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -153,7 +130,7 @@ int main(int argc, char **argv)
 		test_child_ready();
 		test_waitsig();
 		same_names(c6, &nc6, "child c6");
-		expect(c6, CHILD0, 3, 0, "child: bytes sent before the dump");
+		test_expect_pattern(c6, CHILD0, 3, 0, "child: bytes sent before the dump");
 		send_pattern(c6, AFTER, 4, 0, "child");
 		if (shutdown(c6, SHUT_WR))
 			pr_err("child: shutdown");
@@ -187,7 +164,7 @@ int main(int argc, char **argv)
 		w1 += n;
 	}
 	fcntl(c4, F_SETFL, flags);
-	if (expect(a4, READ0, 1, 0, "first bytes"))
+	if (test_expect_pattern(a4, READ0, 1, 0, "first bytes"))
 		fail("first bytes");
 	send_pattern(a4, BACK0, 2, 0, "server back");
 	usleep(50000);
@@ -201,24 +178,24 @@ int main(int argc, char **argv)
 	same_names(a6, &na6, "a6");
 	if (test_getsockopt_int(c4, IPPROTO_TCP, TCP_NODELAY) != 1 || test_getsockopt_int(a4, IPPROTO_TCP, TCP_NODELAY) != 0)
 		pr_err("TCP_NODELAY changed");
-	expect(c4, BACK0, 2, 0, "client: bytes the server sent before the dump");
-	expect(a4, w1 - READ0, 1, READ0, "server: bytes the client sent before the dump");
+	test_expect_pattern(c4, BACK0, 2, 0, "client: bytes the server sent before the dump");
+	test_expect_pattern(a4, w1 - READ0, 1, READ0, "server: bytes the client sent before the dump");
 	nothing_more(a4, "server");
 	nothing_more(c4, "client");
 	send_pattern(c4, AFTER, 5, 0, "client after");
 	if (shutdown(c4, SHUT_WR))
 		pr_err("shutdown c4");
-	expect(a4, AFTER, 5, 0, "server: bytes sent after restore");
+	test_expect_pattern(a4, AFTER, 5, 0, "server: bytes sent after restore");
 	if (read(a4, buf, 1) != 0)
 		pr_err("server: no EOF after the client shut down");
 	send_pattern(a4, AFTER, 6, 0, "server after");
 	close(a4);
-	expect(c4, AFTER, 6, 0, "client: bytes sent after restore");
+	test_expect_pattern(c4, AFTER, 6, 0, "client: bytes sent after restore");
 	if (read(c4, buf, 1) != 0)
 		pr_err("client: no EOF after the server closed");
 
 	test_children_kick(SIGTERM);
-	expect(a6, AFTER, 4, 0, "root: bytes the child sent after restore");
+	test_expect_pattern(a6, AFTER, 4, 0, "root: bytes the child sent after restore");
 	if (read(a6, buf, 1) != 0)
 		pr_err("root: no EOF after the child shut down");
 	shutdown(a6, SHUT_WR);
