@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 from crafted import Dumped, copy_images, dump_program, edit, kill_restored, refcr
 
-from refcr.pb import files_pb2, mm_pb2
+from refcr.pb import filekinds_pb2, files_pb2, mm_pb2
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,12 @@ def _memfd_object(missing: bool) -> Callable[[list[Any]], None]:
     return edit_
 
 
+def _lock(**fields: Any) -> Callable[[list[Any]], None]:
+    def add(es: list[Any]) -> None:
+        es[0].locks.append(filekinds_pb2.FileLockEntry(**fields))
+    return add
+
+
 # (program, image type, id is the pid, edit, words the error must contain)
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
@@ -143,6 +149,10 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "rseq area unmapped": ("threads", "core", True, lambda es: setattr(es[0].threads[1].rseq, "ptr", 0x1000),
                            ("core-", "threads[1].rseq")),
     "rseq area read-only": ("threads", "mm", True, _thread_stacks_read_only, ("core-", ".rseq", "writable")),
+    "flock being broken": ("files", "files", False, _lock(kind=1, lease_break=1),
+                           ("files.img", "locks[0].lease_break", "no lease")),
+    "lease broken to nothing known": ("files", "files", False, _lock(kind=4, lease_break=3),
+                                      ("files.img", "lease_break")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
 }

@@ -22,15 +22,30 @@ Owners, as the kernel has them:
   So a POSIX lock of a parent on an fd its children share comes back held
   by the parent alone, and a child's own POSIX lock by the child.
 
-A lease comes back only when it is not being broken ("BREAKING" lines are
-refused, naming the fd); restore takes it with F_SETLEASE in the owner,
-which needs what the kernel always needs (the caller owns the file or has
-CAP_LEASE; no other writer for a read lease, no other opener for a write
-lease).  Waiters ("->" lines) are blocked calls, restarted by the task
-itself.  Locks of other kinds (delegations of nfsd, mandatory) are refused.
+A lease comes back with F_SETLEASE in the owner, which needs what the
+kernel always needs (the caller owns the file or has CAP_LEASE; no other
+writer for a read lease, no other opener for a write lease).  Taking it
+makes the taker the description's F_SETOWN owner, so the owner is cleared
+at once and set again from the image afterwards (fs/fown.py; the kinds'
+after_install take the locks first).  A lease being broken ("BREAKING",
+its line showing what the break leads to) is taken again and broken again
+the way the kernel starts a break: refcr opens the file once more through
+the owner's /proc fd link with O_NONBLOCK (for reading: a write lease is
+downgraded; for writing: the lease is to go), which fails with EWOULDBLOCK
+and leaves the break pending.  The owner is still cleared then, so no
+SIGIO of refcr's open reaches the task.  A lease broken to UNLCK comes back
+as a read lease: the kernel shows a read and a write lease being removed
+alike (F_GETLEASE, fdinfo), and a read lease is the one a file with other
+openers can take.  Deviation: the kernel's break timer
+(/proc/sys/fs/lease-break-time) starts again at restore, so the holder
+gets the whole time again before the kernel ends the lease itself.
+Waiters ("->" lines: an open() waiting for the break, for instance) are
+blocked calls, restarted by the task itself.  Locks of other kinds
+(delegations of nfsd, mandatory) are refused.
 """
 from __future__ import annotations
 
+import os
 import struct
 
 from refcr.errors import RestoreError, UnsupportedObject
@@ -44,7 +59,9 @@ _KINDS = {"FLOCK": FLOCK, "POSIX": POSIX, "OFDLCK": OFD, "LEASE": LEASE}
 NAMES = {FLOCK: "flock", POSIX: "POSIX lock", OFD: "OFD lock", LEASE: "lease (F_SETLEASE)"}
 LOCK_SH, LOCK_EX, LOCK_NB = 1, 2, 4
 F_RDLCK, F_WRLCK = 0, 1
-F_SETLK, F_OFD_SETLK, F_SETLEASE = 6, 37, 1024
+F_SETOWN, F_SETLK, F_OFD_SETLK, F_SETLEASE = 8, 6, 37, 1024
+BREAK_TO_READ, BREAK_TO_UNLCK = 1, 2        # FileLockEntry.lease_break
+_BREAKING = {"READ": BREAK_TO_READ, "UNLCK": BREAK_TO_UNLCK}
 _FLOCK = struct.Struct("<hh4xqqi4x")        # struct flock
 
 
@@ -64,15 +81,21 @@ def held(t: FdTarget) -> list[filekinds_pb2.FileLockEntry]:
         kind = _KINDS.get(words[1])
         if kind is None:
             raise UnsupportedObject(f"{describe(t)}: lock of type {words[1]} is not supported")
+        write, lease_break = words[3] == "WRITE", 0
         if kind == LEASE and words[2] != "ACTIVE":
-            raise UnsupportedObject(f"{describe(t)}: its lease is being broken ({words[2]}), "
-                                    "which refcr cannot restore")
-        write = words[3] == "WRITE"
+            lease_break = _lease_break(t, words[2], words[3])
+            write = lease_break == BREAK_TO_READ     # only a write lease is downgraded
         start, end = int(words[6]), words[7]
         length = 0 if end == "EOF" else int(end) - start + 1
         out.append(filekinds_pb2.FileLockEntry(kind=kind, write=write, start=start, len=length,
-                                               owner=max(int(words[4]), 0)))
+                                               owner=max(int(words[4]), 0), lease_break=lease_break))
     return out
+
+
+def _lease_break(t: FdTarget, state: str, target: str) -> int:
+    if state != "BREAKING" or target not in _BREAKING:
+        raise UnsupportedObject(f"{describe(t)}: a lease in state {state} {target} is not supported")
+    return _BREAKING[target]
 
 
 def _allowed(t: FdTarget, ctx: DumpFiles, found: list[filekinds_pb2.FileLockEntry]) -> None:
@@ -139,9 +162,27 @@ def take(locks, fd: int, puppet, path: str) -> None:
                 r.check("flock", fd, (LOCK_EX if lk.write else LOCK_SH) | LOCK_NB)
             elif lk.kind == LEASE:
                 r.check("fcntl", fd, F_SETLEASE, F_WRLCK if lk.write else F_RDLCK)
+                r.check("fcntl", fd, F_SETOWN, 0)       # the taker became the owner: fown.py sets it
+                if lk.lease_break:
+                    _break_lease(puppet, fd, lk.lease_break, path)
             else:
                 addr, = r.put(_FLOCK.pack(F_WRLCK if lk.write else F_RDLCK, 0, lk.start, lk.len, 0))
                 r.check("fcntl", fd, F_SETLK if lk.kind == POSIX else F_OFD_SETLK, addr)
         except RemoteError as exc:
             raise RestoreError(f"process {puppet.vpid}: {path}: cannot take its {NAMES.get(lk.kind, 'lock')} "
                                f"again: {exc}") from exc
+
+
+def _break_lease(puppet, fd: int, lease_break: int, path: str) -> None:
+    """Start the lease's break again, as an opener would: an O_NONBLOCK open
+    of the file fails with EWOULDBLOCK and leaves the break pending."""
+    mode = os.O_RDONLY if lease_break == BREAK_TO_READ else os.O_WRONLY
+    try:
+        local = os.open(f"/proc/{puppet.pid}/fd/{fd}", mode | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except BlockingIOError:
+        return
+    except OSError as exc:
+        raise RestoreError(f"process {puppet.vpid}: {path}: cannot break its lease again: {exc.strerror}") from exc
+    os.close(local)
+    raise RestoreError(f"process {puppet.vpid}: {path}: its lease did not start breaking "
+                       f"(an open for {'reading' if mode == os.O_RDONLY else 'writing'} went through)")

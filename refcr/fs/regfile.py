@@ -186,8 +186,8 @@ class LockedFileKind:
         return _reopen(e, ctx)
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path, ctx)
+        fown.restore(e, fd, puppet)       # after the locks: a lease makes its taker the owner
 
 
 def read_runs(fd: int, size: int, holes: bool = True) -> list[filekinds_pb2.DataRun]:
@@ -245,8 +245,8 @@ class GhostFileKind:
         return reopen_kept(made[e.ghost_id], e.flags, e.pos, f"the deleted file {e.path}")
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, e.path, ctx)
+        fown.restore(e, fd, puppet)       # after the locks: a lease makes its taker the owner
 
 
 def ghost_entry(t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:

@@ -103,6 +103,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "NetLink.peer_index": (0, INT), "NetAddr.index": (0, INT), "NetRoute.oif": (0, INT),
     "TimerfdEntry.value_ns": (0, S64), "TimerfdEntry.interval_ns": (0, S64), "TimerfdEntry.abs_value_ns": (0, S64),
     "EventfdEntry.counter": (0, (1 << 64) - 2), "EpollEntry.owner": (0, PID_MAX), "FileLockEntry.owner": (0, PID_MAX),
+    "FileLockEntry.lease_break": (0, 2),
     "EpollTarget.tfd": (0, FD_MAX - 1), "InotifyWatch.wd": (1, INT),
     "PipeDataEntry.pipe_size": (0, 1 << 30),
     "VmaEntry.prot": (0, 7), "VmaEntry.pgoff": (0, S64), "MmEntry.brk": (0, S64),
@@ -600,6 +601,7 @@ def _files(s: ImageSet, pids: list[int]) -> None:
         if which is None:
             w.fail("file", "no kind of file")
         _file(getattr(e, which), which, w)
+        _locks(e, which, w)
     for i, e in enumerate(entries):
         for j, wt in enumerate(e.inotify.watches if e.WhichOneof("file") == "inotify" else []):
             ghost = _ghost(s, wt.file_id) if wt.file_id else None
@@ -622,6 +624,14 @@ def _files(s: ImageSet, pids: list[int]) -> None:
             if fe.fd in fds:
                 w.fail("fd", f"fd {fe.fd} is listed twice")
             fds.add(fe.fd)
+
+
+def _locks(e: Any, which: str, w: _Where) -> None:
+    """Only a lease can be being broken (fs/locks.py)."""
+    for field, locks in (("locks", e.locks), (f"{which}.locks", getattr(getattr(e, which), "locks", []))):
+        for j, lk in enumerate(locks):
+            if lk.lease_break and lk.kind != 4:
+                w.fail(f"{field}[{j}].lease_break", f"set on a lock of kind {lk.kind}, which is no lease")
 
 
 def _file(e: Any, which: str, w: _Where) -> None:

@@ -101,8 +101,8 @@ class MemfdKind:
         return reopen_kept(objs[e.inode], e.flags, e.pos, f"memfd {e.inode}")
 
     def after_install(self, e, fd: int, puppet, ctx: RestoreFiles) -> None:
-        fown.restore(e, fd, puppet)
         locks.restore(e.locks, fd, puppet, f"memfd {e.inode}", ctx)
+        fown.restore(e, fd, puppet)       # after the locks: a lease makes its taker the owner
 
 
 def _created_description(kept: int, e: filekinds_pb2.MemfdEntry) -> int:
