@@ -43,8 +43,11 @@ setup_system() {
     local sudo=()
     ((EUID == 0)) || sudo=(sudo -n)
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # another apt-get (a second checkout's setup, unattended-upgrades) holds
+    # dpkg's lock for a while: wait for it instead of failing
+    local wait=(-o DPkg::Lock::Timeout=600)
+    "${sudo[@]}" apt-get "${wait[@]}" update -q
+    "${sudo[@]}" apt-get "${wait[@]}" install -y -q --no-install-recommends "${missing[@]}"
 }
 
 setup_python() {
