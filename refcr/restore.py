@@ -324,10 +324,7 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
         ctx.install_table(p, n.fds)
     tty.restore_controlling(ctx, p)
     if sharing.restores_fs(n.entry.clone_flags):     # else its parent's are its own (CLONE_FS)
-        cwd = p.install_fd(ctx.open(core.cwd_file)) if core.cwd_file else -1    # a removed cwd's ghost
-        fs_struct.restore(r, core, cwd)
-        if cwd >= 0:
-            r.check("close", cwd)
+        fs_struct.restore_task(p, core, ctx)
     signals.restore_sigactions(r, list(core.sigactions))
     rlimits.restore_rlimits(r, list(core.rlimits))
     prctl.restore_process(r, core.prctl)

@@ -153,6 +153,8 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
                            ("files.img", "locks[0].lease_break", "no lease")),
     "lease broken to nothing known": ("files", "files", False, _lock(kind=4, lease_break=3),
                                       ("files.img", "lease_break")),
+    "root naming no removed directory": ("files", "core", True, lambda es: setattr(es[0], "root_file", 1),
+                                         ("core-", "root_file", "no removed directory")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
 }

@@ -301,11 +301,11 @@ def dump_watched(t: FdTarget, fd: int, ctx: DumpFiles) -> int:
     return ctx.add_linked(w, ghost_entry)
 
 
-def dump_cwd(pid: int, ctx: DumpFiles) -> int:
-    """The FileEntry id of a process's deleted working directory: a ghost
-    directory, the same inode as the fds of it get (fs_struct.py fchdirs
-    into it)."""
-    t: LinkTarget = link_target(pid, proc.path(pid, "cwd"), "cwd", os.O_RDONLY | os.O_DIRECTORY)
+def dump_removed_dir(pid: int, which: str, ctx: DumpFiles) -> int:
+    """The FileEntry id of a process's deleted working directory or root
+    (*which*: "cwd" or "root"): a ghost directory, the same inode as the fds
+    of it get (fs_struct.py fchdirs / chroots into it)."""
+    t: LinkTarget = link_target(pid, proc.path(pid, which), which, os.O_RDONLY | os.O_DIRECTORY)
     if not _deleted_node(t.st, t.link):
         raise UnsupportedObject(f"{describe(t)}: the directory is not reachable by its path")
     return ctx.add_linked(t, ghost_entry)

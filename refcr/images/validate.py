@@ -387,10 +387,11 @@ def _process(s: ImageSet, pid: int) -> None:
     w = s.where("core", 0, pid)
     if core.pid != pid:
         w.fail("pid", f"{core.pid}, but the file is of {pid}")
-    if core.cwd_file:
-        ghost = _ghost(s, core.cwd_file)
-        if ghost is None or not stat_mod.S_ISDIR(ghost.mode) or ghost.path != core.cwd:
-            w.fail("cwd_file", f"{core.cwd_file} is no removed directory {core.cwd!r} of files.img")
+    for field, path in (("cwd_file", core.cwd), ("root_file", core.root)):
+        file_id = getattr(core, field)
+        ghost = _ghost(s, file_id) if file_id else None
+        if file_id and (ghost is None or not stat_mod.S_ISDIR(ghost.mode) or ghost.path != path):
+            w.fail(field, f"{file_id} is no removed directory {path!r} of files.img")
     sigs = [a.sig for a in core.sigactions]
     for i, sig in enumerate(sigs):
         if sig in (SIGKILL, SIGSTOP) or sigs.index(sig) != i:

@@ -581,13 +581,13 @@ INOTIFY_HANDLE = re.compile(r" f_handle:[0-9a-f]*")
 CWD_GHOST = re.compile(r"^(.*) \[deleted inode (\S+)\]$")
 
 
-def _cwd(pid: int) -> str:
-    """The cwd link; a removed directory's with its inode (renumbered like
-    the fds' and areas' of deleted files: which fds are the cwd shows)."""
-    link = _readlink(f"/proc/{pid}/cwd")
+def _dir_link(pid: int, which: str) -> str:
+    """The cwd or root link; a removed directory's with its inode (renumbered
+    like the fds' and areas' of deleted files: which fds are the cwd shows)."""
+    link = _readlink(f"/proc/{pid}/{which}")
     if not link.endswith(" (deleted)"):
         return link
-    st = os.stat(f"/proc/{pid}/cwd")
+    st = os.stat(f"/proc/{pid}/{which}")
     return f"{link} [deleted inode {_ghost_key(f'{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}', st.st_ino)}]"
 
 
@@ -716,8 +716,8 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None,
         threads=tuple(sorted(threads, key=lambda t: t.tid)),
         namespaces=tuple((k, HOST if v == host_ns.get(k) else v) for k, v in ns),
         mm=tuple((name, st.field(n)) for n, name in MM_STAT_FIELDS.items() if len(st.fields) > n - 3),
-        cwd=_cwd(pid),
-        root=_readlink(f"/proc/{pid}/root"),
+        cwd=_dir_link(pid, "cwd"),
+        root=_dir_link(pid, "root"),
         exe=_readlink(f"/proc/{pid}/exe"),
         personality=_read(f"/proc/{pid}/personality").strip(),
         attrs=_attrs(pid) + _ctty(st),
@@ -933,6 +933,7 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
             t,
             namespaces=tuple((k, norm(v)) for k, v in t.namespaces),
             cwd=cwd(t.cwd),
+            root=cwd(t.root),
             vmas=tuple(vma(v) for v in t.vmas),
             fds=tuple(fd(f) for f in t.fds),
         )
