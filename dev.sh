@@ -16,6 +16,8 @@ section() { printf '\n=== %s ===\n' "$*"; }
 
 # Debian packages: compilers and make (native module, zdtm), ip and ps (tests), nft (network lock).
 APT_PACKAGES=(build-essential iproute2 procps nftables)
+# iptables: tests/unit/net/test_netfilter.py makes legacy x_tables rules (refused by name).
+APT_PACKAGES+=(iptables)
 # The QEMU test guest for scenarios needing a device the host lacks (zdtm/harness/guest.py):
 # the emulator and the static busybox of its initramfs.
 APT_PACKAGES+=(qemu-system-x86 busybox-static)
