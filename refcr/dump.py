@@ -18,7 +18,7 @@ from itertools import count
 
 from refcr import __version__, actions, fault
 from refcr.drivers import tty
-from refcr.errors import DumpError, NoSuchProcess, OptionError, ProcessBusy, RefcrError
+from refcr.errors import DumpError, NoSuchProcess, OptionError, ProcessBusy, RefcrError, UnsupportedObject
 from refcr.fs import files, fs_struct, pipes, regfile
 from refcr.fs.fd import DumpFiles
 from refcr.images.imagedir import IN_PROGRESS, ImageDir
@@ -124,6 +124,9 @@ def freeze_process(m: pstree.Member, frozen_cgroup: bool = False) -> None:
             return
         new.sort(key=lambda tid: tid != m.host_pid)   # the leader first: tids wrap (pid_max) below it
         for tid in new:
+            if sharing.in_vfork_wait(tid):
+                raise UnsupportedObject(f"process {m.host_pid} waits in vfork() for a child that has not "
+                                        "exec'ed or exited yet: refcr cannot dump that wait")
             try:
                 if frozen_cgroup:
                     seize_nowait(tid)
@@ -234,9 +237,10 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
 
 def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count[int]",
               shmem_done: dict[int, int], tracking: track.DumpTracking | None = None,
-              parent: tuple[int, mm_pb2.MmEntry] | None = None) -> mm_pb2.MmEntry:
-    """Every image of one process; returns its MmEntry.  parent: its parent's
-    host pid and MmEntry (dumped before it), for the pages they share."""
+              parent: tuple[int, mm_pb2.MmEntry] | None = None) -> mm_pb2.MmEntry | None:
+    """Every image of one process; returns its MmEntry (None: it shares its
+    parent's, CLONE_VM).  parent: its parent's host pid and MmEntry (dumped
+    before it), for the pages they share."""
     pid, vpid = t.pid, t.member.entry.pid
     maps = proc.maps(pid)                 # before the scratch buffer exists
     remote = t.open_remotes(maps)
@@ -256,9 +260,11 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
         dump_thread(t, host_tid, core, tid)
     fault.kill_point("after-threads")
     core.shared_pending.extend(signals.dump_shared_pending(pid))
-    t.track = tracking.for_process(pid, vpid) if tracking else None
-    mm = memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid,
-                     track=t.track, parent=parent, files=ctx)
+    mm = None
+    if sharing.restores_mm(t.member.entry.clone_flags):     # else its parent's address space (CLONE_VM)
+        t.track = tracking.for_process(pid, vpid) if tracking else None
+        mm = memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid,
+                         track=t.track, parent=parent, files=ctx)
     fault.point("dump-after-memory")
     fault.kill_point("after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)
@@ -294,7 +300,8 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
             mms: dict[int, tuple[int, mm_pb2.MmEntry]] = {}     # vpid -> (host pid, mm), parents first
             for t in frozen:
                 mm = dump_task(t, images, ctx, pages_ids, shmem_done, tracking, mms.get(t.member.entry.ppid))
-                mms[t.member.entry.pid] = (t.pid, mm)
+                # a CLONE_VM sharer's address space is its parent's (dumped before it)
+                mms[t.member.entry.pid] = (t.pid, mm) if mm is not None else mms[t.member.entry.ppid]
                 progress.process_done()
         unix.dump_in_flight(ctx)
         tty.check_controlling(ctx, [t.pid for t in frozen])

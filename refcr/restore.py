@@ -79,7 +79,8 @@ class Node:
             return
         pid = self.pid
         self.core = images.read_single("core", id=pid)
-        self.mm = images.read_single("mm", id=pid)
+        if sharing.restores_mm(self.entry.clone_flags):      # else its parent's (CLONE_VM)
+            self.mm = images.read_single("mm", id=pid)
         self.fds = images.read("fdinfo", id=pid) if images.exists("fdinfo", id=pid) else []
         jobctl.check_image(self.core.stop_signo, pid)
         if [t.tid for t in self.core.threads] != list(self.entry.threads):
@@ -305,6 +306,9 @@ def prepare_memory(n: Node, images: ImageDir, ctx: RestoreFiles) -> None:
     """Before n forks: the special areas move, and the private areas its
     children share pages of are mapped and filled (mm/cow.py)."""
     p = n.puppet
+    if n.mm is None:            # CLONE_VM: the address space is the parent's, as it left it
+        n.ready = n.inherited
+        return
     mapper = memory.AreaMapper(p.remote, p.install_fd, {}, ctx.root)
     kids = [c.mm for c in n.children if c.mm is not None]
     n.ready = memory.premap(p.remote, n.mm, images, mapper, n.pid, n.inherited, kids, p.layout.parking)
@@ -315,10 +319,11 @@ def restore_process(n: Node, images: ImageDir, ctx: RestoreFiles, shmem: dict[in
     p, core = n.puppet, n.core
     r = p.remote
     audit.check(core)
-    set_mm_and_exe(p, n.mm, ctx.root)
-    mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root,
-                               getfd_slot=p.pidfd_slot, open_file=ctx.open)
-    memory.restore(r, n.mm, images, mapper, n.pid, n.ready)
+    if n.mm is not None:        # else its parent restored the address space they share (CLONE_VM)
+        set_mm_and_exe(p, n.mm, ctx.root)
+        mapper = memory.AreaMapper(r, p.install_fd, open_shmem(images, n.mm, ctx, shmem), ctx.root,
+                                   getfd_slot=p.pidfd_slot, open_file=ctx.open)
+        memory.restore(r, n.mm, images, mapper, n.pid, n.ready)
     fault.point("restore-after-memory")
     if sharing.restores_files(n.entry.clone_flags):  # else its parent's table is its own (CLONE_FILES)
         ctx.install_table(p, n.fds)
@@ -374,8 +379,10 @@ def drain_signals(r: Remote) -> None:
         pass
 
 
-def finish_process(n: Node) -> None:
-    """Signals, timers, sleeps; then the restorer area goes and registers are set."""
+def finish_process(n: Node, unmap: bool = True) -> None:
+    """Signals, timers, sleeps; then the restorer area goes (unless another
+    process of the same address space still has to finish: unmap False) and
+    registers are set."""
     p, core = n.puppet, n.core
     for tc in core.threads:
         drain_signals(p.threads[tc.tid].remote)
@@ -388,13 +395,26 @@ def finish_process(n: Node) -> None:
     for tc in core.threads:
         if tc.HasField("sleep_restart"):
             regs.arm_sleep_restart(p.threads[tc.tid].remote, tc)
-    p.unmap_restorer()
+    if unmap:
+        p.unmap_restorer()
+    else:
+        p.close_remotes()
     for tc in core.threads:
         tid = p.threads[tc.tid].tid
         native.set_sigmask(tid, tc.sigmask)
         regs.restore_thread(tid, tc)
         sched.restore(n.pid, tid, tc.sched)       # last: an RT or idle puppet would slow the restore
     oom.restore(n.pid, p.pid, core.oom_score_adj)
+
+
+def last_of_address_spaces(live: list[Node]) -> set[int]:
+    """The pid of the last process (in restore order) of each address space:
+    the one that removes the restorer area the others run too (CLONE_VM)."""
+    owner: dict[int, int] = {}
+    for n in live:
+        owner[n.pid] = n.pid if n.mm is not None else owner[n.entry.ppid]
+    last = {o: pid for pid, o in owner.items()}
+    return set(last.values())
 
 
 # ------------------------------------------------------------ driver -----
@@ -440,7 +460,7 @@ def _restore(opts: Options) -> int:
     validate(images, native.xstate_size())     # the whole set, before anything is created
     nodes = build_tree(entries, images)
     live = [n for n in nodes if not n.entry.zombie]
-    dumped = [(v.start, v.end) for n in live for v in n.mm.vmas]
+    dumped = [(v.start, v.end) for n in live if n.mm is not None for v in n.mm.vmas]
     max_fd = max([f.fd for n in live for f in n.fds] + [0])
     user = images.read_single("userns") if "user" in inv.root_namespaces else None
     ctx = files.restore_context(images, opts)
@@ -488,8 +508,9 @@ def _restore(opts: Options) -> int:
             sysv.finish_restore(root.puppet.pid, images)
         for n in live:
             restore_threads(n, user)
+        last = last_of_address_spaces(live)
         for n in live:
-            finish_process(n)
+            finish_process(n, unmap=n.pid in last)
         inotify.settle(ctx)
         fault.point("restore-before-detach")
         host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])

@@ -145,7 +145,7 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "root sharing fs with a parent": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x200),
                                       ("pstree.img", "clone_flags", "no live parent")),
     "CLONE_SIGHAND sharing": ("files", "pstree", False, lambda es: setattr(es[0], "clone_flags", 0x800),
-                            ("pstree.img", "clone_flags", "only CLONE_FS")),
+                            ("pstree.img", "clone_flags", "CLONE_SIGHAND (with CLONE_VM)")),
     "rseq area unmapped": ("threads", "core", True, lambda es: setattr(es[0].threads[1].rseq, "ptr", 0x1000),
                            ("core-", "threads[1].rseq")),
     "rseq area read-only": ("threads", "mm", True, _thread_stacks_read_only, ("core-", ".rseq", "writable")),

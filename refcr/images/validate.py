@@ -61,7 +61,8 @@ SIGINFO = 128
 SIGKILL, SIGSTOP = 9, 19
 MAP_SHARED, MAP_PRIVATE, MAP_GROWSDOWN, MAP_NORESERVE = 0x01, 0x02, 0x100, 0x4000
 NAMESPACES = {"pid", "ipc", "uts", "mnt", "net", "user"}
-CLONE_FS, CLONE_FILES = 0x200, 0x400    # the PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
+# the PstreeEntry.clone_flags refcr restores (kernel/sharing.py)
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 MAX_ID_EXTENTS = 340               # lines of a uid_map / gid_map
 # O_TMPFILE is __O_TMPFILE | O_DIRECTORY: only its own bit counts, O_DIRECTORY alone is a
 # directory opened as such.
@@ -142,6 +143,7 @@ class ImageSet:
     files: dict[str, dict[str | None, tuple[Any, list]]] = field(default_factory=dict)
     raw_sizes: dict[tuple[str, str | None], int] = field(default_factory=dict)
     xsave_size: int = 0
+    mm_owner: dict[int, int] = field(default_factory=dict)  # live pid -> the pid whose mm image is its (CLONE_VM)
 
     @classmethod
     def load(cls, images: ImageDir) -> "ImageSet":
@@ -295,27 +297,34 @@ def _tree(s: ImageSet) -> list[int]:
                 w.fail("threads", f"tid {t} is listed twice")
             tids.add(t)
         live.append(e.pid)
-        for kind in ("core", "mm"):
+        own_mm = not e.clone_flags & CLONE_VM
+        for kind in ("core", "mm") if own_mm else ("core",):
             if len(s.entries(kind, e.pid)) != 1:
                 w.fail("pid", f"{kind}-{e.pid}.img must exist and hold one entry")
+        if not own_mm and (s.entries("mm", e.pid) or s.head("pagemap", e.pid) is not None):
+            w.fail("clone_flags", f"CLONE_VM: its address space is its parent's, but mm-{e.pid}.img "
+                                  "or a pagemap of its own exists")
         core = s.entries("core", e.pid)[0]
         if [t.tid for t in core.threads] != list(e.threads):
             w.fail("threads", f"core-{e.pid}.img describes other threads")
         _clone_flags(s, e, by_pid.get(e.ppid) if i else None, w)
+        s.mm_owner[e.pid] = e.pid if own_mm else s.mm_owner[e.ppid]
     if any(e.zombie and e.clone_flags for e in entries):
         raise ImageError(s.path("pstree"), None, "a zombie shares something with its parent (clone_flags)")
     return live
 
 
 def _clone_flags(s: ImageSet, e: Any, parent: Any, w: _Where) -> None:
-    """What a process shares with its parent: only CLONE_FS and CLONE_FILES,
+    """What a process shares with its parent: only CLONE_VM, CLONE_FS,
+    CLONE_FILES and CLONE_SIGHAND (with CLONE_VM, as the kernel wants it),
     only with a live parent listed before it, and its cwd, root and umask
     (fd table) must be the parent's."""
     if not e.clone_flags:
         return
-    if e.clone_flags & ~(CLONE_FS | CLONE_FILES):
-        w.fail("clone_flags", f"{e.clone_flags:#x}: refcr restores only CLONE_FS ({CLONE_FS:#x}) "
-                              f"and CLONE_FILES ({CLONE_FILES:#x})")
+    known = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
+    if e.clone_flags & ~known or (e.clone_flags & CLONE_SIGHAND and not e.clone_flags & CLONE_VM):
+        w.fail("clone_flags", f"{e.clone_flags:#x}: refcr restores only CLONE_VM, CLONE_FS, CLONE_FILES "
+                              f"and CLONE_SIGHAND (with CLONE_VM), {known:#x}")
     if parent is None or parent.zombie:
         w.fail("clone_flags", "the process has no live parent listed before it to share with")
     mine, theirs = s.entries("core", e.pid)[0], s.entries("core", parent.pid)[0]
@@ -381,17 +390,19 @@ def _userns(s: ImageSet, listed: bool) -> None:
 # ----------------------------------------------------------- process ---
 
 def _process(s: ImageSet, pid: int) -> None:
-    areas = _mm(s, pid)
-    _pagemap(s, pid, areas)
+    owner = s.mm_owner[pid]
+    if owner == pid:
+        areas = _mm(s, pid)
+        _pagemap(s, pid, areas)
     core = s.entries("core", pid)[0]
     w = s.where("core", 0, pid)
     if core.pid != pid:
         w.fail("pid", f"{core.pid}, but the file is of {pid}")
-    for field, path in (("cwd_file", core.cwd), ("root_file", core.root)):
-        file_id = getattr(core, field)
+    for name, path in (("cwd_file", core.cwd), ("root_file", core.root)):
+        file_id = getattr(core, name)
         ghost = _ghost(s, file_id) if file_id else None
         if file_id and (ghost is None or not stat_mod.S_ISDIR(ghost.mode) or ghost.path != path):
-            w.fail(field, f"{file_id} is no removed directory {path!r} of files.img")
+            w.fail(name, f"{file_id} is no removed directory {path!r} of files.img")
     sigs = [a.sig for a in core.sigactions]
     for i, sig in enumerate(sigs):
         if sig in (SIGKILL, SIGSTOP) or sigs.index(sig) != i:
@@ -405,7 +416,7 @@ def _process(s: ImageSet, pid: int) -> None:
     for i, r in enumerate(core.rlimits):
         if r.cur > r.max:
             w.fail(f"rlimits[{i}]", "soft limit above the hard limit")
-    vmas = list(s.entries("mm", pid)[0].vmas)
+    vmas = list(s.entries("mm", owner)[0].vmas)
     for i, t in enumerate(core.threads):
         _thread(t, w, f"threads[{i}].", s.xsave_size)
         if t.HasField("rseq") and t.rseq.ptr:
@@ -629,10 +640,10 @@ def _files(s: ImageSet, pids: list[int]) -> None:
 
 def _locks(e: Any, which: str, w: _Where) -> None:
     """Only a lease can be being broken (fs/locks.py)."""
-    for field, locks in (("locks", e.locks), (f"{which}.locks", getattr(getattr(e, which), "locks", []))):
+    for name, locks in (("locks", e.locks), (f"{which}.locks", getattr(getattr(e, which), "locks", []))):
         for j, lk in enumerate(locks):
             if lk.lease_break and lk.kind != 4:
-                w.fail(f"{field}[{j}].lease_break", f"set on a lock of kind {lk.kind}, which is no lease")
+                w.fail(f"{name}[{j}].lease_break", f"set on a lock of kind {lk.kind}, which is no lease")
 
 
 def _file(e: Any, which: str, w: _Where) -> None:

@@ -3,26 +3,35 @@ table (clone CLONE_FILES), the fs info (CLONE_FS: cwd, root, umask), the
 signal handlers (CLONE_SIGHAND, with CLONE_VM) and the address space
 (CLONE_VM without CLONE_THREAD).
 
-Restored: a process that shares its fs info or its fd table with its
-parent.  The dump records CLONE_FS / CLONE_FILES in its pstree entry
-(clone_flags); the restore forks it from its parent's puppet with
-clone3(CLONE_FS / CLONE_FILES), and only the first process of the group
-(the topmost) restores cwd, root and umask, or installs the fd table (the
-image checker wants the others' to be the same: a sharer's fdinfo image is
-its parent's).  The fork happens while the table holds only refcr's pidfd
-slot, so nothing of the parent's table is copied by accident; the slot is
-closed once every process has restored its memory (a sharer's file areas
-are mapped through it after its parent installed the table).  A chain (a grandchild sharing with its
-child sharing with the root) is one group made by the same forks.  As CRIU
-(cr-restore.c fork_with_pid, rst->clone_flags), sharing is rebuilt only the
-way clone makes it: with the parent.
+Restored: a process that shares any of them with its parent.  The dump
+records the flags in its pstree entry (clone_flags); the restore forks it
+from its parent's puppet with clone3(those flags), and only the first
+process of the group (the topmost) restores what they share:
+- CLONE_FS / CLONE_FILES: cwd, root and umask, or the fd table (the image
+  checker wants the others' to be the same: a sharer's fdinfo image is its
+  parent's).  The fork happens while the table holds only refcr's pidfd
+  slot, so nothing of the parent's table is copied by accident; the slot is
+  closed once every process has restored its memory (a sharer's file areas
+  are mapped through it after its parent installed the table).
+- CLONE_VM: the address space, dumped and mapped once, by the topmost
+  process (a sharer has no mm or pagemap image: restore.py and the image
+  checker take its parent's); the puppets of the group run refcr's
+  restorer area of that one address space, which the last of them to
+  finish removes.  The per-mm state that prctl sets (dumpable, THP, MDWE)
+  is the same in every member's image and is set again by each, harmlessly.
+- CLONE_SIGHAND: the signal handlers, set by every member alike (the same
+  table: the last write wins with the same values).
+A chain (a grandchild sharing with its child sharing with the root) is one
+group made by the same forks.  As CRIU (cr-restore.c fork_with_pid,
+rst->clone_flags), sharing is rebuilt only the way clone makes it: with the
+parent.
 
-Refused at the dump, naming the two processes and what they share: fs info or
-an fd table shared with a process that is not the parent (two siblings
-after CLONE_PARENT, or re-parented sharers), and every sharing of the other kinds
-(refcr restores each process with its own copy of them, which would lose
-the sharing silently, or, for CLONE_VM, give two copies of memory that was
-one).
+Refused at the dump, naming the two processes and what they share: sharing
+with a process that is not the parent (two siblings after CLONE_PARENT, or
+re-parented sharers).  Refused before the freeze (dump.py): a process that
+waits in vfork() for a child that has not exec'ed or exited yet (ptrace
+cannot stop it there, and that wait cannot be made again: the parent would
+return from its vfork early).
 
 Dump: kcmp(pid1, pid2, KCMP_*) of every process against one representative
 of each object seen so far, and against its parent: O(processes x distinct
@@ -38,8 +47,9 @@ from refcr.kernel.pstree import Member
 from refcr.ptrace import native
 
 KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND = 1, 2, 3, 4
-CLONE_FS, CLONE_FILES = 0x00000200, 0x00000400
-RESTORED = CLONE_FS | CLONE_FILES      # the clone_flags a pstree entry may carry
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x00000100, 0x00000200, 0x00000400, 0x00000800
+RESTORED = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND   # the clone_flags a pstree entry may carry
+VFORK_SYSCALLS = {56, 58, 435}         # clone, vfork, clone3: where a vfork parent waits for its child
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,8 @@ class Kind:
 
 
 KINDS = (      # CLONE_SIGHAND needs CLONE_VM: named first, it says more
-    Kind(KCMP_SIGHAND, "signal handlers (clone CLONE_SIGHAND)"),
-    Kind(KCMP_VM, "an address space (clone CLONE_VM)"),
+    Kind(KCMP_SIGHAND, "signal handlers (clone CLONE_SIGHAND)", CLONE_SIGHAND),
+    Kind(KCMP_VM, "an address space (clone CLONE_VM)", CLONE_VM),
     Kind(KCMP_FILES, "an fd table (clone CLONE_FILES)", CLONE_FILES),
     Kind(KCMP_FS, "cwd, root and umask (clone CLONE_FS)", CLONE_FS),
 )
@@ -90,6 +100,26 @@ def dump(live: list[Member]) -> None:
                 _refuse(group[0], pid, kind, " with a process that is not its parent")
             group.append(pid)
             m.entry.clone_flags |= kind.clone_flags
+
+
+def in_vfork_wait(tid: int) -> bool:
+    """Whether a task waits inside vfork (or clone(CLONE_VFORK)) for its child
+    to exec or exit: asleep (D) in clone, vfork or clone3.  It must be
+    looked at before it is seized: ptrace cannot stop a task in that wait."""
+    try:
+        with open(f"/proc/{tid}/syscall") as f:
+            nr = f.read().split()[0]
+        with open(f"/proc/{tid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state == "D" and nr.isdigit() and int(nr) in VFORK_SYSCALLS
+
+
+def restores_mm(clone_flags: int) -> bool:
+    """Whether a process has an address space of its own to dump and restore
+    (not when it shares its parent's: CLONE_VM)."""
+    return not clone_flags & CLONE_VM
 
 
 def restores_files(clone_flags: int) -> bool:

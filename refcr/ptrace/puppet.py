@@ -234,6 +234,11 @@ class Puppet:
     def unmap_restorer(self) -> None:
         """Remove the restorer area; this is the last injected syscall."""
         self.remote.call("munmap", self.layout.area, AREA_SIZE, fault_ok=True)
+        self.close_remotes()
+
+    def close_remotes(self) -> None:
+        """Done injecting (the restorer area stays: another process of the same
+        address space still runs it, CLONE_VM)."""
         for t in self.threads.values():
             t.remote.close()
 
