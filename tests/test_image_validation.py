@@ -5,6 +5,7 @@ before any process is created."""
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +13,7 @@ from typing import Any, Callable
 import pytest
 from crafted import Dumped, copy_images, dump_program, edit, kill_restored, refcr
 
+from refcr.images import devnodes
 from refcr.pb import filekinds_pb2, files_pb2, mm_pb2
 
 
@@ -53,12 +55,28 @@ def _mapped_no_ghost(es: list[Any]) -> None:
     v.file_id += 1                # the next entry: another kind of file
 
 
-def _ghost_disk(es: list[Any]) -> None:
-    e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
-    e.ghost.CopyFrom(next(x.ghost for x in es if x.WhichOneof("file") == "ghost"))
-    e.ghost.mode, e.ghost.rdev, e.ghost.ghost_id = 0o20600, os.makedev(8, 0), 99   # a disk's node: never made
-    del e.ghost.data[:]
-    es.append(e)
+def _ghost_node(mode: int, rdev: Callable[[], int]) -> Callable[[list[Any]], None]:
+    """An extra removed device node of this type, numbered by rdev() (called
+    when the case runs: the numbers depend on this host's /dev)."""
+    def add(es: list[Any]) -> None:
+        e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
+        e.ghost.CopyFrom(next(x.ghost for x in es if x.WhichOneof("file") == "ghost"))
+        e.ghost.mode, e.ghost.rdev, e.ghost.ghost_id = mode | 0o600, rdev(), 99
+        del e.ghost.data[:]
+        es.append(e)
+    return add
+
+
+def _absent(kind: int) -> int:
+    """A number no node of this type has in /dev here (loop minors count from 0 up)."""
+    return next(os.makedev(7, m) for m in range(255, 0, -1) if devnodes.host_node(kind, os.makedev(7, m)) is None)
+
+
+def _char_only() -> int:
+    """The number of a character node of /dev that no block node has (a block
+    node with it would be another device, a disk's for all refcr knows)."""
+    return next(rdev for (kind, rdev) in sorted(devnodes.nodes())
+                if kind == stat.S_IFCHR and devnodes.host_node(stat.S_IFBLK, rdev) is None)
 
 
 def _thread_stacks_read_only(es: list[Any]) -> None:
@@ -107,7 +125,16 @@ def _lock(**fields: Any) -> Callable[[list[Any]], None]:
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
     "area mapped from no ghost": ("files", "mm", True, _mapped_no_ghost, ("mm-", "vmas[", "file_id")),
-    "deleted device node of a disk": ("files", "files", False, _ghost_disk, ("files.img", "ghost.rdev")),
+    "deleted device node of a disk": ("files", "files", False, _ghost_node(stat.S_IFCHR, lambda: os.makedev(8, 0)),
+                                      ("files.img", "ghost.rdev", "character device 8:0")),
+    "deleted character node not in /dev": ("files", "files", False,
+                                           _ghost_node(stat.S_IFCHR, lambda: _absent(stat.S_IFCHR)),
+                                           ("files.img", "ghost.rdev", "character device 7:", "no character node 7:")),
+    "deleted block node not in /dev": ("files", "files", False,
+                                       _ghost_node(stat.S_IFBLK, lambda: _absent(stat.S_IFBLK)),
+                                       ("files.img", "ghost.rdev", "block device 7:", "no block node 7:")),
+    "deleted block node of a character device": ("files", "files", False, _ghost_node(stat.S_IFBLK, _char_only),
+                                                 ("files.img", "ghost.rdev", "no block node")),
     "pages outside the areas": ("files", "pagemap", True, _pages_outside, ("pagemap-", "vaddr")),
     "user namespace": ("files", "inventory", False, lambda es: es[0].root_namespaces.append("user"),
                        ("inventory.img", "root_namespaces")),

@@ -1,7 +1,8 @@
 """Files opened by path: regular files, directories, the harmless
 character devices (/dev/null, zero, full, random, urandom) and symlinks
 held with O_PATH|O_NOFOLLOW (reopened so, after checking at the dump that
-the path still names the same symlink).
+the path still names the same symlink); and files no longer at their path,
+device nodes of any device included.
 
 Three kinds share this module:
 
@@ -27,14 +28,35 @@ Three kinds share this module:
   the inode, as CRIU's VMAs name a reg-file: restore maps the one recreated
   inode that the file's fds get too, so MAP_SHARED writes show through
   them.  A removed directory (an fd of it, or a process's cwd) and a
-  removed memory device node (null, zero, full, random, urandom: the
-  validator refuses any other rdev, as an image must not make a disk's
-  node) are ghosts too, as in CRIU: made again with mkdir / mknod at the
-  old name, held by an O_PATH fd; a node is unlinked at once, a directory
-  only once every process is in (deleted files that were in it are made
-  inside it first; a failed restore removes it).  mmap() moves a file's atime: the ghosts' times are set again once
-  every process is in place (ghost_times).  Cost: a mapped ghost counts
-  against --ghost-limit like any other.
+  removed device node, character or block, are ghosts too, as in CRIU:
+  made again with mkdir / mknod (of the node's type and number) at the old
+  name, held by an O_PATH fd; a node is unlinked at once, a directory only
+  once every process is in (deleted files that were in it are made inside
+  it first; a failed restore removes it).  mmap() moves a file's atime:
+  the ghosts' times are set again once every process is in place
+  (ghost_times).  Cost: a mapped ghost counts against --ghost-limit like
+  any other; a device node has no data and counts nothing.
+
+Removed device nodes.  refcr runs as root and images are untrusted, so a
+node is made again only if /dev of refcr's mount namespace has a node of
+the same type and number (images/devnodes.py): the restored process gets
+nothing an image could not give it anyway by naming that /dev path in an
+fd reopened by path.  The validator refuses any other (before anything is
+created), and so does the dump, naming the fd and the device number, so
+that no images are made that this host would refuse.  The dump also
+refuses a node whose fdinfo has a driver's line that a fresh open of the
+device shows otherwise (tun's "iff:" once attached to an interface): the
+restore opens the remade node afresh, and that state would be lost.  A
+mapping of a removed device is refused (device memory is a plugin's
+business; a MAP_SHARED one of /dev/zero is shared anonymous memory, mm/,
+and is not concerned).  Cost: one walk of /dev per run that meets such a
+node, and at dump one open of the device if its fdinfo has driver lines.
+Deviations: per-open driver state that fdinfo does not show (a FUSE
+connection, a loop device's O_EXCL claim, ...) is not carried, as for an
+fd reopened by path.  CRIU's own fd dump goes further only for tun (a kind
+of its own, attachment kept): it takes the memory (and autofs) character
+devices as files and hands every other device, block ones too, to
+plugins; refcr remakes those its /dev offers and refuses an attached tun.
 """
 from __future__ import annotations
 
@@ -49,6 +71,7 @@ from typing import Iterator
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs import fown, locks, namei
 from refcr.fs.fd import DumpFiles, FdTarget, LinkTarget, RestoreFiles, check_type, describe, link_target
+from refcr.images import devnodes
 from refcr.log import log
 from refcr.pb import filekinds_pb2, files_pb2
 from refcr.ptrace import proc
@@ -69,7 +92,8 @@ def reopen_kept(kept: int, flags: int, pos: int, what: str) -> int:
     try:
         if flags & TMPFILE_BIT:         # O_TMPFILE is O_DIRECTORY too
             flags &= ~os.O_DIRECTORY
-        fd = os.open(f"/proc/self/fd/{kept}", (flags & ~NOT_ON_REOPEN) | os.O_CLOEXEC)
+        # O_NOCTTY: a remade device node must never become refcr's controlling terminal
+        fd = os.open(f"/proc/self/fd/{kept}", (flags & ~NOT_ON_REOPEN) | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
         raise RestoreError(f"cannot reopen {what}: {exc.strerror}") from exc
     if pos:                             # none for an O_PATH fd (lseek: EBADF) or a device
@@ -219,9 +243,49 @@ def write_runs(fd: int, runs, size: int) -> None:
     os.ftruncate(fd, size)
 
 
+def _is_device(mode: int) -> bool:
+    return stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode)
+
+
 def _deleted_node(st: os.stat_result, link: str) -> bool:
-    """A removed directory or memory device node (mknod'ed again on restore)."""
-    return link.endswith(DELETED) and (stat_mod.S_ISDIR(st.st_mode) or _is_mem_device(st))
+    """A removed directory or device node (made again on restore; a device
+    only if /dev has its node, which GhostFileKind.dump checks)."""
+    return link.endswith(DELETED) and (stat_mod.S_ISDIR(st.st_mode) or _is_device(st.st_mode))
+
+
+GENERIC_FDINFO = {"pos", "flags", "mnt_id", "ino", "lock"}     # what every file's fdinfo shows
+
+
+def _driver_state(t: FdTarget) -> str | None:
+    """A line the device's driver adds to t's fdinfo that a fresh open of
+    the device shows otherwise (tun's "iff:" once attached to an interface),
+    or None.  The remade node is opened afresh, so such per-open state would
+    be lost without a word; a fresh open is made only if there is a line."""
+    own = {k: v for k, v in t.info.items() if k not in GENERIC_FDINFO}
+    if not own:
+        return None
+    try:        # O_NONBLOCK, O_NOCTTY: as for a mapped device (mm/memory.py), no waiting, no terminal
+        fd = os.open(t.proc_path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"{next(iter(own))}: (no fresh open to compare with: {exc.strerror})"
+    try:
+        fresh = proc.fdinfo(os.getpid(), fd)
+    finally:
+        os.close(fd)
+    return next((f"{k}: {v}" for k, v in own.items() if fresh.get(k) != v), None)
+
+
+def _check_device(t: FdTarget) -> None:
+    """Refuse, naming the fd and the device, a removed device node the
+    restore could not make again here or whose open carries driver state."""
+    why = devnodes.refusal(t.st.st_mode, t.st.st_rdev)
+    if why is not None:
+        raise UnsupportedObject(f"{describe(t)}: {why}")
+    state = _driver_state(t)
+    if state is not None:
+        raise UnsupportedObject(f"{describe(t)}: the removed {devnodes.kind_name(t.st.st_mode)} device "
+                                f"{devnodes.number(t.st.st_rdev)} holds per-open driver state ({state!r}) "
+                                "that a new open of the remade node would not have")
 
 
 class GhostFileKind:
@@ -231,6 +295,8 @@ class GhostFileKind:
         return (stat_mod.S_ISREG(t.st.st_mode) and _gone(t)) or _deleted_node(t.st, t.link)
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
+        if _is_device(t.st.st_mode):
+            _check_device(t)
         e = ghost_entry(t, ctx)
         e.locks.extend(locks.dump(t, ctx))
         fown.record(t, e)
@@ -259,7 +325,7 @@ def ghost_entry(t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
                                      mode=t.st.st_mode, size=t.st.st_size, uid=t.st.st_uid,
                                      gid=t.st.st_gid)
     e.atime_ns, e.mtime_ns = t.st.st_atime_ns, t.st.st_mtime_ns
-    if stat_mod.S_ISCHR(t.st.st_mode):
+    if _is_device(t.st.st_mode):
         e.rdev = t.st.st_rdev
     if key not in ghosts:
         ghosts[key] = len(ghosts) + 1
@@ -277,6 +343,11 @@ def dump_mapped(pid: int, area: str, fmode: int, ctx: DumpFiles) -> int:
     restored mapping and fds share one inode and MAP_SHARED writes show
     through the fds)."""
     t = link_target(pid, proc.path(pid, "map_files", area), f"mapping {area}", fmode)
+    # a ghost node is remade for fds only: device memory is a plugin's business (mm/memory.py), and
+    # an area is mapped again only from a regular ghost file
+    if _is_device(t.st.st_mode):
+        raise UnsupportedObject(f"{describe(t)}: a mapping of the removed {devnodes.kind_name(t.st.st_mode)} "
+                                f"device {devnodes.number(t.st.st_rdev)} is not restored")
     if not stat_mod.S_ISREG(t.st.st_mode):
         raise UnsupportedObject(f"{describe(t)}: a deleted {stat_mod.filemode(t.st.st_mode)[0]} file "
                                 "cannot be mapped again")
@@ -496,12 +567,15 @@ class GhostNode:
 
 
 def _make_node(e: filekinds_pb2.GhostFileEntry, base: str, ctx: RestoreFiles) -> int:
-    """A removed directory (mkdir) or memory device node (mknod of its rdev)
-    made again at its old name (or next to it if that is taken), with its
-    owner and mode, held by an O_PATH fd (reopen_kept gives every
-    description).  A device node is unlinked at once; a directory only at
-    the end (GhostNode), as CRIU does."""
+    """A removed directory (mkdir) or device node (mknod of its type and
+    rdev, if /dev has such a node: images/devnodes.py) made again at its old
+    name (or next to it if that is taken), with its owner and mode, held by
+    an O_PATH fd (reopen_kept gives every description).  A device node is
+    unlinked at once; a directory only at the end (GhostNode), as CRIU does."""
     is_dir = stat_mod.S_ISDIR(e.mode)
+    why = None if is_dir else devnodes.refusal(e.mode, e.rdev)
+    if why is not None:             # the validator refused it already, unless /dev changed since
+        raise RestoreError(f"cannot make the removed device {e.path} again: {why}")
     with dir_times_kept(base):
         for n in range(100):
             path = base if n == 0 else f"{base}.refcr-ghost-{e.ghost_id}-{n}"
@@ -509,7 +583,7 @@ def _make_node(e: filekinds_pb2.GhostFileEntry, base: str, ctx: RestoreFiles) ->
                 if is_dir:
                     os.mkdir(path, 0o700)
                 else:
-                    os.mknod(path, stat_mod.S_IFCHR | 0o600, e.rdev)
+                    os.mknod(path, stat_mod.S_IFMT(e.mode) | 0o600, e.rdev)
                 break
             except FileExistsError:
                 continue

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from refcr.errors import ImageError
+from refcr.images import devnodes
 from refcr.images.imagedir import ImageDir, type_by_filename
 from refcr.images.pbruntime import FieldDescriptor as F
 from refcr.pb import mm_pb2
@@ -68,8 +69,6 @@ MAX_ID_EXTENTS = 340               # lines of a uid_map / gid_map
 # directory opened as such.
 O_TMPFILE_FULL = os.O_TMPFILE
 TMPFILE_ONLY = os.O_TMPFILE & ~os.O_DIRECTORY
-# the memory devices (null, zero, full, random, urandom): the only ones a ghost may be (fs/regfile.py)
-MEM_MAJOR, MEM_MINORS = 1, frozenset({3, 5, 7, 8, 9})
 PTS_MAJORS = range(136, 144)            # pty slaves (/dev/pts/N), as drivers/tty.py
 NEVER_FLAGS = os.O_CREAT | os.O_TRUNC | os.O_EXCL | TMPFILE_ONLY
 UNIX_PATH_MAX = 108
@@ -660,7 +659,8 @@ def _file(e: Any, which: str, w: _Where) -> None:
         w.fail("dev_tty.tty_rdev", f"{os.major(e.tty_rdev)}:{os.minor(e.tty_rdev)} is no pty slave")
     if which in ("reg", "locked", "ghost"):
         allowed = {"reg": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR),
-                   "ghost": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR)}.get(which, (stat_mod.S_IFREG,))
+                   "ghost": (stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR, stat_mod.S_IFBLK),
+                   }.get(which, (stat_mod.S_IFREG,))
         if which == "reg" and e.flags & O_PATH and e.flags & os.O_NOFOLLOW:
             allowed = (*allowed, stat_mod.S_IFLNK)      # an O_PATH fd of the symlink itself
         if stat_mod.S_IFMT(e.mode) not in allowed:
@@ -709,13 +709,14 @@ def _netlink(e: Any, w: _Where) -> None:
 
 def _ghost_node(e: Any, w: _Where) -> None:
     """A removed directory or device node: no data, no link-remap; a device
-    only one of the memory devices (refcr mknods it: an image must not make
-    a node of a disk or any other device)."""
+    only one that /dev of this host has a node of, same type and number
+    (refcr mknods it: an image must not reach a device the host does not
+    offer by path; images/devnodes.py)."""
     kind = stat_mod.S_IFMT(e.mode)
-    if kind == stat_mod.S_IFCHR:
-        if os.major(e.rdev) != MEM_MAJOR or os.minor(e.rdev) not in MEM_MINORS:
-            w.fail("ghost.rdev", f"{os.major(e.rdev)}:{os.minor(e.rdev)} is no memory device "
-                                 "(null, zero, full, random, urandom)")
+    if kind in (stat_mod.S_IFCHR, stat_mod.S_IFBLK):
+        why = devnodes.refusal(e.mode, e.rdev)
+        if why is not None:
+            w.fail("ghost.rdev", f"{e.path}: {why}")
     elif e.rdev:
         w.fail("ghost.rdev", "set for a file that is no device")
     if kind != stat_mod.S_IFREG and (e.data or e.remap or e.flags & TMPFILE_ONLY):
