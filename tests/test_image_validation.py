@@ -61,6 +61,18 @@ def _ghost_disk(es: list[Any]) -> None:
     es.append(e)
 
 
+def _notify_on(which: str, ghost: bool, **mark: Any) -> Callable[[list[Any]], None]:
+    """An inotify instance or fanotify group whose one watch or mark names as
+    its file_id the program's deleted file (its ghost), or another entry."""
+    def add(es: list[Any]) -> None:
+        named = next(x for x in es if (x.WhichOneof("file") == "ghost") == ghost)
+        e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
+        path = named.ghost.path if ghost else "/tmp"
+        (e.inotify.watches if which == "inotify" else e.fanotify.marks).add(path=path, file_id=named.id, **mark)
+        es.append(e)
+    return add
+
+
 def _thread_stacks_read_only(es: list[Any]) -> None:
     """Every private anonymous area read-only: the threads' stacks, where
     glibc keeps their rseq areas (the fuzzer's vmas[7].prot = 1)."""
@@ -143,6 +155,10 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
     "rseq area unmapped": ("threads", "core", True, lambda es: setattr(es[0].threads[1].rseq, "ptr", 0x1000),
                            ("core-", "threads[1].rseq")),
     "rseq area read-only": ("threads", "mm", True, _thread_stacks_read_only, ("core-", ".rseq", "writable")),
+    "inotify watch naming no ghost": ("files", "files", False, _notify_on("inotify", False, wd=1),
+                                      ("files.img", "inotify.watches[0].file_id")),
+    "fanotify mount mark naming a ghost": ("files", "files", False, _notify_on("fanotify", True, type=1),
+                                           ("files.img", "fanotify.marks[0].file_id", "mount")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
 }
