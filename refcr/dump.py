@@ -304,6 +304,7 @@ def write_images(frozen: list[FrozenTask], tree: list, namespaces: list[str], im
                 mms[t.member.entry.pid] = (t.pid, mm) if mm is not None else mms[t.member.entry.ppid]
                 progress.process_done()
         unix.dump_in_flight(ctx)
+        regfile.check_watched(ctx)         # after every fd, area and cwd (and fd in flight)
         tty.check_controlling(ctx, [t.pid for t in frozen])
         write_rest(frozen, tree, namespaces, images, opts, ctx, tracking)
     except BaseException:

@@ -29,7 +29,7 @@ from typing import Callable
 from refcr import actions, fault
 from refcr.drivers import tty
 from refcr.errors import RestoreError
-from refcr.fs import files, fs_struct, inotify, regfile
+from refcr.fs import fanotify, files, fs_struct, inotify, regfile
 from refcr.fs.fd import RestoreFiles
 from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
@@ -511,6 +511,7 @@ def _restore(opts: Options) -> int:
         last = last_of_address_spaces(live)
         for n in live:
             finish_process(n, unmap=n.pid in last)
+        fanotify.settle(ctx)        # first: it holds the ghosts it marks before refcr closes its fds of them
         inotify.settle(ctx)
         fault.point("restore-before-detach")
         host.devices_hook("RESUME_DEVICES_LATE", [n.puppet.pid for n in live])

@@ -79,6 +79,18 @@ def _char_only() -> int:
                 if kind == stat.S_IFCHR and devnodes.host_node(stat.S_IFBLK, rdev) is None)
 
 
+def _notify_on(which: str, ghost: bool, **mark: Any) -> Callable[[list[Any]], None]:
+    """An inotify instance or fanotify group whose one watch or mark names as
+    its file_id the program's deleted file (its ghost), or another entry."""
+    def add(es: list[Any]) -> None:
+        named = next(x for x in es if (x.WhichOneof("file") == "ghost") == ghost)
+        e = files_pb2.FileEntry(id=max(x.id for x in es) + 1)
+        path = named.ghost.path if ghost else "/tmp"
+        (e.inotify.watches if which == "inotify" else e.fanotify.marks).add(path=path, file_id=named.id, **mark)
+        es.append(e)
+    return add
+
+
 def _thread_stacks_read_only(es: list[Any]) -> None:
     """Every private anonymous area read-only: the threads' stacks, where
     glibc keeps their rseq areas (the fuzzer's vmas[7].prot = 1)."""
@@ -182,6 +194,10 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
                                       ("files.img", "lease_break")),
     "root naming no removed directory": ("files", "core", True, lambda es: setattr(es[0], "root_file", 1),
                                          ("core-", "root_file", "no removed directory")),
+    "inotify watch naming no ghost": ("files", "files", False, _notify_on("inotify", False, wd=1),
+                                      ("files.img", "inotify.watches[0].file_id")),
+    "fanotify mount mark naming a ghost": ("files", "files", False, _notify_on("fanotify", True, type=1),
+                                           ("files.img", "fanotify.marks[0].file_id", "mount")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
 }

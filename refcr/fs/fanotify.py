@@ -11,6 +11,21 @@ ignored mask is added with FAN_MARK_IGNORED_MASK (or FAN_MARK_IGNORE if the
 mark had it), with FAN_MARK_IGNORED_SURV_MODIFY and FAN_MARK_EVICTABLE as
 they were.
 
+An inode mark on a deleted file or removed directory that the tree still
+holds (an fd, an area, a cwd) comes back on its ghost (fs/regfile.py, the
+inode those get; found as for inotify watches, and refused as those are
+when only something outside the tree holds it).  The kernel takes such a
+mark through the inode's fd or its /proc/self/fd link (not through an
+O_PATH fd as dirfd: EBADF) and drops it, without an event, when the inode
+goes.  Every mark is added only once every process is in and refcr's own
+fds of deleted files are closed (settle): refcr's opens, writes and closes
+of the tree's files and ghosts then reach no mark, so none of refcr's events
+is queued and no permission event waits for refcr (whose group fd would be
+the only one).  A mark with permission events on a deleted regular file is
+refused: reading the file's data at dump would wait for the frozen group.
+Cost: an O_PATH open per marked ghost.  Deviation: a ghost
+is a new inode (another number and file handle in fdinfo).
+
 Not restored: a mark whose masks are both empty (an ignored mask that a
 FAN_MODIFY cleared: it has no effect, and the kernel makes no such mark;
 a warning says so), events queued and not yet read (fdinfo does not show them;
@@ -28,7 +43,8 @@ import re
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.eventfd import created, fdinfo_lines, is_anon, set_status_flags
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
-from refcr.fs.inotify import _kernel_dev, _mounts_of, _path_of, _queued_bytes
+from refcr.fs import regfile
+from refcr.fs.inotify import _kernel_dev, _mounts_of, _queued_bytes, _watched
 from refcr.log import log
 from refcr.pb import anon_fds_pb2
 
@@ -39,6 +55,7 @@ AT_FDCWD = -100
 FAN_CLOEXEC, FAN_NONBLOCK = 0x1, 0x2
 FAN_MARK_ADD, FAN_MARK_MOUNT, FAN_MARK_IGNORED_MASK, FAN_MARK_FILESYSTEM = 0x1, 0x10, 0x20, 0x100
 FAN_MARK_IGNORED_SURV_MODIFY, FAN_MARK_EVICTABLE, FAN_MARK_IGNORE = 0x40, 0x200, 0x400
+FAN_PERM_EVENTS = 0x10000 | 0x20000 | 0x40000 | 0x100000   # FAN_OPEN_PERM, _ACCESS_PERM, _OPEN_EXEC_PERM, PRE_ACCESS
 INODE, MOUNT, FILESYSTEM = 0, 1, 2
 _GROUP = re.compile(r"fanotify flags:([0-9a-f]+) event-flags:([0-9a-f]+)$")
 _INODE = re.compile(r"fanotify ino:([0-9a-f]+) sdev:([0-9a-f]+) mflags:([0-9a-f]+) mask:([0-9a-f]+) "
@@ -58,12 +75,13 @@ def _mount_point(t: FdTarget, mnt_id: int) -> str:
                             f"process's mount namespace")
 
 
-def _mark(t: FdTarget, line: str) -> anon_fds_pb2.FanotifyMark | None:
+def _mark(t: FdTarget, line: str, ctx: DumpFiles) -> anon_fds_pb2.FanotifyMark | None:
     if m := _INODE.match(line):
         ino, sdev, mflags, mask, ignored, nbytes, htype = (int(m.group(i), 16) for i in range(1, 8))
         handle = bytes.fromhex(m.group(8))[:nbytes]
-        return anon_fds_pb2.FanotifyMark(type=INODE, path=_path_of(t, ino, sdev, htype, handle), ino=ino,
-                                         mflags=mflags, mask=mask, ignored_mask=ignored)
+        path, ghost = _watched(t, ino, sdev, htype, handle, ctx, "fanotify mark", bool(mask & FAN_PERM_EVENTS))
+        return anon_fds_pb2.FanotifyMark(type=INODE, path=path, ino=ino, mflags=mflags, mask=mask,
+                                         ignored_mask=ignored, file_id=ghost)
     if m := _MOUNT.match(line):
         mnt_id, mflags, mask, ignored = (int(m.group(i), 16) for i in range(1, 5))
         return anon_fds_pb2.FanotifyMark(type=MOUNT, path=_mount_point(t, mnt_id), mflags=mflags, mask=mask,
@@ -93,7 +111,7 @@ class FanotifyKind:
             if g := _GROUP.match(line):
                 e.init_flags = int(g.group(1), 16)
                 e.event_flags = int(g.group(2), 16)
-            elif (mark := _mark(t, line)) is not None:
+            elif (mark := _mark(t, line, ctx)) is not None:
                 e.marks.append(mark)
         try:
             queued = _queued_bytes(t)
@@ -108,16 +126,46 @@ class FanotifyKind:
             e.init_flags, e.event_flags)))      # FAN_CLOEXEC/FAN_NONBLOCK as dumped: fdinfo shows them
         try:
             fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-            for mark in reversed(e.marks):
-                if mark.mask or mark.ignored_mask:
-                    _add_mark(fd, mark, ctx)
-                else:       # an ignored mask a FAN_MODIFY cleared: the mark does nothing, the kernel takes none such
-                    log.warning("fanotify mark on %s: both masks are empty; not made again", mark.path)
+            for mark in e.marks:
+                if mark.file_id:        # its ghost made now, with the files of the tree (settle marks it)
+                    ctx.open(mark.file_id)
             set_status_flags(fd, e.flags)
         except BaseException:
             os.close(fd)
             raise
+        ctx.extra.setdefault("fanotify", {})[fd] = e
         return fd
+
+
+def settle(ctx: RestoreFiles) -> None:
+    """The marks of every group, added once every process is in and before
+    the tasks run: refcr's own opens, writes and closes of the tree's files
+    (reopening them, filling and closing a ghost) then reach no mark, so no
+    event of refcr's is queued.  Run before inotify.settle: the ghosts to
+    mark are held here by O_PATH fds (whose closing no mark sees) before
+    refcr closes its own descriptions of them."""
+    groups: dict[int, anon_fds_pb2.FanotifyEntry] = ctx.extra.get("fanotify", {})
+    if not groups:
+        return
+    held: dict[int, int] = {}       # FileEntry id of a ghost -> refcr's O_PATH fd of it
+    try:
+        for mark in (m for e in groups.values() for m in e.marks if m.file_id and m.file_id not in held):
+            held[mark.file_id] = os.open(f"/proc/self/fd/{ctx.open(mark.file_id)}", os.O_PATH | os.O_CLOEXEC)
+        regfile.close_deleted(ctx)      # their FAN_CLOSE_* before the marks are there
+        for fd, e in groups.items():
+            _add_marks(fd, e, ctx, held)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+
+
+def _add_marks(fd: int, e: anon_fds_pb2.FanotifyEntry, ctx: RestoreFiles, held: dict[int, int]) -> None:
+    """Oldest first, so that fdinfo lists them in the dumped order (the newest first)."""
+    for mark in reversed(e.marks):
+        if mark.mask or mark.ignored_mask:
+            _add_mark(fd, mark, ctx, f"/proc/self/fd/{held[mark.file_id]}" if mark.file_id else None)
+        else:       # an ignored mask a FAN_MODIFY cleared: the mark does nothing, the kernel takes none such
+            log.warning("fanotify mark on %s: both masks are empty; not made again", mark.path)
 
 
 def _check(what: str, ret: int) -> int:
@@ -127,9 +175,11 @@ def _check(what: str, ret: int) -> int:
     return ret
 
 
-def _add_mark(fd: int, mark: anon_fds_pb2.FanotifyMark, ctx: RestoreFiles) -> None:
-    path = ctx.resolve(mark.path)
-    if mark.type == INODE:
+def _add_mark(fd: int, mark: anon_fds_pb2.FanotifyMark, ctx: RestoreFiles, ghost: str | None) -> None:
+    """ghost: the /proc/self/fd link of an O_PATH fd of the mark's ghost (its
+    path names no file: a deleted one's mark is added through that link)."""
+    path = ghost or ctx.resolve(mark.path)
+    if mark.type == INODE and ghost is None:
         try:
             st = os.stat(path)
         except OSError as exc:

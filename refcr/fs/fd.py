@@ -145,6 +145,10 @@ class DumpFiles:
             self.entries.append(entry)
         return mapped[key]
 
+    def holds(self, dev: int, ino: int) -> bool:
+        """Whether an fd of the tree (or one in flight) seen so far has this inode open."""
+        return (dev, ino) in self._by_inode
+
     def _find(self, t: FdTarget) -> tuple[int, int | None]:
         """Where t's description is (or goes) among its inode's descriptions,
         and its file id if it was seen: a binary search, as kcmp orders

@@ -10,12 +10,28 @@ freed), so a gap is reproduced by adding and removing a watch until the
 next wd is the wanted one; the IN_IGNORED events that leaves behind are
 read off the queue before the task gets the descriptor.
 
-A watch on a deleted file (still open, so the kernel keeps the inode and
-its marks) watches the file's ghost after restore (fs/regfile.py): the
-inode the tree's fds of the file get.
+A watch on a deleted file or a removed directory watches its ghost after
+restore (fs/regfile.py): the inode the tree's fds, areas or cwd of it get
+(a removed directory is made again with mkdir and removed once every
+process is in).  The kernel keeps such a watch only while something pins
+the dentry: a watch alone does not (rmdir of a directory nothing else
+holds, or the last close of an unlinked file, gives IN_DELETE_SELF and
+IN_IGNORED at once), and open_by_handle_at finds the inode only then
+(ESTALE otherwise).  So a watch whose deleted inode no fd, area or cwd of
+the tree holds (something outside the tree pins it) is refused by the dump,
+naming it: after restore nothing would hold it.
 
 Events queued but not yet read at dump time are not restored (fdinfo does
-not show them); refcr warns when there are some.
+not show them); refcr warns when there are some.  The restored queue starts
+empty: once every process is in, refcr closes its own fds of deleted files
+and directories (their IN_CLOSE_* would come later otherwise, and its hold
+would put off a directory's IN_DELETE_SELF) and reads every instance empty
+(settle), so nothing refcr did after adding the watches (reopening the
+tree's files, filling, chmod'ing and closing a ghost, the mkdir and rmdir
+of a removed directory in a watched parent) reaches the tasks.  Cost: a poll, a
+read and an fdinfo read per instance.  An IN_ONESHOT watch that this
+fired is gone: the restore is refused naming it.  Deviation: a ghost is a
+new inode (another number and file handle in fdinfo, as for its fds).
 """
 from __future__ import annotations
 
@@ -23,7 +39,7 @@ import ctypes
 import fcntl
 import os
 import re
-import stat as stat_mod
+import select
 import termios
 
 from refcr.errors import RestoreError, UnsupportedObject
@@ -62,16 +78,13 @@ def _mounts_of(pid: int, dev: tuple[int, int]) -> list[str]:
     return [p for _, p in sorted(out)]
 
 
-def _path_of(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes) -> str:
-    """The path of a marked inode (fanotify): a deleted one is refused."""
-    return _watched(t, ino, sdev, htype, handle, None)[0]
-
-
-def _watched(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes,
-             ctx: DumpFiles | None) -> tuple[str, int]:
-    """(path, ghost file id) of a watched inode: a deleted file gets a ghost
-    (fs/regfile.py, the inode the fds of it get), found through an O_PATH
-    fd that open_by_handle_at gave (with ctx None it is refused)."""
+def _watched(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes, ctx: DumpFiles,
+             what: str = "inotify watch", perm: bool = False) -> tuple[str, int]:
+    """(path, ghost file id) of a watched or marked inode: a deleted file or
+    removed directory gets a ghost (fs/regfile.py, the inode the fds, areas
+    or cwd of it get), found through an O_PATH fd that open_by_handle_at
+    gave (the kernel gives one while something pins the dentry, as it
+    keeps the watch only then).  perm: a mark with permission events."""
     buf = ctypes.create_string_buffer(8 + len(handle))
     ctypes.memmove(buf, len(handle).to_bytes(4, "little") + htype.to_bytes(4, "little", signed=True)
                    + handle, 8 + len(handle))
@@ -90,13 +103,13 @@ def _watched(t: FdTarget, ino: int, sdev: int, htype: int, handle: bytes,
             if os.fstat(fd).st_ino != ino:
                 continue
             path = os.readlink(f"/proc/self/fd/{fd}")
-            if path.startswith("/") and path.endswith(DELETED) and ctx is not None:
-                return path[:-len(DELETED)], regfile.dump_watched(t, fd, ctx)
+            if path.startswith("/") and path.endswith(DELETED):
+                return path[:-len(DELETED)], regfile.dump_watched(t, fd, ctx, what, perm)
         finally:
             os.close(fd)
-        if path.startswith("/") and not path.endswith(DELETED):
+        if path.startswith("/"):
             return path, 0
-    raise UnsupportedObject(f"{describe(t)}: the inotify watch on inode {ino} of device "
+    raise UnsupportedObject(f"{describe(t)}: the {what} on inode {ino} of device "
                             f"{_kernel_dev(sdev)[0]}:{_kernel_dev(sdev)[1]} has no reachable path")
 
 
@@ -144,22 +157,34 @@ class InotifyKind:
         except BaseException:
             os.close(fd)
             raise
-        if any(w.file_id for w in e.watches):
-            ctx.extra.setdefault("inotify-settle", {})[fd] = True
+        ctx.extra.setdefault("inotify-settle", {})[fd] = [w.wd for w in e.watches]
         return fd
 
 
 def settle(ctx: RestoreFiles) -> None:
-    """Before the tasks run: refcr's own descriptions of deleted files are
-    closed (their IN_CLOSE_* and the IN_ATTRIB of their times would reach a
-    watch on them), then the events that refcr's work queued are read off
-    the instances that watch such files."""
+    """Before the tasks run, every instance's queue is read empty: what
+    refcr did after adding the watches queued events on them (its opens,
+    closes, chmod and times of a ghost; the mkdir and rmdir of a removed
+    directory in a watched parent; a reopened file's IN_OPEN), and the
+    restored queue must hold none (the dumped events are not kept).  refcr's
+    own fds of deleted files and directories are closed first, so that their
+    closes are read off too.  An IN_ONESHOT watch that this fired is gone:
+    refused, naming it."""
     instances = ctx.extra.get("inotify-settle", {})
-    if not instances:
-        return
-    ctx.close_if(lambda st: stat_mod.S_ISREG(st.st_mode) and st.st_nlink == 0)
-    for fd in instances:
+    if instances:
+        regfile.close_deleted(ctx)
+    for fd, wds in instances.items():
         _drain(fd)
+        _check_kept(fd, wds)
+
+
+def _check_kept(fd: int, wds: list[int]) -> None:
+    """Every watch of the instance still there (fdinfo)."""
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        have = {int(m.group(1), 16) for line in f if (m := _WATCH.match(line))}
+    if lost := [wd for wd in wds if wd not in have]:
+        raise RestoreError(f"inotify watch {lost[0]} went away before the tasks ran (an IN_ONESHOT watch that "
+                           "refcr's own opening or closing of its file fired)")
 
 
 def _add_watch(fd: int, w: anon_fds_pb2.InotifyWatch, ctx: RestoreFiles) -> None:
@@ -188,13 +213,11 @@ def _add_watch(fd: int, w: anon_fds_pb2.InotifyWatch, ctx: RestoreFiles) -> None
 
 
 def _drain(fd: int) -> None:
-    """Throw away the IN_IGNORED events of the placeholder watches."""
-    while True:
-        try:
-            if not os.read(fd, 65536):
-                return
-        except BlockingIOError:
-            return
+    """Throw away what is queued (polled first: the restored instance may be a blocking one)."""
+    ready = select.poll()
+    ready.register(fd, select.POLLIN)
+    while ready.poll(0):
+        os.read(fd, 65536)
 
 
 KINDS = [InotifyKind()]

@@ -32,10 +32,14 @@ Three kinds share this module:
   made again with mkdir / mknod (of the node's type and number) at the old
   name, held by an O_PATH fd; a node is unlinked at once, a directory only
   once every process is in (deleted files that were in it are made inside
-  it first; a failed restore removes it).  mmap() moves a file's atime:
-  the ghosts' times are set again once every process is in place
-  (ghost_times).  Cost: a mapped ghost counts against --ghost-limit like
-  any other; a device node has no data and counts nothing.
+  it first; a failed restore removes it).  An inotify watch or a fanotify
+  mark on a deleted file or removed directory names its ghost too
+  (dump_watched), if an fd, area, cwd or root of the tree holds it
+  (check_watched).  mmap() moves a file's atime: the ghosts' times are set
+  again once every process is in place (ghost_times); refcr's own fds of
+  them are closed before the tasks run (close_deleted).  Cost: a mapped
+  ghost counts against --ghost-limit like any other; a device node has no
+  data and counts nothing.
 
 Removed device nodes.  refcr runs as root and images are untrusted, so a
 node is made again only if /dev of refcr's mount namespace has a node of
@@ -359,17 +363,47 @@ def dump_mapped(pid: int, area: str, fmode: int, ctx: DumpFiles) -> int:
     if home != t.st.st_dev:      # no directory of its file system to make it again in (hugetlbfs's
         raise UnsupportedObject(f"{describe(t)}: the deleted file's directory is not on its "
                                 "file system: it cannot be made again there")   # /anon_hugepage)
-    return ctx.add_linked(t, ghost_entry)
+    return _pinned(t, ctx)
 
 
-def dump_watched(t: FdTarget, fd: int, ctx: DumpFiles) -> int:
-    """The FileEntry id of a deleted file an inotify instance of t watches,
-    found as refcr's own fd *fd* (open_by_handle_at): its ghost."""
-    w = link_target(t.pid, f"/proc/self/fd/{fd}", f"inotify watch of fd {t.fd}", os.O_RDONLY)
-    if not stat_mod.S_ISREG(w.st.st_mode):
-        raise UnsupportedObject(f"{describe(w)}: a watch on a deleted {stat_mod.filemode(w.st.st_mode)} "
+def dump_watched(t: FdTarget, fd: int, ctx: DumpFiles, what: str, perm: bool = False) -> int:
+    """The FileEntry id of a deleted file or removed directory that *what*
+    (an inotify watch, a fanotify mark: *perm* if it asks for permission
+    events) of t is on, found as refcr's own fd *fd* (open_by_handle_at):
+    its ghost, the inode the tree's fds, areas or cwd of it get
+    (check_watched makes sure there is one)."""
+    is_dir = stat_mod.S_ISDIR(os.fstat(fd).st_mode)
+    flags = os.O_RDONLY | (os.O_DIRECTORY if is_dir else 0)     # a directory's: dump_removed_dir's entry
+    w = link_target(t.pid, f"/proc/self/fd/{fd}", f"{what} of fd {t.fd}", flags)
+    if not (stat_mod.S_ISREG(w.st.st_mode) or is_dir):
+        raise UnsupportedObject(f"{describe(w)}: a {what} on a deleted {stat_mod.filemode(w.st.st_mode)} "
                                 "is not restored")
+    if perm and not is_dir:     # ghost_data's open and reads would wait for the group's answer
+        raise UnsupportedObject(f"{describe(w)}: the {what} asks for permission events on the deleted file: "
+                                "reading its data, refcr would wait for an answer from the frozen group")
+    if not w.st.st_nlink:       # gone for good: it lives only while pinned (one linked elsewhere lives on)
+        ctx.extra.setdefault("watched", {})[(w.st.st_dev, w.st.st_ino)] = \
+            f"{describe(w)}: nothing of the tree but the {what} holds the {'directory' if is_dir else 'file'}"
     return ctx.add_linked(w, ghost_entry)
+
+
+def check_watched(ctx: DumpFiles) -> None:
+    """Once the whole tree is dumped: refuse a watch or mark on a deleted
+    inode that no fd, area or cwd of the tree holds.  The kernel keeps a
+    watch on an unlinked inode only while something pins its dentry (a watch
+    alone does not: rmdir or the last close ends it with IN_DELETE_SELF), so
+    here something outside the tree does, and after restore nothing would."""
+    pinned = ctx.extra.get("pinned", {})
+    for key, where in ctx.extra.get("watched", {}).items():
+        if key not in pinned and not ctx.holds(*key):
+            raise UnsupportedObject(f"{where} (something outside the tree pins it): it would not outlive "
+                                    "the restore")
+
+
+def _pinned(t: LinkTarget, ctx: DumpFiles) -> int:
+    """add_linked for a holder of the file (an area, a cwd), noted for check_watched."""
+    ctx.extra.setdefault("pinned", {})[(t.st.st_dev, t.st.st_ino)] = True
+    return ctx.add_linked(t, ghost_entry)
 
 
 def dump_removed_dir(pid: int, which: str, ctx: DumpFiles) -> int:
@@ -379,7 +413,20 @@ def dump_removed_dir(pid: int, which: str, ctx: DumpFiles) -> int:
     t: LinkTarget = link_target(pid, proc.path(pid, which), which, os.O_RDONLY | os.O_DIRECTORY)
     if not _deleted_node(t.st, t.link):
         raise UnsupportedObject(f"{describe(t)}: the directory is not reachable by its path")
-    return ctx.add_linked(t, ghost_entry)
+    return _pinned(t, ctx)
+
+
+def close_deleted(ctx: RestoreFiles) -> None:
+    """Close refcr's own fds of deleted files and removed directories once
+    every process is in, before the tasks run (at most once): a description
+    only refcr holds would give its IN_CLOSE_* / FAN_CLOSE_* to the tree's
+    watches and marks when refcr exits, and refcr's hold on a removed
+    directory would put off its IN_DELETE_SELF past the tree's last close."""
+    done = ctx.extra.setdefault("deleted-closed", {})
+    if done or not ctx.extra.get("ghosts"):
+        return
+    done[True] = True
+    ctx.close_if(lambda st: st.st_nlink == 0 and (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)))
 
 
 def ghost_times(ctx: RestoreFiles) -> None:

@@ -542,6 +542,16 @@ def _ghost(s: ImageSet, file_id: int) -> Any:
     return entry.ghost if entry is not None and entry.WhichOneof("file") == "ghost" else None
 
 
+def _watched_ghost(s: ImageSet, w: Any, where: _Where, label: str) -> None:
+    """An inotify watch or fanotify mark on a deleted inode names its ghost:
+    a deleted regular file or removed directory of files.img at its path."""
+    if not w.file_id:
+        return
+    ghost = _ghost(s, w.file_id)
+    if ghost is None or not (stat_mod.S_ISREG(ghost.mode) or stat_mod.S_ISDIR(ghost.mode)) or ghost.path != w.path:
+        where.fail(f"{label}.file_id", f"{w.file_id} is no deleted file or directory {w.path!r} of files.img")
+
+
 def _mapped_ghost(s: ImageSet, v: Any, w: _Where, label: str, file_kind: bool) -> None:
     """An area of a deleted file names a ghost of files.img with its path and
     open mode (fs/regfile.py makes the ghost; its fields are checked there)."""
@@ -614,11 +624,13 @@ def _files(s: ImageSet, pids: list[int]) -> None:
         _file(getattr(e, which), which, w)
         _locks(e, which, w)
     for i, e in enumerate(entries):
-        for j, wt in enumerate(e.inotify.watches if e.WhichOneof("file") == "inotify" else []):
-            ghost = _ghost(s, wt.file_id) if wt.file_id else None
-            if wt.file_id and (ghost is None or not stat_mod.S_ISREG(ghost.mode) or ghost.path != wt.path):
-                s.where("files", i).fail(f"inotify.watches[{j}].file_id",
-                                         f"{wt.file_id} is no deleted file {wt.path!r} of files.img")
+        which = e.WhichOneof("file")
+        for j, wt in enumerate(e.inotify.watches if which == "inotify" else []):
+            _watched_ghost(s, wt, s.where("files", i), f"inotify.watches[{j}]")
+        for j, mk in enumerate(e.fanotify.marks if which == "fanotify" else []):
+            if mk.file_id and mk.type != 0:
+                s.where("files", i).fail(f"fanotify.marks[{j}].file_id", "set on a mount or filesystem mark")
+            _watched_ghost(s, mk, s.where("files", i), f"fanotify.marks[{j}]")
     unix = {e.unix_sk.ino for e in entries if e.WhichOneof("file") == "unix_sk"}
     for i, e in enumerate(entries):
         if e.WhichOneof("file") == "unix_sk" and e.unix_sk.peer and e.unix_sk.peer not in unix \

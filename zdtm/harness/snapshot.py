@@ -42,7 +42,10 @@ changes across C/R is normalised away:
   ``it_value`` and ``ticks`` by ``armed`` (or fired: ticks > 0) / ``disarmed``
   (both move with elapsed time); an epoll ``tfd:`` line's ``ino``/``sdev`` by
   whether they are those of the process's fd ``tfd`` (``same``), which is
-  what the target file identity means after restore.
+  what the target file identity means after restore; an ``inotify wd:`` or
+  ``fanotify ino:`` line on a deleted inode that an fd, area or cwd of the tree
+  holds: its inode by that inode's number (which fds, areas and cwd it is
+  shows), without its file handle, the lines sorted again after.
 """
 from __future__ import annotations
 
@@ -578,6 +581,8 @@ def _shm_key(ino: int) -> str:
 
 INOTIFY_INODE = re.compile(r"ino:([0-9a-f]+) sdev:([0-9a-f]+)")
 INOTIFY_HANDLE = re.compile(r" f_handle:[0-9a-f]*")
+FANOTIFY_INODE = re.compile(r"([0-9a-f]+) sdev:([0-9a-f]+)")     # the value of a "fanotify ino:" line
+NOTIFY_INODE_KEYS = ("inotify wd", "fanotify ino")
 CWD_GHOST = re.compile(r"^(.*) \[deleted inode (\S+)\]$")
 
 
@@ -904,29 +909,36 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
             return v
         return replace(v, inode=-ghost(_ghost_key(v.dev, v.inode)))
 
-    deleted = {v for t in tasks for f in t.fds for k, v in f.info if k == GHOST}
-    deleted |= {_ghost_key(v.dev, v.inode) for t in tasks for v in t.vmas
-                if v.path.endswith(" (deleted)") and not ANON_SHARED.match(v.path)}
+    def cwd(link: str) -> str:
+        m = CWD_GHOST.match(link)
+        return link if m is None else f"{m.group(1)} [deleted inode #{ghost(m.group(2))}]"
 
-    def watch(line: str) -> str:
-        """An inotify watch of a deleted file of the tree: its inode renumbered."""
-        m = INOTIFY_INODE.search(line)
+    for t in tasks:     # the holders of deleted inodes numbered first, in the order of the pass below, so
+        cwd(t.cwd)      # that a watch line finds its inode's number whatever the order of its lines
+        for v in t.vmas:
+            vma(v)
+        for f in t.fds:
+            for k, v in f.info:
+                if k == GHOST:
+                    ghost(v)
+    deleted = set(ghosts)
+
+    def watch(k: str, line: str) -> str:
+        """An inotify watch or fanotify inode mark of a deleted file or removed
+        directory of the tree: its inode renumbered, its handle left out."""
+        m = (INOTIFY_INODE.search if k == "inotify wd" else FANOTIFY_INODE.match)(line)
         if m is None:
             return line
         sdev, ino = int(m.group(2), 16), int(m.group(1), 16)
         key = _ghost_key(f"{sdev >> 20:02x}:{sdev & 0xFFFFF:02x}", ino)
         if key not in deleted:
             return line
-        return INOTIFY_HANDLE.sub("", INOTIFY_INODE.sub(f"deleted inode #{ghost(key)}", line))
+        return INOTIFY_HANDLE.sub("", line[:m.start()] + f"deleted inode #{ghost(key)}" + line[m.end():])
 
     def fd(f: Fd) -> Fd:
-        info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, watch(v)) if k == "inotify wd" else (k, v)
+        info = tuple((k, f"#{ghost(v)}") if k == GHOST else (k, watch(k, v)) if k in NOTIFY_INODE_KEYS else (k, v)
                      for k, v in f.info)
-        return replace(f, target=norm(f.target), info=info)
-
-    def cwd(link: str) -> str:
-        m = CWD_GHOST.match(link)
-        return link if m is None else f"{m.group(1)} [deleted inode #{ghost(m.group(2))}]"
+        return replace(f, target=norm(f.target), info=_watches_sorted(info))
 
     return [
         replace(
@@ -939,6 +951,13 @@ def _renumber_objects(tasks: list[TaskState]) -> list[TaskState]:
         )
         for t in tasks
     ]
+
+
+def _watches_sorted(info: Pairs) -> Pairs:
+    """The watch and mark lines sorted again, in their places, once their
+    inodes are renumbered (a fanotify mark's line starts with its inode)."""
+    lines = iter(sorted(kv for kv in info if kv[0] in NOTIFY_INODE_KEYS))
+    return tuple(next(lines) if kv[0] in NOTIFY_INODE_KEYS else kv for kv in info)
 
 
 def _mark_pids(tasks: list[TaskState]) -> list[TaskState]:
