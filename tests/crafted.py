@@ -11,6 +11,8 @@ Programs (each leads its own session, waits for signals forever):
   group;
 * ``threads``: three threads, one of them with a pending signal queued;
 * ``tree``: a parent and a child joined by a pipe with bytes in it;
+* ``aio``: two aio contexts (io_setup 16 and 200), the first holding two
+  completed requests not reaped;
 * ``userns``: the ``tree`` program as pid 1 of a user namespace of its own
   (zdtm's uns flavor map: root is root, every other id shifted) with new
   PID, mount, net, IPC and UTS namespaces, so the images hold userns.img,
@@ -133,6 +135,37 @@ int main(int argc, char **argv)
 		for (;;)
 			pause();
 	}
+	r = open("ready", O_WRONLY | O_CREAT, 0600);
+	close(r);
+	for (;;)
+		pause();
+}
+""",
+    "aio": r"""
+#include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	aio_context_t a = 0, b = 0;
+	struct iocb cb[2], *p[2] = { &cb[0], &cb[1] };
+	int fd = open("/dev/null", O_WRONLY), r;
+
+	(void)argc;
+	if (chdir(argv[1]) || fd < 0 || syscall(SYS_io_setup, 16, &a) || syscall(SYS_io_setup, 200, &b))
+		return 1;
+	memset(cb, 0, sizeof(cb));
+	for (r = 0; r < 2; r++) {
+		cb[r].aio_lio_opcode = IOCB_CMD_PWRITE;
+		cb[r].aio_fildes = fd;
+		cb[r].aio_buf = (unsigned long)"x";
+		cb[r].aio_nbytes = 1;
+		cb[r].aio_data = r + 1;
+	}
+	if (syscall(SYS_io_submit, a, 2, p) != 2)
+		return 1;
 	r = open("ready", O_WRONLY | O_CREAT, 0600);
 	close(r);
 	for (;;)

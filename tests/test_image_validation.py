@@ -20,7 +20,7 @@ from refcr.pb import filekinds_pb2, files_pb2, mm_pb2
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Dumped]:
     where = tmp_path_factory.mktemp("validation")
-    return {name: dump_program(name, where) for name in ("files", "threads", "userns")}
+    return {name: dump_program(name, where) for name in ("files", "threads", "userns", "aio")}
 
 
 def _siginfo(signo: int) -> bytes:
@@ -133,6 +133,23 @@ def _lock(**fields: Any) -> Callable[[list[Any]], None]:
     return add
 
 
+def _aio(**fields: Any) -> Callable[[list[Any]], None]:
+    """The aio context holding events (aios[1]: the rings are in address
+    order, the later io_setup's below the first's) with fields made bad."""
+    def edit_(es: list[Any]) -> None:
+        ring = es[0].aios[1]
+        assert ring.events, "the crafted aio program's first context holds two events"
+        for k, v in fields.items():
+            setattr(ring, k, v(ring) if callable(v) else v)
+    return edit_
+
+
+def _aio_area_beyond_user_space(es: list[Any]) -> None:
+    v = next(v for v in es[0].vmas if v.kind == mm_pb2.VMA_AIO_RING)
+    ring = next(r for r in es[0].aios if r.id == v.start)
+    v.start, v.end, ring.id = 1 << 47, (1 << 47) + ring.ring_len, 1 << 47
+
+
 # (program, image type, id is the pid, edit, words the error must contain)
 CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, ...]]] = {
     "overlapping areas": ("files", "mm", True, _overlap, ("mm-", "vmas[1]")),
@@ -200,6 +217,19 @@ CASES: dict[str, tuple[str, str, bool, Callable[[list[Any]], None], tuple[str, .
                                            ("files.img", "fanotify.marks[0].file_id", "mount")),
     "sigaction for SIGKILL": ("files", "core", True, lambda es: setattr(es[0].sigactions[0], "sig", 9),
                               ("core-", "sigactions[0].sig")),
+    "aio ring of another size than its nr_req's": ("aio", "mm", True, _aio(nr_req=200),
+                                                   ("mm-", "aios[1].nr_req", "4 pages")),
+    "aio ring not at its area": ("aio", "mm", True, _aio(id=lambda r: r.id + 4096), ("mm-", "aios[1].id")),
+    "aio nr not the ring's": ("aio", "mm", True, _aio(nr=1000), ("mm-", "aios[1].nr")),
+    "aio head past the ring": ("aio", "mm", True, _aio(head=lambda r: r.nr), ("mm-", "aios[1].head")),
+    "aio tail past the ring": ("aio", "mm", True, _aio(tail=1 << 31), ("mm-", "aios[1].head", "tail")),
+    "aio events not those of head..tail": ("aio", "mm", True, _aio(tail=5), ("mm-", "aios[1].events")),
+    "aio contexts in one slot": ("aio", "mm", True, _aio(index=1), ("mm-", "aios[1].index")),
+    "aio slot past the limit": ("aio", "mm", True, _aio(index=1 << 20), ("mm-", "aios[1].index")),
+    "aio ring area without its context": ("aio", "mm", True, lambda es: es[0].aios.pop(),
+                                          ("mm-", "vmas[", "no context")),
+    "aio ring beyond user space": ("aio", "mm", True, _aio_area_beyond_user_space,
+                                   ("mm-", "vmas[", "outside the user address space")),
 }
 
 

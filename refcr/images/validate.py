@@ -15,7 +15,8 @@ traceback deep in the pipeline:
   (fdinfo -> files, peers, pipes);
 * memory: areas page-aligned, inside the user address space, sorted and
   not overlapping, flags and open modes from the allowed sets, file areas
-  with absolute paths; pagemap runs sorted, inside areas whose pages refcr
+  with absolute paths; aio rings each an area of theirs, of the size their
+  io_setup argument makes, head, tail and event count within it; pagemap runs sorted, inside areas whose pages refcr
   writes (private ones: a page written into a shared file mapping would
   change a host file), and their page count matching the pages file;
 * signals and registers the kernel accepts (segment selectors, fs/gs base,
@@ -46,6 +47,7 @@ from refcr.errors import ImageError
 from refcr.images import devnodes
 from refcr.images.imagedir import ImageDir, type_by_filename
 from refcr.images.pbruntime import FieldDescriptor as F
+from refcr.mm import aio
 from refcr.pb import mm_pb2
 
 CONN_TABLE = r"refcr_tcp_[0-9]{1,10}_[0-9a-f]{8}"     # net/netlock.py's conn_table()
@@ -109,6 +111,8 @@ RANGES: dict[str, tuple[int, int]] = {
     "VmaEntry.prot": (0, 7), "VmaEntry.pgoff": (0, S64), "MmEntry.brk": (0, S64),
     "PagemapEntry.nr_pages": (1, U32), "PagemapHead.pages_written": (0, S64),
     "CredsEntry.groups": (0, U32 - 1), "SchedEntry.cpus": (0, 8191),
+    # io_setup refuses more (2 * nr_req events of 32 bytes past 256 MiB); slots: fs.aio-max-nr's default
+    "AioRingEntry.nr_req": (1, 1 << 22), "AioRingEntry.index": (0, (1 << 16) - 1),
 }
 # Repeated fields with a bound tighter than MAX_REPEATED.
 BOUNDS: dict[str, int] = {
@@ -116,6 +120,7 @@ BOUNDS: dict[str, int] = {
     "ThreadCore.pending": 1 << 16, "CoreEntry.shared_pending": 1 << 16, "CoreEntry.sigactions": 64,
     "CoreEntry.itimers": 3, "CoreEntry.rlimits": 16, "CredsEntry.groups": 1 << 16, "VmaEntry.madvise": 16,
     "UnixSkEntry.icons": 1 << 16, "InotifyEntry.watches": 1 << 16, "EpollEntry.targets": 1 << 20,
+    "MmEntry.aios": 1 << 16, "AioRingEntry.events": 1 << 23,
 }
 # Strings that name a file on the host: absolute (when set) and NUL-free.
 PATHS = {"RegFileEntry.path", "LockedFileEntry.path", "GhostFileEntry.path", "FifoEntry.path",
@@ -515,10 +520,42 @@ def _mm(s: ImageSet, pid: int) -> list[tuple[int, int, bool]]:
             _mapped_ghost(s, v, w, label, file_kind)
         if v.kind == mm_pb2.VMA_FILE_PRIVATE and v.shmid:
             _mapped_memfd(s, v, w, label)
+        if v.kind == mm_pb2.VMA_AIO_RING and share != MAP_SHARED:
+            w.fail(f"{label}.flags", "an aio ring is a shared mapping")
         writable = v.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and share == MAP_PRIVATE
         _cow_runs(w, label, v)
         out.append((v.start, v.end, writable))
+    _aio_rings(mm, w)
     return out
+
+
+def _aio_rings(mm: Any, w: "_Where") -> None:
+    """MmEntry.aios (mm/aio.py): each names one VMA_AIO_RING area of its own
+    length, a length io_setup(nr_req) makes, head, tail and events within its
+    nr; ids and slots once each; no ring area without its context."""
+    areas = {v.start: v.end - v.start for v in mm.vmas if v.kind == mm_pb2.VMA_AIO_RING}
+    slots: set[int] = set()
+    for i, r in enumerate(mm.aios):
+        label = f"aios[{i}]"
+        if areas.pop(r.id, None) != r.ring_len:
+            w.fail(f"{label}.id", f"{r.id:#x} (+{r.ring_len:#x}) is not an aio ring area of mm.img, or twice")
+        if aio.ring_pages(r.nr_req) * PAGE != r.ring_len:
+            w.fail(f"{label}.nr_req", f"io_setup({r.nr_req}) makes a ring of {aio.ring_pages(r.nr_req)} pages, "
+                                      f"not {r.ring_len:#x} bytes")
+        if r.nr != aio.ring_nr(r.ring_len):
+            w.fail(f"{label}.nr", f"{r.nr}: a ring of {r.ring_len:#x} bytes holds {aio.ring_nr(r.ring_len)} events")
+        if r.head >= r.nr or r.tail >= r.nr:
+            w.fail(f"{label}.head", f"head {r.head} or tail {r.tail} is past the ring's {r.nr} events")
+        if len(r.events) != (r.tail - r.head) % r.nr:
+            w.fail(f"{label}.events", f"{len(r.events)}, but head {r.head} and tail {r.tail} of {r.nr} "
+                                      f"hold {(r.tail - r.head) % r.nr}")
+        if r.index in slots:
+            w.fail(f"{label}.index", f"slot {r.index} holds another context already")
+        slots.add(r.index)
+    if areas:
+        start = min(areas)
+        w.fail(f"vmas[{[v.start for v in mm.vmas].index(start)}]", f"aio ring area {start:#x} has no context "
+                                                                    "in aios")
 
 
 def _cow_runs(w: "_Where", label: str, v: mm_pb2.VmaEntry) -> None:

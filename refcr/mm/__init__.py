@@ -1,5 +1,5 @@
-"""Address spaces: memory areas (VMAs) and their pages, memfd files, and
-dirty-page tracking for incremental dumps.
+"""Address spaces: memory areas (VMAs) and their pages, memfd files, aio
+contexts (their rings), and dirty-page tracking for incremental dumps.
 
 Images: mm-PID.img (proto/mm.proto), pagemap-*.img (proto/pagemap.proto) with
 raw pages-N.img, memfd entries in files.img (proto/files.proto).  Imports

@@ -16,6 +16,11 @@ vdso/vvar areas to their old addresses (or unmap them if the process had),
 map every area at its address, write the pages, put the protections back,
 and set the mm fields with PR_SET_MM_MAP.
 
+An aio ring ("/[aio] (deleted)", VMA_AIO_RING) is an area in the dump's
+list but not mapped here: its context (MmEntry.aios) is made again by
+io_setup and moved to its address once the other areas are in place
+(mm/aio.py).
+
 Per-area VM flags: madvise advice from the smaps VmFlags (sr rr dc wf hg nh
 mg dd) is applied again after the pages; guard regions (MADV_GUARD_INSTALL,
 VmFlags gu) are found in pagemap (PM_GUARD_REGION, which also says "swapped":
@@ -50,7 +55,7 @@ from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.log import log, progress
-from refcr.mm import cow, memfd, pages
+from refcr.mm import aio, cow, memfd, pages
 from refcr.mm.track import ProcessTrack
 from refcr.pb import mm_pb2
 from refcr.plugins import host
@@ -62,6 +67,7 @@ from refcr.ptrace.syscalls import (
     MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
+    MLOCK_ONFAULT,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PAGE_SIZE,
@@ -81,7 +87,6 @@ SPECIAL_KINDS = {
 SKIPPED = {"[vsyscall]"}   # the same fixed page in every process; cannot be unmapped
 DELETED = " (deleted)"
 SHMEM_NAME = "/dev/zero (deleted)"
-AIO_RING = "/[aio] (deleted)"      # the ring of an io_setup() context
 
 # mmap flags of an area that the restore passes on as dumped
 MAP_FLAGS_KEPT = MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE
@@ -91,7 +96,6 @@ MAP_FLAGS_KEPT = MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE
 MADVISE_BY_VMFLAG = {"sr": 2, "rr": 1, "dc": 10, "wf": 18, "hg": 14, "nh": 15, "mg": 12, "dd": 16}
 MADV_GUARD_INSTALL = 102
 PM_GUARD_REGION = 1 << 58           # pagemap: a guard marker (reads of it fault)
-MLOCK_ONFAULT = 1
 MCL_FUTURE, MCL_ONFAULT = 2, 4
 
 
@@ -124,9 +128,8 @@ def _vma_kind(pid: int, m: proc.Mapping) -> int:
         if m.shared:
             raise UnsupportedObject(f"shared anonymous area {m.start:x}-{m.end:x} without a shmem inode")
         return mm_pb2.VMA_ANON
-    if m.name == AIO_RING:
-        raise UnsupportedObject(f"process {pid}: an aio ring (io_setup) at {m.start:x}: "
-                                "refcr cannot dump aio contexts")
+    if m.name == aio.AIO_RING and m.shared:
+        return mm_pb2.VMA_AIO_RING      # its context: MmEntry.aios (mm/aio.py)
     if m.name.endswith(DELETED):
         if m.shared and (m.name == SHMEM_NAME or memfd.is_memfd(m.name)):
             return mm_pb2.VMA_SHMEM      # a memfd too: one object, found by its inode
@@ -409,6 +412,7 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
     mm.vmas.extend(vma_entry(pid, m, files) for m in maps if m.name not in SKIPPED)
+    mm.aios.extend(aio.dump(pid, remote, mm.vmas))
     mm.mlockall = future_lock(pid, remote.scratch)
     if parent is not None:
         cow.record(pid, parent[0], list(mm.vmas), list(parent[1].vmas))
@@ -572,6 +576,8 @@ class AreaMapper:
                                    "for a mapped file")
 
     def map(self, vma: mm_pb2.VmaEntry) -> None:
+        if vma.kind == mm_pb2.VMA_AIO_RING:     # made again by io_setup and moved there: aio.restore
+            return
         length = vma.end - vma.start
         flags = MAP_FIXED | (vma.flags & MAP_FLAGS_KEPT)
         if vma.kind == mm_pb2.VMA_ANON:
@@ -640,6 +646,8 @@ class AreaMapper:
     def finish(self, vma: mm_pb2.VmaEntry) -> None:
         """Final protection and advice, after the pages were written; guard
         regions, then the mlock (the kernel refuses guards in locked areas)."""
+        if vma.kind == mm_pb2.VMA_AIO_RING:     # not there yet: aio.restore sets its own
+            return
         if vma.kind in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE) and vma.prot != vma.prot | PROT_READ | PROT_WRITE:
             self._queue("mprotect", vma.start, vma.end - vma.start, vma.prot)
         for advice in vma.madvise:
@@ -736,6 +744,7 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)
     mapper.flush()
+    aio.restore(remote, mm, mapper.install_fd, image_id)     # before MCL_FUTURE: the rings' lock is their own
     if mm.mlockall:
         if mm.mlockall & ~(MCL_FUTURE | MCL_ONFAULT):
             raise RestoreError(f"mm image: bad mlockall flags {mm.mlockall:#x}")

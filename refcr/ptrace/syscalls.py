@@ -22,6 +22,7 @@ NR = {
     "timer_delete": 226, "seccomp": 317,
 }
 NR.update({"mlockall": 151, "mlock2": 325})     # mm/memory.py: locked areas, MCL_FUTURE
+NR.update({"io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209})     # mm/aio.py
 NR.update({"connect": 42, "listen": 50, "socketpair": 53})     # net/unix.py: SO_PEERCRED as the task
 
 # errno values the kernel uses for syscall restart (never seen by user space)
@@ -36,6 +37,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_GROWSDOWN, MAP_FIXED_NOREPLACE, MAP_NORESERVE = 0x100, 0x100000, 0x4000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MLOCK_ONFAULT = 1
 
 PR_SET_NAME = 15
 PR_SET_MM = 35
