@@ -47,7 +47,7 @@ from refcr.errors import ImageError
 from refcr.images import devnodes
 from refcr.images.imagedir import ImageDir, type_by_filename
 from refcr.images.pbruntime import FieldDescriptor as F
-from refcr.mm import aio
+from refcr.images import aioring
 from refcr.pb import mm_pb2
 
 CONN_TABLE = r"refcr_tcp_[0-9]{1,10}_[0-9a-f]{8}"     # net/netlock.py's conn_table()
@@ -539,11 +539,11 @@ def _aio_rings(mm: Any, w: "_Where") -> None:
         label = f"aios[{i}]"
         if areas.pop(r.id, None) != r.ring_len:
             w.fail(f"{label}.id", f"{r.id:#x} (+{r.ring_len:#x}) is not an aio ring area of mm.img, or twice")
-        if aio.ring_pages(r.nr_req) * PAGE != r.ring_len:
-            w.fail(f"{label}.nr_req", f"io_setup({r.nr_req}) makes a ring of {aio.ring_pages(r.nr_req)} pages, "
+        if aioring.ring_pages(r.nr_req) * PAGE != r.ring_len:
+            w.fail(f"{label}.nr_req", f"io_setup({r.nr_req}) makes a ring of {aioring.ring_pages(r.nr_req)} pages, "
                                       f"not {r.ring_len:#x} bytes")
-        if r.nr != aio.ring_nr(r.ring_len):
-            w.fail(f"{label}.nr", f"{r.nr}: a ring of {r.ring_len:#x} bytes holds {aio.ring_nr(r.ring_len)} events")
+        if r.nr != aioring.ring_nr(r.ring_len):
+            w.fail(f"{label}.nr", f"{r.nr}: a ring of {r.ring_len:#x} bytes holds {aioring.ring_nr(r.ring_len)} events")
         if r.head >= r.nr or r.tail >= r.nr:
             w.fail(f"{label}.head", f"head {r.head} or tail {r.tail} is past the ring's {r.nr} events")
         if len(r.events) != (r.tail - r.head) % r.nr:

@@ -87,6 +87,7 @@ import struct
 from typing import Callable, Iterable
 
 from refcr.errors import RestoreError, UnsupportedObject
+from refcr.images.aioring import nr_req_for, ring_nr
 from refcr.log import log
 from refcr.pb import mm_pb2
 from refcr.ptrace.syscalls import (
@@ -96,7 +97,6 @@ from refcr.ptrace.syscalls import (
     MLOCK_ONFAULT,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
-    PAGE_SIZE,
     PROT_READ,
     PROT_WRITE,
 )
@@ -109,27 +109,10 @@ IOCB = struct.Struct("<QIiHhIQQqQII")   # struct iocb (linux/aio_abi.h, little e
 TIMESPEC = struct.Struct("<qq")
 MAGIC, COMPAT, INCOMPAT = 0xA10A10A1, 1, 0    # what aio_setup_ring writes into the header
 IOCB_CMD_PWRITE = 1
-EVENTS_PER_PAGE = PAGE_SIZE // EVENT.size     # the header takes the room of one event
 CHUNK = 512             # requests per io_submit at restore: their pointers and events fit in the scratch
 
 
 # ------------------------------------------------------------ the kernel ---
-
-def ring_nr(length: int) -> int:
-    """Events a ring of `length` bytes holds (the kernel's nr_events)."""
-    return length // EVENT.size - 1
-
-
-def ring_pages(nr_req: int, cpus: int = 0) -> int:
-    """Pages of the ring io_setup(nr_req) makes with `cpus` possible CPUs."""
-    return -(-EVENT.size * (2 * max(nr_req, 4 * cpus) + 3) // PAGE_SIZE)
-
-
-def nr_req_for(length: int) -> int:
-    """The smallest io_setup() argument whose ring is `length` bytes long."""
-    pages = length // PAGE_SIZE
-    return max(1, (EVENTS_PER_PAGE * (pages - 1) - 3) // 2 + 1)
-
 
 # ---------------------------------------------------------------- dump ----
 

@@ -45,13 +45,21 @@ def test_siblings_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         sharing.dump(_tree((1, 0), (2, 1), (3, 1)))
 
 
-def test_sighand_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sighand_and_vm_with_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     _objects(monkeypatch, {sharing.KCMP_SIGHAND: {1001: "s", 1002: "s"}, sharing.KCMP_VM: {1001: "m", 1002: "m"}})
-    with pytest.raises(UnsupportedObject, match=r"1001 and 1002 share signal handlers.*yet"):
-        sharing.dump(_tree((1, 0), (2, 1)))
+    tree = _tree((1, 0), (2, 1))
+    sharing.dump(tree)
+    assert tree[1].entry.clone_flags == sharing.CLONE_VM | sharing.CLONE_SIGHAND and not tree[0].entry.clone_flags
+
+
+def test_vm_of_a_sibling_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _objects(monkeypatch, {sharing.KCMP_VM: {1002: "m", 1003: "m"}})
+    with pytest.raises(UnsupportedObject, match=r"1002 and 1003 share an address space.*not its parent"):
+        sharing.dump(_tree((1, 0), (2, 1), (3, 1)))
 
 
 def test_flags_decide_who_restores() -> None:
+    assert sharing.restores_mm(sharing.CLONE_FILES) and not sharing.restores_mm(sharing.CLONE_VM)
     assert sharing.restores_fs(0) and sharing.restores_files(0)
     assert not sharing.restores_fs(sharing.CLONE_FS) and sharing.restores_files(sharing.CLONE_FS)
     assert not sharing.restores_files(sharing.CLONE_FILES) and sharing.restores_fs(sharing.CLONE_FILES)
