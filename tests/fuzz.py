@@ -44,7 +44,7 @@ from refcr.errors import ImageError
 from refcr.images.imagedir import ImageDir, type_by_filename
 
 HANG = 20.0
-PROGRAMS = ("files", "threads", "tree", "userns")
+PROGRAMS = ("files", "threads", "tree", "userns", "aio")
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 1
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 NR_MOUNT_SETATTR = 442
