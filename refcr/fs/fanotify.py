@@ -23,6 +23,11 @@ of the tree's files and ghosts then reach no mark, so none of refcr's events
 is queued and no permission event waits for refcr (whose group fd would be
 the only one).  A mark with permission events on a deleted regular file is
 refused: reading the file's data at dump would wait for the frozen group.
+The same holds for any mark with permission events that covers a deleted
+file (its inode, its mount or its filesystem) wherever the group's fd is
+in the dump's order: before refcr first reads such a file, the tree's
+fanotify groups are looked at once (check_no_wait), and the dump is refused
+naming the group, instead of waiting for ever.
 Cost: an O_PATH open per marked ghost.  Deviation: a ghost
 is a new inode (another number and file handle in fdinfo).
 
@@ -43,6 +48,7 @@ import re
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs.eventfd import created, fdinfo_lines, is_anon, set_status_flags
 from refcr.fs.fd import DumpFiles, FdTarget, RestoreFiles, describe
+from refcr.ptrace import proc
 from refcr.fs import regfile
 from refcr.fs.inotify import _kernel_dev, _mounts_of, _queued_bytes, _watched
 from refcr.log import log
@@ -202,3 +208,43 @@ def _add_mark(fd: int, mark: anon_fds_pb2.FanotifyMark, ctx: RestoreFiles, ghost
 
 
 KINDS = [FanotifyKind()]
+
+
+def _permission_marks(pids: list[int]) -> list[tuple[str, str, int]]:
+    """(what, where, key) of every mark with permission events of the tree's
+    groups: ("inode", (kernel dev, ino)), ("mount", mnt_id), ("fs", kernel dev)."""
+    out: list[tuple[str, str, int]] = []
+    for pid in pids:
+        for fd in proc.fds(pid):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[fanotify]":
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                if (m := _INODE.match(line)) and int(m.group(4), 16) & FAN_PERM_EVENTS:
+                    out.append(("inode", f"process {pid} fd {fd}", (int(m.group(2), 16), int(m.group(1), 16))))
+                elif (m := _MOUNT.match(line)) and int(m.group(3), 16) & FAN_PERM_EVENTS:
+                    out.append(("mount", f"process {pid} fd {fd}", int(m.group(1), 16)))
+                elif (m := _SB.match(line)) and int(m.group(3), 16) & FAN_PERM_EVENTS:
+                    out.append(("fs", f"process {pid} fd {fd}", int(m.group(1), 16)))
+    return out
+
+
+def check_no_wait(t: FdTarget, ctx: DumpFiles) -> None:
+    """Before refcr opens and reads t's file at dump: refuse if a fanotify
+    group of the (frozen) tree has permission events on it -- its inode, its
+    mount or its filesystem -- as the open or read would wait for that group's
+    answer for ever.  The groups are looked at once per dump."""
+    marks = ctx.extra.setdefault("fanotify-perm", {})
+    if "marks" not in marks:
+        marks["marks"] = _permission_marks(ctx.pids)
+    kdev = (os.major(t.st.st_dev) << 20) | os.minor(t.st.st_dev)
+    mnt = int(t.info.get("mnt_id", "-1"))
+    for what, where, key in marks["marks"]:
+        if (what, key) in (("inode", (kdev, t.st.st_ino)), ("mount", mnt), ("fs", kdev)):
+            raise UnsupportedObject(f"{describe(t)}: the fanotify group of {where} has permission events on "
+                                    f"its {'filesystem' if what == 'fs' else what}: reading the deleted file's "
+                                    "data would wait for that frozen group")

@@ -126,6 +126,9 @@ class DumpFiles:
     claim: Callable[[FdTarget, "DumpFiles"], FileKind]     # the kind of a new description (fs/files.py)
     # flock/OFD/lease locks of a description whose kind keeps none in its entry (fs/locks.py)
     description_locks: Callable[[FdTarget, "DumpFiles"], list] = staticmethod(lambda t, ctx: [])
+    # before refcr reads a file of the tree: refuse if that would wait for a frozen
+    # fanotify group with permission events (fs/fanotify.py)
+    before_read: Callable[[FdTarget, "DumpFiles"], None] = staticmethod(lambda t, ctx: None)
     entries: list[files_pb2.FileEntry] = field(default_factory=list)
     extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
     pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first

@@ -17,7 +17,7 @@ import functools
 import importlib
 
 from refcr.fs.fd import O_CLOEXEC, DumpFiles, FdTarget, FileKind, RestoreFiles, fd_target
-from refcr.fs import locks
+from refcr.fs import fanotify, locks
 from refcr.images.imagedir import ImageDir
 from refcr.mm.track import is_tracking_fd
 from refcr.options import Options
@@ -50,7 +50,7 @@ def claim(t: FdTarget, ctx: DumpFiles) -> FileKind:
 
 
 def dump_context(opts: Options, pids: list[int] | None = None) -> DumpFiles:
-    return DumpFiles(opts, claim, locks.dump, pids=list(pids or []))
+    return DumpFiles(opts, claim, locks.dump, fanotify.check_no_wait, pids=list(pids or []))
 
 
 def restore_context(images: ImageDir, opts: Options) -> RestoreFiles:

@@ -448,6 +448,7 @@ def ghost_data(t: FdTarget, ctx: DumpFiles) -> list[filekinds_pb2.DataRun]:
     """The contents of a deleted file, up to --ghost-limit bytes: the data
     only (SEEK_DATA/SEEK_HOLE, the FIEMAP of CRIU's --ghost-fiemap, which is
     the default), or every byte with --no-ghost-fiemap."""
+    ctx.before_read(t, ctx)
     local = os.open(t.proc_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOATIME)
     try:
         runs = read_runs(local, t.st.st_size, holes=ctx.opts.ghost_fiemap)
