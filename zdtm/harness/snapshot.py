@@ -53,6 +53,7 @@ import ctypes
 import difflib
 import errno
 import fcntl
+import json
 import os
 import re
 import stat
@@ -198,6 +199,7 @@ class TaskState:
     userns: Pairs = ()  # its user namespace: maps, setgroups, owner, parent, who owns its other namespaces
     firewall: tuple[str, ...] = ()  # `nft list ruleset` of its network namespace when not the harness's
     net_sysctls: tuple[str, ...] = ()  # every readable /proc/sys/net file of that namespace, "name:value"
+    net_config: tuple[str, ...] = ()   # that namespace's links, addresses and routes (ip -j), normalised
     outer: int = field(default=0, compare=False)  # pid as the harness sees it; never compared
 
 
@@ -737,6 +739,8 @@ def take_task(pid: int, parent: int = 0, host_ns: dict[str, str] | None = None,
         firewall=_firewall_of(pid, dict(ns)["net"], firewalls if firewalls is not None else {}) if own_net_ns else (),
         net_sysctls=_net_sysctls_of(pid, dict(ns)["net"], firewalls if firewalls is not None else {})
         if own_net_ns else (),
+        net_config=_net_config_of(pid, dict(ns)["net"], firewalls if firewalls is not None else {})
+        if own_net_ns else (),
         outer=pid,
     )
 
@@ -757,6 +761,54 @@ def _net_sysctls_of(pid: int, netns: str, seen: dict[str, tuple[str, ...]]) -> t
     if key not in seen:
         seen[key] = _net_sysctls(pid)
     return seen[key]
+
+
+def _net_config_of(pid: int, netns: str, seen: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    key = f"config {netns}"
+    if key not in seen:
+        seen[key] = _net_config(pid)
+    return seen[key]
+
+
+# What is compared of a link, an address and a route: what a restore sets.
+# Left out: kernel-chosen numbers (ifindex, netnsid), counters, and what
+# follows from the peers' state a moment later (carrier, operstate,
+# linkdown, IPv6 DAD's tentative), and finite lifetimes (they count down).
+LINK_KEYS = ("ifname", "link", "mtu", "qdisc", "txqlen", "link_type", "address", "broadcast", "promiscuity",
+             "allmulti", "min_mtu", "max_mtu", "inet6_addr_gen_mode", "group")
+CARRIER_FLAGS = {"LOWER_UP", "NO-CARRIER", "M-DOWN", "DORMANT"}
+TRANSIENT_ADDR = {"tentative", "optimistic", "valid_life_time", "preferred_life_time"}
+FOREVER = 4294967295
+
+
+def _net_config(pid: int) -> tuple[str, ...]:
+    """Links, addresses and routes of pid's network namespace, as `ip -j`
+    shows them there, one line each, normalised (LINK_KEYS)."""
+    script = "ip -d -j link show; echo; ip -j addr show; echo; ip -j route show table all"
+    res = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "sh", "-c", script],
+                         capture_output=True, text=True, check=False)
+    parts = [p for p in res.stdout.split("\n\n")]
+    if res.returncode or len(parts) != 3:
+        return (f"ip: {res.stderr.strip()}",)
+    links, addrs, routes = (json.loads(p or "[]") for p in parts)
+    out = [_link_line(link) for link in links]
+    for link in addrs:
+        for a in link.get("addr_info", []):
+            life = "" if a.get("valid_life_time", FOREVER) == FOREVER else " lifetime finite"
+            kept = {k: v for k, v in a.items() if k not in TRANSIENT_ADDR}
+            out.append(f"addr {link['ifname']} {json.dumps(kept, sort_keys=True)}{life}")
+    for r in routes:
+        r = {k: v for k, v in r.items() if k != "expires"}
+        r["flags"] = [f for f in r.get("flags", []) if f != "linkdown"]
+        out.append(f"route {json.dumps(r, sort_keys=True)}")
+    return tuple(sorted(out))
+
+
+def _link_line(link: dict) -> str:
+    kept = {k: link[k] for k in LINK_KEYS if k in link}
+    kept["flags"] = sorted(set(link.get("flags", [])) - CARRIER_FLAGS)
+    kept["kind"] = link.get("linkinfo", {}).get("info_kind", "")
+    return f"link {json.dumps(kept, sort_keys=True)}"
 
 
 def _net_sysctls(pid: int) -> tuple[str, ...]:
