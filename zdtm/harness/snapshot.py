@@ -6,7 +6,9 @@ the status fields C/R must preserve, limits, personality, cwd/root/exe links,
 cgroup membership (/proc/PID/cgroup as the task sees it; a thread's own only
 where it differs from its process's),
 session/group ids, the parent, namespaces, the mount table (when not the
-host's), the nftables ruleset of a network namespace that is not the host's
+host's), the nftables ruleset, every /proc/sys/net value and the links,
+addresses and routes (ip -j, normalised: _net_config) of a network
+namespace that is not the host's
 (``nft list ruleset`` through nsenter; counters and set timeouts left out),
 the mm layout fields of stat, and what processes share with other
 processes of the tree (kcmp KCMP_VM/FILES/FS/SIGHAND: the lowest inner pid
