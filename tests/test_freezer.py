@@ -76,6 +76,12 @@ def thaw(d: Path) -> None:
     freezer.Freezer.open(str(d)).thaw()
 
 
+def _number(path: Path) -> int:
+    """The forker's count, read once (it rewrites the file: a second read may find it empty)."""
+    text = path.read_text().strip()
+    return int(text) if text.isdigit() else 0
+
+
 def start(forker: Path, d: Path, processes: Processes, cwd: Path) -> tuple[int, Path]:
     """The forker as pid 1 of its own pid (and mount) namespace: the pids it
     churns through cannot collide with the machine's at restore.  Returns its
@@ -84,7 +90,7 @@ def start(forker: Path, d: Path, processes: Processes, cwd: Path) -> tuple[int, 
     p = processes.spawn(["sh", "-c", f"echo $$ > {d}/cgroup.procs && "
                          f"exec unshare --pid --fork --mount --mount-proc {forker} {count}"], cwd)
     deadline = time.monotonic() + 10
-    while not (count.exists() and count.read_text().strip() and int(count.read_text()) > 200):
+    while not (count.exists() and _number(count) > 200):
         assert time.monotonic() < deadline, "the forker did not start"
         time.sleep(0.02)
     while not proc.children(p.pid):

@@ -50,6 +50,7 @@ KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND = 1, 2, 3, 4
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x00000100, 0x00000200, 0x00000400, 0x00000800
 RESTORED = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND   # the clone_flags a pstree entry may carry
 VFORK_SYSCALLS = {56, 58, 435}         # clone, vfork, clone3: where a vfork parent waits for its child
+VFORK_WAITS = {"kernel_clone", "wait_for_vfork_done"}    # its wchan (the wait is inlined or not)
 
 
 @dataclass(frozen=True)
@@ -104,16 +105,20 @@ def dump(live: list[Member]) -> None:
 
 def in_vfork_wait(tid: int) -> bool:
     """Whether a task waits inside vfork (or clone(CLONE_VFORK)) for its child
-    to exec or exit: asleep (D) in clone, vfork or clone3.  It must be
-    looked at before it is seized: ptrace cannot stop a task in that wait."""
+    to exec or exit: asleep (D) in clone, vfork or clone3, at the wait of
+    kernel_clone (wchan; a task of a frozen cgroup is asleep (D) in its
+    syscall too, but in the refrigerator).  It must be looked at before it
+    is seized: ptrace cannot stop a task in that wait."""
     try:
         with open(f"/proc/{tid}/syscall") as f:
             nr = f.read().split()[0]
         with open(f"/proc/{tid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{tid}/wchan") as f:
+            wchan = f.read().strip()
     except (OSError, IndexError):
         return False
-    return state == "D" and nr.isdigit() and int(nr) in VFORK_SYSCALLS
+    return state == "D" and nr.isdigit() and int(nr) in VFORK_SYSCALLS and wchan in VFORK_WAITS
 
 
 def restores_mm(clone_flags: int) -> bool:
