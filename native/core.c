@@ -717,6 +717,29 @@ int rc_kcmp(int pid1, int pid2, int type, unsigned long idx1, unsigned long idx2
 	return r < 0 ? -errno : (int)r;
 }
 
+long rc_kcmp_file_search(int pid, int fd, const int *pids, const int *fds, long n)
+{
+	long lo = 0, hi = n;
+
+	while (lo < hi) {
+		long mid = lo + (hi - lo) / 2;
+		long r = syscall(SYS_kcmp, pid, pids[mid], 0 /* KCMP_FILE */,
+				 (unsigned long)fd, (unsigned long)fds[mid]);
+
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return 2 * mid + 1;
+		if (r == 1)		/* KCMP_LESS: the first is below the second */
+			hi = mid;
+		else if (r == 2)
+			lo = mid + 1;
+		else
+			return RC_KCMP_UNORDERED;
+	}
+	return 2 * lo;
+}
+
 long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags)
 {
 	ssize_t r = tee(fd_in, fd_out, len, flags);

@@ -109,6 +109,13 @@ int rc_get_robust_list(int tid, unsigned long *head, size_t *len);
 int rc_tgkill(int tgid, int tid, int sig);
 /* kcmp(2): 0 equal, 1/2 ordered, 3 not equal; -errno on failure. */
 int rc_kcmp(int pid1, int pid2, int type, unsigned long idx1, unsigned long idx2);
+/* Where (pid, fd)'s open file description is among n descriptions sorted in
+ * kcmp(KCMP_FILE) order (pids[i], fds[i]): a binary search, one syscall per
+ * step.  Returns 2 * index + 1 if it is the one at index, 2 * index if it
+ * belongs before index (not among them), RC_KCMP_UNORDERED if the kernel gave
+ * no order, or -errno. */
+#define RC_KCMP_UNORDERED (-100000)
+long rc_kcmp_file_search(int pid, int fd, const int *pids, const int *fds, long n);
 long rc_tee(int fd_in, int fd_out, size_t len, unsigned int flags);
 int rc_setns(int fd, int nstype);
 int rc_unshare(int flags);

@@ -10,6 +10,7 @@ them, so this module imports no kind and every kind can import it.
 """
 from __future__ import annotations
 
+import array
 import os
 import stat as stat_mod
 from dataclasses import dataclass, field
@@ -27,7 +28,6 @@ O_CLOEXEC = 0o2000000
 
 
 KCMP_FILE = 0
-KCMP_LESS, KCMP_GREATER = 1, 2     # kcmp(2) results that order two objects
 
 
 @dataclass
@@ -119,6 +119,21 @@ def describe(t: FdTarget) -> str:
 
 
 @dataclass
+class _Descriptions:
+    """The open file descriptions of one inode seen so far, one fd of each,
+    sorted in kcmp's order: arrays, for native.kcmp_file_search."""
+
+    pids: array.array = field(default_factory=lambda: array.array("i"))
+    fds: array.array = field(default_factory=lambda: array.array("i"))
+    ids: list[int] = field(default_factory=list)      # their FileEntry ids
+
+    def insert(self, at: int, pid: int, fd: int, file_id: int) -> None:
+        self.pids.insert(at, pid)
+        self.fds.insert(at, fd)
+        self.ids.insert(at, file_id)
+
+
+@dataclass
 class DumpFiles:
     """Collects open file descriptions while fd tables are dumped."""
 
@@ -132,8 +147,8 @@ class DumpFiles:
     entries: list[files_pb2.FileEntry] = field(default_factory=list)
     extra: dict[str, dict] = field(default_factory=dict)     # per-kind side data (e.g. pipe contents)
     pids: list[int] = field(default_factory=list)      # host pids of the dumped tree, root first
-    # per inode: one (pid, fd, file_id) per description, sorted in kcmp's order
-    _by_inode: dict[tuple[int, int], list[tuple[int, int, int]]] = field(default_factory=dict)
+    # per inode: its descriptions seen so far, sorted in kcmp's order
+    _by_inode: dict[tuple[int, int], "_Descriptions"] = field(default_factory=dict)
 
     def add_linked(self, t: LinkTarget, dump: Callable[[FdTarget, "DumpFiles"], object]) -> int:
         """The FileEntry id for a file held by no fd (a deleted file's
@@ -154,25 +169,18 @@ class DumpFiles:
 
     def _find(self, t: FdTarget) -> tuple[int, int | None]:
         """Where t's description is (or goes) among its inode's descriptions,
-        and its file id if it was seen: a binary search, as kcmp orders
+        and its file id if it was seen: a binary search (in C), as kcmp orders
         descriptions (10,000 fds of one file would be 50 million kcmp calls
         if compared with each other)."""
-        reps = self._by_inode.get((t.st.st_dev, t.st.st_ino), [])
-        lo, hi = 0, len(reps)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            pid, fd, file_id = reps[mid]
-            order = native.kcmp(t.pid, pid, KCMP_FILE, t.fd, fd)
-            if order == 0:
-                return mid, file_id
-            if order == KCMP_LESS:
-                hi = mid
-            elif order == KCMP_GREATER:
-                lo = mid + 1
-            else:   # no order (kernel without pointer ordering): compare with each
-                return len(reps), next((i for p, f, i in reps
+        reps = self._by_inode.get((t.st.st_dev, t.st.st_ino))
+        if reps is None:
+            return 0, None
+        found = native.kcmp_file_search(t.pid, t.fd, reps.pids, reps.fds)
+        if found is None:   # no order (kernel without pointer ordering): compare with each
+            return len(reps.ids), next((i for p, f, i in zip(reps.pids, reps.fds, reps.ids, strict=True)
                                         if native.kcmp(t.pid, p, KCMP_FILE, t.fd, f) == 0), None)
-        return lo, None
+        at, same = found
+        return at, reps.ids[at] if same else None
 
     def add(self, t: FdTarget) -> int:
         """The FileEntry id of t's description, dumping it the first time."""
@@ -191,7 +199,7 @@ class DumpFiles:
             self.entries.append(entry)
             if len(self.entries) != known + 1:      # dumping it added descriptions: look again
                 at = self._find(t)[0]
-            self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), []).insert(at, (t.pid, t.fd, file_id))
+            self._by_inode.setdefault((t.st.st_dev, t.st.st_ino), _Descriptions()).insert(at, t.pid, t.fd, file_id)
         return file_id
 
 

@@ -136,18 +136,24 @@ def _is_path_symlink(t: FdTarget) -> bool:
     return stat_mod.S_ISLNK(t.st.st_mode) and bool(t.flags & O_PATH)
 
 
-def _gone(t: FdTarget) -> bool:
-    """True if t's regular file is not what its path names any more."""
+def _gone(t: FdTarget, ctx: DumpFiles) -> bool:
+    """True if t's regular file is not what its path names any more.  What a
+    path names is looked up once per process and path (the tree is frozen):
+    10,000 fds of one file are one stat, not 10,000."""
     if not t.link.startswith("/"):
         return False
     if t.link.endswith(DELETED):
         return True
-    try:
-        now = os.lstat(proc.path(t.pid, "root") + t.link) if stat_mod.S_ISLNK(t.st.st_mode) \
-            else os.stat(proc.path(t.pid, "root") + t.link)
-    except OSError:
-        return True
-    return (now.st_dev, now.st_ino) != (t.st.st_dev, t.st.st_ino)
+    follow = not stat_mod.S_ISLNK(t.st.st_mode)
+    named = ctx.extra.setdefault("path_names", {})
+    key = (t.pid, t.link, follow)
+    if key not in named:
+        try:
+            now = os.stat(proc.path(t.pid, "root") + t.link, follow_symlinks=follow)
+            named[key] = (now.st_dev, now.st_ino)
+        except OSError:
+            named[key] = None
+    return named[key] != (t.st.st_dev, t.st.st_ino)
 
 
 def _reopen(e, ctx: RestoreFiles) -> int:
@@ -181,7 +187,7 @@ class RegFileKind:
     def dump(self, t: FdTarget, ctx: DumpFiles) -> files_pb2.RegFileEntry:
         if not t.link.startswith("/") or t.link.endswith(DELETED):
             raise UnsupportedObject(f"{describe(t)}: the file is not reachable by its path")
-        if _is_path_symlink(t) and _gone(t):
+        if _is_path_symlink(t) and _gone(t, ctx):
             raise UnsupportedObject(f"{describe(t)}: the symlink at its path is another one now")
         return files_pb2.RegFileEntry(path=t.link, flags=t.flags, pos=int(t.info.get("pos", "0")),
                                       mode=t.st.st_mode, size=t.st.st_size, rdev=t.st.st_rdev)
@@ -201,7 +207,7 @@ class LockedFileKind:
         held = locks.held(t)
         wanted = (bool(held and ctx.opts.file_locks) or bool(t.flags & os.O_ASYNC)
                   or fown.dump(t) is not None)
-        return wanted and not _gone(t)      # the stat through the path last: rarely needed
+        return wanted and not _gone(t, ctx)      # the stat through the path last: rarely needed
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.LockedFileEntry:
         e = filekinds_pb2.LockedFileEntry(path=t.link, flags=t.flags, pos=int(t.info.get("pos", "0")),
@@ -296,7 +302,7 @@ class GhostFileKind:
     field = "ghost"
 
     def claims(self, t: FdTarget, ctx: DumpFiles) -> bool:
-        return (stat_mod.S_ISREG(t.st.st_mode) and _gone(t)) or _deleted_node(t.st, t.link)
+        return (stat_mod.S_ISREG(t.st.st_mode) and _gone(t, ctx)) or _deleted_node(t.st, t.link)
 
     def dump(self, t: FdTarget, ctx: DumpFiles) -> filekinds_pb2.GhostFileEntry:
         if _is_device(t.st.st_mode):

@@ -306,6 +306,9 @@ class ImageDir:
         self.path = path
         self.mode = mode
         self._fd = -1
+        # images decoded by validation, each handed out once to its first reader
+        # (the restore then works on what was checked, and decodes nothing twice)
+        self._checked: dict[tuple[str, str | None], tuple[Any, list]] = {}
         if mode == "w":
             try:
                 os.makedirs(path, mode=0o700, exist_ok=True)
@@ -374,7 +377,15 @@ class ImageDir:
     def read(self, type_name: str, *, id: Any = None) -> list:
         return self.read_head(type_name, id=id)[1]
 
+    def keep_checked(self, decoded: dict[tuple[str, str | None], tuple[Any, list]]) -> None:
+        """Images the validator decoded and checked, (type, id) -> (head, entries):
+        the next read of each gets them instead of the file."""
+        self._checked.update(decoded)
+
     def read_head(self, type_name: str, *, id: Any = None) -> tuple[Any, list]:
+        checked = self._checked.pop((type_name, None if id is None else str(id)), None)
+        if checked is not None:
+            return checked
         t = image_type(type_name)
         name = _filename(t, id)
         if t.raw:

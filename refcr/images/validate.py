@@ -148,6 +148,7 @@ class ImageSet:
     raw_sizes: dict[tuple[str, str | None], int] = field(default_factory=dict)
     xsave_size: int = 0
     mm_owner: dict[int, int] = field(default_factory=dict)  # live pid -> the pid whose mm image is its (CLONE_VM)
+    _paths: dict[tuple[str, Any], str] = field(default_factory=dict)  # made once: a where() per entry (10,000 fds)
 
     @classmethod
     def load(cls, images: ImageDir) -> "ImageSet":
@@ -171,7 +172,10 @@ class ImageSet:
         return self.files.get(type_name, {}).get(None if ident is None else str(ident), (None, []))[0]
 
     def path(self, type_name: str, ident: Any = None) -> str:
-        return self.images.file_path(type_name, id=ident)
+        key = (type_name, ident)
+        if key not in self._paths:
+            self._paths[key] = self.images.file_path(type_name, id=ident)
+        return self._paths[key]
 
     def where(self, type_name: str, index: int, ident: Any = None) -> _Where:
         return _Where(self.path(type_name, ident), index)
@@ -194,6 +198,7 @@ def validate(images: ImageDir, xsave_size: int) -> ImageSet:
     for pid in pids:
         _process(s, pid)
     _files(s, pids)
+    images.keep_checked({(t, ident): decoded for t, by_id in s.files.items() for ident, decoded in by_id.items()})
     return s
 
 

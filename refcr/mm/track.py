@@ -34,7 +34,6 @@ import fcntl
 import functools
 import mmap
 import os
-import secrets
 import struct
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
@@ -258,7 +257,7 @@ def create_uffd(remote: Remote) -> int:
         remote.call("close", low)
         raise
     top = _high_fd(remote.tid)     # a random place in the rotation (see move_uffd)
-    for target in (max(top - secrets.randbelow(ROTATION), 3), 64):
+    for target in (max(top - int.from_bytes(os.urandom(4), "little") % ROTATION, 3), 64):
         fd = remote.call("fcntl", low, F_DUPFD_CLOEXEC, target)
         if fd >= 0:
             remote.call("close", low)

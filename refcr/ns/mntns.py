@@ -48,8 +48,6 @@ import os
 import re
 import socket
 import stat as stat_mod
-import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,6 +283,7 @@ def dump_contents(fd: int, m: Mount, images: ImageDir, limit: int) -> None:
     if total > limit:
         raise DumpError(f"tmpfs {m.mountpoint} holds {total} bytes of files, more than --tmpfs-limit "
                         f"({limit})")
+    import tarfile      # here: only a tmpfs needs it (issue 18: start-up)
     with images.open_raw("tmpfs", id=m.mnt_id, mode="wb") as f, \
             tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(top, arcname=".", recursive=True)
@@ -576,6 +575,8 @@ def extract(fd: int, f: Any, e: mntns_pb2.MountEntry,
     name in the archive can reach outside).  With id_maps (the helper is in
     the tree's user namespace) the owners, refcr's view, become inner ids (an
     unmapped one fails the restore)."""
+    import tarfile      # before the chroot, which hides the library
+
     def body() -> None:
         os.fchdir(fd)
         os.chroot(".")
@@ -750,6 +751,7 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
         raise RestoreError("mntns.img lists no mount")
     check_entries(entries)
     sources = prepare_sources(entries, externals, new_root)
+    import tempfile     # here: only a mount namespace needs it (issue 18: start-up)
     try:
         stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
     except OSError as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import logging
 import signal
 import struct
 from dataclasses import dataclass, field
@@ -213,10 +214,12 @@ class Remote:
             native.run_batch(self.tid, self.batch_code, table, len(chunk), stop_on_error)
             raw = self.read(table, len(packed))
             got = [BATCH_ENTRY.unpack_from(raw, i * BATCH_ENTRY.size)[7] for i in range(len(chunk))]
-            out += [None if r == NOT_RUN else r for r in got]
-            log.debug("task %d: %d calls in one batch: %s", self.tid, len(chunk),
-                      " ".join(f"{n}={r}" for (n, _), r in zip(chunk, got, strict=True)))
-            if stop_on_error and any(r is not None and -4096 < r < 0 for r in out):
+            got = [None if r == NOT_RUN else r for r in got]
+            out += got
+            if log.isEnabledFor(logging.DEBUG):     # the line costs more than the batch (10,000 fds)
+                log.debug("task %d: %d calls in one batch: %s", self.tid, len(chunk),
+                          " ".join(f"{n}={r}" for (n, _), r in zip(chunk, got, strict=True)))
+            if stop_on_error and any(r is not None and -4096 < r < 0 for r in got):
                 return out + [None] * (len(calls) - len(out))
         return out
 
