@@ -50,8 +50,9 @@ def dump(pid: int, remote: Remote) -> core_pb2.CredsEntry:
 
 
 def restore(remote: Remote, c: core_pb2.CredsEntry, setgroups: bool = True) -> None:
-    """One batch, in this order, stopped at the first refusal (setfsgid and
-    setfsuid return the previous id, never an error).  The buffers go to the
+    """Deferred, in this order: the caller's flush runs them in one batch
+    with the thread's other state, stopped at the first refusal (setfsgid
+    and setfsuid return the previous id, never an error).  The buffers go to the
     scratch in one put: put() starts at its beginning each time.  Ids are of
     the puppet's user namespace; setgroups=False: setgroups(2) is denied
     there (the groups are inherited, kernel/userns.py checks them)."""
@@ -76,4 +77,5 @@ def restore(remote: Remote, c: core_pb2.CredsEntry, setgroups: bool = True) -> N
     ]
     if c.no_new_privs:
         calls.append(("prctl", (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
-    remote.check_batch(calls)
+    for name, args in calls:
+        remote.defer(name, *args)

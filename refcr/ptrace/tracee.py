@@ -168,7 +168,8 @@ class Remote:
             self._die_mid_call(NR[name], args)
         ret = native.inject_syscall(self.tid, NR[name], args, addr=self.code_addr,
                                     patch=self.patch, fault_ok=fault_ok)
-        log.debug("task %d: %s%s = %d", self.tid, name, tuple(hex(a) if a > 4096 else a for a in args), ret)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("task %d: %s%s = %d", self.tid, name, tuple(hex(a) if a > 4096 else a for a in args), ret)
         return ret
 
     def check(self, name: str, *args: int) -> int:
