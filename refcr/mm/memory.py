@@ -77,7 +77,7 @@ from refcr.ptrace.syscalls import (
     PROT_READ,
     PROT_WRITE,
 )
-from refcr.ptrace.tracee import Remote, RemoteError
+from refcr.ptrace.tracee import BATCH_MAX, Remote, RemoteError
 
 SPECIAL_KINDS = {
     "[vdso]": mm_pb2.VMA_VDSO,
@@ -549,7 +549,7 @@ class AreaMapper:
     _locals: list[int] = field(default_factory=list)      # local fds the queued getfds take
     _fd: int = -1                        # T, open in the puppet while calls using it are queued
 
-    BATCH = 240                          # calls queued before a flush
+    BATCH = BATCH_MAX - 8                # calls queued before a flush (a mapped file adds 3 at once)
     LOCALS = 64                          # local fds held open before a flush
 
     def _queue(self, name: str, *args: int) -> None:

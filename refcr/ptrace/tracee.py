@@ -44,7 +44,7 @@ WALL = 0x40000000                  # __WALL: wait for traced threads too
 # restorer's last munmap).  The kernel resets the handler of a forced signal
 # that is blocked, so those two must stay unblocked to keep their handlers.
 INJECT_MASK = ALL_SIGNALS & ~((1 << (signal.SIGTRAP - 1)) | (1 << (signal.SIGSEGV - 1)))
-SCRATCH_SIZE = 64 * 1024
+SCRATCH_SIZE = 128 * 1024
 # A seized task's seccomp filters (or strict mode) do not apply to the
 # syscalls refcr injects; the kernel enforces them again after the detach.
 SEIZE_OPTIONS = native.PTRACE_O_SUSPEND_SECCOMP
@@ -52,7 +52,8 @@ PATCH_SIZE = 4                     # "syscall; jmp ." (native/core.c)
 MAP_FIXED_NOREPLACE = 0x100000
 LOW, HIGH = 1 << 32, 0x7FFF_FFFF_F000   # where a scratch area may go (x86_64, 4-level)
 PROT_EXEC = 4
-BATCH_AREA = 16 * 1024             # top of the scratch: the blob, then the table
+# top of the scratch: the blob, then the table of 1,022 calls (10,000 areas: 15 round trips, not 60)
+BATCH_AREA = 64 * 1024
 BATCH_CODE_ROOM = 128
 BATCH_ENTRY = struct.Struct("<Q6Qq")  # nr, args, result
 BATCH_MAX = (BATCH_AREA - BATCH_CODE_ROOM) // BATCH_ENTRY.size
