@@ -11,6 +11,7 @@ them, so this module imports no kind and every kind can import it.
 from __future__ import annotations
 
 import array
+import functools
 import os
 import stat as stat_mod
 from dataclasses import dataclass, field
@@ -104,9 +105,18 @@ def resource_of(entry: files_pb2.FileEntry, kind: FileKind) -> str:
     return custom(getattr(entry, which)) if custom else ""
 
 
+@functools.cache
+def _by_field(kinds: tuple[FileKind, ...]) -> dict[str, FileKind]:
+    """The kind of each FileEntry field (the first kind of a field, in claiming order)."""
+    out: dict[str, FileKind] = {}
+    for k in kinds:
+        out.setdefault(k.field, k)
+    return out
+
+
 def kind_of(entry: files_pb2.FileEntry, kinds: tuple[FileKind, ...]) -> "tuple[FileKind, object]":
     which = entry.WhichOneof("file")
-    kind = next((k for k in kinds if k.field == which), None)
+    kind = _by_field(kinds).get(which)
     if kind is None:
         raise RestoreError(f"file id {entry.id}: unknown kind {which!r}")
     return kind, getattr(entry, which)
@@ -333,8 +343,9 @@ class RestoreFiles:
         self.root.close()
 
 
-def check_type(path: str, fd: int, mode: int) -> None:
-    """Refuse a reopened file whose type differs from the dumped one."""
-    now = os.fstat(fd).st_mode
-    if stat_mod.S_IFMT(now) != stat_mod.S_IFMT(mode):
+def check_type(path: str, fd: int, mode: int) -> os.stat_result:
+    """Refuse a reopened file whose type differs from the dumped one; its stat."""
+    st = os.fstat(fd)
+    if stat_mod.S_IFMT(st.st_mode) != stat_mod.S_IFMT(mode):
         raise RestoreError(f"{path} is no longer the same kind of file as at dump time")
+    return st

@@ -162,8 +162,7 @@ def _reopen(e, ctx: RestoreFiles) -> int:
     except OSError as exc:
         raise RestoreError(f"cannot reopen {e.path}: {exc.strerror}") from exc
     try:
-        check_type(e.path, fd, e.mode)
-        st = os.fstat(fd)
+        st = check_type(e.path, fd, e.mode)
         if stat_mod.S_ISREG(e.mode) and st.st_size != e.size:
             if ctx.opts.file_validation == "filesize":
                 raise RestoreError(f"{e.path}: its size changed since the dump ({e.size} -> {st.st_size}; "
