@@ -40,6 +40,7 @@ objects) kcmp calls per kind, nothing for a single process.
 from __future__ import annotations
 
 import errno
+import functools
 from dataclasses import dataclass
 
 from refcr.errors import UnsupportedObject
@@ -68,6 +69,22 @@ KINDS = (      # CLONE_SIGHAND needs CLONE_VM: named first, it says more
 )
 
 
+class _NoOrder(Exception):
+    """kcmp gave no order (or a process went away): compare with each instead."""
+
+
+def _order(a: int, b: int, kind: int) -> int:
+    try:
+        r = native.kcmp(a, b, kind)
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            raise _NoOrder from None
+        raise
+    if r == 3:
+        raise _NoOrder
+    return (0, -1, 1)[r]
+
+
 def _same(a: int, b: int, kind: int) -> bool:
     try:
         return native.kcmp(a, b, kind) == 0
@@ -75,6 +92,30 @@ def _same(a: int, b: int, kind: int) -> bool:
         if exc.errno == errno.ESRCH:
             return False
         raise
+
+
+def _groups(pids: list[int], kind: int) -> dict[int, list[int]]:
+    """pid -> the pids that share the kind's object with it, in the order of
+    *pids*: a sort in kcmp's order (n log n kcmp calls; comparing each with
+    each was 20,000 calls for 100 processes), else a scan of the groups."""
+    groups: list[list[int]] = []
+    try:
+        ordered = sorted(pids, key=functools.cmp_to_key(lambda a, b: _order(a, b, kind)))
+        for pid in ordered:
+            if groups and _order(groups[-1][0], pid, kind) == 0:
+                groups[-1].append(pid)
+            else:
+                groups.append([pid])
+    except _NoOrder:
+        groups = []
+        for pid in pids:
+            group = next((g for g in groups if _same(g[0], pid, kind)), None)
+            if group is None:
+                groups.append([pid])
+            else:
+                group.append(pid)
+    rank = {pid: i for i, pid in enumerate(pids)}
+    return {pid: sorted(g, key=rank.__getitem__) for g in groups for pid in g}
 
 
 def _refuse(other: int, pid: int, kind: Kind, why: str) -> None:
@@ -87,19 +128,17 @@ def dump(live: list[Member]) -> None:
     restorable kind with its parent; UnsupportedObject for any other
     sharing.  *live*: the live processes, parents before children."""
     host_of = {m.entry.pid: m.host_pid for m in live}
+    pids = [m.host_pid for m in live]
     for kind in KINDS:
-        groups: list[list[int]] = []      # host pids; the first of a group is its representative
+        group_of = _groups(pids, kind.kcmp)      # the first of a group is its representative
         for m in live:
-            pid = m.host_pid
-            group = next((g for g in groups if _same(g[0], pid, kind.kcmp)), None)
-            if group is None:
-                groups.append([pid])
+            group = group_of[m.host_pid]
+            if group[0] == m.host_pid:
                 continue
             if not kind.clone_flags:
-                _refuse(group[0], pid, kind, " yet")
+                _refuse(group[0], m.host_pid, kind, " yet")
             if host_of.get(m.entry.ppid) not in group:
-                _refuse(group[0], pid, kind, " with a process that is not its parent")
-            group.append(pid)
+                _refuse(group[0], m.host_pid, kind, " with a process that is not its parent")
             m.entry.clone_flags |= kind.clone_flags
 
 
