@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,3 +156,59 @@ def test_uffd_older_parent_stores_everything(tmp_path: Path, target):
     assert int(_head(tmp_path, "d1", pid).get("pages_in_parent", 0)) > 0
     assert int(_head(tmp_path, "d2", pid).get("pages_in_parent", 0)) == 0, "older parent trusted"
     assert int(_head(tmp_path, "d3", pid).get("pages_in_parent", 0)) > 0
+
+
+# A root and a child; an ended child is reaped at once (SIGCHLD ignored).
+TREE = r"""
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+child = os.fork()
+if child == 0:
+    while True:
+        signal.pause()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(child))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    signal.pause()
+"""
+
+# refcr pre-dump, with the child killed (and reaped) right after its pages
+# were copied, before its pagemap image is written: a tree that runs on after
+# the freeze may lose a process at any moment of the copy.
+ENDS_AFTER_COPY = r"""
+import os, sys, time
+from refcr.mm import track
+child, argv = int(sys.argv[1]), sys.argv[2:]
+copied = track.ProcessTrack.write_digests
+def write_digests(self, images):
+    if self.pid == child:
+        os.kill(child, 9)
+        while os.path.exists(f"/proc/{child}"):
+            time.sleep(0.005)
+    copied(self, images)
+track.ProcessTrack.write_digests = write_digests
+from refcr.cli import main
+sys.exit(main(argv))
+"""
+
+
+def test_pre_dump_child_ends_during_copy(tmp_path: Path, processes: Processes):
+    """A process of the tree that ends after the thaw, while the pre-dump
+    copies pages, is left out of the images; the pre-dump succeeds (it failed
+    with "no such process": the tracker read the process's start time from
+    /proc after the copy, which also gave a reused pid's start time)."""
+    out = tmp_path / "child"
+    p = processes.spawn([sys.executable, "-c", TREE, str(out)], tmp_path)
+    deadline = time.monotonic() + 20
+    while not out.exists():
+        assert time.monotonic() < deadline, "tree not ready"
+        time.sleep(0.01)
+    child = int(out.read_text())
+    env = dict(os.environ, REFCR_TRACK_MEM_METHOD="uffd")
+    res = subprocess.run([sys.executable, "-c", ENDS_AFTER_COPY, str(child), "pre-dump", "-t", str(p.pid),
+                          "-D", str(tmp_path / "pre"), "-o", "log", "-v4"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert not Path(f"/proc/{child}").exists()
+    assert procs.read_stat(p.pid).state not in ("t", "T", "Z")

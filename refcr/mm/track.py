@@ -332,6 +332,9 @@ class ProcessTrack:
     tracked: list[tuple[int, int]] = field(default_factory=list)
     new_digests: list[bytes] = field(default_factory=list)
     _pagemap_fd: int = -1
+    # the process's start time, read while it is frozen (fill_head may run after the
+    # thaw of a pre-dump, when the process may have exited or its pid been reused)
+    start_time: int = 0
     _tracked_index: tuple[list, PageSet] | None = None    # (self.tracked it was built from, its PageSet)
 
     @property
@@ -360,10 +363,11 @@ class ProcessTrack:
     def start(self, remote: Remote, maps: list[proc.Mapping]) -> None:
         """Frozen: find (or drop) refcr's userfaultfd in the process."""
         self.load_parent()
+        self.start_time = proc.stat(self.pid).start_time
         mine = tracking_fds(self.pid)
         head = self.parent_head
         known = head.track_fd if head is not None and head.tracked and self.method == "uffd" \
-            and head.track_start_time == proc.stat(self.pid).start_time else -1
+            and head.track_start_time == self.start_time else -1
         for fd in mine:
             if fd == known:
                 self.uffd = fd
@@ -480,7 +484,7 @@ class ProcessTrack:
     def fill_head(self, head: pagemap_pb2.PagemapHead) -> None:
         if self.uffd >= 0 and self.tracked:
             head.track_fd = self.uffd
-            head.track_start_time = proc.stat(self.pid).start_time
+            head.track_start_time = self.start_time
             head.tracked.extend(x for span in self.tracked for x in span)
 
 
