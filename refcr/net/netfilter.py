@@ -24,6 +24,8 @@ when the namespace has no ruleset.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from typing import Callable
 
 from refcr.errors import RestoreError, UnsupportedObject
@@ -42,8 +44,6 @@ class NftError(Exception):
 
 def nft(pid: int, args: list[str], script: str = "") -> str:
     """nft ARGS inside pid's network namespace (its input: script); its output."""
-    import shutil       # here: a dump without a netns pays no import (issue 18: start-up)
-    import subprocess
     tool = shutil.which("nft", path=NFT_PATH)
     if tool is None:
         raise NftError("the nft tool is missing (Debian package nftables)")

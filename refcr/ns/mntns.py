@@ -48,6 +48,8 @@ import os
 import re
 import socket
 import stat as stat_mod
+import tarfile  # at import, not where used: the restore unpacks a tmpfs where refcr's own files are out of reach
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,7 +285,6 @@ def dump_contents(fd: int, m: Mount, images: ImageDir, limit: int) -> None:
     if total > limit:
         raise DumpError(f"tmpfs {m.mountpoint} holds {total} bytes of files, more than --tmpfs-limit "
                         f"({limit})")
-    import tarfile      # here: only a tmpfs needs it (issue 18: start-up)
     with images.open_raw("tmpfs", id=m.mnt_id, mode="wb") as f, \
             tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(top, arcname=".", recursive=True)
@@ -575,8 +576,6 @@ def extract(fd: int, f: Any, e: mntns_pb2.MountEntry,
     name in the archive can reach outside).  With id_maps (the helper is in
     the tree's user namespace) the owners, refcr's view, become inner ids (an
     unmapped one fails the restore)."""
-    import tarfile      # before the chroot, which hides the library
-
     def body() -> None:
         os.fchdir(fd)
         os.chroot(".")
@@ -751,7 +750,6 @@ def restore(root_pid: int, images: ImageDir, externals: list[str], new_root: str
         raise RestoreError("mntns.img lists no mount")
     check_entries(entries)
     sources = prepare_sources(entries, externals, new_root)
-    import tempfile     # here: only a mount namespace needs it (issue 18: start-up)
     try:
         stage = tempfile.mkdtemp(prefix=".refcr-mnt-")
     except OSError as exc:

@@ -16,11 +16,16 @@ def _tree(*pids: tuple[int, int]) -> list[Member]:
     return [Member(pid + 1000, pstree_pb2.PstreeEntry(pid=pid, ppid=ppid)) for pid, ppid in pids]
 
 
-def _objects(monkeypatch: pytest.MonkeyPatch, objects: dict[int, dict[int, str]]) -> None:
-    """objects[kind][host pid]: the name of the object; absent: the process's own."""
+def _objects(monkeypatch: pytest.MonkeyPatch, objects: dict[int, dict[int, str]], ordered: bool = True) -> None:
+    """objects[kind][host pid]: the name of the object; absent: the process's own.
+    kcmp as the kernel's: 0 for the same object, else 1 or 2 by a total order
+    of the objects (ordered=False: 3, a kernel that gives no order)."""
     def kcmp(a: int, b: int, kind: int) -> int:
         own = objects.get(kind, {})
-        return 0 if own.get(a, a) == own.get(b, b) else 1
+        x, y = str(own.get(a, a)), str(own.get(b, b))
+        if x == y:
+            return 0
+        return (1 if x < y else 2) if ordered else 3
     monkeypatch.setattr(sharing.native, "kcmp", kcmp)
 
 
@@ -37,6 +42,17 @@ def test_chain_with_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     tree = _tree((1, 0), (2, 1), (3, 1), (4, 2))
     sharing.dump(tree)
     assert [m.entry.clone_flags for m in tree] == [0, sharing.CLONE_FS, sharing.CLONE_FILES, sharing.CLONE_FS]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_chain_with_the_parent_any_kcmp(monkeypatch: pytest.MonkeyPatch, ordered: bool) -> None:
+    """The same grouping by a sort in kcmp's order and by the scan of a kernel
+    without one; processes listed so that the order of objects differs from theirs."""
+    fs = {1001: "z", 1002: "z", 1004: "z", 1003: "a", 1005: "a"}
+    _objects(monkeypatch, {sharing.KCMP_FS: fs}, ordered)
+    tree = _tree((1, 0), (2, 1), (3, 1), (4, 2), (5, 3))
+    sharing.dump(tree)
+    assert [m.entry.clone_flags for m in tree] == [0, sharing.CLONE_FS, 0, sharing.CLONE_FS, sharing.CLONE_FS]
 
 
 def test_siblings_refused(monkeypatch: pytest.MonkeyPatch) -> None:
