@@ -53,7 +53,7 @@ def restore(remote: Remote, c: core_pb2.CredsEntry, setgroups: bool = True) -> N
     """Deferred, in this order: the caller's flush runs them in one batch
     with the thread's other state, stopped at the first refusal (setfsgid
     and setfsuid return the previous id, never an error).  The buffers go to the
-    scratch in one put: put() starts at its beginning each time.  Ids are of
+    scratch in one put, after those of the calls deferred before.  Ids are of
     the puppet's user namespace; setgroups=False: setgroups(2) is denied
     there (the groups are inherited, kernel/userns.py checks them)."""
     lo = struct.pack("<III", c.cap_eff & 0xFFFFFFFF, c.cap_prm & 0xFFFFFFFF, c.cap_inh & 0xFFFFFFFF)

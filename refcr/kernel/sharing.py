@@ -33,9 +33,10 @@ waits in vfork() for a child that has not exec'ed or exited yet (ptrace
 cannot stop it there, and that wait cannot be made again: the parent would
 return from its vfork early).
 
-Dump: kcmp(pid1, pid2, KCMP_*) of every process against one representative
-of each object seen so far, and against its parent: O(processes x distinct
-objects) kcmp calls per kind, nothing for a single process.
+Dump: per kind, the processes sorted in kcmp(pid1, pid2, KCMP_*) order
+(O(n log n) calls; a scan against one representative of each object seen
+so far where the kernel gives no order), then each process's group checked
+against its parent; nothing for a single process.
 """
 from __future__ import annotations
 

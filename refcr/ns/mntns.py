@@ -48,7 +48,7 @@ import os
 import re
 import socket
 import stat as stat_mod
-import tarfile  # at import, not where used: the restore unpacks a tmpfs where refcr's own files are out of reach
+import tarfile     # at import, not where used: a mount tree is restored where refcr's files may be out of reach
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any

@@ -46,10 +46,9 @@ from refcr.ptrace.syscalls import (
     PROT_READ,
     PROT_WRITE,
 )
-from refcr.ptrace.tracee import BATCH_AREA, INJECT_MASK, Remote, RemoteError, collect_exit, wait_stop
+from refcr.ptrace.tracee import BATCH_AREA, INJECT_MASK, SCRATCH_SIZE, Remote, RemoteError, collect_exit, wait_stop
 
 SYSCALL_INT3 = b"\x0f\x05\xcc"
-SCRATCH_SIZE = 128 * 1024        # the same as a dump's (ptrace/tracee.py)
 AREA_SIZE = PAGE_SIZE + SCRATCH_SIZE
 TASK_SIZE = 0x7FFFFFFFF000
 CLONE_PARENT = 0x00008000

@@ -23,8 +23,8 @@ Buffers put() for a deferred call are kept until the queue has run.
 from __future__ import annotations
 
 import errno
-import os
 import logging
+import os
 import signal
 import struct
 from dataclasses import dataclass, field
