@@ -186,18 +186,29 @@ def _settle(frozen: list[FrozenTask]) -> None:
                 pass
 
 
+def _member(host_pid: int, ppid: int) -> pstree.Member | None:
+    """The tree's entry of a listed process: a zombie's records its exit; None
+    if it is gone (EXIT_DEAD 'X' too: reaped at this moment, its parent never
+    sees it)."""
+    try:
+        state = proc.stat(host_pid).state
+        if state == "X":
+            return None
+        return pstree.Member(host_pid, pstree.describe(host_pid, ppid, state == "Z"))
+    except NoSuchProcess:
+        return None
+
+
 def _seize_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member],
                 guard: Guardian | None, frozen_cgroup: bool = False) -> None:
     queue = [(root, 0)]
     looked_again: set[int] = set()
     while queue:
         host_pid, ppid = queue.pop(0)
-        try:
-            zombie = proc.stat(host_pid).state in ("Z", "X")
-            m = pstree.Member(host_pid, pstree.describe(host_pid, ppid, zombie))
-        except NoSuchProcess:
+        m = _member(host_pid, ppid)
+        if m is None:
             continue        # exited between listing and freezing: not part of the tree
-        if zombie:
+        if m.entry.zombie:
             zombies.append(m)
             continue
         if host_pid != root:
@@ -211,7 +222,21 @@ def _seize_tree(root: int, frozen: list[FrozenTask], zombies: list[pstree.Member
                 queue.insert(0, (host_pid, ppid))
                 continue
         frozen.append(FrozenTask(m, guard=guard))
-        freeze_process(m, frozen_cgroup)
+        try:
+            freeze_process(m, frozen_cgroup)
+        except (NoSuchProcess, ProcessBusy):
+            if m.host_tids or host_pid == root:
+                raise
+            # its parent is frozen, its children listed: it exited since then, and is a
+            # zombie now (the kernel refuses to seize one: EPERM) or reaped already
+            frozen.pop()
+            ended = _member(host_pid, ppid)
+            if ended is not None and not ended.entry.zombie:
+                raise
+            if ended is not None:
+                log.debug("process %d exited while its parent was frozen: dumped as a zombie", host_pid)
+                zombies.append(ended)
+            continue
         if guard:
             guard.process(host_pid, m.host_tids)
         m.entry.threads.extend(pstree.inner_ids(host_pid, "NSpid", tid) for tid in m.host_tids)
