@@ -389,6 +389,7 @@ def finish_process(n: Node, unmap: bool = True) -> None:
     signals.requeue(p.remote, n.pid, n.pid, list(core.shared_pending), [])
     for tc in core.threads:
         signals.requeue(p.threads[tc.tid].remote, n.pid, tc.tid, [], list(tc.pending))
+    rlimits.restore_late(p.remote, list(core.rlimits))
     posix_timers.restore(p.remote, {tc.tid: p.threads[tc.tid].remote for tc in core.threads},
                          list(core.posix_timers))
     itimers.restore_itimers(p.remote, list(core.itimers))

@@ -34,7 +34,25 @@ def raise_nofile(remote: Remote) -> None:
     remote.check("prlimit64", 0, resource.RLIMIT_NOFILE, addr, 0)
 
 
+# Set only after the pending signals are queued again (restore_late): the
+# kernel checks a queued signal against the *receiver's* RLIMIT_SIGPENDING
+# and the count of its user's pending signals, all processes together; the
+# dumped ones were within the limit when they were sent, and refcr's own
+# limit (the puppet's until then) lets them back in whatever the image says.
+LATE = frozenset({resource.RLIMIT_SIGPENDING})
+
+
 def restore_rlimits(remote: Remote, limits: list[core_pb2.RlimitEntry]) -> None:
+    """Every limit but the LATE ones."""
+    _restore(remote, [lim for lim in limits if lim.resource not in LATE])
+
+
+def restore_late(remote: Remote, limits: list[core_pb2.RlimitEntry]) -> None:
+    """The LATE limits, once the pending signals are queued."""
+    _restore(remote, [lim for lim in limits if lim.resource in LATE])
+
+
+def _restore(remote: Remote, limits: list[core_pb2.RlimitEntry]) -> None:
     """One batch, stopped at the first limit the kernel refuses."""
     if not limits:
         return

@@ -8,9 +8,11 @@ itself), in their original order, while every signal is still blocked.
 """
 from __future__ import annotations
 
+import errno
 import signal
 import struct
 
+from refcr.errors import RestoreError
 from refcr.pb import core_pb2
 from refcr.ptrace import native
 from refcr.ptrace.tracee import Remote
@@ -20,6 +22,7 @@ STACK_T = struct.Struct("<QIIQ")       # stack_t: ss_sp, ss_flags (as bits), (pa
 SS_DISABLE = 2
 SS_AUTODISARM = 1 << 31     # disarm while a handler runs on the stack (a mode, kept)
 NSIG = 64
+SIGINFO_SIZE = 128                 # a siginfo_t as the kernel copies it
 UNCATCHABLE = (signal.SIGKILL, signal.SIGSTOP)
 
 
@@ -99,10 +102,21 @@ def _signo(siginfo: bytes) -> int:
 
 def requeue(remote: Remote, tgid: int, tid: int, shared: list[bytes], private: list[bytes]) -> None:
     """Queue the dumped signals again (ids as seen inside the puppet's pid
-    namespace); all signals are blocked in the puppet."""
-    for info in shared:
-        addr, = remote.put(info)
-        remote.check("rt_sigqueueinfo", tgid, _signo(info), addr)
-    for info in private:
-        addr, = remote.put(info)
-        remote.check("rt_tgsigqueueinfo", tgid, tid, _signo(info), addr)
+    namespace), in order, as many per round trip as the scratch holds; all
+    signals are blocked in the puppet.  A queued signal counts against its
+    user's RLIMIT_SIGPENDING, which every process of that user shares: EAGAIN
+    is named as that limit, not as a failed call."""
+    calls = ([("rt_sigqueueinfo", (tgid, _signo(info)), info) for info in shared]
+             + [("rt_tgsigqueueinfo", (tgid, tid, _signo(info)), info) for info in private])
+    per_batch = max(1, remote.put_room() // SIGINFO_SIZE)
+    for start in range(0, len(calls), per_batch):
+        chunk = calls[start:start + per_batch]
+        addrs = remote.put(*(info for _, _, info in chunk))
+        batch = [(name, (*args, addr)) for (name, args, _), addr in zip(chunk, addrs, strict=True)]
+        got = remote.batch(batch, stop_on_error=True)
+        for i, r in enumerate(got):
+            if r is not None and r == -errno.EAGAIN:
+                raise RestoreError(f"task {remote.tid}: pending signal {batch[i][1][-2]} cannot be queued again: "
+                                   f"its user's pending signals are at RLIMIT_SIGPENDING "
+                                   f"({start + i} of {len(calls)} queued)")
+        remote.raise_failed(batch, got)

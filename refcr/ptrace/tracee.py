@@ -228,10 +228,14 @@ class Remote:
     def check_batch(self, calls: Sequence[tuple[str, Sequence[int]]]) -> list[int]:
         """batch() that stops at and raises RemoteError for the first failing call."""
         out = self.batch(calls, stop_on_error=True)
-        for (name, _), r in zip(calls, out, strict=True):
+        self.raise_failed(calls, out)
+        return out  # type: ignore[return-value]
+
+    def raise_failed(self, calls: Sequence[tuple[str, Sequence[int]]], results: Sequence[int | None]) -> None:
+        """RemoteError for the first of *calls* whose result is an error."""
+        for (name, _), r in zip(calls, results, strict=True):
             if r is not None and -4096 < r < 0:
                 raise RemoteError(self.tid, name, -r)
-        return out  # type: ignore[return-value]
 
     def _one_by_one(self, calls: Sequence[tuple[str, Sequence[int]]], stop_on_error: bool) -> list[int | None]:
         out: list[int | None] = []
@@ -312,6 +316,10 @@ class Remote:
 
     def put_str(self, s: str) -> int:
         return self.put(os.fsencode(s) + b"\0")[0]
+
+    def put_room(self) -> int:
+        """How many bytes put() can take in one call."""
+        return self.scratch_size - (BATCH_AREA if self.batch_code else 0) - self._put_base
 
     def get(self, addr: int, size: int) -> bytes:
         return self.read(addr, size)

@@ -4,9 +4,13 @@
  *
  * A child (part of the dumped tree) queues SIGRTMIN to its parent with
  * sigqueue() and a serial number as value, and sends SIGUSR1 with kill(),
- * without pause (also across the dump: the parent is frozen first, so the
- * queue fills, and sigqueue's EAGAIN makes the child retry the same
- * number).  The parent's SA_SIGINFO handler checks that each value is the
+ * without pause (also across the dump: the parent is frozen first, so
+ * IN_FLIGHT numbers are pending at the freeze; an EAGAIN makes the child
+ * retry the same number).  At most IN_FLIGHT numbers are queued and not yet
+ * handled: the queue limit (RLIMIT_SIGPENDING) counts the pending signals of
+ * all of the user's processes together, and a storm that filled it to the
+ * limit made every other test's queued signals fail to come back (EAGAIN),
+ * its own restore too when two flavors of it ran at once.  The parent's SA_SIGINFO handler checks that each value is the
  * last one plus one.  After restore (SIGTERM) the child stops and writes
  * the last number it queued into a shared page; the parent takes what is
  * still pending and must have received exactly that number last.  The
@@ -21,7 +25,9 @@
 #include <sys/mman.h>
 
 static volatile unsigned long last, out_of_order, usr1;
-static volatile unsigned long *shared;	/* [0]: the child's last queued number, [1]: done */
+static volatile unsigned long *shared;	/* [0]: the child's last queued number, [1]: done,
+					 * [2]: the parent's last handled number */
+#define IN_FLIGHT 2048
 
 static void on_rt(int sig, siginfo_t *si, void *uc)
 {
@@ -30,6 +36,7 @@ static void on_rt(int sig, siginfo_t *si, void *uc)
 	if ((unsigned long)si->si_value.sival_ptr != last + 1)
 		out_of_order++;
 	last = (unsigned long)si->si_value.sival_ptr;
+	shared[2] = last;
 }
 
 static void on_usr1(int sig)
@@ -45,7 +52,9 @@ static void sender(pid_t parent)
 
 	while (test_go()) {
 		v.sival_ptr = (void *)(n + 1);
-		if (sigqueue(parent, SIGRTMIN, v) == 0)
+		if (n - shared[2] >= IN_FLIGHT)
+			sched_yield();
+		else if (sigqueue(parent, SIGRTMIN, v) == 0)
 			n++;
 		else if (errno != EAGAIN)
 			fail("sigqueue");
