@@ -525,6 +525,29 @@ def _no_dad(pid: int, links: list[str]) -> Iterator[None]:
             _write_sysctls(saved)
 
 
+IFA_F_TENTATIVE = 0x40
+TENTATIVE_WAIT = 5.0          # seconds; the DAD work of an address without DAD runs at once
+
+
+def _wait_not_tentative(ipr, up: dict[int, str]) -> None:  # noqa: ANN001
+    """Every IPv6 address on a link that is up stays tentative until the kernel's
+    DAD work has run for it (a workqueue item, even with accept_dad 0 and on lo:
+    only IFA_F_NODAD skips it), and a socket cannot be bound to it until then
+    (EADDRNOTAVAIL): wait for that before the sockets are restored.  Addresses
+    on links that are down stay tentative until the link goes up, as they were."""
+    deadline = time.monotonic() + TENTATIVE_WAIT
+    while True:
+        waiting = [(m["index"], m.get_attr("IFA_ADDRESS")) for m in ipr.get_addr(family=socket.AF_INET6)
+                   if m["index"] in up and (m.get_attr("IFA_FLAGS") or m["flags"]) & IFA_F_TENTATIVE]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            index, addr = waiting[0]
+            raise RestoreError(f"network namespace: address {addr} on {up[index]} is still tentative "
+                               f"after {TENTATIVE_WAIT:.0f} s (IPv6 duplicate address detection)")
+        time.sleep(0.005)
+
+
 def restore_config(r: NetRestore | None) -> None:
     """Second half, once every link exists: attributes, up, addresses, routes."""
     if r is None:
@@ -559,6 +582,7 @@ def _configure(ipr, r: NetRestore) -> None:  # noqa: ANN001
                 raise RestoreError(f"netns.img: an address is on link index {a.index}, which the image lacks")
             what = f"address {_text(a.family, a.local)}/{a.prefixlen} on {names[a.index]}"
             _exists_ok(what, _add_addr, ipr, a, r.index[a.index])
+        _wait_not_tentative(ipr, {r.index[l.index]: l.name for l in e.links if l.flags & IFF_UP})
     for rt in sorted(e.routes, key=lambda x: -x.scope):      # host and link routes before gateways
         what = f"route {_text(rt.family, rt.dst) if rt.dst else 'default'}/{rt.dst_len}"
         _exists_ok(what, _add_route, ipr, rt, r.index)

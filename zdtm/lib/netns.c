@@ -384,6 +384,20 @@ void test_net_no_dad(void)
 	test_sysctl_set("net/ipv6/conf/default/accept_dad", "0");
 }
 
+int test_bind_addr(int sk, const struct sockaddr *addr, socklen_t len)
+{
+	int i;
+
+	for (i = 0; i < 300; i++) {	/* a new IPv6 address is tentative until its DAD work ran */
+		if (!bind(sk, addr, len))
+			return 0;
+		if (errno != EADDRNOTAVAIL)
+			return -1;
+		usleep(10 * 1000);
+	}
+	return -1;
+}
+
 int test_tcp_answered(const char *addr, int port)
 {
 	int i, err = 0;

@@ -6,6 +6,7 @@
  */
 #include <stddef.h>
 #include <net/if.h>
+#include <sys/socket.h>
 
 /*
  * Run a program (argv NULL-terminated, found in PATH, no shell) and wait for
@@ -51,6 +52,14 @@ int test_tcp_probe(const char *addr, int port, int timeout_ms);
  * to 3 s; -1 with pr_err() if it never does.
  */
 int test_tcp_answered(const char *addr, int port);
+
+/*
+ * bind(), retried for up to 3 s while the address is not available: an IPv6
+ * address just added is "tentative" until the kernel's DAD work has run for
+ * it (asynchronously, even on lo and with accept_dad 0), and a bind to it
+ * fails with EADDRNOTAVAIL until then.  0, or -1 with errno.
+ */
+int test_bind_addr(int sk, const struct sockaddr *addr, socklen_t len);
 
 /* IPv6 duplicate address detection off for new links (all, default), so
  * addresses are never "tentative" in what the tests compare. */

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 
 	usk = socket(AF_INET6, SOCK_DGRAM, 0);
 	inet_pton(AF_INET6, "fd21::1", &u6.sin6_addr);
-	if (usk < 0 || bind(usk, (struct sockaddr *)&u6, sizeof(u6)))
+	if (usk < 0 || test_bind_addr(usk, (struct sockaddr *)&u6, sizeof(u6)))
 		fail("bind UDP to [fd21::1]:5021");
 	lsk = socket(AF_INET, SOCK_STREAM, 0);
 	inet_pton(AF_INET, "10.21.0.5", &t4.sin_addr);

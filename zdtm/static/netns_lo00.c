@@ -63,7 +63,7 @@ static void setup(struct conn *c)
 
 	c->lsk = socket(c->family, SOCK_STREAM, 0);
 	if (c->lsk < 0 || setsockopt(c->lsk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(c->lsk, (struct sockaddr *)&ss, sl) || listen(c->lsk, 8))
+	    test_bind_addr(c->lsk, (struct sockaddr *)&ss, sl) || listen(c->lsk, 8))
 		fail("listen on %s", c->addr);
 	c->csk = connect_to(c);
 	if (c->csk < 0)
