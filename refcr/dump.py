@@ -247,16 +247,18 @@ def dump_thread(t: FrozenTask, host_tid: int, core: core_pb2.CoreEntry, tid: int
     remote = t.remotes[host_tid]
     tc = core.threads.add(tid=tid, comm=proc.comm(t.pid, host_tid))
     regs.dump_thread(host_tid, remote, tc)
-    # the sigaltstack and the clear_child_tid address in one round trip
-    sas, = remote.put(bytes(signals.STACK_T.size + 8))
+    # the sigaltstack, the clear_child_tid address and the prctls in one round trip
+    sas, ints = remote.put(bytes(signals.STACK_T.size + 8), bytes(8))
     tid_addr = sas + signals.STACK_T.size
-    remote.check_batch([signals.sigaltstack_call(sas), ("prctl", (PR_GET_TID_ADDRESS, tid_addr, 0, 0, 0))])
+    mine = [signals.sigaltstack_call(sas), ("prctl", (PR_GET_TID_ADDRESS, tid_addr, 0, 0, 0))]
+    got = remote.batch(mine + prctl.thread_calls(ints))
+    remote.raise_failed(mine, got[:len(mine)])
     signals.dump_thread(host_tid, remote, tc, t.masks[host_tid], sigaltstack_at=sas)
     task.dump_rseq(host_tid, tc)
     tc.clear_tid_addr = int.from_bytes(remote.get(tid_addr, 8), "little")
     tc.robust_list, tc.robust_list_len = native.get_robust_list(host_tid)
     tc.sched.CopyFrom(sched.dump(t.pid, host_tid))
-    tc.prctl.CopyFrom(prctl.dump_thread(t.pid, remote, t.member.entry.ppid == 0))
+    tc.prctl.CopyFrom(prctl.thread_from(t.pid, remote, t.member.entry.ppid == 0, got[len(mine):], ints))
     tc.seccomp.CopyFrom(seccomp.dump(t.pid, host_tid, core.threads[0].seccomp if host_tid != t.pid else None))
 
 

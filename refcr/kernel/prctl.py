@@ -21,6 +21,7 @@ Refused at the dump, one line each:
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from refcr.errors import UnsupportedObject
 from refcr.pb import core_pb2
@@ -54,15 +55,21 @@ def _optional(remote: Remote, option: int) -> int:
     return 0 if ret < 0 else ret
 
 
-def dump_thread(pid: int, remote: Remote, is_root: bool) -> core_pb2.ThreadPrctl:
-    """Every getter in one batch: the first four must work, the others may
-    be missing from the kernel (EINVAL: 0)."""
-    ints, = remote.put(bytes(8))
-    calls = [("prctl", (PR_GET_PDEATHSIG, ints, 0, 0, 0)), ("prctl", (PR_GET_TIMERSLACK, 0, 0, 0, 0)),
-             ("prctl", (PR_GET_TSC, ints + 4, 0, 0, 0)), ("prctl", (PR_MCE_KILL_GET, 0, 0, 0, 0)),
-             *[("prctl", (PR_GET_SPECULATION_CTRL, k, 0, 0, 0)) for k in SPEC_KINDS],
-             ("prctl", (PR_GET_IO_FLUSHER, 0, 0, 0, 0))]
-    got = [r or 0 for r in remote.batch(calls)]
+def thread_calls(ints: int) -> list[tuple[str, tuple[int, ...]]]:
+    """Every per-thread getter, for a batch of the caller's (one round trip per
+    thread for all of a thread's state); *ints*: 8 bytes of scratch for the two
+    getters that write an int.  Their results go to thread_from()."""
+    return [("prctl", (PR_GET_PDEATHSIG, ints, 0, 0, 0)), ("prctl", (PR_GET_TIMERSLACK, 0, 0, 0, 0)),
+            ("prctl", (PR_GET_TSC, ints + 4, 0, 0, 0)), ("prctl", (PR_MCE_KILL_GET, 0, 0, 0, 0)),
+            *[("prctl", (PR_GET_SPECULATION_CTRL, k, 0, 0, 0)) for k in SPEC_KINDS],
+            ("prctl", (PR_GET_IO_FLUSHER, 0, 0, 0, 0))]
+
+
+def thread_from(pid: int, remote: Remote, is_root: bool, results: Sequence[int | None],
+                ints: int) -> core_pb2.ThreadPrctl:
+    """The thread's prctl state from the batch of thread_calls(ints): the first
+    four getters must work, the others may be missing from the kernel (EINVAL: 0)."""
+    got = [r or 0 for r in results]
     for ret in got[:4]:
         if -4096 < ret < 0:
             raise RemoteError(remote.tid, "prctl", -ret)
