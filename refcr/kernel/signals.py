@@ -115,8 +115,8 @@ def requeue(remote: Remote, tgid: int, tid: int, shared: list[bytes], private: l
         batch = [(name, (*args, addr)) for (name, args, _), addr in zip(chunk, addrs, strict=True)]
         got = remote.batch(batch, stop_on_error=True)
         for i, r in enumerate(got):
-            if r is not None and r == -errno.EAGAIN:
-                raise RestoreError(f"task {remote.tid}: pending signal {batch[i][1][-2]} cannot be queued again: "
+            if r == -errno.EAGAIN:
+                raise RestoreError(f"task {remote.tid}: pending signal {_signo(chunk[i][2])} cannot be queued again: "
                                    f"its user's pending signals are at RLIMIT_SIGPENDING "
                                    f"({start + i} of {len(calls)} queued)")
         remote.raise_failed(batch, got)
