@@ -16,7 +16,7 @@ import socket
 
 from pathlib import Path
 
-from peerlib import Stop, run, say
+from peerlib import Stop, run, say, until_stopped
 
 
 class Conn:
@@ -87,7 +87,7 @@ def prepare(wd: Path) -> Server:
 
 
 def work(state: Server, problems: list[str]) -> None:
-    serve(*state, None)
+    until_stopped(lambda timeout: serve(*state, timeout))
 
 
 def last_checks(state: Server, problems: list[str]) -> None:

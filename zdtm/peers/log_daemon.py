@@ -5,10 +5,11 @@ the restore.  Verdict: exactly the datagrams "before" then "after", each
 arriving whole."""
 from __future__ import annotations
 
+import select
 import socket
 from pathlib import Path
 
-from peerlib import run, say
+from peerlib import run, say, until_stopped
 
 EXPECTED = [b"before", b"after"]
 
@@ -21,9 +22,12 @@ def prepare(wd: Path) -> tuple[socket.socket, list[bytes]]:
 
 def work(state: tuple[socket.socket, list[bytes]], problems: list[str]) -> None:
     sk, got = state
-    while True:
-        got.append(sk.recv(4096))
-        say(f"got {got[-1]!r}")
+
+    def take(timeout: float) -> None:
+        if select.select([sk], [], [], timeout)[0]:
+            got.append(sk.recv(4096))
+            say(f"got {got[-1]!r}")
+    until_stopped(take)
 
 
 def judge(state: tuple[socket.socket, list[bytes]], problems: list[str]) -> None:

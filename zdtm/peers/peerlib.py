@@ -55,6 +55,22 @@ def verdict(problems: list[str]) -> NoReturn:
     sys.exit(0)
 
 
+def until_stopped(step: Callable[[float], object], poll: float = 0.05) -> NoReturn:
+    """Serve until SIGTERM: call step(poll) (wait at most poll seconds for
+    input and handle it) over and over.  SIGTERM is held blocked meanwhile and
+    only looked at between steps, so it can never land between a recv() that
+    took data off a socket and the bookkeeping of that data: raised from the
+    handler there, it lost the datagram (ext_unix_dgram00's "after" on a
+    loaded machine).  Raises Stop."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        while signal.SIGTERM not in signal.sigpending():
+            step(poll)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})   # a pending one raises Stop here
+    raise Stop()
+
+
 def wait_stop() -> None:
     """Block until SIGTERM (raises Stop)."""
     while True:
