@@ -81,8 +81,14 @@ class Nginx(App):
         got = self.requests(ctx)
         ctx.check(got == self.counted + 1, f"stub_status counts {got} requests, expected {self.counted + 1}")
         ctx.check(self.get(ctx, "/index.html", user="nobody") == "hello from nginx\n", "GET as nobody")
-        logged = ctx.path("access.log").read_text().count('"GET /index.html')
+        # A worker writes the access-log line after the response (log phase), so
+        # curl can be gone before the last line is there: wait for it, then count.
+        ctx.wait(lambda: self.logged(ctx) >= REQUESTS + 2, f"access.log: {REQUESTS + 2} GET /index.html", 10.0)
+        logged = self.logged(ctx)
         ctx.check(logged == REQUESTS + 2, f"access.log has {logged} GET /index.html, expected {REQUESTS + 2}")
+
+    def logged(self, ctx: AppCtx) -> int:
+        return ctx.path("access.log").read_text().count('"GET /index.html')
 
     def reload(self, ctx: AppCtx) -> None:
         workers = set(ctx.tree()[1:])
