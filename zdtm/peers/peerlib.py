@@ -10,17 +10,42 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
+
+# Seconds a peer still in its work() gets after SIGTERM.  The harness stops
+# the peer as soon as the scenario's verdict is in; on a loaded machine the
+# peer may not have run since the scenario's last send or close (the EOF
+# tcp_established_ext00's peer waits for), and must not fail for that.
+GRACE = 15.0
 
 
 class Stop(Exception):
     """SIGTERM from the harness: finish the checks and give the verdict."""
 
 
+@dataclass
+class _Life:
+    working: bool = False       # run()'s work() runs (not a forever server): SIGTERM starts the grace
+    termed: bool = False        # SIGTERM has come
+
+
+_life = _Life()
+
+
 def _on_term(signum, frame) -> None:  # type: ignore[no-untyped-def]
+    _life.termed = True
+    if _life.working:           # the call it interrupted goes on (PEP 475); Stop when the grace is over
+        signal.signal(signal.SIGALRM, _on_grace_over)
+        signal.setitimer(signal.ITIMER_REAL, GRACE)
+        return
+    raise Stop()
+
+
+def _on_grace_over(signum, frame) -> None:  # type: ignore[no-untyped-def]
     raise Stop()
 
 
@@ -81,8 +106,10 @@ def run(prepare: Callable[[Path], T], work: Callable[[T, list[str]], None],
         judge: Callable[[T, list[str]], None] | None = None, forever: bool = False) -> NoReturn:
     """The life of a peer.  prepare(workdir) sets up (binds, listens) before
     ready(); work(state, problems) then runs; if it returns, the peer waits
-    for SIGTERM.  A SIGTERM during work is a problem ("did not finish"),
-    unless forever (a server that runs until it is stopped).  After SIGTERM,
+    for SIGTERM.  A SIGTERM during work leaves it GRACE seconds to finish;
+    not finished then is a problem ("stopped before it was done"), unless
+    forever (a server that runs until it is stopped: stopped at once, or by
+    until_stopped between two steps).  After SIGTERM,
     judge(state, problems) makes the last checks.  An OSError (a reset above
     all) is a problem.  The verdict is the exit status."""
     wd = setup()
@@ -94,9 +121,15 @@ def run(prepare: Callable[[Path], T], work: Callable[[T, list[str]], None],
         verdict(["stopped during set-up"])
     finished = False
     try:
+        _life.working = not forever
         work(state, problems)
+        _life.working = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
         finished = True
-        wait_stop()
+        if _life.termed:
+            say("finished after SIGTERM (within the grace)")
+        else:
+            wait_stop()
     except Stop:
         pass
     except OSError as e:

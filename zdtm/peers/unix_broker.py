@@ -36,7 +36,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from peerlib import Stop, ready, say, setup, verdict
+from peerlib import Stop, ready, say, setup, until_stopped, verdict
 
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,63}")
 NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, NLMSG_ERROR = 4, 20, 1, 2
@@ -173,13 +173,15 @@ def main() -> None:
     lsk.listen(16)
     b.sel.register(lsk, selectors.EVENT_READ, None)
     ready(wd)
+
+    def step(timeout: float) -> None:
+        for key, _ in b.sel.select(timeout):
+            try:
+                b.accept(lsk) if key.data is None else b.readable(key.data)
+            except OSError as exc:
+                b.error(f"{type(exc).__name__}: {exc}")
     try:
-        while True:
-            for key, _ in b.sel.select():
-                try:
-                    b.accept(lsk) if key.data is None else b.readable(key.data)
-                except OSError as exc:
-                    b.error(f"{type(exc).__name__}: {exc}")
+        until_stopped(step)
     except Stop:
         pass
     say(f"{len(b.listed)} client(s) listed, {len(b.resubs)} re-subscribed")
