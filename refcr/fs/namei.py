@@ -27,6 +27,10 @@ real file systems are full of (``/etc/localtime``), while IN_ROOT resolves
 it the way the restored tree itself would, in its own root.
 
 Costs: one ``openat2`` plus one reopen through ``/proc/self/fd`` per file.
+The O_PATH probe of a path is kept (the last :data:`PROBES_KEPT` paths):
+10,000 fds of one file, or the five areas of a library, are one lookup and
+one reopen each, not a lookup, a stat and a reopen each.  A reopen through
+the probe opens the very inode that was checked, however the path changes.
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ NEVER = os.O_CREAT | os.O_TRUNC | os.O_EXCL | (os.O_TMPFILE & ~os.O_DIRECTORY)
 FILE_TYPES = {stat_mod.S_IFREG, stat_mod.S_IFDIR, stat_mod.S_IFCHR, stat_mod.S_IFBLK,
               stat_mod.S_IFIFO, stat_mod.S_IFSOCK, stat_mod.S_IFLNK}
 MAPPABLE = {stat_mod.S_IFREG, stat_mod.S_IFCHR, stat_mod.S_IFBLK}
+PROBES_KEPT = 64        # O_PATH probes a Root keeps open (fds of refcr's own)
 
 
 def checked(path: str, what: str = "image path") -> str:
@@ -79,6 +84,8 @@ class Root:
 
     pid: int | None = None
     _fd: int = field(default=-1, repr=False)
+    # (normalised path, O_NOFOLLOW) -> (O_PATH fd, its file type), oldest first
+    _probes: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def prefix(self) -> str:
@@ -91,6 +98,9 @@ class Root:
         return self._fd
 
     def close(self) -> None:
+        for probe, _ in self._probes.values():
+            os.close(probe)
+        self._probes.clear()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -110,22 +120,33 @@ class Root:
         if its type is one of *types* (any, when empty).  OSError as open raises it,
         RestoreError for a refused type."""
         flags &= ALLOWED[kind] & ~NEVER
-        probe = self.lookup(path, flags)
-        try:
-            kind_now = stat_mod.S_IFMT(os.fstat(probe).st_mode)
-            if types and kind_now not in types:
-                raise RestoreError(f"{path} is not the kind of file the images say "
-                                   f"({_type_name(kind_now)} found)")
-            if flags & O_PATH:       # a path-only fd needs no reopening, but its own flags
-                return native.openat2(self.fileno(), os.fsencode(checked(path).lstrip("/") or "."),
-                                      flags | os.O_CLOEXEC, RESOLVE)
-            if flags & os.O_NOFOLLOW:
-                return self._open_again(path, flags, probe)
-            return os.open(f"/proc/self/fd/{probe}", flags | os.O_CLOEXEC)
-        finally:
-            if probe >= 0:
-                os.close(probe)
+        probe, kind_now = self._probe(path, flags)
+        if types and kind_now not in types:
+            raise RestoreError(f"{path} is not the kind of file the images say "
+                               f"({_type_name(kind_now)} found)")
+        if flags & O_PATH:       # a path-only fd needs no reopening, but its own flags
+            return native.openat2(self.fileno(), os.fsencode(checked(path).lstrip("/") or "."),
+                                  flags | os.O_CLOEXEC, RESOLVE)
+        if flags & os.O_NOFOLLOW:
+            return self._open_again(path, flags, probe)
+        return os.open(f"/proc/self/fd/{probe}", flags | os.O_CLOEXEC)
 
+    def _probe(self, path: str, flags: int) -> tuple[int, int]:
+        """The kept O_PATH probe of *path* and its file type (looked up once)."""
+        key = (path, flags & os.O_NOFOLLOW)
+        got = self._probes.get(key)
+        if got is None:
+            probe = self.lookup(path, flags)
+            try:
+                got = (probe, stat_mod.S_IFMT(os.fstat(probe).st_mode))
+            except BaseException:
+                os.close(probe)
+                raise
+            if len(self._probes) >= PROBES_KEPT:
+                oldest = next(iter(self._probes))
+                os.close(self._probes.pop(oldest)[0])
+            self._probes[key] = got
+        return got
 
     def _open_again(self, path: str, flags: int, probe: int) -> int:
         """O_NOFOLLOW stays in a description's flags only when given at open, and a

@@ -65,3 +65,26 @@ def test_wrong_type_refused_before_open(root: _RootAt, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(RestoreError, match="FIFO"):
         root.open("/fifo", os.O_RDONLY, "file", {stat.S_IFREG})
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_probes_kept_bounded_and_closed(root: _RootAt, tmp_path: Path) -> None:
+    """One lookup per path serves every open of it; at most PROBES_KEPT probes
+    stay open, and close() closes them (fds of refcr's own)."""
+    before = _open_fds()
+    for i in range(namei.PROBES_KEPT + 10):
+        (tmp_path / f"f{i}").write_text("x")
+        for _ in range(3):
+            os.close(root.open(f"/f{i}", os.O_RDONLY, "file", {stat.S_IFREG}))
+    assert _open_fds() - before == namei.PROBES_KEPT
+    root.close()
+    assert _open_fds() - before == -1          # the root's own fd as well
+
+
+def test_kept_probe_still_checks_the_type(root: _RootAt) -> None:
+    os.close(root.open("/etc/passwd", os.O_RDONLY, "file", {stat.S_IFREG}))
+    with pytest.raises(RestoreError, match="not the kind of file"):
+        root.open("/etc/passwd", os.O_RDONLY, "fifo", {stat.S_IFIFO})
