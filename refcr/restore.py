@@ -351,8 +351,7 @@ def restore_threads(n: Node, user: userns_pb2.UsernsEntry | None = None) -> None
     if not setgroups:
         userns.check_groups(p.pid, user)
     seccomp.restore_shared(p.remote, list(core.threads))     # inherited by the threads made next
-    for tc in core.threads[1:]:
-        p.clone_thread(tc.tid)
+    p.clone_threads([tc.tid for tc in core.threads[1:]])
     for tc in core.threads:
         r = p.threads[tc.tid].remote
         task.restore_comm(r, tc.comm)
