@@ -15,7 +15,8 @@ executable; ``NAME.py`` is run with the harness's Python) started by the harness
   starts the scenario, except with ``peer_netns`` in a namespaced flavor,
   where the scenario must wait for the file itself (its cwd is the work dir);
 * after the scenario's verdict the harness sends the peer SIGTERM and waits
-  for it: the peer then finishes its own checks and exits 0 if everything it
+  for it (a peer still in its work finishes it first, within peerlib's
+  GRACE): the peer then finishes its own checks and exits 0 if everything it
   saw was right (no RST, no lost or duplicated byte, the expected messages),
   non-zero otherwise, with the reason as the last line of peer.log.  Any other
   end (killed by a signal, not exiting in time, dying before it was ready)
