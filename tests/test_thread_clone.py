@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from crafted import Dumped, copy_images, dump_program, edit, kill_restored, refcr
 
+from refcr.images.imagedir import ImageDir
+
 
 @pytest.fixture(scope="module")
 def threads_dump(tmp_path_factory: pytest.TempPathFactory) -> Dumped:
@@ -50,7 +52,6 @@ def test_every_thread_gets_its_own_id(threads_dump: Dumped, tmp_path: Path) -> N
     res = refcr("restore", "-D", str(images), "-d", "-o", "restore.log", cwd=tmp_path)
     try:
         assert res.returncode == 0, res.stderr
-        from refcr.images.imagedir import ImageDir
         with ImageDir(str(images), "r") as d:
             want = sorted(d.read("pstree")[0].threads)
         assert _tasks(threads_dump.pid) == want and len(want) == 4

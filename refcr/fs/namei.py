@@ -84,7 +84,7 @@ class Root:
 
     pid: int | None = None
     _fd: int = field(default=-1, repr=False)
-    # (normalised path, O_NOFOLLOW) -> (O_PATH fd, its file type), oldest first
+    # (the image's path, its O_NOFOLLOW bit) -> (O_PATH fd, its file type), oldest first
     _probes: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property

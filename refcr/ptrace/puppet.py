@@ -152,7 +152,7 @@ class Puppet:
         """Inject clone3(set_tid=[vpid]) here; returns the new process's host id, stopped."""
         before = set(proc.children(self.pid))
         tid_array, args = self.remote.put(struct.pack("<i", vpid), bytes(CLONE_ARGS.size))
-        self.remote.write(args, CLONE_ARGS.pack(flags, 0, 0, 0, signal.SIGCHLD, 0, 0, 0, tid_array, 1, 0))
+        self.remote.write(args, _clone_args(flags, signal.SIGCHLD, tid_array))
         _check_clone(self.pid, vpid, self.remote.call("clone3", args, CLONE_ARGS.size))
         new = set(proc.children(self.pid)) - before
         if len(new) != 1:
@@ -186,7 +186,7 @@ class Puppet:
             addrs = self.remote.put(*[b for vtid in chunk for b in (struct.pack("<i", vtid), bytes(CLONE_ARGS.size))])
             calls = []
             for tid_array, args in zip(addrs[::2], addrs[1::2], strict=True):
-                self.remote.write(args, CLONE_ARGS.pack(THREAD_FLAGS, 0, 0, 0, 0, 0, 0, 0, tid_array, 1, 0))
+                self.remote.write(args, _clone_args(THREAD_FLAGS, 0, tid_array))
                 calls.append(("clone3", (args, CLONE_ARGS.size)))
             results += self.remote.batch(calls, stop_on_error=True)
             if any(r is None or r < 0 for r in results):
@@ -302,6 +302,11 @@ def kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _clone_args(flags: int, exit_signal: int, tid_array: int) -> bytes:
+    """struct clone_args for one id (set_tid = tid_array, set_tid_size 1)."""
+    return CLONE_ARGS.pack(flags, 0, 0, 0, exit_signal, 0, 0, 0, tid_array, 1, 0)
 
 
 def _check_clone(pid: int, vtid: int, ret: int | None) -> None:

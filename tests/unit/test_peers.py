@@ -45,9 +45,6 @@ class TermAfterRecv:
         term_this_thread()
         return data
 
-    def setblocking(self, flag: bool) -> None:
-        self.sk.setblocking(flag)
-
 
 @pytest.fixture
 def term_raises_stop():
