@@ -4,11 +4,15 @@
 #include "zdtmtst.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 const char *test_name = "zdtm";
@@ -96,10 +100,20 @@ static void parse_args(int argc, char **argv)
  * caller sets it before test_init() (lib/criu: SA_RESTART, as CRIU's zdtm). */
 int test_sigterm_sa_flags;
 
+/* test_waitsig() sleeps on the flag's futex; the wake is async-signal-safe. */
+static void wake_sigterm_waiters(void)
+{
+	syscall(SYS_futex, (int *)&test_sigterm_seen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 static void sigterm_handler(int sig)
 {
+	int saved = errno;
+
 	(void)sig;
 	test_sigterm_seen = 1;
+	wake_sigterm_waiters();
+	errno = saved;
 }
 
 static void at_exit(void)
@@ -350,24 +364,45 @@ int test_go(void)
 	return !test_sigterm_seen;
 }
 
+/*
+ * The wait changes no signal mask, not even for an instant: the harness may
+ * snapshot /proc/PID/status at any moment after "ready" and compares SigBlk
+ * across C/R.  (sigprocmask(SIGTERM) + sigsuspend showed SIGTERM blocked in
+ * between, and a before-snapshot taken there differed from every after.)
+ * The handler sets the flag and wakes its futex; FUTEX_WAIT returns at once
+ * when the flag is already set, so no wake-up is lost.  A caller that blocks
+ * SIGTERM itself keeps it blocked: the signal is looked for among the
+ * pending ones and taken then (sigtimedwait lifts the block only once the
+ * harness has sent it, i.e. after its checks).
+ */
+static void wait_blocked_sigterm(void)
+{
+	static const struct timespec tick = { 0, 20 * 1000 * 1000 }, no_wait;
+	sigset_t pending, term;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	while (!test_sigterm_seen) {
+		if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) {
+			if (sigtimedwait(&term, NULL, &no_wait) == SIGTERM)
+				test_sigterm_seen = 1;
+			continue;
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
 void test_waitsig(void)
 {
-	sigset_t blk, old, wait;
+	sigset_t cur;
 
-	sigemptyset(&blk);
-	sigaddset(&blk, SIGTERM);
-	sigprocmask(SIG_BLOCK, &blk, &old);
-	wait = old;
-	sigdelset(&wait, SIGTERM);
-	while (!test_sigterm_seen)
-		sigsuspend(&wait);
-	/*
-	 * Only undo our own blocking of SIGTERM: restoring the whole mask
-	 * from 'old' would hide a signal mask that a restore got wrong.
-	 */
-	if (!sigismember(&old, SIGTERM))
-		sigprocmask(SIG_UNBLOCK, &blk, NULL);
-	errno = 0;	/* not the EINTR of sigsuspend in later messages */
+	if (sigprocmask(SIG_BLOCK, NULL, &cur) == 0 && sigismember(&cur, SIGTERM)) {
+		wait_blocked_sigterm();
+	} else {
+		while (!test_sigterm_seen)
+			syscall(SYS_futex, (int *)&test_sigterm_seen, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	}
+	errno = 0;	/* not the EINTR/EAGAIN of the wait in later messages */
 }
 
 static void vmsg(const char *prefix, const char *file, int line, int with_errno,
