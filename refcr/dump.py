@@ -291,7 +291,7 @@ def dump_task(t: FrozenTask, images: ImageDir, ctx: DumpFiles, pages_ids: "count
     if sharing.restores_mm(t.member.entry.clone_flags):     # else its parent's address space (CLONE_VM)
         t.track = tracking.for_process(pid, vpid) if tracking else None
         mm = memory.dump(pid, maps, remote, images, lambda: next(pages_ids), shmem_done, image_id=vpid,
-                         track=t.track, parent=parent, files=ctx)
+                         track=t.track, parent=parent, files=ctx, guard=t.guard)
     fault.point("dump-after-memory")
     fault.kill_point("after-memory")
     images.write("fdinfo", files.dump_fds(pid, ctx), id=vpid)

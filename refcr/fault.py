@@ -30,7 +30,7 @@ POINTS = (
 SHARED_STEPS = ("after-seize", "after-masks", "after-scratch", "mid-syscall", "mid-finish")
 FREEZER_STEPS = ("cgroup-frozen",)      # reached only with --freeze-cgroup (tests/test_freezer.py)
 KILL_POINTS = {
-    "dump": SHARED_STEPS + ("after-threads", "after-memory", "after-fds", "before-inventory",
+    "dump": SHARED_STEPS + ("after-threads", "mid-pages", "after-memory", "after-fds", "before-inventory",
                             "after-inventory") + FREEZER_STEPS,
     "pre-dump": SHARED_STEPS + ("after-track-start", "after-arm", "after-plan", "after-thaw",
                                 "before-inventory") + FREEZER_STEPS,

@@ -502,6 +502,16 @@ class _Writer:
     def flush(self) -> None:
         self._do(self._f.flush)
 
+    def splice_in(self, fd: int, count: int) -> None:
+        """Move count bytes from the pipe fd to the end of what was written."""
+        self.flush()
+        out = self._f.fileno()
+        while count:
+            moved = self._do(os.splice, fd, out, count)
+            if not moved:
+                raise ImageError(self._path, None, f"cannot write: the pipe ran dry with {count} bytes to go")
+            count -= moved
+
     def close(self) -> None:
         self._do(self._f.close)
 

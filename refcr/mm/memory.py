@@ -34,6 +34,8 @@ through /proc/PID/mem, the others with process_vm_readv: that pins what it
 reads, and the kernel unshares a copy-on-write page it pins, so a parent and
 its children would no longer share their frames (after --leave-running, nor
 at restore: mm/cow.py).
+A process with pagepipe.MIN_BYTES or more of exclusive readable pages has those
+spliced through pipes instead (mm/pagepipe.py: one copy, not two).
 Deviation: a page that process_vm_readv cannot read (EFAULT) is read through
 /proc/PID/mem; one that still cannot be read makes the dump fail naming it.
 """
@@ -46,7 +48,7 @@ import os
 import stat as stat_mod
 import struct
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from refcr.errors import RestoreError, UnsupportedObject
 from refcr.fs import namei, regfile
@@ -55,7 +57,7 @@ from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.log import log, progress
-from refcr.mm import aio, cow, memfd, pages
+from refcr.mm import aio, cow, memfd, pagepipe, pages
 from refcr.mm.track import ProcessTrack
 from refcr.pb import mm_pb2
 from refcr.plugins import host
@@ -78,6 +80,9 @@ from refcr.ptrace.syscalls import (
     PROT_WRITE,
 )
 from refcr.ptrace.tracee import BATCH_MAX, Remote, RemoteError
+
+if TYPE_CHECKING:
+    from refcr.ptrace.guardian import Guardian
 
 SPECIAL_KINDS = {
     "[vdso]": mm_pb2.VMA_VDSO,
@@ -252,29 +257,44 @@ def _device_vma(pid: int, m: proc.Mapping, vma: mm_pb2.VmaEntry) -> None:
 
 
 def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
-                       track: ProcessTrack | None = None) -> int:
+                       track: ProcessTrack | None = None, remote: Remote | None = None,
+                       guard: "Guardian | None" = None) -> int:
     """Copy present/swapped pages of private areas; returns the page count.
     With track (incremental dump), pages unchanged since the parent image
-    are recorded as in the parent instead."""
+    are recorded as in the parent instead.  With remote, a process with
+    enough pages of its own has them spliced through pipes (mm/pagepipe.py)."""
     total = 0
+    groups = _runs_to_read(pid, vmas, out, track)
     area = mmap.mmap(-1, pages.READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
     buf = memoryview(area)                                       # its pages allocated as used
     mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
+    pipes = None
     try:
-        for readable, runs in _runs_to_read(pid, vmas, out, track):
+        if remote is not None and track is None and pagepipe.worth_it(groups):
+            pipes = pagepipe.open_pipes(pid, remote, guard)
+
+        def read_and_write(ranges: list[tuple[int, int]]) -> None:
+            out.add_runs(ranges, buf[:_read_batch(pid, mem_fd, True, ranges, buf)])
+
+        for readable, runs in groups:
             for batch in pages.chunks(runs):
-                size = _read_batch(pid, mem_fd, readable, batch, buf)
-                if track is None:
-                    out.add_runs(batch, buf[:size])
+                if pipes is not None and readable:
+                    size = pipes.copy(batch, out, read_and_write)
                 else:
-                    pos = 0
-                    for addr, n in batch:
-                        track.store(out, addr, buf[pos:pos + n])
-                        pos += n
+                    size = _read_batch(pid, mem_fd, readable, batch, buf)
+                    if track is None:
+                        out.add_runs(batch, buf[:size])
+                    else:
+                        pos = 0
+                        for addr, n in batch:
+                            track.store(out, addr, buf[pos:pos + n])
+                            pos += n
                 total += size // PAGE_SIZE
                 progress.pages(size // PAGE_SIZE)
     finally:
         os.close(mem_fd)
+        if pipes is not None:
+            pipes.close()
         try:
             buf.release()
             area.close()
@@ -403,11 +423,12 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
          next_pages_id: Callable[[], int], dumped_shmem: dict[int, int], image_id: int,
          track: ProcessTrack | None = None,
          parent: tuple[int, mm_pb2.MmEntry] | None = None,
-         files: DumpFiles | None = None) -> mm_pb2.MmEntry:
+         files: DumpFiles | None = None, guard: "Guardian | None" = None) -> mm_pb2.MmEntry:
     """Write mm-ID, pagemap-ID and pages images (ID: the pid inside the tree's
     pid namespace); returns the MmEntry.  track: an incremental dump; parent:
     the parent's host pid and MmEntry (pages shared with it, mm/cow.py);
-    files: where mapped deleted files get their ghosts."""
+    files: where mapped deleted files get their ghosts; guard: the dump's
+    guardian, told of the page pipes' fds (mm/pagepipe.py)."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
@@ -418,7 +439,7 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
         cow.record(pid, parent[0], list(mm.vmas), list(parent[1].vmas))
     private = pages.PagesWriter(images, next_pages_id())
     if track is None:
-        count = dump_private_pages(pid, list(mm.vmas), private)
+        count = dump_private_pages(pid, list(mm.vmas), private, remote=remote, guard=guard)
     else:
         track.start(remote, maps)
         try:

@@ -50,6 +50,13 @@ class PagesWriter:
         for vaddr, n in ranges:
             self._record(vaddr, n // PAGE_SIZE)
 
+    def add_spliced(self, ranges: list[tuple[int, int]], fd: int, nbytes: int) -> None:
+        """The contents of (vaddr, length) ranges, nbytes in all, waiting in
+        the pipe fd (mm/pagepipe.py): spliced, not copied through refcr."""
+        self.raw.splice_in(fd, nbytes)
+        for vaddr, n in ranges:
+            self._record(vaddr, n // PAGE_SIZE)
+
     def _record(self, vaddr: int, npages: int) -> None:
         last = self.entries[-1] if self.entries else None
         if last and not last.in_parent and last.vaddr + last.nr_pages * PAGE_SIZE == vaddr:

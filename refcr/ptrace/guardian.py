@@ -19,7 +19,9 @@ was not put back, and:
   - a thread whose instruction pointer is inside the patched code (it was
     running an injected call: the injector's "syscall; jmp ." finishes the
     call and spins, see native/core.c) gets the registers of the freeze;
-  - the patched bytes are written back, the scratch area is unmapped;
+  - the patched bytes are written back, the page pipes' fds closed
+    (mm/pagepipe.py: only pipes at the numbers refcr named), the scratch
+    area unmapped;
   - every thread gets its mask back (a thread created after refcr's death
     inherited INJECT_MASK: it gets its process's first mask);
   - it is detached: runs on, or stays stopped with --leave-stopped.
@@ -83,6 +85,8 @@ class _Process:
     regs: dict[int, dict[str, int]] = field(default_factory=dict)
     code: tuple[int, bytes] | None = None          # address, original bytes
     scratch: tuple[int, int] | None = None         # address, size
+    pipes: list[int] = field(default_factory=list)  # fds of mm/pagepipe.py's pipes in the task
+    pipe_inodes: list[int] | None = None           # their inodes, once refcr knew them
     undone: bool = False
 
 
@@ -146,6 +150,10 @@ class Guardian:
 
     def scratch(self, pid: int, addr: int, size: int) -> None:
         self._send("scratch", pid=pid, addr=addr, size=size)
+
+    def pipes(self, pid: int, fds: list[int], inodes: list[int] | None) -> None:
+        """The fds the page pipes get (before: inodes None), have, or [] once closed."""
+        self._send("pipes", pid=pid, fds=fds, inodes=inodes)
 
     def undone(self, pid: int) -> None:
         self._send("undone", pid=pid)
@@ -251,6 +259,8 @@ class _Keeper:
                 p.code = (m["addr"], bytes.fromhex(m["data"]))
             elif kind == "scratch":
                 p.scratch = (m["addr"], m["size"])
+            elif kind == "pipes":
+                p.pipes, p.pipe_inodes = list(m["fds"]), m["inodes"]
             elif kind == "undone":
                 p.undone = True
         return None
@@ -308,10 +318,13 @@ def undo(p: _Process, leave_stopped: bool) -> None:
                 if addr <= rip < addr + PATCH_SIZE and tid in p.regs:
                     native.set_regs(tid, p.regs[tid])
             _poke(p.pid, addr, data)
-            if p.scratch and tids:
+            if (p.scratch or p.pipes) and tids:
                 remote = Remote(tids[0], code_addr=addr, patch=True)
                 try:
-                    remote.call("munmap", *p.scratch)
+                    for fd in _our_pipes(p):
+                        remote.call("close", fd)
+                    if p.scratch:
+                        remote.call("munmap", *p.scratch)
                 finally:
                     remote.close()
         first = next(iter(p.masks.values()), None)
@@ -326,6 +339,20 @@ def undo(p: _Process, leave_stopped: bool) -> None:
             signal.pidfd_send_signal(p.pidfd, signal.SIGSTOP)
         for tid in tids:
             release(tid)
+
+
+def _our_pipes(p: _Process) -> list[int]:
+    """The page pipes' fds still in the task: pipes at the numbers refcr
+    named, with the inodes it named when it had told them."""
+    out = []
+    for fd in p.pipes:
+        try:
+            link = os.readlink(proc.path(p.pid, "fd", str(fd)))
+        except OSError:
+            continue
+        if link.startswith("pipe:[") and (p.pipe_inodes is None or int(link[6:-1]) in p.pipe_inodes):
+            out.append(fd)
+    return out
 
 
 def _poke(pid: int, addr: int, data: bytes) -> None:

@@ -4,6 +4,8 @@
  * in a shared counter; every process writes its count to OUT.PID every
  * 10 ms.  Masks are set on purpose (SIGUSR1 blocked in every thread,
  * SIGUSR2 as well in the extra ones) so that the test sees them put back.
+ * Each process has 8 MiB of memory of its own, enough for the dump to
+ * splice its pages through pipes in the task (refcr/mm/pagepipe.py).
  * No signal handler: SIGTERM ends it, as long as it is not blocked.
  */
 #define _GNU_SOURCE
@@ -12,7 +14,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#define OWN_MEMORY	(8 << 20)
 
 static volatile unsigned long counter;
 
@@ -36,6 +41,11 @@ static void run(int nthreads, const char *out)
 	char path[4096], buf[32];
 	pthread_t t;
 	int fd, i, n;
+	char *own = malloc(OWN_MEMORY);
+
+	if (!own)
+		exit(1);
+	memset(own, getpid() & 0xff, OWN_MEMORY);
 
 	snprintf(path, sizeof(path), "%s.%d", out, getpid());
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
