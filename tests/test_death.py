@@ -4,7 +4,7 @@ refcr SIGKILLs itself (REFCR_KILL_AT, refcr/fault.py) at every kill point
 of the dump and of the pre-dump, for a single-threaded process, a
 multi-threaded one and a tree.  Afterwards every thread has the signal mask
 it had (SigBlk), every process the maps it had (no scratch area, nothing
-patched) and the fds it had (no page pipe left: refcr/mm/pagepipe.py),
+patched) and the fds it had (no page pipe left: refcr/mm/taskio.py),
 counts on (its registers are its own) and dies of SIGTERM (no signal left
 blocked); the image directory says it is incomplete.
 """

@@ -34,8 +34,9 @@ through /proc/PID/mem, the others with process_vm_readv: that pins what it
 reads, and the kernel unshares a copy-on-write page it pins, so a parent and
 its children would no longer share their frames (after --leave-running, nor
 at restore: mm/cow.py).
-A process with pagepipe.MIN_BYTES or more of exclusive readable pages has those
-spliced through pipes instead (mm/pagepipe.py: one copy, not two).
+A process with taskio.MIN_BYTES or more of readable private pages has those
+spliced through pipes instead (mm/taskio.py: one copy, not two); at restore
+such an image is read by the puppet itself (preadv of the pages file).
 Deviation: a page that process_vm_readv cannot read (EFAULT) is read through
 /proc/PID/mem; one that still cannot be read makes the dump fail naming it.
 """
@@ -57,7 +58,7 @@ from refcr.fs.namei import Root
 from refcr.images.imagedir import ImageDir
 from refcr.ipc import sysv
 from refcr.log import log, progress
-from refcr.mm import aio, cow, memfd, pagepipe, pages
+from refcr.mm import aio, cow, memfd, pages, taskio
 from refcr.mm.track import ProcessTrack
 from refcr.pb import mm_pb2
 from refcr.plugins import host
@@ -262,21 +263,22 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
     """Copy present/swapped pages of private areas; returns the page count.
     With track (incremental dump), pages unchanged since the parent image
     are recorded as in the parent instead.  With remote, a process with
-    enough pages of its own has them spliced through pipes (mm/pagepipe.py)."""
+    enough pages of its own has them spliced through pipes (mm/taskio.py)."""
     total = 0
-    groups = _runs_to_read(pid, vmas, out, track)
+    pieces = _pieces(pid, vmas, out, track)
     area = mmap.mmap(-1, pages.READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
     buf = memoryview(area)                                       # its pages allocated as used
     mem_fd = os.open(proc.path(pid, "mem"), os.O_RDONLY | os.O_CLOEXEC)
     pipes = None
     try:
-        if remote is not None and track is None and pagepipe.worth_it(groups):
-            pipes = pagepipe.open_pipes(pid, remote, guard)
+        if remote is not None and track is None \
+                and taskio.worth_it(sum(n for readable, _, _, n in pieces if readable)):
+            pipes = taskio.open_pipes(pid, remote, guard)
 
-        def read_and_write(ranges: list[tuple[int, int]]) -> None:
-            out.add_runs(ranges, buf[:_read_batch(pid, mem_fd, True, ranges, buf)])
+        def read_and_write(ranges: list[tuple[int, int]]) -> None:      # by mem: the pages may be shared
+            out.add_runs(ranges, buf[:_read_batch(pid, mem_fd, False, ranges, buf)])
 
-        for readable, runs in groups:
+        for readable, runs in _grouped(pieces, pipes is not None):
             for batch in pages.chunks(runs):
                 if pipes is not None and readable:
                     size = pipes.copy(batch, out, read_and_write)
@@ -305,9 +307,18 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
 
 def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
                   track: ProcessTrack | None) -> list[tuple[bool, list[tuple[int, int]]]]:
-    """The (addr, nr_pages) runs to copy, as (readable, runs) for each stretch
-    of areas read the same way: batches then span many small areas."""
-    groups: list[tuple[bool, list[tuple[int, int]]]] = []
+    """The (addr, nr_pages) runs to copy, as (by process_vm_readv, runs) for
+    each stretch of areas read the same way: batches then span many small areas."""
+    return _grouped(_pieces(pid, vmas, out, track), pipes=False)
+
+
+Piece = tuple[bool, bool, int, int]     # readable, mapped elsewhere too, addr, nr_pages
+
+
+def _pieces(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
+            track: ProcessTrack | None) -> list[Piece]:
+    """Every run of pages to copy, in address order."""
+    pieces: list[Piece] = []
     for vma in vmas:
         if vma.kind not in (mm_pb2.VMA_ANON, mm_pb2.VMA_FILE_PRIVATE):
             continue
@@ -321,12 +332,21 @@ def _runs_to_read(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWriter,
         readable = bool(vma.prot & PROT_READ)
         shared = native.scan_pagemap(pid, vma.start, vma.end, anon_only=anon_only, shared=True) \
             if readable and runs else []
-        for is_shared, addr, n in _split_shared(runs, shared):
-            how = readable and not is_shared
-            if groups and groups[-1][0] == how:
-                groups[-1][1].append((addr, n))
-            else:
-                groups.append((how, [(addr, n)]))
+        pieces.extend((readable, is_shared, addr, n) for is_shared, addr, n in _split_shared(runs, shared))
+    return pieces
+
+
+def _grouped(pieces: list[Piece], pipes: bool) -> list[tuple[bool, list[tuple[int, int]]]]:
+    """(fast, runs) groups: fast is process_vm_readv for pages the process
+    alone maps, or with pipes (mm/taskio.py: vmsplice does not pin, the
+    frames stay shared) every readable page; the rest by /proc/PID/mem."""
+    groups: list[tuple[bool, list[tuple[int, int]]]] = []
+    for readable, is_shared, addr, n in pieces:
+        how = readable and (pipes or not is_shared)
+        if groups and groups[-1][0] == how:
+            groups[-1][1].append((addr, n))
+        else:
+            groups.append((how, [(addr, n)]))
     return groups
 
 
@@ -428,7 +448,7 @@ def dump(pid: int, maps: list[proc.Mapping], remote: Remote, images: ImageDir,
     pid namespace); returns the MmEntry.  track: an incremental dump; parent:
     the parent's host pid and MmEntry (pages shared with it, mm/cow.py);
     files: where mapped deleted files get their ghosts; guard: the dump's
-    guardian, told of the page pipes' fds (mm/pagepipe.py)."""
+    guardian, told of the page pipes' fds (mm/taskio.py)."""
     mm = mm_fields(pid, remote)
     if mm.exe_path.endswith(" (deleted)"):
         raise UnsupportedObject(f"process {pid}: its executable {mm.exe_path!r} is deleted")
@@ -692,28 +712,41 @@ def private_prot(vma: mm_pb2.VmaEntry) -> int:
 
 
 def write_private_pages(remote: Remote, images: ImageDir, image_id: int,
-                        only: list[tuple[int, int]] | None = None) -> int:
+                        only: list[tuple[int, int]] | None = None,
+                        install_fd: Callable[[int], int] | None = None) -> int:
     """process_vm_writev per batch; a batch that touches an area mapped without
     write permission (see private_prot) goes through /proc/PID/mem instead.
-    only: sorted (start, end) ranges outside which no page is written."""
+    only: sorted (start, end) ranges outside which no page is written.  With
+    install_fd (refcr's fd -> the puppet's), a large full image is read by
+    the puppet itself (mm/taskio.py)."""
+    if install_fd is not None and only is None:
+        count = taskio.read_pages_in(remote, images, image_id, install_fd,
+                                     lambda ranges, data: _write_batch(remote, ranges, data))
+        if count is not None:
+            progress.pages(count)
+            return count
     count = 0
     for ranges, data in pages.clipped(pages.read_page_batches(images, "pagemap", image_id, only), only):
-        try:
-            native.vm_write(remote.tid, ranges, data)
-        except OSError as exc:
-            if exc.errno != errno.EFAULT:
-                raise
-            off = 0
-            for addr, length in ranges:
-                try:
-                    remote.write(addr, data[off:off + length])
-                except OSError as exc2:     # EIO: a file-backed page past the file's end, say
-                    raise RestoreError(f"task {remote.tid}: cannot write the dumped pages at "
-                                       f"{addr:#x}-{addr + length:#x}: {exc2.strerror}") from None
-                off += length
+        _write_batch(remote, ranges, data)
         count += len(data) // PAGE_SIZE
         progress.pages(len(data) // PAGE_SIZE)
     return count
+
+
+def _write_batch(remote: Remote, ranges: list[tuple[int, int]], data: bytes | memoryview) -> None:
+    try:
+        native.vm_write(remote.tid, ranges, data)
+    except OSError as exc:
+        if exc.errno != errno.EFAULT:
+            raise
+        off = 0
+        for addr, length in ranges:
+            try:
+                remote.write(addr, data[off:off + length])
+            except OSError as exc2:     # EIO: a file-backed page past the file's end, say
+                raise RestoreError(f"task {remote.tid}: cannot write the dumped pages at "
+                                   f"{addr:#x}-{addr + length:#x}: {exc2.strerror}") from None
+            off += length
 
 
 def set_mm_fields(remote: Remote, mm: mm_pb2.MmEntry, exe_fd: int) -> None:
@@ -760,7 +793,8 @@ def restore(remote: Remote, mm: mm_pb2.MmEntry, images: ImageDir, mapper: AreaMa
         if vma.kind not in SPECIAL_KINDS.values() and vma.start not in ready:
             mapper.map(vma)
     mapper.flush()
-    written = write_private_pages(remote, images, image_id, cow.outside(ready) if ready else None)
+    written = write_private_pages(remote, images, image_id, cow.outside(ready) if ready else None,
+                                  mapper.install_fd)
     for vma in mm.vmas:
         if vma.kind not in SPECIAL_KINDS.values():
             mapper.finish(vma)

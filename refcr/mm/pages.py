@@ -52,7 +52,7 @@ class PagesWriter:
 
     def add_spliced(self, ranges: list[tuple[int, int]], fd: int, nbytes: int) -> None:
         """The contents of (vaddr, length) ranges, nbytes in all, waiting in
-        the pipe fd (mm/pagepipe.py): spliced, not copied through refcr."""
+        the pipe fd (mm/taskio.py): spliced, not copied through refcr."""
         self.raw.splice_in(fd, nbytes)
         for vaddr, n in ranges:
             self._record(vaddr, n // PAGE_SIZE)
@@ -185,15 +185,18 @@ def _touches(batch: list[tuple[int, int]], only: list[tuple[int, int]] | None) -
     return any(next(_inside(addr, n, only, starts), None) for addr, n in batch)
 
 
+def check_size(fd: int, name: str, need: int) -> None:
+    if os.fstat(fd).st_size < need:
+        raise RestoreError(f"{name} is shorter than its pagemap says")
+
+
 def _mapped_batches(fd: int, name: str, runs: list[tuple[int, int]],
                     only: list[tuple[int, int]] | None = None) -> Iterator[tuple[list[tuple[int, int]], memoryview]]:
     """Batches of (addr, nr_pages) runs whose data fill the file from offset 0,
     each a view of a read-only mapping of its part of the file (mapped one
     batch at a time: refcr's footprint stays one batch); with only, just
     the batches that touch it."""
-    need = sum(n for _, n in runs) * PAGE_SIZE
-    if os.fstat(fd).st_size < need:
-        raise RestoreError(f"{name} is shorter than its pagemap says")
+    check_size(fd, name, sum(n for _, n in runs) * PAGE_SIZE)
     off = 0
     for batch in chunks(runs):
         size = sum(n for _, n in batch)

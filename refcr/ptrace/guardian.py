@@ -20,7 +20,7 @@ was not put back, and:
     running an injected call: the injector's "syscall; jmp ." finishes the
     call and spins, see native/core.c) gets the registers of the freeze;
   - the patched bytes are written back, the page pipes' fds closed
-    (mm/pagepipe.py: only pipes at the numbers refcr named), the scratch
+    (mm/taskio.py: only pipes at the numbers refcr named), the scratch
     area unmapped;
   - every thread gets its mask back (a thread created after refcr's death
     inherited INJECT_MASK: it gets its process's first mask);
@@ -85,7 +85,7 @@ class _Process:
     regs: dict[int, dict[str, int]] = field(default_factory=dict)
     code: tuple[int, bytes] | None = None          # address, original bytes
     scratch: tuple[int, int] | None = None         # address, size
-    pipes: list[int] = field(default_factory=list)  # fds of mm/pagepipe.py's pipes in the task
+    pipes: list[int] = field(default_factory=list)  # fds of mm/taskio.py's pipes in the task
     pipe_inodes: list[int] | None = None           # their inodes, once refcr knew them
     undone: bool = False
 

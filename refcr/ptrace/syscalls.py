@@ -24,7 +24,7 @@ NR = {
 NR.update({"mlockall": 151, "mlock2": 325})     # mm/memory.py: locked areas, MCL_FUTURE
 NR.update({"io_setup": 206, "io_destroy": 207, "io_getevents": 208, "io_submit": 209})     # mm/aio.py
 NR.update({"connect": 42, "listen": 50, "socketpair": 53})     # net/unix.py: SO_PEERCRED as the task
-NR.update({"pipe2": 293, "vmsplice": 278})     # mm/pagepipe.py: pages by pipe
+NR.update({"pipe2": 293, "vmsplice": 278, "preadv": 295})     # mm/taskio.py: pages copied by the task
 
 # errno values the kernel uses for syscall restart (never seen by user space)
 ERESTARTSYS = 512

@@ -5,7 +5,7 @@
  * 10 ms.  Masks are set on purpose (SIGUSR1 blocked in every thread,
  * SIGUSR2 as well in the extra ones) so that the test sees them put back.
  * Each process has 8 MiB of memory of its own, enough for the dump to
- * splice its pages through pipes in the task (refcr/mm/pagepipe.py).
+ * splice its pages through pipes in the task (refcr/mm/taskio.py).
  * No signal handler: SIGTERM ends it, as long as it is not blocked.
  */
 #define _GNU_SOURCE
