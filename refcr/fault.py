@@ -20,6 +20,7 @@ from refcr.errors import InjectedFault
 
 POINTS = (
     "dump-after-seize",
+    "dump-mid-pages",
     "dump-after-memory",
     "dump-before-write",
     "restore-after-fork",

@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Processes
+from support import Processes, assert_one_line_error
 
 from refcr.images.imagedir import ImageDir
 from refcr.mm import cow, taskio
 from refcr.mm import pages as page_io
+from zdtm.harness import procs
 
 PG = 4096
 SIZE = 3 * taskio.MIN_BYTES + 5 * PG      # crosses READ_CHUNK batches, ends mid-pipe
@@ -57,10 +58,17 @@ def _fds(pid: int) -> dict[str, str]:
     return {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
 
 
+def _run(images: Path, *args: str, fault: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REFCR_FAULT", "REFCR_KILL_AT")}
+    if fault:
+        env["REFCR_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "refcr", *args, "-D", str(images), "-o", "log", "-v4"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, env=env)
+
+
 def _refcr(images: Path, *args: str) -> str:
     """The log of a successful refcr command."""
-    res = subprocess.run([sys.executable, "-m", "refcr", *args, "-D", str(images), "-o", "log", "-v4"],
-                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    res = _run(images, *args)
     assert res.returncode == 0, res.stderr
     return (images / "log").read_text()
 
@@ -96,6 +104,17 @@ def test_pages_in_the_image_are_the_memory(tmp_path: Path, processes: Processes,
     assert _fds(pid) == fds, "the page pipes were left in the task"
     assert Path(f"/proc/{pid}/maps").read_text() == maps
     _image_matches_memory(pid, tmp_path / "img", addr)
+
+
+def test_a_dump_failing_mid_pages_leaves_no_pipe(tmp_path: Path, processes: Processes) -> None:
+    pid, addr = _start(processes, tmp_path, "pipes")
+    fds, maps = _fds(pid), Path(f"/proc/{pid}/maps").read_text()
+    res = _run(tmp_path / "img", "dump", "-t", str(pid), fault="dump-mid-pages")
+    assert_one_line_error(res)
+    assert "dump-mid-pages" in res.stderr
+    assert _fds(pid) == fds, "the page pipes were left in the task"
+    assert Path(f"/proc/{pid}/maps").read_text() == maps
+    assert procs.read_stat(pid).state in "SR", "the task was not resumed"
 
 
 @pytest.mark.parametrize("mode", ["pipes", "no-fds"])

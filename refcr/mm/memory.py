@@ -48,6 +48,7 @@ import mmap
 import os
 import stat as stat_mod
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -263,7 +264,7 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
     """Copy present/swapped pages of private areas; returns the page count.
     With track (incremental dump), pages unchanged since the parent image
     are recorded as in the parent instead.  With remote, a process with
-    enough pages of its own has them spliced through pipes (mm/taskio.py)."""
+    enough readable pages has them spliced through pipes (mm/taskio.py)."""
     total = 0
     pieces = _pieces(pid, vmas, out, track)
     area = mmap.mmap(-1, pages.READ_CHUNK, flags=mmap.MAP_PRIVATE)    # one buffer for every batch,
@@ -296,7 +297,7 @@ def dump_private_pages(pid: int, vmas: list[mm_pb2.VmaEntry], out: pages.PagesWr
     finally:
         os.close(mem_fd)
         if pipes is not None:
-            pipes.close()
+            pipes.close(failing=sys.exc_info()[1] is not None)
         try:
             buf.release()
             area.close()

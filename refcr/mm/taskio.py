@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from refcr import fault
-from refcr.errors import RestoreError
+from refcr.errors import RefcrError, RestoreError
 from refcr.images.imagedir import ImageDir
 from refcr.log import log
 from refcr.mm import pages
@@ -112,6 +112,7 @@ class PagePipes:
         got = self.remote.batch([("vmsplice", (w, addr, len(rs), SPLICE_F_NONBLOCK))
                                  for w, addr, rs in zip(self.write_ends, addrs, per_pipe)])
         fault.kill_point("mid-pages")
+        fault.point("dump-mid-pages")
         for rfd, rs, r in zip(self.read_ends, per_pipe, got):
             moved = r if r is not None and r > 0 else 0
             head, rest = _cut(rs, moved)
@@ -123,13 +124,22 @@ class PagePipes:
                 fallback(rest)
         return sum(n for _, n in batch)
 
-    def close(self) -> None:
+    def close(self, failing: bool = False) -> None:
+        """Close both sides.  failing: the dump is failing already, and its
+        error is the one to report; a failure here is only logged (the
+        guardian's undo does not cover a task refcr still holds)."""
         for fd in self.read_ends:
             os.close(fd)
         self.read_ends = []
         if self.task_fds:
             fds, self.task_fds = self.task_fds, []
-            self.remote.check_batch([("close", (fd,)) for fd in fds])
+            try:
+                self.remote.check_batch([("close", (fd,)) for fd in fds])
+            except (RefcrError, OSError) as exc:
+                if not failing:
+                    raise
+                log.warning("process %d: the page pipes' fds %s: %s", self.pid, fds, exc)
+                return
         if self.guard:
             self.guard.pipes(self.pid, [], [])
 
